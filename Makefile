@@ -1,0 +1,47 @@
+# Licentia — `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export LICENTIA_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+
+.DEFAULT_GOAL := help
+.PHONY: help install run serve test test-sqlite lint format bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[server,dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create/update the virtual environment with server and dev dependencies
+
+run: $(STAMP) ## Migrate the SQLite database under ./var, seed the demo, serve on :8000
+	$(BIN)/licentia db upgrade
+	$(BIN)/licentia demo
+	$(BIN)/licentia serve
+
+serve: $(STAMP) ## Serve without seeding (uses LICENTIA_* settings)
+	$(BIN)/licentia serve
+
+lint: $(STAMP) ## ruff, ruff format --check, mypy, import-linter
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint ## Lint, then the whole suite on SQLite and PostgreSQL
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+bench: $(STAMP) ## Run the benchmarks (figures go into docs/benchmarks.md)
+	$(BIN)/python -m bench
+
+clean: ## Remove the virtual environment, caches and ./var
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

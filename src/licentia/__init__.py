@@ -1,0 +1,3 @@
+"""Licentia: open-source cloud license management."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The ``licentia`` command: thin translation between the terminal and the services."""

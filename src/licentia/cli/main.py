@@ -1,0 +1,117 @@
+"""``licentia``: serve, migrate, administer, seed the demo, verify the audit chain."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from licentia.cli import admin
+from licentia.cli.output import EXIT_BROKEN, Output, fail, guarded
+from licentia.cli.runtime import Runtime
+
+app = typer.Typer(
+    no_args_is_help=True, help="Licentia License Central.", pretty_exceptions_enable=False
+)
+db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
+audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+app.add_typer(admin.app, name="admin")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@app.command()
+@guarded
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: LICENTIA_HOST or 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: LICENTIA_PORT or 8000")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes (PostgreSQL only).")] = 1,
+) -> None:
+    """Serve the API (refuses an un-migrated database or an unsafe master key)."""
+    import uvicorn
+
+    runtime = Runtime.load()
+    runtime.check_ready()
+    settings = runtime.settings
+    if workers > 1 and settings.is_sqlite:
+        fail("several workers need PostgreSQL; SQLite serves one process", "CONFIGURATION_ERROR", 6)
+    uvicorn.run(
+        "licentia.server.api.asgi:build",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@db_app.command("upgrade")
+@guarded
+def db_upgrade(as_json: JsonFlag = False) -> None:
+    """Apply every migration."""
+    runtime = Runtime.load()
+    runtime.upgrade()
+    Output(as_json).record({"status": "migrated", "schema": runtime.status().current})
+
+
+@db_app.command("status")
+@guarded
+def db_status(as_json: JsonFlag = False) -> None:
+    """Show the schema revision and whether it matches this code."""
+    status = Runtime.load().status()
+    Output(as_json).record(
+        {
+            "current": status.current,
+            "head": status.head,
+            "up_to_date": status.up_to_date,
+            "problem": status.problem(),
+        }
+    )
+    if not status.up_to_date:
+        raise typer.Exit(EXIT_BROKEN)
+
+
+@audit_app.command("verify")
+@guarded
+def audit_verify(
+    vendor: Annotated[str | None, typer.Option(help="Only this vendor's chain (slug).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check every audit chain; report the first broken link of each. Exit 7 if broken."""
+    breaks = Runtime.load().verify_audit(vendor)
+    rows = [{"chain": b.chain, "seq": b.seq, "reason": b.reason} for b in breaks]
+    out = Output(as_json)
+    if as_json:
+        out.record({"intact": not breaks, "breaks": rows})
+    elif breaks:
+        out.rows(rows, ["chain", "seq", "reason"], title="Audit chain broken")
+    else:
+        out.console.print("[green]audit chain intact[/]")
+    if breaks:
+        raise typer.Exit(EXIT_BROKEN)
+
+
+@app.command()
+@guarded
+def demo(as_json: JsonFlag = False) -> None:
+    """Seed the demo vendor (idempotent) and print its logins and a fresh API key."""
+    runtime = Runtime.load()
+    result = runtime.seed_demo()
+    settings = runtime.settings
+    Output(as_json).record(
+        {
+            "vendor": result.vendor_slug,
+            "api_key": result.api_key,
+            "ticket_code": result.ticket_code,
+            "password (all demo users)": result.password,
+            **{f"user ({role})": email for role, email in result.users.items()},
+            "api docs": f"{settings.public_url}/docs",
+        },
+        title="Licentia demo",
+    )
+
+
+def run() -> None:
+    app()

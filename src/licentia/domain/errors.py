@@ -1,0 +1,82 @@
+"""The domain's one error tree.
+
+Every error carries a stable machine ``code`` (shared with the client SDK and
+documented in docs/api.md) and a human message. The HTTP API maps each class to a
+status in exactly one place (``licentia.server.api.problems``), the CLI maps them
+to exit codes in ``licentia.cli.output``.
+
+    LicentiaError
+    ├── ValidationError          input that breaks a rule (field named)
+    ├── AuthenticationError      no or bad credentials
+    ├── PermissionDeniedError    credentials lack the scope
+    ├── NotFoundError            no such object for this vendor
+    ├── ConflictError            the request clashes with current state
+    │   ├── AlreadyExistsError
+    │   └── IllegalTransitionError
+    └── ConfigurationError       the operator's set-up is unsafe or incomplete
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LicentiaError(Exception):
+    """Base of every error Licentia raises on purpose."""
+
+    code = "ERROR"
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+
+class ValidationError(LicentiaError):
+    code = "VALIDATION_FAILED"
+
+    def __init__(
+        self, message: str, *, field: str | None = None, code: str | None = None, **details: Any
+    ) -> None:
+        if field is not None:
+            details["field"] = field
+        super().__init__(message, code=code, **details)
+        self.field = field
+
+
+class AuthenticationError(LicentiaError):
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDeniedError(LicentiaError):
+    code = "FORBIDDEN"
+
+
+class NotFoundError(LicentiaError):
+    code = "NOT_FOUND"
+
+    def __init__(self, kind: str, ident: object, *, code: str | None = None) -> None:
+        super().__init__(f"{kind} {ident} not found", code=code, kind=kind)
+
+
+class ConflictError(LicentiaError):
+    code = "CONFLICT"
+
+
+class AlreadyExistsError(ConflictError):
+    code = "ALREADY_EXISTS"
+
+
+class IllegalTransitionError(ConflictError):
+    code = "ILLEGAL_TRANSITION"
+
+    def __init__(self, action: str, state: str) -> None:
+        super().__init__(
+            f"cannot {action} a license that is {state}", action=action, current_state=state
+        )
+
+
+class ConfigurationError(LicentiaError):
+    code = "CONFIGURATION_ERROR"

@@ -1,0 +1,124 @@
+"""License template options: the recipe every license of a SKU is made from.
+
+The options are a value object validated here, once, for every entry point (API,
+CLI, demo seed). A rule that is broken names the field so the caller can fix it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PositiveDays = Annotated[int, Field(gt=0, le=36_500)]
+
+
+class Delivery(StrEnum):
+    DEVICE = "device"
+    CLOUD = "cloud"
+    SEAT_POOL = "seat_pool"
+
+
+class SeatCounting(StrEnum):
+    PER_USER = "per_user"
+    PER_DEVICE = "per_device"
+    PER_PROCESS = "per_process"
+    EXCLUSIVE = "exclusive"
+
+
+class ValidityKind(StrEnum):
+    PERPETUAL = "perpetual"
+    FIXED_END = "fixed_end"
+    DAYS_FROM_ISSUE = "days_from_issue"
+    DAYS_FROM_ACTIVATION = "days_from_activation"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Validity(_Strict):
+    kind: ValidityKind = ValidityKind.PERPETUAL
+    end_date: date | None = None
+    days: PositiveDays | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        needs_end = self.kind is ValidityKind.FIXED_END
+        needs_days = self.kind in (ValidityKind.DAYS_FROM_ISSUE, ValidityKind.DAYS_FROM_ACTIVATION)
+        if needs_end != (self.end_date is not None):
+            raise ValueError("end_date is required for fixed_end validity and only for it")
+        if needs_days != (self.days is not None):
+            raise ValueError("days is required for days_from_* validity and only for it")
+        return self
+
+
+class FingerprintTolerance(_Strict):
+    """How many of the device's fingerprint factors must still match (k of n)."""
+
+    preset: Literal["loose", "medium", "strict"] | None = "medium"
+    k: int | None = Field(default=None, ge=1, le=16)
+    n: int | None = Field(default=None, ge=1, le=16)
+
+    @model_validator(mode="after")
+    def _preset_or_k_of_n(self) -> Self:
+        custom = self.k is not None or self.n is not None
+        if custom and (self.k is None or self.n is None):
+            raise ValueError("k and n go together")
+        if custom and self.k is not None and self.n is not None and self.k > self.n:
+            raise ValueError("k cannot exceed n")
+        if custom == (self.preset is not None):
+            raise ValueError("give either a preset or k and n")
+        return self
+
+
+class TransferLimit(_Strict):
+    returns: int = Field(ge=0, le=1000)
+    period_days: PositiveDays
+
+
+class CustomData(_Strict):
+    public: str | None = Field(default=None, max_length=4096)
+    protected: dict[str, object] | None = None
+    secret: str | None = Field(default=None, max_length=4096)
+
+
+class TemplateOptions(_Strict):
+    validity: Validity = Validity()
+    maintenance_days: PositiveDays | None = None
+    delivery: Delivery = Delivery.DEVICE
+    seats: int | None = Field(default=None, ge=1, le=1_000_000)
+    seat_counting: SeatCounting = SeatCounting.PER_USER
+    units: int | None = Field(default=None, ge=0, le=10**12)
+    lease_days: PositiveDays = 30
+    refresh_days: PositiveDays = 7
+    max_borrow_days: PositiveDays | None = None
+    fingerprint_tolerance: FingerprintTolerance = FingerprintTolerance()
+    vm_policy: Literal["allow", "deny"] = "allow"
+    transfer_limit: TransferLimit | None = None
+    max_devices: int = Field(default=3, ge=1, le=1000)
+    custom_data: CustomData = CustomData()
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        if self.delivery is Delivery.SEAT_POOL and self.seats is None:
+            raise ValueError("a seat pool needs 'seats'")
+        if self.refresh_days > self.lease_days:
+            raise ValueError("refresh_days cannot exceed lease_days")
+        if self.max_borrow_days is not None and self.delivery is not Delivery.SEAT_POOL:
+            raise ValueError("max_borrow_days only applies to seat pools")
+        return self
+
+
+def validity_end(validity: Validity, issued_at: datetime) -> datetime | None:
+    """The end of validity known at issue time (None: perpetual or counted from activation)."""
+    if validity.kind is ValidityKind.FIXED_END:
+        assert validity.end_date is not None
+        # Valid through the whole end date, in UTC.
+        return datetime.combine(validity.end_date + timedelta(days=1), time.min, tzinfo=UTC)
+    if validity.kind is ValidityKind.DAYS_FROM_ISSUE:
+        assert validity.days is not None
+        return issued_at + timedelta(days=validity.days)
+    return None

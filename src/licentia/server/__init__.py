@@ -1,0 +1,1 @@
+"""License Central: the server. Bounded contexts below, HTTP in ``api``."""

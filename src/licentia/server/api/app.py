@@ -1,0 +1,82 @@
+"""``create_app(settings)``: the whole License Central ASGI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import swagger_ui_bundle
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from licentia import __version__
+from licentia.domain.errors import ConfigurationError
+from licentia.server.api import problems
+from licentia.server.api.context import Services
+from licentia.server.api.routes import audit, catalog, health, keys, licenses, orders, sessions
+from licentia.server.db.engine import Database, connect
+from licentia.server.db.schema import schema_status
+from licentia.server.keys.master import MasterKey, load_master_key
+from licentia.server.settings import Settings
+
+API = "/api/v1"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    master: MasterKey | None = None,
+    check_schema: bool = True,
+) -> FastAPI:
+    """Build the app. Raises ConfigurationError for an unsafe master key or a database
+    that is not migrated to exactly this code's schema."""
+    db = database or connect(settings.database_url, pool_size=settings.database_pool_size)
+    if check_schema:
+        message = schema_status(db.write_engine, settings.database_url).problem()
+        if message is not None:
+            raise ConfigurationError(message, code="DATABASE_NOT_MIGRATED")
+    services = Services(settings, db, master or load_master_key(settings))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if database is None:
+            db.dispose()
+
+    app = FastAPI(
+        title="Licentia License Central",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+        description="Create and manage software licenses. Errors are RFC 9457 problem+json "
+        "with a stable `code`; lists are cursor-paginated.",
+    )
+    app.state.services = services
+    problems.install(app)
+    app.include_router(health.router)
+    for module in (sessions, catalog, orders, licenses, keys, audit):
+        app.include_router(module.router, prefix=API)
+    app.include_router(keys.public_router, prefix=API)
+    _mount_docs(app)
+    return app
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """Interactive docs from the vendored Swagger UI package: no CDN."""
+    app.mount(
+        "/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger"
+    )
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Licentia API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )

@@ -1,0 +1,148 @@
+"""Per-request context: who is calling, and how to run a unit of work for them.
+
+Routes ask for a ``Context`` with the scope they need; they never build sessions or
+services themselves. A write runs in one transaction, committed at the end, and is
+retried when a concurrent request won a uniqueness race (the retry then sees the
+winner's row and answers as a replay would).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from licentia.domain.actors import Actor
+from licentia.domain.errors import AuthenticationError
+from licentia.server.db.engine import Database
+from licentia.server.idempotency.services import (
+    StoredAnswer,
+    find_answer,
+    remember_answer,
+    request_fingerprint,
+)
+from licentia.server.keys.master import MasterKey
+from licentia.server.settings import Settings
+from licentia.server.tenancy.services import authenticate, last_used_stale, touch_api_key
+
+T = TypeVar("T")
+_RETRIES = 5
+_bearer = HTTPBearer(auto_error=False, description="An API key (lic_…) or a session token (lis_…)")
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the app was built with; stored on ``app.state.services``."""
+
+    settings: Settings
+    db: Database
+    master: MasterKey
+
+
+@dataclass(frozen=True)
+class Context:
+    services: Services
+    actor: Actor
+
+    @property
+    def vendor_id(self) -> str:
+        assert self.actor.vendor_id is not None
+        return self.actor.vendor_id
+
+    @property
+    def master(self) -> MasterKey:
+        return self.services.master
+
+    def read(self, work: Callable[[Session], T]) -> T:
+        with self.services.db.read() as session:
+            return work(session)
+
+    def write(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in a write transaction, retrying lost uniqueness races."""
+        return run_write(self.services.db, work)
+
+    def create(
+        self,
+        request: Request,
+        payload: BaseModel | None,
+        work: Callable[[Session], BaseModel],
+        *,
+        status_code: int = 201,
+        status_for: Callable[[Any], int] | None = None,
+    ) -> JSONResponse:
+        """A creating POST: honours ``Idempotency-Key`` by replaying the stored answer."""
+        key = request.headers.get("Idempotency-Key")
+        body = payload.model_dump(mode="json") if payload is not None else None
+        fingerprint = request_fingerprint(request.method, request.url.path, body)
+
+        def unit(session: Session) -> StoredAnswer:
+            if key is not None:
+                stored = find_answer(session, self.vendor_id, key, fingerprint)
+                if stored is not None:
+                    return stored
+            result = work(session)
+            status = status_for(result) if status_for else status_code
+            answer = StoredAnswer(status, result.model_dump(mode="json"))
+            if key is not None:
+                remember_answer(session, self.vendor_id, key, fingerprint, answer)
+            return answer
+
+        answer = self.write(unit)
+        return JSONResponse(answer.body, status_code=answer.status_code)
+
+
+def run_write(db: Database, work: Callable[[Session], T]) -> T:
+    for attempt in range(_RETRIES):
+        try:
+            with db.transaction() as session:
+                return work(session)
+        except (IntegrityError, OperationalError) as error:
+            if attempt == _RETRIES - 1 or not _retryable(error):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _retryable(error: Exception) -> bool:
+    if isinstance(error, IntegrityError):
+        return True
+    # PostgreSQL serialization failures and deadlocks are safe to retry.
+    return getattr(getattr(error, "orig", None), "sqlstate", None) in {"40001", "40P01"}
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def require(scope: str) -> Callable[..., Context]:
+    """A dependency: the caller's Context, if its credential holds ``scope``."""
+
+    def dependency(
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    ) -> Context:
+        if credentials is None:
+            raise AuthenticationError("send 'Authorization: Bearer <API key or session token>'")
+        services = services_of(request)
+        source_ip = request.client.host if request.client else None
+        with services.db.read() as session:
+            actor = authenticate(session, credentials.credentials, source_ip=source_ip)
+            stale = last_used_stale(session, actor)
+        actor.require(scope)
+        if stale and actor.id is not None:
+            key_id = actor.id
+            run_write(services.db, lambda session: touch_api_key(session, key_id))
+        return Context(services, actor)
+
+    return dependency
+
+
+def model_list(items: Any, model: type[BaseModel]) -> list[Any]:
+    return [model.model_validate(item) for item in items]

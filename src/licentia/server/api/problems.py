@@ -1,0 +1,99 @@
+"""The one place where errors become RFC 9457 problem+json answers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from licentia.domain.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConflictError,
+    LicentiaError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
+
+log = logging.getLogger("licentia.api")
+MEDIA_TYPE = "application/problem+json"
+
+STATUS: tuple[tuple[type[LicentiaError], int], ...] = (
+    (ValidationError, 422),
+    (AuthenticationError, 401),
+    (PermissionDeniedError, 403),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (ConfigurationError, 500),
+)
+_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 401: "UNAUTHENTICATED"}
+
+
+def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {
+        "type": f"urn:licentia:problem:{code}",
+        "title": code.replace("_", " ").capitalize(),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def status_of(error: LicentiaError) -> int:
+    return next((status for kind, status in STATUS if isinstance(error, kind)), 500)
+
+
+async def _domain(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, LicentiaError)
+    status = status_of(error)
+    if status >= 500:
+        log.error("server-side problem on %s: %s", request.url.path, error.message)
+        return problem(status, error.code, "the server is misconfigured; the operator was told")
+    return problem(status, error.code, error.message, **error.details)
+
+
+async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    first = error.errors()[0]
+    location = [str(part) for part in first.get("loc", ()) if part != "body"]
+    field = ".".join(location) or None
+    detail = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
+    return problem(
+        422,
+        "VALIDATION_FAILED",
+        detail,
+        field=field,
+        errors=[
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+                "message": e.get("msg"),
+            }
+            for e in error.errors()
+        ],
+    )
+
+
+async def _http(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    code = _HTTP_CODES.get(error.status_code, f"HTTP_{error.status_code}")
+    return problem(error.status_code, code, str(error.detail))
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return problem(500, "INTERNAL_ERROR", "an unexpected error occurred; it has been logged")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(LicentiaError, _domain)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

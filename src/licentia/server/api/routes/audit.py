@@ -1,0 +1,57 @@
+"""Reading the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from licentia.server.api.context import Context, require
+from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.audit.models import AuditEvent
+from licentia.server.audit.services import AuditFilter, query_events
+from licentia.server.db.pagination import paginate
+
+router = APIRouter(tags=["audit"])
+
+
+class AuditEventOut(Out):
+    id: str
+    seq: int
+    at: datetime
+    actor_type: str
+    actor_id: str | None
+    action: str
+    object_type: str
+    object_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    source_ip: str | None
+    hash: str
+
+
+class AuditQuery(BaseModel):
+    action: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    actor_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@router.get("/audit-events", response_model=PageOut[AuditEventOut])
+def list_audit_events(
+    filters: AuditQuery = Depends(),
+    page: PageParams = Depends(page_params),
+    ctx: Context = Depends(require("audit:read")),
+) -> PageOut[AuditEventOut]:
+    """The vendor's audit events, oldest first, narrowed by the filters."""
+    query = query_events(ctx.vendor_id, AuditFilter(**filters.model_dump()))
+    return ctx.read(
+        lambda s: page_of(
+            paginate(s, query, AuditEvent.id, cursor=page.cursor, limit=page.limit),
+            AuditEventOut.model_validate,
+        )
+    )

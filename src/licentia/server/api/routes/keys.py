@@ -1,0 +1,127 @@
+"""Signing keys (rotate, retire), the public JWKS, and API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from licentia.server.api.context import Context, require, services_of
+from licentia.server.api.schemas import Out, each
+from licentia.server.keys import services as keys
+from licentia.server.tenancy import services as tenancy
+
+router = APIRouter(tags=["keys"])
+public_router = APIRouter(tags=["public"])
+
+
+class SigningKeyOut(Out):
+    kid: str
+    status: str
+    created_at: datetime
+    retired_at: datetime | None
+
+
+class SigningKeyList(BaseModel):
+    items: list[SigningKeyOut]
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[str] = Field(min_length=1)
+
+
+class ApiKeyOut(Out):
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyIssued(ApiKeyOut):
+    secret: str = Field(description="the key itself; shown this once and never again")
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyOut]
+
+
+@router.get("/signing-keys", response_model=SigningKeyList)
+def list_signing_keys(ctx: Context = Depends(require("keys:read"))) -> SigningKeyList:
+    return ctx.read(
+        lambda s: SigningKeyList(
+            items=each(keys.list_signing_keys(s, ctx.vendor_id), SigningKeyOut.model_validate)
+        )
+    )
+
+
+@router.post("/signing-keys/rotate", status_code=201, response_model=SigningKeyOut)
+def rotate_signing_key(
+    request: Request, ctx: Context = Depends(require("keys:write"))
+) -> JSONResponse:
+    """A new current key signs from now on; the old one keeps verifying until retired."""
+    return ctx.create(
+        request,
+        None,
+        lambda s: SigningKeyOut.model_validate(
+            keys.create_signing_key(s, ctx.actor, ctx.vendor_id, ctx.master)
+        ),
+    )
+
+
+@router.post("/signing-keys/{kid}/retire", response_model=SigningKeyOut)
+def retire_signing_key(kid: str, ctx: Context = Depends(require("keys:write"))) -> SigningKeyOut:
+    return ctx.write(
+        lambda s: SigningKeyOut.model_validate(
+            keys.retire_signing_key(s, ctx.actor, ctx.vendor_id, kid)
+        )
+    )
+
+
+@router.get("/api-keys", response_model=ApiKeyList)
+def list_api_keys(ctx: Context = Depends(require("keys:read"))) -> ApiKeyList:
+    return ctx.read(
+        lambda s: ApiKeyList(
+            items=each(tenancy.list_api_keys(s, ctx.vendor_id), ApiKeyOut.model_validate)
+        )
+    )
+
+
+@router.post("/api-keys", status_code=201, response_model=ApiKeyIssued)
+def create_api_key(
+    body: ApiKeyCreate, request: Request, ctx: Context = Depends(require("keys:write"))
+) -> JSONResponse:
+    def work(session: Session) -> ApiKeyIssued:
+        issued = tenancy.create_api_key(
+            session, ctx.actor, ctx.vendor_id, name=body.name, scopes=body.scopes
+        )
+        return ApiKeyIssued(
+            **ApiKeyOut.model_validate(issued.key).model_dump(), secret=issued.secret
+        )
+
+    return ctx.create(request, body, work)
+
+
+@router.delete("/api-keys/{key_id}", response_model=ApiKeyOut)
+def revoke_api_key(key_id: str, ctx: Context = Depends(require("keys:write"))) -> ApiKeyOut:
+    return ctx.write(
+        lambda s: ApiKeyOut.model_validate(
+            tenancy.revoke_api_key(s, ctx.actor, ctx.vendor_id, key_id)
+        )
+    )
+
+
+@public_router.get("/vendors/{slug}/jwks.json")
+def vendor_jwks(slug: str, request: Request) -> JSONResponse:
+    """The vendor's public signing keys (RFC 7517 JWK Set); no authentication."""
+    services = services_of(request)
+    with services.db.read() as session:
+        vendor = tenancy.get_vendor_by_slug(session, slug)
+        document = keys.jwks(session, vendor.id)
+    return JSONResponse(document, headers={"Cache-Control": "public, max-age=300"})

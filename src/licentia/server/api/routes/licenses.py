@@ -1,0 +1,147 @@
+"""Licenses, the vendor's actions on them, and their signed documents."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from licentia.domain.errors import NotFoundError
+from licentia.server.api.context import Context, require
+from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.catalog.services import template_by_sku
+from licentia.server.db.base import utcnow
+from licentia.server.db.pagination import paginate
+from licentia.server.keys.services import current_signer
+from licentia.server.licenses import services as licenses
+from licentia.server.licenses.models import License
+from licentia.server.tenancy.models import Vendor
+
+router = APIRouter(tags=["licenses"])
+JOSE = "application/jose"
+
+
+class LicenseOut(Out):
+    id: str
+    ticket_id: str
+    template_id: str
+    customer_id: str | None
+    product_code: str
+    features: list[str]
+    state: str
+    issued_at: datetime
+    valid_until: datetime | None
+    maintenance_until: datetime | None
+    activated_at: datetime | None
+    replaced_by_id: str | None
+    version: int
+    options: dict[str, Any]
+
+
+class ExtendIn(BaseModel):
+    until: datetime | None = Field(default=None, description="new end of validity")
+    days: int | None = Field(default=None, description="or: add this many days")
+
+
+class ReplaceIn(BaseModel):
+    sku: str | None = Field(default=None, description="issue the successor from this template")
+
+
+def license_out(license_: License) -> LicenseOut:
+    data = {name: getattr(license_, name) for name in LicenseOut.model_fields if name != "state"}
+    return LicenseOut(**data, state=licenses.state_of(license_, utcnow()).value)
+
+
+@router.get("/licenses", response_model=PageOut[LicenseOut])
+def list_licenses(
+    ticket_id: str | None = None,
+    customer_id: str | None = None,
+    state: str | None = Query(
+        None,
+        description="available, activated, returned, suspended, withdrawn, replaced or expired",
+    ),
+    product_code: str | None = None,
+    page: PageParams = Depends(page_params),
+    ctx: Context = Depends(require("licenses:read")),
+) -> PageOut[LicenseOut]:
+    filters = licenses.LicenseFilter(ticket_id, customer_id, state, product_code)
+    return ctx.read(
+        lambda s: page_of(
+            paginate(
+                s,
+                licenses.licenses_query(ctx.actor, filters),
+                License.id,
+                cursor=page.cursor,
+                limit=page.limit,
+            ),
+            license_out,
+        )
+    )
+
+
+@router.get("/licenses/{license_id}", response_model=LicenseOut)
+def get_license(license_id: str, ctx: Context = Depends(require("licenses:read"))) -> LicenseOut:
+    return ctx.read(lambda s: license_out(licenses.get_license(s, ctx.actor, license_id)))
+
+
+@router.post("/licenses/{license_id}/actions/extend", response_model=LicenseOut)
+def extend_license(
+    license_id: str, body: ExtendIn, ctx: Context = Depends(require("licenses:write"))
+) -> LicenseOut:
+    return ctx.write(
+        lambda s: license_out(
+            licenses.extend_license(s, ctx.actor, license_id, until=body.until, days=body.days)
+        )
+    )
+
+
+@router.post("/licenses/{license_id}/actions/replace", response_model=LicenseOut)
+def replace_license(
+    license_id: str, body: ReplaceIn, ctx: Context = Depends(require("licenses:write"))
+) -> LicenseOut:
+    """Returns the successor license; the old one becomes ``replaced``."""
+
+    def work(session: Session) -> LicenseOut:
+        template = None
+        if body.sku is not None:
+            template = template_by_sku(session, ctx.vendor_id, body.sku)
+            if template is None:
+                raise NotFoundError("template", body.sku)
+        return license_out(
+            licenses.replace_license(session, ctx.actor, license_id, template=template)
+        )
+
+    return ctx.write(work)
+
+
+@router.get(
+    "/licenses/{license_id}/document",
+    response_class=Response,
+    responses={200: {"content": {JOSE: {}}, "description": "compact JWS, see docs/formats.md"}},
+)
+def license_document(license_id: str, ctx: Context = Depends(require("licenses:read"))) -> Response:
+    """The license as a signed document (compact JWS, ``typ`` licentia-license+jwt)."""
+
+    def work(session: Session) -> str:
+        vendor = session.get_one(Vendor, ctx.vendor_id)
+        signer = current_signer(session, ctx.vendor_id, ctx.master)
+        return licenses.render_document(session, ctx.actor, license_id, signer, issuer=vendor.slug)
+
+    return Response(ctx.read(work), media_type=JOSE)
+
+
+@router.post("/licenses/{license_id}/actions/{action}", response_model=LicenseOut)
+def change_state(
+    license_id: str,
+    action: Literal["suspend", "resume", "withdraw"],
+    ctx: Context = Depends(require("licenses:write")),
+) -> LicenseOut:
+    """Suspend, resume or withdraw; 409 ``ILLEGAL_TRANSITION`` names the current state.
+
+    Registered last so that ``extend`` and ``replace`` match their own routes first.
+    """
+    return ctx.write(lambda s: license_out(licenses.change_state(s, ctx.actor, license_id, action)))

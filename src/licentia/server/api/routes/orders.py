@@ -1,0 +1,271 @@
+"""Customers, orders and tickets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from licentia.server.api.context import Context, require
+from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.db.pagination import paginate
+from licentia.server.licenses.models import License
+from licentia.server.orders import services as orders
+from licentia.server.orders.models import Customer, Order, Ticket
+
+router = APIRouter(tags=["orders"])
+
+
+class CustomerCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    external_id: str | None = Field(default=None, min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+
+
+class CustomerUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    external_id: str | None = Field(default=None, min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+
+
+class CustomerOut(Out):
+    id: str
+    name: str
+    external_id: str | None
+    email: str | None
+    created_at: datetime
+
+
+class OrderLineIn(BaseModel):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(default=1, ge=1, le=orders.MAX_QUANTITY)
+    line_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="the ERP's position id; defaults to the 1-based index",
+    )
+
+
+class OrderCreate(BaseModel):
+    external_order_id: str = Field(min_length=1, max_length=200)
+    customer_id: str | None = None
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=500)
+
+
+class OrderLineOut(Out):
+    line_id: str
+    sku: str
+    quantity: int
+
+
+class OrderOut(Out):
+    id: str
+    external_order_id: str
+    customer_id: str | None
+    ticket_id: str
+    lines: list[OrderLineOut]
+    created_at: datetime
+
+
+class OrderPlaced(OrderOut):
+    ticket_code: str
+    created: bool = Field(description="false when the external order id was already known")
+    added_lines: list[str]
+
+
+class TicketOut(Out):
+    id: str
+    customer_id: str | None
+    license_ids: list[str]
+    created_at: datetime
+
+
+class TicketCode(BaseModel):
+    id: str
+    code: str
+
+
+class TicketLookup(BaseModel):
+    code: str = Field(min_length=1, max_length=64)
+
+
+def order_out(order: Order) -> OrderOut:
+    return OrderOut.model_validate(order)
+
+
+def ticket_out(session: Session, ticket: Ticket) -> TicketOut:
+    ids = session.scalars(
+        select(License.id).where(License.ticket_id == ticket.id).order_by(License.id)
+    )
+    return TicketOut(
+        id=ticket.id,
+        customer_id=ticket.customer_id,
+        license_ids=list(ids),
+        created_at=ticket.created_at,
+    )
+
+
+@router.post("/customers", status_code=201, response_model=CustomerOut)
+def create_customer(
+    body: CustomerCreate, request: Request, ctx: Context = Depends(require("customers:write"))
+) -> JSONResponse:
+    return ctx.create(
+        request,
+        body,
+        lambda s: CustomerOut.model_validate(
+            orders.create_customer(
+                s, ctx.actor, name=body.name, external_id=body.external_id, email=body.email
+            )
+        ),
+    )
+
+
+@router.get("/customers", response_model=PageOut[CustomerOut])
+def list_customers(
+    external_id: str | None = None,
+    page: PageParams = Depends(page_params),
+    ctx: Context = Depends(require("customers:read")),
+) -> PageOut[CustomerOut]:
+    return ctx.read(
+        lambda s: page_of(
+            paginate(
+                s,
+                orders.customers_query(ctx.actor, external_id),
+                Customer.id,
+                cursor=page.cursor,
+                limit=page.limit,
+            ),
+            CustomerOut.model_validate,
+        )
+    )
+
+
+@router.get("/customers/{customer_id}", response_model=CustomerOut)
+def get_customer(
+    customer_id: str, ctx: Context = Depends(require("customers:read"))
+) -> CustomerOut:
+    return ctx.read(
+        lambda s: CustomerOut.model_validate(orders.get_customer(s, ctx.actor, customer_id))
+    )
+
+
+@router.patch("/customers/{customer_id}", response_model=CustomerOut)
+def update_customer(
+    customer_id: str, body: CustomerUpdate, ctx: Context = Depends(require("customers:write"))
+) -> CustomerOut:
+    changes = body.model_dump(exclude_unset=True)
+    return ctx.write(
+        lambda s: CustomerOut.model_validate(
+            orders.update_customer(s, ctx.actor, customer_id, changes)
+        )
+    )
+
+
+@router.post(
+    "/orders",
+    status_code=201,
+    response_model=OrderPlaced,
+    responses={200: {"model": OrderPlaced, "description": "a known order, replayed or extended"}},
+)
+def place_order(
+    body: OrderCreate, request: Request, ctx: Context = Depends(require("orders:write"))
+) -> JSONResponse:
+    """Idempotent by ``external_order_id``: 201 when created, 200 when it was known
+    (new ``line_id``s are added to the same ticket)."""
+    lines = [
+        orders.LineRequest(sku=x.sku, quantity=x.quantity, line_id=x.line_id) for x in body.lines
+    ]
+
+    def work(session: Session) -> OrderPlaced:
+        result = orders.place_order(
+            session,
+            ctx.actor,
+            ctx.master,
+            external_order_id=body.external_order_id,
+            customer_id=body.customer_id,
+            lines=lines,
+        )
+        ticket = session.get_one(Ticket, result.order.ticket_id)
+        return OrderPlaced(
+            **order_out(result.order).model_dump(),
+            created=result.created,
+            added_lines=result.added_lines,
+            ticket_code=orders.ticket_code(ticket, ctx.master),
+        )
+
+    return ctx.create(request, body, work, status_for=lambda placed: 201 if placed.created else 200)
+
+
+@router.get("/orders", response_model=PageOut[OrderOut])
+def list_orders(
+    external_order_id: str | None = None,
+    page: PageParams = Depends(page_params),
+    ctx: Context = Depends(require("orders:read")),
+) -> PageOut[OrderOut]:
+    return ctx.read(
+        lambda s: page_of(
+            paginate(
+                s,
+                orders.orders_query(ctx.actor, external_order_id),
+                Order.id,
+                cursor=page.cursor,
+                limit=page.limit,
+            ),
+            order_out,
+        )
+    )
+
+
+@router.get("/orders/{order_id}", response_model=OrderOut)
+def get_order(order_id: str, ctx: Context = Depends(require("orders:read"))) -> OrderOut:
+    return ctx.read(lambda s: order_out(orders.get_order(s, ctx.actor, order_id)))
+
+
+@router.get("/tickets", response_model=PageOut[TicketOut])
+def list_tickets(
+    customer_id: str | None = None,
+    page: PageParams = Depends(page_params),
+    ctx: Context = Depends(require("orders:read")),
+) -> PageOut[TicketOut]:
+    return ctx.read(
+        lambda s: page_of(
+            paginate(
+                s,
+                orders.tickets_query(ctx.actor, customer_id),
+                Ticket.id,
+                cursor=page.cursor,
+                limit=page.limit,
+            ),
+            lambda t: ticket_out(s, t),
+        )
+    )
+
+
+@router.get("/tickets/{ticket_id}", response_model=TicketOut)
+def get_ticket(ticket_id: str, ctx: Context = Depends(require("orders:read"))) -> TicketOut:
+    return ctx.read(lambda s: ticket_out(s, orders.get_ticket(s, ctx.actor, ticket_id)))
+
+
+@router.post("/tickets/{ticket_id}/code", response_model=TicketCode)
+def reveal_ticket_code(
+    ticket_id: str, ctx: Context = Depends(require("orders:write"))
+) -> TicketCode:
+    """Show the code again (to re-send it); every reveal is audited, hence POST."""
+    return ctx.write(
+        lambda s: TicketCode(
+            id=ticket_id, code=orders.reveal_ticket_code(s, ctx.actor, ctx.master, ticket_id)
+        )
+    )
+
+
+@router.post("/tickets/lookup", response_model=TicketOut)
+def lookup_ticket(body: TicketLookup, ctx: Context = Depends(require("orders:read"))) -> TicketOut:
+    """Find a ticket by the code a customer reads out; a typo is caught by its check symbol."""
+    return ctx.read(
+        lambda s: ticket_out(s, orders.find_ticket(s, ctx.vendor_id, ctx.master, body.code))
+    )

@@ -1,0 +1,41 @@
+"""Vendor users log in for a session token."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from licentia.server.api.context import run_write, services_of
+from licentia.server.tenancy.services import log_in
+
+router = APIRouter(tags=["sessions"])
+
+
+class LoginIn(BaseModel):
+    vendor: str = Field(description="the vendor's slug")
+    email: str
+    password: str
+
+
+class SessionOut(BaseModel):
+    token: str = Field(description="send as 'Authorization: Bearer <token>'")
+    role: str
+    expires_at: datetime
+
+
+@router.post("/sessions", response_model=SessionOut, status_code=201)
+def create_session(body: LoginIn, request: Request) -> SessionOut:
+    """Log in with e-mail and password; 401 ``UNAUTHENTICATED`` says nothing more."""
+    services = services_of(request)
+    ttl = timedelta(minutes=services.settings.session_ttl_minutes)
+
+    def work(session):  # type: ignore[no-untyped-def]
+        token, user = log_in(
+            session, vendor_slug=body.vendor, email=body.email, password=body.password, ttl=ttl
+        )
+        return SessionOut(token=token, role=user.role, expires_at=datetime.now().astimezone() + ttl)
+
+    result: SessionOut = run_write(services.db, work)
+    return result

@@ -1,0 +1,1 @@
+"""Catalog: products, their features, and license templates (SKUs)."""

@@ -1,0 +1,250 @@
+"""Products, features and templates of one vendor."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from licentia.domain.actors import Actor
+from licentia.domain.errors import AlreadyExistsError, NotFoundError, ValidationError
+from licentia.domain.templates import TemplateOptions
+from licentia.server.audit.services import record
+from licentia.server.catalog.models import Feature, Product, Template
+from licentia.server.db.base import utcnow
+from licentia.server.keys.master import MasterKey
+
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_SECRET_PURPOSE = "template-secret"  # noqa: S105 - an HKDF purpose label, not a secret
+
+
+def _check_code(value: str, field: str) -> None:
+    if not _CODE.match(value):
+        raise ValidationError(f"{field} must be 1-64 letters, digits, '.', '_' or '-'", field=field)
+
+
+def create_product(
+    session: Session, actor: Actor, *, code: str, name: str, features: list[dict[str, str]]
+) -> Product:
+    """Raises ValidationError (bad code), AlreadyExistsError (code taken)."""
+    vendor_id = _vendor(actor)
+    _check_code(code, "code")
+    if session.scalar(
+        select(Product.id).where(Product.vendor_id == vendor_id, Product.code == code)
+    ):
+        raise AlreadyExistsError(f"product {code!r} already exists", field="code")
+    product = Product(vendor_id=vendor_id, code=code, name=name)
+    session.add(product)
+    _add_features(product, features)
+    session.flush()
+    record(session, actor, "product.created", "product", product.id, after=product_view(product))
+    return product
+
+
+def update_product(
+    session: Session,
+    actor: Actor,
+    product_id: str,
+    *,
+    name: str | None,
+    add_features: list[dict[str, str]],
+) -> Product:
+    """Rename and/or add features. Features are never removed: licenses name them."""
+    product = get_product(session, actor, product_id)
+    before = product_view(product)
+    if name is not None:
+        product.name = name
+    _add_features(product, add_features)
+    session.flush()
+    record(
+        session,
+        actor,
+        "product.updated",
+        "product",
+        product.id,
+        before=before,
+        after=product_view(product),
+    )
+    return product
+
+
+def _add_features(product: Product, features: list[dict[str, str]]) -> None:
+    existing = {f.code for f in product.features}
+    for index, feature in enumerate(features):
+        code = feature["code"]
+        _check_code(code, f"features[{index}].code")
+        if code in existing:
+            raise AlreadyExistsError(
+                f"feature {code!r} already exists", field=f"features[{index}].code"
+            )
+        existing.add(code)
+        product.features.append(Feature(code=code, name=feature.get("name") or code))
+
+
+def get_product(session: Session, actor: Actor, product_id: str) -> Product:
+    product = session.scalar(
+        select(Product).where(Product.id == product_id, Product.vendor_id == _vendor(actor))
+    )
+    if product is None:
+        raise NotFoundError("product", product_id)
+    return product
+
+
+def products_query(actor: Actor) -> Select[Product]:
+    return select(Product).where(Product.vendor_id == _vendor(actor))
+
+
+def product_view(product: Product) -> dict[str, Any]:
+    return {
+        "code": product.code,
+        "name": product.name,
+        "features": [{"code": f.code, "name": f.name} for f in product.features],
+    }
+
+
+def parse_options(raw: dict[str, Any]) -> TemplateOptions:
+    """Validate template options; ValidationError names the first offending field."""
+    try:
+        return TemplateOptions.model_validate(raw)
+    except PydanticValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(["options", *(str(part) for part in error["loc"])])
+        raise ValidationError(error["msg"], field=field) from exc
+
+
+def create_template(
+    session: Session,
+    actor: Actor,
+    master: MasterKey,
+    *,
+    sku: str,
+    name: str,
+    product_id: str,
+    features: list[str],
+    options: dict[str, Any],
+) -> Template:
+    """Raises ValidationError (bad SKU, unknown feature, broken option rule),
+    NotFoundError (product), AlreadyExistsError (SKU taken)."""
+    vendor_id = _vendor(actor)
+    _check_code(sku, "sku")
+    product = get_product(session, actor, product_id)
+    parsed = parse_options(options)
+    _check_features(product, features)
+    if session.scalar(
+        select(Template.id).where(Template.vendor_id == vendor_id, Template.sku == sku)
+    ):
+        raise AlreadyExistsError(f"template {sku!r} already exists", field="sku")
+    template = Template(
+        vendor_id=vendor_id,
+        sku=sku,
+        name=name,
+        product_id=product.id,
+        features=sorted(set(features)),
+    )
+    _store_options(template, parsed, master)
+    session.add(template)
+    session.flush()
+    record(
+        session, actor, "template.created", "template", template.id, after=template_view(template)
+    )
+    return template
+
+
+def update_template(
+    session: Session,
+    actor: Actor,
+    master: MasterKey,
+    template_id: str,
+    *,
+    name: str | None,
+    features: list[str] | None,
+    options: dict[str, Any] | None,
+) -> Template:
+    """Change a template; licenses already issued keep the options they were issued with."""
+    template = get_template(session, actor, template_id)
+    before = template_view(template)
+    if name is not None:
+        template.name = name
+    if features is not None:
+        _check_features(template.product, features)
+        template.features = sorted(set(features))
+    if options is not None:
+        _store_options(template, parse_options(options), master)
+    template.updated_at = utcnow()
+    session.flush()
+    record(
+        session,
+        actor,
+        "template.updated",
+        "template",
+        template.id,
+        before=before,
+        after=template_view(template),
+    )
+    return template
+
+
+def _check_features(product: Product, features: list[str]) -> None:
+    known = {f.code for f in product.features}
+    for index, code in enumerate(features):
+        if code not in known:
+            raise ValidationError(
+                f"product {product.code!r} has no feature {code!r}",
+                field=f"features[{index}]",
+                code="UNKNOWN_FEATURE",
+            )
+
+
+def _store_options(template: Template, options: TemplateOptions, master: MasterKey) -> None:
+    secret = options.custom_data.secret
+    stored = options.model_dump(mode="json")
+    if secret is not None:
+        stored["custom_data"]["secret"] = None
+        template.secret_encrypted = master.encrypt(secret.encode(), purpose=_SECRET_PURPOSE)
+    template.options = stored
+
+
+def template_secret(template: Template, master: MasterKey) -> str | None:
+    """The template's secret custom data, decrypted (None if it has none)."""
+    if template.secret_encrypted is None:
+        return None
+    return master.decrypt(template.secret_encrypted, purpose=_SECRET_PURPOSE).decode()
+
+
+def get_template(session: Session, actor: Actor, template_id: str) -> Template:
+    template = session.scalar(
+        select(Template).where(Template.id == template_id, Template.vendor_id == _vendor(actor))
+    )
+    if template is None:
+        raise NotFoundError("template", template_id)
+    return template
+
+
+def template_by_sku(session: Session, vendor_id: str, sku: str) -> Template | None:
+    return session.scalar(
+        select(Template).where(Template.vendor_id == vendor_id, Template.sku == sku)
+    )
+
+
+def templates_query(actor: Actor) -> Select[Template]:
+    return select(Template).where(Template.vendor_id == _vendor(actor))
+
+
+def template_view(template: Template) -> dict[str, Any]:
+    """What the audit log keeps of a template (never the secret)."""
+    return {
+        "sku": template.sku,
+        "name": template.name,
+        "product_id": template.product_id,
+        "features": list(template.features),
+        "options": template.options,
+        "has_secret": template.secret_encrypted is not None,
+    }
+
+
+def _vendor(actor: Actor) -> str:
+    assert actor.vendor_id is not None, "catalog calls need a vendor-scoped actor"
+    return actor.vendor_id

@@ -1,0 +1,1 @@
+"""Storage plumbing: engines, sessions, the declarative base, schema checks."""

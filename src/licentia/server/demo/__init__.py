@@ -1,0 +1,1 @@
+"""Demo data a newcomer can click through: one vendor with a small catalog and an order."""

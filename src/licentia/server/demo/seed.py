@@ -1,0 +1,132 @@
+"""Seeding the demo vendor. Safe to run again: what exists is kept, not duplicated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from licentia.domain.actors import Actor, operator
+from licentia.domain.scopes import SCOPES
+from licentia.server.catalog import services as catalog
+from licentia.server.catalog.models import Product
+from licentia.server.keys.master import MasterKey
+from licentia.server.keys.services import create_signing_key, list_signing_keys
+from licentia.server.orders import services as orders
+from licentia.server.tenancy import services as tenancy
+from licentia.server.tenancy.models import Vendor
+
+DEMO_VENDOR = "demo"
+DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - development demo only, printed to the user
+DEMO_USERS = {
+    "admin": "admin@demo.example",
+    "sales": "sales@demo.example",
+    "support": "support@demo.example",
+    "read-only": "auditor@demo.example",
+}
+PRODUCT = "PHOTOPRO"
+TEMPLATES: dict[str, tuple[str, list[str], dict[str, object]]] = {
+    "PHOTOPRO-STD": (
+        "PhotoPro Standard (perpetual, one device)",
+        ["edit", "export"],
+        {"maintenance_days": 365, "delivery": "device"},
+    ),
+    "PHOTOPRO-SUB": (
+        "PhotoPro Subscription (1 year from activation)",
+        ["edit", "export", "raw"],
+        {"validity": {"kind": "days_from_activation", "days": 365}, "lease_days": 14},
+    ),
+    "PHOTOPRO-TEAM": (
+        "PhotoPro Team (5 concurrent seats)",
+        ["edit", "export", "raw", "batch"],
+        {"delivery": "seat_pool", "seats": 5, "max_borrow_days": 7},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    vendor_slug: str
+    api_key: str
+    ticket_code: str
+    users: dict[str, str]
+    password: str
+
+
+def seed_demo(session: Session, master: MasterKey) -> DemoResult:
+    """Create (or complete) the demo vendor and issue a fresh demo API key."""
+    vendor = session.scalar(select(Vendor).where(Vendor.slug == DEMO_VENDOR))
+    if vendor is None:
+        vendor = tenancy.create_vendor(
+            session, operator(), slug=DEMO_VENDOR, name="Demo Software Ltd"
+        )
+    actor = operator(vendor.id)
+    if not list_signing_keys(session, vendor.id):
+        create_signing_key(session, actor, vendor.id, master)
+    _seed_users(session, actor, vendor.id)
+    _seed_catalog(session, actor, master)
+    customer = _seed_customer(session, actor)
+    result = orders.place_order(
+        session,
+        actor,
+        master,
+        external_order_id="DEMO-1001",
+        customer_id=customer,
+        lines=[orders.LineRequest("PHOTOPRO-STD", 2), orders.LineRequest("PHOTOPRO-TEAM", 1)],
+    )
+    ticket = orders.get_ticket(session, actor, result.order.ticket_id)
+    issued = tenancy.create_api_key(session, actor, vendor.id, name="demo key", scopes=list(SCOPES))
+    return DemoResult(
+        DEMO_VENDOR,
+        issued.secret,
+        orders.ticket_code(ticket, master),
+        dict(DEMO_USERS),
+        DEMO_PASSWORD,
+    )
+
+
+def _seed_users(session: Session, actor: Actor, vendor_id: str) -> None:
+    existing = {u.email for u in tenancy.list_users(session, vendor_id)}
+    for role, email in DEMO_USERS.items():
+        if email not in existing:
+            tenancy.create_user(
+                session, actor, vendor_id, email=email, password=DEMO_PASSWORD, role=role
+            )
+
+
+def _seed_catalog(session: Session, actor: Actor, master: MasterKey) -> None:
+    product = session.scalar(catalog.products_query(actor).where(Product.code == PRODUCT))
+    if product is None:
+        product = catalog.create_product(
+            session,
+            actor,
+            code=PRODUCT,
+            name="PhotoPro",
+            features=[
+                {"code": c, "name": c.capitalize()} for c in ("edit", "export", "raw", "batch")
+            ],
+        )
+    assert actor.vendor_id is not None
+    for sku, (name, features, options) in TEMPLATES.items():
+        if catalog.template_by_sku(session, actor.vendor_id, sku) is None:
+            catalog.create_template(
+                session,
+                actor,
+                master,
+                sku=sku,
+                name=name,
+                product_id=product.id,
+                features=features,
+                options=options,
+            )
+
+
+def _seed_customer(session: Session, actor: Actor) -> str:
+    found = session.scalar(orders.customers_query(actor, "CRM-0001"))
+    if found is not None:
+        return found.id
+    customer = orders.create_customer(
+        session, actor, name="Acme Photo GmbH", external_id="CRM-0001", email="it@acme.example"
+    )
+    return customer.id

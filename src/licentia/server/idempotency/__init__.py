@@ -1,0 +1,1 @@
+"""Idempotency: replaying a creating request with the same key replays its answer."""

@@ -1,0 +1,101 @@
+"""The operator's master key: encrypts secrets at rest and keys ticket lookups.
+
+Sub-keys are derived with HKDF per purpose, so a ciphertext made for one purpose
+cannot be replayed as another. Ciphertexts are AES-256-GCM with a random nonce and
+a version byte, leaving room to rotate the master key later.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from licentia.domain.errors import ConfigurationError
+from licentia.server.settings import PLACEHOLDER_SECRETS, Settings
+
+_VERSION = b"\x01"
+
+
+class MasterKey:
+    """Purpose-bound encryption and keyed hashing under one 32-byte secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 32:
+            raise ConfigurationError("the master key must be at least 32 bytes")
+        self._secret = secret
+
+    def _subkey(self, purpose: str) -> bytes:
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode())
+        return hkdf.derive(self._secret)
+
+    def encrypt(self, plaintext: bytes, *, purpose: str) -> bytes:
+        nonce = os.urandom(12)
+        sealed = AESGCM(self._subkey(purpose)).encrypt(nonce, plaintext, purpose.encode())
+        return _VERSION + nonce + sealed
+
+    def decrypt(self, blob: bytes, *, purpose: str) -> bytes:
+        """Raises ConfigurationError if the blob was not sealed by this master key."""
+        if blob[:1] != _VERSION:
+            raise ConfigurationError("unknown ciphertext version")
+        try:
+            return AESGCM(self._subkey(purpose)).decrypt(blob[1:13], blob[13:], purpose.encode())
+        except InvalidTag as exc:
+            raise ConfigurationError(
+                "a secret does not decrypt under this master key: is LICENTIA_MASTER_KEY right?"
+            ) from exc
+
+    def keyed_hash(self, value: str, *, purpose: str) -> str:
+        return hmac.new(self._subkey(purpose), value.encode(), hashlib.sha256).hexdigest()
+
+
+def load_master_key(settings: Settings) -> MasterKey:
+    """The master key from ``LICENTIA_MASTER_KEY`` or the key file.
+
+    In development a missing key file is created (mode 0600). Outside development a
+    missing or placeholder key is refused with ConfigurationError.
+    """
+    if settings.master_key is not None:
+        value = settings.master_key.get_secret_value().strip()
+        if value.lower() in PLACEHOLDER_SECRETS:
+            if not settings.is_development:
+                raise ConfigurationError("LICENTIA_MASTER_KEY is a placeholder; set a real key")
+        else:
+            return MasterKey(_decode(value))
+    path = settings.master_key_file
+    if path.exists():
+        return MasterKey(_decode(path.read_text().strip()))
+    if not settings.is_development:
+        raise ConfigurationError(
+            f"no master key: set LICENTIA_MASTER_KEY or create {path} "
+            "(`licentia admin master-key` prints a new one)"
+        )
+    return MasterKey(_decode(_create_key_file(path)))
+
+
+def new_master_key_text() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+def _create_key_file(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = new_master_key_text()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")
+    return text
+
+
+def _decode(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError as exc:
+        raise ConfigurationError("the master key must be url-safe base64 of 32 bytes") from exc

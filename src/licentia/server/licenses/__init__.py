@@ -1,0 +1,1 @@
+"""Licenses: instances of templates, their state machine and signed documents."""

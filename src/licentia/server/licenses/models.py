@@ -1,0 +1,34 @@
+"""One row per license: the template's options frozen at issue, plus live state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from licentia.server.db.base import Base, created_column, id_column, vendor_column
+
+
+class License(Base):
+    __tablename__ = "licenses"
+
+    id: Mapped[str] = id_column()
+    vendor_id: Mapped[str] = vendor_column()
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), index=True)
+    template_id: Mapped[str] = mapped_column(ForeignKey("templates.id"), index=True)
+    order_line_id: Mapped[str | None] = mapped_column(ForeignKey("order_lines.id"), index=True)
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    product_code: Mapped[str] = mapped_column(String(64))
+    features: Mapped[list[str]]
+    options: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    state_before_suspend: Mapped[str | None] = mapped_column(String(16))
+    issued_at: Mapped[datetime] = created_column()
+    valid_until: Mapped[datetime | None]
+    maintenance_until: Mapped[datetime | None]
+    activated_at: Mapped[datetime | None]
+    replaced_by_id: Mapped[str | None] = mapped_column(String(36))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = created_column()

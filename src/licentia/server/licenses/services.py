@@ -1,0 +1,297 @@
+"""Issuing licenses, the vendor's actions on them, and their signed documents."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from licentia.domain.actors import Actor
+from licentia.domain.errors import ConflictError, NotFoundError
+from licentia.domain.licenses import (
+    FINAL,
+    LicenseState,
+    check_transition,
+    effective_state,
+    extended_until,
+    target_state,
+)
+from licentia.domain.templates import TemplateOptions, validity_end
+from licentia.server.audit.services import record
+from licentia.server.catalog.models import Template
+from licentia.server.db.base import utcnow
+from licentia.server.keys.services import Signer
+from licentia.server.licenses.models import License
+
+LICENSE_TYP = "licentia-license+jwt"
+
+
+def issue_licenses(
+    session: Session,
+    actor: Actor,
+    template: Template,
+    *,
+    ticket_id: str,
+    order_line_id: str | None,
+    customer_id: str | None,
+    quantity: int,
+) -> list[License]:
+    """``quantity`` new available licenses of ``template`` on the ticket, its options frozen."""
+    options = TemplateOptions.model_validate(template.options)
+    now = utcnow()
+    licenses = []
+    for _ in range(quantity):
+        license_ = License(
+            vendor_id=template.vendor_id,
+            ticket_id=ticket_id,
+            template_id=template.id,
+            order_line_id=order_line_id,
+            customer_id=customer_id,
+            product_code=template.product.code,
+            features=list(template.features),
+            options=dict(template.options),
+            state=LicenseState.AVAILABLE.value,
+            issued_at=now,
+            valid_until=validity_end(options.validity, now),
+            maintenance_until=now + timedelta(days=options.maintenance_days)
+            if options.maintenance_days
+            else None,
+            updated_at=now,
+        )
+        session.add(license_)
+        licenses.append(license_)
+    session.flush()
+    for license_ in licenses:
+        record(
+            session,
+            actor,
+            "license.issued",
+            "license",
+            license_.id,
+            after=license_view(license_, now),
+        )
+    return licenses
+
+
+def state_of(license_: License, now: datetime) -> LicenseState:
+    return effective_state(LicenseState(license_.state), license_.valid_until, now)
+
+
+def license_view(license_: License, now: datetime) -> dict[str, Any]:
+    """The license as the audit log and the API show it."""
+    return {
+        "state": state_of(license_, now).value,
+        "valid_until": _iso(license_.valid_until),
+        "maintenance_until": _iso(license_.maintenance_until),
+        "features": list(license_.features),
+        "version": license_.version,
+        "replaced_by_id": license_.replaced_by_id,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def get_license(session: Session, actor: Actor, license_id: str, *, lock: bool = False) -> License:
+    query = select(License).where(License.id == license_id, License.vendor_id == _vendor(actor))
+    license_ = session.scalar(query.with_for_update() if lock else query)
+    if license_ is None:
+        raise NotFoundError("license", license_id)
+    return license_
+
+
+@dataclass(frozen=True)
+class LicenseFilter:
+    ticket_id: str | None = None
+    customer_id: str | None = None
+    state: str | None = None
+    product_code: str | None = None
+
+
+def licenses_query(actor: Actor, filters: LicenseFilter) -> Select[License]:
+    query = select(License).where(License.vendor_id == _vendor(actor))
+    for column, value in (
+        (License.ticket_id, filters.ticket_id),
+        (License.customer_id, filters.customer_id),
+        (License.product_code, filters.product_code),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if filters.state is not None:
+        # "expired" is derived, so filter on the stored state and the clock.
+        now = utcnow()
+        if filters.state == LicenseState.EXPIRED.value:
+            query = query.where(
+                License.valid_until <= now,
+                License.state.in_(
+                    [LicenseState.AVAILABLE, LicenseState.ACTIVATED, LicenseState.RETURNED]
+                ),
+            )
+        else:
+            query = query.where(License.state == filters.state)
+            if filters.state in {
+                LicenseState.AVAILABLE,
+                LicenseState.ACTIVATED,
+                LicenseState.RETURNED,
+            }:
+                query = query.where((License.valid_until.is_(None)) | (License.valid_until > now))
+    return query
+
+
+# --- vendor actions --------------------------------------------------------------------
+
+
+def change_state(session: Session, actor: Actor, license_id: str, action: str) -> License:
+    """Apply ``suspend``, ``resume`` or ``withdraw``.
+
+    Raises IllegalTransitionError (naming the current state) if not allowed now.
+    """
+    license_ = get_license(session, actor, license_id, lock=True)
+    now = utcnow()
+    current = state_of(license_, now)
+    check_transition(action, current)
+    before = license_view(license_, now)
+    new_state = target_state(action, LicenseState(license_.state), _before_suspend(license_))
+    license_.state_before_suspend = license_.state if action == "suspend" else None
+    license_.state = new_state.value
+    _touch(license_, now)
+    record(
+        session,
+        actor,
+        f"license.{_past(action)}",
+        "license",
+        license_.id,
+        before=before,
+        after=license_view(license_, now),
+    )
+    return license_
+
+
+def extend_license(
+    session: Session, actor: Actor, license_id: str, *, until: datetime | None, days: int | None
+) -> License:
+    """Move the validity end to ``until`` or by ``days``.
+
+    Raises ConflictError (``NOT_TIME_LIMITED``) for a license that never expires,
+    IllegalTransitionError for a withdrawn or replaced one, ValidationError for bad input.
+    """
+    license_ = get_license(session, actor, license_id, lock=True)
+    now = utcnow()
+    check_transition("extend", state_of(license_, now))
+    if license_.valid_until is None:
+        raise ConflictError("this license has no end date to extend", code="NOT_TIME_LIMITED")
+    before = license_view(license_, now)
+    license_.valid_until = extended_until(license_.valid_until, until=until, days=days, now=now)
+    _touch(license_, now)
+    record(
+        session,
+        actor,
+        "license.extended",
+        "license",
+        license_.id,
+        before=before,
+        after=license_view(license_, now),
+    )
+    return license_
+
+
+def replace_license(
+    session: Session, actor: Actor, license_id: str, *, template: Template | None
+) -> License:
+    """Retire the license as ``replaced`` and issue its successor on the same ticket,
+    from ``template`` (an upgrade) or from the same template. Returns the successor."""
+    license_ = get_license(session, actor, license_id, lock=True)
+    now = utcnow()
+    check_transition("replace", state_of(license_, now))
+    source = template or session.get_one(Template, license_.template_id)
+    (successor,) = issue_licenses(
+        session,
+        actor,
+        source,
+        ticket_id=license_.ticket_id,
+        order_line_id=license_.order_line_id,
+        customer_id=license_.customer_id,
+        quantity=1,
+    )
+    before = license_view(license_, now)
+    license_.state, license_.replaced_by_id = LicenseState.REPLACED.value, successor.id
+    _touch(license_, now)
+    record(
+        session,
+        actor,
+        "license.replaced",
+        "license",
+        license_.id,
+        before=before,
+        after=license_view(license_, now),
+    )
+    return successor
+
+
+def _before_suspend(license_: License) -> LicenseState | None:
+    return LicenseState(license_.state_before_suspend) if license_.state_before_suspend else None
+
+
+def _touch(license_: License, now: datetime) -> None:
+    license_.version += 1
+    license_.updated_at = now
+
+
+def _past(action: str) -> str:
+    return {"suspend": "suspended", "resume": "resumed", "withdraw": "withdrawn"}[action]
+
+
+# --- signed documents ------------------------------------------------------------------
+
+
+def license_claims(license_: License, *, issuer: str, now: datetime) -> dict[str, Any]:
+    """The claims of a license document (docs/formats.md, "License document")."""
+    state = state_of(license_, now)
+    if state in FINAL or state is LicenseState.SUSPENDED:
+        raise ConflictError(
+            f"a {state.value} license has no document",
+            code="LICENSE_NOT_USABLE",
+            current_state=state.value,
+        )
+    options = dict(license_.options)
+    custom = options.pop("custom_data", {}) or {}
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": license_.id,
+        "iat": int(now.timestamp()),
+        "nbf": int(license_.issued_at.timestamp()),
+        "jti": secrets.token_urlsafe(12),
+        "ver": license_.version,
+        "state": state.value,
+        "product": license_.product_code,
+        "features": list(license_.features),
+        "maintenance_until": _epoch(license_.maintenance_until),
+        "options": options,
+        "public_data": custom.get("public"),
+        "protected_data": custom.get("protected"),
+    }
+    if license_.valid_until is not None:
+        claims["exp"] = int(license_.valid_until.timestamp())
+    return claims
+
+
+def render_document(
+    session: Session, actor: Actor, license_id: str, signer: Signer, *, issuer: str
+) -> str:
+    """The license as a compact JWS signed with the vendor's current key."""
+    license_ = get_license(session, actor, license_id)
+    return signer.sign(license_claims(license_, issuer=issuer, now=utcnow()), typ=LICENSE_TYP)
+
+
+def _epoch(value: datetime | None) -> int | None:
+    return int(value.timestamp()) if value else None
+
+
+def _vendor(actor: Actor) -> str:
+    assert actor.vendor_id is not None, "license calls need a vendor-scoped actor"
+    return actor.vendor_id

@@ -1,0 +1,1 @@
+"""Alembic migrations. ``models`` lists every table so autogenerate sees them all."""

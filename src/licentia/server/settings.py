@@ -1,0 +1,35 @@
+"""Typed settings, read once at start from ``LICENTIA_*`` variables and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "placeholder", "secret", "dev"})
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Unsafe values are refused outside development."""
+
+    model_config = SettingsConfigDict(env_prefix="LICENTIA_", env_file=None, extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = "sqlite:///var/licentia.db"
+    master_key: SecretStr | None = None
+    master_key_file: Path = Path("var/master.key")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    session_ttl_minutes: int = 8 * 60
+    database_pool_size: int = 10
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

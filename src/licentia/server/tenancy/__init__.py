@@ -1,0 +1,1 @@
+"""Tenancy: vendors, their staff (users with roles) and API keys."""

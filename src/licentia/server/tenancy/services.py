@@ -1,0 +1,261 @@
+"""Vendors, users, sessions and API keys; and turning a credential into an Actor."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from licentia.domain.actors import OPERATOR_CHAIN, Actor
+from licentia.domain.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    NotFoundError,
+    ValidationError,
+)
+from licentia.domain.scopes import ROLE_SCOPES, SCOPES, Role
+from licentia.server.audit.services import record
+from licentia.server.db.base import utcnow
+from licentia.server.tenancy.models import ApiKey, UserSession, Vendor, VendorUser
+
+API_KEY_PREFIX = "lic_"
+SESSION_PREFIX = "lis_"
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+_hasher = PasswordHasher()  # argon2id with the library's current recommended cost
+_LAST_USED_GRANULARITY = timedelta(seconds=60)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def create_vendor(session: Session, actor: Actor, *, slug: str, name: str) -> Vendor:
+    """Raises ValidationError for a bad slug, AlreadyExistsError if it is taken."""
+    if not _SLUG.match(slug):
+        raise ValidationError("a slug is 2-63 lowercase letters, digits and dashes", field="slug")
+    if session.scalar(select(Vendor.id).where(Vendor.slug == slug)):
+        raise AlreadyExistsError(f"vendor {slug!r} already exists", field="slug")
+    vendor = Vendor(slug=slug, name=name)
+    session.add(vendor)
+    session.flush()
+    record(
+        session,
+        actor,
+        "vendor.created",
+        "vendor",
+        vendor.id,
+        after={"slug": slug, "name": name},
+        chain=OPERATOR_CHAIN,
+    )
+    return vendor
+
+
+def get_vendor_by_slug(session: Session, slug: str) -> Vendor:
+    vendor = session.scalar(select(Vendor).where(Vendor.slug == slug))
+    if vendor is None:
+        raise NotFoundError("vendor", slug)
+    return vendor
+
+
+def list_vendors(session: Session) -> list[Vendor]:
+    return list(session.scalars(select(Vendor).order_by(Vendor.slug)))
+
+
+def create_user(
+    session: Session, actor: Actor, vendor_id: str, *, email: str, password: str, role: str
+) -> VendorUser:
+    """Raises ValidationError (weak password, unknown role), AlreadyExistsError (email taken)."""
+    if role not in {r.value for r in Role}:
+        raise ValidationError(
+            f"role must be one of {', '.join(r.value for r in Role)}", field="role"
+        )
+    if len(password) < 10:
+        raise ValidationError("a password has at least 10 characters", field="password")
+    email = email.strip().lower()
+    if "@" not in email:
+        raise ValidationError("not an e-mail address", field="email")
+    taken = select(VendorUser.id).where(
+        VendorUser.vendor_id == vendor_id, VendorUser.email == email
+    )
+    if session.scalar(taken):
+        raise AlreadyExistsError(f"user {email} already exists", field="email")
+    user = VendorUser(
+        vendor_id=vendor_id, email=email, password_hash=_hasher.hash(password), role=role
+    )
+    session.add(user)
+    session.flush()
+    record(
+        session,
+        _for_vendor(actor, vendor_id),
+        "user.created",
+        "user",
+        user.id,
+        after={"email": email, "role": role},
+    )
+    return user
+
+
+def list_users(session: Session, vendor_id: str) -> list[VendorUser]:
+    query = select(VendorUser).where(VendorUser.vendor_id == vendor_id).order_by(VendorUser.email)
+    return list(session.scalars(query))
+
+
+def log_in(
+    session: Session, *, vendor_slug: str, email: str, password: str, ttl: timedelta
+) -> tuple[str, VendorUser]:
+    """A new session token for valid credentials; AuthenticationError otherwise.
+
+    The same error, after the same hashing work, for an unknown vendor, an unknown
+    user and a wrong password, so the answer reveals nothing.
+    """
+    user = session.scalar(
+        select(VendorUser)
+        .join(Vendor, Vendor.id == VendorUser.vendor_id)
+        .where(Vendor.slug == vendor_slug, VendorUser.email == email.strip().lower())
+    )
+    stored = user.password_hash if user else _DUMMY_HASH
+    try:
+        _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        user = None
+    if user is None or user.disabled_at is not None:
+        raise AuthenticationError("wrong vendor, e-mail or password")
+    token = SESSION_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        UserSession(
+            token_hash=_sha256(token),
+            user_id=user.id,
+            vendor_id=user.vendor_id,
+            expires_at=utcnow() + ttl,
+        )
+    )
+    return token, user
+
+
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    key: ApiKey
+    secret: str  # shown once, never stored
+
+
+def create_api_key(
+    session: Session, actor: Actor, vendor_id: str, *, name: str, scopes: list[str]
+) -> IssuedApiKey:
+    """Raises ValidationError for an unknown scope or an empty list."""
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise ValidationError(
+            f"unknown scopes {unknown}" if unknown else "give at least one scope", field="scopes"
+        )
+    prefix = secrets.token_hex(6)
+    secret = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(
+        vendor_id=vendor_id,
+        name=name,
+        prefix=prefix,
+        secret_hash=_sha256(secret),
+        scopes=sorted(set(scopes)),
+    )
+    session.add(key)
+    session.flush()
+    record(
+        session,
+        _for_vendor(actor, vendor_id),
+        "api_key.created",
+        "api_key",
+        key.id,
+        after={"name": name, "prefix": prefix, "scopes": key.scopes},
+    )
+    return IssuedApiKey(key, secret)
+
+
+def revoke_api_key(session: Session, actor: Actor, vendor_id: str, key_id: str) -> ApiKey:
+    key = session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.vendor_id == vendor_id))
+    if key is None:
+        raise NotFoundError("api key", key_id)
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        record(
+            session,
+            _for_vendor(actor, vendor_id),
+            "api_key.revoked",
+            "api_key",
+            key.id,
+            before={"revoked": False},
+            after={"revoked": True},
+        )
+    return key
+
+
+def list_api_keys(session: Session, vendor_id: str) -> list[ApiKey]:
+    return list(
+        session.scalars(select(ApiKey).where(ApiKey.vendor_id == vendor_id).order_by(ApiKey.id))
+    )
+
+
+def authenticate(session: Session, token: str, *, source_ip: str | None = None) -> Actor:
+    """The Actor behind a bearer token (API key or user session).
+
+    Raises AuthenticationError for an unknown, revoked or expired credential. Reads
+    only; ``last_used_stale`` tells the caller when to ``touch_api_key``.
+    """
+    if token.startswith(API_KEY_PREFIX):
+        return _authenticate_api_key(session, token, source_ip)
+    if token.startswith(SESSION_PREFIX):
+        return _authenticate_session(session, token, source_ip)
+    raise AuthenticationError("unknown credential")
+
+
+def _authenticate_api_key(session: Session, token: str, source_ip: str | None) -> Actor:
+    prefix = token[len(API_KEY_PREFIX) :].split("_", 1)[0]
+    key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if key is None or not hmac.compare_digest(key.secret_hash, _sha256(token)):
+        raise AuthenticationError("unknown API key")
+    if key.revoked_at is not None:
+        raise AuthenticationError("this API key was revoked")
+    return Actor("api_key", key.id, key.vendor_id, frozenset(key.scopes), source_ip)
+
+
+def last_used_stale(session: Session, actor: Actor) -> bool:
+    """True if the API key's last-used time is older than a minute (coarse on purpose:
+    recording every request would turn every read into a write)."""
+    if actor.kind != "api_key":
+        return False
+    last = session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == actor.id))
+    return last is None or utcnow() - last > _LAST_USED_GRANULARITY
+
+
+def touch_api_key(session: Session, key_id: str) -> None:
+    key = session.get(ApiKey, key_id)
+    if key is not None:
+        key.last_used_at = utcnow()
+
+
+def _authenticate_session(session: Session, token: str, source_ip: str | None) -> Actor:
+    row = session.execute(
+        select(UserSession, VendorUser)
+        .join(VendorUser, VendorUser.id == UserSession.user_id)
+        .where(UserSession.token_hash == _sha256(token))
+    ).first()
+    if row is None or row[0].expires_at <= utcnow() or row[1].disabled_at is not None:
+        raise AuthenticationError("the session is unknown or has expired; log in again")
+    user = row[1]
+    return Actor("user", user.id, user.vendor_id, ROLE_SCOPES[Role(user.role)], source_ip)
+
+
+def _for_vendor(actor: Actor, vendor_id: str) -> Actor:
+    """The operator acting inside one vendor writes to that vendor's chain."""
+    if actor.vendor_id == vendor_id:
+        return actor
+    return Actor(actor.kind, actor.id, vendor_id, actor.scopes, actor.source_ip)
