@@ -1,10 +1,16 @@
 """Ticket codes: ``XXXXX-XXXXX-XXXXX-XXXXX-XXXXX``.
 
-24 random symbols from Crockford's base-32 alphabet (120 bits) and one check symbol
-computed with the Luhn mod-N algorithm, which catches every single mistyped symbol
-and every swap of two neighbours, so a typo is refused before any lookup. Reading
-is forgiving the way Crockford intends: case is ignored, ``O`` reads as ``0``,
-``I`` and ``L`` as ``1``, spaces and dashes are ignored.
+24 random symbols from Crockford's base-32 alphabet (120 bits) and one check symbol,
+so a typo is refused before any lookup. Reading is forgiving the way Crockford
+intends: case is ignored, ``O`` reads as ``0``, ``I`` and ``L`` as ``1``, spaces and
+dashes are ignored.
+
+The check: each symbol's value (0-31) is an element of the field GF(32), built on the
+primitive polynomial x^5 + x^2 + 1. Read left to right with Horner's rule, the 25
+values of a valid code, weighted by the powers x^24 ... x^0, sum to zero. Those
+weights are distinct and non-zero (x has order 31 > 25), so one changed symbol, or
+two different symbols swapped (neighbours or not), always leaves a non-zero sum.
+Luhn mod 32 would not do: it misses the swap of ``0`` and ``Z``.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _VALUE = {symbol: index for index, symbol in enumerate(ALPHABET)}
 _ALIASES = {"O": "0", "I": "1", "L": "1"}
 DATA_SYMBOLS = 24
+_FIELD_POLYNOMIAL = 0b100101  # x^5 + x^2 + 1
 GROUP = 5
 
 
@@ -27,13 +34,21 @@ def generate_ticket_code() -> str:
 
 
 def check_symbol(data: str) -> str:
-    """Luhn mod 32 check symbol for ``data`` (already normalised)."""
-    total, factor = 0, 2
-    for symbol in reversed(data):
-        addend = factor * _VALUE[symbol]
-        total += addend // 32 + addend % 32
-        factor = 1 if factor == 2 else 2
-    return ALPHABET[(32 - total % 32) % 32]
+    """The check symbol for ``data`` (already normalised): the one symbol that makes
+    the weighted sum of the whole code zero (see the module docstring)."""
+    return ALPHABET[_times_x(_weighted_sum(data))]
+
+
+def _weighted_sum(symbols: str) -> int:
+    total = 0
+    for symbol in symbols:
+        total = _times_x(total) ^ _VALUE[symbol]  # addition in GF(32) is XOR
+    return total
+
+
+def _times_x(value: int) -> int:
+    value <<= 1
+    return value ^ _FIELD_POLYNOMIAL if value & 0b100000 else value
 
 
 def normalize_ticket_code(text: str) -> str:

@@ -15,7 +15,16 @@ from licentia import __version__
 from licentia.domain.errors import ConfigurationError
 from licentia.server.api import problems
 from licentia.server.api.context import Services
-from licentia.server.api.routes import audit, catalog, health, keys, licenses, orders, sessions
+from licentia.server.api.routes import (
+    audit,
+    catalog,
+    devices,
+    health,
+    keys,
+    licenses,
+    orders,
+    sessions,
+)
 from licentia.server.db.engine import Database, connect
 from licentia.server.db.schema import schema_status
 from licentia.server.keys.master import MasterKey, load_master_key
@@ -58,9 +67,10 @@ def create_app(
     app.state.services = services
     problems.install(app)
     app.include_router(health.router)
-    for module in (sessions, catalog, orders, licenses, keys, audit):
+    for module in (sessions, catalog, orders, licenses, devices, keys, audit):
         app.include_router(module.router, prefix=API)
     app.include_router(keys.public_router, prefix=API)
+    app.include_router(devices.device_router, prefix=API)
     _mount_docs(app)
     return app
 

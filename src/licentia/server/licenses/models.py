@@ -29,6 +29,7 @@ class License(Base):
     valid_until: Mapped[datetime | None]
     maintenance_until: Mapped[datetime | None]
     activated_at: Mapped[datetime | None]
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"), index=True)
     replaced_by_id: Mapped[str | None] = mapped_column(String(36))
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = created_column()

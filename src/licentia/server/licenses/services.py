@@ -90,6 +90,7 @@ def license_view(license_: License, now: datetime) -> dict[str, Any]:
         "features": list(license_.features),
         "version": license_.version,
         "replaced_by_id": license_.replaced_by_id,
+        "device_id": license_.device_id,
     }
 
 
@@ -218,6 +219,10 @@ def replace_license(
         customer_id=license_.customer_id,
         quantity=1,
     )
+    if license_.device_id is not None and license_.state == LicenseState.ACTIVATED:
+        # The successor takes the old one's place on the device at its next sync.
+        successor.device_id, successor.activated_at = license_.device_id, now
+        successor.state = LicenseState.ACTIVATED.value
     before = license_view(license_, now)
     license_.state, license_.replaced_by_id = LicenseState.REPLACED.value, successor.id
     _touch(license_, now)

@@ -3,6 +3,7 @@
 from licentia.server.audit.models import AuditEvent, AuditHead
 from licentia.server.catalog.models import Feature, Product, Template
 from licentia.server.db.base import Base
+from licentia.server.devices.models import Device, DeviceFlag, DeviceUpdate, LicenseReturn
 from licentia.server.idempotency.models import IdempotencyRecord
 from licentia.server.keys.models import SigningKey
 from licentia.server.licenses.models import License
@@ -15,9 +16,13 @@ __all__ = [
     "AuditHead",
     "Base",
     "Customer",
+    "Device",
+    "DeviceFlag",
+    "DeviceUpdate",
     "Feature",
     "IdempotencyRecord",
     "License",
+    "LicenseReturn",
     "Order",
     "OrderLine",
     "Product",

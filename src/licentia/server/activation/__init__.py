@@ -1,0 +1,1 @@
+"""Activation: binding licenses to devices online or by file, syncs and returns."""

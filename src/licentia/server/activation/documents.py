@@ -1,0 +1,83 @@
+"""Device-bound license documents and the signed update that carries them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from joserfc import jwe
+from joserfc.jwk import OKPKey
+from sqlalchemy.orm import Session
+
+from licentia.formats.device import LICENSE_TYP, UPDATE_TYP, state_hash
+from licentia.server.catalog.models import Template
+from licentia.server.catalog.services import template_secret
+from licentia.server.devices.models import Device
+from licentia.server.keys.master import MasterKey
+from licentia.server.keys.services import Signer
+from licentia.server.licenses.models import License
+from licentia.server.licenses.services import license_claims
+
+SECRET_ALGORITHMS = ["ECDH-ES", "A256GCM"]
+
+
+def bound_claims(
+    license_: License, device: Device, *, issuer: str, now: datetime, secret: str | None
+) -> dict[str, Any]:
+    """The license's claims bound to one device, with its offline lease."""
+    claims = license_claims(license_, issuer=issuer, now=now)
+    lease_until = now + timedelta(days=int(license_.options.get("lease_days", 30)))
+    refresh_after = now + timedelta(days=int(license_.options.get("refresh_days", 7)))
+    ends = [lease_until] + ([license_.valid_until] if license_.valid_until else [])
+    claims.update(
+        aud=device.key_id,
+        cnf={"jkt": device.key_id},
+        fingerprint=dict(device.fingerprint),
+        lease_until=int(lease_until.timestamp()),
+        refresh_after=int(refresh_after.timestamp()),
+        valid_until=int(license_.valid_until.timestamp()) if license_.valid_until else None,
+        exp=int(min(ends).timestamp()),
+    )
+    if secret is not None:
+        claims["secret_data"] = encrypt_to_device(secret, device.encryption_key)
+    return claims
+
+
+def encrypt_to_device(secret: str, encryption_key: bytes) -> str:
+    """JWE (ECDH-ES + A256GCM) that only the device's X25519 key can open."""
+    key = OKPKey.import_key(X25519PublicKey.from_public_bytes(encryption_key))
+    header = {"alg": "ECDH-ES", "enc": "A256GCM", "cty": "text/plain"}
+    return jwe.encrypt_compact(header, secret.encode(), key, algorithms=SECRET_ALGORITHMS)
+
+
+def build_update(
+    session: Session,
+    signer: Signer,
+    master: MasterKey,
+    issuer: str,
+    device: Device,
+    licenses: list[License],
+    *,
+    removed: list[str],
+    now: datetime,
+) -> tuple[str, str]:
+    """The signed update for ``device`` at its current ``seq``; returns (token, state)."""
+    documents = []
+    for license_ in licenses:
+        template = session.get_one(Template, license_.template_id)
+        secret = template_secret(template, master)
+        claims = bound_claims(license_, device, issuer=issuer, now=now, secret=secret)
+        documents.append(signer.sign(claims, typ=LICENSE_TYP))
+    state = state_hash((item.id, item.version) for item in licenses)
+    update = {
+        "iss": issuer,
+        "aud": device.key_id,
+        "iat": int(now.timestamp()),
+        "seq": device.seq,
+        "status": device.status,
+        "licenses": documents,
+        "removed": removed,
+        "state": state,
+    }
+    return signer.sign(update, typ=UPDATE_TYP), state

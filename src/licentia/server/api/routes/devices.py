@@ -1,0 +1,254 @@
+"""Devices: the device-facing protocol (no API key) and the vendor's device management.
+
+Device-facing bodies are compact JWS (``application/jose``), see docs/device-protocol.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from licentia.domain.errors import ValidationError
+from licentia.server.activation import services as activation
+from licentia.server.activation.messages import read_request
+from licentia.server.api.context import Context, Services, require, run_write, services_of
+from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.db.base import utcnow
+from licentia.server.db.pagination import paginate
+from licentia.server.devices import services as devices
+from licentia.server.devices.models import Device
+from licentia.server.keys.services import current_signer
+from licentia.server.tenancy.services import get_vendor_by_slug
+
+router = APIRouter(tags=["devices"])
+device_router = APIRouter(tags=["device protocol"])
+JOSE = "application/jose"
+MAX_BODY = 256 * 1024
+T = TypeVar("T")
+_JOSE_BODY: dict[str, Any] = {
+    "requestBody": {"content": {JOSE: {"schema": {"type": "string"}}}, "required": True}
+}
+_JOSE_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {JOSE: {}}, "description": "signed update (docs/device-protocol.md)"}
+}
+
+
+class DeviceOut(Out):
+    id: str
+    key_id: str
+    status: str
+    seq: int
+    confirmed_seq: int
+    vm: bool
+    flags: list[str]
+    license_ids: list[str]
+    last_seen_at: datetime | None
+    created_at: datetime
+
+
+def device_out(session: Session, device: Device) -> DeviceOut:
+    return DeviceOut(
+        id=device.id,
+        key_id=device.key_id,
+        status=device.status,
+        seq=device.seq,
+        confirmed_seq=device.confirmed_seq,
+        vm=device.vm,
+        flags=[flag.kind for flag in devices.active_flags(session, device.id)],
+        license_ids=[item.id for item in devices.device_licenses(session, device.id)],
+        last_seen_at=device.last_seen_at,
+        created_at=device.created_at,
+    )
+
+
+# --- vendor side -----------------------------------------------------------------------
+
+
+@router.get("/devices", response_model=PageOut[DeviceOut])
+def list_devices(
+    status: str | None = None,
+    page: PageParams = Depends(page_params),
+    ctx: Context = Depends(require("licenses:read")),
+) -> PageOut[DeviceOut]:
+    return ctx.read(
+        lambda s: page_of(
+            paginate(
+                s,
+                devices.devices_query(ctx.actor, status),
+                Device.id,
+                cursor=page.cursor,
+                limit=page.limit,
+            ),
+            lambda d: device_out(s, d),
+        )
+    )
+
+
+@router.get("/devices/{device_id}", response_model=DeviceOut)
+def get_device(device_id: str, ctx: Context = Depends(require("licenses:read"))) -> DeviceOut:
+    return ctx.read(lambda s: device_out(s, devices.get_device(s, ctx.actor, device_id)))
+
+
+@router.post("/devices/{device_id}/actions/{action}", response_model=DeviceOut)
+def act_on_device(
+    device_id: str,
+    action: Literal["deactivate", "blacklist", "clear-flags"],
+    ctx: Context = Depends(require("licenses:write")),
+) -> DeviceOut:
+    """``deactivate`` frees its licenses; ``blacklist`` also refuses the device for good
+    (its next sync removes its licenses); ``clear-flags`` ends a review."""
+    act = {
+        "deactivate": devices.deactivate_device,
+        "blacklist": devices.blacklist_device,
+        "clear-flags": devices.clear_flags,
+    }[action]
+    return ctx.write(lambda s: device_out(s, act(s, ctx.actor, device_id)))
+
+
+# --- device side -----------------------------------------------------------------------
+
+
+async def _token(request: Request) -> str:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise ValidationError("the message is too large", field="body")
+    try:
+        return body.decode("ascii").strip()
+    except UnicodeDecodeError as error:
+        raise ValidationError("the body must be a compact JWS", field="body") from error
+
+
+def _exchange(
+    session: Session, services: Services, slug: str, request: Request
+) -> activation.Exchange:
+    vendor = get_vendor_by_slug(session, slug)
+    return activation.Exchange(
+        vendor=vendor,
+        signer=current_signer(session, vendor.id, services.master),
+        master=services.master,
+        now=utcnow(),
+        source_ip=request.client.host if request.client else None,
+    )
+
+
+async def _run(request: Request, work: Callable[[Session], T]) -> T:
+    services = services_of(request)
+    result = await run_in_threadpool(run_write, services.db, work)
+    if isinstance(result, activation.Refused):
+        raise result.error  # the flag it carries is committed already
+    return result
+
+
+def _update_answer(result: object) -> Response:
+    if isinstance(result, activation.NotModified):
+        return Response(status_code=304, headers={"ETag": f'"{result.state}"'})
+    assert isinstance(result, activation.UpdateIssued)
+    return Response(
+        result.token,
+        media_type=JOSE,
+        headers={"ETag": f'"{result.state}"', "X-Licentia-Seq": str(result.seq)},
+    )
+
+
+@device_router.post(
+    "/vendors/{slug}/devices/activate",
+    response_class=Response,
+    openapi_extra=_JOSE_BODY,
+    responses=_JOSE_ANSWER,
+)
+async def activate_device(slug: str, request: Request) -> Response:
+    """Online activation: a device request (``op`` activate) with a ticket code."""
+    token, services = await _token(request), services_of(request)
+
+    def work(session: Session) -> object:
+        ex = _exchange(session, services, slug, request)
+        return activation.activate(session, ex, read_request(token, slug, ex.now))
+
+    return _update_answer(await _run(request, work))
+
+
+@device_router.post(
+    "/vendors/{slug}/devices/sync",
+    response_class=Response,
+    openapi_extra=_JOSE_BODY,
+    responses={**_JOSE_ANSWER, 304: {"description": "unchanged"}},
+)
+async def sync_device(slug: str, request: Request) -> Response:
+    """Renew leases and fetch changes; 304 when the device is current (send If-None-Match)."""
+    token, services = await _token(request), services_of(request)
+    conditional = request.headers.get("If-None-Match") is not None
+
+    def work(session: Session) -> object:
+        ex = _exchange(session, services, slug, request)
+        return activation.sync(
+            session, ex, read_request(token, slug, ex.now), conditional=conditional
+        )
+
+    return _update_answer(await _run(request, work))
+
+
+@device_router.post(
+    "/vendors/{slug}/devices/offline",
+    response_class=Response,
+    openapi_extra=_JOSE_BODY,
+    responses=_JOSE_ANSWER,
+)
+async def process_offline_request(slug: str, request: Request) -> Response:
+    """A request file from a machine without internet; answers the update file."""
+    token, services = await _token(request), services_of(request)
+
+    def work(session: Session) -> object:
+        ex = _exchange(session, services, slug, request)
+        return activation.process_offline_request(session, ex, read_request(token, slug, ex.now))
+
+    return _update_answer(await _run(request, work))
+
+
+class ReceiptOut(BaseModel):
+    confirmed: int
+
+
+@device_router.post(
+    "/vendors/{slug}/devices/receipts", response_model=ReceiptOut, openapi_extra=_JOSE_BODY
+)
+async def confirm_receipt(slug: str, request: Request) -> ReceiptOut:
+    """A receipt confirms an imported update; a mismatch flags the device."""
+    token, services = await _token(request), services_of(request)
+
+    def work(session: Session) -> object:
+        return activation.confirm_receipt(
+            session, _exchange(session, services, slug, request), token
+        )
+
+    seq = await _run(request, work)
+    assert isinstance(seq, int)
+    return ReceiptOut(confirmed=seq)
+
+
+class ReturnOut(BaseModel):
+    license: str
+    state: str
+
+
+@device_router.post(
+    "/vendors/{slug}/devices/returns", response_model=ReturnOut, openapi_extra=_JOSE_BODY
+)
+async def return_license(slug: str, request: Request) -> JSONResponse:
+    """A return proof: the license becomes available again (transfer limit permitting)."""
+    token, services = await _token(request), services_of(request)
+
+    def work(session: Session) -> ReturnOut:
+        license_ = activation.return_license(
+            session, _exchange(session, services, slug, request), token
+        )
+        return ReturnOut(license=license_.id, state=license_.state)
+
+    result = await _run(request, work)
+    return JSONResponse(result.model_dump())

@@ -1,0 +1,1 @@
+"""Devices: the device containers that hold offline licenses, their flags and history."""

@@ -1,0 +1,200 @@
+"""Devices: registration, flags, and the vendor's actions (deactivate, blacklist)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from licentia.domain.actors import Actor
+from licentia.domain.errors import NotFoundError, PermissionDeniedError
+from licentia.domain.licenses import LicenseState
+from licentia.server.audit.services import record
+from licentia.server.db.base import utcnow
+from licentia.server.devices.models import Device, DeviceFlag
+from licentia.server.licenses.models import License
+
+ACTIVE, BLACKLISTED = "active", "blacklisted"
+CLONE, REPLAY, MANIPULATION = "clone_suspected", "replay_suspected", "manipulation_suspected"
+
+
+class DeviceBlacklistedError(PermissionDeniedError):
+    code = "DEVICE_BLACKLISTED"
+
+
+class DeviceFlaggedError(PermissionDeniedError):
+    code = "DEVICE_FLAGGED"
+
+
+def lock_device(session: Session, vendor_id: str, key_id: str) -> Device | None:
+    """The device with this key, locked for the rest of the transaction (or None)."""
+    return session.scalar(
+        select(Device)
+        .where(Device.vendor_id == vendor_id, Device.key_id == key_id)
+        .with_for_update()
+    )
+
+
+def register_device(
+    session: Session,
+    vendor_id: str,
+    *,
+    key_id: str,
+    public_key: bytes,
+    encryption_key: bytes,
+    fingerprint: dict[str, str],
+    vm: bool,
+) -> Device:
+    """A new device. A concurrent registration of the same key fails the flush with an
+    IntegrityError; the caller's unit of work retries and then finds it."""
+    device = Device(
+        vendor_id=vendor_id,
+        key_id=key_id,
+        public_key=public_key,
+        encryption_key=encryption_key,
+        fingerprint=fingerprint,
+        vm=vm,
+        status=ACTIVE,
+        seq=0,
+        confirmed_seq=0,
+    )
+    session.add(device)
+    session.flush()
+    return device
+
+
+def active_flags(session: Session, device_id: str) -> list[DeviceFlag]:
+    return list(
+        session.scalars(
+            select(DeviceFlag).where(
+                DeviceFlag.device_id == device_id, DeviceFlag.cleared_at.is_(None)
+            )
+        )
+    )
+
+
+def flag_device(
+    session: Session, actor: Actor, device: Device, kind: str, detail: str
+) -> DeviceFlag:
+    flag = DeviceFlag(vendor_id=device.vendor_id, device_id=device.id, kind=kind, detail=detail)
+    session.add(flag)
+    session.flush()
+    record(
+        session,
+        actor,
+        "device.flagged",
+        "device",
+        device.id,
+        after={"kind": kind, "detail": detail},
+    )
+    return flag
+
+
+def ensure_usable(session: Session, device: Device) -> None:
+    """Raises DeviceBlacklistedError or DeviceFlaggedError (until the vendor clears it)."""
+    if device.status == BLACKLISTED:
+        raise DeviceBlacklistedError("this device was blocked by the vendor")
+    flags = active_flags(session, device.id)
+    if flags:
+        raise DeviceFlaggedError(
+            f"this device is held for review ({flags[0].kind.replace('_', ' ')}); "
+            "contact the vendor's support",
+            flags=[f.kind for f in flags],
+        )
+
+
+def device_licenses(session: Session, device_id: str) -> list[License]:
+    return list(
+        session.scalars(select(License).where(License.device_id == device_id).order_by(License.id))
+    )
+
+
+# --- vendor side -----------------------------------------------------------------------
+
+
+def get_device(session: Session, actor: Actor, device_id: str, *, lock: bool = False) -> Device:
+    query = select(Device).where(Device.id == device_id, Device.vendor_id == _vendor(actor))
+    device = session.scalar(query.with_for_update() if lock else query)
+    if device is None:
+        raise NotFoundError("device", device_id)
+    return device
+
+
+def devices_query(actor: Actor, status: str | None = None) -> Select[Device]:
+    query = select(Device).where(Device.vendor_id == _vendor(actor))
+    return query if status is None else query.where(Device.status == status)
+
+
+def release_licenses(session: Session, actor: Actor, device: Device, now: datetime) -> list[str]:
+    """Detach every license from the device; activated ones become ``returned``."""
+    released = []
+    for license_ in device_licenses(session, device.id):
+        before = {"state": license_.state, "device_id": device.id}
+        if license_.state == LicenseState.ACTIVATED:
+            license_.state = LicenseState.RETURNED.value
+        license_.device_id = None
+        license_.version += 1
+        license_.updated_at = now
+        record(
+            session,
+            actor,
+            "license.released",
+            "license",
+            license_.id,
+            before=before,
+            after={"state": license_.state, "device_id": None},
+        )
+        released.append(license_.id)
+    return released
+
+
+def deactivate_device(session: Session, actor: Actor, device_id: str) -> Device:
+    """Free the device's licenses (its next sync removes them); it may activate again."""
+    device = get_device(session, actor, device_id, lock=True)
+    release_licenses(session, actor, device, utcnow())
+    record(session, actor, "device.deactivated", "device", device.id)
+    return device
+
+
+def blacklist_device(session: Session, actor: Actor, device_id: str) -> Device:
+    """Free its licenses and refuse the device for good; its syncs remove its licenses."""
+    device = get_device(session, actor, device_id, lock=True)
+    release_licenses(session, actor, device, utcnow())
+    before = device.status
+    device.status = BLACKLISTED
+    record(
+        session,
+        actor,
+        "device.blacklisted",
+        "device",
+        device.id,
+        before={"status": before},
+        after={"status": BLACKLISTED},
+    )
+    return device
+
+
+def clear_flags(session: Session, actor: Actor, device_id: str) -> Device:
+    """The vendor reviewed the device: its flags no longer hold it."""
+    device = get_device(session, actor, device_id, lock=True)
+    now = utcnow()
+    for flag in active_flags(session, device.id):
+        flag.cleared_at = now
+    record(session, actor, "device.flags_cleared", "device", device.id)
+    return device
+
+
+def device_view(session: Session, device: Device) -> dict[str, Any]:
+    return {
+        "status": device.status,
+        "seq": device.seq,
+        "confirmed_seq": device.confirmed_seq,
+        "flags": [f.kind for f in active_flags(session, device.id)],
+    }
+
+
+def _vendor(actor: Actor) -> str:
+    assert actor.vendor_id is not None, "device calls need a vendor-scoped actor"
+    return actor.vendor_id
