@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from licentia.cli import offline
 from licentia.cli.output import Output, guarded
 from licentia.cli.runtime import Runtime
 from licentia.domain.actors import operator
@@ -23,6 +24,7 @@ app.add_typer(vendor_app, name="vendor")
 app.add_typer(user_app, name="user")
 app.add_typer(key_app, name="api-key")
 app.add_typer(signing_app, name="signing-key")
+app.add_typer(offline.app, name="offline")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 VendorOpt = Annotated[str, typer.Option("--vendor", help="The vendor's slug.")]

@@ -16,12 +16,11 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
 from licentia.domain.errors import AuthenticationError
-from licentia.server.db.engine import Database
+from licentia.server.db.engine import Database, run_write
 from licentia.server.idempotency.services import (
     StoredAnswer,
     find_answer,
@@ -33,7 +32,6 @@ from licentia.server.settings import Settings
 from licentia.server.tenancy.services import authenticate, last_used_stale, touch_api_key
 
 T = TypeVar("T")
-_RETRIES = 5
 _bearer = HTTPBearer(auto_error=False, description="An API key (lic_…) or a session token (lis_…)")
 
 
@@ -96,24 +94,6 @@ class Context:
 
         answer = self.write(unit)
         return JSONResponse(answer.body, status_code=answer.status_code)
-
-
-def run_write(db: Database, work: Callable[[Session], T]) -> T:
-    for attempt in range(_RETRIES):
-        try:
-            with db.transaction() as session:
-                return work(session)
-        except (IntegrityError, OperationalError) as error:
-            if attempt == _RETRIES - 1 or not _retryable(error):
-                raise
-    raise AssertionError("unreachable")
-
-
-def _retryable(error: Exception) -> bool:
-    if isinstance(error, IntegrityError):
-        return True
-    # PostgreSQL serialization failures and deadlocks are safe to retry.
-    return getattr(getattr(error, "orig", None), "sqlstate", None) in {"40001", "40P01"}
 
 
 def services_of(request: Request) -> Services:

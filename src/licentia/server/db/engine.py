@@ -8,14 +8,15 @@ deferred transactions, so they never wait for writers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -43,6 +44,30 @@ class Database:
         self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             self.read_engine.dispose()
+
+
+T = TypeVar("T")
+_RETRIES = 5
+
+
+def run_write(db: Database, work: Callable[[Session], T]) -> T:
+    """Run ``work`` in a write transaction; retry when a concurrent transaction won a
+    uniqueness race (the retry then finds the winner's row) or PostgreSQL asks for it."""
+    for attempt in range(_RETRIES):
+        try:
+            with db.transaction() as session:
+                return work(session)
+        except (IntegrityError, OperationalError) as error:
+            if attempt == _RETRIES - 1 or not _retryable(error):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _retryable(error: Exception) -> bool:
+    if isinstance(error, IntegrityError):
+        return True
+    # PostgreSQL serialization failures and deadlocks are safe to retry.
+    return getattr(getattr(error, "orig", None), "sqlstate", None) in {"40001", "40P01"}
 
 
 def connect(url: str, *, pool_size: int = 10) -> Database:

@@ -18,9 +18,10 @@ from starlette.concurrency import run_in_threadpool
 from licentia.domain.errors import ValidationError
 from licentia.server.activation import services as activation
 from licentia.server.activation.messages import read_request
-from licentia.server.api.context import Context, Services, require, run_write, services_of
+from licentia.server.api.context import Context, Services, require, services_of
 from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
 from licentia.server.db.base import utcnow
+from licentia.server.db.engine import run_write
 from licentia.server.db.pagination import paginate
 from licentia.server.devices import services as devices
 from licentia.server.devices.models import Device

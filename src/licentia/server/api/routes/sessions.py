@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from licentia.server.api.context import run_write, services_of
+from licentia.server.api.context import services_of
+from licentia.server.db.engine import run_write
 from licentia.server.tenancy.services import log_in
 
 router = APIRouter(tags=["sessions"])

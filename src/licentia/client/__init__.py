@@ -1,0 +1,83 @@
+"""Licentia client SDK: verify and use licenses on the device, offline first.
+
+Needs only ``cryptography``, ``httpx`` and ``joserfc``; it never imports the server.
+"""
+
+from licentia.client._clock import (
+    DEFAULT_ROLLBACK_TOLERANCE,
+    TimeHighWaterMark,
+    TrustedClock,
+    system_clock,
+)
+from licentia.client._exceptions import (
+    ClockRollbackError,
+    DeviceTrustError,
+    FeatureMissingError,
+    FingerprintMismatchError,
+    LeaseExpiredError,
+    LicenseExpiredError,
+    LicenseUnusableError,
+    LicentiaClientError,
+    MaintenanceEndedError,
+    NetworkError,
+    NotActivatedError,
+    ServerError,
+    SignatureInvalidError,
+    StoreTamperedError,
+    TransportError,
+    VirtualMachineNotAllowedError,
+)
+from licentia.client._fingerprint import (
+    FactorSource,
+    Fingerprint,
+    FingerprintMatch,
+    SystemFactorSource,
+    SystemVirtualizationProbe,
+    Tolerance,
+    Virtualization,
+    VirtualizationProbe,
+    collect_fingerprint,
+    ensure_fingerprint_matches,
+    ensure_virtualization_allowed,
+    hash_factors,
+    match_fingerprint,
+)
+from licentia.client._store import DeviceStore, store_directory
+
+__all__ = [
+    "DEFAULT_ROLLBACK_TOLERANCE",
+    "ClockRollbackError",
+    "DeviceStore",
+    "DeviceTrustError",
+    "FactorSource",
+    "FeatureMissingError",
+    "Fingerprint",
+    "FingerprintMatch",
+    "FingerprintMismatchError",
+    "LeaseExpiredError",
+    "LicenseExpiredError",
+    "LicenseUnusableError",
+    "LicentiaClientError",
+    "MaintenanceEndedError",
+    "NetworkError",
+    "NotActivatedError",
+    "ServerError",
+    "SignatureInvalidError",
+    "StoreTamperedError",
+    "SystemFactorSource",
+    "SystemVirtualizationProbe",
+    "TimeHighWaterMark",
+    "Tolerance",
+    "TransportError",
+    "TrustedClock",
+    "VirtualMachineNotAllowedError",
+    "Virtualization",
+    "VirtualizationProbe",
+    "collect_fingerprint",
+    "ensure_fingerprint_matches",
+    "ensure_virtualization_allowed",
+    "hash_factors",
+    "match_fingerprint",
+    "store_directory",
+    "system_clock",
+]

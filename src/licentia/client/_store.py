@@ -1,0 +1,486 @@
+"""The device store: device keys, signed license documents and a tamper-evident state.
+
+One directory per vendor (:func:`store_directory`)::
+
+    <vendor>/
+        state.json          state record + license documents, MACed
+        keys/device.json    device key pairs (Ed25519 signs, X25519 receives), written once
+        keys/generation     mirror of the state's generation counter, MACed
+        .lock               advisory lock serialising processes (POSIX flock)
+
+The state record holds the fingerprint recorded when the store was created, the
+trusted-time high-water mark, the per-container sequence numbers and the license
+documents (opaque JWS strings keyed by license id). Keeping the documents inside the
+state makes a sync one atomic write: the documents and the sequence that vouches for
+them can never disagree after a crash.
+
+Every file is written atomically (temporary file in the same directory, fsync,
+``os.replace``, fsync of the directory); a new store is built in a staging directory
+and renamed into place, so it appears whole or not at all. A write replaces
+``state.json`` first and the mirror second; a crash between the two leaves the state
+one generation ahead of the mirror, which :meth:`DeviceStore.open` accepts.
+
+The state and the mirror are MACed with HMAC-SHA256 under a key derived (HKDF) from
+the device's Ed25519 private key, and the recorded fingerprint is inside the MACed
+state. What this detects, offline, as :class:`StoreTamperedError` unless noted:
+
+- any edit of ``state.json`` or ``keys/generation`` (one flipped byte is enough);
+- a ``state.json`` from another store or device (its MAC key differs);
+- replacing ``keys/device.json`` (the state's MAC no longer verifies);
+- restoring an older ``state.json`` alone (its generation is below the mirror's);
+- deleting ``state.json`` or the mirror while the keys remain (a reset of the clock's
+  high-water mark or of the sequences);
+- the whole store copied to other hardware: the MAC still verifies, so this is
+  :class:`FingerprintMismatchError` when the current fingerprint no longer matches the
+  recorded one under the tolerance.
+
+What it cannot detect offline: restoring a complete, consistent backup of every file
+(state, mirror and keys together) — it is indistinguishable from the device as it was.
+Nor can it stop someone who reads the device private key from this directory and
+re-derives the MAC key: the store is tamper-*evident* against edits and file restores,
+not a secure element. Both are caught at the next sync, when License Central compares
+the device's sequence numbers with its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from licentia.client._exceptions import NotActivatedError, StoreTamperedError
+from licentia.client._fingerprint import Fingerprint, Tolerance, ensure_fingerprint_matches
+
+__all__ = ["DeviceStore", "store_directory"]
+
+_FORMAT = 1
+_STATE_FILE = "state.json"
+_KEYS_FILE = "keys/device.json"
+_GENERATION_FILE = "keys/generation"
+_LOCK_FILE = ".lock"
+_VENDOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_RAW = serialization.Encoding.Raw
+_RAW_PRIVATE = serialization.PrivateFormat.Raw
+_RAW_PUBLIC = serialization.PublicFormat.Raw
+
+
+def store_directory(vendor: str, root: Path | None = None) -> Path:
+    """The store directory of ``vendor`` below ``root`` (default: the user's data directory).
+
+    Raises ValueError if ``vendor`` is not a plain name (letters, digits, ``.``, ``_``,
+    ``-``), so it can never point outside ``root``.
+    """
+    if not _VENDOR_NAME.fullmatch(vendor) or set(vendor) == {"."}:
+        raise ValueError(f"{vendor!r} is not a valid vendor name for a store directory")
+    return (root or _default_root()) / vendor
+
+
+def _default_root() -> Path:
+    home = Path.home()
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local") / "Licentia"
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "Licentia"
+    return Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share") / "licentia"
+
+
+@dataclass(frozen=True)
+class _State:
+    generation: int
+    fingerprint: dict[str, str]
+    time_high_water: str | None
+    sequences: dict[str, int]
+    licenses: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _DeviceKeys:
+    signing: Ed25519PrivateKey
+    encryption: X25519PrivateKey
+
+    @classmethod
+    def generate(cls) -> _DeviceKeys:
+        return cls(Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
+
+    def mac_key(self) -> bytes:
+        # A derived key, so the signing key itself is never used as an HMAC key.
+        raw = self.signing.private_bytes(_RAW, _RAW_PRIVATE, serialization.NoEncryption())
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"licentia store v1")
+        return hkdf.derive(raw)
+
+
+class DeviceStore:
+    """The local store of one vendor on one device; open it with :meth:`open`.
+
+    Every read verifies the state from disk, so several processes may share a store.
+    """
+
+    def __init__(self, directory: Path, keys: _DeviceKeys) -> None:
+        self.directory = directory
+        self._keys = keys
+        self._mac_key = keys.mac_key()
+
+    @classmethod
+    def open(
+        cls, directory: Path, *, fingerprint: Fingerprint, tolerance: Tolerance | None = None
+    ) -> DeviceStore:
+        """Open the store in ``directory``, creating it (with new device keys) on first use.
+
+        ``fingerprint`` is this machine's current fingerprint; a new store records it.
+        Raises StoreTamperedError if a file is missing, edited or restored from an older
+        copy, and FingerprintMismatchError if the current fingerprint does not match the
+        recorded one under ``tolerance`` (default: medium), e.g. the store was copied.
+        """
+        directory = Path(directory)
+        if not directory.exists() or not any(directory.iterdir()):
+            _create_store(directory, fingerprint)
+        store = cls(directory, _load_keys(directory / _KEYS_FILE))
+        recorded = store.recorded_fingerprint()
+        ensure_fingerprint_matches(recorded, fingerprint, tolerance or Tolerance.medium())
+        return store
+
+    @property
+    def signing_key(self) -> Ed25519PrivateKey:
+        """The device's Ed25519 key: signs requests, receipts and removal proofs."""
+        return self._keys.signing
+
+    @property
+    def encryption_key(self) -> X25519PrivateKey:
+        """The device's X25519 key: decrypts secret data encrypted to this device."""
+        return self._keys.encryption
+
+    @property
+    def device_key_id(self) -> str:
+        """The RFC 7638 JWK thumbprint of the device's Ed25519 public key."""
+        raw = self._keys.signing.public_key().public_bytes(_RAW, _RAW_PUBLIC)
+        jwk = f'{{"crv":"Ed25519","kty":"OKP","x":"{_b64(raw)}"}}'
+        return _b64(hashlib.sha256(jwk.encode()).digest())
+
+    def recorded_fingerprint(self) -> Fingerprint:
+        """The fingerprint recorded when the store was created."""
+        return Fingerprint(self._read_state().fingerprint)
+
+    def license_ids(self) -> list[str]:
+        """The ids of the stored license documents, sorted."""
+        return sorted(self._read_state().licenses)
+
+    def read_license(self, license_id: str) -> str:
+        """The stored JWS of ``license_id``; raises NotActivatedError if there is none."""
+        document = self._read_state().licenses.get(license_id)
+        if document is None:
+            raise NotActivatedError(
+                f"License {license_id} is not activated on this device. "
+                "Activate it with your ticket in the activation wizard."
+            )
+        return document
+
+    def sequence(self, container_id: str) -> int:
+        """The last sequence number applied for ``container_id`` (0 if none yet)."""
+        return self._read_state().sequences.get(container_id, 0)
+
+    def apply_update(
+        self,
+        *,
+        put: Mapping[str, str] | None = None,
+        remove: Iterable[str] = (),
+        sequences: Mapping[str, int] | None = None,
+    ) -> None:
+        """Store documents, drop documents and advance sequences in one atomic write.
+
+        The caller verifies documents first: the store keeps them opaque. Raises
+        ValueError if a sequence would go backwards, leaving the store unchanged.
+        """
+        put, sequences, removed = dict(put or {}), dict(sequences or {}), set(remove)
+
+        def change(state: _State) -> _State:
+            for container_id, value in sequences.items():
+                if value < state.sequences.get(container_id, 0):
+                    raise ValueError(f"sequence of {container_id} would go back to {value}")
+            licenses = {k: v for k, v in state.licenses.items() if k not in removed}
+            return replace(
+                state,
+                licenses=licenses | put,
+                sequences=state.sequences | sequences,
+            )
+
+        self._update(change)
+
+    def put_license(self, license_id: str, document: str) -> None:
+        """Store (or replace) the JWS of ``license_id``."""
+        self.apply_update(put={license_id: document})
+
+    def remove_license(self, license_id: str) -> None:
+        """Drop the JWS of ``license_id``; does nothing if it is not stored."""
+        self.apply_update(remove=[license_id])
+
+    def advance_sequence(self, container_id: str, value: int) -> None:
+        """Record ``value`` as applied for ``container_id``; ValueError if it goes back."""
+        self.apply_update(sequences={container_id: value})
+
+    def read_time_high_water(self) -> datetime | None:
+        """The latest trusted time recorded, or None before the first one."""
+        value = self._read_state().time_high_water
+        return None if value is None else datetime.fromisoformat(value)
+
+    def write_time_high_water(self, value: datetime) -> None:
+        """Record ``value`` (timezone-aware) as the trusted-time high-water mark."""
+        if value.tzinfo is None:
+            raise ValueError("the time high-water mark must be timezone-aware")
+        stamp = value.astimezone(UTC).isoformat()
+        self._update(lambda state: replace(state, time_high_water=stamp))
+
+    def _read_state(self) -> _State:
+        with self._locked(exclusive=False):
+            return self._load_verified()
+
+    def _update(self, change: Callable[[_State], _State]) -> None:
+        with self._locked(exclusive=True):
+            current = self._load_verified()
+            new = replace(change(current), generation=current.generation + 1)
+            _remove_temporaries(self.directory)
+            _write_state_files(self.directory, new, self._mac_key)
+
+    def _load_verified(self) -> _State:
+        state = _decode_state(_read_file(self.directory / _STATE_FILE), self._mac_key)
+        mirror = _decode_generation(_read_file(self.directory / _GENERATION_FILE), self._mac_key)
+        # state == mirror + 1 is a write interrupted between its two files.
+        if not mirror <= state.generation <= mirror + 1:
+            raise _tampered(
+                f"state generation {state.generation} does not follow the mirrored {mirror}"
+            )
+        return state
+
+    @contextlib.contextmanager
+    def _locked(self, *, exclusive: bool) -> Iterator[None]:
+        fd = os.open(self.directory / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            _lock(fd, exclusive=exclusive)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _lock(fd: int, *, exclusive: bool) -> None:
+        # msvcrt has no shared lock: readers take the exclusive one too.
+        msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+
+else:
+    import fcntl
+
+    def _lock(fd: int, *, exclusive: bool) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+
+
+def _tampered(detail: str) -> StoreTamperedError:
+    return StoreTamperedError(
+        f"The local license store was modified or restored from an older copy ({detail}). "
+        "Connect to the internet so the license can sync, or contact your vendor."
+    )
+
+
+# -- creation ----------------------------------------------------------------------
+
+
+def _create_store(directory: Path, fingerprint: Fingerprint) -> None:
+    """Build a complete store in a staging directory and rename it into place."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    try:
+        keys = _DeviceKeys.generate()
+        (staging / "keys").mkdir(mode=0o700)
+        _write_atomic(staging / _KEYS_FILE, _encode_keys(keys))
+        first = _State(1, fingerprint.as_dict(), None, {}, {})
+        _write_state_files(staging, first, keys.mac_key())
+        _move_into_place(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_into_place(staging: Path, directory: Path) -> None:
+    try:
+        if directory.exists():
+            directory.rmdir()  # an empty directory someone prepared for us
+        os.rename(staging, directory)
+    except OSError:
+        # Another process created the store first: use theirs, drop ours.
+        if not (directory / _KEYS_FILE).exists():
+            raise
+    _fsync_directory(directory.parent)
+
+
+# -- encodings ---------------------------------------------------------------------
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("ascii")
+
+
+def _mac(key: bytes, purpose: bytes, message: bytes) -> str:
+    return hmac.new(key, purpose + b"\x00" + message, hashlib.sha256).hexdigest()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _encode_keys(keys: _DeviceKeys) -> bytes:
+    none = serialization.NoEncryption()
+    return _canonical(
+        {
+            "format": _FORMAT,
+            "signing_key": _b64(keys.signing.private_bytes(_RAW, _RAW_PRIVATE, none)),
+            "encryption_key": _b64(keys.encryption.private_bytes(_RAW, _RAW_PRIVATE, none)),
+        }
+    )
+
+
+def _load_keys(path: Path) -> _DeviceKeys:
+    try:
+        document = json.loads(_read_file(path))
+        signing = Ed25519PrivateKey.from_private_bytes(_unb64(document["signing_key"]))
+        encryption = X25519PrivateKey.from_private_bytes(_unb64(document["encryption_key"]))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise _tampered("the device key file is damaged") from exc
+    return _DeviceKeys(signing, encryption)
+
+
+def _encode_state(state: _State, key: bytes) -> bytes:
+    body = {
+        "format": _FORMAT,
+        "generation": state.generation,
+        "fingerprint": state.fingerprint,
+        "time_high_water": state.time_high_water,
+        "sequences": state.sequences,
+        "licenses": state.licenses,
+    }
+    return _canonical({"mac": _mac(key, b"state", _canonical(body)), "state": body})
+
+
+def _decode_state(raw: bytes, key: bytes) -> _State:
+    body = _verified_body(raw, key, purpose=b"state", field="state")
+    # The MAC vouches that this device wrote the body; these checks catch a store
+    # written by another version of the SDK.
+    try:
+        if body["format"] != _FORMAT:
+            raise ValueError(f"format {body['format']!r} is not {_FORMAT}")
+        if type(body["generation"]) is not int:
+            raise TypeError("the generation is not an integer")
+        state = _State(
+            generation=body["generation"],
+            fingerprint=dict(body["fingerprint"]),
+            time_high_water=body["time_high_water"],
+            sequences=dict(body["sequences"]),
+            licenses=dict(body["licenses"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _tampered(f"the state record is malformed: {exc}") from exc
+    return state
+
+
+def _encode_generation(generation: int, key: bytes) -> bytes:
+    return _canonical(
+        {"generation": generation, "mac": _mac(key, b"generation", b"%d" % generation)}
+    )
+
+
+def _decode_generation(raw: bytes, key: bytes) -> int:
+    try:
+        document = json.loads(raw)
+        generation, mac = document["generation"], str(document["mac"]).encode()
+    except (ValueError, TypeError, KeyError) as exc:
+        raise _tampered("the generation mirror is not readable") from exc
+    if type(generation) is not int or _canonical(document) != raw:
+        raise _tampered("the generation mirror is malformed")
+    expected = _mac(key, b"generation", b"%d" % generation).encode()
+    if not hmac.compare_digest(mac, expected):
+        raise _tampered("the generation mirror does not verify")
+    return generation
+
+
+def _verified_body(raw: bytes, key: bytes, *, purpose: bytes, field: str) -> dict[str, Any]:
+    """The MACed object under ``field`` of a canonical envelope ``{"mac", field}``."""
+    try:
+        envelope = json.loads(raw)
+        body, mac = envelope[field], str(envelope["mac"]).encode()
+        # Byte-exact canonical form: no edit can hide in whitespace or key order.
+        canonical = set(envelope) == {"mac", field} and _canonical(envelope) == raw
+    except (ValueError, TypeError, KeyError) as exc:
+        raise _tampered(f"{field} is not readable") from exc
+    expected = _mac(key, purpose, _canonical(body)).encode()
+    if not canonical or not isinstance(body, dict) or not hmac.compare_digest(mac, expected):
+        raise _tampered(f"{field} does not verify")
+    return body
+
+
+# -- files -------------------------------------------------------------------------
+
+
+def _write_state_files(directory: Path, state: _State, key: bytes) -> None:
+    # State first, mirror second: a crash in between leaves state == mirror + 1.
+    _write_atomic(directory / _STATE_FILE, _encode_state(state, key))
+    _write_atomic(directory / _GENERATION_FILE, _encode_generation(state.generation, key))
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise _tampered(f"{path.name} is missing") from exc
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``: readers and crashes see the old or new bytes, never a mix."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; Windows cannot open a directory to fsync it.
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_temporaries(directory: Path) -> None:
+    """Delete temporary files a crashed writer left (callers hold the exclusive lock)."""
+    for leftover in [*directory.glob(".*.tmp"), *directory.glob("keys/.*.tmp")]:
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
