@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+MAX_SEATS = 100_000
 PositiveDays = Annotated[int, Field(gt=0, le=36_500)]
 
 
@@ -35,6 +36,16 @@ class ValidityKind(StrEnum):
     DAYS_FROM_ACTIVATION = "days_from_activation"
 
 
+class OptionRuleError(ValueError):
+    """A rule between options is broken; ``field`` names the option to change,
+    relative to the model that checks the rule (pydantic keeps this error in the
+    ``ctx`` of its error, so the caller can report the field, not just the model)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -49,9 +60,13 @@ class Validity(_Strict):
         needs_end = self.kind is ValidityKind.FIXED_END
         needs_days = self.kind in (ValidityKind.DAYS_FROM_ISSUE, ValidityKind.DAYS_FROM_ACTIVATION)
         if needs_end != (self.end_date is not None):
-            raise ValueError("end_date is required for fixed_end validity and only for it")
+            raise OptionRuleError(
+                "end_date", "end_date is required for fixed_end validity and only for it"
+            )
         if needs_days != (self.days is not None):
-            raise ValueError("days is required for days_from_* validity and only for it")
+            raise OptionRuleError(
+                "days", "days is required for days_from_* validity and only for it"
+            )
         return self
 
 
@@ -66,11 +81,11 @@ class FingerprintTolerance(_Strict):
     def _preset_or_k_of_n(self) -> Self:
         custom = self.k is not None or self.n is not None
         if custom and (self.k is None or self.n is None):
-            raise ValueError("k and n go together")
+            raise OptionRuleError("k" if self.k is None else "n", "k and n go together")
         if custom and self.k is not None and self.n is not None and self.k > self.n:
-            raise ValueError("k cannot exceed n")
+            raise OptionRuleError("k", "k cannot exceed n")
         if custom == (self.preset is not None):
-            raise ValueError("give either a preset or k and n")
+            raise OptionRuleError("preset", "give either a preset or k and n")
         return self
 
 
@@ -99,16 +114,20 @@ class TemplateOptions(_Strict):
     vm_policy: Literal["allow", "deny"] = "allow"
     transfer_limit: TransferLimit | None = None
     max_devices: int = Field(default=3, ge=1, le=1000)
+    seat_lease_seconds: int = Field(default=300, ge=10, le=86_400)
+    access_token_seconds: int = Field(default=300, ge=10, le=86_400)
     custom_data: CustomData = CustomData()
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:
         if self.delivery is Delivery.SEAT_POOL and self.seats is None:
-            raise ValueError("a seat pool needs 'seats'")
+            raise OptionRuleError("seats", "a seat pool needs 'seats'")
         if self.refresh_days > self.lease_days:
-            raise ValueError("refresh_days cannot exceed lease_days")
+            raise OptionRuleError("refresh_days", "refresh_days cannot exceed lease_days")
         if self.max_borrow_days is not None and self.delivery is not Delivery.SEAT_POOL:
-            raise ValueError("max_borrow_days only applies to seat pools")
+            raise OptionRuleError("max_borrow_days", "max_borrow_days only applies to seat pools")
+        if self.seats is not None and self.seats > MAX_SEATS:
+            raise OptionRuleError("seats", f"seats cannot exceed {MAX_SEATS}")
         return self
 
 

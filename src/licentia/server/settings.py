@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     session_ttl_minutes: int = 8 * 60
     database_pool_size: int = 10
+    sweep_seconds: float = 30.0
 
     @property
     def is_development(self) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from licentia import __version__
 from licentia.domain.errors import ConfigurationError
@@ -18,6 +21,8 @@ from licentia.server.api.context import Services
 from licentia.server.api.routes import (
     audit,
     catalog,
+    cloud,
+    cloud_devices,
     devices,
     health,
     keys,
@@ -25,12 +30,15 @@ from licentia.server.api.routes import (
     orders,
     sessions,
 )
-from licentia.server.db.engine import Database, connect
+from licentia.server.db.base import utcnow
+from licentia.server.db.engine import Database, connect, run_write
 from licentia.server.db.schema import schema_status
 from licentia.server.keys.master import MasterKey, load_master_key
+from licentia.server.seats.services import sweep
 from licentia.server.settings import Settings
 
 API = "/api/v1"
+log = logging.getLogger("licentia.server")
 
 
 def create_app(
@@ -51,7 +59,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(_sweep_forever(db, settings.sweep_seconds))
         yield
+        sweeper.cancel()
         if database is None:
             db.dispose()
 
@@ -67,12 +77,27 @@ def create_app(
     app.state.services = services
     problems.install(app)
     app.include_router(health.router)
-    for module in (sessions, catalog, orders, licenses, devices, keys, audit):
+    for module in (sessions, catalog, orders, licenses, devices, cloud, keys, audit):
         app.include_router(module.router, prefix=API)
     app.include_router(keys.public_router, prefix=API)
     app.include_router(devices.device_router, prefix=API)
+    app.include_router(cloud_devices.router, prefix=API)
     _mount_docs(app)
     return app
+
+
+async def _sweep_forever(db: Database, every: float) -> None:
+    """Record expired seat leases now and then. Safe on several nodes at once (rows are
+    claimed with SKIP LOCKED) and not needed for correctness: expiry is computed in
+    every query."""
+    if every <= 0:
+        return
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await run_in_threadpool(run_write, db, lambda session: sweep(session, utcnow()))
+        except Exception:  # a failed sweep must not stop the next one
+            log.exception("seat sweep failed")
 
 
 def _mount_docs(app: FastAPI) -> None:

@@ -30,6 +30,7 @@ class License(Base):
     maintenance_until: Mapped[datetime | None]
     activated_at: Mapped[datetime | None]
     device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"), index=True)
+    container_id: Mapped[str | None] = mapped_column(ForeignKey("cloud_containers.id"), index=True)
     replaced_by_id: Mapped[str | None] = mapped_column(String(36))
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = created_column()

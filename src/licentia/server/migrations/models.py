@@ -2,12 +2,15 @@
 
 from licentia.server.audit.models import AuditEvent, AuditHead
 from licentia.server.catalog.models import Feature, Product, Template
+from licentia.server.cloud.models import CloudContainer, CloudDevice
+from licentia.server.counters.models import LedgerEntry, UnitCounter
 from licentia.server.db.base import Base
 from licentia.server.devices.models import Device, DeviceFlag, DeviceUpdate, LicenseReturn
 from licentia.server.idempotency.models import IdempotencyRecord
 from licentia.server.keys.models import SigningKey
 from licentia.server.licenses.models import License
 from licentia.server.orders.models import Customer, Order, OrderLine, Ticket
+from licentia.server.seats.models import SeatEvent, SeatSlot, SeatWaiter
 from licentia.server.tenancy.models import ApiKey, UserSession, Vendor, VendorUser
 
 __all__ = [
@@ -15,20 +18,27 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "Base",
+    "CloudContainer",
+    "CloudDevice",
     "Customer",
     "Device",
     "DeviceFlag",
     "DeviceUpdate",
     "Feature",
     "IdempotencyRecord",
+    "LedgerEntry",
     "License",
     "LicenseReturn",
     "Order",
     "OrderLine",
     "Product",
+    "SeatEvent",
+    "SeatSlot",
+    "SeatWaiter",
     "SigningKey",
     "Template",
     "Ticket",
+    "UnitCounter",
     "UserSession",
     "Vendor",
     "VendorUser",

@@ -1,0 +1,292 @@
+"""The vendor's side of cloud containers, seats and counters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from licentia.domain.errors import ValidationError
+from licentia.server.api.context import Context, require
+from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.cloud import services as cloud
+from licentia.server.cloud.models import CloudContainer
+from licentia.server.counters import services as counters
+from licentia.server.db.base import utcnow
+from licentia.server.db.pagination import paginate
+from licentia.server.licenses.services import get_license
+from licentia.server.orders.services import get_customer
+from licentia.server.seats import services as seats
+
+router = APIRouter(tags=["cloud"])
+
+
+class ContainerCreate(BaseModel):
+    customer_id: str | None = None
+    name: str = Field(min_length=1, max_length=200)
+    max_devices: int = Field(default=3, ge=1, le=1000)
+
+
+class CloudDeviceOut(Out):
+    id: str
+    name: str
+    created_at: datetime
+    last_seen_at: datetime | None
+    deregistered_at: datetime | None
+
+
+class ContainerOut(Out):
+    id: str
+    customer_id: str | None
+    name: str
+    max_devices: int
+    credential_version: int
+    created_at: datetime
+
+
+class ContainerDetail(ContainerOut):
+    devices: list[CloudDeviceOut]
+    license_ids: list[str]
+
+
+class ContainerCredential(ContainerOut):
+    credential: str = Field(description="the .licred secret; shown this once")
+
+
+class RedeemIn(BaseModel):
+    ticket: str
+
+
+class SeatOut(BaseModel):
+    lease_id: str | None
+    slot: int
+    user: str | None
+    device: str | None
+    process: str | None
+    acquired_at: datetime | None
+    expires_at: datetime | None
+    borrowed: bool
+
+
+class SeatEventOut(Out):
+    kind: str
+    lease_id: str | None
+    holder_key: str | None
+    in_use: int
+    at: datetime
+
+
+class UnitsIn(BaseModel):
+    units: int = Field(ge=0, le=10**12)
+
+
+class LedgerOut(Out):
+    kind: str
+    delta: int
+    balance_after: int
+    key: str
+    at: datetime
+
+
+class UnitsOut(BaseModel):
+    license_id: str
+    balance: int
+    recomputed_from_ledger: int
+    ledger: list[LedgerOut]
+
+
+def _credential(issued: cloud.IssuedCredential) -> ContainerCredential:
+    return ContainerCredential(
+        **ContainerOut.model_validate(issued.container).model_dump(), credential=issued.credential
+    )
+
+
+def _detail(session: Session, container: CloudContainer) -> ContainerDetail:
+    return ContainerDetail(
+        **ContainerOut.model_validate(container).model_dump(),
+        devices=[
+            CloudDeviceOut.model_validate(d) for d in cloud.container_devices(session, container.id)
+        ],
+        license_ids=[item.id for item in cloud.container_licenses(session, container.id)],
+    )
+
+
+@router.post("/cloud-containers", status_code=201, response_model=ContainerCredential)
+def create_container(
+    body: ContainerCreate, request: Request, ctx: Context = Depends(require("licenses:write"))
+) -> JSONResponse:
+    def work(session: Session) -> ContainerCredential:
+        if body.customer_id is not None:
+            get_customer(session, ctx.actor, body.customer_id)
+        return _credential(
+            cloud.create_container(
+                session,
+                ctx.actor,
+                customer_id=body.customer_id,
+                name=body.name,
+                max_devices=body.max_devices,
+            )
+        )
+
+    return ctx.create(request, body, work)
+
+
+@router.get("/cloud-containers", response_model=PageOut[ContainerOut])
+def list_containers(
+    customer_id: str | None = None,
+    page: PageParams = Depends(page_params),
+    ctx: Context = Depends(require("licenses:read")),
+) -> PageOut[ContainerOut]:
+    return ctx.read(
+        lambda s: page_of(
+            paginate(
+                s,
+                cloud.containers_query(ctx.vendor_id, customer_id),
+                CloudContainer.id,
+                cursor=page.cursor,
+                limit=page.limit,
+            ),
+            ContainerOut.model_validate,
+        )
+    )
+
+
+@router.get("/cloud-containers/{container_id}", response_model=ContainerDetail)
+def get_container(
+    container_id: str, ctx: Context = Depends(require("licenses:read"))
+) -> ContainerDetail:
+    return ctx.read(lambda s: _detail(s, cloud.get_container(s, ctx.vendor_id, container_id)))
+
+
+@router.post("/cloud-containers/{container_id}/redeem", response_model=ContainerDetail)
+def redeem_into(
+    container_id: str, body: RedeemIn, ctx: Context = Depends(require("licenses:write"))
+) -> ContainerDetail:
+    """Put a ticket's cloud and seat-pool licenses into this container."""
+
+    def work(session: Session) -> ContainerDetail:
+        container = cloud.get_container(session, ctx.vendor_id, container_id, lock=True)
+        cloud.redeem_ticket(session, ctx.actor, ctx.master, container, body.ticket)
+        return _detail(session, container)
+
+    return ctx.write(work)
+
+
+@router.post(
+    "/cloud-containers/{container_id}/actions/reset-credential", response_model=ContainerCredential
+)
+def reset_credential(
+    container_id: str, ctx: Context = Depends(require("licenses:write"))
+) -> ContainerCredential:
+    """A new credential; devices registered under the old one stop working at once."""
+    return ctx.write(
+        lambda s: _credential(
+            cloud.reset_credential(
+                s, ctx.actor, cloud.get_container(s, ctx.vendor_id, container_id, lock=True)
+            )
+        )
+    )
+
+
+@router.delete(
+    "/cloud-containers/{container_id}/devices/{device_id}", response_model=CloudDeviceOut
+)
+def deregister_device(
+    container_id: str, device_id: str, ctx: Context = Depends(require("licenses:write"))
+) -> CloudDeviceOut:
+    return ctx.write(
+        lambda s: CloudDeviceOut.model_validate(
+            cloud.deregister_device(
+                s, ctx.actor, cloud.get_container(s, ctx.vendor_id, container_id), device_id
+            )
+        )
+    )
+
+
+@router.get("/licenses/{license_id}/seats", response_model=list[SeatOut])
+def list_seats(license_id: str, ctx: Context = Depends(require("licenses:read"))) -> list[SeatOut]:
+    """Who holds which seat right now."""
+
+    def work(session: Session) -> list[SeatOut]:
+        get_license(session, ctx.actor, license_id)
+        return [
+            SeatOut(
+                lease_id=s.lease_id,
+                slot=s.slot,
+                user=s.user_name,
+                device=s.device_name,
+                process=s.process_id,
+                acquired_at=s.acquired_at,
+                expires_at=s.expires_at,
+                borrowed=s.borrowed,
+            )
+            for s in seats.occupancy(session, license_id, utcnow())
+        ]
+
+    return ctx.read(work)
+
+
+@router.get("/licenses/{license_id}/seat-events", response_model=list[SeatEventOut])
+def list_seat_events(
+    license_id: str, kind: str | None = None, ctx: Context = Depends(require("licenses:read"))
+) -> list[SeatEventOut]:
+    """Checkouts, releases, expiries, borrows and denials (``kind=deny`` for true denials)."""
+
+    def work(session: Session) -> list[SeatEventOut]:
+        get_license(session, ctx.actor, license_id)
+        return [
+            SeatEventOut.model_validate(e) for e in seats.seat_events(session, license_id, kind)
+        ]
+
+    return ctx.read(work)
+
+
+@router.delete("/licenses/{license_id}/seats/{lease_id}", status_code=204)
+def force_release(
+    license_id: str, lease_id: str, ctx: Context = Depends(require("licenses:write"))
+) -> Response:
+    def work(session: Session) -> None:
+        get_license(session, ctx.actor, license_id)
+        seats.force_release(session, ctx.actor, license_id, lease_id, now=utcnow())
+
+    ctx.write(work)
+    return Response(status_code=204)
+
+
+@router.get("/licenses/{license_id}/units", response_model=UnitsOut)
+def get_units(license_id: str, ctx: Context = Depends(require("licenses:read"))) -> UnitsOut:
+    def work(session: Session) -> UnitsOut:
+        get_license(session, ctx.actor, license_id)
+        return UnitsOut(
+            license_id=license_id,
+            balance=counters.balance_of(session, license_id),
+            recomputed_from_ledger=counters.recomputed_balance(session, license_id),
+            ledger=[LedgerOut.model_validate(e) for e in counters.ledger(session, license_id)],
+        )
+
+    return ctx.read(work)
+
+
+@router.post("/licenses/{license_id}/units/{action}", response_model=LedgerOut)
+def adjust_units(
+    license_id: str, action: str, body: UnitsIn, ctx: Context = Depends(require("licenses:write"))
+) -> LedgerOut:
+    """``top-up`` adds units; ``reset`` sets the balance."""
+    kinds = {"top-up": "top_up", "reset": "reset"}
+    if action not in kinds:
+        raise ValidationError("the action is top-up or reset", field="action")
+    return ctx.write(
+        lambda s: LedgerOut.model_validate(
+            counters.adjust(
+                s,
+                ctx.actor,
+                get_license(s, ctx.actor, license_id, lock=True),
+                kind=kinds[action],
+                units=body.units,
+                now=utcnow(),
+            )
+        )
+    )

@@ -1,0 +1,530 @@
+"""The cloud protocol a registered device speaks: check, seats, borrowing, counters.
+
+A device authenticates with the token it got by registering with the container's
+credential (``Authorization: Bearer lcd_…``). Short-lived signed tokens (access,
+seat, borrow) let an application ride out brief network loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from licentia.domain.actors import Actor
+from licentia.domain.errors import AuthenticationError, ConflictError, LicentiaError
+from licentia.formats.device import RETURN_TYP, device_id, ed25519_from_jwk, unverified_claims
+from licentia.server.activation.messages import read_request, read_signed_by
+from licentia.server.api.context import Services, services_of
+from licentia.server.cloud import services as cloud
+from licentia.server.cloud.models import CloudContainer, CloudDevice
+from licentia.server.counters import services as counters
+from licentia.server.db.base import utcnow
+from licentia.server.db.engine import run_write
+from licentia.server.keys.services import Signer, current_signer
+from licentia.server.licenses.models import License
+from licentia.server.orders.services import find_ticket
+from licentia.server.seats import services as seats
+from licentia.server.seats.models import SeatSlot
+from licentia.server.tenancy.models import Vendor
+from licentia.server.tenancy.services import get_vendor_by_slug
+
+router = APIRouter(prefix="/vendors/{slug}/cloud", tags=["cloud protocol"])
+_bearer = HTTPBearer(auto_error=False, description="A device token (lcd_…)")
+ACCESS_TYP, SEAT_TYP, BORROW_TYP = "licentia-access+jwt", "licentia-seat+jwt", "licentia-borrow+jwt"
+MAX_WAIT = 60.0
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DeviceCall:
+    services: Services
+    slug: str
+    token: str
+    source_ip: str | None
+
+    def run(self, work: Callable[[Session, Caller], T]) -> T:
+        def unit(session: Session) -> T:
+            vendor = get_vendor_by_slug(session, self.slug)
+            device, container = cloud.authenticate_device(session, vendor.id, self.token)
+            device.last_seen_at = utcnow()
+            return work(session, Caller(vendor, device, container, self.services, self.source_ip))
+
+        return run_write(self.services.db, unit)
+
+
+@dataclass(frozen=True)
+class Caller:
+    vendor: Vendor
+    device: CloudDevice
+    container: CloudContainer
+    services: Services
+    source_ip: str | None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor("cloud_device", self.device.id, self.vendor.id, frozenset(), self.source_ip)
+
+    def signer(self, session: Session) -> Signer:
+        return current_signer(session, self.vendor.id, self.services.master)
+
+
+def device_call(
+    slug: str, request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> DeviceCall:
+    if credentials is None:
+        raise AuthenticationError("send 'Authorization: Bearer <device token>'")
+    host = request.client.host if request.client else None
+    return DeviceCall(services_of(request), slug, credentials.credentials, host)
+
+
+# --- redeem and register ---------------------------------------------------------------
+
+
+class RedeemIn(BaseModel):
+    ticket: str
+    name: str = Field(default="Cloud container", min_length=1, max_length=200)
+
+
+class CredentialOut(BaseModel):
+    container_id: str
+    credential: str = Field(description="keep it in a .licred file; shown once")
+    license_ids: list[str]
+
+
+class RegisterIn(BaseModel):
+    credential: str
+    name: str = Field(min_length=1, max_length=200)
+
+
+class RegistrationOut(BaseModel):
+    device_id: str
+    container_id: str
+    token: str = Field(description="send as 'Authorization: Bearer <token>'; shown once")
+
+
+@router.post("/redeem", response_model=CredentialOut, status_code=201)
+def redeem(slug: str, body: RedeemIn, request: Request) -> CredentialOut:
+    """Redeem a ticket into a new cloud container for its customer; answers the
+    container's credential (once: a ticket redeemed already answers ALREADY_REDEEMED)."""
+    services = services_of(request)
+
+    def work(session: Session) -> CredentialOut:
+        vendor = get_vendor_by_slug(session, slug)
+        ticket = find_ticket(session, vendor.id, services.master, body.ticket)
+        actor = Actor("customer", None, vendor.id, frozenset(), None)
+        issued = cloud.create_container(
+            session,
+            actor,
+            customer_id=ticket.customer_id,
+            name=body.name,
+            max_devices=_max_devices(session, ticket.id),
+        )
+        licenses = cloud.redeem_ticket(
+            session, actor, services.master, issued.container, body.ticket
+        )
+        if not licenses:
+            raise ConflictError("this ticket was redeemed already", code="ALREADY_REDEEMED")
+        return CredentialOut(
+            container_id=issued.container.id,
+            credential=issued.credential,
+            license_ids=[item.id for item in licenses],
+        )
+
+    return run_write(services.db, work)
+
+
+def _max_devices(session: Session, ticket_id: str) -> int:
+    options = session.scalars(select(License.options).where(License.ticket_id == ticket_id)).all()
+    return max((int(o.get("max_devices", 3)) for o in options), default=3)
+
+
+@router.post("/devices", response_model=RegistrationOut, status_code=201)
+def register(slug: str, body: RegisterIn, request: Request) -> RegistrationOut:
+    """Exchange the container credential for a device registration (device limit applies)."""
+    services = services_of(request)
+
+    def work(session: Session) -> RegistrationOut:
+        vendor = get_vendor_by_slug(session, slug)
+        registration = cloud.register_device(session, vendor.id, body.credential, body.name)
+        return RegistrationOut(
+            device_id=registration.device.id,
+            container_id=registration.device.container_id,
+            token=registration.token,
+        )
+
+    return run_write(services.db, work)
+
+
+@router.delete("/devices/current", status_code=204)
+def deregister(call: DeviceCall = Depends(device_call)) -> Response:
+    call.run(lambda s, c: cloud.deregister_device(s, c.actor, c.container, c.device.id))
+    return Response(status_code=204)
+
+
+# --- check -----------------------------------------------------------------------------
+
+
+class CheckIn(BaseModel):
+    product: str
+    feature: str | None = None
+
+
+class TokenOut(BaseModel):
+    token: str
+    license_id: str
+    expires_at: datetime
+
+
+@router.post("/check", response_model=TokenOut)
+def check(body: CheckIn, call: DeviceCall = Depends(device_call)) -> TokenOut:
+    """May this device use ``product``/``feature`` now? Answers a short-lived access token."""
+
+    def work(session: Session, caller: Caller) -> TokenOut:
+        now = utcnow()
+        (license_, *_) = cloud.find_usable(
+            session,
+            caller.container,
+            body.product,
+            body.feature,
+            delivery=("cloud", "seat_pool"),
+            now=now,
+        )
+        ttl = timedelta(seconds=int(license_.options.get("access_token_seconds", 300)))
+        expires = min(now + ttl, license_.valid_until or now + ttl)
+        claims = _claims(caller, license_, now, expires) | {"scope": body.feature}
+        return TokenOut(
+            token=caller.signer(session).sign(claims, typ=ACCESS_TYP),
+            license_id=license_.id,
+            expires_at=expires,
+        )
+
+    return call.run(work)
+
+
+def _claims(caller: Caller, license_: License, now: datetime, expires: datetime) -> dict[str, Any]:
+    return {
+        "iss": caller.vendor.slug,
+        "sub": license_.id,
+        "aud": caller.container.id,
+        "device": caller.device.id,
+        "iat": int(now.timestamp()),
+        "exp": int(expires.timestamp()),
+        "product": license_.product_code,
+        "features": list(license_.features),
+    }
+
+
+# --- seats -----------------------------------------------------------------------------
+
+
+class CheckoutIn(BaseModel):
+    product: str
+    feature: str | None = None
+    user: str = Field(min_length=1, max_length=200)
+    device: str = Field(
+        min_length=1, max_length=200, description="a stable name or id of the machine"
+    )
+    process: str = Field(default="0", min_length=1, max_length=64)
+    wait_seconds: float = Field(default=0, ge=0, le=MAX_WAIT, description="queue up to this long")
+
+
+class LeaseOut(BaseModel):
+    lease_id: str
+    license_id: str
+    fence: int
+    expires_at: datetime
+    ttl_seconds: int
+    reconnected: bool
+    token: str
+
+
+class HeartbeatIn(BaseModel):
+    fence: int
+
+
+def _lease_out(
+    session: Session, caller: Caller, license_: License, lease: seats.Lease, now: datetime
+) -> LeaseOut:
+    claims = _claims(caller, license_, now, lease.expires_at) | {
+        "lease": lease.lease_id,
+        "fence": lease.fence,
+    }
+    ttl = int(license_.options.get("seat_lease_seconds", 300))
+    return LeaseOut(
+        lease_id=lease.lease_id,
+        license_id=license_.id,
+        fence=lease.fence,
+        expires_at=lease.expires_at,
+        ttl_seconds=ttl,
+        reconnected=lease.reconnected,
+        token=caller.signer(session).sign(claims, typ=SEAT_TYP),
+    )
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    error: LicentiaError
+
+
+def _try_checkout(
+    body: CheckoutIn, waiter: str | None
+) -> Callable[[Session, Caller], LeaseOut | _Refusal]:
+    def work(session: Session, caller: Caller) -> LeaseOut | _Refusal:
+        now = utcnow()
+        queue = f"{caller.container.id}:{body.product}:{body.feature or ''}"
+        pools = cloud.find_usable(
+            session, caller.container, body.product, body.feature, delivery=("seat_pool",), now=now
+        )
+        holder = seats.Holder(body.user, body.device, body.process)
+        if not seats.first_in_line(session, queue, waiter, now=now, ttl=timedelta(seconds=5)):
+            return _Refusal(
+                ConflictError(
+                    "others are waiting for a seat", code="NO_SEAT_AVAILABLE", queued=True
+                )
+            )
+        denied: seats.Denied | None = None
+        for pool in pools:
+            ttl = timedelta(seconds=int(pool.options.get("seat_lease_seconds", 300)))
+            result = seats.checkout(session, pool, holder, now=now, ttl=ttl)
+            if isinstance(result, seats.Lease):
+                if waiter is not None:
+                    seats.leave_queue(session, waiter)
+                return _lease_out(session, caller, pool, result, now)
+            denied = result
+        assert denied is not None
+        return _Refusal(
+            ConflictError(
+                f"all {denied.seats} seats are in use",
+                code=denied.code,
+                in_use=denied.in_use,
+                seats=denied.seats,
+            )
+        )
+
+    return work
+
+
+@router.post("/seats", response_model=LeaseOut, status_code=201)
+async def checkout(body: CheckoutIn, call: DeviceCall = Depends(device_call)) -> LeaseOut:
+    """Take a seat (or get your own back). With ``wait_seconds``, wait in line for one."""
+    waiter = None
+    if body.wait_seconds > 0:
+        waiter = await run_in_threadpool(call.run, _enqueue(body))
+    deadline = time.monotonic() + body.wait_seconds
+    delay = 0.05
+    while True:
+        result = await run_in_threadpool(call.run, _try_checkout(body, waiter))
+        if isinstance(result, LeaseOut):
+            return result
+        if time.monotonic() + delay > deadline:
+            raise result.error
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def _enqueue(body: CheckoutIn) -> Callable[[Session, Caller], str]:
+    def work(session: Session, caller: Caller) -> str:
+        queue = f"{caller.container.id}:{body.product}:{body.feature or ''}"
+        return seats.enqueue(
+            session, caller.vendor.id, queue, now=utcnow(), ttl=timedelta(seconds=5)
+        )
+
+    return work
+
+
+@router.post("/seats/{lease_id}/heartbeat", response_model=LeaseOut)
+def heartbeat(
+    lease_id: str, body: HeartbeatIn, call: DeviceCall = Depends(device_call)
+) -> LeaseOut:
+    """Keep a seat; 409 ``SEAT_LOST`` if it was released or reassigned meanwhile."""
+
+    def work(session: Session, caller: Caller) -> LeaseOut:
+        now = utcnow()
+        license_ = _lease_license(session, caller, lease_id)
+        ttl = timedelta(seconds=int(license_.options.get("seat_lease_seconds", 300)))
+        lease = seats.heartbeat(session, caller.vendor.id, lease_id, body.fence, now=now, ttl=ttl)
+        return _lease_out(session, caller, license_, lease, now)
+
+    return call.run(work)
+
+
+def _lease_license(session: Session, caller: Caller, lease_id: str) -> License:
+    license_ = session.scalar(
+        select(License)
+        .join(SeatSlot, SeatSlot.license_id == License.id)
+        .where(SeatSlot.lease_id == lease_id, License.container_id == caller.container.id)
+    )
+    if license_ is None:
+        raise ConflictError("this seat is no longer yours; check out again", code="SEAT_LOST")
+    return license_
+
+
+@router.delete("/seats/{lease_id}", status_code=204)
+def release(lease_id: str, call: DeviceCall = Depends(device_call)) -> Response:
+    """Free the seat at once (also ends a borrow early)."""
+
+    def work(session: Session, caller: Caller) -> None:
+        try:
+            _lease_license(session, caller, lease_id)
+        except ConflictError:
+            return  # already free: releasing twice is harmless
+        seats.release(session, caller.vendor.id, lease_id, now=utcnow())
+
+    call.run(work)
+    return Response(status_code=204)
+
+
+# --- borrowing -------------------------------------------------------------------------
+
+
+class BorrowIn(BaseModel):
+    product: str
+    feature: str | None = None
+    user: str = Field(min_length=1, max_length=200)
+    days: int = Field(ge=1, le=366)
+    request: str = Field(
+        description="a device request (op sync) naming the device key and fingerprint"
+    )
+
+
+class BorrowOut(BaseModel):
+    lease_id: str
+    license_id: str
+    document: str = Field(description="licentia-borrow+jwt bound to the device; usable offline")
+    expires_at: datetime
+
+
+@router.post("/borrow", response_model=BorrowOut, status_code=201)
+def borrow(body: BorrowIn, call: DeviceCall = Depends(device_call)) -> BorrowOut:
+    """Hold a seat for offline use until the borrow ends (or is returned early)."""
+
+    def work(session: Session, caller: Caller) -> BorrowOut | _Refusal:
+        now = utcnow()
+        request = read_request(body.request, caller.vendor.slug, now)
+        pools = cloud.find_usable(
+            session, caller.container, body.product, body.feature, delivery=("seat_pool",), now=now
+        )
+        for pool in pools:
+            until = now + seats.borrow_period(pool, body.days)
+            holder = seats.Holder(body.user, request.device_id, "borrow")
+            result = seats.checkout(
+                session, pool, holder, now=now, ttl=until - now, borrow_until=until
+            )
+            if isinstance(result, seats.Lease):
+                claims = _claims(caller, pool, now, until) | {
+                    "aud": request.device_id,
+                    "cnf": {"jkt": request.device_id},
+                    "lease": result.lease_id,
+                    "fingerprint": request.fingerprint,
+                    "lease_until": int(until.timestamp()),
+                    "options": dict(pool.options) | {"custom_data": None},
+                }
+                document = caller.signer(session).sign(claims, typ=BORROW_TYP)
+                return BorrowOut(
+                    lease_id=result.lease_id,
+                    license_id=pool.id,
+                    document=document,
+                    expires_at=until,
+                )
+        return _Refusal(ConflictError("no seat is free to borrow", code="NO_SEAT_AVAILABLE"))
+
+    result = call.run(work)
+    if isinstance(result, _Refusal):
+        raise result.error
+    return result
+
+
+class ReturnOut(BaseModel):
+    lease_id: str
+    state: str = "returned"
+
+
+@router.post("/borrow/returns", response_model=ReturnOut)
+async def return_borrow(slug: str, request: Request) -> ReturnOut:
+    """An offline return of a borrowed seat: a return proof (``lease`` claim) signed by
+    the borrowing device's key (the key is in the proof; its thumbprint must be the
+    device the seat was lent to). No device token needed: the proof is the credential."""
+    token = (await request.body()).decode("ascii", errors="replace").strip()
+    services = services_of(request)
+
+    def work(session: Session) -> ReturnOut:
+        vendor = get_vendor_by_slug(session, slug)
+        key = ed25519_from_jwk(unverified_claims(token).get("device_key"))
+        claims = read_signed_by(token, key, typ=RETURN_TYP, vendor_slug=slug, now=utcnow())
+        lease_id = str(claims.get("lease"))
+        slot = session.scalar(
+            select(SeatSlot).where(SeatSlot.vendor_id == vendor.id, SeatSlot.lease_id == lease_id)
+        )
+        if slot is not None:
+            if slot.holder_key != f"b:{device_id(key)}":
+                raise ConflictError("this seat was not lent to this device", code="LEASE_NOT_FOUND")
+            seats.release(session, vendor.id, lease_id, now=utcnow())
+        return ReturnOut(lease_id=lease_id)
+
+    return await run_in_threadpool(run_write, services.db, work)
+
+
+# --- counters --------------------------------------------------------------------------
+
+
+class ConsumeIn(BaseModel):
+    product: str
+    feature: str | None = None
+    units: int = Field(ge=1, le=10**9)
+    key: str = Field(
+        min_length=1, max_length=200, description="idempotency key of this consumption"
+    )
+
+
+class ConsumeOut(BaseModel):
+    license_id: str
+    units: int
+    balance_after: int
+    key: str
+    replayed: bool
+
+
+@router.post("/counters/consume", response_model=ConsumeOut)
+def consume(body: ConsumeIn, call: DeviceCall = Depends(device_call)) -> JSONResponse:
+    """Take units atomically; the same ``key`` never counts twice. 409 ``UNITS_EXHAUSTED``."""
+
+    def work(session: Session, caller: Caller) -> ConsumeOut:
+        now = utcnow()
+        candidates = [
+            item
+            for item in cloud.find_usable(
+                session,
+                caller.container,
+                body.product,
+                body.feature,
+                delivery=("cloud", "seat_pool"),
+                now=now,
+            )
+            if item.options.get("units") is not None
+        ]
+        if not candidates:
+            raise ConflictError("no license here counts units", code="NO_COUNTER")
+        result = counters.consume(
+            session, caller.actor, candidates[0], body.units, body.key, now=now
+        )
+        return ConsumeOut(
+            license_id=candidates[0].id,
+            units=-result.entry.delta,
+            balance_after=result.entry.balance_after,
+            key=body.key,
+            replayed=result.replayed,
+        )
+
+    return JSONResponse(call.run(work).model_dump())

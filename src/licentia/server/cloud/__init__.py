@@ -1,0 +1,1 @@
+"""Cloud containers: licenses held on the server, used online from registered devices."""

@@ -1,0 +1,1 @@
+"""Counters: pay-per-use units with an append-only ledger."""

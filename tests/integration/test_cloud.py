@@ -1,0 +1,191 @@
+"""Cloud containers, seats and counters through the wire protocol."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
+
+from licentia.formats.device import okp_jwk
+from licentia.server.seats.models import SeatSlot
+from tests.factories import VendorHandle
+from tests.integration.device_messages import BareDevice
+
+
+class CloudUser:
+    """A registered device in a container, speaking the cloud protocol."""
+
+    def __init__(self, vendor: VendorHandle, credential: str, name: str = "laptop") -> None:
+        self.vendor = vendor
+        response = self._post("devices", json={"credential": credential, "name": name}, auth=False)
+        assert response.status_code == 201, response.text
+        self.token = response.json()["token"]
+
+    def _post(self, path: str, auth: bool = True, **kwargs):
+        headers = {"Authorization": f"Bearer {self.token}"} if auth else {}
+        return self.vendor.client.post(
+            f"/api/v1/vendors/{self.vendor.slug}/cloud/{path}", headers=headers, **kwargs
+        )
+
+    def checkout(self, product: str, user: str, device: str = "pc", process: str = "1", **extra):
+        body = {"product": product, "user": user, "device": device, "process": process, **extra}
+        return self._post("seats", json=body)
+
+    def heartbeat(self, lease_id: str, fence: int):
+        return self._post(f"seats/{lease_id}/heartbeat", json={"fence": fence})
+
+    def release(self, lease_id: str):
+        return self.vendor.client.delete(
+            f"/api/v1/vendors/{self.vendor.slug}/cloud/seats/{lease_id}",
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+
+    def consume(self, product: str, units: int, key: str):
+        return self._post("counters/consume", json={"product": product, "units": units, "key": key})
+
+    def check(self, product: str, feature: str | None = None):
+        return self._post("check", json={"product": product, "feature": feature})
+
+
+def _container(vendor: VendorHandle, **options) -> tuple[str, str, dict]:
+    template = vendor.template(options)
+    order = vendor.order([{"sku": template["sku"], "quantity": 1}])
+    redeemed = vendor.client.post(
+        f"/api/v1/vendors/{vendor.slug}/cloud/redeem", json={"ticket": order["ticket_code"]}
+    )
+    assert redeemed.status_code == 201, redeemed.text
+    body = redeemed.json()
+    product = vendor.ok("GET", f"/licenses/{body['license_ids'][0]}")["product_code"]
+    return body["credential"], product, body
+
+
+def test_a_redeemed_cloud_license_is_checked_online_with_a_short_lived_token(vendors):
+    vendor = vendors.create()
+    credential, product, _ = _container(vendor, delivery="cloud", access_token_seconds=60)
+    user = CloudUser(vendor, credential)
+    answer = user.check(product, "edit")
+    assert answer.status_code == 200, answer.text
+    expires = datetime.fromisoformat(answer.json()["expires_at"])
+    assert expires <= datetime.now(UTC) + timedelta(seconds=61)
+    assert user.check(product, "nope").json()["code"] == "FEATURE_MISSING"
+
+
+def test_at_most_n_devices_register_and_a_credential_reset_strands_them(vendors):
+    vendor = vendors.create()
+    credential, product, body = _container(vendor, delivery="cloud", max_devices=2)
+    first, _second = CloudUser(vendor, credential, "office"), CloudUser(vendor, credential, "home")
+    third = vendor.client.post(
+        f"/api/v1/vendors/{vendor.slug}/cloud/devices",
+        json={"credential": credential, "name": "third"},
+    )
+    assert third.status_code == 409 and third.json()["code"] == "DEVICE_LIMIT_REACHED"
+    vendor.ok("POST", f"/cloud-containers/{body['container_id']}/actions/reset-credential")
+    stranded = first.check(product)
+    assert stranded.status_code == 401 and stranded.json()["code"] == "CREDENTIAL_RESET"
+
+
+def test_seats_are_never_handed_out_beyond_the_pool_and_denials_are_recorded(vendors):
+    vendor = vendors.create()
+    credential, product, body = _container(vendor, delivery="seat_pool", seats=5)
+    user = CloudUser(vendor, credential)
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        answers = list(
+            pool.map(lambda n: user.checkout(product, f"user{n}").status_code, range(40))
+        )
+    assert answers.count(201) == 5 and answers.count(409) == 35
+    license_id = body["license_ids"][0]
+    assert len(vendor.ok("GET", f"/licenses/{license_id}/seats")) == 5
+    denials = vendor.ok("GET", f"/licenses/{license_id}/seat-events", params={"kind": "deny"})
+    assert len(denials) == 35 and {d["in_use"] for d in denials} <= {5}
+
+
+def test_a_reconnecting_client_gets_its_own_seat_back_instead_of_a_second_one(vendors):
+    vendor = vendors.create()
+    credential, product, body = _container(
+        vendor, delivery="seat_pool", seats=2, seat_counting="per_process"
+    )
+    user = CloudUser(vendor, credential)
+    first = user.checkout(product, "ann", process="42").json()
+    again = user.checkout(product, "ann", process="42").json()
+    assert again["lease_id"] == first["lease_id"] and again["reconnected"] is True
+    assert len(vendor.ok("GET", f"/licenses/{body['license_ids'][0]}/seats")) == 1
+
+
+def test_an_expired_lease_is_not_counted_and_its_stale_holder_cannot_extend_the_seat(
+    vendors, database
+):
+    vendor = vendors.create()
+    credential, product, body = _container(vendor, delivery="seat_pool", seats=1)
+    user = CloudUser(vendor, credential)
+    stale = user.checkout(product, "ann").json()
+    with database.transaction() as session:  # the holder went silent past its lease
+        session.execute(
+            update(SeatSlot)
+            .where(SeatSlot.lease_id == stale["lease_id"])
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    fresh = user.checkout(product, "bob")
+    assert fresh.status_code == 201 and fresh.json()["fence"] == stale["fence"] + 1
+    lost = user.heartbeat(stale["lease_id"], stale["fence"])
+    assert lost.status_code == 409 and lost.json()["code"] == "SEAT_LOST"
+    assert user.heartbeat(fresh.json()["lease_id"], fresh.json()["fence"]).status_code == 200
+
+
+def test_a_released_seat_is_free_at_once_and_the_vendor_can_force_release(vendors):
+    vendor = vendors.create()
+    credential, product, body = _container(vendor, delivery="seat_pool", seats=1)
+    user = CloudUser(vendor, credential)
+    lease = user.checkout(product, "ann").json()
+    assert user.release(lease["lease_id"]).status_code == 204
+    taken = user.checkout(product, "bob").json()
+    vendor.request("DELETE", f"/licenses/{body['license_ids'][0]}/seats/{taken['lease_id']}")
+    assert user.checkout(product, "cid").status_code == 201
+
+
+def test_a_waiting_checkout_gets_the_seat_when_it_frees(vendors):
+    vendor = vendors.create()
+    credential, product, _ = _container(vendor, delivery="seat_pool", seats=1)
+    user = CloudUser(vendor, credential)
+    lease = user.checkout(product, "ann").json()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(user.checkout, product, "bob", wait_seconds=10)
+        user.release(lease["lease_id"])
+        assert waiting.result().status_code == 201
+
+
+def test_a_consumption_counts_once_per_key_and_never_below_zero(vendors):
+    vendor = vendors.create()
+    credential, product, body = _container(vendor, delivery="cloud", units=100)
+    user = CloudUser(vendor, credential)
+    keys = [str(uuid.uuid4()) for _ in range(60)]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda k: user.consume(product, 2, k), keys + keys[:20]))
+    granted = {a.json()["key"] for a in answers if a.status_code == 200}
+    assert len(granted) == 50
+    assert all(a.json()["code"] == "UNITS_EXHAUSTED" for a in answers if a.status_code != 200)
+    units = vendor.ok("GET", f"/licenses/{body['license_ids'][0]}/units")
+    assert units["balance"] == units["recomputed_from_ledger"] == 0
+
+
+def test_a_borrowed_seat_is_held_offline_and_an_early_return_frees_it(vendors):
+    vendor = vendors.create()
+    credential, product, _ = _container(vendor, delivery="seat_pool", seats=1, max_borrow_days=7)
+    user, device = CloudUser(vendor, credential), BareDevice(vendor.slug)
+    lent = user._post(
+        "borrow",
+        json={"product": product, "user": "ann", "days": 3, "request": device.request("sync")},
+    )
+    assert lent.status_code == 201, lent.text
+    assert user.checkout(product, "bob").status_code == 409
+    proof = device._sign(
+        {"lease": lent.json()["lease_id"], "device_key": _jwk(device)}, "licentia-return+jwt"
+    )
+    back = vendor.client.post(f"/api/v1/vendors/{vendor.slug}/cloud/borrow/returns", content=proof)
+    assert back.status_code == 200, back.text
+    assert user.checkout(product, "bob").status_code == 201
+
+
+def _jwk(device: BareDevice) -> dict:
+    return okp_jwk(device.key.public_key())
