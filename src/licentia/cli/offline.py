@@ -29,8 +29,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.
 
 def _exchange(runtime: Runtime, session: Session, slug: str) -> activation.Exchange:
     vendor = get_vendor_by_slug(session, slug)
-    signer = current_signer(session, vendor.id, runtime.master)
-    return activation.Exchange(vendor, signer, runtime.master, utcnow(), source_ip=None)
+    return activation.Exchange(
+        vendor, lambda: current_signer(session, vendor.id, runtime.master), runtime.master, utcnow()
+    )
 
 
 def _read(path: Path) -> str:

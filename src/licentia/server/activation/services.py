@@ -11,7 +11,8 @@ before it answers with the error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,15 +64,23 @@ class VmNotAllowedError(PermissionDeniedError):
     code = "VM_NOT_ALLOWED"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Exchange:
-    """What every device call needs besides the session."""
+    """What every device call needs besides the session. The vendor's signing key is
+    decrypted only when an update is actually issued (a 304 sync never needs it)."""
 
     vendor: Vendor
-    signer: Signer
+    load_signer: Callable[[], Signer]
     master: MasterKey
     now: datetime
     source_ip: str | None = None
+    _signer: Signer | None = field(default=None, repr=False)
+
+    @property
+    def signer(self) -> Signer:
+        if self._signer is None:
+            self._signer = self.load_signer()
+        return self._signer
 
     def actor(self, device_key_id: str) -> Actor:
         return Actor("device", device_key_id, self.vendor.id, frozenset(), self.source_ip)

@@ -132,7 +132,7 @@ def _exchange(
     vendor = get_vendor_by_slug(session, slug)
     return activation.Exchange(
         vendor=vendor,
-        signer=current_signer(session, vendor.id, services.master),
+        load_signer=lambda: current_signer(session, vendor.id, services.master),
         master=services.master,
         now=utcnow(),
         source_ip=request.client.host if request.client else None,
