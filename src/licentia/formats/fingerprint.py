@@ -8,7 +8,8 @@ both apply the same rule:
 - ``loose``: at least half, rounded up (at least one);
 - ``k`` of ``n``: at least ``k`` of the recorded factors.
 
-A factor counts as matching when it is present on both sides with the same hash.
+A factor counts as matching when it is present on both sides with the same hash. An
+empty recorded fingerprint never matches: it would vouch for any machine.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from typing import Any
 
 def required_matches(tolerance: Mapping[str, Any], recorded: int) -> int:
     """How many of ``recorded`` factors must match under ``tolerance`` (a template's
-    ``fingerprint_tolerance`` option: ``{"preset": ...}`` or ``{"k": k, "n": n}``)."""
+    ``fingerprint_tolerance`` option: ``{"preset": ...}`` or ``{"k": k, "n": n}``).
+
+    With nothing recorded, one match is required, which cannot happen: never a match.
+    """
     if recorded <= 0:
-        return 0
+        return 1
     if tolerance.get("k") is not None:
         return min(int(tolerance["k"]), recorded)
     preset = tolerance.get("preset") or "medium"

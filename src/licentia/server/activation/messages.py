@@ -89,8 +89,13 @@ def read_signed_by(
 
 
 def signer_of(token: str) -> str:
-    """The device id a token says it is signed by (its ``kid``), unverified."""
-    claims = unverified_claims(token)
+    """The device id a token says it is signed by (its ``kid``), unverified.
+
+    Raises DeviceSignatureError if the token is not a JWS or names no device."""
+    try:
+        claims = unverified_claims(token)
+    except SignatureInvalidError as error:
+        raise DeviceSignatureError(str(error)) from error
     issuer = claims.get("iss")
     if not isinstance(issuer, str):
         raise DeviceSignatureError("the message does not name its device")

@@ -23,6 +23,7 @@ from licentia.domain.errors import AuthenticationError
 from licentia.server.db.engine import Database, run_write
 from licentia.server.idempotency.services import (
     StoredAnswer,
+    claim_key,
     find_answer,
     remember_answer,
     request_fingerprint,
@@ -81,15 +82,17 @@ class Context:
         fingerprint = request_fingerprint(request.method, request.url.path, body)
 
         def unit(session: Session) -> StoredAnswer:
+            claim = None
             if key is not None:
-                stored = find_answer(session, self.vendor_id, key, fingerprint)
+                stored = find_answer(session, self.vendor_id, key, fingerprint, self.master)
                 if stored is not None:
                     return stored
+                claim = claim_key(session, self.vendor_id, key, fingerprint)
             result = work(session)
             status = status_for(result) if status_for else status_code
             answer = StoredAnswer(status, result.model_dump(mode="json"))
-            if key is not None:
-                remember_answer(session, self.vendor_id, key, fingerprint, answer)
+            if claim is not None:
+                remember_answer(session, claim, answer, self.master)
             return answer
 
         answer = self.write(unit)

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 from licentia.domain.errors import (
@@ -19,6 +20,7 @@ from licentia.domain.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from licentia.formats.jws import SignatureInvalidError
 
 log = logging.getLogger("licentia.api")
 MEDIA_TYPE = "application/problem+json"
@@ -31,7 +33,12 @@ STATUS: tuple[tuple[type[LicentiaError], int], ...] = (
     (ConflictError, 409),
     (ConfigurationError, 500),
 )
-_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 401: "UNAUTHENTICATED"}
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+}
 
 
 def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
@@ -60,24 +67,40 @@ async def _domain(request: Request, error: Exception) -> JSONResponse:
     return problem(status, error.code, error.message, **error.details)
 
 
+def _field_of(error: Any) -> str:
+    """Where a request error is, as a dotted path; "" for the body as a whole (a JSON
+    syntax error is located by character offset, which names no field)."""
+    if error.get("type") == "json_invalid":
+        return ""
+    return ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+
+
 async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     first = error.errors()[0]
-    location = [str(part) for part in first.get("loc", ()) if part != "body"]
-    field = ".".join(location) or None
+    field = _field_of(first) or None
     detail = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
     return problem(
         422,
         "VALIDATION_FAILED",
         detail,
         field=field,
-        errors=[
-            {
-                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
-                "message": e.get("msg"),
-            }
-            for e in error.errors()
-        ],
+        errors=[{"field": _field_of(e), "message": e.get("msg")} for e in error.errors()],
+    )
+
+
+async def _refused_by_database(request: Request, error: Exception) -> JSONResponse:
+    """A value the database cannot hold (a NUL character in PostgreSQL text, a number
+    out of range) is the caller's input, not a server fault. Only the driver's own
+    message is logged: the statement and its parameters could carry secrets."""
+    assert isinstance(error, DataError)
+    log.warning(
+        "database refused a value on %s %s: %s", request.method, request.url.path, error.orig
+    )
+    return problem(
+        422,
+        "VALIDATION_FAILED",
+        "a value in the request cannot be stored (for example a NUL character)",
     )
 
 
@@ -85,6 +108,12 @@ async def _http(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     code = _HTTP_CODES.get(error.status_code, f"HTTP_{error.status_code}")
     return problem(error.status_code, code, str(error.detail))
+
+
+async def _bad_signature(request: Request, error: Exception) -> JSONResponse:
+    """A device message that is no JWS at all, wherever a route meets it first: the
+    format layer's error is not a domain error, but it is the sender's fault."""
+    return problem(401, SignatureInvalidError.code, str(error) or "not a valid signed message")
 
 
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
@@ -96,4 +125,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(LicentiaError, _domain)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(DataError, _refused_by_database)
+    app.add_exception_handler(SignatureInvalidError, _bad_signature)
     app.add_exception_handler(Exception, _unexpected)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -27,43 +27,76 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     chain: str | None = None,
-) -> AuditEvent:
-    """Append one event to the actor's vendor chain (or ``chain``).
+) -> None:
+    """Record one event for the actor's vendor chain (or ``chain``).
 
-    Locks the chain's head row until the caller's transaction ends, so concurrent
-    writers append one after the other and the chain stays linear.
+    The event is appended when the caller's transaction commits, in the same
+    transaction (``_append_pending``): it exists if and only if the change does.
     """
-    chain = chain or actor.chain
-    head = _lock_head(session, chain)
-    fields: dict[str, Any] = {
-        "chain": chain,
-        "seq": head.seq + 1,
-        "at": utcnow(),
-        "actor_type": actor.kind,
-        "actor_id": actor.id,
-        "action": action,
-        "object_type": object_type,
-        "object_id": object_id,
-        "before": before,
-        "after": after,
-        "source_ip": actor.source_ip,
-    }
-    digest = event_hash(_hashable(fields), head.hash)
-    event = AuditEvent(**fields, prev_hash=head.hash, hash=digest)
-    session.add(event)
-    head.seq, head.hash = fields["seq"], digest
+    pending: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
+    pending.append(
+        {
+            "chain": chain or actor.chain,
+            "actor_type": actor.kind,
+            "actor_id": actor.id,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "before": before,
+            "after": after,
+            "source_ip": actor.source_ip,
+        }
+    )
+
+
+_PENDING = "licentia.audit.pending"
+
+
+@event.listens_for(Session, "before_commit")
+def _append_pending(session: Session) -> None:
+    """Chain the transaction's events onto their chains as the commit begins.
+
+    Each chain's head row is locked here and released by the commit a moment later.
+    Concurrent writers of one vendor thus queue for this last step only, not for
+    their whole transaction (which made them run one at a time), and the chain stays
+    linear. ``at`` is this moment, so it grows with ``seq``.
+    """
+    pending: list[dict[str, Any]] | None = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    now = utcnow()
+    for chain in sorted({e["chain"] for e in pending}):  # one lock order: no deadlocks
+        head = _lock_head(session, chain)
+        for noted in (e for e in pending if e["chain"] == chain):
+            fields = {**noted, "seq": head.seq + 1, "at": now}
+            digest = event_hash(_hashable(fields), head.hash)
+            session.add(AuditEvent(**fields, prev_hash=head.hash, hash=digest))
+            head.seq, head.hash = fields["seq"], digest
     session.flush()
-    return event
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 def _lock_head(session: Session, chain: str) -> AuditHead:
+    head = _select_head(session, chain)
+    if head is not None:
+        return head
+    # The chain's first event: create its head; a concurrent creator's row wins.
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(
         insert(AuditHead).values(chain=chain, seq=0, hash=GENESIS).on_conflict_do_nothing()
     )
-    return session.scalars(
-        select(AuditHead).where(AuditHead.chain == chain).with_for_update()
-    ).one()
+    head = _select_head(session, chain)
+    assert head is not None
+    return head
+
+
+def _select_head(session: Session, chain: str) -> AuditHead | None:
+    query = select(AuditHead).where(AuditHead.chain == chain).with_for_update()
+    return session.scalars(query).one_or_none()
 
 
 def _hashable(fields: dict[str, Any]) -> dict[str, Any]:

@@ -7,11 +7,11 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from licentia.domain.actors import Actor
 from licentia.domain.errors import AlreadyExistsError, NotFoundError, ValidationError
-from licentia.domain.templates import TemplateOptions
+from licentia.domain.templates import OptionRuleError, TemplateOptions
 from licentia.server.audit.services import record
 from licentia.server.catalog.models import Feature, Product, Template
 from licentia.server.db.base import utcnow
@@ -57,7 +57,7 @@ def update_product(
     before = product_view(product)
     if name is not None:
         product.name = name
-    _add_features(product, add_features)
+    _add_features(product, add_features, field="add_features")
     session.flush()
     record(
         session,
@@ -71,14 +71,17 @@ def update_product(
     return product
 
 
-def _add_features(product: Product, features: list[dict[str, str]]) -> None:
+def _add_features(
+    product: Product, features: list[dict[str, str]], *, field: str = "features"
+) -> None:
+    """Errors name ``<field>[i].code``: the request field the feature came in."""
     existing = {f.code for f in product.features}
     for index, feature in enumerate(features):
         code = feature["code"]
-        _check_code(code, f"features[{index}].code")
+        _check_code(code, f"{field}[{index}].code")
         if code in existing:
             raise AlreadyExistsError(
-                f"feature {code!r} already exists", field=f"features[{index}].code"
+                f"feature {code!r} already exists", field=f"{field}[{index}].code"
             )
         existing.add(code)
         product.features.append(Feature(code=code, name=feature.get("name") or code))
@@ -111,8 +114,13 @@ def parse_options(raw: dict[str, Any]) -> TemplateOptions:
         return TemplateOptions.model_validate(raw)
     except PydanticValidationError as exc:
         error = exc.errors()[0]
-        field = ".".join(["options", *(str(part) for part in error["loc"])])
-        raise ValidationError(error["msg"], field=field) from exc
+        path = ["options", *(str(part) for part in error["loc"])]
+        rule = error.get("ctx", {}).get("error")
+        if isinstance(rule, OptionRuleError):
+            # A rule between options fails on the model; name the option to change.
+            path.append(rule.field)
+            raise ValidationError(str(rule), field=".".join(path)) from exc
+        raise ValidationError(error["msg"], field=".".join(path)) from exc
 
 
 def create_template(
@@ -224,8 +232,11 @@ def get_template(session: Session, actor: Actor, template_id: str) -> Template:
 
 
 def template_by_sku(session: Session, vendor_id: str, sku: str) -> Template | None:
+    # Orders resolve a SKU per line and need the product's code, not its features.
     return session.scalar(
-        select(Template).where(Template.vendor_id == vendor_id, Template.sku == sku)
+        select(Template)
+        .where(Template.vendor_id == vendor_id, Template.sku == sku)
+        .options(lazyload(Template.product, Product.features))
     )
 
 

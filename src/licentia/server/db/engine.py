@@ -2,15 +2,19 @@
 
 SQLite runs in WAL mode with foreign keys on; write transactions start with
 ``BEGIN IMMEDIATE`` so that two writers queue for the lock at the start instead of
-failing half-way with "database is locked". Reads use a second engine with plain
-deferred transactions, so they never wait for writers.
+failing half-way with "database is locked". Within one process, writers also queue
+on a lock of their own: SQLite's busy handler polls with growing sleeps, which left
+the lock idle between turns and let a writer wait seconds; a Python lock hands the
+turn over at once. Reads use a second engine with plain deferred transactions, so
+they never wait for writers.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,11 +32,12 @@ class Database:
     read_engine: Engine
     writer: sessionmaker[Session]
     reader: sessionmaker[Session]
+    write_lock: AbstractContextManager[Any] = field(default_factory=nullcontext)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A write unit of work: committed when the block ends, rolled back on error."""
-        with self.writer.begin() as session:
+        with self.write_lock, self.writer.begin() as session:
             yield session
 
     @contextmanager
@@ -73,9 +78,11 @@ def _retryable(error: Exception) -> bool:
 def connect(url: str, *, pool_size: int = 10) -> Database:
     """Open the database at ``url`` (SQLite file or PostgreSQL via psycopg 3)."""
     parsed = make_url(url)
+    write_lock: AbstractContextManager[Any] = nullcontext()
     if parsed.get_backend_name() == "sqlite":
         writer = _sqlite_engine(url, immediate=True)
         reader = _sqlite_engine(url, immediate=False)
+        write_lock = threading.RLock()  # reentrant: a nested writer fails, never hangs
     else:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -88,6 +95,7 @@ def connect(url: str, *, pool_size: int = 10) -> Database:
         read_engine=reader,
         writer=sessionmaker(writer, expire_on_commit=False),
         reader=sessionmaker(reader, expire_on_commit=False),
+        write_lock=write_lock,
     )
 
 

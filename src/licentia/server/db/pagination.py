@@ -1,4 +1,5 @@
-"""Cursor pagination by id: ids are time-ordered UUIDv7, so id order is creation order."""
+"""Cursor pagination by a unique, ordered key: usually the id (time-ordered UUIDv7), or
+another ordered column such as an audit chain's ``seq``."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def paginate(
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
     if cursor:
-        query = query.where(key > _decode(cursor))
+        query = query.where(key > _typed(key, _decode(cursor)))
     rows = list(session.scalars(query.order_by(key).limit(limit + 1)))
     more = len(rows) > limit
     items = rows[:limit]
@@ -51,8 +52,25 @@ def _encode(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode()).rstrip(b"=").decode()
 
 
-def _decode(cursor: str) -> str:
+def _typed(key: InstrumentedAttribute[Any], value: str) -> Any:
+    """The cursor as the key's type: PostgreSQL will not compare a bigint with text."""
+    if key.type.python_type is not int:
+        return value
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        return int(value)
+    except ValueError as exc:
+        raise ValidationError("malformed cursor", field="cursor") from exc
+
+
+def _decode(cursor: str) -> str:
+    """The key value in ``cursor``; ValidationError unless the cursor is exactly what
+    ``_encode`` makes of a printable value. A lenient decoder would turn garbage into
+    some other page (or into a NUL byte that PostgreSQL refuses with a 500)."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = base64.b64decode(padded, altchars=b"-_", validate=True).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise ValidationError("malformed cursor", field="cursor") from exc
+    if not value.isprintable() or _encode(value) != cursor:
+        raise ValidationError("malformed cursor", field="cursor")
+    return value

@@ -1,7 +1,12 @@
-"""Remembering and replaying the answers of creating requests."""
+"""Remembering and replaying the answers of creating requests.
+
+An answer can hold a secret shown once (a new API key, a ticket code), so it is
+stored sealed under the master key: a database leak alone must not reveal it.
+"""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass
@@ -12,8 +17,10 @@ from sqlalchemy.orm import Session
 
 from licentia.domain.errors import ValidationError
 from licentia.server.idempotency.models import IdempotencyRecord
+from licentia.server.keys.master import MasterKey
 
 MAX_KEY_LENGTH = 200
+_PURPOSE = "idempotent-answer"
 
 
 @dataclass(frozen=True)
@@ -29,7 +36,7 @@ def request_fingerprint(method: str, path: str, body: Any) -> str:
 
 
 def find_answer(
-    session: Session, vendor_id: str, key: str, fingerprint: str
+    session: Session, vendor_id: str, key: str, fingerprint: str, master: MasterKey
 ) -> StoredAnswer | None:
     """The stored answer for ``key``, or None if it is new.
 
@@ -55,21 +62,34 @@ def find_answer(
             field="Idempotency-Key",
             code="IDEMPOTENCY_KEY_REUSED",
         )
-    return StoredAnswer(stored.status_code, stored.body)
+    sealed = base64.b64decode(stored.body["sealed"])
+    body = json.loads(master.decrypt(sealed, purpose=_PURPOSE))
+    return StoredAnswer(stored.status_code, body)
+
+
+def claim_key(session: Session, vendor_id: str, key: str, fingerprint: str) -> IdempotencyRecord:
+    """Reserve ``key`` in the caller's transaction, before the work is done.
+
+    A concurrent request with the same key then waits on this row and fails with
+    IntegrityError once this transaction commits; retried, it finds the answer.
+    Without the claim it would run its own work after this one committed, and answer
+    409 for the very object this request created. The claim holds no answer yet and
+    nobody else can see it: ``remember_answer`` fills it in the same transaction.
+    """
+    claim = IdempotencyRecord(
+        vendor_id=vendor_id, key=key, request_hash=fingerprint, status_code=0, body={}
+    )
+    session.add(claim)
+    session.flush()
+    return claim
 
 
 def remember_answer(
-    session: Session, vendor_id: str, key: str, fingerprint: str, answer: StoredAnswer
+    session: Session, claim: IdempotencyRecord, answer: StoredAnswer, master: MasterKey
 ) -> None:
-    """Store the answer in the caller's transaction: it exists if and only if the
-    change it describes was committed."""
-    session.add(
-        IdempotencyRecord(
-            vendor_id=vendor_id,
-            key=key,
-            request_hash=fingerprint,
-            status_code=answer.status_code,
-            body=answer.body,
-        )
-    )
+    """Store the answer on the claimed key: it exists if and only if the change it
+    describes was committed."""
+    sealed = master.encrypt(json.dumps(answer.body).encode(), purpose=_PURPOSE)
+    claim.status_code = answer.status_code
+    claim.body = {"sealed": base64.b64encode(sealed).decode()}
     session.flush()

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     PublicFormat,
 )
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
@@ -29,6 +29,7 @@ from licentia.server.audit.services import record
 from licentia.server.db.base import utcnow
 from licentia.server.keys.master import MasterKey
 from licentia.server.keys.models import SigningKey
+from licentia.server.tenancy.models import Vendor
 
 CURRENT, PREVIOUS, RETIRED = "current", "previous", "retired"
 _PURPOSE = "signing-key"
@@ -49,6 +50,9 @@ def create_signing_key(
     session: Session, actor: Actor, vendor_id: str, master: MasterKey
 ) -> SigningKey:
     """A new current key; the old current one (if any) becomes previous."""
+    # Lock the vendor first: locking only the current key lets two concurrent rotations
+    # both find nothing left to demote on PostgreSQL, and both insert a current key.
+    session.execute(select(Vendor.id).where(Vendor.id == vendor_id).with_for_update())
     private = Ed25519PrivateKey.generate()
     for old in session.scalars(
         select(SigningKey)
@@ -91,6 +95,11 @@ def retire_signing_key(session: Session, actor: Actor, vendor_id: str, kid: str)
             after={"status": RETIRED},
         )
     return key
+
+
+def signing_keys_query(vendor_id: str) -> Select[SigningKey]:
+    """The vendor's signing keys, for a paginated list."""
+    return select(SigningKey).where(SigningKey.vendor_id == vendor_id)
 
 
 def list_signing_keys(session: Session, vendor_id: str) -> list[SigningKey]:

@@ -201,6 +201,7 @@ def _new_order(
         external_order_id=external_order_id,
         customer_id=customer_id,
         ticket_id=ticket.id,
+        lines=[],  # known to be empty: spares loading the collection
     )
     session.add(order)
     session.flush()

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import OPERATOR_CHAIN, Actor
@@ -152,12 +152,16 @@ class IssuedApiKey:
 def create_api_key(
     session: Session, actor: Actor, vendor_id: str, *, name: str, scopes: list[str]
 ) -> IssuedApiKey:
-    """Raises ValidationError for an unknown scope or an empty list."""
+    """Raises ValidationError for an unknown scope or an empty list, and
+    PermissionDeniedError for a scope the actor does not hold itself: a key can only
+    hand on what its creator may do, or keys:write alone would grant everything."""
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
         raise ValidationError(
             f"unknown scopes {unknown}" if unknown else "give at least one scope", field="scopes"
         )
+    for scope in sorted(set(scopes)):
+        actor.require(scope)
     prefix = secrets.token_hex(6)
     secret = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey(
@@ -198,6 +202,11 @@ def revoke_api_key(session: Session, actor: Actor, vendor_id: str, key_id: str) 
     return key
 
 
+def api_keys_query(vendor_id: str) -> Select[ApiKey]:
+    """The vendor's API keys (revoked ones too), for a paginated list."""
+    return select(ApiKey).where(ApiKey.vendor_id == vendor_id)
+
+
 def list_api_keys(session: Session, vendor_id: str) -> list[ApiKey]:
     return list(
         session.scalars(select(ApiKey).where(ApiKey.vendor_id == vendor_id).order_by(ApiKey.id))
@@ -232,7 +241,8 @@ def last_used_stale(session: Session, actor: Actor) -> bool:
     recording every request would turn every read into a write)."""
     if actor.kind != "api_key":
         return False
-    last = session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == actor.id))
+    key = session.get(ApiKey, actor.id)  # loaded by authenticate: no second query
+    last = key.last_used_at if key is not None else None
     return last is None or utcnow() - last > _LAST_USED_GRANULARITY
 
 

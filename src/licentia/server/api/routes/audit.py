@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 
 from licentia.server.api.context import Context, require
 from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
@@ -37,8 +37,9 @@ class AuditQuery(BaseModel):
     object_type: str | None = None
     object_id: str | None = None
     actor_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    # Aware only: the log is kept in UTC and a naive time would be a guess.
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
 
 
 @router.get("/audit-events", response_model=PageOut[AuditEventOut])
@@ -47,11 +48,13 @@ def list_audit_events(
     page: PageParams = Depends(page_params),
     ctx: Context = Depends(require("audit:read")),
 ) -> PageOut[AuditEventOut]:
-    """The vendor's audit events, oldest first, narrowed by the filters."""
+    """The vendor's audit events in the order they were written (``seq``), narrowed by
+    the filters."""
     query = query_events(ctx.vendor_id, AuditFilter(**filters.model_dump()))
+    # By seq, not id: ids written in the same millisecond are not ordered among themselves.
     return ctx.read(
         lambda s: page_of(
-            paginate(s, query, AuditEvent.id, cursor=page.cursor, limit=page.limit),
+            paginate(s, query, AuditEvent.seq, cursor=page.cursor, limit=page.limit),
             AuditEventOut.model_validate,
         )
     )

@@ -10,9 +10,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from licentia.server.api.context import Context, require, services_of
-from licentia.server.api.schemas import Out, each
+from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.db.pagination import paginate
 from licentia.server.keys import services as keys
+from licentia.server.keys.models import SigningKey
 from licentia.server.tenancy import services as tenancy
+from licentia.server.tenancy.models import ApiKey
 
 router = APIRouter(tags=["keys"])
 public_router = APIRouter(tags=["public"])
@@ -23,10 +26,6 @@ class SigningKeyOut(Out):
     status: str
     created_at: datetime
     retired_at: datetime | None
-
-
-class SigningKeyList(BaseModel):
-    items: list[SigningKeyOut]
 
 
 class ApiKeyCreate(BaseModel):
@@ -48,15 +47,16 @@ class ApiKeyIssued(ApiKeyOut):
     secret: str = Field(description="the key itself; shown this once and never again")
 
 
-class ApiKeyList(BaseModel):
-    items: list[ApiKeyOut]
-
-
-@router.get("/signing-keys", response_model=SigningKeyList)
-def list_signing_keys(ctx: Context = Depends(require("keys:read"))) -> SigningKeyList:
+@router.get("/signing-keys", response_model=PageOut[SigningKeyOut])
+def list_signing_keys(
+    page: PageParams = Depends(page_params), ctx: Context = Depends(require("keys:read"))
+) -> PageOut[SigningKeyOut]:
+    """The vendor's signing keys, oldest first (ids are time-ordered)."""
+    query = keys.signing_keys_query(ctx.vendor_id)
     return ctx.read(
-        lambda s: SigningKeyList(
-            items=each(keys.list_signing_keys(s, ctx.vendor_id), SigningKeyOut.model_validate)
+        lambda s: page_of(
+            paginate(s, query, SigningKey.id, cursor=page.cursor, limit=page.limit),
+            SigningKeyOut.model_validate,
         )
     )
 
@@ -84,11 +84,16 @@ def retire_signing_key(kid: str, ctx: Context = Depends(require("keys:write"))) 
     )
 
 
-@router.get("/api-keys", response_model=ApiKeyList)
-def list_api_keys(ctx: Context = Depends(require("keys:read"))) -> ApiKeyList:
+@router.get("/api-keys", response_model=PageOut[ApiKeyOut])
+def list_api_keys(
+    page: PageParams = Depends(page_params), ctx: Context = Depends(require("keys:read"))
+) -> PageOut[ApiKeyOut]:
+    """The vendor's API keys, revoked ones too, oldest first; never their secrets."""
+    query = tenancy.api_keys_query(ctx.vendor_id)
     return ctx.read(
-        lambda s: ApiKeyList(
-            items=each(tenancy.list_api_keys(s, ctx.vendor_id), ApiKeyOut.model_validate)
+        lambda s: page_of(
+            paginate(s, query, ApiKey.id, cursor=page.cursor, limit=page.limit),
+            ApiKeyOut.model_validate,
         )
     )
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.orm import Session
 
 from licentia.domain.errors import NotFoundError
@@ -43,8 +43,11 @@ class LicenseOut(Out):
 
 
 class ExtendIn(BaseModel):
-    until: datetime | None = Field(default=None, description="new end of validity")
-    days: int | None = Field(default=None, description="or: add this many days")
+    # Aware only: a naive time would be a guess at the caller's zone.
+    until: AwareDatetime | None = Field(default=None, description="new end of validity")
+    days: int | None = Field(
+        default=None, le=36_500, description="or: add this many days (at most 100 years)"
+    )
 
 
 class ReplaceIn(BaseModel):
@@ -101,16 +104,20 @@ def extend_license(
 
 @router.post("/licenses/{license_id}/actions/replace", response_model=LicenseOut)
 def replace_license(
-    license_id: str, body: ReplaceIn, ctx: Context = Depends(require("licenses:write"))
+    license_id: str,
+    body: ReplaceIn | None = None,
+    ctx: Context = Depends(require("licenses:write")),
 ) -> LicenseOut:
-    """Returns the successor license; the old one becomes ``replaced``."""
+    """Returns the successor license; the old one becomes ``replaced``. Without a body
+    (or without ``sku``) the successor comes from the same template."""
+    sku = body.sku if body is not None else None
 
     def work(session: Session) -> LicenseOut:
         template = None
-        if body.sku is not None:
-            template = template_by_sku(session, ctx.vendor_id, body.sku)
+        if sku is not None:
+            template = template_by_sku(session, ctx.vendor_id, sku)
             if template is None:
-                raise NotFoundError("template", body.sku)
+                raise NotFoundError("template", sku)
         return license_out(
             licenses.replace_license(session, ctx.actor, license_id, template=template)
         )

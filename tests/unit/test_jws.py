@@ -1,0 +1,193 @@
+"""Signed documents (licentia.formats): Ed25519 compact JWS that any JOSE library reads.
+
+jwcrypto is an independent JOSE implementation; where it agrees with our verifier, a
+vendor's customers can verify our documents in any language.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import given
+from hypothesis import strategies as st
+from jwcrypto import jwk as jc_jwk
+from jwcrypto import jws as jc_jws
+
+from licentia.formats import (
+    ACCEPTED_ALGORITHMS,
+    ALGORITHM,
+    SignatureInvalidError,
+    public_jwk,
+    sign_document,
+    verify_document,
+)
+
+TYP = "licentia-license+jwt"
+KID = "k-test"
+CLAIMS = {"iss": "acme", "sub": "lic-1", "iat": 1_900_000_000, "features": ["edit"]}
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def segments(token: str) -> tuple[dict, dict, bytes]:
+    header, payload, signature = token.split(".")
+    return json.loads(unb64url(header)), json.loads(unb64url(payload)), unb64url(signature)
+
+
+def jwcrypto_key(private: Ed25519PrivateKey) -> jc_jwk.JWK:
+    return jc_jwk.JWK.from_pyca(private)
+
+
+@pytest.fixture
+def private() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def keys(private):
+    return {KID: private.public_key()}
+
+
+def test_a_document_is_a_compact_jws_with_the_ed25519_header(private):
+    token = sign_document(CLAIMS, private, kid=KID, typ=TYP)
+    header, payload, signature = segments(token)
+    assert header == {"alg": "Ed25519", "kid": KID, "typ": TYP}
+    assert payload == CLAIMS
+    assert len(signature) == 64
+    assert ALGORITHM == "Ed25519"
+    assert set(ACCEPTED_ALGORITHMS) == {"Ed25519", "EdDSA"}
+
+
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=8),
+        st.one_of(st.integers(), st.text(max_size=20), st.lists(st.text(max_size=5))),
+        max_size=6,
+    )
+)
+def test_whatever_claims_are_signed_verify_back_unchanged(claims):
+    private = Ed25519PrivateKey.generate()
+    token = sign_document(claims, private, kid=KID, typ=TYP)
+    assert verify_document(token, {KID: private.public_key()}, typ=TYP) == claims
+
+
+def test_the_public_jwk_is_an_rfc_8037_okp_key_without_private_parts(private):
+    jwk = public_jwk(private.public_key(), KID)
+    raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    assert jwk == {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "x": b64url(raw),
+        "kid": KID,
+        "alg": "Ed25519",
+        "use": "sig",
+    }
+    assert "=" not in jwk["x"]
+
+
+def test_jwcrypto_verifies_our_document_with_our_published_jwk(private):
+    token = sign_document(CLAIMS, private, kid=KID, typ=TYP)
+    key = jc_jwk.JWK(**public_jwk(private.public_key(), KID))
+    verifier = jc_jws.JWS()
+    verifier.deserialize(token)
+    verifier.verify(key, alg="Ed25519")
+    assert json.loads(verifier.payload) == CLAIMS
+
+
+def test_we_verify_a_document_that_jwcrypto_signed_with_the_standard_alg_name(private, keys):
+    token = jwcrypto_sign(private, {"alg": "Ed25519", "kid": KID, "typ": TYP})
+    assert verify_document(token, keys, typ=TYP) == CLAIMS
+
+
+def test_the_deprecated_eddsa_name_for_the_same_algorithm_is_accepted(private, keys):
+    token = jwcrypto_sign(private, {"alg": "EdDSA", "kid": KID, "typ": TYP})
+    assert verify_document(token, keys, typ=TYP) == CLAIMS
+
+
+def jwcrypto_sign(private: Ed25519PrivateKey, header: dict) -> str:
+    signer = jc_jws.JWS(json.dumps(CLAIMS).encode())
+    signer.add_signature(jwcrypto_key(private), None, protected=json.dumps(header))
+    return str(signer.serialize(compact=True))
+
+
+# --- what must be refused ---------------------------------------------------------------
+
+
+def assert_refused(token: str | bytes, keys, typ: str = TYP) -> None:
+    with pytest.raises(SignatureInvalidError):
+        verify_document(token, keys, typ=typ)
+
+
+def test_a_flipped_byte_anywhere_in_the_payload_is_refused(private, keys):
+    token = sign_document(CLAIMS, private, kid=KID, typ=TYP)
+    header, payload, signature = token.split(".")
+    raw = unb64url(payload)
+    for index in range(len(raw)):
+        flipped = bytearray(raw)
+        flipped[index] ^= 0x01
+        assert_refused(f"{header}.{b64url(bytes(flipped))}.{signature}", keys)
+
+
+def test_a_flipped_signature_byte_is_refused(private, keys):
+    header, payload, signature = sign_document(CLAIMS, private, kid=KID, typ=TYP).split(".")
+    raw = bytearray(unb64url(signature))
+    raw[10] ^= 0x80
+    assert_refused(f"{header}.{payload}.{b64url(bytes(raw))}", keys)
+
+
+def test_a_document_signed_by_another_key_under_a_known_kid_is_refused(keys):
+    impostor = Ed25519PrivateKey.generate()
+    assert_refused(sign_document(CLAIMS, impostor, kid=KID, typ=TYP), keys)
+
+
+def test_a_document_naming_an_unknown_kid_is_refused(private, keys):
+    assert_refused(sign_document(CLAIMS, private, kid="k-other", typ=TYP), keys)
+
+
+def test_a_document_of_another_type_is_refused(private, keys):
+    token = sign_document(CLAIMS, private, kid=KID, typ="licentia-seat+jwt")
+    assert_refused(token, keys)
+
+
+def test_an_unsigned_document_with_alg_none_is_refused(keys):
+    header = b64url(json.dumps({"alg": "none", "kid": KID, "typ": TYP}).encode())
+    payload = b64url(json.dumps(CLAIMS).encode())
+    assert_refused(f"{header}.{payload}.", keys)
+
+
+def test_hmac_keyed_with_the_public_key_bytes_is_refused(private, keys):
+    # The "key confusion" forgery: anyone holding the public key could compute this.
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    for public_form in (public, b64url(public).encode()):
+        header = b64url(json.dumps({"alg": "HS256", "kid": KID, "typ": TYP}).encode())
+        payload = b64url(json.dumps(CLAIMS).encode())
+        mac = hmac.new(public_form, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+        assert_refused(f"{header}.{payload}.{b64url(mac)}", keys)
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "not-a-jws", "a.b", "a.b.c.d", "!!!.@@@.###", b"\xff\xfe.x.y"],
+    ids=["empty", "one-part", "two-parts", "four-parts", "not-base64", "not-ascii"],
+)
+def test_malformed_input_is_refused_with_the_same_error(token, keys):
+    assert_refused(token, keys)
+
+
+def test_a_payload_that_is_not_a_json_object_is_refused(private, keys):
+    header = {"alg": "Ed25519", "kid": KID, "typ": TYP}
+    signer = jc_jws.JWS(b"[1, 2, 3]")
+    signer.add_signature(jwcrypto_key(private), None, protected=json.dumps(header))
+    assert_refused(str(signer.serialize(compact=True)), keys)
