@@ -12,8 +12,13 @@ from licentia.server.db.engine import Database, connect
 from licentia.server.db.schema import SchemaStatus, schema_status, upgrade
 from licentia.server.demo.seed import DemoResult, seed_demo
 from licentia.server.keys.master import MasterKey, load_master_key
+from licentia.server.migrations import models as all_models
 from licentia.server.settings import Settings
 from licentia.server.tenancy.services import get_vendor_by_slug
+
+
+# Every table must be mapped before the first flush: foreign keys span contexts.
+assert all_models.Base.metadata.tables
 
 
 @dataclass

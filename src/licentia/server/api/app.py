@@ -34,9 +34,12 @@ from licentia.server.db.base import utcnow
 from licentia.server.db.engine import Database, connect, run_write
 from licentia.server.db.schema import schema_status
 from licentia.server.keys.master import MasterKey, load_master_key
+from licentia.server.migrations import models as all_models
 from licentia.server.seats.services import sweep
 from licentia.server.settings import Settings
 
+# Every table must be mapped before the first flush: foreign keys span contexts.
+assert all_models.Base.metadata.tables
 API = "/api/v1"
 log = logging.getLogger("licentia.server")
 
