@@ -241,8 +241,7 @@ def last_used_stale(session: Session, actor: Actor) -> bool:
     recording every request would turn every read into a write)."""
     if actor.kind != "api_key":
         return False
-    key = session.get(ApiKey, actor.id)  # loaded by authenticate: no second query
-    last = key.last_used_at if key is not None else None
+    last = session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == actor.id))
     return last is None or utcnow() - last > _LAST_USED_GRANULARITY
 
 
