@@ -117,7 +117,7 @@ def test_an_expired_lease_is_not_counted_and_its_stale_holder_cannot_extend_the_
     vendors, database
 ):
     vendor = vendors.create()
-    credential, product, body = _container(vendor, delivery="seat_pool", seats=1)
+    credential, product, _ = _container(vendor, delivery="seat_pool", seats=1)
     user = CloudUser(vendor, credential)
     stale = user.checkout(product, "ann").json()
     with database.transaction() as session:  # the holder went silent past its lease

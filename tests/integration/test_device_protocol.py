@@ -32,7 +32,7 @@ def _apply(device: BareDevice, response) -> dict:
 
 def test_a_device_activates_a_ticket_and_receives_a_bound_license(vendors):
     vendor = vendors.create()
-    code, order = _ticket(vendor)
+    code, _ = _ticket(vendor)
     device = BareDevice(vendor.slug)
     update = _apply(device, _send(vendor, "activate", device.request("activate", code)))
     assert update["aud"] == device.id and update["seq"] == 1

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
-from licentia.cli import admin
+from licentia.cli import admin, device
 from licentia.cli.output import EXIT_BROKEN, Output, fail, guarded
 from licentia.cli.runtime import Runtime
 
@@ -18,6 +19,7 @@ audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(admin.app, name="admin")
+app.add_typer(device.app, name="device")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
@@ -111,6 +113,13 @@ def demo(as_json: JsonFlag = False) -> None:
         },
         title="Licentia demo",
     )
+    if not as_json:
+        # A table wraps the key in a narrow terminal; this line pastes whole into a shell.
+        Console(soft_wrap=True).print(
+            f"\nTo try the API (README.md), in another terminal:\n"
+            f"  export LICENTIA_API_KEY={result.api_key}",
+            highlight=False,
+        )
 
 
 def run() -> None:

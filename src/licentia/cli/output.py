@@ -12,9 +12,17 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from licentia.client import (
+    DeviceTrustError,
+    LicenseUnusableError,
+    LicentiaClientError,
+    ServerError,
+    TransportError,
+)
 from licentia.domain.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -34,6 +42,13 @@ EXIT_CODES: tuple[tuple[type[LicentiaError], int], ...] = (
     (ConfigurationError, 6),
 )
 EXIT_BROKEN = 7  # a check (audit verify) found a problem
+# The client SDK's families (licentia-activate, licentia device …).
+CLIENT_EXIT_CODES: tuple[tuple[type[LicentiaClientError], int], ...] = (
+    (LicenseUnusableError, 10),
+    (DeviceTrustError, 11),
+    (ServerError, 13),
+    (TransportError, 12),
+)
 
 
 @dataclass
@@ -70,7 +85,9 @@ class Output:
 
 
 def fail(message: str, code: str, exit_code: int) -> NoReturn:
-    Console(stderr=True).print(f"[bold red]error[/] ({code}): {message}")
+    # One line whatever the width: logs and scripts grep for the message.
+    console = Console(stderr=True, soft_wrap=True)
+    console.print(f"[bold red]error[/] ({code}): {escape(message)}")
     raise typer.Exit(exit_code)
 
 
@@ -82,6 +99,9 @@ def errors_to_exit() -> Iterator[None]:
     except LicentiaError as error:
         exit_code = next((c for kind, c in EXIT_CODES if isinstance(error, kind)), 1)
         fail(error.message, error.code, exit_code)
+    except LicentiaClientError as error:
+        exit_code = next((c for kind, c in CLIENT_EXIT_CODES if isinstance(error, kind)), 1)
+        fail(error.message, error.server_code or error.code, exit_code)
     except SQLAlchemyError as error:
         reason = error.args[0] if error.args else ""
         fail(f"the database failed: {type(error).__name__}: {reason}", "DATABASE_ERROR", 1)

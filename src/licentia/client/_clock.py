@@ -14,10 +14,15 @@ Signed server time is authoritative: :meth:`TrustedClock.record_server_time` set
 mark to it even when that is lower. That is how an online sync clears a mark pushed
 into the future by a clock that was once set forward. The caller verifies the server
 time's signature before handing it over.
+
+A license check must not wait for the disk, so the client keeps the mark in memory
+(:class:`CachedMark`) and a background writer persists it whenever it has moved far
+enough, and on :meth:`CachedMark.flush`.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -26,6 +31,9 @@ from licentia.client._exceptions import ClockRollbackError
 
 __all__ = [
     "DEFAULT_ROLLBACK_TOLERANCE",
+    "CachedMark",
+    "DeviceTime",
+    "DiscardedMark",
     "TimeHighWaterMark",
     "TrustedClock",
     "system_clock",
@@ -112,3 +120,133 @@ def _rollback_error(local: datetime, mark: datetime) -> ClockRollbackError:
         f"last trusted time ({mark.astimezone(UTC):%Y-%m-%d %H:%M} UTC). Correct the date "
         "and time, then connect to the internet so the license can sync."
     )
+
+
+class CachedMark:
+    """A high-water mark held in memory and persisted to ``backing`` in the background.
+
+    Reads and writes touch memory only. A write that moves the mark at least
+    ``persist_step`` away from the persisted value wakes a daemon writer thread, so a
+    caller never waits for the disk; :meth:`flush` persists synchronously (the client
+    calls it on sync and on close). ``last_error`` keeps the writer's last failure.
+    """
+
+    def __init__(
+        self,
+        backing: TimeHighWaterMark,
+        value: datetime | None,
+        *,
+        persist_step: timedelta = timedelta(minutes=10),
+    ) -> None:
+        self._backing = backing
+        self._value = value
+        self._persisted = value
+        self._step = persist_step
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._writer: threading.Thread | None = None
+        self.last_error: Exception | None = None
+
+    def read_time_high_water(self) -> datetime | None:
+        return self._value
+
+    def write_time_high_water(self, value: datetime) -> None:
+        self._value = value
+        persisted = self._persisted
+        if persisted is None or abs(value - persisted) >= self._step:
+            self._wake_writer()
+
+    def note_persisted(self, value: datetime) -> None:
+        """``value`` was written to the backing store by someone else (an update)."""
+        with self._lock:
+            self._persisted = value
+            self._value = value
+
+    def flush(self) -> None:
+        """Persist the current value now, if it changed. Raises what the backing raises."""
+        with self._lock:
+            value = self._value
+            if value is None or value == self._persisted:
+                return
+            self._backing.write_time_high_water(value)
+            self._persisted = value
+
+    def close(self) -> None:
+        """Stop the writer and persist a last time (errors are kept in ``last_error``)."""
+        self._closed = True
+        self._wake.set()
+        writer = self._writer
+        if writer is not None and writer is not threading.current_thread():
+            writer.join(timeout=5)
+        self.flush_quietly()
+
+    def _wake_writer(self) -> None:
+        if self._closed:
+            return
+        if self._writer is None:
+            with self._lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(
+                        target=self._write_loop, name="licentia-time-mark", daemon=True
+                    )
+                    self._writer.start()
+        self._wake.set()
+
+    def _write_loop(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()
+            self.flush_quietly()
+
+    def flush_quietly(self) -> None:
+        # A failed write only delays persistence; the next sync or flush retries it.
+        try:
+            self.flush()
+        except Exception as error:
+            self.last_error = error
+
+
+class DiscardedMark:
+    """A mark that keeps nothing, for a store that could not be opened (the client
+    refuses every check then, so no time is ever trusted from it)."""
+
+    def read_time_high_water(self) -> datetime | None:
+        return None
+
+    def write_time_high_water(self, value: datetime) -> None:
+        return None
+
+
+class DeviceTime:
+    """The device's clocks together: the local clock, the high-water mark kept in memory,
+    and the trusted clock over both."""
+
+    def __init__(self, mark: CachedMark, local_clock: Callable[[], datetime]) -> None:
+        self.mark = mark
+        self.trusted = TrustedClock(mark, local_clock=local_clock)
+        self._local_clock = local_clock
+
+    def local(self) -> datetime:
+        """The local clock in UTC (what the device stamps on its messages)."""
+        return _aware(self._local_clock(), "the local clock").astimezone(UTC)
+
+    def latest(self) -> datetime:
+        """The later of the local clock and the mark, without the rollback check."""
+        mark, local = self.mark.read_time_high_water(), self.local()
+        return local if mark is None else max(local, mark)
+
+    def rollback(self) -> ClockRollbackError | None:
+        """The rollback error the trusted clock raises now, or None."""
+        try:
+            self.trusted.now()
+        except ClockRollbackError as error:
+            return error
+        return None
+
+    def persisted(self, mark: datetime, *, server_time: bool) -> None:
+        """``mark`` was written to the store with an update. Signed server time from an
+        online answer is authoritative (see :meth:`TrustedClock.record_server_time`)."""
+        self.mark.note_persisted(mark)
+        if server_time:
+            self.trusted.record_server_time(mark)

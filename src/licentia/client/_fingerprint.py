@@ -23,45 +23,38 @@ changed. With ``n`` recorded factors:
 - ``k-of-n``: at least ``min(k, n)`` — a device that records fewer than ``k`` factors
   must match all of them.
 
-A fingerprint with no recorded factors never matches. A cloned disk on other hardware
+A fingerprint with no recorded factors never matches. The counting rule itself lives in
+:mod:`licentia.formats.fingerprint`, which License Central applies too, so the device
+and the server can never disagree about a match. A cloned disk on other hardware
 keeps ``machine_id``, ``root_fs_uuid`` and ``hostname`` (and ``cpu_model`` on the same
 model) but changes ``mac_addresses``, ``disk_serial`` (NVMe and virtio disks expose it
 to every user) and the DMI ``product_uuid`` / ``product_serial`` (readable by root
 only), so it fails ``strict`` and ``medium``; ``loose`` tolerates it.
-
-Virtualization detection (:class:`SystemVirtualizationProbe`) follows the heuristics
-of ``systemd-detect-virt``: DMI vendor strings, the CPU's ``hypervisor`` flag, Xen's
-``/proc/xen``, and container markers (``/.dockerenv``, ``/run/.containerenv``,
-``/run/systemd/container``, cgroup names, WSL's kernel release).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import os
 import re
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from licentia.client._exceptions import FingerprintMismatchError, VirtualMachineNotAllowedError
+from licentia.client._exceptions import FingerprintMismatchError
+from licentia.formats import fingerprint as shared_rule
 
 __all__ = [
     "FactorSource",
     "Fingerprint",
     "FingerprintMatch",
     "SystemFactorSource",
-    "SystemVirtualizationProbe",
     "Tolerance",
-    "Virtualization",
-    "VirtualizationProbe",
     "collect_fingerprint",
     "ensure_fingerprint_matches",
-    "ensure_virtualization_allowed",
     "hash_factors",
     "match_fingerprint",
 ]
@@ -177,17 +170,26 @@ class Tolerance:
     def __str__(self) -> str:
         return f"{self.k}-of-n" if self.k is not None else self.name
 
+    @classmethod
+    def from_option(cls, option: Mapping[str, Any] | None) -> Tolerance:
+        """Read a template's ``fingerprint_tolerance`` option (``{"preset": ...}`` or
+        ``{"k": k, "n": n}``); a missing option is ``medium``, as on the server.
+        Raises ValueError for anything else."""
+        option = option or {}
+        if option.get("k") is not None:
+            k = option["k"]
+            if not isinstance(k, int) or isinstance(k, bool):
+                raise ValueError(f"unknown fingerprint tolerance {dict(option)!r}")
+            return cls.at_least(k)
+        return cls.parse(str(option.get("preset") or "medium"))
+
+    def as_option(self) -> dict[str, Any]:
+        """The template option this tolerance stands for (see :meth:`from_option`)."""
+        return {"k": self.k} if self.k is not None else {"preset": self.name}
+
     def required_matches(self, recorded: int) -> int:
         """How many of ``recorded`` factors must match; 0 recorded factors need 1 (never)."""
-        if recorded <= 0:
-            return 1
-        if self.k is not None:
-            return min(self.k, recorded)
-        if self.name == "strict":
-            return recorded
-        if self.name == "medium":
-            return max(1, recorded - 1)
-        return max(1, math.ceil(recorded / 2))
+        return shared_rule.required_matches(self.as_option(), recorded)
 
 
 @dataclass(frozen=True)
@@ -251,7 +253,8 @@ _JUNK_VALUES = frozenset({
 # fmt: on
 
 
-def _read(path: Path) -> str | None:
+def read_system_file(path: Path) -> str | None:
+    """The trimmed content of ``path``; None if absent, unreadable or a firmware placeholder."""
     # Many of these files are root-only or absent; a missing factor is normal.
     try:
         value = path.read_text(encoding="utf-8", errors="replace").strip()
@@ -269,8 +272,10 @@ class SystemFactorSource:
     def __call__(self) -> dict[str, str]:
         collectors: dict[str, Callable[[], str | None]] = {
             "machine_id": self._machine_id,
-            "product_uuid": lambda: _read(self._path("sys/class/dmi/id/product_uuid")),
-            "product_serial": lambda: _read(self._path("sys/class/dmi/id/product_serial")),
+            "product_uuid": lambda: read_system_file(self._path("sys/class/dmi/id/product_uuid")),
+            "product_serial": lambda: read_system_file(
+                self._path("sys/class/dmi/id/product_serial")
+            ),
             "mac_addresses": self._mac_addresses,
             "root_fs_uuid": self._root_fs_uuid,
             "disk_serial": self._disk_serial,
@@ -284,7 +289,9 @@ class SystemFactorSource:
         return self.root / relative
 
     def _machine_id(self) -> str | None:
-        return _read(self._path("etc/machine-id")) or _read(self._path("var/lib/dbus/machine-id"))
+        return read_system_file(self._path("etc/machine-id")) or read_system_file(
+            self._path("var/lib/dbus/machine-id")
+        )
 
     def _mac_addresses(self) -> str | None:
         macs = sorted(
@@ -308,7 +315,7 @@ class SystemFactorSource:
         block = self._path("sys/class/block") / device
         # A partition's sysfs directory sits inside its disk's directory.
         disk = block.resolve().parent if (block / "partition").exists() else block.resolve()
-        return _read(disk / "device" / "serial") or _read(disk / "serial")
+        return read_system_file(disk / "device" / "serial") or read_system_file(disk / "serial")
 
     def _root_block_device(self) -> str | None:
         """The kernel name (``nvme0n1p2``, ``sda1``, ``dm-0``) of the device mounted on /."""
@@ -324,7 +331,7 @@ class SystemFactorSource:
         return None
 
     def _cpu_model(self) -> str | None:
-        text = _read(self._path("proc/cpuinfo")) or ""
+        text = read_system_file(self._path("proc/cpuinfo")) or ""
         for key in ("model name", "Hardware", "Model", "cpu model"):
             for line in text.splitlines():
                 label, _, value = line.partition(":")
@@ -333,7 +340,9 @@ class SystemFactorSource:
         return None
 
     def _hostname(self) -> str | None:
-        found = _read(self._path("proc/sys/kernel/hostname")) or _read(self._path("etc/hostname"))
+        found = read_system_file(self._path("proc/sys/kernel/hostname")) or read_system_file(
+            self._path("etc/hostname")
+        )
         if found is None and self.root == Path("/"):
             # Not Linux: the hostname is the one factor every platform offers.
             return socket.gethostname() or None
@@ -358,7 +367,7 @@ def _physical_mac(interface: Path) -> str | None:
     # Virtual interfaces (bridges, veth, tun, docker0, lo) have no backing `device`.
     if not (interface / "device").exists():
         return None
-    mac = (_read(interface / "address") or "").lower()
+    mac = (read_system_file(interface / "address") or "").lower()
     if not re.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", mac):
         return None
     # Locally administered addresses are randomised or assigned by software.
@@ -368,132 +377,9 @@ def _physical_mac(interface: Path) -> str | None:
 def _root_mount(mountinfo: Path) -> tuple[str, str] | None:
     """``(major:minor, source)`` of the last mount on / (later mounts hide earlier ones)."""
     found = None
-    for line in (_read(mountinfo) or "").splitlines():
+    for line in (read_system_file(mountinfo) or "").splitlines():
         fields, _, tail = line.partition(" - ")
         parts, rest = fields.split(), tail.split()
         if len(parts) >= 5 and parts[4] == "/" and len(rest) >= 2:
             found = (parts[2], rest[1])
     return found
-
-
-# -- virtualization ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Virtualization:
-    """What the process runs in; ``None`` means not detected.
-
-    ``vm`` names the hypervisor (``kvm``, ``vmware``, ``oracle``…, or ``hypervisor``
-    when only the CPU flag says so); ``container`` names the runtime (``docker``,
-    ``podman``, ``kubernetes``, ``lxc``, ``wsl``…). Both can be set: a container in a VM.
-    """
-
-    vm: str | None = None
-    container: str | None = None
-
-    @property
-    def is_virtual(self) -> bool:
-        return self.vm is not None or self.container is not None
-
-
-class VirtualizationProbe(Protocol):
-    """Anything that tells what the process runs in."""
-
-    def __call__(self) -> Virtualization: ...
-
-
-def ensure_virtualization_allowed(
-    virtualization: Virtualization, *, allow_vm: bool, allow_container: bool
-) -> None:
-    """Raises VirtualMachineNotAllowedError if the license's VM policy forbids where we run."""
-    if virtualization.vm is not None and not allow_vm:
-        raise VirtualMachineNotAllowedError(
-            f"This license may not run in a virtual machine (detected: {virtualization.vm}). "
-            "Run the software on a physical machine, or ask your vendor for a license that "
-            "allows virtual machines."
-        )
-    if virtualization.container is not None and not allow_container:
-        raise VirtualMachineNotAllowedError(
-            f"This license may not run in a container (detected: {virtualization.container}). "
-            "Run the software outside the container, or ask your vendor for a license that "
-            "allows containers."
-        )
-
-
-# DMI vendor and product prefixes, as systemd-detect-virt reads them.
-# fmt: off
-_DMI_VENDORS = (
-    ("KVM", "kvm"), ("OpenStack", "kvm"), ("KubeVirt", "kvm"), ("Amazon EC2", "amazon"),
-    ("QEMU", "qemu"), ("VMware", "vmware"), ("VMW", "vmware"), ("innotek GmbH", "oracle"),
-    ("VirtualBox", "oracle"), ("Xen", "xen"), ("Bochs", "bochs"), ("Parallels", "parallels"),
-    ("BHYVE", "bhyve"), ("Hyper-V", "microsoft"), ("Google Compute Engine", "google"),
-    ("Apple Virtualization", "apple"),
-)
-_DMI_FIELDS = ("sys_vendor", "product_name", "board_vendor", "bios_vendor")
-_CGROUP_HINTS = (
-    ("kubepods", "kubernetes"), ("docker", "docker"), ("libpod", "podman"), ("lxc", "lxc"),
-    ("containerd", "containerd"),
-)
-# fmt: on
-
-
-@dataclass(frozen=True)
-class SystemVirtualizationProbe:
-    """Detects VMs and containers from the Linux system mounted at ``root``."""
-
-    root: Path = Path("/")
-
-    def __call__(self) -> Virtualization:
-        return Virtualization(vm=self._vm(), container=self._container())
-
-    def _path(self, relative: str) -> Path:
-        return self.root / relative
-
-    def _vm(self) -> str | None:
-        return self._vm_from_dmi() or self._vm_from_xen() or self._vm_from_cpu_flags()
-
-    def _vm_from_dmi(self) -> str | None:
-        dmi = {field: _read(self._path(f"sys/class/dmi/id/{field}")) or "" for field in _DMI_FIELDS}
-        # Microsoft also sells physical machines (Surface); only its VMs say "Virtual Machine".
-        vendor, product = dmi["sys_vendor"], dmi["product_name"]
-        if vendor.startswith("Microsoft Corporation") and product.startswith("Virtual Machine"):
-            return "microsoft"
-        for value in dmi.values():
-            for prefix, name in _DMI_VENDORS:
-                if value.startswith(prefix):
-                    return name
-        return None
-
-    def _vm_from_xen(self) -> str | None:
-        hypervisor = _read(self._path("sys/hypervisor/type"))
-        if hypervisor == "xen" or self._path("proc/xen").exists():
-            return "xen"
-        return None
-
-    def _vm_from_cpu_flags(self) -> str | None:
-        for line in (_read(self._path("proc/cpuinfo")) or "").splitlines():
-            label, _, value = line.partition(":")
-            if label.strip() == "flags" and "hypervisor" in value.split():
-                return "hypervisor"
-        return None
-
-    def _container(self) -> str | None:
-        declared = _read(self._path("run/systemd/container"))
-        if declared:
-            return declared
-        if self._path(".dockerenv").exists():
-            return "docker"
-        if self._path("run/.containerenv").exists():
-            return "podman"
-        return self._container_from_cgroup() or self._container_from_kernel()
-
-    def _container_from_cgroup(self) -> str | None:
-        cgroup = _read(self._path("proc/1/cgroup")) or ""
-        for hint, name in _CGROUP_HINTS:
-            if hint in cgroup:
-                return name
-        return None
-
-    def _container_from_kernel(self) -> str | None:
-        release = (_read(self._path("proc/sys/kernel/osrelease")) or "").lower()
-        return "wsl" if "microsoft" in release or "wsl" in release else None

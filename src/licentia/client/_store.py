@@ -8,11 +8,12 @@ One directory per vendor (:func:`store_directory`)::
         keys/generation     mirror of the state's generation counter, MACed
         .lock               advisory lock serialising processes (POSIX flock)
 
-The state record holds the fingerprint recorded when the store was created, the
-trusted-time high-water mark, the per-container sequence numbers and the license
-documents (opaque JWS strings keyed by license id). Keeping the documents inside the
-state makes a sync one atomic write: the documents and the sequence that vouches for
-them can never disagree after a crash.
+The state record holds the fingerprint recorded when the store was created (and
+re-recorded with each update License Central vouched for), the trusted-time
+high-water mark, the per-container sequence numbers, the time of the last successful
+sync and the license documents (opaque JWS strings keyed by license id). Keeping the
+documents inside the state makes a sync one atomic write: the documents and the
+sequence that vouches for them can never disagree after a crash.
 
 Every file is written atomically (temporary file in the same directory, fsync,
 ``os.replace``, fsync of the directory); a new store is built in a staging directory
@@ -65,10 +66,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from licentia.client import _files
 from licentia.client._exceptions import NotActivatedError, StoreTamperedError
 from licentia.client._fingerprint import Fingerprint, Tolerance, ensure_fingerprint_matches
 
-__all__ = ["DeviceStore", "store_directory"]
+__all__ = ["DeviceStore", "StoreSnapshot", "store_directory"]
 
 _FORMAT = 1
 _STATE_FILE = "state.json"
@@ -108,6 +110,18 @@ class _State:
     time_high_water: str | None
     sequences: dict[str, int]
     licenses: dict[str, str]
+    last_sync: str | None = None
+
+
+@dataclass(frozen=True)
+class StoreSnapshot:
+    """Everything the state record holds, read and verified at once."""
+
+    fingerprint: Fingerprint
+    time_high_water: datetime | None
+    sequences: Mapping[str, int]
+    licenses: Mapping[str, str]
+    last_sync: datetime | None
 
 
 @dataclass(frozen=True)
@@ -195,29 +209,66 @@ class DeviceStore:
         """The last sequence number applied for ``container_id`` (0 if none yet)."""
         return self._read_state().sequences.get(container_id, 0)
 
+    def version(self) -> tuple[int, int, int] | None:
+        """A cheap token that changes whenever the state is rewritten (one ``stat``, no
+        verification): lets a process notice that another one changed the store.
+        None if the state file is missing."""
+        try:
+            found = (self.directory / _STATE_FILE).stat()
+        except OSError:
+            return None
+        return (found.st_ino, found.st_size, found.st_mtime_ns)
+
+    def snapshot(self) -> StoreSnapshot:
+        """The whole state record in one verified read (raises StoreTamperedError)."""
+        state = self._read_state()
+        return StoreSnapshot(
+            fingerprint=Fingerprint(state.fingerprint),
+            time_high_water=_parse_time(state.time_high_water),
+            sequences=dict(state.sequences),
+            licenses=dict(state.licenses),
+            last_sync=_parse_time(state.last_sync),
+        )
+
     def apply_update(
         self,
         *,
         put: Mapping[str, str] | None = None,
         remove: Iterable[str] = (),
+        replace_all: Mapping[str, str] | None = None,
         sequences: Mapping[str, int] | None = None,
+        time_high_water: datetime | None = None,
+        fingerprint: Fingerprint | None = None,
+        last_sync: datetime | None = None,
     ) -> None:
-        """Store documents, drop documents and advance sequences in one atomic write.
+        """Change documents, sequences and bookkeeping in one atomic write.
 
-        The caller verifies documents first: the store keeps them opaque. Raises
-        ValueError if a sequence would go backwards, leaving the store unchanged.
+        ``replace_all`` (a container's full new content) replaces every stored
+        document; otherwise ``put`` stores and ``remove`` drops documents. The other
+        arguments, when given, advance sequences, set the time high-water mark (any
+        value: the caller vouches for it), re-record the fingerprint and the time of the
+        last sync. The caller verifies documents first: the store keeps them opaque.
+        Raises ValueError if a sequence would go backwards or a time is naive, leaving
+        the store unchanged.
         """
         put, sequences, removed = dict(put or {}), dict(sequences or {}), set(remove)
+        mark, synced = _stamp(time_high_water), _stamp(last_sync)
 
         def change(state: _State) -> _State:
             for container_id, value in sequences.items():
                 if value < state.sequences.get(container_id, 0):
                     raise ValueError(f"sequence of {container_id} would go back to {value}")
-            licenses = {k: v for k, v in state.licenses.items() if k not in removed}
+            if replace_all is not None:
+                licenses = dict(replace_all)
+            else:
+                licenses = {k: v for k, v in state.licenses.items() if k not in removed} | put
             return replace(
                 state,
-                licenses=licenses | put,
+                licenses=licenses,
                 sequences=state.sequences | sequences,
+                time_high_water=mark or state.time_high_water,
+                fingerprint=fingerprint.as_dict() if fingerprint else state.fingerprint,
+                last_sync=synced or state.last_sync,
             )
 
         self._update(change)
@@ -236,14 +287,11 @@ class DeviceStore:
 
     def read_time_high_water(self) -> datetime | None:
         """The latest trusted time recorded, or None before the first one."""
-        value = self._read_state().time_high_water
-        return None if value is None else datetime.fromisoformat(value)
+        return _parse_time(self._read_state().time_high_water)
 
     def write_time_high_water(self, value: datetime) -> None:
         """Record ``value`` (timezone-aware) as the trusted-time high-water mark."""
-        if value.tzinfo is None:
-            raise ValueError("the time high-water mark must be timezone-aware")
-        stamp = value.astimezone(UTC).isoformat()
+        stamp = _stamp(value)
         self._update(lambda state: replace(state, time_high_water=stamp))
 
     def _read_state(self) -> _State:
@@ -254,7 +302,7 @@ class DeviceStore:
         with self._locked(exclusive=True):
             current = self._load_verified()
             new = replace(change(current), generation=current.generation + 1)
-            _remove_temporaries(self.directory)
+            _files.remove_temporaries(self.directory)
             _write_state_files(self.directory, new, self._mac_key)
 
     def _load_verified(self) -> _State:
@@ -271,24 +319,22 @@ class DeviceStore:
     def _locked(self, *, exclusive: bool) -> Iterator[None]:
         fd = os.open(self.directory / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            _lock(fd, exclusive=exclusive)
+            _files.lock(fd, exclusive=exclusive)
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
 
 
-if sys.platform == "win32":
-    import msvcrt
+def _stamp(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("times kept in the store must be timezone-aware")
+    return value.astimezone(UTC).isoformat()
 
-    def _lock(fd: int, *, exclusive: bool) -> None:
-        # msvcrt has no shared lock: readers take the exclusive one too.
-        msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
 
-else:
-    import fcntl
-
-    def _lock(fd: int, *, exclusive: bool) -> None:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+def _parse_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
 
 
 def _tampered(detail: str) -> StoreTamperedError:
@@ -308,7 +354,7 @@ def _create_store(directory: Path, fingerprint: Fingerprint) -> None:
     try:
         keys = _DeviceKeys.generate()
         (staging / "keys").mkdir(mode=0o700)
-        _write_atomic(staging / _KEYS_FILE, _encode_keys(keys))
+        _files.write_atomic(staging / _KEYS_FILE, _encode_keys(keys))
         first = _State(1, fingerprint.as_dict(), None, {}, {})
         _write_state_files(staging, first, keys.mac_key())
         _move_into_place(staging, directory)
@@ -325,7 +371,7 @@ def _move_into_place(staging: Path, directory: Path) -> None:
         # Another process created the store first: use theirs, drop ours.
         if not (directory / _KEYS_FILE).exists():
             raise
-    _fsync_directory(directory.parent)
+    _files.fsync_directory(directory.parent)
 
 
 # -- encodings ---------------------------------------------------------------------
@@ -376,6 +422,7 @@ def _encode_state(state: _State, key: bytes) -> bytes:
         "time_high_water": state.time_high_water,
         "sequences": state.sequences,
         "licenses": state.licenses,
+        "last_sync": state.last_sync,
     }
     return _canonical({"mac": _mac(key, b"state", _canonical(body)), "state": body})
 
@@ -395,6 +442,7 @@ def _decode_state(raw: bytes, key: bytes) -> _State:
             time_high_water=body["time_high_water"],
             sequences=dict(body["sequences"]),
             licenses=dict(body["licenses"]),
+            last_sync=body.get("last_sync"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise _tampered(f"the state record is malformed: {exc}") from exc
@@ -441,8 +489,8 @@ def _verified_body(raw: bytes, key: bytes, *, purpose: bytes, field: str) -> dic
 
 def _write_state_files(directory: Path, state: _State, key: bytes) -> None:
     # State first, mirror second: a crash in between leaves state == mirror + 1.
-    _write_atomic(directory / _STATE_FILE, _encode_state(state, key))
-    _write_atomic(directory / _GENERATION_FILE, _encode_generation(state.generation, key))
+    _files.write_atomic(directory / _STATE_FILE, _encode_state(state, key))
+    _files.write_atomic(directory / _GENERATION_FILE, _encode_generation(state.generation, key))
 
 
 def _read_file(path: Path) -> bytes:
@@ -450,37 +498,3 @@ def _read_file(path: Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError as exc:
         raise _tampered(f"{path.name} is missing") from exc
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: readers and crashes see the old or new bytes, never a mix."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; Windows cannot open a directory to fsync it.
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove_temporaries(directory: Path) -> None:
-    """Delete temporary files a crashed writer left (callers hold the exclusive lock)."""
-    for leftover in [*directory.glob(".*.tmp"), *directory.glob("keys/.*.tmp")]:
-        with contextlib.suppress(FileNotFoundError):
-            leftover.unlink()

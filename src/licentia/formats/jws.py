@@ -20,6 +20,12 @@ from joserfc.jwk import OKPKey
 
 ALGORITHM = "Ed25519"
 ACCEPTED_ALGORITHMS = ("Ed25519", "EdDSA")
+# A device update carries the whole container (each license a JWS of its own), so it
+# outgrows joserfc's default 128 kB payload limit at a few dozen licenses. Still
+# bounded, so that a hostile token cannot make a verifier parse without end.
+MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
+_REGISTRY = jws.JWSRegistry(algorithms=list(ACCEPTED_ALGORITHMS))
+_REGISTRY.max_payload_length = MAX_PAYLOAD_BYTES
 
 
 class SignatureInvalidError(Exception):
@@ -38,11 +44,23 @@ def public_jwk(public_key: Ed25519PublicKey, kid: str) -> dict[str, str]:
 def sign_document(
     claims: Mapping[str, Any], private_key: Ed25519PrivateKey, *, kid: str, typ: str
 ) -> str:
-    """Serialize ``claims`` as compact JSON and return the compact JWS."""
-    payload = json.dumps(claims, separators=(",", ":"), sort_keys=True).encode()
+    """Serialize ``claims`` as compact JSON and return the compact JWS.
+
+    RFC 7515 section 7.1 spelled out: the signature covers
+    ``BASE64URL(header) "." BASE64URL(payload)``. Done by hand because a JOSE library
+    re-imported and re-exported the key on every call, which made signing cost three
+    raw Ed25519 signatures; verification, where hostile input arrives, stays with
+    joserfc, and jwcrypto verifies what this produces (tests/unit/test_jws.py).
+    """
     header = {"alg": ALGORITHM, "kid": kid, "typ": typ}
-    key = OKPKey.import_key(private_key)
-    return jws.serialize_compact(header, payload, key, algorithms=[ALGORITHM])
+    payload = json.dumps(claims, separators=(",", ":"), sort_keys=True).encode()
+    signing_input = f"{_b64(json.dumps(header, separators=(',', ':')).encode())}.{_b64(payload)}"
+    signature = private_key.sign(signing_input.encode("ascii"))
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def verify_document(
@@ -64,7 +82,7 @@ def verify_document(
         if not isinstance(kid, str) or kid not in public_keys:
             raise SignatureInvalidError(f"unknown signing key {kid!r}")
         key = OKPKey.import_key(public_keys[kid])
-        result = jws.deserialize_compact(token, key, algorithms=list(ACCEPTED_ALGORITHMS))
+        result = jws.deserialize_compact(token, key, registry=_REGISTRY)
         claims = json.loads(result.payload)
     except (JoseError, ValueError, UnicodeDecodeError) as exc:
         raise SignatureInvalidError(f"not a valid signed document: {exc}") from exc

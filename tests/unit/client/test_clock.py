@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from licentia.client import (
     TrustedClock,
     hash_factors,
 )
+from licentia.client._clock import CachedMark
 
 from .fakes import MemoryMark
 
@@ -137,3 +141,75 @@ def test_a_rollback_is_detected_after_a_restart(tmp_path: Path) -> None:
 
     with pytest.raises(ClockRollbackError):
         TrustedClock(restarted, local_clock=local).now()
+
+
+# -- the mark kept in memory -----------------------------------------------------------
+
+
+class ThreadRecordingMark(MemoryMark):
+    """A backing mark that remembers which thread wrote to it."""
+
+    def __init__(self, value: datetime | None = None) -> None:
+        super().__init__(value)
+        self.writers: list[str] = []
+
+    def write_time_high_water(self, value: datetime) -> None:
+        super().write_time_high_water(value)
+        self.writers.append(threading.current_thread().name)
+
+
+def _wait_for(condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + 5
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_license_checks_move_the_mark_in_memory_only() -> None:
+    backing = ThreadRecordingMark(NOON)
+    local = FakeClock(NOON)
+    clock = TrustedClock(CachedMark(backing, NOON), local_clock=local)
+
+    for minutes in range(1, 10):
+        local.now = NOON + timedelta(minutes=minutes)
+        assert clock.now() == local.now
+
+    assert backing.writes == 0
+
+
+def test_a_mark_that_moved_far_is_persisted_by_a_background_thread() -> None:
+    backing = ThreadRecordingMark(NOON)
+    mark = CachedMark(backing, NOON, persist_step=timedelta(minutes=10))
+    local = FakeClock(NOON + timedelta(minutes=11))
+
+    TrustedClock(mark, local_clock=local).now()
+
+    assert _wait_for(lambda: backing.value == NOON + timedelta(minutes=11))
+    assert backing.writers == ["licentia-time-mark"]
+    mark.close()
+
+
+def test_closing_persists_the_last_mark() -> None:
+    backing = ThreadRecordingMark(NOON)
+    mark = CachedMark(backing, NOON)
+    local = FakeClock(NOON + timedelta(minutes=3))
+    TrustedClock(mark, local_clock=local).now()
+
+    mark.close()
+
+    assert backing.value == NOON + timedelta(minutes=3)
+
+
+def test_a_failing_backing_store_is_reported_not_raised() -> None:
+    class Broken(MemoryMark):
+        def write_time_high_water(self, value: datetime) -> None:
+            raise OSError("disk full")
+
+    mark = CachedMark(Broken(NOON), NOON)
+    mark.write_time_high_water(NOON + timedelta(minutes=1))
+
+    mark.close()
+
+    assert isinstance(mark.last_error, OSError)

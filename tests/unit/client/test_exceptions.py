@@ -6,6 +6,8 @@ import pytest
 
 from licentia.client import (
     ClockRollbackError,
+    DeviceBlacklistedError,
+    DeviceFlaggedError,
     DeviceTrustError,
     FeatureMissingError,
     FingerprintMismatchError,
@@ -19,9 +21,14 @@ from licentia.client import (
     ServerError,
     SignatureInvalidError,
     StoreTamperedError,
+    TicketRejectedError,
+    TransferLimitReachedError,
     TransportError,
+    UpdateReplayedError,
     VirtualMachineNotAllowedError,
+    WrongDeviceError,
 )
+from licentia.client._exceptions import error_from_problem
 
 CODES: dict[type[LicentiaClientError], tuple[str, type[LicentiaClientError]]] = {
     NotActivatedError: ("NOT_ACTIVATED", LicenseUnusableError),
@@ -34,7 +41,15 @@ CODES: dict[type[LicentiaClientError], tuple[str, type[LicentiaClientError]]] = 
     ClockRollbackError: ("CLOCK_ROLLBACK", DeviceTrustError),
     StoreTamperedError: ("STORE_TAMPERED", DeviceTrustError),
     SignatureInvalidError: ("SIGNATURE_INVALID", DeviceTrustError),
+    WrongDeviceError: ("WRONG_DEVICE", DeviceTrustError),
+    UpdateReplayedError: ("UPDATE_REPLAYED", DeviceTrustError),
     NetworkError: ("NETWORK_ERROR", TransportError),
+}
+SERVER_CODES: dict[type[ServerError], str] = {
+    TicketRejectedError: "TICKET_REJECTED",
+    DeviceBlacklistedError: "DEVICE_BLACKLISTED",
+    DeviceFlaggedError: "DEVICE_FLAGGED",
+    TransferLimitReachedError: "TRANSFER_LIMIT_REACHED",
 }
 
 
@@ -87,6 +102,69 @@ def test_the_base_takes_any_code() -> None:
 
 
 def test_every_code_is_distinct() -> None:
-    codes = [code for code, _ in CODES.values()] + [ServerError.code]
+    codes = [code for code, _ in CODES.values()] + [ServerError.code, *SERVER_CODES.values()]
 
     assert len(codes) == len(set(codes))
+
+
+@pytest.mark.parametrize(
+    ("server_code", "expected"),
+    [
+        ("TICKET_CODE_INVALID", TicketRejectedError),
+        ("TICKET_NOT_FOUND", TicketRejectedError),
+        ("NO_LICENSE_AVAILABLE", TicketRejectedError),
+        ("WRONG_DELIVERY", TicketRejectedError),
+        ("DEVICE_BLACKLISTED", DeviceBlacklistedError),
+        ("DEVICE_FLAGGED", DeviceFlaggedError),
+        ("TRANSFER_LIMIT_REACHED", TransferLimitReachedError),
+        ("REQUEST_EXPIRED", ServerError),
+        ("SIGNATURE_INVALID", ServerError),  # the device's message, not the vendor's files
+        ("SOMETHING_NEWER", ServerError),
+    ],
+)
+def test_a_server_refusal_becomes_the_class_that_names_it(
+    server_code: str, expected: type[ServerError]
+) -> None:
+    problem = {"code": server_code, "detail": "The server says why.", "status": 409}
+
+    error = error_from_problem(409, problem)
+
+    assert type(error) is expected
+    assert (error.server_code, error.status, error.message) == (
+        server_code,
+        409,
+        "The server says why.",
+    )
+    assert error.code == SERVER_CODES.get(expected, "SERVER_ERROR")
+
+
+@pytest.mark.parametrize(
+    ("server_code", "expected"),
+    [
+        ("FINGERPRINT_MISMATCH", FingerprintMismatchError),
+        ("VM_NOT_ALLOWED", VirtualMachineNotAllowedError),
+    ],
+)
+def test_a_server_check_of_the_device_is_the_same_error_as_the_offline_check(
+    server_code: str, expected: type[LicentiaClientError]
+) -> None:
+    error = error_from_problem(403, {"code": server_code, "detail": "Refused by the server."})
+
+    assert type(error) is expected
+    assert (error.code, error.server_code, error.status) == (server_code, server_code, 403)
+
+
+def test_an_answer_without_a_problem_body_still_says_what_happened() -> None:
+    error = error_from_problem(502, None)
+
+    assert type(error) is ServerError
+    assert (error.status, error.server_code) == (502, None)
+    assert "HTTP 502" in error.message
+
+
+@pytest.mark.parametrize("error", list(SERVER_CODES), ids=lambda v: v.__name__)
+def test_server_refusals_are_server_errors_with_their_own_code(error: type[ServerError]) -> None:
+    raised = error("Refused.", status=409, server_code="X")
+
+    assert isinstance(raised, ServerError)
+    assert raised.code == error.code == SERVER_CODES[error]

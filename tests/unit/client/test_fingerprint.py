@@ -20,6 +20,7 @@ from licentia.client import (
     hash_factors,
     match_fingerprint,
 )
+from licentia.formats import fingerprint as shared_rule
 
 from .fakes import Machine
 
@@ -290,3 +291,51 @@ def test_any_callable_can_be_the_factor_source() -> None:
     fingerprint = collect_fingerprint(SALT, lambda: {"serial": "X1"})
 
     assert fingerprint == hash_factors({"serial": "X1"}, SALT)
+
+
+# -- one rule for the device and for License Central ---------------------------------
+
+tolerance_options = st.one_of(
+    st.sampled_from(["strict", "medium", "loose"]).map(
+        lambda p: {"preset": p, "k": None, "n": None}
+    ),
+    st.integers(min_value=1, max_value=16).map(lambda k: {"preset": None, "k": k, "n": 16}),
+)
+
+
+@given(names=factor_names, option=tolerance_options, data=st.data())
+def test_the_device_and_the_server_agree_on_every_match(
+    names: list[str], option: dict, data: st.DataObject
+) -> None:
+    changed = data.draw(st.lists(st.sampled_from(names), unique=True), label="changed")
+    lost = data.draw(st.lists(st.sampled_from(names), unique=True), label="lost")
+    recorded = _fingerprint(names)
+    current = {k: v for k, v in _with_changed(recorded, changed).items() if k not in lost}
+
+    on_device = match_fingerprint(recorded, current, Tolerance.from_option(option)).ok
+
+    assert on_device == shared_rule.fingerprint_matches(recorded, current, option)
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (None, Tolerance.medium()),
+        ({}, Tolerance.medium()),
+        ({"preset": "loose", "k": None, "n": None}, Tolerance.loose()),
+        ({"preset": None, "k": 3, "n": 5}, Tolerance.at_least(3)),
+    ],
+)
+def test_a_template_option_reads_as_a_tolerance(option: dict | None, expected: Tolerance) -> None:
+    assert Tolerance.from_option(option) == expected
+
+
+@pytest.mark.parametrize("option", [{"preset": "lenient"}, {"k": "3"}, {"k": 0}])
+def test_an_unknown_template_option_is_refused(option: dict) -> None:
+    with pytest.raises(ValueError):
+        Tolerance.from_option(option)
+
+
+def test_an_empty_recorded_fingerprint_matches_nothing_on_the_server_either() -> None:
+    for option in ({"preset": "loose"}, {"k": 1, "n": 1}):
+        assert not shared_rule.fingerprint_matches({}, {"hostname": "a" * 64}, option)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -9,15 +10,20 @@ import licentia.client
 
 PUBLIC_NAMES = {
     "DEFAULT_ROLLBACK_TOLERANCE",
+    "ClientStatus",
     "ClockRollbackError",
+    "DeviceBlacklistedError",
+    "DeviceFlaggedError",
     "DeviceStore",
     "DeviceTrustError",
+    "Entitlement",
     "FactorSource",
     "FeatureMissingError",
     "Fingerprint",
     "FingerprintMatch",
     "FingerprintMismatchError",
     "LeaseExpiredError",
+    "LicenseClient",
     "LicenseExpiredError",
     "LicenseUnusableError",
     "LicentiaClientError",
@@ -27,15 +33,20 @@ PUBLIC_NAMES = {
     "ServerError",
     "SignatureInvalidError",
     "StoreTamperedError",
+    "SyncResult",
     "SystemFactorSource",
     "SystemVirtualizationProbe",
+    "TicketRejectedError",
     "TimeHighWaterMark",
     "Tolerance",
+    "TransferLimitReachedError",
     "TransportError",
     "TrustedClock",
+    "UpdateReplayedError",
     "VirtualMachineNotAllowedError",
     "Virtualization",
     "VirtualizationProbe",
+    "WrongDeviceError",
     "collect_fingerprint",
     "ensure_fingerprint_matches",
     "ensure_virtualization_allowed",
@@ -59,6 +70,47 @@ def test_the_public_names_are_exactly_these() -> None:
 
 def test_all_is_sorted() -> None:
     assert licentia.client.__all__ == sorted(licentia.client.__all__, key=_isort_key)
+
+
+LICENSE_CLIENT_METHODS = {
+    "activate",
+    "close",
+    "create_offline_request",
+    "create_return_file",
+    "device_id",
+    "import_update",
+    "licenses",
+    "require",
+    "return_license",
+    "start_auto_update",
+    "status",
+    "stop_auto_update",
+    "sync",
+    "vendor",
+}
+
+
+def test_the_license_client_offers_exactly_these_operations() -> None:
+    public = {name for name in dir(licentia.client.LicenseClient) if not name.startswith("_")}
+
+    assert public == LICENSE_CLIENT_METHODS - {"vendor"}  # vendor is set per instance
+
+
+def test_the_license_client_takes_these_arguments() -> None:
+    parameters = inspect.signature(licentia.client.LicenseClient).parameters
+
+    assert list(parameters) == [
+        "server_url",
+        "vendor",
+        "public_keys",
+        "store_dir",
+        "factor_source",
+        "virtualization_probe",
+        "local_clock",
+        "transport",
+        "timeout",
+    ]
+    assert [p.name for p in parameters.values() if p.kind is p.KEYWORD_ONLY] == list(parameters)[3:]
 
 
 def test_the_client_imports_nothing_from_the_server_side() -> None:

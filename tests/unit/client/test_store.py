@@ -20,10 +20,10 @@ from licentia.client import (
     NotActivatedError,
     StoreTamperedError,
     Tolerance,
-    _store,
     hash_factors,
     store_directory,
 )
+from licentia.client import _files as file_writes
 
 SALT = b"vendor-acme"
 HERE = hash_factors(
@@ -255,14 +255,14 @@ def test_a_crash_while_writing_the_data_leaves_the_previous_content(
 def test_a_crash_between_state_and_mirror_keeps_the_new_state(
     store: DeviceStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_write = _store._write_atomic
+    real_write = file_writes.write_atomic
 
     def write_state_then_crash(path: Path, data: bytes) -> None:
         if path.name == "generation":
             raise OSError("power cut")
         real_write(path, data)
 
-    monkeypatch.setattr(_store, "_write_atomic", write_state_then_crash)
+    monkeypatch.setattr(file_writes, "write_atomic", write_state_then_crash)
     with pytest.raises(OSError, match="power cut"):
         store.put_license("L-1", LICENSE)
     monkeypatch.undo()

@@ -1,0 +1,196 @@
+"""The device container as the client holds it in memory: one verified state at a time.
+
+A :class:`ContainerState` is immutable; the client swaps it whole after every load or
+update, so a concurrent license check sees the old state or the new one, never a mix.
+:class:`ContainerReader` builds states for one device: from the store (verifying every
+document) or from an update that was verified already.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from licentia.client._documents import (
+    VerifiedUpdate,
+    decrypt_secret,
+    verify_license,
+    verify_update,
+)
+from licentia.client._entitlements import Entitlement, EntitlementIndex, grant_from_claims
+from licentia.client._exceptions import (
+    DeviceTrustError,
+    LicentiaClientError,
+    SignatureInvalidError,
+)
+from licentia.client._store import StoreSnapshot
+from licentia.client._virtualization import Virtualization
+from licentia.formats.device import state_hash
+
+__all__ = ["ClientStatus", "ContainerReader", "ContainerState", "SyncResult", "sync_result"]
+
+# A container without licenses still syncs now and then, to learn of new ones.
+IDLE_SYNC_INTERVAL = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """One verified container state. ``problem``, when set, refuses every check."""
+
+    seq: int
+    state: str
+    documents: Mapping[str, str]
+    claims: Mapping[str, Mapping[str, Any]]
+    index: EntitlementIndex
+    last_sync: datetime | None
+    problem: LicentiaClientError | None = None
+
+    @classmethod
+    def refusing(cls, error: LicentiaClientError) -> ContainerState:
+        """A state that allows nothing and says why."""
+        return cls(0, state_hash([]), {}, {}, EntitlementIndex([]), None, error)
+
+    def synced_at(self, moment: datetime) -> ContainerState:
+        return replace(self, last_sync=moment)
+
+    def sync_due_at(self, now: datetime) -> datetime:
+        """When this container should sync: its earliest ``refresh_after``; an empty
+        one a day after its last sync."""
+        due = min((g.entitlement.refresh_after for g in self.index.grants), default=None)
+        return due if due is not None else (self.last_sync or now) + IDLE_SYNC_INTERVAL
+
+    def time_floor(self, mark: datetime | None) -> datetime | None:
+        """``mark`` raised to the newest document's signing time: trusted time can never
+        be older than what License Central already vouched for."""
+        issued = max((e.issued_at for e in self.index.entitlements), default=None)
+        return max((t for t in (mark, issued) if t is not None), default=None)
+
+
+@dataclass(frozen=True)
+class ContainerReader:
+    """Builds the container states of one device of one vendor."""
+
+    vendor: str
+    device_id: str
+    keys: Mapping[str, Ed25519PublicKey]
+    fingerprint: Mapping[str, str]
+    virtualization: Virtualization
+    encryption_key: X25519PrivateKey
+
+    def from_snapshot(self, snapshot: StoreSnapshot) -> ContainerState:
+        """Verify every stored document. A document that does not verify makes a state
+        that refuses everything (a sync replaces it) rather than an exception."""
+        seq = snapshot.sequences.get(self.device_id, 0)
+        try:
+            claims = {
+                license_id: self._verified_stored(license_id, document)
+                for license_id, document in snapshot.licenses.items()
+            }
+        except DeviceTrustError as problem:
+            empty = EntitlementIndex([])
+            return ContainerState(seq, state_hash([]), snapshot.licenses, {}, empty, None, problem)
+        return self.from_claims(seq, snapshot.licenses, claims, snapshot.last_sync)
+
+    def verify_update(self, token: str, held_seq: int) -> VerifiedUpdate:
+        """See :func:`licentia.client._documents.verify_update`."""
+        return verify_update(
+            token, self.keys, vendor=self.vendor, device_id=self.device_id, held_seq=held_seq
+        )
+
+    def from_update(self, update: VerifiedUpdate) -> ContainerState:
+        return self.from_claims(update.seq, update.documents, update.claims, update.issued_at)
+
+    def without(self, state: ContainerState, license_id: str) -> ContainerState:
+        """``state`` after the device gave up ``license_id``."""
+        documents = {k: v for k, v in state.documents.items() if k != license_id}
+        claims = {k: v for k, v in state.claims.items() if k != license_id}
+        return self.from_claims(state.seq, documents, claims, state.last_sync)
+
+    def from_claims(
+        self,
+        seq: int,
+        documents: Mapping[str, str],
+        claims: Mapping[str, Mapping[str, Any]],
+        last_sync: datetime | None,
+    ) -> ContainerState:
+        grants = [
+            grant_from_claims(
+                item,
+                fingerprint=self.fingerprint,
+                virtualization=self.virtualization,
+                open_secret=self._secret_opener(license_id),
+            )
+            for license_id, item in claims.items()
+        ]
+        state = state_hash((license_id, item["ver"]) for license_id, item in claims.items())
+        index = EntitlementIndex(grants)
+        return ContainerState(seq, state, dict(documents), dict(claims), index, last_sync)
+
+    def _verified_stored(self, license_id: str, document: str) -> Mapping[str, Any]:
+        claims = verify_license(document, self.keys, vendor=self.vendor, device_id=self.device_id)
+        if claims["sub"] != license_id:
+            raise SignatureInvalidError(
+                f"The stored license {license_id} holds the document of {claims['sub']}. "
+                "Sync the licenses or contact your vendor."
+            )
+        return claims
+
+    def _secret_opener(self, license_id: str) -> Callable[[str], str]:
+        key = self.encryption_key
+        return lambda token: decrypt_secret(token, key, license_id=license_id)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What a sync changed. ``changed`` is False when License Central answered 304;
+    ``device_status`` is the status the update gave (``blacklisted`` empties it)."""
+
+    changed: bool
+    seq: int
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    updated: tuple[str, ...]
+    licenses: tuple[Entitlement, ...]
+    device_status: str | None = None
+
+
+def sync_result(
+    before: ContainerState, after: ContainerState, *, changed: bool, status: str | None = None
+) -> SyncResult:
+    old, new = before.claims, after.claims
+    return SyncResult(
+        changed=changed,
+        seq=after.seq,
+        added=tuple(sorted(set(new) - set(old))),
+        removed=tuple(sorted(set(old) - set(new))),
+        updated=tuple(sorted(k for k in set(old) & set(new) if old[k]["ver"] != new[k]["ver"])),
+        licenses=after.index.entitlements,
+        device_status=status,
+    )
+
+
+@dataclass(frozen=True)
+class ClientStatus:
+    """The device's licensing state, for an "about" page or the activation wizard.
+
+    ``problem`` is what makes every check fail right now (an untrusted document, a
+    clock set back), or None. ``refresh_due`` says a sync should run (the earliest
+    ``refresh_after`` passed, or a problem a sync can clear).
+    """
+
+    vendor: str
+    device_id: str
+    seq: int
+    licenses: tuple[Entitlement, ...]
+    next_refresh: datetime | None
+    refresh_due: bool
+    last_sync: datetime | None
+    problem: LicentiaClientError | None
+    virtualization: Virtualization
+    auto_update_running: bool
+    auto_update_error: LicentiaClientError | None
