@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -76,10 +75,6 @@ def fingerprint_salt(vendor: str) -> bytes:
     """The per-vendor salt for hashing fingerprint factors: the same machine gives
     unrelated fingerprints to different vendors."""
     return hashlib.sha256(b"licentia-fingerprint:" + vendor.encode()).digest()
-
-
-def hash_factor(salt: bytes, value: str) -> str:
-    return hmac.new(salt, value.encode(), hashlib.sha256).hexdigest()
 
 
 def unverified_claims(token: str) -> Mapping[str, Any]:
