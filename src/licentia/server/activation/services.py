@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,7 @@ from licentia.formats.fingerprint import fingerprint_matches
 from licentia.server.activation.documents import build_update
 from licentia.server.activation.messages import DeviceRequest, read_signed_by, signer_of
 from licentia.server.audit.services import record
+from licentia.server.catalog.models import Template
 from licentia.server.devices import services as devices
 from licentia.server.devices.models import Device, DeviceUpdate, LicenseReturn
 from licentia.server.keys.master import MasterKey
@@ -263,21 +264,20 @@ def _registered(session: Session, ex: Exchange, token: str) -> Device:
     return device
 
 
-def _public_key(device: Device) -> Any:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
+def _public_key(device: Device) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(device.public_key)
 
 
 def _bind_ticket(session: Session, ex: Exchange, device: Device, ticket_id: str, vm: bool) -> None:
-    licenses = list(session.scalars(select(License).where(License.ticket_id == ticket_id)))
-    device_licenses = [item for item in licenses if item.options.get("delivery") == "device"]
-    if not device_licenses:
+    on_ticket = select(License.template_id).where(
+        License.ticket_id == ticket_id, License.delivery == "device"
+    )
+    templates = set(session.scalars(on_ticket.distinct()))
+    if not templates:
         raise ConflictError("this ticket holds no licenses for devices", code="WRONG_DELIVERY")
-    held = {item.template_id for item in device_licenses if item.device_id == device.id}
-    for template_id in sorted({item.template_id for item in device_licenses} - held):
-        group = [item for item in device_licenses if item.template_id == template_id]
-        if vm and group[0].options.get("vm_policy") == "deny":
+    held = set(session.scalars(on_ticket.where(License.device_id == device.id).distinct()))
+    for template_id in sorted(templates - held):
+        if vm and session.get_one(Template, template_id).options.get("vm_policy") == "deny":
             raise VmNotAllowedError("this license may not run in a virtual machine or container")
         if _claim_one(session, ex, device, ticket_id, template_id):
             held.add(template_id)
@@ -302,8 +302,7 @@ def _claim_one(
             License.device_id.is_(None),
             live,
         )
-        .order_by(License.id)
-        .limit(1)
+        .limit(1)  # any free one will do; no ORDER BY, so the index scan stops early
         .with_for_update(skip_locked=True)
     )
     if candidate is None:

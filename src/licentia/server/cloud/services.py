@@ -120,7 +120,7 @@ def redeem_ticket(
     licenses = list(
         session.scalars(
             select(License)
-            .where(License.ticket_id == ticket.id)
+            .where(License.ticket_id == ticket.id, License.delivery.in_(CLOUD_DELIVERIES))
             .order_by(License.id)
             .with_for_update()
         )

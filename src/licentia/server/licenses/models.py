@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from licentia.server.db.base import Base, created_column, id_column, vendor_column
@@ -13,6 +13,10 @@ from licentia.server.db.base import Base, created_column, id_column, vendor_colu
 
 class License(Base):
     __tablename__ = "licenses"
+    __table_args__ = (
+        Index("ix_licenses_ticket_delivery", "ticket_id", "delivery", "template_id"),
+        Index("ix_licenses_ticket_free", "ticket_id", "template_id", "state", "device_id"),
+    )
 
     id: Mapped[str] = id_column()
     vendor_id: Mapped[str] = vendor_column()
@@ -21,6 +25,8 @@ class License(Base):
     order_line_id: Mapped[str | None] = mapped_column(ForeignKey("order_lines.id"), index=True)
     customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
     product_code: Mapped[str] = mapped_column(String(64))
+    # Copied from options so that activation and redemption can filter in SQL.
+    delivery: Mapped[str] = mapped_column(String(16), default="device", server_default="device")
     features: Mapped[list[str]]
     options: Mapped[dict[str, Any]]
     state: Mapped[str] = mapped_column(String(16), index=True)

@@ -52,6 +52,7 @@ def issue_licenses(
             order_line_id=order_line_id,
             customer_id=customer_id,
             product_code=template.product.code,
+            delivery=str(template.options.get("delivery", "device")),
             features=list(template.features),
             options=dict(template.options),
             state=LicenseState.AVAILABLE.value,

@@ -1,0 +1,354 @@
+"""Device licenses: the SDK's hot path and cold start, the server's activations and syncs.
+
+- ``require()`` on an activated device, time per call (goal ≤ 5 µs);
+- cold start (open the store, verify every document) for 1 and 100 licenses, next to
+  raw Ed25519 verifications of the same documents in the same run (goal ratio ≤ 2);
+- online activations/s and unchanged (304) syncs/s against one server (goals ≥ 100 and
+  ≥ 500 on PostgreSQL). Device requests are signed before the clock starts: the figure
+  is the server's, not the signing client's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from bench.load import LoadResult, client_for, drive
+from bench.server import BenchSetupError, Server
+from licentia.client import LicenseClient, Virtualization
+from licentia.formats.device import REQUEST_TYP, device_id, okp_jwk
+from licentia.formats.jws import sign_document
+
+REQUIRE_GOAL_US = 5.0
+COLD_GOAL_RATIO = 2.0
+ACTIVATIONS_GOAL, SYNCS_GOAL = 100.0, 500.0
+ACTIVATION_LINES = 5  # one ticket of 5 x 1000 licenses: more than a bounded run can take
+FACTORS = {"machine_id": "bench-machine", "product_uuid": "bench-uuid", "mac_addresses": "aa:bb"}
+
+
+class _Factors:
+    def __call__(self) -> dict[str, str]:
+        return dict(FACTORS)
+
+
+class _NotVirtual:
+    def __call__(self) -> Virtualization:
+        return Virtualization(vm=None, container=None)
+
+
+@dataclass(frozen=True)
+class DeviceFigures:
+    require_us: float
+    cold: dict[int, tuple[float, float]]  # licenses -> (cold start s, raw verifies s)
+    activations: LoadResult
+    syncs: LoadResult
+
+
+# --- setup through the API ---------------------------------------------------------------
+
+
+def _ticket(http: httpx.Client, lines: list[tuple[str, int]]) -> str:
+    body = {
+        "external_order_id": f"bench-{secrets.token_hex(6)}",
+        "lines": [
+            {"sku": sku, "quantity": quantity, "line_id": str(number)}
+            for number, (sku, quantity) in enumerate(lines, 1)
+        ],
+    }
+    answer = http.post("/api/v1/orders", json=body)
+    if answer.status_code not in (200, 201):
+        raise BenchSetupError(f"order failed: {answer.text}")
+    return str(answer.json()["ticket_code"])
+
+
+def _templates(http: httpx.Client, count: int) -> tuple[str, list[str], list[str]]:
+    product = http.post(
+        "/api/v1/products",
+        json={
+            "code": f"DEV-{secrets.token_hex(3)}",
+            "name": "Bench device product",
+            "features": [{"code": "edit"}, {"code": "export"}],
+        },
+    )
+    if product.status_code != 201:
+        raise BenchSetupError(f"product failed: {product.text}")
+    skus = []
+    for _ in range(count):
+        sku = f"DEV-{secrets.token_hex(4)}"
+        made = http.post(
+            "/api/v1/templates",
+            json={
+                "sku": sku,
+                "name": sku,
+                "product_id": product.json()["id"],
+                "features": ["edit", "export"],
+                "options": {"delivery": "device", "lease_days": 30, "refresh_days": 7},
+            },
+        )
+        if made.status_code != 201:
+            raise BenchSetupError(f"template failed: {made.text}")
+        skus.append(sku)
+    return product.json()["code"], skus, ["edit", "export"]
+
+
+# --- the SDK -----------------------------------------------------------------------------
+
+
+def _client(server: Server, slug: str, store: Path) -> LicenseClient:
+    jwks = httpx.get(f"{server.url}/api/v1/vendors/{slug}/jwks.json").json()
+    return LicenseClient(
+        server.url,
+        slug,
+        jwks,
+        store_dir=store,
+        factor_source=_Factors(),
+        virtualization_probe=_NotVirtual(),
+    )
+
+
+def measure_require(client: LicenseClient, product: str, *, calls: int = 200_000) -> float:
+    """Microseconds per ``require()`` (best of three batches)."""
+    client.require(product, "edit")
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(calls):
+            client.require(product, "edit")
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best * 1e6
+
+
+def measure_cold(
+    server: Server, slug: str, store: Path, *, rounds: int = 30
+) -> tuple[float, float]:
+    """Seconds to open a client and verify its documents, and seconds for raw Ed25519
+    verifications of the same documents (best of ``rounds`` each)."""
+    jwks = httpx.get(f"{server.url}/api/v1/vendors/{slug}/jwks.json").json()
+    keys = {k["kid"]: Ed25519PublicKey.from_public_bytes(_unb64(k["x"])) for k in jwks["keys"]}
+    documents = _stored_documents(store)
+    cold = raw = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        client = LicenseClient(
+            None,
+            slug,
+            jwks,
+            store_dir=store,
+            factor_source=_Factors(),
+            virtualization_probe=_NotVirtual(),
+        )
+        client.licenses()
+        cold = min(cold, time.perf_counter() - start)
+        client.close()
+        start = time.perf_counter()
+        for token in documents:
+            _raw_verify(token, keys)
+        raw = min(raw, time.perf_counter() - start)
+    return cold, raw
+
+
+def _stored_documents(store: Path) -> list[str]:
+    state = json.loads((store / "state.json").read_text())
+    found: list[str] = []
+    _collect_tokens(state, found)
+    return found
+
+
+def _collect_tokens(value: Any, found: list[str]) -> None:
+    if isinstance(value, str) and value.count(".") == 2 and value.startswith("eyJ"):
+        found.append(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _collect_tokens(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _collect_tokens(item, found)
+
+
+def _raw_verify(token: str, keys: dict[str, Ed25519PublicKey]) -> None:
+    head, payload, signature = token.split(".")
+    kid = json.loads(_unb64(head))["kid"]
+    try:
+        keys[kid].verify(_unb64(signature), f"{head}.{payload}".encode())
+    except InvalidSignature as error:
+        raise BenchSetupError("a stored document does not verify") from error
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# --- the server ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Device:
+    key: Ed25519PrivateKey
+    enc: X25519PrivateKey
+    seq: int = 0
+    state: str | None = None
+
+    @property
+    def id(self) -> str:
+        return device_id(self.key.public_key())
+
+    def request(self, slug: str, op: str, ticket: str | None = None) -> str:
+        claims = {
+            "iss": self.id,
+            "aud": slug,
+            "iat": int(time.time()),
+            "jti": secrets.token_urlsafe(9),
+            "op": op,
+            "ticket": ticket,
+            "device_key": okp_jwk(self.key.public_key()),
+            "enc_key": okp_jwk(self.enc.public_key()),
+            "fingerprint": {"m": "0" * 64, "d": "1" * 64},
+            "vm": False,
+            "seq": self.seq,
+            "state": self.state,
+        }
+        return sign_document(claims, self.key, kid=self.id, typ=REQUEST_TYP)
+
+
+def _new_device() -> _Device:
+    return _Device(Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
+
+
+async def measure_activations(
+    server: Server,
+    slug: str,
+    ticket: str,
+    devices: list[_Device],
+    *,
+    concurrency: int,
+    seconds: float,
+) -> LoadResult:
+    """Activate each device once (until all are done or ``seconds`` pass)."""
+    tokens = iter(list(enumerate(d.request(slug, "activate", ticket) for d in devices)))
+    path = f"/api/v1/vendors/{slug}/devices/activate"
+    result = LoadResult()
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        for number, token in tokens:
+            if time.perf_counter() > deadline:
+                return
+            sent = time.perf_counter()
+            answer = await client.post(path, content=token)
+            if answer.status_code != 200:
+                result.errors += 1
+                result.first_error = (
+                    result.first_error or f"HTTP {answer.status_code}: {answer.text[:200]}"
+                )
+                continue
+            result.latencies.append(time.perf_counter() - sent)
+            devices[number].seq = int(answer.headers["X-Licentia-Seq"])
+            devices[number].state = answer.headers["ETag"].strip('"')
+
+    async with client_for(server.url, "none", concurrency) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+async def measure_syncs(
+    server: Server, slug: str, devices: list[_Device], *, concurrency: int, seconds: float
+) -> LoadResult:
+    active = [d for d in devices if d.seq > 0]
+    if not active:
+        raise BenchSetupError("no device was activated, so none can sync")
+    tokens = [d.request(slug, "sync") for d in active]
+    path = f"/api/v1/vendors/{slug}/devices/sync"
+
+    async def send(client: httpx.AsyncClient, number: int) -> httpx.Response:
+        return await client.post(
+            path, content=tokens[number % len(tokens)], headers={"If-None-Match": "*"}
+        )
+
+    async with client_for(server.url, "none", concurrency) as client:
+        return await drive(client, send, concurrency=concurrency, seconds=seconds, expect=304)
+
+
+def measure_devices(
+    server: Server, slug: str, api_key: str, *, seconds: float, concurrency: int = 16
+) -> DeviceFigures:
+    """All device figures against ``server`` (its vendor ``slug``, an all-scopes key)."""
+    http = httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {api_key}"}, timeout=60
+    )
+    product, skus, _ = _templates(http, 100)
+    cold: dict[int, tuple[float, float]] = {}
+    require_us = 0.0
+    with tempfile.TemporaryDirectory(prefix="licentia-bench-store-") as tmp:
+        for count in (1, 100):
+            store = Path(tmp) / f"store-{count}"
+            client = _client(server, slug, store)
+            client.activate(_ticket(http, [(sku, 1) for sku in skus[:count]]))
+            if count == 1:
+                require_us = measure_require(client, product)
+            client.close()
+            cold[count] = measure_cold(server, slug, store)
+    ticket = _ticket(http, [(skus[0], 1000)] * ACTIVATION_LINES)
+    devices = [_new_device() for _ in range(1000 * ACTIVATION_LINES)]
+    activations = asyncio.run(
+        measure_activations(server, slug, ticket, devices, concurrency=concurrency, seconds=seconds)
+    )
+    syncs = asyncio.run(
+        measure_syncs(server, slug, devices, concurrency=concurrency, seconds=seconds)
+    )
+    return DeviceFigures(require_us, cold, activations, syncs)
+
+
+def rows(figures: DeviceFigures, backend: str) -> list[dict[str, Any]]:
+    cold1, raw1 = figures.cold[1]
+    cold100, raw100 = figures.cold[100]
+    return [
+        {
+            "figure": "require() per call",
+            "value": f"{figures.require_us:.2f} µs",
+            "goal": f"≤ {REQUIRE_GOAL_US} µs",
+            "met": figures.require_us <= REQUIRE_GOAL_US,
+        },
+        {
+            "figure": "cold start, 1 license",
+            "value": f"{cold1 * 1e3:.2f} ms vs raw {raw1 * 1e3:.3f} ms (x{cold1 / raw1:.1f})",
+            "goal": f"ratio ≤ {COLD_GOAL_RATIO}",
+            "met": cold1 / raw1 <= COLD_GOAL_RATIO,
+        },
+        {
+            "figure": "cold start, 100 licenses",
+            "value": f"{cold100 * 1e3:.1f} ms vs raw "
+            f"{raw100 * 1e3:.1f} ms (x{cold100 / raw100:.2f})",
+            "goal": f"ratio ≤ {COLD_GOAL_RATIO}",
+            "met": cold100 / raw100 <= COLD_GOAL_RATIO,
+        },
+        {
+            "figure": f"online activations/s ({backend})",
+            "value": _rate(figures.activations),
+            "goal": f"≥ {ACTIVATIONS_GOAL:.0f}/s on PostgreSQL",
+            "met": figures.activations.rate >= ACTIVATIONS_GOAL,
+        },
+        {
+            "figure": f"unchanged syncs/s ({backend})",
+            "value": _rate(figures.syncs),
+            "goal": f"≥ {SYNCS_GOAL:.0f}/s on PostgreSQL",
+            "met": figures.syncs.rate >= SYNCS_GOAL,
+        },
+    ]
+
+
+def _rate(load: LoadResult) -> str:
+    return f"{load.rate:.0f}/s (p99 {load.percentile_ms(99):.0f} ms, errors {load.errors})"
