@@ -161,6 +161,12 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", f"{API}/vendors/{{slug}}/cloud/borrow"): NOT_A_JWS,
     ("POST", f"{API}/vendors/{{slug}}/cloud/borrow/returns"): NOT_A_JWS,
     ("POST", f"{API}/vendors/{{slug}}/cloud/counters/consume"): NOT_A_JWS,
+    # the customer admin's view (the container credential)
+    ("GET", f"{API}/vendors/{{slug}}/cloud/admin/seats"): NOT_A_JWS,
+    ("DELETE", f"{API}/vendors/{{slug}}/cloud/admin/seats/{{lease_id}}"): NOT_A_JWS,
+    ("GET", f"{API}/vendors/{{slug}}/cloud/admin/denials"): NOT_A_JWS,
+    ("GET", f"{API}/vendors/{{slug}}/cloud/admin/devices"): NOT_A_JWS,
+    ("DELETE", f"{API}/vendors/{{slug}}/cloud/admin/devices/{{device_id}}"): NOT_A_JWS,
     # keys
     ("GET", f"{API}/signing-keys"): Rule("keys:read"),
     ("POST", f"{API}/signing-keys/rotate"): Rule("keys:write"),

@@ -189,3 +189,43 @@ def test_a_borrowed_seat_is_held_offline_and_an_early_return_frees_it(vendors):
 
 def _jwk(device: BareDevice) -> dict:
     return okp_jwk(device.key.public_key())
+
+
+def _admin(vendor: VendorHandle, credential: str, method: str, path: str):
+    return vendor.client.request(
+        method,
+        f"/api/v1/vendors/{vendor.slug}/cloud/admin/{path}",
+        headers={"Authorization": f"Bearer {credential}"},
+    )
+
+
+def test_the_customer_admin_sees_who_holds_which_seat_and_frees_one(vendors):
+    vendor = vendors.create()
+    credential, product, _ = _container(vendor, delivery="seat_pool", seats=1)
+    user = CloudUser(vendor, credential)
+    held = user.checkout(product, "ann", device="office-pc").json()
+    assert user.checkout(product, "bob").status_code == 409
+    (seat,) = _admin(vendor, credential, "GET", "seats").json()
+    assert (seat["user"], seat["device"], seat["lease_id"]) == (
+        "ann",
+        "office-pc",
+        held["lease_id"],
+    )
+    assert [d["holder_key"] for d in _admin(vendor, credential, "GET", "denials").json()] == [
+        "u:bob"
+    ]
+    assert _admin(vendor, credential, "DELETE", f"seats/{held['lease_id']}").status_code == 204
+    assert user.checkout(product, "bob").status_code == 201
+
+
+def test_the_customer_admin_frees_a_device_slot_and_a_wrong_credential_sees_nothing(vendors):
+    vendor = vendors.create()
+    credential, _, _ = _container(vendor, delivery="cloud", max_devices=1)
+    CloudUser(vendor, credential, "old laptop")
+    (device,) = _admin(vendor, credential, "GET", "devices").json()
+    freed = _admin(vendor, credential, "DELETE", f"devices/{device['id']}")
+    assert freed.status_code == 200 and freed.json()["deregistered_at"] is not None
+    CloudUser(vendor, credential, "new laptop")  # the slot is free again
+    other_vendor_credential, _, _ = _container(vendors.create(), delivery="cloud")
+    refused = _admin(vendor, other_vendor_credential, "GET", "devices")
+    assert refused.status_code == 401 and refused.json()["code"] == "CREDENTIAL_INVALID"

@@ -22,6 +22,7 @@ from licentia.server.api.routes import (
     audit,
     catalog,
     cloud,
+    cloud_admin,
     cloud_devices,
     devices,
     health,
@@ -85,6 +86,7 @@ def create_app(
     app.include_router(keys.public_router, prefix=API)
     app.include_router(devices.device_router, prefix=API)
     app.include_router(cloud_devices.router, prefix=API)
+    app.include_router(cloud_admin.router, prefix=API)
     _mount_docs(app)
     return app
 
