@@ -16,7 +16,6 @@ from licentia.server.migrations import models as all_models
 from licentia.server.settings import Settings
 from licentia.server.tenancy.services import get_vendor_by_slug
 
-
 # Every table must be mapped before the first flush: foreign keys span contexts.
 assert all_models.Base.metadata.tables
 

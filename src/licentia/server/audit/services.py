@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, event, select
+from sqlalchemy import Select, event, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
 from licentia.domain.audit import GENESIS, HASHED_FIELDS, ChainBreak, event_hash, find_break
+from licentia.domain.ids import new_id
 from licentia.server.audit.models import AuditEvent, AuditHead
 from licentia.server.db.base import utcnow
 
@@ -59,20 +60,30 @@ def _append_pending(session: Session) -> None:
     Each chain's head row is locked here and released by the commit a moment later.
     Concurrent writers of one vendor thus queue for this last step only, not for
     their whole transaction (which made them run one at a time), and the chain stays
-    linear. ``at`` is this moment, so it grows with ``seq``.
+    linear. ``at`` is this moment, so it grows with ``seq``. The rows are written with
+    one multi-row INSERT and one UPDATE: no ORM bookkeeping while the lock is held.
     """
     pending: list[dict[str, Any]] | None = session.info.pop(_PENDING, None)
     if not pending:
         return
+    session.flush()  # the changes themselves first, before the head is locked
     now = utcnow()
     for chain in sorted({e["chain"] for e in pending}):  # one lock order: no deadlocks
-        head = _lock_head(session, chain)
+        seq, prev_hash = _lock_head(session, chain)
+        rows = []
         for noted in (e for e in pending if e["chain"] == chain):
-            fields = {**noted, "seq": head.seq + 1, "at": now}
-            digest = event_hash(_hashable(fields), head.hash)
-            session.add(AuditEvent(**fields, prev_hash=head.hash, hash=digest))
-            head.seq, head.hash = fields["seq"], digest
-    session.flush()
+            seq += 1
+            fields = {**noted, "seq": seq, "at": now}
+            digest = event_hash(_hashable(fields), prev_hash)
+            rows.append({**fields, "id": new_id(), "prev_hash": prev_hash, "hash": digest})
+            prev_hash = digest
+        session.execute(insert(AuditEvent), rows)
+        session.execute(
+            update(AuditHead)
+            .where(AuditHead.chain == chain)
+            .values(seq=seq, hash=prev_hash)
+            .execution_options(synchronize_session=False)
+        )
 
 
 @event.listens_for(Session, "after_rollback")
@@ -80,23 +91,25 @@ def _forget_pending(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
-def _lock_head(session: Session, chain: str) -> AuditHead:
+def _lock_head(session: Session, chain: str) -> tuple[int, str]:
+    """The chain's (seq, hash), its head row locked until the transaction ends."""
     head = _select_head(session, chain)
     if head is not None:
         return head
     # The chain's first event: create its head; a concurrent creator's row wins.
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(
-        insert(AuditHead).values(chain=chain, seq=0, hash=GENESIS).on_conflict_do_nothing()
+        upsert(AuditHead).values(chain=chain, seq=0, hash=GENESIS).on_conflict_do_nothing()
     )
     head = _select_head(session, chain)
     assert head is not None
     return head
 
 
-def _select_head(session: Session, chain: str) -> AuditHead | None:
-    query = select(AuditHead).where(AuditHead.chain == chain).with_for_update()
-    return session.scalars(query).one_or_none()
+def _select_head(session: Session, chain: str) -> tuple[int, str] | None:
+    query = select(AuditHead.seq, AuditHead.hash).where(AuditHead.chain == chain)
+    row = session.execute(query.with_for_update()).one_or_none()
+    return None if row is None else (row.seq, row.hash)
 
 
 def _hashable(fields: dict[str, Any]) -> dict[str, Any]:

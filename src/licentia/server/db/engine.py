@@ -12,6 +12,7 @@ they never wait for writers.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -47,12 +48,13 @@ class Database:
 
     def dispose(self) -> None:
         self.write_engine.dispose()
-        if self.read_engine is not self.write_engine:
+        if self.read_engine.pool is not self.write_engine.pool:
             self.read_engine.dispose()
 
 
 T = TypeVar("T")
 _RETRIES = 5
+_PING_AFTER_IDLE_SECONDS = 5.0
 
 
 def run_write(db: Database, work: Callable[[Session], T]) -> T:
@@ -86,17 +88,51 @@ def connect(url: str, *, pool_size: int = 10) -> Database:
     else:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        writer = create_engine(
-            parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-        )
-        reader = writer
+        writer = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
+        _ping_when_idle(writer)
+        # Reads share the pool without a transaction: under READ COMMITTED each
+        # statement sees its own snapshot either way, and autocommit spares a BEGIN
+        # and a ROLLBACK round trip per request.
+        reader = writer.execution_options(isolation_level="AUTOCOMMIT")
+    readers = sessionmaker(reader, expire_on_commit=False)
+    event.listen(readers, "before_flush", _refuse_writes)
     return Database(
         write_engine=writer,
         read_engine=reader,
         writer=sessionmaker(writer, expire_on_commit=False),
-        reader=sessionmaker(reader, expire_on_commit=False),
+        reader=readers,
         write_lock=write_lock,
     )
+
+
+def _refuse_writes(_session: Session, _context: Any, _instances: Any) -> None:
+    """A read session that tries to write is a bug: with autocommit reads the write
+    would stick outside any unit of work (and outside the audit log)."""
+    raise RuntimeError("a read session cannot write: use Database.transaction()")
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Test a pooled connection before reuse if it sat idle for a while.
+
+    A restart of the database or a firewall cuts connections that wait in the pool;
+    such a connection is pinged and, if dead, replaced before a request gets it. One
+    in constant use needs no ping: a ping on every checkout cost a round trip per
+    request, and a disconnect found mid-request still invalidates the whole pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _taken(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get("returned_at")
+        if returned_at is None or time.monotonic() - returned_at < _PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise DisconnectionError("a pooled connection was dead") from error
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:

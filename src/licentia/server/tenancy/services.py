@@ -31,6 +31,7 @@ SESSION_PREFIX = "lis_"
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _hasher = PasswordHasher()  # argon2id with the library's current recommended cost
 _LAST_USED_GRANULARITY = timedelta(seconds=60)
+_LAST_USED = "licentia.tenancy.last_used"  # session.info: (api key id, last_used_at)
 
 
 def _sha256(text: str) -> str:
@@ -233,6 +234,7 @@ def _authenticate_api_key(session: Session, token: str, source_ip: str | None) -
         raise AuthenticationError("unknown API key")
     if key.revoked_at is not None:
         raise AuthenticationError("this API key was revoked")
+    session.info[_LAST_USED] = (key.id, key.last_used_at)  # for last_used_stale
     return Actor("api_key", key.id, key.vendor_id, frozenset(key.scopes), source_ip)
 
 
@@ -241,7 +243,10 @@ def last_used_stale(session: Session, actor: Actor) -> bool:
     recording every request would turn every read into a write)."""
     if actor.kind != "api_key":
         return False
-    last = session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == actor.id))
+    # authenticate just read the key in this session: asking again cost a query per request
+    known_id, last = session.info.get(_LAST_USED, (None, None))
+    if known_id != actor.id:
+        last = session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == actor.id))
     return last is None or utcnow() - last > _LAST_USED_GRANULARITY
 
 
