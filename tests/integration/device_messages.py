@@ -41,15 +41,25 @@ class BareDevice:
         return device_id(self.key.public_key())
 
     def _sign(self, claims: dict[str, Any], typ: str) -> str:
-        base = {"iss": self.id, "aud": self.vendor, "iat": int(time.time()),
-                "jti": secrets.token_urlsafe(12)}
+        base = {
+            "iss": self.id,
+            "aud": self.vendor,
+            "iat": int(time.time()),
+            "jti": secrets.token_urlsafe(12),
+        }
         return sign_document({**base, **claims}, self.key, kid=self.id, typ=typ)
 
     def request(self, op: str, ticket: str | None = None, **overrides: Any) -> str:
         claims = {
-            "op": op, "ticket": ticket, "device_key": okp_jwk(self.key.public_key()),
-            "enc_key": okp_jwk(self.enc.public_key()), "fingerprint": self.fingerprint,
-            "vm": self.vm, "seq": self.seq, "state": self.state, **overrides,
+            "op": op,
+            "ticket": ticket,
+            "device_key": okp_jwk(self.key.public_key()),
+            "enc_key": okp_jwk(self.enc.public_key()),
+            "fingerprint": self.fingerprint,
+            "vm": self.vm,
+            "seq": self.seq,
+            "state": self.state,
+            **overrides,
         }
         return self._sign(claims, REQUEST_TYP)
 

@@ -12,8 +12,9 @@ JOSE = {"Content-Type": "application/jose"}
 
 
 def _send(vendor: VendorHandle, path: str, token: str, **headers: str):
-    return vendor.client.post(f"/api/v1/vendors/{vendor.slug}/devices/{path}", content=token,
-                              headers={**JOSE, **headers})
+    return vendor.client.post(
+        f"/api/v1/vendors/{vendor.slug}/devices/{path}", content=token, headers={**JOSE, **headers}
+    )
 
 
 def _ticket(vendor: VendorHandle, quantity: int = 1, **options) -> tuple[str, dict]:
@@ -61,8 +62,11 @@ def test_twenty_devices_racing_for_one_license_exactly_one_wins(vendors):
     code, _ = _ticket(vendor)
     racers = [BareDevice(vendor.slug) for _ in range(20)]
     with ThreadPoolExecutor(max_workers=20) as pool:
-        statuses = list(pool.map(
-            lambda d: _send(vendor, "activate", d.request("activate", code)).status_code, racers))
+        statuses = list(
+            pool.map(
+                lambda d: _send(vendor, "activate", d.request("activate", code)).status_code, racers
+            )
+        )
     assert statuses.count(200) == 1
     assert statuses.count(409) == 19
 

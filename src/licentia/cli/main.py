@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import socket
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -10,6 +11,9 @@ from rich.console import Console
 from licentia.cli import admin, device
 from licentia.cli.output import EXIT_BROKEN, Output, fail, guarded
 from licentia.cli.runtime import Runtime
+
+if TYPE_CHECKING:
+    import uvicorn
 
 app = typer.Typer(
     no_args_is_help=True, help="Licentia License Central.", pretty_exceptions_enable=False
@@ -39,6 +43,8 @@ def serve(
     settings = runtime.settings
     if workers > 1 and settings.is_sqlite:
         fail("several workers need PostgreSQL; SQLite serves one process", "CONFIGURATION_ERROR", 6)
+    if workers > 1:
+        _bind_tcp_sockets(uvicorn.Config)
     uvicorn.run(
         "licentia.server.api.asgi:build",
         factory=True,
@@ -47,6 +53,25 @@ def serve(
         workers=workers,
         log_level="info",
     )
+
+
+def _bind_tcp_sockets(config: type[uvicorn.Config]) -> None:
+    """Make the socket uvicorn shares with its worker processes say it is TCP.
+
+    uvicorn binds it without naming the protocol (``proto`` 0), so asyncio does not set
+    TCP_NODELAY on the connections the workers accept, and every answer sent in two
+    writes waits for the client's delayed ACK (~40 ms). A socket object made from the
+    same descriptor reads the real protocol from the kernel.
+    """
+    bind = config.bind_socket
+
+    def bind_tcp(self: uvicorn.Config) -> socket.socket:
+        sock = bind(self)
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
+            return socket.socket(fileno=sock.detach())
+        return sock
+
+    config.bind_socket = bind_tcp  # type: ignore[method-assign]
 
 
 @db_app.command("upgrade")

@@ -2,8 +2,10 @@
 
 Needs only ``cryptography``, ``httpx`` and ``joserfc``; it never imports the server.
 Start with :class:`LicenseClient`; docs/sdk.md walks through a complete example.
+Cloud containers, seats and counters: :class:`CloudClient` and docs/cloud.md.
 """
 
+from licentia.client._borrow import BorrowedSeat
 from licentia.client._client import ClientStatus, LicenseClient, SyncResult
 from licentia.client._clock import (
     DEFAULT_ROLLBACK_TOLERANCE,
@@ -11,11 +13,16 @@ from licentia.client._clock import (
     TrustedClock,
     system_clock,
 )
+from licentia.client._cloud import AccessToken, CloudClient, Consumption
 from licentia.client._entitlements import Entitlement
 from licentia.client._exceptions import (
     ClockRollbackError,
+    CredentialInvalidError,
+    CredentialResetError,
     DeviceBlacklistedError,
+    DeviceDeregisteredError,
     DeviceFlaggedError,
+    DeviceLimitReachedError,
     DeviceTrustError,
     FeatureMissingError,
     FingerprintMismatchError,
@@ -25,13 +32,16 @@ from licentia.client._exceptions import (
     LicentiaClientError,
     MaintenanceEndedError,
     NetworkError,
+    NoSeatAvailableError,
     NotActivatedError,
+    SeatLostError,
     ServerError,
     SignatureInvalidError,
     StoreTamperedError,
     TicketRejectedError,
     TransferLimitReachedError,
     TransportError,
+    UnitsExhaustedError,
     UpdateReplayedError,
     VirtualMachineNotAllowedError,
     WrongDeviceError,
@@ -47,6 +57,9 @@ from licentia.client._fingerprint import (
     hash_factors,
     match_fingerprint,
 )
+from licentia.client._licred import CloudCredential, redeem_cloud_ticket
+from licentia.client._retry import RetryPolicy
+from licentia.client._seat import Seat
 from licentia.client._store import DeviceStore, store_directory
 from licentia.client._virtualization import (
     SystemVirtualizationProbe,
@@ -57,10 +70,19 @@ from licentia.client._virtualization import (
 
 __all__ = [
     "DEFAULT_ROLLBACK_TOLERANCE",
+    "AccessToken",
+    "BorrowedSeat",
     "ClientStatus",
     "ClockRollbackError",
+    "CloudClient",
+    "CloudCredential",
+    "Consumption",
+    "CredentialInvalidError",
+    "CredentialResetError",
     "DeviceBlacklistedError",
+    "DeviceDeregisteredError",
     "DeviceFlaggedError",
+    "DeviceLimitReachedError",
     "DeviceStore",
     "DeviceTrustError",
     "Entitlement",
@@ -76,7 +98,11 @@ __all__ = [
     "LicentiaClientError",
     "MaintenanceEndedError",
     "NetworkError",
+    "NoSeatAvailableError",
     "NotActivatedError",
+    "RetryPolicy",
+    "Seat",
+    "SeatLostError",
     "ServerError",
     "SignatureInvalidError",
     "StoreTamperedError",
@@ -89,6 +115,7 @@ __all__ = [
     "TransferLimitReachedError",
     "TransportError",
     "TrustedClock",
+    "UnitsExhaustedError",
     "UpdateReplayedError",
     "VirtualMachineNotAllowedError",
     "Virtualization",
@@ -99,6 +126,7 @@ __all__ = [
     "ensure_virtualization_allowed",
     "hash_factors",
     "match_fingerprint",
+    "redeem_cloud_ticket",
     "store_directory",
     "system_clock",
 ]

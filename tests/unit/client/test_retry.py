@@ -8,13 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from licentia.client._exceptions import (
+from licentia.client import (
     NetworkError,
     NoSeatAvailableError,
+    RetryPolicy,
     ServerError,
     UnitsExhaustedError,
 )
-from licentia.client._retry import RetryPolicy, is_transient, retry_call
+from licentia.client._retry import is_transient, retry_call
 
 policies = st.builds(
     RetryPolicy,

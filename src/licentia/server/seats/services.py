@@ -102,13 +102,18 @@ def checkout(
     )
     if own is not None:
         return _reconnect(session, own, holder, counting, now=now, expires=expires)
-    candidate = session.scalar(
+    free = (
         select(SeatSlot.id)
         .where(SeatSlot.license_id == license_.id, _free(now))
         .order_by(SeatSlot.slot)
         .limit(1)
-        .with_for_update(skip_locked=True)
     )
+    # Skip the free slots other checkouts are taking right now; if that leaves none,
+    # wait for those checkouts to finish, so that a denial (and the denial recorded)
+    # only ever comes when the pool is really full.
+    candidate = session.scalar(free.with_for_update(skip_locked=True))
+    if candidate is None:
+        candidate = session.scalar(free.with_for_update())
     if candidate is None:
         return _deny(session, license_, key, now)
     lease_id = new_id()
@@ -343,21 +348,49 @@ def enqueue(session: Session, vendor_id: str, queue: str, *, now: datetime, ttl:
 
 
 def first_in_line(
-    session: Session, queue: str, waiter_id: str | None, *, now: datetime, ttl: timedelta
+    session: Session,
+    queue: str,
+    waiter_id: str | None,
+    *,
+    now: datetime,
+    ttl: timedelta,
+    free: int = 1,
 ) -> bool:
-    """True if nobody live waits ahead (``waiter_id`` None: a caller that does not wait
-    may only go when the queue is empty). A waiter's call also keeps its place alive."""
+    """True if the caller may try for one of ``free`` free seats: a waiter among the
+    first ``free`` live waiters, or (``waiter_id`` None: a caller that does not wait)
+    fewer live waiters than free seats. A waiter's call also keeps its place alive.
+    Only fairness rests on this; the seat limit is the conditional UPDATE's."""
     if waiter_id is not None:
         session.execute(
             update(SeatWaiter).where(SeatWaiter.id == waiter_id).values(expires_at=now + ttl)
         )
-    head = session.scalar(
-        select(SeatWaiter.id)
-        .where(SeatWaiter.queue == queue, SeatWaiter.expires_at > now)
-        .order_by(SeatWaiter.enqueued_at, SeatWaiter.id)
-        .limit(1)
+    ahead = list(
+        session.scalars(
+            select(SeatWaiter.id)
+            .where(SeatWaiter.queue == queue, SeatWaiter.expires_at > now)
+            .order_by(SeatWaiter.enqueued_at, SeatWaiter.id)
+            .limit(max(free, 0))
+        )
     )
-    return head is None or head == waiter_id
+    return waiter_id in ahead if waiter_id is not None else len(ahead) < free
+
+
+def free_seats(session: Session, license_: License, now: datetime) -> int:
+    """How many of the pool's seats nobody holds right now."""
+    return int(license_.options.get("seats") or 0) - _in_use(session, license_.id, now)
+
+
+def holds_seat(session: Session, license_: License, holder: Holder) -> bool:
+    """True if ``holder`` has a slot in this pool (a checkout would reconnect to it)."""
+    key = holder.key(str(license_.options.get("seat_counting", "per_user")))
+    return (
+        session.scalar(
+            select(SeatSlot.id).where(
+                SeatSlot.license_id == license_.id, SeatSlot.holder_key == key
+            )
+        )
+        is not None
+    )
 
 
 def leave_queue(session: Session, waiter_id: str) -> None:

@@ -44,6 +44,7 @@ router = APIRouter(prefix="/vendors/{slug}/cloud", tags=["cloud protocol"])
 _bearer = HTTPBearer(auto_error=False, description="A device token (lcd_…)")
 ACCESS_TYP, SEAT_TYP, BORROW_TYP = "licentia-access+jwt", "licentia-seat+jwt", "licentia-borrow+jwt"
 MAX_WAIT = 60.0
+LAST_SEEN_STEP = timedelta(minutes=1)
 T = TypeVar("T")
 
 
@@ -58,7 +59,11 @@ class DeviceCall:
         def unit(session: Session) -> T:
             vendor = get_vendor_by_slug(session, self.slug)
             device, container = cloud.authenticate_device(session, vendor.id, self.token)
-            device.last_seen_at = utcnow()
+            now = utcnow()
+            # Writing the device row on every call would queue all of one device's calls
+            # on that row's lock; "last seen" needs no more than a minute's precision.
+            if device.last_seen_at is None or now - device.last_seen_at >= LAST_SEEN_STEP:
+                device.last_seen_at = now
             return work(session, Caller(vendor, device, container, self.services, self.source_ip))
 
         return run_write(self.services.db, unit)
@@ -278,6 +283,27 @@ class _Refusal:
     error: LicentiaError
 
 
+def _may_try(
+    session: Session,
+    queue: str,
+    waiter: str | None,
+    pools: list[License],
+    holder: seats.Holder,
+    now: datetime,
+) -> bool:
+    """Whether this checkout may try for a seat now, first come first served. The line
+    is for new seats: a holder coming back to its own seat never waits, and as many
+    callers as there are free seats may go at once (with none free, the first in line
+    goes on to be denied, so that the denial is recorded)."""
+    line = timedelta(seconds=5)
+    if seats.first_in_line(session, queue, waiter, now=now, ttl=line):
+        return True
+    if any(seats.holds_seat(session, pool, holder) for pool in pools):
+        return True
+    free = sum(seats.free_seats(session, pool, now) for pool in pools)
+    return free > 1 and seats.first_in_line(session, queue, waiter, now=now, ttl=line, free=free)
+
+
 def _try_checkout(
     body: CheckoutIn, waiter: str | None
 ) -> Callable[[Session, Caller], LeaseOut | _Refusal]:
@@ -288,7 +314,7 @@ def _try_checkout(
             session, caller.container, body.product, body.feature, delivery=("seat_pool",), now=now
         )
         holder = seats.Holder(body.user, body.device, body.process)
-        if not seats.first_in_line(session, queue, waiter, now=now, ttl=timedelta(seconds=5)):
+        if not _may_try(session, queue, waiter, pools, holder, now):
             return _Refusal(
                 ConflictError(
                     "others are waiting for a seat", code="NO_SEAT_AVAILABLE", queued=True
@@ -324,14 +350,22 @@ async def checkout(body: CheckoutIn, call: DeviceCall = Depends(device_call)) ->
         waiter = await run_in_threadpool(call.run, _enqueue(body))
     deadline = time.monotonic() + body.wait_seconds
     delay = 0.05
-    while True:
-        result = await run_in_threadpool(call.run, _try_checkout(body, waiter))
-        if isinstance(result, LeaseOut):
-            return result
-        if time.monotonic() + delay > deadline:
-            raise result.error
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.5)
+    try:
+        while True:
+            result = await run_in_threadpool(call.run, _try_checkout(body, waiter))
+            if isinstance(result, LeaseOut):
+                return result
+            if time.monotonic() + delay > deadline:
+                raise result.error
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+    finally:
+        if waiter is not None:  # a waiter that gives up must not block the line behind it
+            await run_in_threadpool(call.run, _leave(waiter))
+
+
+def _leave(waiter: str) -> Callable[[Session, Caller], None]:
+    return lambda session, _caller: seats.leave_queue(session, waiter)
 
 
 def _enqueue(body: CheckoutIn) -> Callable[[Session, Caller], str]:

@@ -1,0 +1,195 @@
+"""A real ``licentia serve`` process on a throwaway database, for the HTTP benchmarks.
+
+SQLite lives in a temporary folder; PostgreSQL gets a database of its own on the
+server named by ``LICENTIA_BENCH_POSTGRES_URL`` (default: the test server,
+``LICENTIA_TEST_POSTGRES_URL`` or postgresql://postgres@127.0.0.1:5432/postgres),
+dropped afterwards. The server binds to 127.0.0.1 on a free port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from licentia.server.keys.master import new_master_key_text
+
+LICENTIA = str(Path(sys.executable).with_name("licentia"))
+READY_TIMEOUT = 60.0
+
+
+class BenchSetupError(Exception):
+    """A server or database for the benchmark could not be set up."""
+
+
+def postgres_admin_url() -> str:
+    return os.environ.get(
+        "LICENTIA_BENCH_POSTGRES_URL",
+        os.environ.get(
+            "LICENTIA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+
+
+@contextmanager
+def throwaway_database(backend: str, workdir: Path) -> Iterator[str]:
+    """A URL to an empty database that is removed when the block ends.
+
+    Raises BenchSetupError if PostgreSQL cannot be reached.
+    """
+    if backend == "sqlite":
+        yield f"sqlite:///{workdir / 'bench.db'}"
+        return
+    admin_url = make_url(postgres_admin_url()).set(drivername="postgresql+psycopg")
+    name = f"licentia_bench_{secrets.token_hex(4)}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as error:
+        admin.dispose()
+        raise BenchSetupError(f"PostgreSQL not reachable: {error.orig}") from error
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The ``LICENTIA_*`` settings every process of one benchmark shares."""
+
+    database_url: str
+    master_key: str
+    workdir: Path
+
+    def variables(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "LICENTIA_ENVIRONMENT": "development",
+            "LICENTIA_DATABASE_URL": self.database_url,
+            "LICENTIA_MASTER_KEY": self.master_key,
+            "LICENTIA_MASTER_KEY_FILE": str(self.workdir / "master.key"),
+        }
+
+    def cli(self, *args: str) -> Any:
+        """Run ``licentia ARGS --json`` and return its parsed output."""
+        done = subprocess.run(
+            [LICENTIA, *args, "--json"],
+            env=self.variables(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise BenchSetupError(f"licentia {' '.join(args)} failed: {done.stderr.strip()}")
+        return json.loads(done.stdout)
+
+
+def new_environment(database_url: str, workdir: Path) -> Environment:
+    return Environment(database_url, new_master_key_text(), workdir)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """The vendor the benchmark acts as."""
+
+    slug: str
+    api_key: str
+
+
+def prepare(env: Environment) -> Tenant:
+    """Migrate the database and create a vendor with an all-scopes API key."""
+    env.cli("db", "upgrade")
+    slug = "bench"
+    env.cli("admin", "vendor", "create", slug, "--name", "Benchmark vendor")
+    issued = env.cli("admin", "api-key", "create", "--vendor", slug, "--name", "bench")
+    return Tenant(slug, str(issued["key"]))
+
+
+@dataclass
+class Server:
+    """A running ``licentia serve``; ``url`` is its loopback base URL."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self) -> None:
+        """Ask the server (and its workers) to shut down; kill them if they linger."""
+        if self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+
+@contextmanager
+def running_server(env: Environment, *, workers: int = 1) -> Iterator[Server]:
+    """Start ``licentia serve`` and wait until ``/readyz`` answers 200."""
+    port = free_port()
+    log = env.workdir / f"serve-{port}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [LICENTIA, "serve", "--host", "127.0.0.1", "--port", str(port)]
+            + (["--workers", str(workers)] if workers > 1 else []),
+            env=env.variables(),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so workers stop with it
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_ready(server)
+        yield server
+    except BenchSetupError as error:
+        raise BenchSetupError(f"{error}\nserver log:\n{tail(server.log, 40)}") from error
+    finally:
+        server.stop()
+
+
+def wait_ready(server: Server) -> None:
+    """Raises BenchSetupError if the server exits or is not ready in time."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise BenchSetupError(f"the server exited: {tail(server.log)}")
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise BenchSetupError(f"the server was not ready in {READY_TIMEOUT:.0f} s: {tail(server.log)}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
