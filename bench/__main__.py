@@ -32,6 +32,8 @@ from bench.api import (
     measure_reads,
     seed_catalog,
 )
+from bench.devices import measure_devices
+from bench.devices import rows as device_rows
 from bench.load import LoadResult
 from bench.seats import SeatBenchConfig, measure_seats
 from bench.seats import rows as seat_rows
@@ -57,6 +59,7 @@ class Config:
     read_concurrency: int
     signing_seconds: float
     seat_seconds: float
+    device_seconds: float
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Figures:
     reads: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     seats: dict[str, Any] | None = None
+    devices: list[dict[str, Any]] = field(default_factory=list)
 
 
 def parse(argv: list[str]) -> tuple[Config, argparse.Namespace]:
@@ -94,6 +98,7 @@ def parse(argv: list[str]) -> tuple[Config, argparse.Namespace]:
         read_concurrency=8,
         signing_seconds=4 * scale,
         seat_seconds=8 * scale,
+        device_seconds=6 * scale,
     )
     return config, args
 
@@ -131,6 +136,10 @@ def run_backend(backend: str, config: Config, figures: Figures) -> None:
                 )
             )
             figures.reads.append(_read_row(backend, reads))
+            device_figures = measure_devices(
+                server, tenant.slug, api_key, seconds=config.device_seconds
+            )
+            figures.devices += device_rows(device_figures, backend)
         if backend == "postgresql" and config.postgres_workers > 1:
             _orders_with_workers(env, api_key, catalog.sku, config, figures)
         if backend == "postgresql":
@@ -215,6 +224,7 @@ def as_json(figures: Figures, config: Config, elapsed: float) -> dict[str, Any]:
         "orders": figures.orders,
         "reads": figures.reads,
         "seats": figures.seats,
+        "devices": figures.devices,
         "problems": figures.problems,
     }
 
@@ -261,6 +271,8 @@ def print_tables(report: dict[str, Any], console: Console) -> None:
             row["goal"],
             _met(row["goal_met"]),
         )
+    for row in report["devices"]:
+        table.add_row(row["figure"], row["value"], "", "", row["goal"], _met(row["met"]))
     for *cells, met in seat_rows(report.get("seats")):
         table.add_row(*cells, _met(met))
     console.print(table)
@@ -284,7 +296,8 @@ def _met(value: bool | None) -> str:
 def goals_met(report: dict[str, Any]) -> bool:
     rows = [report["signing"], *report["orders"], *report["reads"]]
     rows += list((report.get("seats") or {}).values())
-    return all(row["goal_met"] is not False for row in rows)
+    devices = [row for row in report["devices"] if "sqlite" not in row["figure"]]
+    return all(row["goal_met"] is not False for row in rows) and all(r["met"] for r in devices)
 
 
 def main(argv: list[str] | None = None) -> int:

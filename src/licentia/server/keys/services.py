@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -119,8 +120,16 @@ def current_signer(session: Session, vendor_id: str, master: MasterKey) -> Signe
     )
     if key is None:
         raise ConflictError("this vendor has no signing key yet", code="NO_SIGNING_KEY")
-    raw = master.decrypt(key.private_key_encrypted, purpose=_PURPOSE)
-    return Signer(key.kid, Ed25519PrivateKey.from_private_bytes(raw))
+    return _unsealed(master, key.kid, key.private_key_encrypted)
+
+
+@lru_cache(maxsize=256)
+def _unsealed(master: MasterKey, kid: str, sealed: bytes) -> Signer:
+    """The decrypted signer of one key version. Cached per process: a key's sealed
+    bytes never change (rotation makes a new kid), and unsealing on every request was a
+    measurable share of a signing request. Nothing here is state another node needs."""
+    raw = master.decrypt(sealed, purpose=_PURPOSE)
+    return Signer(kid, Ed25519PrivateKey.from_private_bytes(raw))
 
 
 def verification_keys(session: Session, vendor_id: str) -> dict[str, Ed25519PublicKey]:
