@@ -41,6 +41,7 @@ from licentia.server.licenses.models import License
 from licentia.server.orders.services import find_ticket
 from licentia.server.tenancy.models import Vendor
 
+_SEEN_GRANULARITY = timedelta(minutes=1)
 _BINDABLE = (LicenseState.AVAILABLE.value, LicenseState.RETURNED.value)
 
 
@@ -233,8 +234,19 @@ def _device(
         kind, detail, error = suspicion
         devices.flag_device(session, ex.actor(device.key_id), device, kind, detail)
         return Refused(error)
-    device.fingerprint, device.vm, device.last_seen_at = request.fingerprint, request.vm, ex.now
+    _note_seen(device, request, ex.now)
     return device
+
+
+def _note_seen(device: Device, request: DeviceRequest, now: datetime) -> None:
+    """Record what the device presented, writing only what changed: an unchanged sync
+    then updates no row (``last_seen_at`` is kept to the minute on purpose)."""
+    if device.fingerprint != request.fingerprint:
+        device.fingerprint = request.fingerprint
+    if device.vm != request.vm:
+        device.vm = request.vm
+    if device.last_seen_at is None or now - device.last_seen_at >= _SEEN_GRANULARITY:
+        device.last_seen_at = now
 
 
 def _suspicion(
