@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from licentia.domain.errors import ValidationError
 from licentia.server.activation import services as activation
-from licentia.server.activation.messages import read_request
+from licentia.server.activation.messages import DeviceRequest, read_request
 from licentia.server.api.context import Context, Services, require, services_of
 from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
 from licentia.server.db.base import utcnow
@@ -158,6 +158,22 @@ def _update_answer(result: object) -> Response:
     )
 
 
+async def _handle_request(
+    slug: str,
+    request: Request,
+    handle: Callable[[Session, activation.Exchange, DeviceRequest], object],
+) -> Response:
+    """Read the device request in the body, let ``handle`` act on it in one unit of
+    work, and answer the signed update (or 304)."""
+    token, services = await _token(request), services_of(request)
+
+    def work(session: Session) -> object:
+        ex = _exchange(session, services, slug, request)
+        return handle(session, ex, read_request(token, slug, ex.now))
+
+    return _update_answer(await _run(request, work))
+
+
 @device_router.post(
     "/vendors/{slug}/devices/activate",
     response_class=Response,
@@ -166,13 +182,7 @@ def _update_answer(result: object) -> Response:
 )
 async def activate_device(slug: str, request: Request) -> Response:
     """Online activation: a device request (``op`` activate) with a ticket code."""
-    token, services = await _token(request), services_of(request)
-
-    def work(session: Session) -> object:
-        ex = _exchange(session, services, slug, request)
-        return activation.activate(session, ex, read_request(token, slug, ex.now))
-
-    return _update_answer(await _run(request, work))
+    return await _handle_request(slug, request, activation.activate)
 
 
 @device_router.post(
@@ -183,16 +193,12 @@ async def activate_device(slug: str, request: Request) -> Response:
 )
 async def sync_device(slug: str, request: Request) -> Response:
     """Renew leases and fetch changes; 304 when the device is current (send If-None-Match)."""
-    token, services = await _token(request), services_of(request)
     conditional = request.headers.get("If-None-Match") is not None
 
-    def work(session: Session) -> object:
-        ex = _exchange(session, services, slug, request)
-        return activation.sync(
-            session, ex, read_request(token, slug, ex.now), conditional=conditional
-        )
+    def sync(session: Session, ex: activation.Exchange, device: DeviceRequest) -> object:
+        return activation.sync(session, ex, device, conditional=conditional)
 
-    return _update_answer(await _run(request, work))
+    return await _handle_request(slug, request, sync)
 
 
 @device_router.post(
@@ -203,13 +209,7 @@ async def sync_device(slug: str, request: Request) -> Response:
 )
 async def process_offline_request(slug: str, request: Request) -> Response:
     """A request file from a machine without internet; answers the update file."""
-    token, services = await _token(request), services_of(request)
-
-    def work(session: Session) -> object:
-        ex = _exchange(session, services, slug, request)
-        return activation.process_offline_request(session, ex, read_request(token, slug, ex.now))
-
-    return _update_answer(await _run(request, work))
+    return await _handle_request(slug, request, activation.process_offline_request)
 
 
 class ReceiptOut(BaseModel):
