@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from licentia.domain.errors import PermissionDeniedError
+from licentia.domain.scopes import SCOPES
 
 OPERATOR_CHAIN = "operator"
 
@@ -31,6 +32,4 @@ class Actor:
 
 def operator(vendor_id: str | None = None) -> Actor:
     """The operator at the CLI: every scope, on one vendor or none."""
-    from licentia.domain.scopes import SCOPES
-
     return Actor("operator", None, vendor_id, frozenset(SCOPES))

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from licentia.domain.actors import Actor
 from licentia.domain.errors import ConflictError, NotFoundError, ValidationError
@@ -75,7 +76,7 @@ def ensure_slots(session: Session, license_: License) -> None:
     session.flush()
 
 
-def _free(now: datetime):  # type: ignore[no-untyped-def]
+def _free(now: datetime) -> ColumnElement[bool]:
     return or_(SeatSlot.expires_at.is_(None), SeatSlot.expires_at <= now)
 
 

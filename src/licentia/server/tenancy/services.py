@@ -7,7 +7,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -109,9 +109,16 @@ def list_users(session: Session, vendor_id: str) -> list[VendorUser]:
     return list(session.scalars(query))
 
 
+@dataclass(frozen=True)
+class LoggedIn:
+    token: str  # shown once; only its hash is kept
+    user: VendorUser
+    expires_at: datetime
+
+
 def log_in(
     session: Session, *, vendor_slug: str, email: str, password: str, ttl: timedelta
-) -> tuple[str, VendorUser]:
+) -> LoggedIn:
     """A new session token for valid credentials; AuthenticationError otherwise.
 
     The same error, after the same hashing work, for an unknown vendor, an unknown
@@ -130,15 +137,16 @@ def log_in(
     if user is None or user.disabled_at is not None:
         raise AuthenticationError("wrong vendor, e-mail or password")
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
+    expires_at = utcnow() + ttl
     session.add(
         UserSession(
             token_hash=_sha256(token),
             user_id=user.id,
             vendor_id=user.vendor_id,
-            expires_at=utcnow() + ttl,
+            expires_at=expires_at,
         )
     )
-    return token, user
+    return LoggedIn(token, user, expires_at)
 
 
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from licentia.server.api.context import services_of
 from licentia.server.db.engine import run_write
@@ -32,11 +33,10 @@ def create_session(body: LoginIn, request: Request) -> SessionOut:
     services = services_of(request)
     ttl = timedelta(minutes=services.settings.session_ttl_minutes)
 
-    def work(session):  # type: ignore[no-untyped-def]
-        token, user = log_in(
+    def work(session: Session) -> SessionOut:
+        done = log_in(
             session, vendor_slug=body.vendor, email=body.email, password=body.password, ttl=ttl
         )
-        return SessionOut(token=token, role=user.role, expires_at=datetime.now().astimezone() + ttl)
+        return SessionOut(token=done.token, role=done.user.role, expires_at=done.expires_at)
 
-    result: SessionOut = run_write(services.db, work)
-    return result
+    return run_write(services.db, work)
