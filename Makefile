@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export LICENTIA_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 .DEFAULT_GOAL := help
@@ -41,6 +42,7 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff format src tests bench
 
 bench: $(STAMP) ## Run the benchmarks (figures go into docs/benchmarks.md)
+	@command -v wrk >/dev/null || $(SUDO) apt-get install -y wrk  # the C load generator
 	$(BIN)/python -m bench
 
 clean: ## Remove the virtual environment, caches and ./var

@@ -34,7 +34,6 @@ from bench.api import (
 )
 from bench.devices import measure_devices
 from bench.devices import rows as device_rows
-from bench.load import LoadResult
 from bench.seats import SeatBenchConfig, measure_seats
 from bench.seats import rows as seat_rows
 from bench.server import (
@@ -46,6 +45,7 @@ from bench.server import (
     throwaway_database,
 )
 from bench.signing import GOAL_RATIO, SigningResult, measure_signing
+from bench.wrk import WrkResult
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def parse(argv: list[str]) -> tuple[Config, argparse.Namespace]:
         order_seconds=10 * scale,
         order_concurrency=16,
         read_rounds=4,
-        read_seconds=2.5 * scale,
+        read_seconds=max(1.0, 3 * scale),
         read_concurrency=8,
         signing_seconds=4 * scale,
         seat_seconds=8 * scale,
@@ -123,17 +123,15 @@ def run_backend(backend: str, config: Config, figures: Figures) -> None:
         api_key = tenant.api_key
         with running_server(env) as server:
             catalog = asyncio.run(seed_catalog(server.url, api_key))
-            orders = asyncio.run(_orders(server.url, api_key, catalog.sku, config))
+            orders = _orders(server.url, api_key, catalog.sku, config)
             figures.orders.append(_order_row(backend, 1, orders))
-            reads = asyncio.run(
-                measure_reads(
-                    server.url,
-                    api_key,
-                    catalog.license_id,
-                    concurrency=config.read_concurrency,
-                    rounds=config.read_rounds,
-                    seconds_each=config.read_seconds,
-                )
+            reads = measure_reads(
+                server.url,
+                api_key,
+                catalog.license_id,
+                concurrency=config.read_concurrency,
+                rounds=config.read_rounds,
+                seconds_each=config.read_seconds,
             )
             figures.reads.append(_read_row(backend, reads))
             device_figures = measure_devices(
@@ -159,12 +157,12 @@ def _orders_with_workers(
     env: Environment, api_key: str, sku: str, config: Config, figures: Figures
 ) -> None:
     with running_server(env, workers=config.postgres_workers) as server:
-        orders = asyncio.run(_orders(server.url, api_key, sku, config))
+        orders = _orders(server.url, api_key, sku, config)
     figures.orders.append(_order_row("postgresql", config.postgres_workers, orders))
 
 
-async def _orders(url: str, api_key: str, sku: str, config: Config) -> LoadResult:
-    return await measure_orders(
+def _orders(url: str, api_key: str, sku: str, config: Config) -> WrkResult:
+    return measure_orders(
         url,
         api_key,
         sku,
@@ -174,7 +172,7 @@ async def _orders(url: str, api_key: str, sku: str, config: Config) -> LoadResul
     )
 
 
-def _order_row(backend: str, workers: int, result: LoadResult) -> dict[str, Any]:
+def _order_row(backend: str, workers: int, result: WrkResult) -> dict[str, Any]:
     return {
         "backend": backend,
         "workers": workers,

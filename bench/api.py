@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
+import json
 import secrets
 from dataclasses import dataclass
 
 import httpx
 
-from bench.load import LoadResult, client_for, drive
+from bench.load import client_for
 from bench.server import BenchSetupError
+from bench.wrk import EMPTY, Request, WrkResult, run_wrk
 
 ORDERS_GOAL_PG = 200.0  # single-line orders/s on PostgreSQL, 2-core machine
 READ_GOAL_RATIO = 0.5
@@ -23,8 +24,8 @@ class Catalog:
 
 @dataclass(frozen=True)
 class ReadFigures:
-    license: LoadResult
-    healthz: LoadResult
+    license: WrkResult
+    healthz: WrkResult
 
     @property
     def ratio(self) -> float:
@@ -67,32 +68,20 @@ async def _created(client: httpx.AsyncClient, path: str, body: dict[str, object]
     return data
 
 
-async def measure_orders(
-    base_url: str,
-    api_key: str,
-    sku: str,
-    *,
-    concurrency: int,
-    seconds: float,
-    warmup: float,
-) -> LoadResult:
+def measure_orders(
+    base_url: str, api_key: str, sku: str, *, concurrency: int, seconds: float, warmup: float
+) -> WrkResult:
     """Single-line orders, each with a fresh external order id (so each makes a ticket)."""
-    run = secrets.token_hex(3)
-    numbers = itertools.count()
 
-    async def send(client: httpx.AsyncClient, number: int) -> httpx.Response:
-        body = {"external_order_id": f"BENCH-{run}-{number}", "lines": [{"sku": sku}]}
-        return await client.post("/api/v1/orders", json=body)
+    def fresh_orders() -> Request:  # each phase numbers from 1: a new prefix keeps ids new
+        body = {"external_order_id": f"BENCH-{secrets.token_hex(4)}-{{n}}", "lines": [{"sku": sku}]}
+        return Request("POST", "/api/v1/orders", 201, f"Bearer {api_key}", json.dumps(body))
 
-    async with client_for(base_url, api_key, concurrency) as client:
-        for phase in (warmup, seconds):  # the warm-up's figures are dropped
-            result = await drive(
-                client, send, concurrency=concurrency, seconds=phase, expect=201, numbers=numbers
-            )
-    return result
+    run_wrk(base_url, fresh_orders(), connections=concurrency, seconds=warmup)  # dropped
+    return run_wrk(base_url, fresh_orders(), connections=concurrency, seconds=seconds)
 
 
-async def measure_reads(
+def measure_reads(
     base_url: str,
     api_key: str,
     license_id: str,
@@ -102,27 +91,17 @@ async def measure_reads(
     seconds_each: float,
 ) -> ReadFigures:
     """Alternate rounds of ``GET /api/v1/licenses/{id}`` and ``GET /healthz`` on the same
-    server and connections, so both see the same machine."""
-
-    async def read_license(client: httpx.AsyncClient, _: int) -> httpx.Response:
-        return await client.get(f"/api/v1/licenses/{license_id}")
-
-    async def health(client: httpx.AsyncClient, _: int) -> httpx.Response:
-        return await client.get("/healthz")
-
-    license_total, health_total = LoadResult(), LoadResult()
-    async with client_for(base_url, api_key, concurrency) as client:
-        for send in (read_license, health):  # warm both paths and the connection pool
-            await drive(client, send, concurrency=concurrency, seconds=0.5, expect=200)
-        for _ in range(rounds):
-            license_total = license_total.merge(
-                await drive(
-                    client, read_license, concurrency=concurrency, seconds=seconds_each, expect=200
-                )
-            )
-            health_total = health_total.merge(
-                await drive(
-                    client, health, concurrency=concurrency, seconds=seconds_each, expect=200
-                )
-            )
+    server, so both see the same machine."""
+    read = Request("GET", f"/api/v1/licenses/{license_id}", 200, f"Bearer {api_key}")
+    health = Request("GET", "/healthz", 200)
+    license_total, health_total = EMPTY, EMPTY
+    for request in (read, health):  # warm both paths
+        run_wrk(base_url, request, connections=concurrency, seconds=1)
+    for _ in range(rounds):
+        license_total = license_total.merge(
+            run_wrk(base_url, read, connections=concurrency, seconds=seconds_each)
+        )
+        health_total = health_total.merge(
+            run_wrk(base_url, health, connections=concurrency, seconds=seconds_each)
+        )
     return ReadFigures(license=license_total, healthz=health_total)

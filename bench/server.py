@@ -152,7 +152,7 @@ def running_server(env: Environment, *, workers: int = 1) -> Iterator[Server]:
     log = env.workdir / f"serve-{port}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [LICENTIA, "serve", "--host", "127.0.0.1", "--port", str(port)]
+            [LICENTIA, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
             + (["--workers", str(workers)] if workers > 1 else []),
             env=env.variables(),
             stdout=sink,

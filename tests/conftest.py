@@ -88,7 +88,11 @@ def master() -> MasterKey:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, environment="development")
+    # Tests change credentials behind the app's back (expire a session, disable a user),
+    # so the shared app re-reads them on every request; the cache has tests of its own.
+    return Settings(
+        database_url=database_url, environment="development", credential_cache_seconds=0
+    )
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     session_ttl_minutes: int = 8 * 60
     database_pool_size: int = 10
     sweep_seconds: float = 30.0
+    credential_cache_seconds: float = 2.0
 
     @property
     def is_development(self) -> bool:

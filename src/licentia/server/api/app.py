@@ -18,6 +18,7 @@ from licentia import __version__
 from licentia.domain.errors import ConfigurationError
 from licentia.server.api import problems
 from licentia.server.api.context import Services
+from licentia.server.api.credentials import CredentialCache
 from licentia.server.api.routes import (
     audit,
     catalog,
@@ -59,7 +60,12 @@ def create_app(
         message = schema_status(db.write_engine, settings.database_url).problem()
         if message is not None:
             raise ConfigurationError(message, code="DATABASE_NOT_MIGRATED")
-    services = Services(settings, db, master or load_master_key(settings))
+    services = Services(
+        settings,
+        db,
+        master or load_master_key(settings),
+        CredentialCache(settings.credential_cache_seconds),
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

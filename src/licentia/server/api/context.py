@@ -8,7 +8,7 @@ winner's row and answers as a replay would).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -17,9 +17,11 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from licentia.domain.actors import Actor
 from licentia.domain.errors import AuthenticationError
+from licentia.server.api.credentials import CredentialCache
 from licentia.server.db.engine import Database, run_write
 from licentia.server.idempotency.services import (
     StoredAnswer,
@@ -30,7 +32,7 @@ from licentia.server.idempotency.services import (
 )
 from licentia.server.keys.master import MasterKey
 from licentia.server.settings import Settings
-from licentia.server.tenancy.services import authenticate, last_used_stale, touch_api_key
+from licentia.server.tenancy.services import authenticate, touch_api_key
 
 T = TypeVar("T")
 _bearer = HTTPBearer(auto_error=False, description="An API key (lic_…) or a session token (lis_…)")
@@ -43,6 +45,7 @@ class Services:
     settings: Settings
     db: Database
     master: MasterKey
+    credentials: CredentialCache
 
 
 @dataclass(frozen=True)
@@ -104,10 +107,14 @@ def services_of(request: Request) -> Services:
     return services
 
 
-def require(scope: str) -> Callable[..., Context]:
-    """A dependency: the caller's Context, if its credential holds ``scope``."""
+def require(scope: str) -> Callable[..., Awaitable[Context]]:
+    """A dependency: the caller's Context, if its credential holds ``scope``.
 
-    def dependency(
+    Asynchronous so that a request whose credential is cached costs no thread hop
+    before the route's own; a credential not seen lately is read in the threadpool.
+    """
+
+    async def dependency(
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
     ) -> Context:
@@ -115,16 +122,24 @@ def require(scope: str) -> Callable[..., Context]:
             raise AuthenticationError("send 'Authorization: Bearer <API key or session token>'")
         services = services_of(request)
         source_ip = request.client.host if request.client else None
-        with services.db.read() as session:
-            actor = authenticate(session, credentials.credentials, source_ip=source_ip)
-            stale = last_used_stale(session, actor)
+        actor = services.credentials.get(credentials.credentials, source_ip)
+        if actor is None:
+            actor = await run_in_threadpool(verify, services, credentials.credentials, source_ip)
         actor.require(scope)
-        if stale and actor.id is not None:
-            key_id = actor.id
-            run_write(services.db, lambda session: touch_api_key(session, key_id))
         return Context(services, actor)
 
     return dependency
+
+
+def verify(services: Services, token: str, source_ip: str | None) -> Actor:
+    """Read the credential from the database, remember it, and record its use."""
+    with services.db.read() as session:
+        credential = authenticate(session, token, source_ip=source_ip)
+    services.credentials.put(token, credential.actor, expires_at=credential.expires_at)
+    key_id = credential.actor.id
+    if credential.needs_touch and key_id is not None:
+        run_write(services.db, lambda session: touch_api_key(session, key_id))
+    return credential.actor
 
 
 def model_list(items: Any, model: type[BaseModel]) -> list[Any]:

@@ -31,7 +31,6 @@ SESSION_PREFIX = "lis_"
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _hasher = PasswordHasher()  # argon2id with the library's current recommended cost
 _LAST_USED_GRANULARITY = timedelta(seconds=60)
-_LAST_USED = "licentia.tenancy.last_used"  # session.info: (api key id, last_used_at)
 
 
 def _sha256(text: str) -> str:
@@ -222,11 +221,21 @@ def list_api_keys(session: Session, vendor_id: str) -> list[ApiKey]:
     )
 
 
-def authenticate(session: Session, token: str, *, source_ip: str | None = None) -> Actor:
-    """The Actor behind a bearer token (API key or user session).
+@dataclass(frozen=True)
+class Credential:
+    """What a bearer token was verified as."""
+
+    actor: Actor
+    expires_at: datetime | None  # a session's end; None for an API key
+    needs_touch: bool  # an API key whose last-use time is older than a minute
+
+
+def authenticate(session: Session, token: str, *, source_ip: str | None = None) -> Credential:
+    """The credential behind a bearer token (API key or user session).
 
     Raises AuthenticationError for an unknown, revoked or expired credential. Reads
-    only; ``last_used_stale`` tells the caller when to ``touch_api_key``.
+    only: when ``needs_touch`` is set the caller records the use with ``touch_api_key``
+    (coarse on purpose: recording every request would turn every read into a write).
     """
     if token.startswith(API_KEY_PREFIX):
         return _authenticate_api_key(session, token, source_ip)
@@ -235,27 +244,16 @@ def authenticate(session: Session, token: str, *, source_ip: str | None = None) 
     raise AuthenticationError("unknown credential")
 
 
-def _authenticate_api_key(session: Session, token: str, source_ip: str | None) -> Actor:
+def _authenticate_api_key(session: Session, token: str, source_ip: str | None) -> Credential:
     prefix = token[len(API_KEY_PREFIX) :].split("_", 1)[0]
     key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
     if key is None or not hmac.compare_digest(key.secret_hash, _sha256(token)):
         raise AuthenticationError("unknown API key")
     if key.revoked_at is not None:
         raise AuthenticationError("this API key was revoked")
-    session.info[_LAST_USED] = (key.id, key.last_used_at)  # for last_used_stale
-    return Actor("api_key", key.id, key.vendor_id, frozenset(key.scopes), source_ip)
-
-
-def last_used_stale(session: Session, actor: Actor) -> bool:
-    """True if the API key's last-used time is older than a minute (coarse on purpose:
-    recording every request would turn every read into a write)."""
-    if actor.kind != "api_key":
-        return False
-    # authenticate just read the key in this session: asking again cost a query per request
-    known_id, last = session.info.get(_LAST_USED, (None, None))
-    if known_id != actor.id:
-        last = session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == actor.id))
-    return last is None or utcnow() - last > _LAST_USED_GRANULARITY
+    actor = Actor("api_key", key.id, key.vendor_id, frozenset(key.scopes), source_ip)
+    last = key.last_used_at
+    return Credential(actor, None, last is None or utcnow() - last > _LAST_USED_GRANULARITY)
 
 
 def touch_api_key(session: Session, key_id: str) -> None:
@@ -264,7 +262,7 @@ def touch_api_key(session: Session, key_id: str) -> None:
         key.last_used_at = utcnow()
 
 
-def _authenticate_session(session: Session, token: str, source_ip: str | None) -> Actor:
+def _authenticate_session(session: Session, token: str, source_ip: str | None) -> Credential:
     row = session.execute(
         select(UserSession, VendorUser)
         .join(VendorUser, VendorUser.id == UserSession.user_id)
@@ -273,7 +271,8 @@ def _authenticate_session(session: Session, token: str, source_ip: str | None) -
     if row is None or row[0].expires_at <= utcnow() or row[1].disabled_at is not None:
         raise AuthenticationError("the session is unknown or has expired; log in again")
     user = row[1]
-    return Actor("user", user.id, user.vendor_id, ROLE_SCOPES[Role(user.role)], source_ip)
+    actor = Actor("user", user.id, user.vendor_id, ROLE_SCOPES[Role(user.role)], source_ip)
+    return Credential(actor, row[0].expires_at, needs_touch=False)
 
 
 def _for_vendor(actor: Actor, vendor_id: str) -> Actor:

@@ -15,9 +15,10 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
-    """The process answers."""
-    return {"status": "ok"}
+async def healthz() -> JSONResponse:
+    """The process answers. Asynchronous on purpose: a liveness probe must not wait for
+    a thread of the pool that busy requests hold."""
+    return JSONResponse({"status": "ok"})
 
 
 @router.get("/readyz")

@@ -115,11 +115,15 @@ def create_api_key(
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyOut)
 def revoke_api_key(key_id: str, ctx: Context = Depends(require("keys:write"))) -> ApiKeyOut:
-    return ctx.write(
+    """Revoke a key: at once through this process, within
+    ``LICENTIA_CREDENTIAL_CACHE_SECONDS`` on other server processes."""
+    revoked = ctx.write(
         lambda s: ApiKeyOut.model_validate(
             tenancy.revoke_api_key(s, ctx.actor, ctx.vendor_id, key_id)
         )
     )
+    ctx.services.credentials.clear()
+    return revoked
 
 
 @public_router.get("/vendors/{slug}/jwks.json")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from licentia.domain.errors import NotFoundError
 from licentia.server.api.context import Context, require
-from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.schemas import Out, PageOut, PageParams, json_of, page_of, page_params
 from licentia.server.catalog.services import template_by_sku
 from licentia.server.db.base import utcnow
 from licentia.server.db.pagination import paginate
@@ -87,8 +87,8 @@ def list_licenses(
 
 
 @router.get("/licenses/{license_id}", response_model=LicenseOut)
-def get_license(license_id: str, ctx: Context = Depends(require("licenses:read"))) -> LicenseOut:
-    return ctx.read(lambda s: license_out(licenses.get_license(s, ctx.actor, license_id)))
+def get_license(license_id: str, ctx: Context = Depends(require("licenses:read"))) -> Response:
+    return json_of(ctx.read(lambda s: license_out(licenses.get_license(s, ctx.actor, license_id))))
 
 
 @router.post("/licenses/{license_id}/actions/extend", response_model=LicenseOut)
