@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
     sweep_seconds: float = 30.0
     credential_cache_seconds: float = 2.0
+    threads: int = 40  # requests that run blocking code at once, per process
 
     @property
     def is_development(self) -> bool:

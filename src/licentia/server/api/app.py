@@ -32,6 +32,7 @@ from licentia.server.api.routes import (
     orders,
     sessions,
 )
+from licentia.server.api.threads import install_executor
 from licentia.server.db.base import utcnow
 from licentia.server.db.engine import Database, connect, run_write
 from licentia.server.db.schema import schema_status
@@ -69,9 +70,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        executor = install_executor(settings.threads)
         sweeper = asyncio.create_task(_sweep_forever(db, settings.sweep_seconds))
         yield
         sweeper.cancel()
+        executor.shutdown(wait=False)
         if database is None:
             db.dispose()
 

@@ -8,6 +8,7 @@ winner's row and answers as a replay would).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,7 +18,6 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from licentia.domain.actors import Actor
 from licentia.domain.errors import AuthenticationError
@@ -124,7 +124,9 @@ def require(scope: str) -> Callable[..., Awaitable[Context]]:
         source_ip = request.client.host if request.client else None
         actor = services.credentials.get(credentials.credentials, source_ip)
         if actor is None:
-            actor = await run_in_threadpool(verify, services, credentials.credentials, source_ip)
+            loop = asyncio.get_running_loop()
+            token = credentials.credentials
+            actor = await loop.run_in_executor(None, verify, services, token, source_ip)
         actor.require(scope)
         return Context(services, actor)
 

@@ -10,11 +10,12 @@ from pydantic import AwareDatetime, BaseModel
 
 from licentia.server.api.context import Context, require
 from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.threads import ThreadedRoute
 from licentia.server.audit.models import AuditEvent
 from licentia.server.audit.services import AuditFilter, query_events
 from licentia.server.db.pagination import paginate
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], route_class=ThreadedRoute)
 
 
 class AuditEventOut(Out):

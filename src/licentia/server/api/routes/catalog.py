@@ -11,11 +11,12 @@ from pydantic import BaseModel, Field
 
 from licentia.server.api.context import Context, require
 from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.threads import ThreadedRoute
 from licentia.server.catalog import services as catalog
 from licentia.server.catalog.models import Product, Template
 from licentia.server.db.pagination import paginate
 
-router = APIRouter(tags=["catalog"])
+router = APIRouter(tags=["catalog"], route_class=ThreadedRoute)
 
 
 class FeatureIn(BaseModel):

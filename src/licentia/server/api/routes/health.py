@@ -9,9 +9,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from licentia.server.api.context import services_of
 from licentia.server.api.problems import problem
+from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.schema import schema_status
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=ThreadedRoute)
 
 
 @router.get("/healthz")

@@ -11,14 +11,15 @@ from sqlalchemy.orm import Session
 
 from licentia.server.api.context import Context, require, services_of
 from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.pagination import paginate
 from licentia.server.keys import services as keys
 from licentia.server.keys.models import SigningKey
 from licentia.server.tenancy import services as tenancy
 from licentia.server.tenancy.models import ApiKey
 
-router = APIRouter(tags=["keys"])
-public_router = APIRouter(tags=["public"])
+router = APIRouter(tags=["keys"], route_class=ThreadedRoute)
+public_router = APIRouter(tags=["public"], route_class=ThreadedRoute)
 
 
 class SigningKeyOut(Out):

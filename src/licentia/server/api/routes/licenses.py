@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from licentia.domain.errors import NotFoundError
 from licentia.server.api.context import Context, require
 from licentia.server.api.schemas import Out, PageOut, PageParams, json_of, page_of, page_params
+from licentia.server.api.threads import ThreadedRoute
 from licentia.server.catalog.services import template_by_sku
 from licentia.server.db.base import utcnow
 from licentia.server.db.pagination import paginate
@@ -21,7 +22,7 @@ from licentia.server.licenses import services as licenses
 from licentia.server.licenses.models import License
 from licentia.server.tenancy.models import Vendor
 
-router = APIRouter(tags=["licenses"])
+router = APIRouter(tags=["licenses"], route_class=ThreadedRoute)
 JOSE = "application/jose"
 
 

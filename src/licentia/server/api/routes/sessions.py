@@ -9,10 +9,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from licentia.server.api.context import services_of
+from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.engine import run_write
 from licentia.server.tenancy.services import log_in
 
-router = APIRouter(tags=["sessions"])
+router = APIRouter(tags=["sessions"], route_class=ThreadedRoute)
 
 
 class LoginIn(BaseModel):
