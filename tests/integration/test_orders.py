@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from licentia.server.audit.services import verify_chains
 from tests.factories import VendorHandle
 
 
@@ -83,3 +84,39 @@ def test_twenty_concurrent_retries_of_one_order_make_exactly_one_order(vendors):
     orders = vendor.ok("GET", "/orders", params={"external_order_id": "ERP-RACE"})["items"]
     assert len(orders) == 1
     assert len(vendor.ok("GET", f"/tickets/{results[0][1]}")["license_ids"]) == 1
+
+
+def test_an_order_is_audited_row_by_row_in_the_order_it_was_written(vendors, database):
+    vendor = vendors.create()
+    sku_a, sku_b = vendor.template()["sku"], vendor.template()["sku"]
+    order = vendor.order([{"sku": sku_a, "quantity": 2}, {"sku": sku_b, "line_id": "b"}])
+    events = vendor.ok("GET", "/audit-events", params={"limit": 200})["items"]
+    ours = [e for e in events if e["action"].startswith(("ticket.", "order.", "license."))]
+    assert [e["action"] for e in ours] == [
+        "ticket.created",
+        "order.created",
+        "license.issued",
+        "license.issued",
+        "order.line_added",
+        "license.issued",
+        "order.line_added",
+    ]
+    issued = {e["object_id"] for e in ours if e["action"] == "license.issued"}
+    ticket = vendor.ok("GET", f"/tickets/{order['ticket_id']}")
+    assert issued == set(ticket["license_ids"])
+    assert [(line["line_id"], line["quantity"]) for line in order["lines"]] == [("1", 2), ("b", 1)]
+    with database.read() as session:
+        assert verify_chains(session, vendor.id) == []
+
+
+def test_the_placed_order_answers_as_the_stored_order_reads(vendors):
+    vendor = vendors.create()
+    sku = vendor.template()["sku"]
+    placed = vendor.order([{"sku": sku, "quantity": 3}])
+    stored = vendor.ok("GET", f"/orders/{placed['id']}")
+    assert {k: placed[k] for k in stored} == stored
+    assert (
+        vendor.ok("POST", f"/tickets/{placed['ticket_id']}/code")["code"] == placed["ticket_code"]
+    )
+    found = vendor.ok("POST", "/tickets/lookup", json={"code": placed["ticket_code"]})
+    assert found["id"] == placed["ticket_id"]

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, event, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, event, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -67,23 +68,63 @@ def _append_pending(session: Session) -> None:
     if not pending:
         return
     session.flush()  # the changes themselves first, before the head is locked
+    connection = session.connection()
     now = utcnow()
+    at = now.isoformat(timespec="microseconds")
     for chain in sorted({e["chain"] for e in pending}):  # one lock order: no deadlocks
-        seq, prev_hash = _lock_head(session, chain)
+        seq, prev_hash = _lock_head(connection, chain)
         rows = []
         for noted in (e for e in pending if e["chain"] == chain):
             seq += 1
-            fields = {**noted, "seq": seq, "at": now}
-            digest = event_hash(_hashable(fields), prev_hash)
-            rows.append({**fields, "id": new_id(), "prev_hash": prev_hash, "hash": digest})
+            digest = event_hash({**noted, "seq": seq, "at": at}, prev_hash)
+            rows.append(
+                {
+                    **noted,
+                    "seq": seq,
+                    "at": now,
+                    "id": new_id(),
+                    "prev_hash": prev_hash,
+                    "hash": digest,
+                }
+            )
             prev_hash = digest
-        session.execute(insert(AuditEvent), rows)
-        session.execute(
-            update(AuditHead)
-            .where(AuditHead.chain == chain)
-            .values(seq=seq, hash=prev_hash)
-            .execution_options(synchronize_session=False)
-        )
+        _write_events(connection, chain, rows)
+
+
+def _write_events(connection: Connection, chain: str, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` and move the chain's head to the last of them: on PostgreSQL in
+    one statement (the rows as arrays, unnested; the head moved by a WITH clause), so
+    the head is locked for one round trip fewer."""
+    last = rows[-1]
+    head = {"head_chain": chain, "head_seq": last["seq"], "head_hash": last["hash"]}
+    if connection.dialect.name == "postgresql":
+        arrays = {f"{column.key}_list": [row[column.key] for row in rows] for column in _COLUMNS}
+        connection.execute(_WRITE_EVENTS_POSTGRES, {**arrays, **head})
+        return
+    connection.execute(_INSERT_EVENTS, rows)
+    connection.execute(_MOVE_HEAD, head)
+
+
+_COLUMNS = tuple(AuditEvent.__table__.columns)
+_MOVE_HEAD = (
+    update(AuditHead)
+    .where(AuditHead.chain == bindparam("head_chain"))
+    .values(seq=bindparam("head_seq"), hash=bindparam("head_hash"))
+)
+# With RETURNING, SQLAlchemy sends a list of rows as one multi-row INSERT (its
+# "insertmanyvalues"), compiled once.
+_INSERT_EVENTS = insert(AuditEvent).returning(AuditEvent.seq)
+# One SQL text for any number of rows: compiled, parsed and prepared once.
+_NEW_EVENTS = (
+    func.unnest(*(bindparam(f"{c.key}_list", type_=ARRAY(c.type)) for c in _COLUMNS))
+    .table_valued(*(c.key for c in _COLUMNS))
+    .render_derived(name="new_events")
+)
+_WRITE_EVENTS_POSTGRES = (
+    insert(AuditEvent)
+    .from_select([c.key for c in _COLUMNS], select(*(_NEW_EVENTS.c[c.key] for c in _COLUMNS)))
+    .add_cte(_MOVE_HEAD.cte("moved_head"))
+)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -91,25 +132,31 @@ def _forget_pending(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
-def _lock_head(session: Session, chain: str) -> tuple[int, str]:
+def _lock_head(connection: Connection, chain: str) -> tuple[int, str]:
     """The chain's (seq, hash), its head row locked until the transaction ends."""
-    head = _select_head(session, chain)
+    head = _select_head(connection, chain)
     if head is not None:
         return head
     # The chain's first event: create its head; a concurrent creator's row wins.
-    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(
+    upsert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    connection.execute(
         upsert(AuditHead).values(chain=chain, seq=0, hash=GENESIS).on_conflict_do_nothing()
     )
-    head = _select_head(session, chain)
+    head = _select_head(connection, chain)
     assert head is not None
     return head
 
 
-def _select_head(session: Session, chain: str) -> tuple[int, str] | None:
-    query = select(AuditHead.seq, AuditHead.hash).where(AuditHead.chain == chain)
-    row = session.execute(query.with_for_update()).one_or_none()
+def _select_head(connection: Connection, chain: str) -> tuple[int, str] | None:
+    row = connection.execute(_LOCK_HEAD, {"head_chain": chain}).one_or_none()
     return None if row is None else (row.seq, row.hash)
+
+
+_LOCK_HEAD = (
+    select(AuditHead.seq, AuditHead.hash)
+    .where(AuditHead.chain == bindparam("head_chain"))
+    .with_for_update()
+)
 
 
 def _hashable(fields: dict[str, Any]) -> dict[str, Any]:

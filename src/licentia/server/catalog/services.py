@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import Select, select
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.orm import Session, lazyload
 
 from licentia.domain.actors import Actor
@@ -238,6 +240,54 @@ def template_by_sku(session: Session, vendor_id: str, sku: str) -> Template | No
         .where(Template.vendor_id == vendor_id, Template.sku == sku)
         .options(lazyload(Template.product, Product.features))
     )
+
+
+@dataclass(frozen=True)
+class TemplateRef:
+    """What issuing a license needs of a template, read without ORM objects."""
+
+    id: str
+    vendor_id: str
+    sku: str
+    product_code: str
+    features: list[str]
+    options: dict[str, Any]
+
+
+def templates_by_sku(
+    session: Session, vendor_id: str, skus: Iterable[str]
+) -> dict[str, TemplateRef]:
+    """The vendor's templates with these SKUs, by SKU, in one query; unknown SKUs are
+    left out."""
+    rows = session.connection().execute(
+        TEMPLATES_BY_SKU, {"vendor_id": vendor_id, "skus": sorted(set(skus))}
+    )
+    return {row.sku: template_ref(row) for row in rows}
+
+
+def template_ref(row: Row[Any]) -> TemplateRef:
+    """The TemplateRef in a row of ``TEMPLATES_BY_SKU`` (or a query extending it)."""
+    return TemplateRef(row.id, row.vendor_id, row.sku, row.code, row.features, row.options)
+
+
+# Built once: a statement object reused across calls skips SQLAlchemy's per-call
+# construction, cache-key and result-adaptation work (a hot path of every order).
+# Parameters: ``vendor_id`` and ``skus`` (a list).
+TEMPLATES_BY_SKU = (
+    select(
+        Template.id,
+        Template.vendor_id,
+        Template.sku,
+        Product.code,
+        Template.features,
+        Template.options,
+    )
+    .join(Product, Product.id == Template.product_id)
+    .where(
+        Template.vendor_id == bindparam("vendor_id"),
+        Template.sku.in_(bindparam("skus", expanding=True)),
+    )
+)
 
 
 def templates_query(actor: Actor) -> Select[Template]:

@@ -12,10 +12,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from licentia.domain.errors import ValidationError
+from licentia.server.db.base import utcnow
 from licentia.server.idempotency.models import IdempotencyRecord
 from licentia.server.keys.master import MasterKey
 
@@ -49,11 +50,7 @@ def find_answer(
             field="Idempotency-Key",
             code="IDEMPOTENCY_KEY_INVALID",
         )
-    stored = session.scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.vendor_id == vendor_id, IdempotencyRecord.key == key
-        )
-    )
+    stored = session.connection().execute(_FIND, {"vendor_id": vendor_id, "key": key}).one_or_none()
     if stored is None:
         return None
     if stored.request_hash != fingerprint:
@@ -77,10 +74,18 @@ def claim_key(session: Session, vendor_id: str, key: str, fingerprint: str) -> I
     nobody else can see it: ``remember_answer`` fills it in the same transaction.
     """
     claim = IdempotencyRecord(
-        vendor_id=vendor_id, key=key, request_hash=fingerprint, status_code=0, body={}
+        vendor_id=vendor_id,
+        key=key,
+        request_hash=fingerprint,
+        status_code=0,
+        body={},
+        created_at=utcnow(),
     )
-    session.add(claim)
-    session.flush()
+    # A Core INSERT: the claim is only a row to hold, never an object to track.
+    session.connection().execute(
+        _CLAIM,
+        {name: getattr(claim, name) for name in _CLAIM_COLUMNS},
+    )
     return claim
 
 
@@ -92,4 +97,31 @@ def remember_answer(
     sealed = master.encrypt(json.dumps(answer.body).encode(), purpose=_PURPOSE)
     claim.status_code = answer.status_code
     claim.body = {"sealed": base64.b64encode(sealed).decode()}
-    session.flush()
+    session.connection().execute(
+        _ANSWER,
+        {
+            "claim_vendor_id": claim.vendor_id,
+            "claim_key": claim.key,
+            "claim_status_code": claim.status_code,
+            "claim_body": claim.body,
+        },
+    )
+
+
+# Statements built once: they run on every creating request that sends a key.
+_FIND = select(
+    IdempotencyRecord.request_hash, IdempotencyRecord.status_code, IdempotencyRecord.body
+).where(
+    IdempotencyRecord.vendor_id == bindparam("vendor_id"),
+    IdempotencyRecord.key == bindparam("key"),
+)
+_CLAIM_COLUMNS = ("vendor_id", "key", "request_hash", "status_code", "body", "created_at")
+_CLAIM = insert(IdempotencyRecord)
+_ANSWER = (
+    update(IdempotencyRecord)
+    .where(
+        IdempotencyRecord.vendor_id == bindparam("claim_vendor_id"),
+        IdempotencyRecord.key == bindparam("claim_key"),
+    )
+    .values(status_code=bindparam("claim_status_code"), body=bindparam("claim_body"))
+)

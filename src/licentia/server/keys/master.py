@@ -23,6 +23,7 @@ from licentia.domain.errors import ConfigurationError
 from licentia.server.settings import PLACEHOLDER_SECRETS, Settings
 
 _VERSION = b"\x01"
+_CACHED_PURPOSES = 64  # the code uses a handful of constant purposes; bound it anyway
 
 
 class MasterKey:
@@ -32,14 +33,31 @@ class MasterKey:
         if len(secret) < 32:
             raise ConfigurationError("the master key must be at least 32 bytes")
         self._secret = secret
+        # Derived once per purpose: HKDF and the AES key schedule cost more than the
+        # encryption of a short secret. The ciphers are stateless, so threads share them.
+        self._subkeys: dict[str, bytes] = {}
+        self._ciphers: dict[str, AESGCM] = {}
 
     def _subkey(self, purpose: str) -> bytes:
-        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode())
-        return hkdf.derive(self._secret)
+        subkey = self._subkeys.get(purpose)
+        if subkey is None:
+            hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode())
+            subkey = hkdf.derive(self._secret)
+            if len(self._subkeys) < _CACHED_PURPOSES:
+                self._subkeys[purpose] = subkey
+        return subkey
+
+    def _cipher(self, purpose: str) -> AESGCM:
+        cipher = self._ciphers.get(purpose)
+        if cipher is None:
+            cipher = AESGCM(self._subkey(purpose))
+            if len(self._ciphers) < _CACHED_PURPOSES:
+                self._ciphers[purpose] = cipher
+        return cipher
 
     def encrypt(self, plaintext: bytes, *, purpose: str) -> bytes:
         nonce = os.urandom(12)
-        sealed = AESGCM(self._subkey(purpose)).encrypt(nonce, plaintext, purpose.encode())
+        sealed = self._cipher(purpose).encrypt(nonce, plaintext, purpose.encode())
         return _VERSION + nonce + sealed
 
     def decrypt(self, blob: bytes, *, purpose: str) -> bytes:
@@ -47,7 +65,7 @@ class MasterKey:
         if blob[:1] != _VERSION:
             raise ConfigurationError("unknown ciphertext version")
         try:
-            return AESGCM(self._subkey(purpose)).decrypt(blob[1:13], blob[13:], purpose.encode())
+            return self._cipher(purpose).decrypt(blob[1:13], blob[13:], purpose.encode())
         except InvalidTag as exc:
             raise ConfigurationError(
                 "a secret does not decrypt under this master key: is LICENTIA_MASTER_KEY right?"

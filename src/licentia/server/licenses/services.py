@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
 from licentia.domain.errors import ConflictError, NotFoundError
+from licentia.domain.ids import new_id
 from licentia.domain.licenses import (
     FINAL,
     LicenseState,
@@ -23,6 +24,7 @@ from licentia.domain.licenses import (
 from licentia.domain.templates import TemplateOptions, validity_end
 from licentia.server.audit.services import record
 from licentia.server.catalog.models import Template
+from licentia.server.catalog.services import TemplateRef
 from licentia.server.db.base import utcnow
 from licentia.server.keys.services import Signer
 from licentia.server.licenses.models import License
@@ -41,30 +43,25 @@ def issue_licenses(
     quantity: int,
 ) -> list[License]:
     """``quantity`` new available licenses of ``template`` on the ticket, its options frozen."""
-    options = TemplateOptions.model_validate(template.options)
     now = utcnow()
-    licenses = []
-    for _ in range(quantity):
-        license_ = License(
-            vendor_id=template.vendor_id,
-            ticket_id=ticket_id,
-            template_id=template.id,
-            order_line_id=order_line_id,
-            customer_id=customer_id,
-            product_code=template.product.code,
-            delivery=str(template.options.get("delivery", "device")),
-            features=list(template.features),
-            options=dict(template.options),
-            state=LicenseState.AVAILABLE.value,
-            issued_at=now,
-            valid_until=validity_end(options.validity, now),
-            maintenance_until=now + timedelta(days=options.maintenance_days)
-            if options.maintenance_days
-            else None,
-            updated_at=now,
-        )
-        session.add(license_)
-        licenses.append(license_)
+    ref = TemplateRef(
+        id=template.id,
+        vendor_id=template.vendor_id,
+        sku=template.sku,
+        product_code=template.product.code,
+        features=template.features,
+        options=template.options,
+    )
+    rows = new_license_rows(
+        ref,
+        now,
+        ticket_id=ticket_id,
+        order_line_id=order_line_id,
+        customer_id=customer_id,
+        quantity=quantity,
+    )
+    licenses = [License(**row) for row in rows]
+    session.add_all(licenses)
     session.flush()
     for license_ in licenses:
         record(
@@ -76,6 +73,69 @@ def issue_licenses(
             after=license_view(license_, now),
         )
     return licenses
+
+
+def new_license_rows(
+    template: TemplateRef,
+    now: datetime,
+    *,
+    ticket_id: str,
+    order_line_id: str | None,
+    customer_id: str | None,
+    quantity: int,
+) -> list[dict[str, Any]]:
+    """Column values of ``quantity`` fresh available licenses, ids included, for a
+    caller that writes them itself (orders, with Core INSERTs); it then calls
+    ``record_issued`` so that each is audited as ``issue_licenses`` would."""
+    options = TemplateOptions.model_validate(template.options)
+    shared = {
+        "vendor_id": template.vendor_id,
+        "ticket_id": ticket_id,
+        "template_id": template.id,
+        "order_line_id": order_line_id,
+        "customer_id": customer_id,
+        "product_code": template.product_code,
+        "delivery": str(template.options.get("delivery", "device")),
+        "state": LicenseState.AVAILABLE.value,
+        "issued_at": now,
+        "valid_until": validity_end(options.validity, now),
+        "maintenance_until": now + timedelta(days=options.maintenance_days)
+        if options.maintenance_days
+        else None,
+        "version": 1,
+        "updated_at": now,
+    }
+    return [
+        {
+            **shared,
+            "id": new_id(),
+            "features": list(template.features),
+            "options": dict(template.options),
+        }
+        for _ in range(quantity)
+    ]
+
+
+def record_issued(
+    session: Session, actor: Actor, rows: list[dict[str, Any]], now: datetime
+) -> None:
+    """Audit ``license.issued`` for licenses written from ``new_license_rows``."""
+    for row in rows:
+        record(session, actor, "license.issued", "license", row["id"], after=_issued_view(row, now))
+
+
+def _issued_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """``license_view`` of a license just issued from ``row``."""
+    state = effective_state(LicenseState(row["state"]), row["valid_until"], now)
+    return {
+        "state": state.value,
+        "valid_until": _iso(row["valid_until"]),
+        "maintenance_until": _iso(row["maintenance_until"]),
+        "features": list(row["features"]),
+        "version": row["version"],
+        "replaced_by_id": None,
+        "device_id": None,
+    }
 
 
 def state_of(license_: License, now: datetime) -> LicenseState:

@@ -8,9 +8,10 @@ order and ticket; sending it with new lines adds their licenses to the same tick
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select, true
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
@@ -20,12 +21,15 @@ from licentia.domain.errors import (
     NotFoundError,
     ValidationError,
 )
+from licentia.domain.ids import new_id
 from licentia.domain.tickets import generate_ticket_code, normalize_ticket_code
 from licentia.server.audit.services import record
-from licentia.server.catalog.models import Template
-from licentia.server.catalog.services import template_by_sku
+from licentia.server.catalog.services import TEMPLATES_BY_SKU, TemplateRef, template_ref
+from licentia.server.db.base import utcnow
 from licentia.server.keys.master import MasterKey
-from licentia.server.licenses.services import issue_licenses
+from licentia.server.licenses.models import License
+from licentia.server.licenses.services import new_license_rows, record_issued
+from licentia.server.orders._rows import Batch, write_rows
 from licentia.server.orders.models import Customer, Order, OrderLine, Ticket
 
 _LOOKUP, _SEALED = "ticket-lookup", "ticket-code"
@@ -114,10 +118,31 @@ class LineRequest:
 
 
 @dataclass(frozen=True)
+class PlacedLine:
+    line_id: str
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """The order as placed: its lines are the known ones (by ``line_id``), then the
+    ones this request added, in the order it sent them."""
+
+    id: str
+    external_order_id: str
+    customer_id: str | None
+    ticket_id: str
+    created_at: datetime
+    lines: list[PlacedLine]
+
+
+@dataclass(frozen=True)
 class OrderResult:
-    order: Order
+    order: PlacedOrder
     created: bool
     added_lines: list[str]
+    ticket_code: str
 
 
 def place_order(
@@ -135,20 +160,25 @@ def place_order(
     Raises ValidationError (unknown SKU, bad quantity, duplicate line ids),
     NotFoundError (customer), ConflictError (``ORDER_LINE_CONFLICT``: a known line id
     with another SKU or quantity; ``ORDER_CUSTOMER_CONFLICT``: another customer).
+
+    Rows are written with Core INSERTs and ids made here: nothing is read back. Two
+    requests creating one order race on its unique external id; the loser's
+    IntegrityError makes the unit of work retry and find the winner's order.
     """
     vendor_id = _vendor(actor)
-    resolved = _resolve_lines(session, vendor_id, lines)
+    if not lines:
+        raise ValidationError("an order needs at least one line", field="lines")
+    templates, known = _read_for_order(session, vendor_id, external_order_id, lines)
+    resolved = _resolve_lines(lines, templates)
     if customer_id is not None:
         get_customer(session, actor, customer_id)
-    order = session.scalar(
-        select(Order)
-        .where(Order.vendor_id == vendor_id, Order.external_order_id == external_order_id)
-        .with_for_update()
-    )
-    if order is None:
-        order = _new_order(session, actor, master, external_order_id, customer_id)
+    writes: list[Batch] = []
+    if known is None:
+        code = generate_ticket_code()
+        order = _new_order(session, actor, master, code, external_order_id, customer_id, writes)
         created = True
     else:
+        order, code = known[0], ticket_code_of(known[1], master)
         if customer_id is not None and order.customer_id != customer_id:
             raise ConflictError(
                 "this order belongs to another customer",
@@ -156,15 +186,15 @@ def place_order(
                 field="customer_id",
             )
         created = False
-    added = _add_new_lines(session, actor, order, resolved)
-    return OrderResult(order, created, added)
+    added = _add_new_lines(session, actor, order, resolved, writes)
+    write_rows(session.connection(), writes)
+    return OrderResult(order, created, added, code)
 
 
-def _resolve_lines(
-    session: Session, vendor_id: str, lines: list[LineRequest]
-) -> list[tuple[str, LineRequest, Template]]:
-    if not lines:
-        raise ValidationError("an order needs at least one line", field="lines")
+_Resolved = tuple[str, LineRequest, TemplateRef]
+
+
+def _resolve_lines(lines: list[LineRequest], templates: dict[str, TemplateRef]) -> list[_Resolved]:
     resolved, seen = [], set()
     for index, line in enumerate(lines):
         line_id = line.line_id or str(index + 1)
@@ -177,7 +207,7 @@ def _resolve_lines(
             raise ValidationError(
                 f"quantity must be 1..{MAX_QUANTITY}", field=f"lines[{index}].quantity"
             )
-        template = template_by_sku(session, vendor_id, line.sku)
+        template = templates.get(line.sku)
         if template is None:
             raise ValidationError(
                 f"no template with SKU {line.sku!r}",
@@ -188,23 +218,92 @@ def _resolve_lines(
     return resolved
 
 
+def _read_for_order(
+    session: Session, vendor_id: str, external_order_id: str, lines: list[LineRequest]
+) -> tuple[dict[str, TemplateRef], tuple[PlacedOrder, bytes] | None]:
+    """The templates of the ordered SKUs, and the known order (with its lines and its
+    ticket's sealed code) or None, in one query. The order row stays locked until the
+    transaction ends, so concurrent extensions of one order queue. When no SKU is
+    known the order is not read: the caller refuses such an order anyway."""
+    session.flush()  # Core statements do not autoflush: the caller's pending rows first
+    connection = session.connection()
+    params = {
+        "vendor_id": vendor_id,
+        "skus": sorted({line.sku for line in lines}),
+        "external_order_id": external_order_id,
+    }
+    rows = connection.execute(_TEMPLATES_AND_ORDER, params).all()
+    templates = {row.sku: template_ref(row) for row in rows}
+    if not rows or rows[0].order_id is None:
+        return templates, None
+    row = rows[0]
+    known = connection.execute(_KNOWN_LINES, {"order_id": row.order_id})
+    order = PlacedOrder(
+        id=row.order_id,
+        external_order_id=external_order_id,
+        customer_id=row.order_customer_id,
+        ticket_id=row.order_ticket_id,
+        created_at=row.order_created_at,
+        lines=[PlacedLine(*line) for line in known],
+    )
+    return templates, (order, row.code_encrypted)
+
+
+# Statements built once (see catalog.services.TEMPLATES_BY_SKU for why).
+_LOCKED_ORDER = (
+    select(
+        Order.id.label("order_id"),
+        Order.customer_id.label("order_customer_id"),
+        Order.ticket_id.label("order_ticket_id"),
+        Order.created_at.label("order_created_at"),
+        Ticket.code_encrypted,
+    )
+    .join(Ticket, Ticket.id == Order.ticket_id)
+    .where(
+        Order.vendor_id == bindparam("vendor_id"),
+        Order.external_order_id == bindparam("external_order_id"),
+    )
+    .with_for_update(of=Order)
+    .cte("locked_order")
+)
+_TEMPLATES_AND_ORDER = TEMPLATES_BY_SKU.outerjoin(_LOCKED_ORDER, true()).add_columns(
+    *_LOCKED_ORDER.c
+)
+_KNOWN_LINES = (
+    select(OrderLine.line_id, OrderLine.sku, OrderLine.quantity)
+    .where(OrderLine.order_id == bindparam("order_id"))
+    .order_by(OrderLine.line_id)
+)
+
+
 def _new_order(
     session: Session,
     actor: Actor,
     master: MasterKey,
+    code: str,
     external_order_id: str,
     customer_id: str | None,
-) -> Order:
-    ticket = _new_ticket(session, actor, master, customer_id)
-    order = Order(
-        vendor_id=ticket.vendor_id,
+    writes: list[Batch],
+) -> PlacedOrder:
+    """The new order and its ticket, their rows queued on ``writes``."""
+    ticket_id = _new_ticket(session, actor, master, code, customer_id, writes)
+    order = PlacedOrder(
+        id=new_id(),
         external_order_id=external_order_id,
         customer_id=customer_id,
-        ticket_id=ticket.id,
-        lines=[],  # known to be empty: spares loading the collection
+        ticket_id=ticket_id,
+        created_at=utcnow(),
+        lines=[],
     )
-    session.add(order)
-    session.flush()
+    row = {
+        "id": order.id,
+        "vendor_id": _vendor(actor),
+        "external_order_id": external_order_id,
+        "customer_id": customer_id,
+        "ticket_id": ticket_id,
+        "created_at": order.created_at,
+    }
+    writes.append((Order, [row]))
     record(
         session,
         actor,
@@ -214,41 +313,70 @@ def _new_order(
         after={
             "external_order_id": external_order_id,
             "customer_id": customer_id,
-            "ticket_id": ticket.id,
+            "ticket_id": ticket_id,
         },
     )
     return order
 
 
 def _add_new_lines(
-    session: Session, actor: Actor, order: Order, resolved: list[tuple[str, LineRequest, Template]]
+    session: Session,
+    actor: Actor,
+    order: PlacedOrder,
+    resolved: list[_Resolved],
+    writes: list[Batch],
 ) -> list[str]:
+    """Queue the lines ``order`` lacks and their licenses on ``writes``; appends them
+    to ``order.lines``. Raises ConflictError for a known line id ordered otherwise."""
     known = {line.line_id: line for line in order.lines}
-    added = []
+    new = []
     for index, (line_id, request, template) in enumerate(resolved):
-        if line_id in known:
-            existing = known[line_id]
-            if (existing.sku, existing.quantity) != (request.sku, request.quantity):
-                raise ConflictError(
-                    f"line {line_id!r} was ordered as {existing.quantity} x {existing.sku}",
-                    code="ORDER_LINE_CONFLICT",
-                    field=f"lines[{index}]",
-                )
-            continue
-        line = OrderLine(
-            line_id=line_id, sku=request.sku, template_id=template.id, quantity=request.quantity
-        )
-        order.lines.append(line)
-        session.flush()
-        issue_licenses(
-            session,
-            actor,
+        existing = known.get(line_id)
+        if existing is None:
+            new.append((line_id, request, template))
+        elif (existing.sku, existing.quantity) != (request.sku, request.quantity):
+            raise ConflictError(
+                f"line {line_id!r} was ordered as {existing.quantity} x {existing.sku}",
+                code="ORDER_LINE_CONFLICT",
+                field=f"lines[{index}]",
+            )
+    if new:
+        _queue_lines(session, actor, order, new, writes)
+    return [line_id for line_id, _, _ in new]
+
+
+def _queue_lines(
+    session: Session,
+    actor: Actor,
+    order: PlacedOrder,
+    new: list[_Resolved],
+    writes: list[Batch],
+) -> None:
+    now = utcnow()
+    rows: list[dict[str, Any]] = [
+        {
+            "id": new_id(),
+            "order_id": order.id,
+            "line_id": line_id,
+            "sku": request.sku,
+            "template_id": template.id,
+            "quantity": request.quantity,
+            "created_at": now,
+        }
+        for line_id, request, template in new
+    ]
+    licenses: list[dict[str, Any]] = []
+    for row, (line_id, request, template) in zip(rows, new, strict=True):
+        issued = new_license_rows(
             template,
+            now,
             ticket_id=order.ticket_id,
-            order_line_id=line.id,
+            order_line_id=row["id"],
             customer_id=order.customer_id,
             quantity=request.quantity,
         )
+        record_issued(session, actor, issued, now)
+        licenses.extend(issued)
         record(
             session,
             actor,
@@ -257,8 +385,8 @@ def _add_new_lines(
             order.id,
             after={"line_id": line_id, "sku": request.sku, "quantity": request.quantity},
         )
-        added.append(line_id)
-    return added
+        order.lines.append(PlacedLine(line_id, request.sku, request.quantity))
+    writes.extend([(OrderLine, rows), (License, licenses)])
 
 
 def get_order(session: Session, actor: Actor, order_id: str) -> Order:
@@ -281,26 +409,38 @@ def orders_query(actor: Actor, external_order_id: str | None = None) -> Select[O
 
 
 def _new_ticket(
-    session: Session, actor: Actor, master: MasterKey, customer_id: str | None
-) -> Ticket:
-    code = generate_ticket_code()
-    ticket = Ticket(
-        vendor_id=_vendor(actor),
-        customer_id=customer_id,
-        code_hash=master.keyed_hash(code, purpose=_LOOKUP),
-        code_encrypted=master.encrypt(code.encode(), purpose=_SEALED),
-    )
-    session.add(ticket)
-    session.flush()
+    session: Session,
+    actor: Actor,
+    master: MasterKey,
+    code: str,
+    customer_id: str | None,
+    writes: list[Batch],
+) -> str:
+    """Queue a ticket for ``code`` (kept hashed and sealed, never in clear); its id."""
+    ticket_id = new_id()
+    row = {
+        "id": ticket_id,
+        "vendor_id": _vendor(actor),
+        "customer_id": customer_id,
+        "code_hash": master.keyed_hash(code, purpose=_LOOKUP),
+        "code_encrypted": master.encrypt(code.encode(), purpose=_SEALED),
+        "created_at": utcnow(),
+    }
+    writes.append((Ticket, [row]))
     record(
-        session, actor, "ticket.created", "ticket", ticket.id, after={"customer_id": customer_id}
+        session, actor, "ticket.created", "ticket", ticket_id, after={"customer_id": customer_id}
     )
-    return ticket
+    return ticket_id
 
 
 def ticket_code(ticket: Ticket, master: MasterKey) -> str:
     """The ticket's code, decrypted (for showing or re-sending it)."""
-    return master.decrypt(ticket.code_encrypted, purpose=_SEALED).decode()
+    return ticket_code_of(ticket.code_encrypted, master)
+
+
+def ticket_code_of(code_encrypted: bytes, master: MasterKey) -> str:
+    """The code sealed in a ticket's ``code_encrypted``, when the row is not loaded."""
+    return master.decrypt(code_encrypted, purpose=_SEALED).decode()
 
 
 def reveal_ticket_code(session: Session, actor: Actor, master: MasterKey, ticket_id: str) -> str:

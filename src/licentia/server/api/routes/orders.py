@@ -12,12 +12,13 @@ from sqlalchemy.orm import Session
 
 from licentia.server.api.context import Context, require
 from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.pagination import paginate
 from licentia.server.licenses.models import License
 from licentia.server.orders import services as orders
 from licentia.server.orders.models import Customer, Order, Ticket
 
-router = APIRouter(tags=["orders"])
+router = APIRouter(tags=["orders"], route_class=ThreadedRoute)
 
 
 class CustomerCreate(BaseModel):
@@ -190,12 +191,13 @@ def place_order(
             customer_id=body.customer_id,
             lines=lines,
         )
-        ticket = session.get_one(Ticket, result.order.ticket_id)
-        return OrderPlaced(
-            **order_out(result.order).model_dump(),
-            created=result.created,
-            added_lines=result.added_lines,
-            ticket_code=orders.ticket_code(ticket, ctx.master),
+        return OrderPlaced.model_validate(
+            {
+                **vars(result.order),
+                "created": result.created,
+                "added_lines": result.added_lines,
+                "ticket_code": result.ticket_code,
+            }
         )
 
     return ctx.create(request, body, work, status_for=lambda placed: 201 if placed.created else 200)
