@@ -29,7 +29,9 @@ GROUP = 5
 
 def generate_ticket_code() -> str:
     """Return a fresh, formatted ticket code with its check symbol."""
-    data = "".join(secrets.choice(ALPHABET) for _ in range(DATA_SYMBOLS))
+    # 32 symbols divide 256, so the low five bits of a random byte pick one uniformly
+    # (and for a few µs where secrets.choice took ~70 µs a code).
+    data = "".join(ALPHABET[byte & 31] for byte in secrets.token_bytes(DATA_SYMBOLS))
     return _format(data + check_symbol(data))
 
 
