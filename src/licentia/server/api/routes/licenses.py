@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from licentia.domain.errors import NotFoundError
@@ -55,7 +56,7 @@ class ReplaceIn(BaseModel):
     sku: str | None = Field(default=None, description="issue the successor from this template")
 
 
-def license_out(license_: License) -> LicenseOut:
+def license_out(license_: License | Row[Any]) -> LicenseOut:
     data = {name: getattr(license_, name) for name in LicenseOut.model_fields if name != "state"}
     return LicenseOut(**data, state=licenses.state_of(license_, utcnow()).value)
 
@@ -89,7 +90,7 @@ def list_licenses(
 
 @router.get("/licenses/{license_id}", response_model=LicenseOut)
 def get_license(license_id: str, ctx: Context = Depends(require("licenses:read"))) -> Response:
-    return json_of(ctx.read(lambda s: license_out(licenses.get_license(s, ctx.actor, license_id))))
+    return json_of(ctx.read(lambda s: license_out(licenses.read_license(s, ctx.actor, license_id))))
 
 
 @router.post("/licenses/{license_id}/actions/extend", response_model=LicenseOut)
