@@ -191,3 +191,18 @@ def test_a_payload_that_is_not_a_json_object_is_refused(private, keys):
     signer = jc_jws.JWS(b"[1, 2, 3]")
     signer.add_signature(jwcrypto_key(private), None, protected=json.dumps(header))
     assert_refused(str(signer.serialize(compact=True)), keys)
+
+
+def test_critical_and_unencoded_payload_headers_are_refused(private, keys):
+    for extra in ({"crit": ["exp"], "exp": 1}, {"b64": False, "crit": ["b64"]}, {"b64": False}):
+        header = b64url(json.dumps({"alg": "Ed25519", "kid": KID, "typ": TYP, **extra}).encode())
+        payload = b64url(json.dumps(CLAIMS).encode())
+        signature = private.sign(f"{header}.{payload}".encode())
+        assert_refused(f"{header}.{payload}.{b64url(signature)}", keys)
+
+
+def test_padding_or_stray_characters_in_a_segment_are_refused(private, keys):
+    header, payload, signature = sign_document(CLAIMS, private, kid=KID, typ=TYP).split(".")
+    for forged in (f"{header}.{payload}==.{signature}", f"{header}.{payload}.{signature} "):
+        assert_refused(forged, keys)
+    assert_refused(f"{header}.{payload}.{signature[:-4]}", keys)  # a truncated signature

@@ -15,6 +15,7 @@ a concurrent ``require()`` sees the old state or the new one, never a mix.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -51,7 +52,7 @@ from licentia.client._exceptions import (
 from licentia.client._files import write_token
 from licentia.client._fingerprint import FactorSource, Tolerance, collect_fingerprint
 from licentia.client._messages import DeviceSigner
-from licentia.client._store import DeviceStore, store_directory
+from licentia.client._store import DeviceStore, check_vendor_name, store_directory
 from licentia.client._transport import Transport
 from licentia.client._virtualization import (
     SystemVirtualizationProbe,
@@ -92,8 +93,7 @@ class LicenseClient:
         transport: httpx.BaseTransport | None = None,
         timeout: float = 10.0,
     ) -> None:
-        default_directory = store_directory(vendor)  # also validates the vendor name
-        self.vendor = vendor
+        self.vendor = check_vendor_name(vendor)
         self._keys = load_public_keys(public_keys)
         self._local_clock = local_clock or system_clock
         self._fingerprint = collect_fingerprint(fingerprint_salt(vendor), factor_source)
@@ -105,7 +105,7 @@ class LicenseClient:
         )
         self._lock = threading.RLock()
         self._auto: AutoUpdater | None = None
-        self._open(Path(store_dir) if store_dir is not None else default_directory)
+        self._open(Path(store_dir) if store_dir is not None else store_directory(vendor))
         weakref.finalize(self, self._time.mark.close)
 
     # -- identity ------------------------------------------------------------------------
@@ -362,10 +362,9 @@ class LicenseClient:
             # The store itself only refuses hardware with nothing in common; each license
             # applies the tolerance its vendor chose (possibly looser than any preset)
             # to the fingerprint License Central recorded for it.
-            store = DeviceStore.open(
+            store, snapshot = DeviceStore.load(
                 directory, fingerprint=self._fingerprint, tolerance=Tolerance.at_least(1)
             )
-            snapshot = store.snapshot()
         except DeviceTrustError as error:
             self._fatal = error
             self._time = DeviceTime(CachedMark(DiscardedMark(), None), self._local_clock)
@@ -374,19 +373,24 @@ class LicenseClient:
             return
         self._store = store
         self._store_version = store.version()
-        self._signer = DeviceSigner(self.vendor, store.signing_key, store.encryption_key)
         self._reader = ContainerReader(
             vendor=self.vendor,
             device_id=store.device_key_id,
             keys=self._keys,
             fingerprint=self._fingerprint,
             virtualization=self._virtualization,
-            encryption_key=store.encryption_key,
+            encryption_key=store.load_encryption_key,
         )
         self._loaded = self._reader.from_snapshot(snapshot)
         mark = CachedMark(store, self._loaded.time_floor(snapshot.time_high_water))
         self._time = DeviceTime(mark, self._local_clock)
         self._trusted = self._time.trusted  # one attribute less on the hot path
+
+    @functools.cached_property
+    def _signer(self) -> DeviceSigner:
+        """Signs this device's messages; built on first use (only exchanges need it)."""
+        store = self._opened()
+        return DeviceSigner(self.vendor, store.signing_key, store.encryption_key)
 
     def _opened(self) -> DeviceStore:
         if self._store is None:

@@ -80,7 +80,9 @@ class ContainerReader:
     keys: Mapping[str, Ed25519PublicKey]
     fingerprint: Mapping[str, str]
     virtualization: Virtualization
-    encryption_key: X25519PrivateKey
+    # Called only when the application reads secret data: building the key object costs
+    # a scalar multiplication that checking licenses does not need.
+    encryption_key: Callable[[], X25519PrivateKey]
 
     def from_snapshot(self, snapshot: StoreSnapshot) -> ContainerState:
         """Verify every stored document. A document that does not verify makes a state
@@ -142,7 +144,7 @@ class ContainerReader:
 
     def _secret_opener(self, license_id: str) -> Callable[[str], str]:
         key = self.encryption_key
-        return lambda token: decrypt_secret(token, key, license_id=license_id)
+        return lambda token: decrypt_secret(token, key(), license_id=license_id)
 
 
 @dataclass(frozen=True)

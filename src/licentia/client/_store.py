@@ -45,10 +45,10 @@ the device's sequence numbers with its own.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import contextlib
+import functools
 import hashlib
-import hmac
 import json
 import os
 import re
@@ -59,7 +59,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -69,10 +68,21 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from licentia.client import _files
 from licentia.client._exceptions import NotActivatedError, StoreTamperedError
 from licentia.client._fingerprint import Fingerprint, Tolerance, ensure_fingerprint_matches
+from licentia.client._store_records import (
+    FORMAT,
+    StateRecord,
+    b64,
+    canonical,
+    decode_generation,
+    decode_state,
+    encode_generation,
+    encode_state,
+    tampered,
+    unb64,
+)
 
-__all__ = ["DeviceStore", "StoreSnapshot", "store_directory"]
+__all__ = ["DeviceStore", "StoreSnapshot", "check_vendor_name", "store_directory"]
 
-_FORMAT = 1
 _STATE_FILE = "state.json"
 _KEYS_FILE = "keys/device.json"
 _GENERATION_FILE = "keys/generation"
@@ -89,9 +99,14 @@ def store_directory(vendor: str, root: Path | None = None) -> Path:
     Raises ValueError if ``vendor`` is not a plain name (letters, digits, ``.``, ``_``,
     ``-``), so it can never point outside ``root``.
     """
+    return (root or _default_root()) / check_vendor_name(vendor)
+
+
+def check_vendor_name(vendor: str) -> str:
+    """``vendor``, if it is a plain name that can name a store directory; else ValueError."""
     if not _VENDOR_NAME.fullmatch(vendor) or set(vendor) == {"."}:
         raise ValueError(f"{vendor!r} is not a valid vendor name for a store directory")
-    return (root or _default_root()) / vendor
+    return vendor
 
 
 def _default_root() -> Path:
@@ -101,16 +116,6 @@ def _default_root() -> Path:
     if sys.platform == "darwin":
         return home / "Library" / "Application Support" / "Licentia"
     return Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share") / "licentia"
-
-
-@dataclass(frozen=True)
-class _State:
-    generation: int
-    fingerprint: dict[str, str]
-    time_high_water: str | None
-    sequences: dict[str, int]
-    licenses: dict[str, str]
-    last_sync: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,18 +131,39 @@ class StoreSnapshot:
 
 @dataclass(frozen=True)
 class _DeviceKeys:
-    signing: Ed25519PrivateKey
-    encryption: X25519PrivateKey
+    """The device's raw private keys. The key objects are built on first use: building
+    one costs a scalar multiplication, about half an Ed25519 verification, and opening
+    the store to check licenses needs neither (only the MAC key, derived from bytes)."""
+
+    signing_bytes: bytes
+    encryption_bytes: bytes
 
     @classmethod
     def generate(cls) -> _DeviceKeys:
-        return cls(Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
+        none = serialization.NoEncryption()
+        signing = Ed25519PrivateKey.generate().private_bytes(_RAW, _RAW_PRIVATE, none)
+        encryption = X25519PrivateKey.generate().private_bytes(_RAW, _RAW_PRIVATE, none)
+        return cls(signing, encryption)
+
+    @functools.cached_property
+    def signing(self) -> Ed25519PrivateKey:
+        return Ed25519PrivateKey.from_private_bytes(self.signing_bytes)
+
+    @functools.cached_property
+    def encryption(self) -> X25519PrivateKey:
+        return X25519PrivateKey.from_private_bytes(self.encryption_bytes)
+
+    @functools.cached_property
+    def key_id(self) -> str:
+        """The RFC 7638 JWK thumbprint of the Ed25519 public key."""
+        raw = self.signing.public_key().public_bytes(_RAW, _RAW_PUBLIC)
+        jwk = f'{{"crv":"Ed25519","kty":"OKP","x":"{b64(raw)}"}}'
+        return b64(hashlib.sha256(jwk.encode()).digest())
 
     def mac_key(self) -> bytes:
         # A derived key, so the signing key itself is never used as an HMAC key.
-        raw = self.signing.private_bytes(_RAW, _RAW_PRIVATE, serialization.NoEncryption())
         hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"licentia store v1")
-        return hkdf.derive(raw)
+        return hkdf.derive(self.signing_bytes)
 
 
 class DeviceStore:
@@ -150,6 +176,10 @@ class DeviceStore:
         self.directory = directory
         self._keys = keys
         self._mac_key = keys.mac_key()
+        self._state_path = directory / _STATE_FILE
+        self._generation_path = directory / _GENERATION_FILE
+        self._lock_path = directory / _LOCK_FILE
+        self._device_id: str | None = None
 
     @classmethod
     def open(
@@ -162,13 +192,23 @@ class DeviceStore:
         copy, and FingerprintMismatchError if the current fingerprint does not match the
         recorded one under ``tolerance`` (default: medium), e.g. the store was copied.
         """
+        return cls.load(directory, fingerprint=fingerprint, tolerance=tolerance)[0]
+
+    @classmethod
+    def load(
+        cls, directory: Path, *, fingerprint: Fingerprint, tolerance: Tolerance | None = None
+    ) -> tuple[DeviceStore, StoreSnapshot]:
+        """:meth:`open`, and the snapshot of the state it read to check the fingerprint
+        (one verified read instead of two). Raises as :meth:`open` does."""
         directory = Path(directory)
-        if not directory.exists() or not any(directory.iterdir()):
-            _create_store(directory, fingerprint)
-        store = cls(directory, _load_keys(directory / _KEYS_FILE))
-        recorded = store.recorded_fingerprint()
-        ensure_fingerprint_matches(recorded, fingerprint, tolerance or Tolerance.medium())
-        return store
+        store = cls(directory, _existing_keys(directory, fingerprint))
+        state = store._read_state()
+        store._device_id = state.device_id
+        snapshot = _snapshot_of(state)
+        ensure_fingerprint_matches(
+            snapshot.fingerprint, fingerprint, tolerance or Tolerance.medium()
+        )
+        return store, snapshot
 
     @property
     def signing_key(self) -> Ed25519PrivateKey:
@@ -180,12 +220,14 @@ class DeviceStore:
         """The device's X25519 key: decrypts secret data encrypted to this device."""
         return self._keys.encryption
 
+    def load_encryption_key(self) -> X25519PrivateKey:
+        """:attr:`encryption_key` as a method, to hand on where it may never be needed."""
+        return self._keys.encryption
+
     @property
     def device_key_id(self) -> str:
         """The RFC 7638 JWK thumbprint of the device's Ed25519 public key."""
-        raw = self._keys.signing.public_key().public_bytes(_RAW, _RAW_PUBLIC)
-        jwk = f'{{"crv":"Ed25519","kty":"OKP","x":"{_b64(raw)}"}}'
-        return _b64(hashlib.sha256(jwk.encode()).digest())
+        return self._device_id or self._keys.key_id
 
     def recorded_fingerprint(self) -> Fingerprint:
         """The fingerprint recorded when the store was created."""
@@ -214,21 +256,14 @@ class DeviceStore:
         verification): lets a process notice that another one changed the store.
         None if the state file is missing."""
         try:
-            found = (self.directory / _STATE_FILE).stat()
+            found = self._state_path.stat()
         except OSError:
             return None
         return (found.st_ino, found.st_size, found.st_mtime_ns)
 
     def snapshot(self) -> StoreSnapshot:
         """The whole state record in one verified read (raises StoreTamperedError)."""
-        state = self._read_state()
-        return StoreSnapshot(
-            fingerprint=Fingerprint(state.fingerprint),
-            time_high_water=_parse_time(state.time_high_water),
-            sequences=dict(state.sequences),
-            licenses=dict(state.licenses),
-            last_sync=_parse_time(state.last_sync),
-        )
+        return _snapshot_of(self._read_state())
 
     def apply_update(
         self,
@@ -254,7 +289,7 @@ class DeviceStore:
         put, sequences, removed = dict(put or {}), dict(sequences or {}), set(remove)
         mark, synced = _stamp(time_high_water), _stamp(last_sync)
 
-        def change(state: _State) -> _State:
+        def change(state: StateRecord) -> StateRecord:
             for container_id, value in sequences.items():
                 if value < state.sequences.get(container_id, 0):
                     raise ValueError(f"sequence of {container_id} would go back to {value}")
@@ -294,35 +329,49 @@ class DeviceStore:
         stamp = _stamp(value)
         self._update(lambda state: replace(state, time_high_water=stamp))
 
-    def _read_state(self) -> _State:
+    def _read_state(self) -> StateRecord:
         with self._locked(exclusive=False):
             return self._load_verified()
 
-    def _update(self, change: Callable[[_State], _State]) -> None:
+    def _update(self, change: Callable[[StateRecord], StateRecord]) -> None:
         with self._locked(exclusive=True):
             current = self._load_verified()
-            new = replace(change(current), generation=current.generation + 1)
+            new = replace(
+                change(current),
+                generation=current.generation + 1,
+                device_id=self._keys.key_id,
+            )
             _files.remove_temporaries(self.directory)
             _write_state_files(self.directory, new, self._mac_key)
 
-    def _load_verified(self) -> _State:
-        state = _decode_state(_read_file(self.directory / _STATE_FILE), self._mac_key)
-        mirror = _decode_generation(_read_file(self.directory / _GENERATION_FILE), self._mac_key)
+    def _load_verified(self) -> StateRecord:
+        state = decode_state(_read_file(self._state_path), self._mac_key)
+        mirror = decode_generation(_read_file(self._generation_path), self._mac_key)
         # state == mirror + 1 is a write interrupted between its two files.
         if not mirror <= state.generation <= mirror + 1:
-            raise _tampered(
+            raise tampered(
                 f"state generation {state.generation} does not follow the mirrored {mirror}"
             )
         return state
 
     @contextlib.contextmanager
     def _locked(self, *, exclusive: bool) -> Iterator[None]:
-        fd = os.open(self.directory / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             _files.lock(fd, exclusive=exclusive)
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
+
+
+def _snapshot_of(state: StateRecord) -> StoreSnapshot:
+    return StoreSnapshot(
+        fingerprint=Fingerprint(state.fingerprint),
+        time_high_water=_parse_time(state.time_high_water),
+        sequences=dict(state.sequences),
+        licenses=dict(state.licenses),
+        last_sync=_parse_time(state.last_sync),
+    )
 
 
 def _stamp(value: datetime | None) -> str | None:
@@ -337,14 +386,20 @@ def _parse_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _tampered(detail: str) -> StoreTamperedError:
-    return StoreTamperedError(
-        f"The local license store was modified or restored from an older copy ({detail}). "
-        "Connect to the internet so the license can sync, or contact your vendor."
-    )
-
-
 # -- creation ----------------------------------------------------------------------
+
+
+def _existing_keys(directory: Path, fingerprint: Fingerprint) -> _DeviceKeys:
+    """The keys of the store in ``directory``, creating the store if there is none (the
+    directory missing or empty). Tries the key file first: the store usually exists."""
+    keys_path = directory / _KEYS_FILE
+    try:
+        return _load_keys(keys_path)
+    except StoreTamperedError:
+        if directory.exists() and any(directory.iterdir()):
+            raise  # a store whose key file is missing or damaged
+    _create_store(directory, fingerprint)
+    return _load_keys(keys_path)
 
 
 def _create_store(directory: Path, fingerprint: Fingerprint) -> None:
@@ -355,7 +410,7 @@ def _create_store(directory: Path, fingerprint: Fingerprint) -> None:
         keys = _DeviceKeys.generate()
         (staging / "keys").mkdir(mode=0o700)
         _files.write_atomic(staging / _KEYS_FILE, _encode_keys(keys))
-        first = _State(1, fingerprint.as_dict(), None, {}, {})
+        first = StateRecord(1, fingerprint.as_dict(), None, {}, {}, device_id=keys.key_id)
         _write_state_files(staging, first, keys.mac_key())
         _move_into_place(staging, directory)
     finally:
@@ -377,29 +432,12 @@ def _move_into_place(staging: Path, directory: Path) -> None:
 # -- encodings ---------------------------------------------------------------------
 
 
-def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("ascii")
-
-
-def _mac(key: bytes, purpose: bytes, message: bytes) -> str:
-    return hmac.new(key, purpose + b"\x00" + message, hashlib.sha256).hexdigest()
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def _encode_keys(keys: _DeviceKeys) -> bytes:
-    none = serialization.NoEncryption()
-    return _canonical(
+    return canonical(
         {
-            "format": _FORMAT,
-            "signing_key": _b64(keys.signing.private_bytes(_RAW, _RAW_PRIVATE, none)),
-            "encryption_key": _b64(keys.encryption.private_bytes(_RAW, _RAW_PRIVATE, none)),
+            "format": FORMAT,
+            "signing_key": b64(keys.signing_bytes),
+            "encryption_key": b64(keys.encryption_bytes),
         }
     )
 
@@ -407,94 +445,34 @@ def _encode_keys(keys: _DeviceKeys) -> bytes:
 def _load_keys(path: Path) -> _DeviceKeys:
     try:
         document = json.loads(_read_file(path))
-        signing = Ed25519PrivateKey.from_private_bytes(_unb64(document["signing_key"]))
-        encryption = X25519PrivateKey.from_private_bytes(_unb64(document["encryption_key"]))
-    except (ValueError, TypeError, KeyError) as exc:
-        raise _tampered("the device key file is damaged") from exc
-    return _DeviceKeys(signing, encryption)
+        signing, encryption = document["signing_key"], document["encryption_key"]
+        keys = _DeviceKeys(_unb64_key(signing), _unb64_key(encryption))
+    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+        raise tampered("the device key file is damaged") from exc
+    return keys
 
 
-def _encode_state(state: _State, key: bytes) -> bytes:
-    body = {
-        "format": _FORMAT,
-        "generation": state.generation,
-        "fingerprint": state.fingerprint,
-        "time_high_water": state.time_high_water,
-        "sequences": state.sequences,
-        "licenses": state.licenses,
-        "last_sync": state.last_sync,
-    }
-    return _canonical({"mac": _mac(key, b"state", _canonical(body)), "state": body})
-
-
-def _decode_state(raw: bytes, key: bytes) -> _State:
-    body = _verified_body(raw, key, purpose=b"state", field="state")
-    # The MAC vouches that this device wrote the body; these checks catch a store
-    # written by another version of the SDK.
-    try:
-        if body["format"] != _FORMAT:
-            raise ValueError(f"format {body['format']!r} is not {_FORMAT}")
-        if type(body["generation"]) is not int:
-            raise TypeError("the generation is not an integer")
-        state = _State(
-            generation=body["generation"],
-            fingerprint=dict(body["fingerprint"]),
-            time_high_water=body["time_high_water"],
-            sequences=dict(body["sequences"]),
-            licenses=dict(body["licenses"]),
-            last_sync=body.get("last_sync"),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise _tampered(f"the state record is malformed: {exc}") from exc
-    return state
-
-
-def _encode_generation(generation: int, key: bytes) -> bytes:
-    return _canonical(
-        {"generation": generation, "mac": _mac(key, b"generation", b"%d" % generation)}
-    )
-
-
-def _decode_generation(raw: bytes, key: bytes) -> int:
-    try:
-        document = json.loads(raw)
-        generation, mac = document["generation"], str(document["mac"]).encode()
-    except (ValueError, TypeError, KeyError) as exc:
-        raise _tampered("the generation mirror is not readable") from exc
-    if type(generation) is not int or _canonical(document) != raw:
-        raise _tampered("the generation mirror is malformed")
-    expected = _mac(key, b"generation", b"%d" % generation).encode()
-    if not hmac.compare_digest(mac, expected):
-        raise _tampered("the generation mirror does not verify")
-    return generation
-
-
-def _verified_body(raw: bytes, key: bytes, *, purpose: bytes, field: str) -> dict[str, Any]:
-    """The MACed object under ``field`` of a canonical envelope ``{"mac", field}``."""
-    try:
-        envelope = json.loads(raw)
-        body, mac = envelope[field], str(envelope["mac"]).encode()
-        # Byte-exact canonical form: no edit can hide in whitespace or key order.
-        canonical = set(envelope) == {"mac", field} and _canonical(envelope) == raw
-    except (ValueError, TypeError, KeyError) as exc:
-        raise _tampered(f"{field} is not readable") from exc
-    expected = _mac(key, purpose, _canonical(body)).encode()
-    if not canonical or not isinstance(body, dict) or not hmac.compare_digest(mac, expected):
-        raise _tampered(f"{field} does not verify")
-    return body
+def _unb64_key(text: object) -> bytes:
+    """32 raw key bytes from base64url; ValueError for anything else."""
+    if not isinstance(text, str):
+        raise TypeError("a key is not a string")
+    raw = unb64(text)
+    if len(raw) != 32:
+        raise ValueError("a key does not have 32 bytes")
+    return raw
 
 
 # -- files -------------------------------------------------------------------------
 
 
-def _write_state_files(directory: Path, state: _State, key: bytes) -> None:
+def _write_state_files(directory: Path, state: StateRecord, key: bytes) -> None:
     # State first, mirror second: a crash in between leaves state == mirror + 1.
-    _files.write_atomic(directory / _STATE_FILE, _encode_state(state, key))
-    _files.write_atomic(directory / _GENERATION_FILE, _encode_generation(state.generation, key))
+    _files.write_atomic(directory / _STATE_FILE, encode_state(state, key))
+    _files.write_atomic(directory / _GENERATION_FILE, encode_generation(state.generation, key))
 
 
 def _read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError as exc:
-        raise _tampered(f"{path.name} is missing") from exc
+        raise tampered(f"{path.name} is missing") from exc

@@ -1,6 +1,6 @@
 """Signed document formats shared by the server and the client SDK.
 
-Pure: depends only on ``joserfc`` and ``cryptography``, so the client SDK can use it
+Pure: depends only on ``cryptography``, so the client SDK can use it
 without any server dependency. docs/formats.md is the written specification.
 """
 

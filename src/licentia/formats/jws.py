@@ -8,24 +8,25 @@ not any other curve.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import re
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from joserfc import jws
-from joserfc.errors import JoseError
-from joserfc.jwk import OKPKey
 
 ALGORITHM = "Ed25519"
 ACCEPTED_ALGORITHMS = ("Ed25519", "EdDSA")
 # A device update carries the whole container (each license a JWS of its own), so it
-# outgrows joserfc's default 128 kB payload limit at a few dozen licenses. Still
-# bounded, so that a hostile token cannot make a verifier parse without end.
+# is large at a few dozen licenses. Still bounded, so that a hostile token cannot make
+# a verifier parse without end.
 MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
-_REGISTRY = jws.JWSRegistry(algorithms=list(ACCEPTED_ALGORITHMS))
-_REGISTRY.max_payload_length = MAX_PAYLOAD_BYTES
+_MAX_ENCODED_PAYLOAD = (MAX_PAYLOAD_BYTES + 2) // 3 * 4
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class SignatureInvalidError(Exception):
@@ -49,8 +50,8 @@ def sign_document(
     RFC 7515 section 7.1 spelled out: the signature covers
     ``BASE64URL(header) "." BASE64URL(payload)``. Done by hand because a JOSE library
     re-imported and re-exported the key on every call, which made signing cost three
-    raw Ed25519 signatures; verification, where hostile input arrives, stays with
-    joserfc, and jwcrypto verifies what this produces (tests/unit/test_jws.py).
+    raw Ed25519 signatures; jwcrypto verifies what this produces
+    (tests/unit/test_jws.py).
     """
     header = {"alg": ALGORITHM, "kid": kid, "typ": typ}
     payload = json.dumps(claims, separators=(",", ":"), sort_keys=True).encode()
@@ -71,33 +72,73 @@ def verify_document(
     Raises SignatureInvalidError if the token is malformed, names an unknown ``kid``,
     uses another algorithm or ``typ``, or its signature does not verify.
     Validity times are the caller's business: this checks authenticity only.
+
+    Spelled out like :func:`sign_document`, and strict: exactly the compact form, every
+    segment plain base64url, no ``crit`` or unencoded payload (RFC 7797), a 64-byte
+    signature checked over the received ``header.payload`` text before the payload is
+    parsed. A JOSE library cost more than the Ed25519 verification itself, which made a
+    client's cold start and every device request pay twice; tests/unit/test_jws.py
+    checks that documents of an independent library (jwcrypto) still verify.
     """
     try:
-        header = _header(token)
-        kid = header.get("kid")
-        if header.get("alg") not in ACCEPTED_ALGORITHMS:
-            raise SignatureInvalidError(f"algorithm {header.get('alg')!r} is not accepted")
-        if header.get("typ") != typ:
-            raise SignatureInvalidError(f"expected a {typ} document, got {header.get('typ')!r}")
-        if not isinstance(kid, str) or kid not in public_keys:
-            raise SignatureInvalidError(f"unknown signing key {kid!r}")
-        key = OKPKey.import_key(public_keys[kid])
-        result = jws.deserialize_compact(token, key, registry=_REGISTRY)
-        claims = json.loads(result.payload)
-    except (JoseError, ValueError, UnicodeDecodeError) as exc:
+        head, payload, signature = _segments(token)
+        header = _header(head)
+        key = _key_for(header, public_keys, typ)
+        raw_signature = _decode(signature)
+        if len(raw_signature) != 64:
+            raise SignatureInvalidError("an Ed25519 signature has 64 bytes")
+        key.verify(raw_signature, f"{head}.{payload}".encode("ascii"))
+        claims = json.loads(_decode(payload))
+    except InvalidSignature as exc:
+        raise SignatureInvalidError("not a valid signed document: bad signature") from exc
+    except (ValueError, UnicodeError, binascii.Error) as exc:
         raise SignatureInvalidError(f"not a valid signed document: {exc}") from exc
     if not isinstance(claims, dict):
         raise SignatureInvalidError("the payload is not a JSON object")
     return claims
 
 
-def _header(token: str | bytes) -> dict[str, Any]:
+def _segments(token: str | bytes) -> tuple[str, str, str]:
     text = token.decode("ascii") if isinstance(token, bytes) else token
-    segment = text.split(".", 1)[0]
-    header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    parts = text.split(".")
+    if len(parts) != 3 or not all(_BASE64URL.fullmatch(part) for part in parts):
+        raise SignatureInvalidError("not a compact JWS")
+    if len(parts[1]) > _MAX_ENCODED_PAYLOAD:
+        raise SignatureInvalidError("the payload is too large")
+    return parts[0], parts[1], parts[2]
+
+
+def _key_for(
+    header: dict[str, Any], public_keys: Mapping[str, Ed25519PublicKey], typ: str
+) -> Ed25519PublicKey:
+    kid = header.get("kid")
+    if header.get("alg") not in ACCEPTED_ALGORITHMS:
+        raise SignatureInvalidError(f"algorithm {header.get('alg')!r} is not accepted")
+    if header.get("typ") != typ:
+        raise SignatureInvalidError(f"expected a {typ} document, got {header.get('typ')!r}")
+    if "crit" in header or header.get("b64", True) is not True:
+        raise SignatureInvalidError("critical or unencoded-payload headers are not supported")
+    if not isinstance(kid, str) or kid not in public_keys:
+        raise SignatureInvalidError(f"unknown signing key {kid!r}")
+    if header["alg"] == "EdDSA":
+        warnings.warn(
+            "the JWS algorithm name EdDSA is deprecated via RFC 9864: sign with Ed25519",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+    return public_keys[kid]
+
+
+def _header(segment: str) -> dict[str, Any]:
+    header = json.loads(_decode(segment))
     if not isinstance(header, dict):
-        raise ValueError("the JWS header is not a JSON object")
+        raise SignatureInvalidError("the JWS header is not a JSON object")
     return header
+
+
+def _decode(segment: str) -> bytes:
+    # The alphabet was checked in _segments: urlsafe_b64decode would skip stray bytes.
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def generate_signing_key() -> Ed25519PrivateKey:

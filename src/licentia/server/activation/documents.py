@@ -8,7 +8,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from joserfc import jwe
 from joserfc.jwk import OKPKey
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, lazyload
 
 from licentia.formats.device import LICENSE_TYP, UPDATE_TYP, state_hash
 from licentia.server.catalog.models import Template
@@ -64,9 +65,9 @@ def build_update(
 ) -> tuple[str, str]:
     """The signed update for ``device`` at its current ``seq``; returns (token, state)."""
     documents = []
+    templates = _templates(session, {item.template_id for item in licenses})
     for license_ in licenses:
-        template = session.get_one(Template, license_.template_id)
-        secret = template_secret(template, master)
+        secret = template_secret(templates[license_.template_id], master)
         claims = bound_claims(license_, device, issuer=issuer, now=now, secret=secret)
         documents.append(signer.sign(claims, typ=LICENSE_TYP))
     state = state_hash((item.id, item.version) for item in licenses)
@@ -81,3 +82,14 @@ def build_update(
         "state": state,
     }
     return signer.sign(update, typ=UPDATE_TYP), state
+
+
+def _templates(session: Session, template_ids: set[str]) -> dict[str, Template]:
+    """The templates by id, in one query, without their product and its features
+    (only the secret data is read from them)."""
+    if not template_ids:
+        return {}
+    found = session.scalars(
+        select(Template).where(Template.id.in_(template_ids)).options(lazyload("*"))
+    )
+    return {template.id: template for template in found}

@@ -11,13 +11,14 @@ before it answers with the error.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, ScalarSelect, func, insert, literal, select, update
+from sqlalchemy.orm import Session, lazyload
 
 from licentia.domain.actors import Actor
 from licentia.domain.errors import (
@@ -41,7 +42,7 @@ from licentia.server.licenses.models import License
 from licentia.server.orders.services import find_ticket
 from licentia.server.tenancy.models import Vendor
 
-_SEEN_GRANULARITY = timedelta(minutes=1)
+SEEN_GRANULARITY = timedelta(minutes=1)
 _BINDABLE = (LicenseState.AVAILABLE.value, LicenseState.RETURNED.value)
 
 
@@ -101,9 +102,13 @@ def activate(session: Session, ex: Exchange, request: DeviceRequest) -> UpdateIs
     device = _device(session, ex, request, create=True)
     if isinstance(device, Refused):
         return device
-    devices.ensure_usable(session, device)
+    # seq counts the updates issued: a device at 0 was registered just now (an
+    # activation that issues nothing rolls back), so it has no flag and no license yet.
+    never_issued = device.seq == 0
+    if not never_issued:
+        devices.ensure_usable(session, device)
     ticket = find_ticket(session, ex.vendor.id, ex.master, request.ticket)
-    _bind_ticket(session, ex, device, ticket.id, request.vm)
+    _bind_ticket(session, ex, device, ticket.id, request.vm, holds_none=never_issued)
     return _issue(session, ex, device)
 
 
@@ -125,9 +130,10 @@ def sync(
     current = _usable_licenses(session, device, ex.now)
     state = state_hash((item.id, item.version) for item in current)
     fresh = request.seq == device.seq and request.state == state
-    if conditional and fresh and not _lease_due(device, current, ex.now):
+    refresh = [_refresh_days(item) for item in current]
+    if conditional and fresh and not lease_due(device.lease_renewed_at, refresh, ex.now):
         return NotModified(state)
-    return _issue(session, ex, device)
+    return _issue(session, ex, device, current)
 
 
 def process_offline_request(
@@ -245,7 +251,7 @@ def _note_seen(device: Device, request: DeviceRequest, now: datetime) -> None:
         device.fingerprint = request.fingerprint
     if device.vm != request.vm:
         device.vm = request.vm
-    if device.last_seen_at is None or now - device.last_seen_at >= _SEEN_GRANULARITY:
+    if device.last_seen_at is None or now - device.last_seen_at >= SEEN_GRANULARITY:
         device.last_seen_at = now
 
 
@@ -280,16 +286,22 @@ def _public_key(device: Device) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(device.public_key)
 
 
-def _bind_ticket(session: Session, ex: Exchange, device: Device, ticket_id: str, vm: bool) -> None:
+def _bind_ticket(
+    session: Session, ex: Exchange, device: Device, ticket_id: str, vm: bool, *, holds_none: bool
+) -> None:
     on_ticket = select(License.template_id).where(
         License.ticket_id == ticket_id, License.delivery == "device"
     )
-    templates = set(session.scalars(on_ticket.distinct()))
+    templates = _ticket_templates(session, ticket_id)
     if not templates:
         raise ConflictError("this ticket holds no licenses for devices", code="WRONG_DELIVERY")
-    held = set(session.scalars(on_ticket.where(License.device_id == device.id).distinct()))
+    held: set[str] = (
+        set()
+        if holds_none
+        else set(session.scalars(on_ticket.where(License.device_id == device.id).distinct()))
+    )
     for template_id in sorted(templates - held):
-        if vm and session.get_one(Template, template_id).options.get("vm_policy") == "deny":
+        if vm and _template(session, template_id).options.get("vm_policy") == "deny":
             raise VmNotAllowedError("this license may not run in a virtual machine or container")
         if _claim_one(session, ex, device, ticket_id, template_id):
             held.add(template_id)
@@ -299,14 +311,41 @@ def _bind_ticket(session: Session, ex: Exchange, device: Device, ticket_id: str,
         )
 
 
+def _ticket_templates(session: Session, ticket_id: str) -> set[str]:
+    """The templates of the ticket's device licenses, one index probe per template (a
+    loose index scan written as a recursive query): a ticket of thousands of licenses
+    made a plain DISTINCT read all of them on every activation."""
+
+    def lowest(*after: ColumnElement[bool]) -> ScalarSelect[str]:
+        return (
+            select(License.template_id)
+            .where(License.ticket_id == ticket_id, License.delivery == "device", *after)
+            .order_by(License.template_id)
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    found = select(lowest().label("template_id")).cte("found", recursive=True)
+    previous = found.alias("previous")
+    following = lowest(License.template_id > previous.c.template_id)
+    found = found.union_all(select(following).where(previous.c.template_id.is_not(None)))
+    return set(session.scalars(select(found.c.template_id).where(found.c.template_id.is_not(None))))
+
+
+def _template(session: Session, template_id: str) -> Template:
+    # Only the template's own columns are read here: not its product and features.
+    return session.get_one(Template, template_id, options=[lazyload("*")])
+
+
 def _claim_one(
     session: Session, ex: Exchange, device: Device, ticket_id: str, template_id: str
 ) -> bool:
-    """Bind one free license of the group: pick a candidate (skipping rows another
-    transaction holds), then a conditional update that only succeeds if still free."""
+    """Bind one free license of the group in one statement: pick a candidate (skipping
+    rows another transaction holds) and update it only if it is still free, so that
+    however many devices race, a license goes to exactly one of them."""
     live = (License.valid_until.is_(None)) | (License.valid_until > ex.now)
-    candidate = session.scalar(
-        select(License)
+    pick = (
+        select(License.id)
         .where(
             License.ticket_id == ticket_id,
             License.template_id == template_id,
@@ -316,43 +355,52 @@ def _claim_one(
         )
         .limit(1)  # any free one will do; no ORDER BY, so the index scan stops early
         .with_for_update(skip_locked=True)
+        .scalar_subquery()
     )
-    if candidate is None:
-        return False
+    now = literal(ex.now, type_=License.__table__.c.activated_at.type)
     claimed = session.execute(
         update(License)
-        .where(
-            License.id == candidate.id, License.device_id.is_(None), License.state.in_(_BINDABLE)
-        )
+        .where(License.id == pick, License.device_id.is_(None), License.state.in_(_BINDABLE))
         .values(
             state=LicenseState.ACTIVATED.value,
             device_id=device.id,
             version=License.version + 1,
             updated_at=ex.now,
+            activated_at=func.coalesce(License.activated_at, now),
         )
+        .returning(License.id, License.activated_at, License.valid_until, License.options)
         .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    ).one_or_none()
+    if claimed is None:
         return False
-    session.refresh(candidate)
-    _start_validity(candidate, ex.now)
+    license_id, activated_at, valid_until, options = claimed
+    # activated_at is this transaction's own time only if this is the first activation
+    # (RETURNING shows new values, and SQLite cannot return the old one).
+    if activated_at == ex.now and valid_until is None:
+        _start_validity(session, license_id, options, ex.now)
     record(
         session,
         ex.actor(device.key_id),
         "license.activated",
         "license",
-        candidate.id,
-        after={"state": candidate.state, "device_id": device.id},
+        license_id,
+        after={"state": LicenseState.ACTIVATED.value, "device_id": device.id},
     )
     return True
 
 
-def _start_validity(license_: License, now: datetime) -> None:
-    if license_.activated_at is None:
-        license_.activated_at = now
-        validity = license_.options.get("validity") or {}
-        if validity.get("kind") == "days_from_activation" and license_.valid_until is None:
-            license_.valid_until = now + timedelta(days=int(validity["days"]))
+def _start_validity(
+    session: Session, license_id: str, options: dict[str, Any], now: datetime
+) -> None:
+    """A license valid for N days from its first activation starts counting now."""
+    validity = options.get("validity") or {}
+    if validity.get("kind") == "days_from_activation":
+        session.execute(
+            update(License)
+            .where(License.id == license_id)
+            .values(valid_until=now + timedelta(days=int(validity["days"])))
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _usable_licenses(session: Session, device: Device, now: datetime) -> list[License]:
@@ -364,11 +412,16 @@ def _usable_licenses(session: Session, device: Device, now: datetime) -> list[Li
     ]
 
 
-def _lease_due(device: Device, current: list[License], now: datetime) -> bool:
-    if not current or device.lease_renewed_at is None:
-        return bool(current)
-    refresh = min(int(item.options.get("refresh_days", 7)) for item in current)
-    return now >= device.lease_renewed_at + timedelta(days=refresh)
+def lease_due(renewed_at: datetime | None, refresh_days: Sequence[int], now: datetime) -> bool:
+    """Whether the leases of licenses with these refresh intervals (days) need renewing:
+    never renewed yet, or the shortest interval has passed since the last renewal."""
+    if not refresh_days or renewed_at is None:
+        return bool(refresh_days)
+    return now >= renewed_at + timedelta(days=min(refresh_days))
+
+
+def _refresh_days(license_: License) -> int:
+    return int(license_.options.get("refresh_days", 7))
 
 
 def _confirm_online(session: Session, device: Device, request: DeviceRequest) -> None:
@@ -382,31 +435,30 @@ def _confirm_online(session: Session, device: Device, request: DeviceRequest) ->
         device.confirmed_seq = max(device.confirmed_seq, issued.seq)
 
 
-def _issue(session: Session, ex: Exchange, device: Device) -> UpdateIssued:
-    current = _usable_licenses(session, device, ex.now)
-    previous = (
-        session.scalar(
-            select(DeviceUpdate.license_ids)
-            .where(DeviceUpdate.device_id == device.id)
-            .order_by(DeviceUpdate.seq.desc())
-            .limit(1)
-        )
-        or []
-    )
+def _issue(
+    session: Session, ex: Exchange, device: Device, current: list[License] | None = None
+) -> UpdateIssued:
+    """Sign and record the next update: ``current`` (the device's usable licenses, read
+    again if not given) and the removal of what the last update held and it lacks."""
+    if current is None:
+        current = _usable_licenses(session, device, ex.now)
+    previous = _last_issued(session, device)
+    signer = ex.signer
     device.seq += 1
     device.lease_renewed_at = ex.now
-    token, state = build_update(
-        session,
-        ex.signer,
-        ex.master,
-        ex.vendor.slug,
-        device,
-        current,
-        removed=sorted(set(previous) - {item.id for item in current}),
-        now=ex.now,
-    )
-    session.add(
-        DeviceUpdate(
+    with session.no_autoflush:  # the device's new seq is written once, just below
+        token, state = build_update(
+            session,
+            signer,
+            ex.master,
+            ex.vendor.slug,
+            device,
+            current,
+            removed=sorted(set(previous) - {item.id for item in current}),
+            now=ex.now,
+        )
+    session.execute(
+        insert(DeviceUpdate).values(
             device_id=device.id,
             seq=device.seq,
             state=state,
@@ -414,8 +466,21 @@ def _issue(session: Session, ex: Exchange, device: Device) -> UpdateIssued:
             issued_at=ex.now,
         )
     )
-    session.flush()
     return UpdateIssued(token, device.seq, state)
+
+
+def _last_issued(session: Session, device: Device) -> list[str]:
+    """The license ids of the last update issued to the device (none before the first)."""
+    if device.seq == 0:
+        return []
+    return (
+        session.scalar(
+            select(DeviceUpdate.license_ids).where(
+                DeviceUpdate.device_id == device.id, DeviceUpdate.seq == device.seq
+            )
+        )
+        or []
+    )
 
 
 def _check_transfer_limit(session: Session, license_: License, now: datetime) -> None:

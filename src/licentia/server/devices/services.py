@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, case, select, update
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
@@ -63,6 +63,32 @@ def register_device(
     session.add(device)
     session.flush()
     return device
+
+
+def record_visit(
+    session: Session,
+    device_id: str,
+    now: datetime,
+    *,
+    seen_granularity: timedelta,
+    confirms: int | None = None,
+) -> None:
+    """Record that the device called at ``now`` (unless ``last_seen_at`` is less than
+    ``seen_granularity`` old) and, with ``confirms``, that it holds the update issued at
+    that ``seq`` (only while that is still its last one; ``confirmed_seq`` never goes
+    down). One conditional update: concurrent visits cannot move anything backwards.
+    """
+    stale = Device.last_seen_at.is_(None) | (Device.last_seen_at <= now - seen_granularity)
+    values: dict[str, Any] = {"last_seen_at": case((stale, now), else_=Device.last_seen_at)}
+    if confirms is not None:
+        confirmable = (Device.seq == confirms) & (Device.confirmed_seq < confirms)
+        values["confirmed_seq"] = case((confirmable, confirms), else_=Device.confirmed_seq)
+    session.execute(
+        update(Device)
+        .where(Device.id == device_id)
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def active_flags(session: Session, device_id: str) -> list[DeviceFlag]:

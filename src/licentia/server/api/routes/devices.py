@@ -15,11 +15,14 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from licentia.domain.errors import ValidationError
+from licentia.domain.errors import LicentiaError, ValidationError
 from licentia.server.activation import services as activation
 from licentia.server.activation.messages import DeviceRequest, read_request
+from licentia.server.activation.services import SEEN_GRANULARITY
+from licentia.server.activation.unchanged import Unchanged, check_unchanged
 from licentia.server.api.context import Context, Services, require, services_of
 from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.base import utcnow
 from licentia.server.db.engine import run_write
 from licentia.server.db.pagination import paginate
@@ -28,8 +31,8 @@ from licentia.server.devices.models import Device
 from licentia.server.keys.services import current_signer
 from licentia.server.tenancy.services import get_vendor_by_slug
 
-router = APIRouter(tags=["devices"])
-device_router = APIRouter(tags=["device protocol"])
+router = APIRouter(tags=["devices"], route_class=ThreadedRoute)
+device_router = APIRouter(tags=["device protocol"], route_class=ThreadedRoute)
 JOSE = "application/jose"
 MAX_BODY = 256 * 1024
 T = TypeVar("T")
@@ -141,7 +144,10 @@ def _exchange(
 
 async def _run(request: Request, work: Callable[[Session], T]) -> T:
     services = services_of(request)
-    result = await run_in_threadpool(run_write, services.db, work)
+    return _accepted(await run_in_threadpool(run_write, services.db, work))
+
+
+def _accepted(result: T) -> T:
     if isinstance(result, activation.Refused):
         raise result.error  # the flag it carries is committed already
     return result
@@ -166,12 +172,44 @@ async def _handle_request(
     """Read the device request in the body, let ``handle`` act on it in one unit of
     work, and answer the signed update (or 304)."""
     token, services = await _token(request), services_of(request)
+    work = _request_unit(services, slug, request, token, handle)
+    return _update_answer(await _run(request, work))
 
+
+def _request_unit(
+    services: Services,
+    slug: str,
+    request: Request,
+    token: str,
+    handle: Callable[[Session, activation.Exchange, DeviceRequest], object],
+) -> Callable[[Session], object]:
     def work(session: Session) -> object:
         ex = _exchange(session, services, slug, request)
         return handle(session, ex, read_request(token, slug, ex.now))
 
-    return _update_answer(await _run(request, work))
+    return work
+
+
+def _answer_unchanged(services: Services, slug: str, token: str) -> Unchanged | None:
+    """The 304 of a device that is current, from one read (activation.unchanged), or
+    None when the full sync must run: also on any error, which the full sync then
+    reports exactly as it always did."""
+    now = utcnow()
+    try:
+        device_request = read_request(token, slug, now)
+    except LicentiaError:
+        return None
+    with services.db.read() as session:
+        unchanged = check_unchanged(session, slug, device_request, now)
+    if unchanged is not None and unchanged.needs_write:
+        device_id, confirms = unchanged.device_id, unchanged.confirms
+        run_write(
+            services.db,
+            lambda session: devices.record_visit(
+                session, device_id, now, seen_granularity=SEEN_GRANULARITY, confirms=confirms
+            ),
+        )
+    return unchanged
 
 
 @device_router.post(
@@ -194,11 +232,19 @@ async def activate_device(slug: str, request: Request) -> Response:
 async def sync_device(slug: str, request: Request) -> Response:
     """Renew leases and fetch changes; 304 when the device is current (send If-None-Match)."""
     conditional = request.headers.get("If-None-Match") is not None
+    token, services = await _token(request), services_of(request)
 
     def sync(session: Session, ex: activation.Exchange, device: DeviceRequest) -> object:
         return activation.sync(session, ex, device, conditional=conditional)
 
-    return await _handle_request(slug, request, sync)
+    def answer() -> object:
+        # Most conditional syncs find the device current: answer those from a read.
+        unchanged = _answer_unchanged(services, slug, token) if conditional else None
+        if unchanged is not None:
+            return unchanged
+        return run_write(services.db, _request_unit(services, slug, request, token, sync))
+
+    return _update_answer(_accepted(await run_in_threadpool(answer)))
 
 
 @device_router.post(
