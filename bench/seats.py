@@ -13,9 +13,11 @@ Three figures, from one throwaway database and one ``licentia serve`` node:
 - consumptions per second on one hot counter from 100 concurrent clients, then the
   ledger audited: every acknowledged consumption counted exactly once.
 
-The load generators run on the same machine as the server and the database, so the
-server gets less than the whole machine; the figures are what this box sustains with
-everything on it, not a property of the code alone.
+The load comes from aiohttp clients on one event loop in a process of its own (the
+bench's main process keeps the bare-UPDATE threads and the bookkeeping), so the server
+is measured, not the client library; still, generator, server and database share the
+machine's cores, so the figures are what this box sustains with everything on it,
+not a property of the code alone.
 """
 
 from __future__ import annotations
@@ -24,16 +26,21 @@ import argparse
 import asyncio
 import itertools
 import json
+import multiprocessing
 import os
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import aiohttp
 import httpx
 import psycopg
 from sqlalchemy.engine import make_url
@@ -56,6 +63,7 @@ HEARTBEAT_PERIOD_S = 60.0
 LEASES_GOAL = 100_000
 HEARTBEAT_RATES = (25, 50, 100, 150, 200, 300, 450, 600, 800, 1000, 1300, 1700)
 POOL_SEATS = 5000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,13 +84,43 @@ class Device:
     license_id: str
     product: str
 
-    def client(self, connections: int) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self.base,
+    def client(self, connections: int) -> aiohttp.ClientSession:
+        """Keep-alive connections, at most ``connections`` of them (paths are joined
+        to ``base`` by :meth:`url`)."""
+        return aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {self.token}"},
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-            timeout=httpx.Timeout(60.0),
+            connector=aiohttp.TCPConnector(limit=connections, force_close=False),
+            timeout=aiohttp.ClientTimeout(total=60.0),
         )
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
+# -- the load generator's process ------------------------------------------------------
+
+
+def _in_generator(phase: Callable[..., Coroutine[Any, Any, T]], args: tuple[Any, ...]) -> T:
+    """Run one phase's coroutine on a fresh event loop (uvloop if installed)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(phase(*args))
+    return uvloop.run(phase(*args))
+
+
+@contextmanager
+def load_generator() -> Iterator[Callable[..., Any]]:
+    """A process of its own for the load: ``run(phase, *args)`` runs the coroutine
+    function ``phase`` (a module-level function of this file) there and returns its
+    result. The process is started once and reused by every phase."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+
+        def run(phase: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+            return pool.submit(_in_generator, phase, args).result()
+
+        yield run
 
 
 def prepare_pool(server: Server, slug: str, api_key: str) -> Device:
@@ -123,19 +161,40 @@ def _created(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str,
     return data
 
 
-def _record(result: LoadResult, response: httpx.Response, expect: int, sent: float) -> bool:
-    if response.status_code == expect:
-        result.latencies.append(time.perf_counter() - sent)
-        return True
+async def _call(
+    client: aiohttp.ClientSession,
+    result: LoadResult,
+    method: str,
+    url: str,
+    expect: int,
+    body: dict[str, Any] | None = None,
+) -> Any:
+    """One request; its latency is recorded if the status is ``expect``. Returns the
+    JSON answer (True for an empty one), or None after recording the error."""
+    sent = time.perf_counter()
+    try:
+        async with client.request(method, url, json=body) as response:
+            data = await response.read()
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError) as error:
+        _failed(result, f"{type(error).__name__}: {error}")
+        return None
+    if status != expect:
+        _failed(result, f"HTTP {status}: {data[:200].decode(errors='replace')}")
+        return None
+    result.latencies.append(time.perf_counter() - sent)
+    return json.loads(data) if data else True
+
+
+def _failed(result: LoadResult, message: str) -> None:
     result.errors += 1
-    result.first_error = result.first_error or f"HTTP {response.status_code}: {response.text[:200]}"
-    return False
+    result.first_error = result.first_error or message
 
 
 # -- seat operations next to the bare UPDATE -------------------------------------------
 
 
-async def seat_cycles(device: Device, *, concurrency: int, seconds: float) -> LoadResult:
+async def seat_cycles(device: Device, concurrency: int, seconds: float) -> LoadResult:
     """Each client loops checkout → heartbeat → release; every call is one operation."""
     result = LoadResult()
     async with device.client(concurrency) as client:
@@ -146,16 +205,12 @@ async def seat_cycles(device: Device, *, concurrency: int, seconds: float) -> Lo
             holder = {"product": device.product, "user": f"u{number}", "device": "bench"}
             holder["process"] = f"p{number}"
             while time.perf_counter() < deadline:
-                sent = time.perf_counter()
-                answer = await client.post("seats", json=holder)
-                if not _record(result, answer, 201, sent):
+                lease = await _call(client, result, "POST", device.url("seats"), 201, holder)
+                if lease is None:
                     continue
-                lease, fence = answer.json()["lease_id"], answer.json()["fence"]
-                sent = time.perf_counter()
-                beat = await client.post(f"seats/{lease}/heartbeat", json={"fence": fence})
-                _record(result, beat, 200, sent)
-                sent = time.perf_counter()
-                _record(result, await client.delete(f"seats/{lease}"), 204, sent)
+                beat = device.url(f"seats/{lease['lease_id']}/heartbeat")
+                await _call(client, result, "POST", beat, 200, {"fence": lease["fence"]})
+                await _call(client, result, "DELETE", device.url(f"seats/{lease['lease_id']}"), 204)
 
         await asyncio.gather(*(worker(n) for n in range(concurrency)))
         result.seconds = time.perf_counter() - start
@@ -244,17 +299,30 @@ async def hold_leases(device: Device, count: int) -> list[tuple[str, int]]:
 
         async def take(number: int) -> tuple[str, int]:
             holder = {"product": device.product, "user": f"h{number}", "device": "hb"}
+            result = LoadResult()
             async with semaphore:
-                answer = await client.post("seats", json=holder | {"process": f"h{number}"})
-            if answer.status_code != 201:
-                raise BenchSetupError(f"checkout for the heartbeat test: {answer.text}")
-            return answer.json()["lease_id"], answer.json()["fence"]
+                answer = await _call(
+                    client,
+                    result,
+                    "POST",
+                    device.url("seats"),
+                    201,
+                    holder | {"process": f"h{number}"},
+                )
+            if answer is None:
+                raise BenchSetupError(f"checkout for the heartbeat test: {result.first_error}")
+            return answer["lease_id"], answer["fence"]
 
         return list(await asyncio.gather(*(take(n) for n in range(count))))
 
 
 async def heartbeat_step(
-    client: httpx.AsyncClient, leases: list[tuple[str, int]], *, rate: float, seconds: float
+    client: aiohttp.ClientSession,
+    device: Device,
+    leases: list[tuple[str, int]],
+    *,
+    rate: float,
+    seconds: float,
 ) -> HeartbeatStep:
     """Heartbeats sent open-loop at ``rate`` per second (each on its own schedule, not
     waiting for the previous answer), so a slow server shows as latency, not as a
@@ -264,14 +332,8 @@ async def heartbeat_step(
     start = time.perf_counter()
 
     async def beat(lease: str, fence: int) -> None:
-        sent = time.perf_counter()
-        try:
-            answer = await client.post(f"seats/{lease}/heartbeat", json={"fence": fence})
-        except httpx.HTTPError as error:
-            result.errors += 1
-            result.first_error = result.first_error or repr(error)
-            return
-        _record(result, answer, 200, sent)
+        url = device.url(f"seats/{lease}/heartbeat")
+        await _call(client, result, "POST", url, 200, {"fence": fence})
 
     tasks = []
     for number in range(int(rate * seconds)):
@@ -285,15 +347,15 @@ async def heartbeat_step(
 
 
 async def heartbeat_capacity(
-    device: Device, leases: list[tuple[str, int]], *, step_seconds: float
+    device: Device, leases: list[tuple[str, int]], step_seconds: float
 ) -> list[HeartbeatStep]:
     """Rising rates until one is not sustained (p99 >= 50 ms, errors, or falling behind),
     on one pool of connections warmed up first."""
     steps: list[HeartbeatStep] = []
     async with device.client(256) as client:
-        await heartbeat_step(client, leases, rate=HEARTBEAT_RATES[0], seconds=1.0)
+        await heartbeat_step(client, device, leases, rate=HEARTBEAT_RATES[0], seconds=1.0)
         for rate in HEARTBEAT_RATES:
-            step = await heartbeat_step(client, leases, rate=rate, seconds=step_seconds)
+            step = await heartbeat_step(client, device, leases, rate=rate, seconds=step_seconds)
             steps.append(step)
             if not step.sustained:
                 break
@@ -304,7 +366,7 @@ async def heartbeat_capacity(
 
 
 async def hot_counter(
-    device: Device, *, consumers: int, seconds: float
+    device: Device, consumers: int, seconds: float
 ) -> tuple[LoadResult, set[str]]:
     """``consumers`` clients take one unit each per call, each call with a fresh key;
     returns the load and the keys acknowledged."""
@@ -315,9 +377,10 @@ async def hot_counter(
 
         async def worker() -> None:
             while time.perf_counter() < deadline:
-                key, sent = str(uuid.uuid4()), time.perf_counter()
+                key = str(uuid.uuid4())
                 body = {"product": device.product, "units": 1, "key": key}
-                if _record(result, await client.post("counters/consume", json=body), 200, sent):
+                url = device.url("counters/consume")
+                if await _call(client, result, "POST", url, 200, body) is not None:
                     acknowledged.add(key)
 
         await asyncio.gather(*(worker() for _ in range(consumers)))
@@ -354,17 +417,16 @@ def measure_seats(
 ) -> dict[str, Any]:
     """Every figure of this section as a JSON-able report (see :func:`rows`)."""
     device = prepare_pool(server, slug, api_key)
-    asyncio.run(seat_cycles(device, concurrency=config.concurrency, seconds=1.0))  # warm up
-    http = asyncio.run(seat_cycles(device, concurrency=config.concurrency, seconds=config.seconds))
-    dsn = psycopg_dsn(env.database_url)
-    bare = bare_updates(
-        dsn, free_slots(dsn, device.license_id, config.concurrency), seconds=config.seconds
-    )
-    leases = asyncio.run(hold_leases(device, config.leases))
-    steps = asyncio.run(heartbeat_capacity(device, leases, step_seconds=config.step_seconds))
-    load, acknowledged = asyncio.run(
-        hot_counter(device, consumers=config.consumers, seconds=config.seconds)
-    )
+    with load_generator() as run:
+        run(seat_cycles, device, config.concurrency, 1.0)  # warm up
+        http = run(seat_cycles, device, config.concurrency, config.seconds)
+        dsn = psycopg_dsn(env.database_url)
+        bare = bare_updates(
+            dsn, free_slots(dsn, device.license_id, config.concurrency), seconds=config.seconds
+        )
+        leases = run(hold_leases, device, config.leases)
+        steps = run(heartbeat_capacity, device, leases, config.step_seconds)
+        load, acknowledged = run(hot_counter, device, config.consumers, config.seconds)
     audit = audit_counter(server, api_key, device.license_id, acknowledged)
     return {
         "seat_ops": _seat_ops_row(http, bare, config.concurrency),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+from httpx import Response
 from sqlalchemy import update
 
 from licentia.formats.device import okp_jwk
@@ -167,6 +169,66 @@ def test_a_consumption_counts_once_per_key_and_never_below_zero(vendors):
     assert all(a.json()["code"] == "UNITS_EXHAUSTED" for a in answers if a.status_code != 200)
     units = vendor.ok("GET", f"/licenses/{body['license_ids'][0]}/units")
     assert units["balance"] == units["recomputed_from_ledger"] == 0
+
+
+def test_a_consumption_crossing_the_low_balance_mark_is_audited_once(vendors):
+    vendor = vendors.create()
+    credential, product, _ = _container(vendor, delivery="cloud", units=100)
+    user = CloudUser(vendor, credential)
+    balances = [user.consume(product, 3, f"k{n}").json()["balance_after"] for n in range(33)]
+    assert balances[-1] == 1 and balances[29:31] == [10, 7]  # 10 % of 100 crossed once
+    events = vendor.ok("GET", "/audit-events", params={"action": "counter.low_balance"})
+    assert [e["after"]["balance"] for e in events["items"]] == [7]
+
+
+def test_the_hot_calls_refuse_a_wrong_token_an_unknown_vendor_and_a_deregistered_device(
+    vendors,
+):
+    vendor = vendors.create()
+    credential, product, _ = _container(vendor, delivery="seat_pool", seats=2, units=10)
+    user = CloudUser(vendor, credential)
+    lease = user.checkout(product, "ann").json()
+    calls: list[Callable[[], Response]] = [
+        lambda: user.checkout(product, "bob"),
+        lambda: user.heartbeat(lease["lease_id"], lease["fence"]),
+        lambda: user.release(lease["lease_id"]),
+        lambda: user.consume(product, 1, "k1"),
+    ]
+    token = user.token
+    user.token = token[:-4] + "AAAA"  # the right prefix, another secret
+    assert {call().status_code for call in calls} == {401}
+    user.token, slug = token, vendor.slug
+    vendor.slug = "no-such-vendor"
+    assert {call().status_code for call in calls} == {404}
+    vendor.slug = slug
+    assert user.heartbeat(lease["lease_id"], lease["fence"]).status_code == 200
+    gone = vendor.client.delete(
+        f"/api/v1/vendors/{slug}/cloud/devices/current",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert gone.status_code == 204
+    assert {call().json()["code"] for call in calls} == {"DEVICE_DEREGISTERED"}
+
+
+def test_a_release_records_the_seats_left_in_use_and_another_containers_lease_is_not_yours(
+    vendors,
+):
+    vendor = vendors.create()
+    credential, product, body = _container(vendor, delivery="seat_pool", seats=3)
+    other_credential, _, _ = _container(vendor, delivery="seat_pool", seats=3)
+    user, stranger = CloudUser(vendor, credential), CloudUser(vendor, other_credential)
+    leases = [user.checkout(product, name).json() for name in ("ann", "bob", "cid")]
+    lost = stranger.heartbeat(leases[0]["lease_id"], leases[0]["fence"])
+    assert lost.status_code == 409 and lost.json()["code"] == "SEAT_LOST"
+    assert stranger.release(leases[0]["lease_id"]).status_code == 204  # not its seat: no-op
+    assert user.release(leases[0]["lease_id"]).status_code == 204
+    assert user.release(leases[0]["lease_id"]).status_code == 204  # twice is harmless
+    events = vendor.ok(
+        "GET", f"/licenses/{body['license_ids'][0]}/seat-events", params={"kind": "release"}
+    )
+    assert [(e["lease_id"], e["holder_key"], e["in_use"]) for e in events] == [
+        (leases[0]["lease_id"], "u:ann", 2)
+    ]
 
 
 def test_a_borrowed_seat_is_held_offline_and_an_early_return_frees_it(vendors):

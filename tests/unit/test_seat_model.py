@@ -1,7 +1,8 @@
 """Seat leases, as a state machine: the seat services on a real database against a
 model small enough to be obviously right.
 
-Hypothesis drives checkouts (new and reconnecting), heartbeats (current and stale),
+Hypothesis drives checkouts (new and reconnecting; through the full service and through
+the hot path's one statement), heartbeats (current and stale),
 releases, borrows, the expiry sweep and the passing of time (a fake ``now`` handed to
 every service) on a pool of three seats shared by five holders. After every step the
 database must agree with the model slot by slot, and the invariants hold: never more
@@ -20,9 +21,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from sqlalchemy import select
 
 from licentia.domain.errors import ConflictError, NotFoundError
+from licentia.server.cloud.protocol import statements
 from licentia.server.db.base import utcnow
 from licentia.server.db.engine import Database
 from licentia.server.licenses.models import License
+from licentia.server.seats import leases
 from licentia.server.seats import services as seats
 from licentia.server.seats.models import SeatSlot
 from tests.factories import VendorFactory
@@ -107,18 +110,24 @@ def seat_machine(database: Database, new_pool: object) -> type[RuleBasedStateMac
             assert license_ is not None
             return license_
 
-        def _checkout(self, holder: seats.Holder, borrow_days: int | None) -> None:
+        def _checkout(
+            self, holder: seats.Holder, borrow_days: int | None, *, at_once: bool = False
+        ) -> None:
             until = self.now + timedelta(days=borrow_days) if borrow_days else None
             key = f"b:{holder.device}" if until else holder.key("per_process")
-            with database.transaction() as session:
-                result = seats.checkout(
-                    session,
-                    self._license(session),
-                    holder,
-                    now=self.now,
-                    ttl=TTL,
-                    borrow_until=until,
-                )
+            result: seats.Lease | seats.Denied | None = None
+            if at_once:
+                result = self._take_at_once(holder, key)
+            if result is None:
+                with database.transaction() as session:
+                    result = seats.checkout(
+                        session,
+                        self._license(session),
+                        holder,
+                        now=self.now,
+                        ttl=TTL,
+                        borrow_until=until,
+                    )
             index = self.model.checkout(key, self.now, until or self.now + TTL, bool(until))
             if index is None:
                 assert isinstance(result, seats.Denied)
@@ -136,9 +145,34 @@ def seat_machine(database: Database, new_pool: object) -> type[RuleBasedStateMac
             )
             self.leases.append((result.lease_id, result.fence))
 
+        def _take_at_once(self, holder: seats.Holder, key: str) -> seats.Lease | None:
+            """The hot path's checkout: a new lease on a free seat in one statement,
+            or None for the full checkout to decide (a reconnect, a full pool)."""
+            with database.read() as session:
+                vendor_id = self._license(session).vendor_id
+            claim = leases.Claim(
+                self.license_id,
+                vendor_id,
+                key,
+                holder.user,
+                holder.device,
+                holder.process,
+                now=self.now,
+                expires_at=self.now + TTL,
+            )
+            with statements(database) as connection:
+                lease_id, taken = leases.take_free(connection, claim)
+            if taken.fence is None:
+                return None
+            return seats.Lease(lease_id, self.license_id, taken.fence, claim.expires_at)
+
         @rule(holder=st.sampled_from(HOLDERS))
         def checkout(self, holder: seats.Holder) -> None:
             self._checkout(holder, None)
+
+        @rule(holder=st.sampled_from(HOLDERS))
+        def checkout_at_once(self, holder: seats.Holder) -> None:
+            self._checkout(holder, None, at_once=True)
 
         @rule(holder=st.sampled_from(HOLDERS), days=st.integers(1, 3))
         def borrow(self, holder: seats.Holder, days: int) -> None:

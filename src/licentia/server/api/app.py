@@ -89,12 +89,15 @@ def create_app(
     )
     app.state.services = services
     problems.install(app)
+    # A request is matched against the routers in this order, one route after the
+    # other: the calls that come most often (devices and cloud clients, then the
+    # vendor's reads and orders) are tried first. No two routes share a path.
     app.include_router(health.router)
-    for module in (sessions, catalog, orders, licenses, devices, cloud, keys, audit):
-        app.include_router(module.router, prefix=API)
-    app.include_router(keys.public_router, prefix=API)
     app.include_router(devices.device_router, prefix=API)
     app.include_router(cloud_devices.router, prefix=API)
+    for module in (licenses, orders, sessions, catalog, devices, cloud, keys, audit):
+        app.include_router(module.router, prefix=API)
+    app.include_router(keys.public_router, prefix=API)
     app.include_router(cloud_admin.router, prefix=API)
     _mount_docs(app)
     return app

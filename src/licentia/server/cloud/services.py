@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -18,7 +20,7 @@ from licentia.domain.errors import (
     NotFoundError,
     ValidationError,
 )
-from licentia.domain.licenses import LicenseState
+from licentia.domain.licenses import LicenseState, effective_state
 from licentia.server.audit.services import record
 from licentia.server.cloud.models import CloudContainer, CloudDevice
 from licentia.server.counters.services import open_counter
@@ -30,6 +32,7 @@ from licentia.server.orders.services import find_ticket
 from licentia.server.seats.services import ensure_slots
 
 CREDENTIAL_PREFIX, DEVICE_TOKEN_PREFIX = "lcc_", "lcd_"
+ACTIVATED = LicenseState.ACTIVATED
 CLOUD_DELIVERIES = ("cloud", "seat_pool")
 
 
@@ -238,29 +241,6 @@ def register_device(session: Session, vendor_id: str, credential: str, name: str
     return Registration(device, token)
 
 
-def authenticate_device(
-    session: Session, vendor_id: str, token: str
-) -> tuple[CloudDevice, CloudContainer]:
-    """The registration behind a device token; AuthenticationError if unknown,
-    deregistered, or registered under a credential that was since reset."""
-    prefix = token.removeprefix(DEVICE_TOKEN_PREFIX).split("_", 1)[0]
-    row = session.execute(
-        select(CloudDevice, CloudContainer)
-        .join(CloudContainer, CloudContainer.id == CloudDevice.container_id)
-        .where(CloudDevice.token_prefix == prefix, CloudDevice.vendor_id == vendor_id)
-    ).first()
-    if row is None or not hmac.compare_digest(row[0].token_hash, _sha256(token)):
-        raise AuthenticationError("unknown device token; register this device again")
-    device, container = row
-    if device.deregistered_at is not None:
-        raise AuthenticationError("this device was deregistered", code="DEVICE_DEREGISTERED")
-    if device.credential_version != container.credential_version:
-        raise AuthenticationError(
-            "the container's credential was reset; register again", code="CREDENTIAL_RESET"
-        )
-    return device, container
-
-
 def deregister_device(
     session: Session, actor: Actor, container: CloudContainer, device_id: str
 ) -> CloudDevice:
@@ -302,23 +282,57 @@ def container_licenses(session: Session, container_id: str) -> list[License]:
     )
 
 
+class LicenseFacts(Protocol):
+    """What choosing a usable license reads: a License, or a row with these columns."""
+
+    @property
+    def product_code(self) -> str: ...
+    @property
+    def options(self) -> dict[str, Any]: ...
+    @property
+    def features(self) -> list[str]: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def valid_until(self) -> datetime | None: ...
+
+
+L = TypeVar("L", bound=LicenseFacts)
+
+
 def find_usable(
     session: Session,
-    container: CloudContainer,
+    container_id: str,
     product: str,
     feature: str | None,
     *,
     delivery: tuple[str, ...],
     now: datetime,
 ) -> list[License]:
-    """The container's live licenses for ``product`` (and ``feature``), best first.
+    """The container's live licenses for ``product`` (and ``feature``), best first;
+    raises as :func:`choose_usable`."""
+    return choose_usable(
+        container_licenses(session, container_id), product, feature, delivery=delivery, now=now
+    )
+
+
+def choose_usable(
+    licenses: Iterable[L],
+    product: str,
+    feature: str | None,
+    *,
+    delivery: tuple[str, ...],
+    now: datetime,
+) -> list[L]:
+    """Of a container's ``licenses`` (in id order), the live ones for ``product`` (and
+    ``feature``), best first.
 
     Raises NotFoundError ``NOT_ACTIVATED`` (no such product here), ConflictError
     ``FEATURE_MISSING``, ``EXPIRED`` or ``LICENSE_NOT_USABLE`` (suspended/withdrawn).
     """
     candidates = [
         item
-        for item in container_licenses(session, container.id)
+        for item in licenses
         if item.product_code == product and item.options.get("delivery") in delivery
     ]
     if not candidates:
@@ -329,10 +343,10 @@ def find_usable(
             raise ConflictError(
                 f"no license here includes the feature {feature!r}", code="FEATURE_MISSING"
             )
-    states = {item.id: state_of(item, now) for item in candidates}
-    live = [item for item in candidates if states[item.id] is LicenseState.ACTIVATED]
+    states = [effective_state(LicenseState(i.state), i.valid_until, now) for i in candidates]
+    live = [item for item, state in zip(candidates, states, strict=True) if state is ACTIVATED]
     if not live:
-        if any(state is LicenseState.EXPIRED for state in states.values()):
+        if LicenseState.EXPIRED in states:
             raise ConflictError("the license has expired", code="EXPIRED")
         raise ConflictError("the license is suspended or withdrawn", code="LICENSE_NOT_USABLE")
     return live

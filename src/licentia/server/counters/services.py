@@ -10,8 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
@@ -22,6 +35,8 @@ from licentia.server.counters.models import LedgerEntry, UnitCounter
 from licentia.server.licenses.models import License
 
 LOW_BALANCE_SHARE = 0.1  # an event when the balance falls below 10 % of the initial units
+_counters = cast(Table, UnitCounter.__table__)
+_ledger = cast(Table, LedgerEntry.__table__)
 
 
 @dataclass(frozen=True)
@@ -177,7 +192,7 @@ def _entry(session: Session, license_id: str, key: str) -> LedgerEntry | None:
 
 
 def _maybe_low(session: Session, actor: Actor, license_: License, balance: int, units: int) -> None:
-    threshold = int(int(license_.options.get("units") or 0) * LOW_BALANCE_SHARE)
+    threshold = low_balance_threshold(license_.options)
     if balance < threshold <= balance + units:
         record(
             session,
@@ -187,3 +202,121 @@ def _maybe_low(session: Session, actor: Actor, license_: License, balance: int, 
             license_.id,
             after={"balance": balance, "threshold": threshold},
         )
+
+
+# -- the one-statement consumption -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A consumption :func:`consume_at_once` wrote: its ledger entry's essentials."""
+
+    entry_id: str
+    balance_after: int
+
+
+def low_balance_threshold(options: dict[str, Any]) -> int:
+    """The balance under which a consumption records ``counter.low_balance``."""
+    return int(int(options.get("units") or 0) * LOW_BALANCE_SHARE)
+
+
+def _param(table: Table, column: str, name: str) -> Any:
+    return bindparam(name, type_=table.c[column].type)
+
+
+def _take_units() -> Any:
+    """UPDATE the balance if it covers the units, the key is new and the balance does
+    not cross the low-balance threshold (that consumption needs its audit event)."""
+    units, threshold = _param(_counters, "balance", "units"), _param(_counters, "balance", "low")
+    return (
+        update(_counters)
+        .where(
+            _counters.c.license_id == bindparam("license"),
+            _counters.c.balance >= units,
+            or_(_counters.c.balance - units >= threshold, _counters.c.balance < threshold),
+            ~exists(
+                select(_ledger.c.id).where(
+                    _ledger.c.license_id == bindparam("license"), _ledger.c.key == bindparam("key")
+                )
+            ),
+        )
+        .values(
+            balance=_counters.c.balance - units, updated_at=_param(_counters, "updated_at", "now")
+        )
+        .returning(_counters.c.balance)
+    )
+
+
+def _entry_values(balance_after: Any) -> dict[str, Any]:
+    return {
+        "id": _param(_ledger, "id", "entry_id"),
+        "vendor_id": _param(_ledger, "vendor_id", "vendor"),
+        "license_id": _param(_ledger, "license_id", "license"),
+        "kind": literal("consume", _ledger.c.kind.type),
+        "delta": -_param(_ledger, "delta", "units"),
+        "balance_after": balance_after,
+        "key": _param(_ledger, "key", "key"),
+        "actor_id": _param(_ledger, "actor_id", "actor"),
+        "at": _param(_ledger, "at", "now"),
+    }
+
+
+def _consume_statement() -> Any:
+    """PostgreSQL: the balance and its ledger row in one statement."""
+    taken = _take_units().cte("taken")
+    values = _entry_values(taken.c.balance)
+    return (
+        insert(_ledger)
+        .from_select(list(values), select(*values.values()).select_from(taken))
+        .returning(_ledger.c.balance_after)
+        .add_cte(taken)
+    )
+
+
+_CONSUME = _consume_statement()
+_TAKE_UNITS = _take_units()
+_ENTRY = insert(_ledger).values(_entry_values(_param(_ledger, "balance_after", "balance_after")))
+
+
+def consume_at_once(
+    connection: Connection,
+    *,
+    license_id: str,
+    vendor_id: str,
+    actor_id: str | None,
+    units: int,
+    key: str,
+    low_balance: int,
+    now: datetime,
+) -> Taken | None:
+    """The common consumption without the ORM: take ``units`` and write the ledger row
+    together. On PostgreSQL it is one statement, run in autocommit, so the counter's
+    row lock is never held across a round trip; on SQLite it runs inside the caller's
+    write transaction. Returns None, having changed nothing, whenever :func:`consume`
+    has more to do: the key was used before (a replay, or a concurrent twin), too few
+    units are left, or the balance would cross ``low_balance`` (see
+    :func:`low_balance_threshold`)."""
+    if units <= 0 or not 1 <= len(key) <= 200:
+        return None
+    entry_id = new_id()
+    values: dict[str, Any] = {
+        "entry_id": entry_id,
+        "license": license_id,
+        "vendor": vendor_id,
+        "units": units,
+        "low": low_balance,
+        "key": key,
+        "actor": actor_id,
+        "now": now,
+    }
+    if connection.dialect.name != "postgresql":
+        # The write transaction holds the whole database: no twin can come between.
+        balance = connection.scalar(_TAKE_UNITS, values)
+        if balance is not None:
+            connection.execute(_ENTRY, values | {"balance_after": balance})
+    else:
+        try:
+            balance = connection.scalar(_CONSUME, values)
+        except IntegrityError:
+            return None  # a twin with the same key won meanwhile: consume() replays it
+    return None if balance is None else Taken(entry_id, int(balance))

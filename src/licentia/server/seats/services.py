@@ -22,6 +22,7 @@ from licentia.domain.errors import ConflictError, NotFoundError, ValidationError
 from licentia.domain.ids import new_id
 from licentia.server.audit.services import record
 from licentia.server.licenses.models import License
+from licentia.server.seats import leases
 from licentia.server.seats.models import SeatEvent, SeatSlot, SeatWaiter
 
 
@@ -172,49 +173,18 @@ def heartbeat(
 ) -> Lease:
     """Extend a lease. Raises ConflictError ``SEAT_LOST`` if the seat was released,
     force-released or reassigned (the fence moved on)."""
-    row = session.execute(
-        update(SeatSlot)
-        .where(
-            SeatSlot.vendor_id == vendor_id,
-            SeatSlot.lease_id == lease_id,
-            SeatSlot.fence == fence,
-            SeatSlot.borrowed.is_(False),
-        )
-        .values(expires_at=now + ttl, released_at=None)
-        .returning(SeatSlot.license_id, SeatSlot.expires_at)
-    ).first()
-    if row is None:
-        raise ConflictError("this seat is no longer yours; check out again", code="SEAT_LOST")
-    return Lease(lease_id, row[0], fence, now + ttl)
+    license_id = leases.renew(session.connection(), vendor_id, lease_id, fence, until=now + ttl)
+    return Lease(lease_id, license_id, fence, now + ttl)
 
 
 def release(
     session: Session, vendor_id: str, lease_id: str, *, now: datetime, kind: str = "release"
 ) -> str:
-    """Free a seat at once; returns its license id. Releasing twice is harmless.
-    Raises NotFoundError for a lease id that never existed here."""
-    slot = session.scalar(
-        select(SeatSlot)
-        .where(SeatSlot.vendor_id == vendor_id, SeatSlot.lease_id == lease_id)
-        .with_for_update()
-    )
-    if slot is None:
+    """Free a seat at once; returns its license id. Raises NotFoundError for a lease id
+    that holds no seat here (never existed, or released already)."""
+    license_id = leases.end(session.connection(), vendor_id, lease_id, now=now, kind=kind)
+    if license_id is None:
         raise NotFoundError("seat lease", lease_id, code="LEASE_NOT_FOUND")
-    license_id, key = slot.license_id, slot.holder_key
-    slot.holder_key, slot.lease_id, slot.expires_at, slot.released_at = None, None, now, now
-    slot.borrowed = False
-    session.flush()
-    session.add(
-        SeatEvent(
-            vendor_id=vendor_id,
-            license_id=license_id,
-            kind=kind,
-            lease_id=lease_id,
-            holder_key=key,
-            in_use=_in_use(session, license_id, now),
-            at=now,
-        )
-    )
     return license_id
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from licentia.domain.errors import ValidationError
 from licentia.server.api.context import Context, require
 from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.threads import ThreadedRoute
 from licentia.server.cloud import services as cloud
 from licentia.server.cloud.models import CloudContainer
 from licentia.server.counters import services as counters
@@ -21,7 +22,7 @@ from licentia.server.licenses.services import get_license
 from licentia.server.orders.services import get_customer
 from licentia.server.seats import services as seats
 
-router = APIRouter(tags=["cloud"])
+router = APIRouter(tags=["cloud"], route_class=ThreadedRoute)
 
 
 class ContainerCreate(BaseModel):

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from licentia.domain.actors import Actor
 from licentia.domain.errors import AuthenticationError, NotFoundError
 from licentia.server.api.context import Services, services_of
+from licentia.server.api.threads import ThreadedRoute
 from licentia.server.cloud import services as cloud
 from licentia.server.cloud.models import CloudContainer
 from licentia.server.db.base import utcnow
@@ -28,7 +29,9 @@ from licentia.server.db.engine import run_write
 from licentia.server.seats import services as seats
 from licentia.server.tenancy.services import get_vendor_by_slug
 
-router = APIRouter(prefix="/vendors/{slug}/cloud/admin", tags=["cloud customer admin"])
+router = APIRouter(
+    prefix="/vendors/{slug}/cloud/admin", tags=["cloud customer admin"], route_class=ThreadedRoute
+)
 _bearer = HTTPBearer(auto_error=False, description="The container credential (lcc_…)")
 T = TypeVar("T")
 

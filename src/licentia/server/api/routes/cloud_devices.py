@@ -15,83 +15,103 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from licentia.domain.actors import Actor
 from licentia.domain.errors import AuthenticationError, ConflictError, LicentiaError
 from licentia.formats.device import RETURN_TYP, device_id, ed25519_from_jwk, unverified_claims
 from licentia.server.activation.messages import read_request, read_signed_by
 from licentia.server.api.context import Services, services_of
+from licentia.server.api.threads import ThreadedRoute
+from licentia.server.cloud import protocol
 from licentia.server.cloud import services as cloud
-from licentia.server.cloud.models import CloudContainer, CloudDevice
+from licentia.server.cloud.access import DeviceAccess, touch_device
 from licentia.server.counters import services as counters
 from licentia.server.db.base import utcnow
 from licentia.server.db.engine import run_write
-from licentia.server.keys.services import Signer, current_signer
+from licentia.server.keys.services import Signer
 from licentia.server.licenses.models import License
 from licentia.server.orders.services import find_ticket
 from licentia.server.seats import services as seats
 from licentia.server.seats.models import SeatSlot
-from licentia.server.tenancy.models import Vendor
 from licentia.server.tenancy.services import get_vendor_by_slug
 
-router = APIRouter(prefix="/vendors/{slug}/cloud", tags=["cloud protocol"])
+router = APIRouter(
+    prefix="/vendors/{slug}/cloud", tags=["cloud protocol"], route_class=ThreadedRoute
+)
 _bearer = HTTPBearer(auto_error=False, description="A device token (lcd_…)")
-ACCESS_TYP, SEAT_TYP, BORROW_TYP = "licentia-access+jwt", "licentia-seat+jwt", "licentia-borrow+jwt"
+ACCESS_TYP, BORROW_TYP = "licentia-access+jwt", "licentia-borrow+jwt"
 MAX_WAIT = 60.0
-LAST_SEEN_STEP = timedelta(minutes=1)
+SEAT_POOLS = protocol.SEAT_POOLS
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class DeviceCall:
     services: Services
-    slug: str
-    token: str
-    source_ip: str | None
+    presented: protocol.Presented
 
     def run(self, work: Callable[[Session, Caller], T]) -> T:
+        """Run ``work`` in one write transaction, after the device's access check."""
+
         def unit(session: Session) -> T:
-            vendor = get_vendor_by_slug(session, self.slug)
-            device, container = cloud.authenticate_device(session, vendor.id, self.token)
-            now = utcnow()
-            # Writing the device row on every call would queue all of one device's calls
-            # on that row's lock; "last seen" needs no more than a minute's precision.
-            if device.last_seen_at is None or now - device.last_seen_at >= LAST_SEEN_STEP:
-                device.last_seen_at = now
-            return work(session, Caller(vendor, device, container, self.services, self.source_ip))
+            connection = session.connection()
+            access = protocol.authenticate(connection, self.presented)
+            touch_device(connection, access, utcnow())
+            return work(session, Caller(access, self.services, self.presented.source_ip))
 
         return run_write(self.services.db, unit)
+
+    def at_once(self, work: Callable[[Connection, datetime], T]) -> T:
+        """Run one of the protocol's hot calls (they check the access themselves)."""
+        with protocol.statements(self.services.db) as connection:
+            return work(connection, utcnow())
 
 
 @dataclass(frozen=True)
 class Caller:
-    vendor: Vendor
-    device: CloudDevice
-    container: CloudContainer
+    access: DeviceAccess
     services: Services
     source_ip: str | None
 
     @property
+    def vendor_id(self) -> str:
+        return self.access.vendor_id
+
+    @property
+    def container_id(self) -> str:
+        return self.access.container_id
+
+    @property
     def actor(self) -> Actor:
-        return Actor("cloud_device", self.device.id, self.vendor.id, frozenset(), self.source_ip)
+        return self.access.actor(self.source_ip)
 
-    def signer(self, session: Session) -> Signer:
-        return current_signer(session, self.vendor.id, self.services.master)
+    def signer(self) -> Signer:
+        return self.access.signer(self.services.master)
 
 
-def device_call(
+async def device_call(
     slug: str, request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
 ) -> DeviceCall:
+    """Asynchronous: it reads nothing, so it costs no thread hop of its own."""
     if credentials is None:
         raise AuthenticationError("send 'Authorization: Bearer <device token>'")
     host = request.client.host if request.client else None
-    return DeviceCall(services_of(request), slug, credentials.credentials, host)
+    return DeviceCall(services_of(request), protocol.Presented(slug, credentials.credentials, host))
+
+
+async def _blocking(function: Callable[..., T], *args: Any) -> T:
+    """Run ``function`` on the loop's executor (the thread pool ThreadedRoute uses)."""
+    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+
+
+def _json(model: BaseModel, status_code: int = 200) -> Response:
+    """An answer serialised once, by pydantic, without FastAPI validating it again."""
+    return Response(model.model_dump_json(), status_code, media_type="application/json")
 
 
 # --- redeem and register ---------------------------------------------------------------
@@ -174,7 +194,11 @@ def register(slug: str, body: RegisterIn, request: Request) -> RegistrationOut:
 
 @router.delete("/devices/current", status_code=204)
 def deregister(call: DeviceCall = Depends(device_call)) -> Response:
-    call.run(lambda s, c: cloud.deregister_device(s, c.actor, c.container, c.device.id))
+    def work(session: Session, caller: Caller) -> None:
+        container = cloud.get_container(session, caller.vendor_id, caller.container_id)
+        cloud.deregister_device(session, caller.actor, container, caller.access.device_id)
+
+    call.run(work)
     return Response(status_code=204)
 
 
@@ -200,35 +224,22 @@ def check(body: CheckIn, call: DeviceCall = Depends(device_call)) -> TokenOut:
         now = utcnow()
         (license_, *_) = cloud.find_usable(
             session,
-            caller.container,
+            caller.container_id,
             body.product,
             body.feature,
-            delivery=("cloud", "seat_pool"),
+            delivery=protocol.CLOUD_USES,
             now=now,
         )
         ttl = timedelta(seconds=int(license_.options.get("access_token_seconds", 300)))
         expires = min(now + ttl, license_.valid_until or now + ttl)
-        claims = _claims(caller, license_, now, expires) | {"scope": body.feature}
+        claims = protocol.claims(caller.access, license_, now, expires) | {"scope": body.feature}
         return TokenOut(
-            token=caller.signer(session).sign(claims, typ=ACCESS_TYP),
+            token=caller.signer().sign(claims, typ=ACCESS_TYP),
             license_id=license_.id,
             expires_at=expires,
         )
 
     return call.run(work)
-
-
-def _claims(caller: Caller, license_: License, now: datetime, expires: datetime) -> dict[str, Any]:
-    return {
-        "iss": caller.vendor.slug,
-        "sub": license_.id,
-        "aud": caller.container.id,
-        "device": caller.device.id,
-        "iat": int(now.timestamp()),
-        "exp": int(expires.timestamp()),
-        "product": license_.product_code,
-        "features": list(license_.features),
-    }
 
 
 # --- seats -----------------------------------------------------------------------------
@@ -259,23 +270,8 @@ class HeartbeatIn(BaseModel):
     fence: int
 
 
-def _lease_out(
-    session: Session, caller: Caller, license_: License, lease: seats.Lease, now: datetime
-) -> LeaseOut:
-    claims = _claims(caller, license_, now, lease.expires_at) | {
-        "lease": lease.lease_id,
-        "fence": lease.fence,
-    }
-    ttl = int(license_.options.get("seat_lease_seconds", 300))
-    return LeaseOut(
-        lease_id=lease.lease_id,
-        license_id=license_.id,
-        fence=lease.fence,
-        expires_at=lease.expires_at,
-        ttl_seconds=ttl,
-        reconnected=lease.reconnected,
-        token=caller.signer(session).sign(claims, typ=SEAT_TYP),
-    )
+def _lease_out(grant: protocol.SeatGrant) -> LeaseOut:
+    return LeaseOut.model_validate(grant, from_attributes=True)
 
 
 @dataclass(frozen=True)
@@ -309,9 +305,9 @@ def _try_checkout(
 ) -> Callable[[Session, Caller], LeaseOut | _Refusal]:
     def work(session: Session, caller: Caller) -> LeaseOut | _Refusal:
         now = utcnow()
-        queue = f"{caller.container.id}:{body.product}:{body.feature or ''}"
+        queue = caller.container_id + _wanted(body).queue_suffix()
         pools = cloud.find_usable(
-            session, caller.container, body.product, body.feature, delivery=("seat_pool",), now=now
+            session, caller.container_id, body.product, body.feature, delivery=SEAT_POOLS, now=now
         )
         holder = seats.Holder(body.user, body.device, body.process)
         if not _may_try(session, queue, waiter, pools, holder, now):
@@ -322,12 +318,13 @@ def _try_checkout(
             )
         denied: seats.Denied | None = None
         for pool in pools:
-            ttl = timedelta(seconds=int(pool.options.get("seat_lease_seconds", 300)))
+            ttl = timedelta(seconds=protocol.lease_seconds(pool.options))
             result = seats.checkout(session, pool, holder, now=now, ttl=ttl)
             if isinstance(result, seats.Lease):
                 if waiter is not None:
                     seats.leave_queue(session, waiter)
-                return _lease_out(session, caller, pool, result, now)
+                master = caller.services.master
+                return _lease_out(protocol.seat_grant(master, caller.access, pool, result, now))
             denied = result
         assert denied is not None
         return _Refusal(
@@ -342,17 +339,35 @@ def _try_checkout(
     return work
 
 
+def _wanted(body: CheckoutIn) -> protocol.SeatWanted:
+    return protocol.SeatWanted(body.product, body.feature, body.user, body.device, body.process)
+
+
 @router.post("/seats", response_model=LeaseOut, status_code=201)
-async def checkout(body: CheckoutIn, call: DeviceCall = Depends(device_call)) -> LeaseOut:
+async def checkout(body: CheckoutIn, call: DeviceCall = Depends(device_call)) -> Response:
     """Take a seat (or get your own back). With ``wait_seconds``, wait in line for one."""
+    if body.wait_seconds == 0:  # the common case first, in two statements
+        master, wanted = call.services.master, _wanted(body)
+
+        def take(connection: Connection, now: datetime) -> protocol.SeatGrant | None:
+            return protocol.take_seat(connection, master, call.presented, wanted, now=now)
+
+        grant = await _blocking(call.at_once, take)
+        if grant is not None:
+            return _json(_lease_out(grant), 201)
+    return _json(await _checkout_in_line(body, call), 201)
+
+
+async def _checkout_in_line(body: CheckoutIn, call: DeviceCall) -> LeaseOut:
+    """The full checkout, in a transaction per try: reconnects, denials, waiting."""
     waiter = None
     if body.wait_seconds > 0:
-        waiter = await run_in_threadpool(call.run, _enqueue(body))
+        waiter = await _blocking(call.run, _enqueue(body))
     deadline = time.monotonic() + body.wait_seconds
     delay = 0.05
     try:
         while True:
-            result = await run_in_threadpool(call.run, _try_checkout(body, waiter))
+            result = await _blocking(call.run, _try_checkout(body, waiter))
             if isinstance(result, LeaseOut):
                 return result
             if time.monotonic() + delay > deadline:
@@ -361,7 +376,7 @@ async def checkout(body: CheckoutIn, call: DeviceCall = Depends(device_call)) ->
             delay = min(delay * 2, 0.5)
     finally:
         if waiter is not None:  # a waiter that gives up must not block the line behind it
-            await run_in_threadpool(call.run, _leave(waiter))
+            await _blocking(call.run, _leave(waiter))
 
 
 def _leave(waiter: str) -> Callable[[Session, Caller], None]:
@@ -370,9 +385,9 @@ def _leave(waiter: str) -> Callable[[Session, Caller], None]:
 
 def _enqueue(body: CheckoutIn) -> Callable[[Session, Caller], str]:
     def work(session: Session, caller: Caller) -> str:
-        queue = f"{caller.container.id}:{body.product}:{body.feature or ''}"
+        queue = caller.container_id + _wanted(body).queue_suffix()
         return seats.enqueue(
-            session, caller.vendor.id, queue, now=utcnow(), ttl=timedelta(seconds=5)
+            session, caller.vendor_id, queue, now=utcnow(), ttl=timedelta(seconds=5)
         )
 
     return work
@@ -381,42 +396,24 @@ def _enqueue(body: CheckoutIn) -> Callable[[Session, Caller], str]:
 @router.post("/seats/{lease_id}/heartbeat", response_model=LeaseOut)
 def heartbeat(
     lease_id: str, body: HeartbeatIn, call: DeviceCall = Depends(device_call)
-) -> LeaseOut:
+) -> Response:
     """Keep a seat; 409 ``SEAT_LOST`` if it was released or reassigned meanwhile."""
+    master, fence = call.services.master, body.fence
 
-    def work(session: Session, caller: Caller) -> LeaseOut:
-        now = utcnow()
-        license_ = _lease_license(session, caller, lease_id)
-        ttl = timedelta(seconds=int(license_.options.get("seat_lease_seconds", 300)))
-        lease = seats.heartbeat(session, caller.vendor.id, lease_id, body.fence, now=now, ttl=ttl)
-        return _lease_out(session, caller, license_, lease, now)
+    def work(connection: Connection, now: datetime) -> protocol.SeatGrant:
+        return protocol.renew_seat(connection, master, call.presented, lease_id, fence, now=now)
 
-    return call.run(work)
-
-
-def _lease_license(session: Session, caller: Caller, lease_id: str) -> License:
-    license_ = session.scalar(
-        select(License)
-        .join(SeatSlot, SeatSlot.license_id == License.id)
-        .where(SeatSlot.lease_id == lease_id, License.container_id == caller.container.id)
-    )
-    if license_ is None:
-        raise ConflictError("this seat is no longer yours; check out again", code="SEAT_LOST")
-    return license_
+    return _json(_lease_out(call.at_once(work)))
 
 
 @router.delete("/seats/{lease_id}", status_code=204)
 def release(lease_id: str, call: DeviceCall = Depends(device_call)) -> Response:
-    """Free the seat at once (also ends a borrow early)."""
+    """Free the seat at once (also ends a borrow early). Releasing twice is harmless."""
 
-    def work(session: Session, caller: Caller) -> None:
-        try:
-            _lease_license(session, caller, lease_id)
-        except ConflictError:
-            return  # already free: releasing twice is harmless
-        seats.release(session, caller.vendor.id, lease_id, now=utcnow())
+    def work(connection: Connection, now: datetime) -> None:
+        protocol.release_seat(connection, call.presented, lease_id, now=now)
 
-    call.run(work)
+    call.at_once(work)
     return Response(status_code=204)
 
 
@@ -446,9 +443,9 @@ def borrow(body: BorrowIn, call: DeviceCall = Depends(device_call)) -> BorrowOut
 
     def work(session: Session, caller: Caller) -> BorrowOut | _Refusal:
         now = utcnow()
-        request = read_request(body.request, caller.vendor.slug, now)
+        request = read_request(body.request, caller.access.vendor_slug, now)
         pools = cloud.find_usable(
-            session, caller.container, body.product, body.feature, delivery=("seat_pool",), now=now
+            session, caller.container_id, body.product, body.feature, delivery=SEAT_POOLS, now=now
         )
         for pool in pools:
             until = now + seats.borrow_period(pool, body.days)
@@ -457,7 +454,7 @@ def borrow(body: BorrowIn, call: DeviceCall = Depends(device_call)) -> BorrowOut
                 session, pool, holder, now=now, ttl=until - now, borrow_until=until
             )
             if isinstance(result, seats.Lease):
-                claims = _claims(caller, pool, now, until) | {
+                claims = protocol.claims(caller.access, pool, now, until) | {
                     "aud": request.device_id,
                     "cnf": {"jkt": request.device_id},
                     "lease": result.lease_id,
@@ -465,7 +462,7 @@ def borrow(body: BorrowIn, call: DeviceCall = Depends(device_call)) -> BorrowOut
                     "lease_until": int(until.timestamp()),
                     "options": dict(pool.options) | {"custom_data": None},
                 }
-                document = caller.signer(session).sign(claims, typ=BORROW_TYP)
+                document = caller.signer().sign(claims, typ=BORROW_TYP)
                 return BorrowOut(
                     lease_id=result.lease_id,
                     license_id=pool.id,
@@ -507,7 +504,7 @@ async def return_borrow(slug: str, request: Request) -> ReturnOut:
             seats.release(session, vendor.id, lease_id, now=utcnow())
         return ReturnOut(lease_id=lease_id)
 
-    return await run_in_threadpool(run_write, services.db, work)
+    return await _blocking(run_write, services.db, work)
 
 
 # --- counters --------------------------------------------------------------------------
@@ -531,19 +528,31 @@ class ConsumeOut(BaseModel):
 
 
 @router.post("/counters/consume", response_model=ConsumeOut)
-def consume(body: ConsumeIn, call: DeviceCall = Depends(device_call)) -> JSONResponse:
+def consume(body: ConsumeIn, call: DeviceCall = Depends(device_call)) -> Response:
     """Take units atomically; the same ``key`` never counts twice. 409 ``UNITS_EXHAUSTED``."""
 
-    def work(session: Session, caller: Caller) -> ConsumeOut:
+    def at_once(connection: Connection, now: datetime) -> protocol.Consumed | None:
+        return protocol.consume_units(
+            connection, call.presented, body.product, body.feature, body.units, body.key, now=now
+        )
+
+    consumed = call.at_once(at_once)
+    if consumed is None:  # a replay, the last units, a low balance: the full service decides
+        consumed = call.run(_consume_in_full(body))
+    return _json(ConsumeOut.model_validate(consumed, from_attributes=True))
+
+
+def _consume_in_full(body: ConsumeIn) -> Callable[[Session, Caller], protocol.Consumed]:
+    def work(session: Session, caller: Caller) -> protocol.Consumed:
         now = utcnow()
         candidates = [
             item
             for item in cloud.find_usable(
                 session,
-                caller.container,
+                caller.container_id,
                 body.product,
                 body.feature,
-                delivery=("cloud", "seat_pool"),
+                delivery=protocol.CLOUD_USES,
                 now=now,
             )
             if item.options.get("units") is not None
@@ -553,7 +562,7 @@ def consume(body: ConsumeIn, call: DeviceCall = Depends(device_call)) -> JSONRes
         result = counters.consume(
             session, caller.actor, candidates[0], body.units, body.key, now=now
         )
-        return ConsumeOut(
+        return protocol.Consumed(
             license_id=candidates[0].id,
             units=-result.entry.delta,
             balance_after=result.entry.balance_after,
@@ -561,4 +570,4 @@ def consume(body: ConsumeIn, call: DeviceCall = Depends(device_call)) -> JSONRes
             replayed=result.replayed,
         )
 
-    return JSONResponse(call.run(work).model_dump())
+    return work

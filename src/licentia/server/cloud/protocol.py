@@ -1,0 +1,331 @@
+"""The hot calls of the cloud protocol, each in as few statements as it can take.
+
+A heartbeat, a release, a checkout and a consumption each start with one SELECT that
+authenticates the device (:mod:`licentia.server.cloud.access`) and reads what the
+call needs; then one statement does the work and writes its record (seat event,
+ledger row) with it (:mod:`licentia.server.seats.leases`,
+:func:`licentia.server.counters.services.consume_at_once`). Run them on
+:func:`statements`: on PostgreSQL each statement commits on its own, so no BEGIN or
+COMMIT round trip and no row lock held while Python runs.
+
+A checkout or a consumption that is not the common case (the holder reconnects to its
+own seat, others wait in line, no seat is free, the key was used before, the units
+run out or cross the low-balance mark) answers None here, having changed nothing;
+the caller then runs the full service in a transaction, which decides and records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, bindparam, exists, select
+
+from licentia.domain.errors import ConflictError
+from licentia.server.cloud.access import (
+    DeviceAccess,
+    access_parameters,
+    access_query,
+    refuse_unknown,
+    touch_device,
+    verify_access,
+)
+from licentia.server.cloud.models import CloudContainer, CloudDevice
+from licentia.server.cloud.services import choose_usable
+from licentia.server.counters.services import consume_at_once, low_balance_threshold
+from licentia.server.db.engine import Database
+from licentia.server.keys.master import MasterKey
+from licentia.server.licenses.models import License
+from licentia.server.seats import leases
+from licentia.server.seats.models import SeatSlot, SeatWaiter
+from licentia.server.seats.services import Holder, Lease
+
+SEAT_TYP = "licentia-seat+jwt"
+SEAT_POOLS, CLOUD_USES = ("seat_pool",), ("cloud", "seat_pool")
+DEFAULT_SEAT_SECONDS = 300
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[Connection]:
+    """A connection for the calls below. PostgreSQL: autocommit, each statement its own
+    transaction (every statement here is complete on its own). SQLite: one write
+    transaction for the whole call, which the process's write lock serialises anyway."""
+    if db.write_engine.dialect.name == "postgresql":
+        with db.write_engine.connect() as connection:
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
+    else:
+        with db.write_lock, db.write_engine.begin() as connection:
+            yield connection
+
+
+@dataclass(frozen=True)
+class Presented:
+    """What a device call presents: the vendor's slug, its token, where it came from."""
+
+    slug: str
+    token: str
+    source_ip: str | None = None
+
+    def parameters(self) -> dict[str, Any]:
+        return access_parameters(self.slug, self.token)
+
+
+@dataclass(frozen=True)
+class SeatGrant:
+    """A lease as the device gets it: with the signed seat token."""
+
+    lease_id: str
+    license_id: str
+    fence: int
+    expires_at: datetime
+    ttl_seconds: int
+    reconnected: bool
+    token: str
+
+
+def lease_seconds(options: dict[str, Any]) -> int:
+    return int(options.get("seat_lease_seconds", DEFAULT_SEAT_SECONDS))
+
+
+def claims(access: DeviceAccess, license_: Any, now: datetime, expires: datetime) -> dict[str, Any]:
+    """The claims every token about ``license_`` (a License or a row) carries."""
+    return {
+        "iss": access.vendor_slug,
+        "sub": license_.id,
+        "aud": access.container_id,
+        "device": access.device_id,
+        "iat": int(now.timestamp()),
+        "exp": int(expires.timestamp()),
+        "product": license_.product_code,
+        "features": list(license_.features),
+    }
+
+
+def seat_grant(
+    master: MasterKey,
+    access: DeviceAccess,
+    license_: Any,
+    lease: Lease,
+    now: datetime,
+) -> SeatGrant:
+    """Sign the seat token of ``lease`` on ``license_`` (a License or a row)."""
+    token_claims = claims(access, license_, now, lease.expires_at)
+    token_claims |= {"lease": lease.lease_id, "fence": lease.fence}
+    return SeatGrant(
+        lease_id=lease.lease_id,
+        license_id=license_.id,
+        fence=lease.fence,
+        expires_at=lease.expires_at,
+        ttl_seconds=lease_seconds(license_.options),
+        reconnected=lease.reconnected,
+        token=access.signer(master).sign(token_claims, typ=SEAT_TYP),
+    )
+
+
+def _authenticated(connection: Connection, row: Row[Any] | None, who: Presented) -> DeviceAccess:
+    if row is None:
+        refuse_unknown(connection, who.slug)
+    return verify_access(row, who.token)
+
+
+_ACCESS_QUERY = access_query()
+
+
+def authenticate(connection: Connection, who: Presented) -> DeviceAccess:
+    """The access of a call that reads nothing else with it (one SELECT)."""
+    row = connection.execute(_ACCESS_QUERY, who.parameters()).first()
+    return _authenticated(connection, row, who)
+
+
+# -- heartbeat and release -----------------------------------------------------------------
+
+_LEASE_QUERY = (
+    access_query(
+        SeatSlot.holder_key.label("holder_key"),
+        License.id.label("id"),
+        License.options.label("options"),
+        License.product_code.label("product_code"),
+        License.features.label("features"),
+    )
+    .outerjoin(
+        SeatSlot,
+        and_(SeatSlot.vendor_id == CloudDevice.vendor_id, SeatSlot.lease_id == bindparam("lease")),
+    )
+    .outerjoin(
+        License, and_(License.id == SeatSlot.license_id, License.container_id == CloudContainer.id)
+    )
+)
+
+
+def renew_seat(
+    connection: Connection,
+    master: MasterKey,
+    who: Presented,
+    lease_id: str,
+    fence: int,
+    *,
+    now: datetime,
+) -> SeatGrant:
+    """A heartbeat: two statements (access and lease; the renewal). Raises
+    ConflictError ``SEAT_LOST`` if the seat is not this container's or no longer
+    this lease's, and the access errors."""
+    row = connection.execute(_LEASE_QUERY, who.parameters() | {"lease": lease_id}).first()
+    access = _authenticated(connection, row, who)
+    assert row is not None
+    if row.id is None:
+        raise ConflictError("this seat is no longer yours; check out again", code="SEAT_LOST")
+    until = now + timedelta(seconds=lease_seconds(row.options))
+    leases.renew(connection, access.vendor_id, lease_id, fence, until=until)
+    touch_device(connection, access, now)
+    return seat_grant(master, access, row, Lease(lease_id, row.id, fence, until), now)
+
+
+def release_seat(connection: Connection, who: Presented, lease_id: str, *, now: datetime) -> None:
+    """Free the seat at once: two statements (access and lease; the release with its
+    event). Releasing twice, or a lease of another container, is harmless."""
+    row = connection.execute(_LEASE_QUERY, who.parameters() | {"lease": lease_id}).first()
+    access = _authenticated(connection, row, who)
+    assert row is not None
+    if row.id is not None:
+        leases.end(connection, access.vendor_id, lease_id, now=now, kind="release")
+    touch_device(connection, access, now)
+
+
+# -- checkout and consumption ----------------------------------------------------------------
+
+_LICENSE_COLUMNS = (
+    License.id.label("id"),
+    License.options.label("options"),
+    License.product_code.label("product_code"),
+    License.features.label("features"),
+    License.state.label("state"),
+    License.valid_until.label("valid_until"),
+)
+
+
+def _product_query(*columns: Any) -> Any:
+    """Access, and the container's licenses for the product ``product``, in id order."""
+    return (
+        access_query(*_LICENSE_COLUMNS, *columns)
+        .outerjoin(
+            License,
+            and_(
+                License.container_id == CloudContainer.id,
+                License.product_code == bindparam("product"),
+            ),
+        )
+        .order_by(License.id)
+    )
+
+
+_WAITING = exists(
+    select(SeatWaiter.id).where(
+        SeatWaiter.queue == CloudContainer.id + bindparam("queue_suffix"),
+        SeatWaiter.expires_at > bindparam("now", type_=SeatWaiter.expires_at.type),
+    )
+).label("waiting")
+_CHECKOUT_QUERY = _product_query(_WAITING)
+_CONSUME_QUERY = _product_query()
+
+
+@dataclass(frozen=True)
+class SeatWanted:
+    """A checkout as the device asks for it."""
+
+    product: str
+    feature: str | None
+    user: str
+    device: str
+    process: str
+
+    def queue_suffix(self) -> str:
+        """The waiting line's name after the container id (see the checkout route)."""
+        return f":{self.product}:{self.feature or ''}"
+
+
+def take_seat(
+    connection: Connection, master: MasterKey, who: Presented, wanted: SeatWanted, *, now: datetime
+) -> SeatGrant | None:
+    """A new lease on the first usable pool's lowest free seat, in two statements
+    (access and pools; the take with its checkout event). None, having taken nothing,
+    when the full checkout must decide (see the module docstring). Raises the access
+    errors and those of :func:`licentia.server.cloud.services.choose_usable`."""
+    parameters = who.parameters() | {
+        "product": wanted.product,
+        "queue_suffix": wanted.queue_suffix(),
+        "now": now,
+    }
+    rows = connection.execute(_CHECKOUT_QUERY, parameters).all()
+    access = _authenticated(connection, rows[0] if rows else None, who)
+    found = [row for row in rows if row.id is not None]
+    pool = choose_usable(found, wanted.product, wanted.feature, delivery=SEAT_POOLS, now=now)[0]
+    if rows[0].waiting:
+        return None
+    holder = Holder(wanted.user, wanted.device, wanted.process)
+    ttl = lease_seconds(pool.options)
+    claim = leases.Claim(
+        license_id=pool.id,
+        vendor_id=access.vendor_id,
+        holder_key=holder.key(str(pool.options.get("seat_counting", "per_user"))),
+        user=wanted.user,
+        device=wanted.device,
+        process=wanted.process,
+        now=now,
+        expires_at=now + timedelta(seconds=ttl),
+    )
+    lease_id, taken = leases.take_free(connection, claim)
+    if taken.fence is None:
+        return None
+    touch_device(connection, access, now)
+    lease = Lease(lease_id, pool.id, taken.fence, claim.expires_at)
+    return seat_grant(master, access, pool, lease, now)
+
+
+@dataclass(frozen=True)
+class Consumed:
+    license_id: str
+    units: int
+    balance_after: int
+    key: str
+    replayed: bool = False
+
+
+def consume_units(
+    connection: Connection,
+    who: Presented,
+    product: str,
+    feature: str | None,
+    units: int,
+    key: str,
+    *,
+    now: datetime,
+) -> Consumed | None:
+    """Take ``units`` from the first usable counter for ``product``, in two statements
+    (access and licenses; the balance with its ledger row). None, having taken
+    nothing, when the full consumption must decide. Raises ConflictError
+    ``NO_COUNTER``, the access errors and those of ``choose_usable``."""
+    rows = connection.execute(_CONSUME_QUERY, who.parameters() | {"product": product}).all()
+    access = _authenticated(connection, rows[0] if rows else None, who)
+    found = [row for row in rows if row.id is not None]
+    usable = choose_usable(found, product, feature, delivery=CLOUD_USES, now=now)
+    counted = [row for row in usable if row.options.get("units") is not None]
+    if not counted:
+        raise ConflictError("no license here counts units", code="NO_COUNTER")
+    license_ = counted[0]
+    taken = consume_at_once(
+        connection,
+        license_id=license_.id,
+        vendor_id=access.vendor_id,
+        actor_id=access.device_id,
+        units=units,
+        key=key,
+        low_balance=low_balance_threshold(license_.options),
+        now=now,
+    )
+    if taken is None:
+        return None
+    touch_device(connection, access, now)
+    return Consumed(license_.id, units, taken.balance_after, key)

@@ -1,0 +1,343 @@
+"""The seat statements of the hot calls: renew, end, and take a free seat.
+
+Each function here runs on a Connection, without the ORM, and keeps the promises of
+:mod:`licentia.server.seats.services` in the fewest statements:
+
+- on PostgreSQL every function is *one* statement (data-modifying CTEs write the seat
+  and its event together), so it is atomic on its own and needs no surrounding
+  transaction: the calls run in autocommit and a row lock is held only inside the
+  database, never across a round trip to Python;
+- on SQLite a function may run a few statements, so it must run inside a write
+  transaction; every SQLite write does (``BEGIN IMMEDIATE``), and the process's write
+  lock makes the statements one unit anyway.
+
+The limits stay where they were: a seat is taken only by the conditional UPDATE (free
+meaning never used, released, or expired against ``now`` in the query), a renewal
+names the lease *and* its fence, and ``(license_id, holder_key)`` is unique.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    false,
+    func,
+    insert,
+    null,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from licentia.domain.errors import ConflictError
+from licentia.domain.ids import new_id
+from licentia.server.seats.models import SeatEvent, SeatSlot
+
+_slots = cast(Table, SeatSlot.__table__)
+_events = cast(Table, SeatEvent.__table__)
+# Each column of a seat event and the bound parameter that fills it.
+_EVENT_PARAMETERS = {
+    "id": "event_id",
+    "vendor_id": "vendor",
+    "license_id": "license",
+    "kind": "kind",
+    "lease_id": "lease",
+    "holder_key": "holder",
+    "in_use": "in_use",
+    "at": "now",
+}
+_EVENT_COLUMNS = tuple(_EVENT_PARAMETERS)
+
+
+def _event_param(column: str, name: str) -> Any:
+    return bindparam(name, type_=_events.c[column].type)
+
+
+def _free(table: Any, now: ColumnElement[Any]) -> ColumnElement[bool]:
+    return or_(table.c.expires_at.is_(None), table.c.expires_at <= now)
+
+
+def _is_postgresql(connection: Connection) -> bool:
+    return connection.dialect.name == "postgresql"
+
+
+# -- renew ------------------------------------------------------------------------------
+
+_RENEW = (
+    update(_slots)
+    .where(
+        _slots.c.vendor_id == bindparam("vendor"),
+        _slots.c.lease_id == bindparam("lease"),
+        _slots.c.fence == bindparam("held_fence"),
+        _slots.c.borrowed.is_(False),
+    )
+    .values(expires_at=bindparam("until", type_=_slots.c.expires_at.type), released_at=null())
+    .returning(_slots.c.license_id)
+)
+
+
+def renew(
+    connection: Connection, vendor_id: str, lease_id: str, fence: int, *, until: datetime
+) -> str:
+    """Extend a lease to ``until``; returns its license id. Raises ConflictError
+    ``SEAT_LOST`` if the seat was released, force-released or reassigned (the fence
+    moved on), or is borrowed. One statement on every backend."""
+    license_id = connection.scalar(
+        _RENEW, {"vendor": vendor_id, "lease": lease_id, "held_fence": fence, "until": until}
+    )
+    if license_id is None:
+        raise ConflictError("this seat is no longer yours; check out again", code="SEAT_LOST")
+    return str(license_id)
+
+
+# -- end ----------------------------------------------------------------------------------
+
+
+def _in_use_besides(slot_id: Any, license_id: Any) -> Any:
+    """How many of the pool's other seats are held at ``now``: after a release, the
+    seats in use (on PostgreSQL a CTE's sibling reads the rows as they were before)."""
+    other = _slots.alias("other")
+    return (
+        select(func.count())
+        .select_from(other)
+        .where(
+            other.c.license_id == license_id,
+            other.c.expires_at > bindparam("now", type_=_slots.c.expires_at.type),
+            other.c.id != slot_id,
+        )
+        .scalar_subquery()
+    )
+
+
+def _ending_values() -> dict[str, Any]:
+    now = bindparam("now", type_=_slots.c.expires_at.type)
+    return {
+        "holder_key": null(),
+        "lease_id": null(),
+        "expires_at": now,
+        "released_at": now,
+        "borrowed": false(),
+    }
+
+
+def _end_statement() -> Any:
+    """PostgreSQL: lock the lease's slot, free it and write the event, in one statement."""
+    old = (
+        select(_slots.c.id, _slots.c.license_id, _slots.c.holder_key)
+        .where(_slots.c.vendor_id == bindparam("vendor"), _slots.c.lease_id == bindparam("lease"))
+        .with_for_update()
+        .cte("old")
+    )
+    ended = (
+        update(_slots)
+        .where(_slots.c.id == old.c.id)
+        .values(**_ending_values())
+        .returning(_slots.c.id, _slots.c.license_id, old.c.holder_key)
+        .cte("ended")
+    )
+    event = select(
+        _event_param("id", "event_id"),
+        _event_param("vendor_id", "vendor"),
+        ended.c.license_id,
+        _event_param("kind", "kind"),
+        _event_param("lease_id", "lease"),
+        ended.c.holder_key,
+        _in_use_besides(ended.c.id, ended.c.license_id),
+        _event_param("at", "now"),
+    ).select_from(ended)
+    return (
+        insert(_events)
+        .from_select(_EVENT_COLUMNS, event)
+        .returning(_events.c.license_id)
+        .add_cte(old)
+        .add_cte(ended)
+    )
+
+
+_END = _end_statement()
+_END_FIND = (
+    select(_slots.c.id, _slots.c.license_id, _slots.c.holder_key)
+    .where(_slots.c.vendor_id == bindparam("vendor"), _slots.c.lease_id == bindparam("lease"))
+    .with_for_update()
+)
+_END_FREE = update(_slots).where(_slots.c.id == bindparam("slot_id")).values(**_ending_values())
+_EVENT = insert(_events).values(
+    {column: _event_param(column, name) for column, name in _EVENT_PARAMETERS.items()}
+)
+
+
+def end(
+    connection: Connection, vendor_id: str, lease_id: str, *, now: datetime, kind: str
+) -> str | None:
+    """Free a lease's seat at ``now`` and record the event ``kind`` (release,
+    force_release) with the seats still in use; returns the license id, or None if no
+    seat holds this lease (it never existed, or was ended already)."""
+    values = {"vendor": vendor_id, "lease": lease_id, "now": now, "kind": kind}
+    values["event_id"] = new_id()
+    if _is_postgresql(connection):
+        found = connection.scalar(_END, values)
+        return None if found is None else str(found)
+    row = connection.execute(_END_FIND, values).first()
+    if row is None:
+        return None
+    connection.execute(_END_FREE, {"slot_id": row.id, "now": now})
+    in_use = connection.scalar(select(_in_use_besides(row.id, row.license_id)), {"now": now})
+    connection.execute(
+        _EVENT, values | {"license": row.license_id, "holder": row.holder_key, "in_use": in_use}
+    )
+    return str(row.license_id)
+
+
+# -- take a free seat ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who takes a seat, until when, and what to record."""
+
+    license_id: str
+    vendor_id: str
+    holder_key: str
+    user: str
+    device: str
+    process: str
+    now: datetime
+    expires_at: datetime
+    borrowed: bool = False
+
+    def parameters(self, lease_id: str) -> dict[str, Any]:
+        return {
+            "license": self.license_id,
+            "vendor": self.vendor_id,
+            "holder": self.holder_key,
+            "user": self.user,
+            "device": self.device,
+            "process": self.process,
+            "now": self.now,
+            "until": self.expires_at,
+            "is_borrowed": self.borrowed,
+            "lease": lease_id,
+            "event_id": new_id(),
+            "kind": "borrow" if self.borrowed else "checkout",
+            "in_use": 0,
+        }
+
+
+@dataclass(frozen=True)
+class Taken:
+    """:func:`take_free`'s answer: the fence of the new lease, or why there is none."""
+
+    fence: int | None
+    holds_own: bool = False
+
+
+def _own(table: Any) -> Any:
+    return select(table.c.id).where(
+        table.c.license_id == bindparam("license"), table.c.holder_key == bindparam("holder")
+    )
+
+
+def _free_slot(table: Any) -> Any:
+    """The lowest free slot nobody else is taking right now (SKIP LOCKED)."""
+    now = bindparam("now", type_=_slots.c.expires_at.type)
+    return (
+        select(table.c.id)
+        .where(table.c.license_id == bindparam("license"), _free(table, now))
+        .order_by(table.c.slot)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _take(slot_id: Any) -> Any:
+    now = bindparam("now", type_=_slots.c.expires_at.type)
+    return (
+        update(_slots)
+        .where(_slots.c.id == slot_id, _free(_slots, now))
+        .values(
+            holder_key=bindparam("holder"),
+            lease_id=bindparam("lease"),
+            fence=_slots.c.fence + 1,
+            acquired_at=now,
+            expires_at=bindparam("until", type_=_slots.c.expires_at.type),
+            released_at=null(),
+            borrowed=bindparam("is_borrowed"),
+            user_name=bindparam("user"),
+            device_name=bindparam("device"),
+            process_id=bindparam("process"),
+        )
+        .returning(_slots.c.fence)
+    )
+
+
+def _take_statement() -> Any:
+    """PostgreSQL: unless the holder has a slot of its own, take the lowest free one
+    and record the checkout, in one statement; answers (fence or NULL, holds own)."""
+    own = _own(_slots).cte("own")
+    candidates = _slots.alias("candidate")
+    free = _free_slot(candidates).where(~exists(select(own.c.id))).cte("free")
+    taken = _take(free.c.id).cte("taken")
+    event = select(
+        *(_event_param(column, name) for column, name in _EVENT_PARAMETERS.items())
+    ).select_from(taken)
+    recorded = insert(_events).from_select(_EVENT_COLUMNS, event).cte("recorded")
+    return (
+        select(
+            select(taken.c.fence).scalar_subquery().label("fence"),
+            exists(select(own.c.id)).label("holds_own"),
+        )
+        .add_cte(own)
+        .add_cte(free)
+        .add_cte(taken)
+        .add_cte(recorded)
+    )
+
+
+_TAKE = _take_statement()
+_OWN = _own(_slots)
+_FREE = _free_slot(_slots)
+_TAKE_SLOT = _take(bindparam("slot_id"))
+
+
+def take_free(connection: Connection, claim: Claim) -> tuple[str, Taken]:
+    """Give ``claim``'s holder a new lease on the pool's lowest free seat and record
+    the checkout (or borrow); returns the lease id and the fence. Takes nothing when
+    the holder already has a slot of its own (``holds_own``: a reconnect, which
+    :func:`licentia.server.seats.services.checkout` handles) or when no free seat is
+    left that another checkout is not taking at this moment (``fence`` None; that
+    checkout may yet fail, so only the full checkout may deny)."""
+    lease_id = new_id()
+    values = claim.parameters(lease_id)
+    if _is_postgresql(connection):
+        row = connection.execute(_TAKE, values).one()
+        return lease_id, Taken(row.fence, bool(row.holds_own))
+    if connection.scalar(_OWN, values) is not None:
+        return lease_id, Taken(None, holds_own=True)
+    slot = connection.scalar(_FREE, values)
+    if slot is None:
+        return lease_id, Taken(None)
+    fence = connection.scalar(_TAKE_SLOT, values | {"slot_id": slot})
+    if fence is not None:
+        connection.execute(_EVENT, values)
+    return lease_id, Taken(fence)
+
+
+def in_use(connection: Connection, license_id: str, now: datetime) -> int:
+    """How many of the pool's seats are held at ``now``."""
+    return int(
+        connection.scalar(
+            select(func.count())
+            .select_from(_slots)
+            .where(and_(_slots.c.license_id == license_id, _slots.c.expires_at > now))
+        )
+        or 0
+    )
