@@ -26,8 +26,7 @@ from licentia.server.cloud.models import CloudContainer, CloudDevice
 from licentia.server.cloud.services import DEVICE_TOKEN_PREFIX
 from licentia.server.keys.master import MasterKey
 from licentia.server.keys.models import SigningKey
-from licentia.server.keys.services import CURRENT, Signer
-from licentia.server.keys.services import _unsealed as unsealed_signer
+from licentia.server.keys.services import CURRENT, Signer, unsealed_signer
 from licentia.server.tenancy.models import Vendor
 
 _UNKNOWN_TOKEN = "unknown device token; register this device again"  # noqa: S105 - a message

@@ -120,11 +120,11 @@ def current_signer(session: Session, vendor_id: str, master: MasterKey) -> Signe
     )
     if key is None:
         raise ConflictError("this vendor has no signing key yet", code="NO_SIGNING_KEY")
-    return _unsealed(master, key.kid, key.private_key_encrypted)
+    return unsealed_signer(master, key.kid, key.private_key_encrypted)
 
 
 @lru_cache(maxsize=256)
-def _unsealed(master: MasterKey, kid: str, sealed: bytes) -> Signer:
+def unsealed_signer(master: MasterKey, kid: str, sealed: bytes) -> Signer:
     """The decrypted signer of one key version. Cached per process: a key's sealed
     bytes never change (rotation makes a new kid), and unsealing on every request was a
     measurable share of a signing request. Nothing here is state another node needs."""

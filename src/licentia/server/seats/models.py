@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from licentia.server.db.base import Base, created_column, id_column, vendor_column
@@ -20,6 +20,8 @@ class SeatSlot(Base):
     __table_args__ = (
         UniqueConstraint("license_id", "slot"),
         UniqueConstraint("license_id", "holder_key"),
+        # counting a pool's seats in use (every release and denial) without a scan
+        Index("ix_seat_slots_license_expires", "license_id", "expires_at"),
     )
 
     id: Mapped[str] = id_column()
