@@ -32,13 +32,14 @@ from bench.api import (
     measure_reads,
     seed_catalog,
 )
-from bench.devices import measure_devices
+from bench.devices import measure_device_traffic, measure_devices, traffic_rows
 from bench.devices import rows as device_rows
 from bench.seats import SeatBenchConfig, measure_seats
 from bench.seats import rows as seat_rows
 from bench.server import (
     BenchSetupError,
     Environment,
+    Tenant,
     new_environment,
     prepare,
     running_server,
@@ -139,7 +140,7 @@ def run_backend(backend: str, config: Config, figures: Figures) -> None:
             )
             figures.devices += device_rows(device_figures, backend)
         if backend == "postgresql" and config.postgres_workers > 1:
-            _orders_with_workers(env, api_key, catalog.sku, config, figures)
+            _with_workers(env, tenant, catalog.sku, config, figures)
         if backend == "postgresql":
             figures.seats = _seats(env, tenant.slug, api_key, config)
 
@@ -153,12 +154,18 @@ def _seats(env: Environment, slug: str, api_key: str, config: Config) -> dict[st
     return report | {"workers": config.postgres_workers}
 
 
-def _orders_with_workers(
-    env: Environment, api_key: str, sku: str, config: Config, figures: Figures
+def _with_workers(
+    env: Environment, tenant: Tenant, sku: str, config: Config, figures: Figures
 ) -> None:
-    with running_server(env, workers=config.postgres_workers) as server:
-        orders = _orders(server.url, api_key, sku, config)
-    figures.orders.append(_order_row("postgresql", config.postgres_workers, orders))
+    """Orders, activations and syncs against one node with several worker processes."""
+    workers = config.postgres_workers
+    with running_server(env, workers=workers) as server:
+        orders = _orders(server.url, tenant.api_key, sku, config)
+        activations, syncs = measure_device_traffic(
+            server, tenant.slug, tenant.api_key, seconds=config.device_seconds
+        )
+    figures.orders.append(_order_row("postgresql", workers, orders))
+    figures.devices += traffic_rows(activations, syncs, f"postgresql, {workers} workers")
 
 
 def _orders(url: str, api_key: str, sku: str, config: Config) -> WrkResult:
