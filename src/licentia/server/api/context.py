@@ -113,7 +113,7 @@ def require(scope: str) -> Callable[..., Awaitable[Context]]:
     """A dependency: the caller's Context, if its credential holds ``scope``.
 
     Asynchronous so that a request whose credential is cached costs no thread hop
-    before the route's own; a credential not seen lately is read in the threadpool.
+    before the route's own; a credential not seen lately is read on the loop's executor.
     """
 
     async def dependency(
