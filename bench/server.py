@@ -16,9 +16,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +74,13 @@ def throwaway_database(backend: str, workdir: Path) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class Environment:
-    """The ``LICENTIA_*`` settings every process of one benchmark shares."""
+    """The ``LICENTIA_*`` settings every process of one benchmark (or one test
+    cluster, tests/e2e/harness) shares; ``extra`` adds or overrides variables."""
 
     database_url: str
     master_key: str
     workdir: Path
+    extra: Mapping[str, str] = field(default_factory=dict)
 
     def variables(self) -> dict[str, str]:
         return {
@@ -87,6 +89,7 @@ class Environment:
             "LICENTIA_DATABASE_URL": self.database_url,
             "LICENTIA_MASTER_KEY": self.master_key,
             "LICENTIA_MASTER_KEY_FILE": str(self.workdir / "master.key"),
+            **self.extra,
         }
 
     def cli(self, *args: str) -> Any:
@@ -104,8 +107,10 @@ class Environment:
         return json.loads(done.stdout)
 
 
-def new_environment(database_url: str, workdir: Path) -> Environment:
-    return Environment(database_url, new_master_key_text(), workdir)
+def new_environment(
+    database_url: str, workdir: Path, extra: Mapping[str, str] | None = None
+) -> Environment:
+    return Environment(database_url, new_master_key_text(), workdir, dict(extra or {}))
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,19 @@ class Server:
 @contextmanager
 def running_server(env: Environment, *, workers: int = 1) -> Iterator[Server]:
     """Start ``licentia serve`` and wait until ``/readyz`` answers 200."""
+    server = start_server(env, workers=workers)
+    try:
+        wait_ready(server)
+        yield server
+    except BenchSetupError as error:
+        raise BenchSetupError(f"{error}\nserver log:\n{tail(server.log, 40)}") from error
+    finally:
+        server.stop()
+
+
+def start_server(env: Environment, *, workers: int = 1) -> Server:
+    """Start ``licentia serve`` on a free loopback port, without waiting for it; the
+    caller stops it (``Server.stop``)."""
     port = free_port()
     log = env.workdir / f"serve-{port}.log"
     with log.open("wb") as sink:
@@ -159,14 +177,7 @@ def running_server(env: Environment, *, workers: int = 1) -> Iterator[Server]:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so workers stop with it
         )
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    try:
-        wait_ready(server)
-        yield server
-    except BenchSetupError as error:
-        raise BenchSetupError(f"{error}\nserver log:\n{tail(server.log, 40)}") from error
-    finally:
-        server.stop()
+    return Server(process, f"http://127.0.0.1:{port}", log)
 
 
 def wait_ready(server: Server) -> None:

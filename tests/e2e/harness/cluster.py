@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -17,108 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bench.server import LICENTIA, Environment, Server, new_environment, start_server, wait_ready
 
-from licentia.server.keys.master import new_master_key_text
-
-LICENTIA = str(Path(sys.executable).with_name("licentia"))
-READY_SECONDS = 60.0
-
-
-@dataclass(frozen=True)
-class Environment:
-    """The ``LICENTIA_*`` settings every server and CLI process of one cluster shares."""
-
-    database_url: str
-    workdir: Path
-    master_key: str
-
-    def variables(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "LICENTIA_ENVIRONMENT": "development",
-            "LICENTIA_DATABASE_URL": self.database_url,
-            "LICENTIA_MASTER_KEY": self.master_key,
-            "LICENTIA_MASTER_KEY_FILE": str(self.workdir / "master.key"),
-            "LICENTIA_SWEEP_SECONDS": "2",  # the sweep runs during the races, on every node
-            "LICENTIA_DATABASE_POOL_SIZE": "8",
-        }
-
-    def cli(self, *args: str) -> Any:
-        """``licentia ARGS --json``, parsed; fails loudly with the command's stderr."""
-        done = subprocess.run(
-            [LICENTIA, *args, "--json"],
-            env=self.variables(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, f"licentia {' '.join(args)}: {done.stderr}"
-        return json.loads(done.stdout)
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
+__all__ = ["LICENTIA", "Environment", "Pool", "Server", "create_pool", "environment", "serve"]
 
 
 @contextmanager
 def serve(env: Environment, count: int, *, workers: int = 1) -> Iterator[list[Server]]:
     """``count`` separate ``licentia serve`` processes on loopback ports, all ready
-    (each with ``workers`` worker processes)."""
+    (each with ``workers`` worker processes); raises if one does not come up."""
     with ExitStack() as stack:
-        servers = [_start(env, workers) for _ in range(count)]
+        servers = [start_server(env, workers=workers) for _ in range(count)]
         for server in servers:
             stack.callback(server.stop)
         for server in servers:
-            _wait_ready(server)
+            wait_ready(server)
         yield servers
-
-
-def _start(env: Environment, workers: int) -> Server:
-    port = _free_port()
-    log = env.workdir / f"serve-{port}.log"
-    command = [LICENTIA, "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [*command, "--workers", str(workers)],
-            env=env.variables(),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Server(process, f"http://127.0.0.1:{port}", log)
-
-
-def _wait_ready(server: Server) -> None:
-    deadline = time.monotonic() + READY_SECONDS
-    while time.monotonic() < deadline:
-        assert server.process.poll() is None, f"the server exited:\n{server.log.read_text()}"
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"the server was not ready:\n{server.log.read_text()}")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -203,4 +111,7 @@ def create_pool(env: Environment, base_url: str, **options: Any) -> Pool:
 
 
 def environment(database_url: str, workdir: Path) -> Environment:
-    return Environment(database_url, workdir, new_master_key_text())
+    """The benchmark's server environment, with the sweep running during the races on
+    every node and a smaller pool per process (several nodes share one database)."""
+    extra = {"LICENTIA_SWEEP_SECONDS": "2", "LICENTIA_DATABASE_POOL_SIZE": "8"}
+    return new_environment(database_url, workdir, extra)
