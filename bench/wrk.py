@@ -33,7 +33,7 @@ class Request:
 
 @dataclass(frozen=True)
 class WrkResult:
-    """What one timed phase saw; the same reading surface as bench.load.LoadResult."""
+    """What one timed phase saw (rate, percentiles, errors), as bench.load.LoadResult."""
 
     ok: int
     seconds: float

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -192,5 +191,7 @@ def test_a_server_with_several_worker_processes_answers_without_a_delayed_ack_st
             times.append(time.perf_counter() - sent)
 
     # Without TCP_NODELAY on the workers' connections, each answer waits ~40 ms for
-    # the client's delayed ACK: a heartbeat could never meet a 50 ms p99.
-    assert statistics.median(times) < 0.02
+    # the client's delayed ACK: a heartbeat could never meet a 50 ms p99. The stall
+    # hits every answer, a busy machine only some: the fastest quarter tells them apart.
+    fastest_quarter = sorted(times)[len(times) // 4]
+    assert fastest_quarter < 0.02, f"answers took {sorted(times)}"
