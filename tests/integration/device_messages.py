@@ -22,6 +22,7 @@ from licentia.formats.device import (
     okp_jwk,
 )
 from licentia.formats.jws import sign_document
+from tests.factories import VendorHandle
 
 FACTORS = {"machine-id": "a" * 64, "dmi-uuid": "b" * 64, "mac": "c" * 64, "disk": "d" * 64}
 
@@ -68,3 +69,16 @@ class BareDevice:
 
     def return_proof(self, license_id: str) -> str:
         return self._sign({"license": license_id, "seq": self.seq}, RETURN_TYP)
+
+
+def activate_device(vendor: VendorHandle, ticket_code: str) -> str:
+    """Activate a bare device on the ticket; returns the id the vendor knows it by."""
+    device = BareDevice(vendor.slug)
+    response = vendor.client.post(
+        f"/api/v1/vendors/{vendor.slug}/devices/activate",
+        content=device.request("activate", ticket_code),
+        headers={"Content-Type": "application/jose"},
+    )
+    assert response.status_code == 200, response.text
+    listed = vendor.ok("GET", "/devices")["items"]
+    return str(next(item["id"] for item in listed if item["key_id"] == device.id))

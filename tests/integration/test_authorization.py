@@ -33,7 +33,7 @@ from licentia.server.keys.master import MasterKey
 from licentia.server.tenancy import services as tenancy
 from licentia.server.tenancy.models import UserSession, VendorUser
 from tests.factories import PASSWORD, VendorFactory, VendorHandle
-from tests.integration.device_messages import BareDevice
+from tests.integration.objects import one_of_each
 
 API = "/api/v1"
 PROBLEM = "application/problem+json"
@@ -207,46 +207,11 @@ def log_in(client: TestClient, slug: str, email: str, password: str = PASSWORD) 
     )
 
 
-def activate_device(vendor: VendorHandle, ticket_code: str) -> str:
-    """Activate a bare device on the ticket; returns the id the vendor knows it by."""
-    device = BareDevice(vendor.slug)
-    response = vendor.client.post(
-        f"{API}/vendors/{vendor.slug}/devices/activate",
-        content=device.request("activate", ticket_code),
-        headers={"Content-Type": "application/jose"},
-    )
-    assert response.status_code == 200, response.text
-    listed = vendor.ok("GET", "/devices")["items"]
-    return str(next(item["id"] for item in listed if item["key_id"] == device.id))
-
-
 def build_world(vendor: VendorHandle) -> World:
-    template = vendor.template({"validity": {"kind": "days_from_issue", "days": 30}})
-    customer = vendor.ok("POST", "/customers", json={"name": "Acme"})
-    order = vendor.order([{"sku": template["sku"], "quantity": 2}], customer_id=customer["id"])
-    ticket = vendor.ok("GET", f"/tickets/{order['ticket_id']}")
-    device_id = activate_device(vendor, order["ticket_code"])
-    old_kid = vendor.ok("GET", "/signing-keys")["items"][0]["kid"]
-    vendor.ok("POST", "/signing-keys/rotate")
-    spare = vendor.ok("POST", "/api-keys", json={"name": "spare", "scopes": ["catalog:read"]})
-    container = vendor.ok("POST", "/cloud-containers", json={"name": "box"})
+    made = one_of_each(vendor, f"m{secrets.token_hex(6)}")
     user = new_user(vendor, Role.READ_ONLY)
-    params = {
-        "slug": vendor.slug,
-        "product_id": template["product_id"],
-        "template_id": template["id"],
-        "customer_id": customer["id"],
-        "order_id": order["id"],
-        "ticket_id": ticket["id"],
-        "license_id": ticket["license_ids"][0],
-        "device_id": device_id,
-        "kid": old_kid,
-        "key_id": spare["id"],
-        "container_id": container["id"],
-        "lease_id": "no-such-lease",
-    }
     login = {"vendor": vendor.slug, "email": user.email, "password": PASSWORD}
-    return World(vendor, params, template["sku"], order["ticket_code"], login)
+    return World(vendor, {"slug": vendor.slug, **made.ids}, made.sku, made.ticket_code, login)
 
 
 def call(world: World, endpoint: tuple[str, str], token: str | None) -> Response:

@@ -24,6 +24,7 @@ from licentia.server.keys.master import MasterKey
 from licentia.server.tenancy import services as tenancy
 from tests.factories import PASSWORD, VendorFactory, VendorHandle
 from tests.integration.device_messages import BareDevice
+from tests.integration.objects import one_of_each
 
 API = "/api/v1"
 PROBLEM = "application/problem+json"
@@ -80,67 +81,10 @@ class Tenant:
         return [self.marker, self.ticket_code]
 
 
-def activate_device(vendor: VendorHandle, ticket_code: str) -> str:
-    device = BareDevice(vendor.slug)
-    response = vendor.client.post(
-        f"{API}/vendors/{vendor.slug}/devices/activate",
-        content=device.request("activate", ticket_code),
-        headers={"Content-Type": "application/jose"},
-    )
-    assert response.status_code == 200, response.text
-    listed = vendor.ok("GET", "/devices")["items"]
-    return str(next(item["id"] for item in listed if item["key_id"] == device.id))
-
-
 def populate(vendor: VendorHandle) -> Tenant:
     marker = f"m{secrets.token_hex(6)}"
-    product = vendor.ok(
-        "POST",
-        "/products",
-        json={"code": f"P-{marker}", "name": f"Product {marker}", "features": [{"code": "edit"}]},
-    )
-    template = vendor.template(
-        {"validity": {"kind": "days_from_issue", "days": 30}, "units": 100},
-        product=product,
-        sku=f"S-{marker}",
-        name=f"Template {marker}",
-    )
-    customer = vendor.ok(
-        "POST",
-        "/customers",
-        json={"name": f"Customer {marker}", "external_id": f"C-{marker}", "email": f"{marker}@x.t"},
-    )
-    order = vendor.ok(
-        "POST",
-        "/orders",
-        json={
-            "external_order_id": f"O-{marker}",
-            "customer_id": customer["id"],
-            "lines": [{"sku": template["sku"], "quantity": 2}],
-        },
-    )
-    ticket = vendor.ok("GET", f"/tickets/{order['ticket_id']}")
-    device_id = activate_device(vendor, order["ticket_code"])
-    old_kid = vendor.ok("GET", "/signing-keys")["items"][0]["kid"]
-    vendor.ok("POST", "/signing-keys/rotate")
-    spare = vendor.ok("POST", "/api-keys", json={"name": f"K-{marker}", "scopes": ["audit:read"]})
-    container = vendor.ok("POST", "/cloud-containers", json={"name": f"B-{marker}"})
-    ids = {
-        "product_id": product["id"],
-        "template_id": template["id"],
-        "customer_id": customer["id"],
-        "order_id": order["id"],
-        "ticket_id": ticket["id"],
-        "license_id": ticket["license_ids"][0],
-        "device_id": device_id,
-        "kid": old_kid,
-        "key_id": spare["id"],
-        "container_id": container["id"],
-        # A seat lease exists only while a device holds a seat; the license in the
-        # same path is what vendor B must not reach.
-        "lease_id": "no-such-lease",
-    }
-    return Tenant(vendor, ids, marker, template["sku"], order["ticket_code"], ticket["license_ids"])
+    made = one_of_each(vendor, marker)
+    return Tenant(vendor, made.ids, marker, made.sku, made.ticket_code, made.license_ids)
 
 
 @pytest.fixture(scope="module")
