@@ -55,17 +55,26 @@ def throwaway_database(backend: str, workdir: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{workdir / 'bench.db'}"
         return
-    admin_url = make_url(postgres_admin_url()).set(drivername="postgresql+psycopg")
-    name = f"licentia_bench_{secrets.token_hex(4)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with postgres_database(postgres_admin_url(), "licentia_bench") as url:
+        yield url
+
+
+@contextmanager
+def postgres_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty database named ``prefix_<random>`` on the PostgreSQL server of
+    ``admin_url``, dropped (connections and all) when the block ends. The tests make
+    theirs with it too. Raises BenchSetupError if the server cannot be reached."""
+    admin_at = make_url(admin_url).set(drivername="postgresql+psycopg")
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = create_engine(admin_at, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except OperationalError as error:
         admin.dispose()
-        raise BenchSetupError(f"PostgreSQL not reachable: {error.orig}") from error
+        raise BenchSetupError(f"PostgreSQL not reachable at {admin_url}: {error.orig}") from error
     try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
+        yield admin_at.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -13,14 +13,13 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from bench.server import BenchSetupError, postgres_database
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
 from licentia.server.api import create_app
 from licentia.server.db.engine import Database, connect
@@ -53,24 +52,17 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def _postgres_database() -> Iterator[str]:
-    admin_url = make_url(_postgres_admin_url()).set(drivername="postgresql+psycopg")
-    name = f"licentia_test_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    stack = ExitStack()
     try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as error:
-        admin.dispose()
-        message = f"PostgreSQL not reachable at {_postgres_admin_url()}: {error.orig}"
+        url = stack.enter_context(
+            postgres_database(_postgres_admin_url(), f"licentia_test_{os.getpid()}")
+        )
+    except BenchSetupError as error:
         if os.environ.get("LICENTIA_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message)
-        pytest.skip(message + " (set LICENTIA_TEST_POSTGRES_URL to run these tests)")
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            pytest.fail(str(error))
+        pytest.skip(f"{error} (set LICENTIA_TEST_POSTGRES_URL to run these tests)")
+    with stack:
+        yield url
 
 
 @pytest.fixture(scope="session")
