@@ -19,6 +19,7 @@ from licentia.domain.errors import ConfigurationError
 from licentia.server.api import problems
 from licentia.server.api.context import Services
 from licentia.server.api.credentials import CredentialCache
+from licentia.server.api.hot import HotCalls, LicentiaApp
 from licentia.server.api.routes import (
     audit,
     catalog,
@@ -78,7 +79,7 @@ def create_app(
         if database is None:
             db.dispose()
 
-    app = FastAPI(
+    app = LicentiaApp(
         title="Licentia License Central",
         version=__version__,
         docs_url=None,
@@ -88,6 +89,7 @@ def create_app(
         "with a stable `code`; lists are cursor-paginated.",
     )
     app.state.services = services
+    app.hot_calls = HotCalls([call.under(API) for call in cloud_devices.HOT_CALLS])
     problems.install(app)
     # A request is matched against the routers in this order, one route after the
     # other: the calls that come most often (devices and cloud clients, then the

@@ -58,13 +58,35 @@ def status_of(error: LicentiaError) -> int:
     return next((status for kind, status in STATUS if isinstance(error, kind)), 500)
 
 
-async def _domain(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, LicentiaError)
-    status = status_of(error)
-    if status >= 500:
-        log.error("server-side problem on %s: %s", request.url.path, error.message)
-        return problem(status, error.code, "the server is misconfigured; the operator was told")
-    return problem(status, error.code, error.message, **error.details)
+def answer_for(error: Exception, method: str, path: str) -> JSONResponse:
+    """The problem answer for an error a route raised (what the handlers ``install``
+    registers answer); the hot calls (:mod:`licentia.server.api.hot`) use it too."""
+    if isinstance(error, LicentiaError):
+        status = status_of(error)
+        if status >= 500:
+            log.error("server-side problem on %s: %s", path, error.message)
+            return problem(status, error.code, "the server is misconfigured; the operator was told")
+        return problem(status, error.code, error.message, **error.details)
+    if isinstance(error, DataError):
+        # A value the database cannot hold (a NUL character in PostgreSQL text, a number
+        # out of range) is the caller's input, not a server fault. Only the driver's own
+        # message is logged: the statement and its parameters could carry secrets.
+        log.warning("database refused a value on %s %s: %s", method, path, error.orig)
+        return problem(
+            422,
+            "VALIDATION_FAILED",
+            "a value in the request cannot be stored (for example a NUL character)",
+        )
+    if isinstance(error, SignatureInvalidError):
+        # A device message that is no JWS at all, wherever a route meets it first: the
+        # format layer's error is not a domain error, but it is the sender's fault.
+        return problem(401, error.code, str(error) or "not a valid signed message")
+    log.error("unexpected error on %s %s", method, path, exc_info=error)
+    return problem(500, "INTERNAL_ERROR", "an unexpected error occurred; it has been logged")
+
+
+async def _raised(request: Request, error: Exception) -> JSONResponse:
+    return answer_for(error, request.method, request.url.path)
 
 
 def _field_of(error: Any) -> str:
@@ -89,42 +111,14 @@ async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
     )
 
 
-async def _refused_by_database(request: Request, error: Exception) -> JSONResponse:
-    """A value the database cannot hold (a NUL character in PostgreSQL text, a number
-    out of range) is the caller's input, not a server fault. Only the driver's own
-    message is logged: the statement and its parameters could carry secrets."""
-    assert isinstance(error, DataError)
-    log.warning(
-        "database refused a value on %s %s: %s", request.method, request.url.path, error.orig
-    )
-    return problem(
-        422,
-        "VALIDATION_FAILED",
-        "a value in the request cannot be stored (for example a NUL character)",
-    )
-
-
 async def _http(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     code = _HTTP_CODES.get(error.status_code, f"HTTP_{error.status_code}")
     return problem(error.status_code, code, str(error.detail))
 
 
-async def _bad_signature(request: Request, error: Exception) -> JSONResponse:
-    """A device message that is no JWS at all, wherever a route meets it first: the
-    format layer's error is not a domain error, but it is the sender's fault."""
-    return problem(401, SignatureInvalidError.code, str(error) or "not a valid signed message")
-
-
-async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return problem(500, "INTERNAL_ERROR", "an unexpected error occurred; it has been logged")
-
-
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(LicentiaError, _domain)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http)
-    app.add_exception_handler(DataError, _refused_by_database)
-    app.add_exception_handler(SignatureInvalidError, _bad_signature)
-    app.add_exception_handler(Exception, _unexpected)
+    for raised in (LicentiaError, DataError, SignatureInvalidError, Exception):
+        app.add_exception_handler(raised, _raised)

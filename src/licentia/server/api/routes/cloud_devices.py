@@ -26,6 +26,7 @@ from licentia.domain.errors import AuthenticationError, ConflictError, LicentiaE
 from licentia.formats.device import RETURN_TYP, device_id, ed25519_from_jwk, unverified_claims
 from licentia.server.activation.messages import read_request, read_signed_by
 from licentia.server.api.context import Services, services_of
+from licentia.server.api.hot import HotCall, HotRequest, PassOn
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.cloud import protocol
 from licentia.server.cloud import services as cloud
@@ -346,6 +347,10 @@ def _wanted(body: CheckoutIn) -> protocol.SeatWanted:
 @router.post("/seats", response_model=LeaseOut, status_code=201)
 async def checkout(body: CheckoutIn, call: DeviceCall = Depends(device_call)) -> Response:
     """Take a seat (or get your own back). With ``wait_seconds``, wait in line for one."""
+    return await _checkout(body, call)
+
+
+async def _checkout(body: CheckoutIn, call: DeviceCall) -> Response:
     if body.wait_seconds == 0:  # the common case first, in two statements
         master, wanted = call.services.master, _wanted(body)
 
@@ -398,6 +403,10 @@ def heartbeat(
     lease_id: str, body: HeartbeatIn, call: DeviceCall = Depends(device_call)
 ) -> Response:
     """Keep a seat; 409 ``SEAT_LOST`` if it was released or reassigned meanwhile."""
+    return _renew(call, lease_id, body)
+
+
+def _renew(call: DeviceCall, lease_id: str, body: HeartbeatIn) -> Response:
     master, fence = call.services.master, body.fence
 
     def work(connection: Connection, now: datetime) -> protocol.SeatGrant:
@@ -409,7 +418,10 @@ def heartbeat(
 @router.delete("/seats/{lease_id}", status_code=204)
 def release(lease_id: str, call: DeviceCall = Depends(device_call)) -> Response:
     """Free the seat at once (also ends a borrow early). Releasing twice is harmless."""
+    return _release(call, lease_id)
 
+
+def _release(call: DeviceCall, lease_id: str) -> Response:
     def work(connection: Connection, now: datetime) -> None:
         protocol.release_seat(connection, call.presented, lease_id, now=now)
 
@@ -530,7 +542,10 @@ class ConsumeOut(BaseModel):
 @router.post("/counters/consume", response_model=ConsumeOut)
 def consume(body: ConsumeIn, call: DeviceCall = Depends(device_call)) -> Response:
     """Take units atomically; the same ``key`` never counts twice. 409 ``UNITS_EXHAUSTED``."""
+    return _consume(call, body)
 
+
+def _consume(call: DeviceCall, body: ConsumeIn) -> Response:
     def at_once(connection: Connection, now: datetime) -> protocol.Consumed | None:
         return protocol.consume_units(
             connection, call.presented, body.product, body.feature, body.units, body.key, now=now
@@ -571,3 +586,47 @@ def _consume_in_full(body: ConsumeIn) -> Callable[[Session, Caller], protocol.Co
         )
 
     return work
+
+
+# --- the hot calls -----------------------------------------------------------------------
+# The calls above that devices make all day, answered before FastAPI's routing
+# (licentia.server.api.hot) by the same functions; the routes remain for the rest.
+
+
+def _hot_call(request: HotRequest) -> DeviceCall:
+    """The device call of a hot request (its first path parameter is the slug)."""
+    if request.token is None:
+        raise PassOn  # FastAPI answers the 401
+    who = protocol.Presented(request.params[0], request.token, request.client_host)
+    return DeviceCall(request.services, who)
+
+
+async def _hot_checkout(request: HotRequest) -> Response:
+    call = _hot_call(request)
+    return await _checkout(CheckoutIn.model_validate_json(request.body), call)
+
+
+async def _hot_heartbeat(request: HotRequest) -> Response:
+    call = _hot_call(request)
+    body = HeartbeatIn.model_validate_json(request.body)
+    return await _blocking(_renew, call, request.params[1], body)
+
+
+async def _hot_release(request: HotRequest) -> Response:
+    return await _blocking(_release, _hot_call(request), request.params[1])
+
+
+async def _hot_consume(request: HotRequest) -> Response:
+    call = _hot_call(request)
+    return await _blocking(_consume, call, ConsumeIn.model_validate_json(request.body))
+
+
+HOT_CALLS = tuple(
+    HotCall(method, router.prefix + path, answer)
+    for method, path, answer in (
+        ("POST", "/seats", _hot_checkout),
+        ("POST", "/seats/{lease_id}/heartbeat", _hot_heartbeat),
+        ("DELETE", "/seats/{lease_id}", _hot_release),
+        ("POST", "/counters/consume", _hot_consume),
+    )
+)

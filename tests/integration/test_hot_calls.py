@@ -1,0 +1,207 @@
+"""The hot calls (server/api/hot.py) answer exactly as their FastAPI routes would.
+
+Each request is sent twice: to the app as served (hot calls first) and to the same
+app's FastAPI routing alone. Whatever a client can see (status, problem code and
+detail, the answer's fields) must be the same; and the hot calls must really be
+answered before FastAPI's routing, except the requests they leave to it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from httpx import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from licentia.server.api.hot import MAX_BODY, HotCall, HotCalls
+from tests.factories import VendorHandle
+from tests.integration.test_cloud import CloudUser, _container
+
+
+class _RoutedOnly:
+    """The app as FastAPI alone would answer it (no hot calls)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await FastAPI.__call__(self.app, scope, receive, send)
+
+
+@contextmanager
+def _routed_count(app: FastAPI) -> Iterator[list[str]]:
+    """Paths that reached FastAPI's middleware and routing while the block ran."""
+    reached: list[str] = []
+    inner: ASGIApp = app.build_middleware_stack()
+
+    async def counting(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            reached.append(scope["path"])
+        await inner(scope, receive, send)
+
+    before = app.middleware_stack
+    app.middleware_stack = counting
+    try:
+        yield reached
+    finally:
+        app.middleware_stack = before
+
+
+@pytest.fixture
+def seats(vendors) -> tuple[VendorHandle, CloudUser, str, TestClient]:
+    vendor = vendors.create()
+    credential, product, _ = _container(
+        vendor, delivery="seat_pool", seats=1, seat_counting="per_process", units=5
+    )
+    user = CloudUser(vendor, credential)
+    routed = TestClient(_RoutedOnly(vendor.client.app), raise_server_exceptions=False)
+    return vendor, user, product, routed
+
+
+def _both(
+    vendor: VendorHandle, routed: TestClient, method: str, path: str, **kwargs: Any
+) -> tuple[Response, Response]:
+    url = f"/api/v1/vendors/{vendor.slug}/cloud/{path}"
+    return vendor.client.request(method, url, **kwargs), routed.request(method, url, **kwargs)
+
+
+def _problem(response: Response) -> tuple[int, str, str, str]:
+    body = response.json()
+    return response.status_code, response.headers["content-type"], body["code"], body["detail"]
+
+
+def test_a_seat_cycle_answers_the_same_fields_as_the_routes(seats) -> None:
+    vendor, user, product, routed = seats
+    auth = {"Authorization": f"Bearer {user.token}"}
+    body = {"product": product, "user": "ann", "device": "pc", "process": "1"}
+    taken, retaken = _both(vendor, routed, "POST", "seats", json=body, headers=auth)
+    assert (taken.status_code, retaken.status_code) == (201, 201), (taken.text, retaken.text)
+    assert taken.json().keys() == retaken.json().keys()
+    assert retaken.json()["reconnected"] is True  # the hot checkout really took the seat
+    lease = retaken.json()
+    beat, beat_again = _both(
+        vendor,
+        routed,
+        "POST",
+        f"seats/{lease['lease_id']}/heartbeat",
+        json={"fence": lease["fence"]},
+        headers=auth,
+    )
+    assert (beat.status_code, beat_again.status_code) == (200, 200)
+    assert beat.json().keys() == beat_again.json().keys() == lease.keys()
+    freed, freed_again = _both(vendor, routed, "DELETE", f"seats/{lease['lease_id']}", headers=auth)
+    assert (freed.status_code, freed_again.status_code) == (204, 204)
+    assert freed.content == freed_again.content == b""
+
+
+def test_errors_raised_in_a_hot_call_are_the_routes_problems(seats) -> None:
+    vendor, user, product, routed = seats
+    auth = {"Authorization": f"Bearer {user.token}"}
+    stale = {"json": {"fence": 7}, "headers": auth}
+    cases: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", f"seats/{uuid.uuid4()}/heartbeat", stale),  # SEAT_LOST
+        (
+            "POST",
+            "seats",
+            {"json": {"product": "NOPE", "user": "a", "device": "d"}, "headers": auth},
+        ),
+        (
+            "POST",
+            "counters/consume",
+            {"json": {"product": product, "units": 9, "key": "k"}, "headers": auth},
+        ),
+        ("DELETE", "seats/x", {"headers": {"Authorization": "Bearer lcd_nope_nope"}}),
+    ]
+    for method, path, kwargs in cases:
+        hot, plain = _both(vendor, routed, method, path, **kwargs)
+        assert hot.status_code >= 400, hot.text
+        assert _problem(hot) == _problem(plain)
+    other = vendor.client.post(
+        "/api/v1/vendors/no-such-vendor/cloud/seats/x/heartbeat", json={"fence": 1}, headers=auth
+    )
+    assert (other.status_code, other.json()["code"]) == (404, "NOT_FOUND")
+
+
+def test_requests_a_hot_call_cannot_take_are_answered_by_the_routes(seats) -> None:
+    vendor, user, product, routed = seats
+    auth = {"Authorization": f"Bearer {user.token}"}
+    beat = f"seats/{uuid.uuid4()}/heartbeat"
+    cases: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", beat, {"json": {"fence": 1}}),  # no credential: 401
+        ("POST", beat, {"json": {"fence": "many"}, "headers": auth}),  # 422 naming fence
+        ("POST", beat, {"content": b"{", "headers": auth}),  # not JSON
+        (
+            "POST",
+            beat,
+            {"content": b'{"fence": 1}', "headers": auth | {"content-type": "text/plain"}},
+        ),
+        (
+            "POST",
+            "counters/consume",
+            {"json": {"product": product, "units": 0, "key": "k"}, "headers": auth},
+        ),
+        ("POST", beat, {"content": b" " * (MAX_BODY + 1) + b'{"fence": 1}', "headers": auth}),
+    ]
+    app = vendor.client.app
+    for method, path, kwargs in cases:
+        with _routed_count(app) as reached:
+            hot = vendor.client.request(
+                method, f"/api/v1/vendors/{vendor.slug}/cloud/{path}", **kwargs
+            )
+        assert len(reached) == 1, (path, kwargs)  # handed on to FastAPI, once
+        plain = routed.request(method, f"/api/v1/vendors/{vendor.slug}/cloud/{path}", **kwargs)
+        assert (hot.status_code, hot.json()) == (plain.status_code, plain.json())
+        assert hot.status_code in (401, 404, 409, 422), hot.text
+    invalid = vendor.client.post(
+        f"/api/v1/vendors/{vendor.slug}/cloud/{beat}", json={"fence": "many"}, headers=auth
+    )
+    assert (invalid.status_code, invalid.json()["field"]) == (422, "fence")
+
+
+def test_the_plain_cases_never_reach_fastapi(seats) -> None:
+    vendor, user, product, _routed = seats
+    app = vendor.client.app
+    with _routed_count(app) as reached:
+        lease = user.checkout(product, "ann").json()
+        assert user.heartbeat(lease["lease_id"], lease["fence"]).status_code == 200
+        assert user.release(lease["lease_id"]).status_code == 204
+        assert user.consume(product, 1, "once").status_code == 200
+        assert user.consume(product, 1, "once").json()["replayed"] is True
+        assert user.heartbeat(lease["lease_id"], lease["fence"]).json()["code"] == "SEAT_LOST"
+    assert reached == []
+    with _routed_count(app) as reached:
+        assert user.check(product).status_code == 200  # not a hot call
+    assert len(reached) == 1
+
+
+def _answer(name: str) -> Callable[..., Any]:
+    async def answer(_request: Any) -> Any:
+        return name
+
+    return answer
+
+
+def test_hot_calls_match_method_literal_segments_and_non_empty_parameters() -> None:
+    table = HotCalls(
+        [
+            HotCall("POST", "/v/{slug}/seats", _answer("checkout")),
+            HotCall("POST", "/v/{slug}/seats/{lease}/heartbeat", _answer("heartbeat")),
+            HotCall("DELETE", "/v/{slug}/seats/{lease}", _answer("release")),
+        ]
+    )
+    found = table.match("POST", "/v/acme/seats/L1/heartbeat")
+    assert found is not None and found[1] == ("acme", "L1")
+    assert table.match("DELETE", "/v/acme/seats/L1") is not None
+    assert table.match("GET", "/v/acme/seats/L1") is None
+    assert table.match("POST", "/v/acme/seats/L1") is None
+    assert table.match("POST", "/v//seats") is None
+    assert table.match("POST", "/v/acme/seats/") is None
+    assert table.match("POST", "/w/acme/seats") is None
+    under = HotCall("POST", "/x/{a}", _answer("x")).under("/api")
+    assert HotCalls([under]).match("POST", "/api/x/1") is not None
