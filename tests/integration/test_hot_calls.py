@@ -205,3 +205,28 @@ def test_hot_calls_match_method_literal_segments_and_non_empty_parameters() -> N
     assert table.match("POST", "/w/acme/seats") is None
     under = HotCall("POST", "/x/{a}", _answer("x")).under("/api")
     assert HotCalls([under]).match("POST", "/api/x/1") is not None
+
+
+def test_a_license_read_answers_as_its_route(vendors) -> None:
+    vendor, other = vendors.create(), vendors.create()
+    template = vendor.template({})
+    order = vendor.order([{"sku": template["sku"], "quantity": 1}])
+    license_id = vendor.ok("GET", f"/tickets/{order['ticket_id']}")["license_ids"][0]
+    routed = TestClient(_RoutedOnly(vendor.client.app), raise_server_exceptions=False)
+    path = f"/api/v1/licenses/{license_id}"
+    orders_only = {"Authorization": f"Bearer {vendor.new_api_key(['orders:write'])}"}
+    someone_else = {"Authorization": f"Bearer {other.new_api_key(['licenses:read'])}"}
+    reader = {"Authorization": f"Bearer {vendor.new_api_key(['licenses:read'])}"}
+    app = vendor.client.app
+    with _routed_count(app) as reached:
+        read = vendor.client.get(path, headers=reader)
+    assert reached == []
+    assert read.status_code == 200 and read.json() == routed.get(path, headers=reader).json()
+    assert read.json()["id"] == license_id
+    for headers, status in ((orders_only, 403), (someone_else, 404)):
+        hot, plain = vendor.client.get(path, headers=headers), routed.get(path, headers=headers)
+        assert hot.status_code == status
+        assert _problem(hot) == _problem(plain)
+    with _routed_count(app) as reached:
+        anonymous = vendor.client.get(path, headers={"Authorization": ""})
+    assert (anonymous.status_code, len(reached)) == (401, 1)

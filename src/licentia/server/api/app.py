@@ -34,6 +34,7 @@ from licentia.server.api.routes import (
     sessions,
 )
 from licentia.server.api.threads import install_executor
+from licentia.server.db.async_reads import AsyncReads
 from licentia.server.db.base import utcnow
 from licentia.server.db.engine import Database, connect, run_write
 from licentia.server.db.schema import schema_status
@@ -67,14 +68,17 @@ def create_app(
         db,
         master or load_master_key(settings),
         CredentialCache(settings.credential_cache_seconds),
+        AsyncReads(db.write_engine, size=settings.database_pool_size),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         executor = install_executor(settings.threads)
+        await services.async_reads.open()
         sweeper = asyncio.create_task(_sweep_forever(db, settings.sweep_seconds))
         yield
         sweeper.cancel()
+        await services.async_reads.close()
         executor.shutdown(wait=False)
         if database is None:
             db.dispose()
@@ -89,7 +93,8 @@ def create_app(
         "with a stable `code`; lists are cursor-paginated.",
     )
     app.state.services = services
-    app.hot_calls = HotCalls([call.under(API) for call in cloud_devices.HOT_CALLS])
+    hot = (*cloud_devices.HOT_CALLS, *licenses.HOT_CALLS)
+    app.hot_calls = HotCalls([call.under(API) for call in hot])
     problems.install(app)
     # A request is matched against the routers in this order, one route after the
     # other: the calls that come most often (devices and cloud clients, then the

@@ -17,11 +17,13 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
 from licentia.domain.errors import AuthenticationError
 from licentia.server.api.credentials import CredentialCache
+from licentia.server.db.async_reads import AsyncReads
 from licentia.server.db.engine import Database, run_write
 from licentia.server.idempotency.services import (
     StoredAnswer,
@@ -46,6 +48,7 @@ class Services:
     db: Database
     master: MasterKey
     credentials: CredentialCache
+    async_reads: AsyncReads
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,12 @@ class Context:
     def read(self, work: Callable[[Session], T]) -> T:
         with self.services.db.read() as session:
             return work(session)
+
+    def read_rows(self, work: Callable[[Connection], T]) -> T:
+        """Like :meth:`read`, on a plain connection: for a read that selects columns
+        and builds no ORM object, at half the cost of a session."""
+        with self.services.db.read_engine.connect() as connection:
+            return work(connection)
 
     def write(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in a write transaction, retrying lost uniqueness races."""
@@ -122,17 +131,21 @@ def require(scope: str) -> Callable[..., Awaitable[Context]]:
     ) -> Context:
         if credentials is None:
             raise AuthenticationError("send 'Authorization: Bearer <API key or session token>'")
-        services = services_of(request)
         source_ip = request.client.host if request.client else None
-        actor = services.credentials.get(credentials.credentials, source_ip)
-        if actor is None:
-            loop = asyncio.get_running_loop()
-            token = credentials.credentials
-            actor = await loop.run_in_executor(None, verify, services, token, source_ip)
-        actor.require(scope)
-        return Context(services, actor)
+        return await context_for(services_of(request), credentials.credentials, source_ip, scope)
 
     return dependency
+
+
+async def context_for(services: Services, token: str, source_ip: str | None, scope: str) -> Context:
+    """The Context of a caller presenting ``token``, if it holds ``scope``; raises
+    AuthenticationError or PermissionDeniedError."""
+    actor = services.credentials.get(token, source_ip)
+    if actor is None:
+        loop = asyncio.get_running_loop()
+        actor = await loop.run_in_executor(None, verify, services, token, source_ip)
+    actor.require(scope)
+    return Context(services, actor)
 
 
 def verify(services: Services, token: str, source_ip: str | None) -> Actor:

@@ -17,9 +17,11 @@ import functools
 import inspect
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi.routing import APIRoute
+
+T = TypeVar("T")
 
 
 class ThreadedRoute(APIRoute):
@@ -41,6 +43,11 @@ def in_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
         return await asyncio.get_running_loop().run_in_executor(None, call)
 
     return run
+
+
+async def blocking(function: Callable[..., T], *args: Any) -> T:
+    """Run ``function(*args)`` on the loop's default executor (the pool routes use)."""
+    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 
 def install_executor(threads: int) -> ThreadPoolExecutor:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy import Connection, Row, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
@@ -169,18 +169,21 @@ def _iso(value: datetime | None) -> str | None:
 
 
 # Built once, like the order path's statements: the hottest read of the API.
-_LICENSE_ROW = select(License.__table__).where(
+LICENSE_ROW = select(License.__table__).where(
     License.__table__.c.id == bindparam("license_id"),
     License.__table__.c.vendor_id == bindparam("vendor_id"),
 )
 
 
-def read_license(session: Session, actor: Actor, license_id: str) -> Row[Any]:
+def license_row_parameters(actor: Actor, license_id: str) -> dict[str, str]:
+    """What :data:`LICENSE_ROW` binds: the license, in the actor's vendor only."""
+    return {"license_id": license_id, "vendor_id": _vendor(actor)}
+
+
+def read_license(reader: Session | Connection, actor: Actor, license_id: str) -> Row[Any]:
     """The license's columns, for a caller that only shows them (no ORM object is
     built). Raises NotFoundError if the actor's vendor has no such license."""
-    row = session.execute(
-        _LICENSE_ROW, {"license_id": license_id, "vendor_id": _vendor(actor)}
-    ).first()
+    row = reader.execute(LICENSE_ROW, license_row_parameters(actor, license_id)).first()
     if row is None:
         raise NotFoundError("license", license_id)
     return row

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -27,7 +27,7 @@ from licentia.formats.device import RETURN_TYP, device_id, ed25519_from_jwk, unv
 from licentia.server.activation.messages import read_request, read_signed_by
 from licentia.server.api.context import Services, services_of
 from licentia.server.api.hot import HotCall, HotRequest, PassOn
-from licentia.server.api.threads import ThreadedRoute
+from licentia.server.api.threads import ThreadedRoute, blocking
 from licentia.server.cloud import protocol
 from licentia.server.cloud import services as cloud
 from licentia.server.cloud.access import DeviceAccess, touch_device
@@ -103,11 +103,6 @@ async def device_call(
         raise AuthenticationError("send 'Authorization: Bearer <device token>'")
     host = request.client.host if request.client else None
     return DeviceCall(services_of(request), protocol.Presented(slug, credentials.credentials, host))
-
-
-async def _blocking(function: Callable[..., T], *args: Any) -> T:
-    """Run ``function`` on the loop's executor (the thread pool ThreadedRoute uses)."""
-    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 
 def _json(model: BaseModel, status_code: int = 200) -> Response:
@@ -357,7 +352,7 @@ async def _checkout(body: CheckoutIn, call: DeviceCall) -> Response:
         def take(connection: Connection, now: datetime) -> protocol.SeatGrant | None:
             return protocol.take_seat(connection, master, call.presented, wanted, now=now)
 
-        grant = await _blocking(call.at_once, take)
+        grant = await blocking(call.at_once, take)
         if grant is not None:
             return _json(_lease_out(grant), 201)
     return _json(await _checkout_in_line(body, call), 201)
@@ -367,12 +362,12 @@ async def _checkout_in_line(body: CheckoutIn, call: DeviceCall) -> LeaseOut:
     """The full checkout, in a transaction per try: reconnects, denials, waiting."""
     waiter = None
     if body.wait_seconds > 0:
-        waiter = await _blocking(call.run, _enqueue(body))
+        waiter = await blocking(call.run, _enqueue(body))
     deadline = time.monotonic() + body.wait_seconds
     delay = 0.05
     try:
         while True:
-            result = await _blocking(call.run, _try_checkout(body, waiter))
+            result = await blocking(call.run, _try_checkout(body, waiter))
             if isinstance(result, LeaseOut):
                 return result
             if time.monotonic() + delay > deadline:
@@ -381,7 +376,7 @@ async def _checkout_in_line(body: CheckoutIn, call: DeviceCall) -> LeaseOut:
             delay = min(delay * 2, 0.5)
     finally:
         if waiter is not None:  # a waiter that gives up must not block the line behind it
-            await _blocking(call.run, _leave(waiter))
+            await blocking(call.run, _leave(waiter))
 
 
 def _leave(waiter: str) -> Callable[[Session, Caller], None]:
@@ -516,7 +511,7 @@ async def return_borrow(slug: str, request: Request) -> ReturnOut:
             seats.release(session, vendor.id, lease_id, now=utcnow())
         return ReturnOut(lease_id=lease_id)
 
-    return await _blocking(run_write, services.db, work)
+    return await blocking(run_write, services.db, work)
 
 
 # --- counters --------------------------------------------------------------------------
@@ -609,16 +604,16 @@ async def _hot_checkout(request: HotRequest) -> Response:
 async def _hot_heartbeat(request: HotRequest) -> Response:
     call = _hot_call(request)
     body = HeartbeatIn.model_validate_json(request.body)
-    return await _blocking(_renew, call, request.params[1], body)
+    return await blocking(_renew, call, request.params[1], body)
 
 
 async def _hot_release(request: HotRequest) -> Response:
-    return await _blocking(_release, _hot_call(request), request.params[1])
+    return await blocking(_release, _hot_call(request), request.params[1])
 
 
 async def _hot_consume(request: HotRequest) -> Response:
     call = _hot_call(request)
-    return await _blocking(_consume, call, ConsumeIn.model_validate_json(request.body))
+    return await blocking(_consume, call, ConsumeIn.model_validate_json(request.body))
 
 
 HOT_CALLS = tuple(

@@ -12,10 +12,12 @@ from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from licentia.domain.errors import NotFoundError
-from licentia.server.api.context import Context, require
+from licentia.server.api.context import Context, context_for, require
+from licentia.server.api.hot import HotCall, HotRequest, PassOn
 from licentia.server.api.schemas import Out, PageOut, PageParams, json_of, page_of, page_params
-from licentia.server.api.threads import ThreadedRoute
+from licentia.server.api.threads import ThreadedRoute, blocking
 from licentia.server.catalog.services import template_by_sku
+from licentia.server.db.async_reads import NOT_HERE
 from licentia.server.db.base import utcnow
 from licentia.server.db.pagination import paginate
 from licentia.server.keys.services import current_signer
@@ -90,7 +92,13 @@ def list_licenses(
 
 @router.get("/licenses/{license_id}", response_model=LicenseOut)
 def get_license(license_id: str, ctx: Context = Depends(require("licenses:read"))) -> Response:
-    return json_of(ctx.read(lambda s: license_out(licenses.read_license(s, ctx.actor, license_id))))
+    return _read(ctx, license_id)
+
+
+def _read(ctx: Context, license_id: str) -> Response:
+    return json_of(
+        license_out(ctx.read_rows(lambda c: licenses.read_license(c, ctx.actor, license_id)))
+    )
 
 
 @router.post("/licenses/{license_id}/actions/extend", response_model=LicenseOut)
@@ -154,3 +162,26 @@ def change_state(
     Registered last so that ``extend`` and ``replace`` match their own routes first.
     """
     return ctx.write(lambda s: license_out(licenses.change_state(s, ctx.actor, license_id, action)))
+
+
+# --- the hot call ------------------------------------------------------------------------
+# A vendor's ERP reads licenses by id more than anything else: answered before
+# FastAPI's routing (licentia.server.api.hot), by the route's own function.
+
+
+async def _hot_read(request: HotRequest) -> Response:
+    if request.token is None:
+        raise PassOn  # FastAPI answers the 401
+    ctx = await context_for(request.services, request.token, request.client_host, "licenses:read")
+    license_id = request.params[0]
+    row = await ctx.services.async_reads.first(
+        licenses.LICENSE_ROW, licenses.license_row_parameters(ctx.actor, license_id)
+    )
+    if row is NOT_HERE:
+        return await blocking(_read, ctx, license_id)
+    if row is None:
+        raise NotFoundError("license", license_id)
+    return json_of(license_out(row))
+
+
+HOT_CALLS = (HotCall("GET", "/licenses/{license_id}", _hot_read),)
