@@ -34,9 +34,9 @@ from licentia.server.api.routes import (
     sessions,
 )
 from licentia.server.api.threads import install_executor
-from licentia.server.db.async_reads import AsyncReads
 from licentia.server.db.base import utcnow
 from licentia.server.db.engine import Database, connect, run_write
+from licentia.server.db.loop_statements import LoopStatements
 from licentia.server.db.schema import schema_status
 from licentia.server.keys.master import MasterKey, load_master_key
 from licentia.server.migrations import models as all_models
@@ -68,17 +68,17 @@ def create_app(
         db,
         master or load_master_key(settings),
         CredentialCache(settings.credential_cache_seconds),
-        AsyncReads(db.write_engine, size=settings.database_pool_size),
+        LoopStatements(db.write_engine, size=settings.database_pool_size),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         executor = install_executor(settings.threads)
-        await services.async_reads.open()
+        await services.loop_statements.open()
         sweeper = asyncio.create_task(_sweep_forever(db, settings.sweep_seconds))
         yield
         sweeper.cancel()
-        await services.async_reads.close()
+        await services.loop_statements.close()
         executor.shutdown(wait=False)
         if database is None:
             db.dispose()

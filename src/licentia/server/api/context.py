@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 from licentia.domain.actors import Actor
 from licentia.domain.errors import AuthenticationError
 from licentia.server.api.credentials import CredentialCache
-from licentia.server.db.async_reads import AsyncReads
 from licentia.server.db.engine import Database, run_write
+from licentia.server.db.loop_statements import LoopStatements
 from licentia.server.idempotency.services import (
     StoredAnswer,
     claim_key,
@@ -48,7 +48,7 @@ class Services:
     db: Database
     master: MasterKey
     credentials: CredentialCache
-    async_reads: AsyncReads
+    loop_statements: LoopStatements
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from licentia.domain.actors import Actor
 from licentia.domain.errors import AuthenticationError, ConflictError, NotFoundError
 from licentia.server.cloud.models import CloudContainer, CloudDevice
 from licentia.server.cloud.services import DEVICE_TOKEN_PREFIX
+from licentia.server.db.base import UTCDateTime
 from licentia.server.keys.master import MasterKey
 from licentia.server.keys.models import SigningKey
 from licentia.server.keys.services import CURRENT, Signer, unsealed_signer
@@ -121,7 +122,7 @@ def verify_access(row: Row[Any] | None, token: str) -> DeviceAccess:
 def refuse_unknown(connection: Connection, slug: str) -> NoReturn:
     """Raise the error for a call whose access query found no row: NotFoundError for
     an unknown vendor, else AuthenticationError (an unknown token)."""
-    if connection.scalar(select(Vendor.id).where(Vendor.slug == slug)) is None:
+    if connection.scalar(_VENDOR_BY_SLUG, {"slug": slug}) is None:
         raise NotFoundError("vendor", slug)
     raise AuthenticationError(_UNKNOWN_TOKEN)
 
@@ -131,13 +132,19 @@ def touch_device(connection: Connection, access: DeviceAccess, now: datetime) ->
     if access.last_seen_at is not None and now - access.last_seen_at < LAST_SEEN_STEP:
         return
     connection.execute(
-        update(CloudDevice)
-        .where(
-            CloudDevice.id == access.device_id,
-            or_(
-                CloudDevice.last_seen_at.is_(None),
-                CloudDevice.last_seen_at <= now - LAST_SEEN_STEP,
-            ),
-        )
-        .values(last_seen_at=now)
+        _TOUCH, {"device": access.device_id, "now": now, "seen_before": now - LAST_SEEN_STEP}
     )
+
+
+_VENDOR_BY_SLUG = select(Vendor.id).where(Vendor.slug == bindparam("slug"))
+_TOUCH = (
+    update(CloudDevice)
+    .where(
+        CloudDevice.id == bindparam("device"),
+        or_(
+            CloudDevice.last_seen_at.is_(None),
+            CloudDevice.last_seen_at <= bindparam("seen_before", type_=UTCDateTime()),
+        ),
+    )
+    .values(last_seen_at=bindparam("now", type_=UTCDateTime()))
+)

@@ -34,6 +34,7 @@ from licentia.server.cloud.access import DeviceAccess, touch_device
 from licentia.server.counters import services as counters
 from licentia.server.db.base import utcnow
 from licentia.server.db.engine import run_write
+from licentia.server.db.loop_statements import NotHere
 from licentia.server.keys.services import Signer
 from licentia.server.licenses.models import License
 from licentia.server.orders.services import find_ticket
@@ -67,8 +68,16 @@ class DeviceCall:
 
         return run_write(self.services.db, unit)
 
-    def at_once(self, work: Callable[[Connection, datetime], T]) -> T:
-        """Run one of the protocol's hot calls (they check the access themselves)."""
+    async def at_once(self, work: Callable[[Connection, datetime], T]) -> T:
+        """Run one of the protocol's hot calls (they check the access themselves): on
+        PostgreSQL on the event loop (licentia.server.db.loop_statements), else on
+        the thread pool."""
+        done = await self.services.loop_statements.run(lambda c: work(c, utcnow()))
+        if isinstance(done, NotHere):
+            return await blocking(self._at_once_blocking, work)
+        return done
+
+    def _at_once_blocking(self, work: Callable[[Connection, datetime], T]) -> T:
         with protocol.statements(self.services.db) as connection:
             return work(connection, utcnow())
 
@@ -352,7 +361,7 @@ async def _checkout(body: CheckoutIn, call: DeviceCall) -> Response:
         def take(connection: Connection, now: datetime) -> protocol.SeatGrant | None:
             return protocol.take_seat(connection, master, call.presented, wanted, now=now)
 
-        grant = await blocking(call.at_once, take)
+        grant = await call.at_once(take)
         if grant is not None:
             return _json(_lease_out(grant), 201)
     return _json(await _checkout_in_line(body, call), 201)
@@ -394,33 +403,33 @@ def _enqueue(body: CheckoutIn) -> Callable[[Session, Caller], str]:
 
 
 @router.post("/seats/{lease_id}/heartbeat", response_model=LeaseOut)
-def heartbeat(
+async def heartbeat(
     lease_id: str, body: HeartbeatIn, call: DeviceCall = Depends(device_call)
 ) -> Response:
     """Keep a seat; 409 ``SEAT_LOST`` if it was released or reassigned meanwhile."""
-    return _renew(call, lease_id, body)
+    return await _renew(call, lease_id, body)
 
 
-def _renew(call: DeviceCall, lease_id: str, body: HeartbeatIn) -> Response:
+async def _renew(call: DeviceCall, lease_id: str, body: HeartbeatIn) -> Response:
     master, fence = call.services.master, body.fence
 
     def work(connection: Connection, now: datetime) -> protocol.SeatGrant:
         return protocol.renew_seat(connection, master, call.presented, lease_id, fence, now=now)
 
-    return _json(_lease_out(call.at_once(work)))
+    return _json(_lease_out(await call.at_once(work)))
 
 
 @router.delete("/seats/{lease_id}", status_code=204)
-def release(lease_id: str, call: DeviceCall = Depends(device_call)) -> Response:
+async def release(lease_id: str, call: DeviceCall = Depends(device_call)) -> Response:
     """Free the seat at once (also ends a borrow early). Releasing twice is harmless."""
-    return _release(call, lease_id)
+    return await _release(call, lease_id)
 
 
-def _release(call: DeviceCall, lease_id: str) -> Response:
+async def _release(call: DeviceCall, lease_id: str) -> Response:
     def work(connection: Connection, now: datetime) -> None:
         protocol.release_seat(connection, call.presented, lease_id, now=now)
 
-    call.at_once(work)
+    await call.at_once(work)
     return Response(status_code=204)
 
 
@@ -535,20 +544,20 @@ class ConsumeOut(BaseModel):
 
 
 @router.post("/counters/consume", response_model=ConsumeOut)
-def consume(body: ConsumeIn, call: DeviceCall = Depends(device_call)) -> Response:
+async def consume(body: ConsumeIn, call: DeviceCall = Depends(device_call)) -> Response:
     """Take units atomically; the same ``key`` never counts twice. 409 ``UNITS_EXHAUSTED``."""
-    return _consume(call, body)
+    return await _consume(call, body)
 
 
-def _consume(call: DeviceCall, body: ConsumeIn) -> Response:
+async def _consume(call: DeviceCall, body: ConsumeIn) -> Response:
     def at_once(connection: Connection, now: datetime) -> protocol.Consumed | None:
         return protocol.consume_units(
             connection, call.presented, body.product, body.feature, body.units, body.key, now=now
         )
 
-    consumed = call.at_once(at_once)
+    consumed = await call.at_once(at_once)
     if consumed is None:  # a replay, the last units, a low balance: the full service decides
-        consumed = call.run(_consume_in_full(body))
+        consumed = await blocking(call.run, _consume_in_full(body))
     return _json(ConsumeOut.model_validate(consumed, from_attributes=True))
 
 
@@ -604,16 +613,16 @@ async def _hot_checkout(request: HotRequest) -> Response:
 async def _hot_heartbeat(request: HotRequest) -> Response:
     call = _hot_call(request)
     body = HeartbeatIn.model_validate_json(request.body)
-    return await blocking(_renew, call, request.params[1], body)
+    return await _renew(call, request.params[1], body)
 
 
 async def _hot_release(request: HotRequest) -> Response:
-    return await blocking(_release, _hot_call(request), request.params[1])
+    return await _release(_hot_call(request), request.params[1])
 
 
 async def _hot_consume(request: HotRequest) -> Response:
     call = _hot_call(request)
-    return await blocking(_consume, call, ConsumeIn.model_validate_json(request.body))
+    return await _consume(call, ConsumeIn.model_validate_json(request.body))
 
 
 HOT_CALLS = tuple(

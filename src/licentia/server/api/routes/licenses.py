@@ -17,8 +17,8 @@ from licentia.server.api.hot import HotCall, HotRequest, PassOn
 from licentia.server.api.schemas import Out, PageOut, PageParams, json_of, page_of, page_params
 from licentia.server.api.threads import ThreadedRoute, blocking
 from licentia.server.catalog.services import template_by_sku
-from licentia.server.db.async_reads import NOT_HERE
 from licentia.server.db.base import utcnow
+from licentia.server.db.loop_statements import NOT_HERE
 from licentia.server.db.pagination import paginate
 from licentia.server.keys.services import current_signer
 from licentia.server.licenses import services as licenses
@@ -174,7 +174,7 @@ async def _hot_read(request: HotRequest) -> Response:
         raise PassOn  # FastAPI answers the 401
     ctx = await context_for(request.services, request.token, request.client_host, "licenses:read")
     license_id = request.params[0]
-    row = await ctx.services.async_reads.first(
+    row = await ctx.services.loop_statements.first(
         licenses.LICENSE_ROW, licenses.license_row_parameters(ctx.actor, license_id)
     )
     if row is NOT_HERE:

@@ -1,15 +1,16 @@
-"""Reads on the event loop (server/db/async_reads.py): PostgreSQL only, same rows."""
+"""Reads on the event loop (server/db/loop_statements.py): PostgreSQL only, same rows."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC
+from typing import Any
 
 import psycopg
 from sqlalchemy import bindparam, select
 
-from licentia.server.db.async_reads import APPLICATION_NAME, NOT_HERE, AsyncReads
 from licentia.server.db.engine import Database
+from licentia.server.db.loop_statements import APPLICATION_NAME, NOT_HERE, LoopStatements
 from licentia.server.licenses.models import License
 from licentia.server.licenses.services import LICENSE_ROW
 
@@ -28,9 +29,9 @@ def test_a_row_read_on_the_loop_equals_the_thread_pools_row(vendors, database: D
     license_id = _a_license(vendors)
     with database.read_engine.connect() as connection:
         expected = connection.execute(_BY_ID, {"license_id": license_id}).one()
-    reads = AsyncReads(database.write_engine, size=2)
+    reads = LoopStatements(database.write_engine, size=2)
 
-    async def read() -> object:
+    async def read() -> Any:
         await reads.open()
         try:
             return await reads.first(_BY_ID, {"license_id": license_id})
@@ -47,7 +48,7 @@ def test_a_row_read_on_the_loop_equals_the_thread_pools_row(vendors, database: D
     assert asyncio.run(_first_without_open(reads, license_id)) is NOT_HERE
 
 
-async def _first_without_open(reads: AsyncReads, license_id: str) -> object:
+async def _first_without_open(reads: LoopStatements, license_id: str) -> Any:
     """A loop the pool was not opened on (an app served without its lifespan)."""
     return await reads.first(_BY_ID, {"license_id": license_id})
 
@@ -58,10 +59,10 @@ def test_a_missing_row_is_none_and_a_connection_the_server_dropped_is_replaced(
     if database.write_engine.dialect.name == "sqlite":
         return  # nothing to drop: SQLite answers NOT_HERE (above)
     license_id = _a_license(vendors)
-    reads = AsyncReads(database.write_engine, size=1)
+    reads = LoopStatements(database.write_engine, size=1)
     admin = database.write_engine.url.set(drivername="postgresql")
 
-    async def read_across_a_restart() -> tuple[object, object]:
+    async def read_across_a_restart() -> tuple[Any, Any]:
         await reads.open()
         try:
             missing = await reads.first(LICENSE_ROW, {"license_id": "nope", "vendor_id": "x"})

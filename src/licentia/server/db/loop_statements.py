@@ -1,0 +1,216 @@
+"""Statements run on the event loop itself, for PostgreSQL: no thread hand-off.
+
+Profiling the hottest calls (a license read by id, a seat heartbeat) under load found
+most of their server CPU outside the database: handing the request to a thread and
+back (and the GIL passed between the thread and the loop at each step), then
+SQLAlchemy's connection and result machinery around two short statements. Those calls
+therefore run their statements here, on psycopg's asynchronous connections from a
+small pool per event loop, in autocommit (each statement its own transaction, as the
+protocol's hot calls are written for, and each read its own snapshot).
+
+The statements stay SQLAlchemy Core, built once at module level and compiled here by
+the write engine's dialect (psycopg's, ``%(name)s`` parameters) on first use; each
+parameter goes through its type's bind processor, and rows come back as named tuples
+with the statement's column names, datetimes in UTC as
+:class:`licentia.server.db.base.UTCDateTime` gives them.
+
+- :meth:`LoopStatements.first` reads one row.
+- :meth:`LoopStatements.run` runs a function written for a SQLAlchemy ``Connection``
+  (the cloud protocol's hot calls) unchanged: in a greenlet on the loop, its
+  ``execute`` and ``scalar`` calls wait for psycopg without blocking the loop (the
+  mechanism of SQLAlchemy's own asyncio extension, without its execution layer).
+
+SQLite has no such driver here: both answer :data:`NOT_HERE`, and the caller runs its
+work on the thread pool as before. So does a loop this module has no pool for (an
+app served without its lifespan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar, cast
+
+import psycopg
+from psycopg.rows import namedtuple_row
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.util import await_only, greenlet_spawn
+
+T = TypeVar("T")
+log = logging.getLogger("licentia.db")
+APPLICATION_NAME = "licentia-loop"  # how pg_stat_activity shows these connections
+_MAX_STATEMENTS = 256  # statements are module constants: more means one is built per call
+
+
+class NotHere:
+    """The answer when this loop has no pool: run the work another way."""
+
+
+NOT_HERE: Final = NotHere()
+
+
+class LoopStatements:
+    """One pool of asynchronous connections per event loop that serves the app."""
+
+    def __init__(self, engine: Engine, *, size: int) -> None:
+        url = engine.url
+        self.enabled = url.get_backend_name() == "postgresql"
+        self._dialect = engine.dialect
+        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._size = size
+        self._pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = {}
+        self._compiled: dict[ClauseElement, _Compiled] = {}
+
+    async def open(self) -> None:
+        """Open a pool for the running loop (the app's lifespan calls this)."""
+        if not self.enabled:
+            return
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            self._conninfo,
+            min_size=1,
+            max_size=self._size,
+            open=False,
+            kwargs={
+                "autocommit": True,
+                "row_factory": namedtuple_row,
+                "options": "-c TimeZone=UTC",
+                "application_name": APPLICATION_NAME,
+            },
+        )
+        await pool.open(wait=False)
+        self._pools[asyncio.get_running_loop()] = pool
+
+    async def close(self) -> None:
+        pool = self._pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.close()
+
+    async def first(self, statement: ClauseElement, parameters: dict[str, Any]) -> Any:
+        """The first row of the read ``statement`` (None if there is none), or
+        NOT_HERE. A connection the database dropped (a restart) is tried once more."""
+        pool = self._pools.get(asyncio.get_running_loop())
+        if pool is None:
+            return NOT_HERE
+        compiled = self._compile(statement)
+        for attempt in range(2):
+            try:
+                async with pool.connection() as connection:
+                    rows = await _execute(connection, compiled, parameters)
+                return rows[0] if rows else None
+            except DBAPIError as error:
+                if attempt or not isinstance(error.orig, psycopg.OperationalError):
+                    raise
+        raise AssertionError("unreachable")
+
+    async def run(self, work: Callable[[Connection], T]) -> T | NotHere:
+        """``work(connection)`` on one pooled connection in autocommit, or NOT_HERE.
+        ``connection`` offers what the hot calls use of a SQLAlchemy Connection:
+        ``execute(...)`` with ``first``, ``one``, ``all`` and ``scalar`` on its
+        result, ``scalar(...)`` and ``dialect``."""
+        pool = self._pools.get(asyncio.get_running_loop())
+        if pool is None:
+            return NOT_HERE
+        async with pool.connection() as connection:
+            on_loop = cast(Connection, _OnLoop(self, connection))
+            result: T = await greenlet_spawn(work, on_loop)
+            return result
+
+    def _compile(self, statement: ClauseElement) -> _Compiled:
+        compiled = self._compiled.get(statement)
+        if compiled is None:
+            compiled = _Compiled(statement, self._dialect)
+            if len(self._compiled) < _MAX_STATEMENTS:
+                self._compiled[statement] = compiled
+            else:
+                log.warning("a statement is built per call; compiled again: %s", compiled.sql)
+        return compiled
+
+
+class _Compiled:
+    """A statement compiled once: its SQL, and how to bind its parameters (the
+    statement's own literal values added, each value through its type's processor)."""
+
+    def __init__(self, statement: ClauseElement, dialect: Any) -> None:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        self.compiled = compiled
+        self.sql = str(self.compiled)
+        self.processors = {
+            name: processor
+            for name, bind in self.compiled.binds.items()
+            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+
+    def parameters(self, given: dict[str, Any]) -> dict[str, Any]:
+        values = dict(self.compiled.construct_params(given))
+        for name, processor in self.processors.items():
+            if name in values:
+                values[name] = processor(values[name])
+        return values
+
+
+async def _execute(
+    connection: psycopg.AsyncConnection[Any], compiled: _Compiled, given: dict[str, Any]
+) -> list[Any]:
+    """The statement's rows (none for a statement without RETURNING). Errors are
+    raised as SQLAlchemy's (IntegrityError, DataError, …), as its engine raises them."""
+    parameters = compiled.parameters(given)
+    try:
+        cursor = await connection.execute(compiled.sql, parameters, prepare=True)
+        rows = await cursor.fetchall() if cursor.description is not None else []
+    except psycopg.Error as error:
+        raise DBAPIError.instance(compiled.sql, parameters, error, psycopg.Error) from error
+    return [_in_utc(row) for row in rows]
+
+
+def _in_utc(row: Any) -> Any:
+    moved = {
+        name: value.astimezone(UTC)
+        for name, value in row._asdict().items()
+        if isinstance(value, datetime)
+    }
+    return row._replace(**moved) if moved else row
+
+
+class _Result:
+    def __init__(self, rows: Sequence[Any]) -> None:
+        self._rows = rows
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def one(self) -> Any:
+        if len(self._rows) != 1:
+            raise ValueError(f"expected one row, got {len(self._rows)}")
+        return self._rows[0]
+
+    def all(self) -> Sequence[Any]:
+        return self._rows
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+
+class _OnLoop:
+    """The part of a Connection the hot calls use, over a psycopg AsyncConnection;
+    only usable inside :meth:`LoopStatements.run` (its greenlet)."""
+
+    def __init__(self, owner: LoopStatements, connection: psycopg.AsyncConnection[Any]) -> None:
+        self._owner = owner
+        self._connection = connection
+        self.dialect = owner._dialect
+
+    def execute(
+        self, statement: ClauseElement, parameters: dict[str, Any] | None = None
+    ) -> _Result:
+        compiled = self._owner._compile(statement)
+        return _Result(await_only(_execute(self._connection, compiled, parameters or {})))
+
+    def scalar(self, statement: ClauseElement, parameters: dict[str, Any] | None = None) -> Any:
+        return self.execute(statement, parameters).scalar()
