@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import namedtuple
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar, cast
 
 import psycopg
-from psycopg.rows import namedtuple_row
+from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -78,7 +79,7 @@ class LoopStatements:
             open=False,
             kwargs={
                 "autocommit": True,
-                "row_factory": namedtuple_row,
+                "row_factory": tuple_row,
                 "options": "-c TimeZone=UTC",
                 "application_name": APPLICATION_NAME,
             },
@@ -141,11 +142,18 @@ class _Compiled:
         assert isinstance(compiled, SQLCompiler)
         self.compiled = compiled
         self.sql = str(self.compiled)
+        self._row_type: Any = None
         self.processors = {
             name: processor
             for name, bind in self.compiled.binds.items()
             if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         }
+
+    def row_type(self, description: Sequence[Any]) -> Any:
+        """The named tuple of this statement's rows (made on its first rows)."""
+        if self._row_type is None:
+            self._row_type = _named_row([column.name for column in description])
+        return self._row_type
 
     def parameters(self, given: dict[str, Any]) -> dict[str, Any]:
         values = dict(self.compiled.construct_params(given))
@@ -163,19 +171,25 @@ async def _execute(
     parameters = compiled.parameters(given)
     try:
         cursor = await connection.execute(compiled.sql, parameters, prepare=True)
-        rows = await cursor.fetchall() if cursor.description is not None else []
+        if cursor.description is None:
+            return []
+        rows = await cursor.fetchall()
     except psycopg.Error as error:
         raise DBAPIError.instance(compiled.sql, parameters, error, psycopg.Error) from error
-    return [_in_utc(row) for row in rows]
+    row_type = compiled.row_type(cursor.description)
+    return [row_type._make(map(_in_utc, row)) for row in rows]
 
 
-def _in_utc(row: Any) -> Any:
-    moved = {
-        name: value.astimezone(UTC)
-        for name, value in row._asdict().items()
-        if isinstance(value, datetime)
-    }
-    return row._replace(**moved) if moved else row
+def _named_row(names: list[str]) -> Any:
+    """Rows with attribute access by column name, as SQLAlchemy's Row has."""
+    return namedtuple("Row", names)
+
+
+def _in_utc(value: Any) -> Any:
+    """The connections run with TimeZone=UTC, so this is a safeguard, not a conversion."""
+    if isinstance(value, datetime) and value.tzinfo is not UTC:
+        return value.astimezone(UTC)
+    return value
 
 
 class _Result:
