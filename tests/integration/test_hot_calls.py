@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from licentia.server.api.hot import MAX_BODY, HotCall, HotCalls
 from tests.factories import VendorHandle
 from tests.integration.test_cloud import CloudUser, _container
+from tests.integration.test_device_sync import _activated, _post, _sync
 
 
 class _RoutedOnly:
@@ -230,3 +231,21 @@ def test_a_license_read_answers_as_its_route(vendors) -> None:
     with _routed_count(app) as reached:
         anonymous = vendor.client.get(path, headers={"Authorization": ""})
     assert (anonymous.status_code, len(reached)) == (401, 1)
+
+
+def test_a_current_devices_conditional_sync_never_reaches_fastapi(vendors) -> None:
+    vendor = vendors.create()
+    device, _listed = _activated(vendor)
+    app = vendor.client.app
+    with _routed_count(app) as reached:
+        first, again = _sync(vendor, device), _sync(vendor, device)
+    assert (first.status_code, again.status_code) == (304, 304)
+    assert first.headers["ETag"] == again.headers["ETag"] == f'"{device.state}"'
+    assert reached == []
+    with _routed_count(app) as reached:
+        unconditional = _post(vendor, "sync", device.request("sync"))
+        device.state = "a-state-never-issued"
+        behind = _sync(vendor, device)
+    assert unconditional.status_code == 200  # no If-None-Match: the full sync
+    assert behind.status_code == 200 and behind.headers["X-Licentia-Seq"] == "3"
+    assert len(reached) == 2  # both handed on to the route

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, exists, select
+from sqlalchemy import Connection, Select, bindparam, exists, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
@@ -61,16 +61,14 @@ class Unchanged(NotModified):
 
 
 def check_unchanged(
-    session: Session, vendor_slug: str, request: DeviceRequest, now: datetime
+    reader: Session | Connection, vendor_slug: str, request: DeviceRequest, now: datetime
 ) -> Unchanged | None:
     """``Unchanged`` if the device provably holds the current state and nothing about
     this sync needs recording but ``last_seen_at``; None if the full sync must run.
 
     Reads only (one statement): safe on a read session outside any transaction.
     """
-    found = session.execute(
-        _DEVICE_AND_LICENSES, {"slug": vendor_slug, "key_id": request.device_id}
-    )
+    found = reader.execute(_DEVICE_AND_LICENSES, {"slug": vendor_slug, "key_id": request.device_id})
     rows = found.all()
     if not rows or not _current(rows[0], request):
         return None

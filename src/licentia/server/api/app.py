@@ -93,7 +93,7 @@ def create_app(
         "with a stable `code`; lists are cursor-paginated.",
     )
     app.state.services = services
-    hot = (*cloud_devices.HOT_CALLS, *licenses.HOT_CALLS)
+    hot = (*devices.HOT_CALLS, *cloud_devices.HOT_CALLS, *licenses.HOT_CALLS)
     app.hot_calls = HotCalls([call.under(API) for call in hot])
     problems.install(app)
     # A request is matched against the routers in this order, one route after the

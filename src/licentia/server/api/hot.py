@@ -46,6 +46,7 @@ class HotRequest:
     token: str | None
     client_host: str | None
     body: bytes
+    headers: dict[bytes, bytes]  # those :data:`HEADERS` names, lower case
 
 
 Answer = Callable[[HotRequest], Awaitable[Response]]
@@ -60,9 +61,10 @@ class HotCall:
     method: str
     path: str
     answer: Answer
+    json_body: bool = True  # else the body is passed as it comes (e.g. a compact JWS)
 
     def under(self, prefix: str) -> HotCall:
-        return HotCall(self.method, prefix + self.path, self.answer)
+        return HotCall(self.method, prefix + self.path, self.answer, self.json_body)
 
     @property
     def segments(self) -> tuple[str | None, ...]:
@@ -77,14 +79,14 @@ class HotCalls:
     """The table of hot calls, matched by method, segment count and literal segments."""
 
     def __init__(self, calls: Sequence[HotCall]) -> None:
-        self._calls: dict[tuple[str, int], list[tuple[tuple[str | None, ...], Answer]]] = {}
+        self._calls: dict[tuple[str, int], list[tuple[tuple[str | None, ...], HotCall]]] = {}
         for call in calls:
             segments = call.segments
-            self._calls.setdefault((call.method, len(segments)), []).append((segments, call.answer))
+            self._calls.setdefault((call.method, len(segments)), []).append((segments, call))
 
-    def match(self, method: str, path: str) -> tuple[Answer, tuple[str, ...]] | None:
+    def match(self, method: str, path: str) -> tuple[HotCall, tuple[str, ...]] | None:
         parts = path.split("/")
-        for segments, answer in self._calls.get((method, len(parts)), ()):
+        for segments, call in self._calls.get((method, len(parts)), ()):
             params = []
             for pattern, part in zip(segments, parts, strict=True):
                 if pattern is None:
@@ -94,7 +96,7 @@ class HotCalls:
                 elif pattern != part:
                     break
             else:
-                return answer, tuple(params)
+                return call, tuple(params)
         return None
 
 
@@ -112,13 +114,13 @@ class LicentiaApp(FastAPI):
         await super().__call__(scope, receive, send)
 
     async def _answer_hot(
-        self, scope: Scope, receive: Receive, send: Send, answer: Answer, params: tuple[str, ...]
+        self, scope: Scope, receive: Receive, send: Send, call: HotCall, params: tuple[str, ...]
     ) -> None:
         headers = _headers(scope)
         body = await _read_body(receive, headers)
         if body.disconnected:
             return  # nobody to answer
-        if not body.complete or not _json_or_none(headers):
+        if not body.complete or (call.json_body and not _json_or_none(headers)):
             await super().__call__(scope, _replay(body, receive), send)
             return
         client = scope.get("client")
@@ -128,9 +130,10 @@ class LicentiaApp(FastAPI):
             token=_bearer(headers),
             client_host=client[0] if client else None,
             body=body.data,
+            headers=headers,
         )
         try:
-            response = await answer(request)
+            response = await call.answer(request)
         except (PassOn, ValidationError):
             await super().__call__(scope, _replay(body, receive), send)
             return
@@ -139,13 +142,12 @@ class LicentiaApp(FastAPI):
         await response(scope, receive, send)
 
 
+HEADERS = (b"authorization", b"content-type", b"content-length", b"if-none-match")
+
+
 def _headers(scope: Scope) -> dict[bytes, bytes]:
-    """The headers this module reads (the last of a repeated one)."""
-    return {
-        name: value
-        for name, value in scope["headers"]
-        if name in (b"authorization", b"content-type", b"content-length")
-    }
+    """The headers hot calls read (the last of a repeated one)."""
+    return {name: value for name, value in scope["headers"] if name in HEADERS}
 
 
 def _bearer(headers: dict[bytes, bytes]) -> str | None:

@@ -21,10 +21,12 @@ from licentia.server.activation.messages import DeviceRequest, read_request
 from licentia.server.activation.services import SEEN_GRANULARITY
 from licentia.server.activation.unchanged import Unchanged, check_unchanged
 from licentia.server.api.context import Context, Services, require, services_of
+from licentia.server.api.hot import HotCall, HotRequest, PassOn
 from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
-from licentia.server.api.threads import ThreadedRoute
+from licentia.server.api.threads import ThreadedRoute, blocking
 from licentia.server.db.base import utcnow
 from licentia.server.db.engine import run_write
+from licentia.server.db.loop_statements import NotHere
 from licentia.server.db.pagination import paginate
 from licentia.server.devices import services as devices
 from licentia.server.devices.models import Device
@@ -190,26 +192,40 @@ def _request_unit(
     return work
 
 
-def _answer_unchanged(services: Services, slug: str, token: str) -> Unchanged | None:
-    """The 304 of a device that is current, from one read (activation.unchanged), or
-    None when the full sync must run: also on any error, which the full sync then
-    reports exactly as it always did."""
+async def _answer_unchanged(services: Services, slug: str, token: str) -> Unchanged | None:
+    """The 304 of a device that is current, from one read (activation.unchanged; on
+    PostgreSQL on the event loop), or None when the full sync must run: also on any
+    error, which the full sync then reports exactly as it always did."""
     now = utcnow()
     try:
         device_request = read_request(token, slug, now)
     except LicentiaError:
         return None
-    with services.db.read() as session:
-        unchanged = check_unchanged(session, slug, device_request, now)
+    unchanged = await services.loop_statements.run(
+        lambda connection: check_unchanged(connection, slug, device_request, now)
+    )
+    if isinstance(unchanged, NotHere):
+        unchanged = await blocking(_read_unchanged, services, slug, device_request, now)
     if unchanged is not None and unchanged.needs_write:
-        device_id, confirms = unchanged.device_id, unchanged.confirms
-        run_write(
-            services.db,
-            lambda session: devices.record_visit(
-                session, device_id, now, seen_granularity=SEEN_GRANULARITY, confirms=confirms
-            ),
-        )
+        await blocking(_record_visit, services, unchanged, now)
     return unchanged
+
+
+def _read_unchanged(
+    services: Services, slug: str, device_request: DeviceRequest, now: datetime
+) -> Unchanged | None:
+    with services.db.read() as session:
+        return check_unchanged(session, slug, device_request, now)
+
+
+def _record_visit(services: Services, unchanged: Unchanged, now: datetime) -> None:
+    device_id, confirms = unchanged.device_id, unchanged.confirms
+    run_write(
+        services.db,
+        lambda session: devices.record_visit(
+            session, device_id, now, seen_granularity=SEEN_GRANULARITY, confirms=confirms
+        ),
+    )
 
 
 @device_router.post(
@@ -237,14 +253,12 @@ async def sync_device(slug: str, request: Request) -> Response:
     def sync(session: Session, ex: activation.Exchange, device: DeviceRequest) -> object:
         return activation.sync(session, ex, device, conditional=conditional)
 
-    def answer() -> object:
-        # Most conditional syncs find the device current: answer those from a read.
-        unchanged = _answer_unchanged(services, slug, token) if conditional else None
-        if unchanged is not None:
-            return unchanged
-        return run_write(services.db, _request_unit(services, slug, request, token, sync))
-
-    return _update_answer(_accepted(await run_in_threadpool(answer)))
+    # Most conditional syncs find the device current: answer those from a read.
+    unchanged = await _answer_unchanged(services, slug, token) if conditional else None
+    if unchanged is not None:
+        return _update_answer(unchanged)
+    unit = _request_unit(services, slug, request, token, sync)
+    return _update_answer(_accepted(await blocking(run_write, services.db, unit)))
 
 
 @device_router.post(
@@ -299,3 +313,25 @@ async def return_license(slug: str, request: Request) -> JSONResponse:
 
     result = await _run(request, work)
     return JSONResponse(result.model_dump())
+
+
+# --- the hot call ------------------------------------------------------------------------
+# A fleet of devices syncs all day, and most syncs find the device current: those are
+# answered before FastAPI's routing (licentia.server.api.hot); any other sync goes on
+# to the route above.
+
+
+async def _hot_sync(request: HotRequest) -> Response:
+    if b"if-none-match" not in request.headers or len(request.body) > MAX_BODY:
+        raise PassOn
+    try:
+        token = request.body.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise PassOn from None
+    unchanged = await _answer_unchanged(request.services, request.params[0], token)
+    if unchanged is None:
+        raise PassOn  # nothing was written: the full sync runs as if this never had
+    return _update_answer(unchanged)
+
+
+HOT_CALLS = (HotCall("POST", "/vendors/{slug}/devices/sync", _hot_sync, json_body=False),)
