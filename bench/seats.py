@@ -13,11 +13,12 @@ Three figures, from one throwaway database and one ``licentia serve`` node:
 - consumptions per second on one hot counter from 100 concurrent clients, then the
   ledger audited: every acknowledged consumption counted exactly once.
 
-The load comes from aiohttp clients on one event loop in a process of its own (the
-bench's main process keeps the bare-UPDATE threads and the bookkeeping), so the server
-is measured, not the client library; still, generator, server and database share the
-machine's cores, so the figures are what this box sustains with everything on it,
-not a property of the code alone.
+The load comes from a lean HTTP client (bench/http.py: prepared requests on keep-alive
+connections, answers parsed by httptools) on one event loop in a process of its own
+(the bench's main process keeps the bare-UPDATE threads and the bookkeeping), so the
+server is measured, not the client library; still, generator, server and database
+share the machine's cores, so the figures are what this box sustains with everything
+on it, not a property of the code alone.
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiohttp
 import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 
+from bench.http import HttpPool
 from bench.load import LoadResult
 from bench.server import (
     BenchSetupError,
@@ -79,19 +80,15 @@ class SeatBenchConfig:
 class Device:
     """The benchmark's registered device and the pool it uses."""
 
-    base: str  # …/api/v1/vendors/<slug>/cloud/
+    server: str  # the server's base URL
+    base: str  # /api/v1/vendors/<slug>/cloud/
     token: str
     license_id: str
     product: str
 
-    def client(self, connections: int) -> aiohttp.ClientSession:
-        """Keep-alive connections, at most ``connections`` of them (paths are joined
-        to ``base`` by :meth:`url`)."""
-        return aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {self.token}"},
-            connector=aiohttp.TCPConnector(limit=connections, force_close=False),
-            timeout=aiohttp.ClientTimeout(total=60.0),
-        )
+    def client(self, connections: int) -> HttpPool:
+        """``connections`` keep-alive connections (paths are made by :meth:`url`)."""
+        return HttpPool(self.server, connections, {"Authorization": f"Bearer {self.token}"})
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -149,8 +146,8 @@ def prepare_pool(server: Server, slug: str, api_key: str) -> Device:
         device = _created(
             admin, f"{cloud}/devices", {"credential": redeemed["credential"], "name": "bench"}
         )
-    base = f"{server.url}/api/v1{cloud}/"
-    return Device(base, device["token"], redeemed["license_ids"][0], "SEATS")
+    base = f"/api/v1{cloud}/"
+    return Device(server.url, base, device["token"], redeemed["license_ids"][0], "SEATS")
 
 
 def _created(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -162,21 +159,22 @@ def _created(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str,
 
 
 async def _call(
-    client: aiohttp.ClientSession,
+    client: HttpPool,
     result: LoadResult,
     method: str,
     url: str,
     expect: int,
     body: dict[str, Any] | None = None,
 ) -> Any:
-    """One request; its latency is recorded if the status is ``expect``. Returns the
-    JSON answer (True for an empty one), or None after recording the error."""
+    """One request; its latency (waiting for a free connection included) is recorded
+    if the status is ``expect``. Returns the JSON answer (True for an empty one), or
+    None after recording the error."""
+    request = client.prepare(method, url, body)
     sent = time.perf_counter()
     try:
-        async with client.request(method, url, json=body) as response:
-            data = await response.read()
-            status = response.status
-    except (aiohttp.ClientError, TimeoutError) as error:
+        async with asyncio.timeout(60.0):
+            status, data = await client.send(request)
+    except (OSError, TimeoutError) as error:
         _failed(result, f"{type(error).__name__}: {error}")
         return None
     if status != expect:
@@ -317,7 +315,7 @@ async def hold_leases(device: Device, count: int) -> list[tuple[str, int]]:
 
 
 async def heartbeat_step(
-    client: aiohttp.ClientSession,
+    client: HttpPool,
     device: Device,
     leases: list[tuple[str, int]],
     *,
