@@ -7,10 +7,10 @@ from datetime import UTC
 from typing import Any
 
 import psycopg
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 
 from licentia.server.db.engine import Database
-from licentia.server.db.loop_statements import APPLICATION_NAME, NOT_HERE, LoopStatements
+from licentia.server.db.loop_statements import NOT_HERE, LoopStatements
 from licentia.server.licenses.models import License
 from licentia.server.licenses.services import LICENSE_ROW
 
@@ -62,22 +62,23 @@ def test_a_missing_row_is_none_and_a_connection_the_server_dropped_is_replaced(
     reads = LoopStatements(database.write_engine, size=1)
     admin = database.write_engine.url.set(drivername="postgresql")
 
-    async def read_across_a_restart() -> tuple[Any, Any]:
+    async def read_across_a_restart() -> tuple[Any, Any, Any]:
         await reads.open()
         try:
             missing = await reads.first(LICENSE_ROW, {"license_id": "nope", "vendor_id": "x"})
-            await reads.first(_BY_ID, {"license_id": license_id})  # the pool's one connection
+            mine = await reads.first(select(func.pg_backend_pid().label("pid")), {})
             with psycopg.connect(admin.render_as_string(hide_password=False)) as killer:
-                killer.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    " AND application_name = %s",
-                    (APPLICATION_NAME,),
-                )
-            return missing, await reads.first(_BY_ID, {"license_id": license_id})
+                killer.execute("SELECT pg_terminate_backend(%s)", (mine.pid,))
+            again = await reads.first(_BY_ID, {"license_id": license_id})
+            mine = await reads.first(select(func.pg_backend_pid().label("pid")), {})
+            with psycopg.connect(admin.render_as_string(hide_password=False)) as killer:
+                killer.execute("SELECT pg_terminate_backend(%s)", (mine.pid,))
+            ran = await reads.run(lambda c: c.execute(_BY_ID, {"license_id": license_id}).one())
+            return missing, again, ran
         finally:
             await reads.close()
 
-    missing, again = asyncio.run(read_across_a_restart())
+    missing, again, ran = asyncio.run(read_across_a_restart())
     assert missing is None
     assert again is not None and again is not NOT_HERE and again.id == license_id
+    assert ran.id == license_id  # run() too, on a new connection

@@ -113,14 +113,24 @@ class LoopStatements:
         """``work(connection)`` on one pooled connection in autocommit, or NOT_HERE.
         ``connection`` offers what the hot calls use of a SQLAlchemy Connection:
         ``execute(...)`` with ``first``, ``one``, ``all`` and ``scalar`` on its
-        result, ``scalar(...)`` and ``dialect``."""
+        result, ``scalar(...)`` and ``dialect``. A connection the database dropped
+        is replaced when the first statement finds it so (nothing was written yet)."""
         pool = self._pools.get(asyncio.get_running_loop())
         if pool is None:
             return NOT_HERE
-        async with pool.connection() as connection:
-            on_loop = cast(Connection, _OnLoop(self, connection))
-            result: T = await greenlet_spawn(work, on_loop)
-            return result
+        for attempt in range(2):
+            async with pool.connection() as connection:
+                on_loop = _OnLoop(self, connection)
+                try:
+                    result: T = await greenlet_spawn(work, cast(Connection, on_loop))
+                    return result
+                except DBAPIError:
+                    # A connection the database dropped (a restart) fails at the first
+                    # statement, before anything was written: run the work once more,
+                    # on another connection. Any other failure is the work's own.
+                    if attempt or on_loop.statements != 1 or not connection.broken:
+                        raise
+        raise AssertionError("unreachable")
 
     def _compile(self, statement: ClauseElement) -> _Compiled:
         compiled = self._compiled.get(statement)
@@ -219,11 +229,13 @@ class _OnLoop:
         self._owner = owner
         self._connection = connection
         self.dialect = owner._dialect
+        self.statements = 0  # sent so far
 
     def execute(
         self, statement: ClauseElement, parameters: dict[str, Any] | None = None
     ) -> _Result:
         compiled = self._owner._compile(statement)
+        self.statements += 1
         return _Result(await_only(_execute(self._connection, compiled, parameters or {})))
 
     def scalar(self, statement: ClauseElement, parameters: dict[str, Any] | None = None) -> Any:
