@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from licentia.cli.main import app as cli
+from licentia.domain.actors import operator
 from licentia.domain.audit import HASHED_FIELDS
-from licentia.server.audit.models import AuditEvent
-from licentia.server.audit.services import verify_chains
-from licentia.server.db.engine import Database
+from licentia.domain.ids import new_id
+from licentia.server.audit._postgres import MAX_EVENTS
+from licentia.server.audit.models import AuditEvent, AuditHead
+from licentia.server.audit.services import record, verify_chains
+from licentia.server.db.engine import Database, run_write
 from tests.factories import VendorHandle
 
 EVENTS = AuditEvent.metadata.tables["audit_events"]  # the table, for raw edits
@@ -378,3 +383,87 @@ def test_concurrent_writers_leave_an_intact_gap_free_chain(vendors, database):
         )
     assert seqs == list(range(1, 23))
     assert len(all_events(vendor, action="product.created")) == 20
+
+
+def record_on(session: Session, chain: str, object_id: str, **documents: Any) -> None:
+    record(session, operator(), "test.noted", "thing", object_id, chain=chain, **documents)
+
+
+def test_the_first_events_of_a_new_chain_written_at_once_all_land_in_one_chain(database):
+    """Ten transactions start a chain at the same moment; those that lose the race
+    to create it are retried and land after the winner (SQLite, one writer at a
+    time, has no race: there the barrier just times out)."""
+    chain, together = new_id(), threading.Barrier(10, timeout=1)
+
+    def note(index: int) -> None:
+        attempts: list[int] = []
+
+        def work(session: Session) -> None:
+            record_on(session, chain, str(index))
+            if not attempts:  # only the first attempt waits: all commit at once
+                attempts.append(index)
+                with suppress(threading.BrokenBarrierError):
+                    together.wait()
+
+        run_write(database, work)
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(note, range(10)))
+    with database.read() as session:
+        assert verify_chains(session, chain) == []
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.chain == chain).order_by(AuditEvent.seq)
+        ).all()
+    assert [e.seq for e in events] == list(range(1, 11))
+    assert sorted(e.object_id for e in events) == sorted(str(i) for i in range(10))
+
+
+def test_any_text_in_an_event_is_stored_as_given_and_verifies(database):
+    chain = new_id()
+    awkward = {
+        "name": 'réglé ✓ 😀 "quoted" \\ back\tslash \u2028',
+        "nested": {"z": [1, 2.5, None, True, {"b": "", "a": "ü"}], "a": {}},
+        "": None,
+    }
+    with database.transaction() as session:
+        record_on(session, chain, "1", before=awkward, after=None)
+        record_on(session, chain, "2", before=None, after={"ok": False})
+    with database.read() as session:
+        assert verify_chains(session, chain) == []
+        stored = session.scalars(
+            select(AuditEvent).where(AuditEvent.chain == chain).order_by(AuditEvent.seq)
+        ).all()
+    assert [(e.before, e.after) for e in stored] == [(awkward, None), (None, {"ok": False})]
+
+
+def test_an_order_with_more_licenses_than_one_statement_chains_keeps_the_chain_intact(
+    vendors, database
+):
+    vendor = vendors.create()
+    sku = vendor.template()["sku"]
+    vendor.order([{"sku": sku}], external_order_id="SMALL-1")
+    vendor.order([{"sku": sku, "quantity": MAX_EVENTS + 1}], external_order_id="LARGE")
+    vendor.order([{"sku": sku}], external_order_id="SMALL-2")
+    assert breaks_of(database, vendor) == []
+    seqs = [e["seq"] for e in all_events(vendor)]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert len(all_events(vendor, action="license.issued")) == MAX_EVENTS + 3
+
+
+def test_a_session_in_a_callers_transaction_leaves_the_commit_to_the_caller(database):
+    """A session joined to a transaction it did not begin appends its events but does
+    not commit them: the caller's rollback takes them back, head and all."""
+    chain = new_id()
+    with database.transaction() as session:
+        record_on(session, chain, "kept")
+    with database.write_lock, database.write_engine.connect() as connection:
+        outer = connection.begin()
+        with Session(bind=connection) as session:
+            record_on(session, chain, "rolled-back")
+            session.commit()
+        assert connection.scalar(select(AuditHead.seq).where(AuditHead.chain == chain)) == 2
+        outer.rollback()
+    with database.read() as session:
+        objects = session.scalars(select(AuditEvent.object_id).where(AuditEvent.chain == chain))
+        assert list(objects) == ["kept"]
+        assert verify_chains(session, chain) == []

@@ -6,7 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -15,6 +25,7 @@ from sqlalchemy.orm import Session
 from licentia.domain.actors import Actor
 from licentia.domain.audit import GENESIS, HASHED_FIELDS, ChainBreak, event_hash, find_break
 from licentia.domain.ids import new_id
+from licentia.server.audit import _postgres
 from licentia.server.audit.models import AuditEvent, AuditHead
 from licentia.server.db.base import utcnow
 
@@ -58,23 +69,48 @@ _PENDING = "licentia.audit.pending"
 def _append_pending(session: Session) -> None:
     """Chain the transaction's events onto their chains as the commit begins.
 
-    Each chain's head row is locked here and released by the commit a moment later.
-    Concurrent writers of one vendor thus queue for this last step only, not for
-    their whole transaction (which made them run one at a time), and the chain stays
-    linear. ``at`` is this moment, so it grows with ``seq``. The rows are written with
-    one multi-row INSERT and one UPDATE: no ORM bookkeeping while the lock is held.
+    Each chain's head row is locked here and released by the commit. Concurrent
+    writers of one vendor thus queue for this last step only, not for their whole
+    transaction (which made them run one at a time), and the chain stays linear.
+    ``at`` is the time of the append, so it grows with ``seq`` (strictly where
+    PostgreSQL reads its clock under the lock).
+
+    On PostgreSQL the lock is held for one statement and the COMMIT, sent together
+    when this commit ends the session's transaction (``_postgres``); chains with
+    more events than one statement chains well are appended by ``_append_in_python``.
     """
     pending: list[dict[str, Any]] | None = session.info.pop(_PENDING, None)
     if not pending:
         return
     session.flush()  # the changes themselves first, before the head is locked
     connection = session.connection()
+    chains: dict[str, list[dict[str, Any]]] = {}
+    for chain in sorted({e["chain"] for e in pending}):  # one lock order: no deadlocks
+        chains[chain] = [e for e in pending if e["chain"] == chain]
+    if connection.dialect.name == "postgresql" and all(
+        len(events) <= _postgres.MAX_EVENTS for events in chains.values()
+    ):
+        _postgres.append_events(connection, chains, commit=_ends_transaction(session))
+        return
+    _append_in_python(connection, chains)
+
+
+def _ends_transaction(session: Session) -> bool:
+    """Whether this commit ends the database transaction: the session opened its
+    connection itself (it was not handed a caller's transaction to join) and is not
+    releasing a savepoint."""
+    return isinstance(session.bind, Engine) and not session.in_nested_transaction()
+
+
+def _append_in_python(connection: Connection, chains: dict[str, list[dict[str, Any]]]) -> None:
+    """Lock each head, hash the events here, and write them with one multi-row INSERT
+    and one UPDATE: no ORM bookkeeping while the lock is held."""
     now = utcnow()
     at = now.isoformat(timespec="microseconds")
-    for chain in sorted({e["chain"] for e in pending}):  # one lock order: no deadlocks
+    for chain, events in chains.items():
         seq, prev_hash = _lock_head(connection, chain)
         rows = []
-        for noted in (e for e in pending if e["chain"] == chain):
+        for noted in events:
             seq += 1
             digest = event_hash({**noted, "seq": seq, "at": at}, prev_hash)
             rows.append(
