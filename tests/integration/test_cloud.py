@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from httpx import Response
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from licentia.formats.device import okp_jwk
+from licentia.formats.device import okp_jwk, unverified_claims
 from licentia.server.seats.models import SeatSlot
 from tests.factories import VendorHandle
 from tests.integration.device_messages import BareDevice
@@ -291,3 +291,24 @@ def test_the_customer_admin_frees_a_device_slot_and_a_wrong_credential_sees_noth
     other_vendor_credential, _, _ = _container(vendors.create(), delivery="cloud")
     refused = _admin(vendor, other_vendor_credential, "GET", "devices")
     assert refused.status_code == 401 and refused.json()["code"] == "CREDENTIAL_INVALID"
+
+
+def test_a_heartbeat_extends_the_lease_by_the_templates_lease_period(vendors):
+    vendor = vendors.create()
+    for options, seconds in (({"seat_lease_seconds": 90}, 90), ({}, 300)):
+        credential, product, _ = _container(vendor, delivery="seat_pool", seats=1, **options)
+        user = CloudUser(vendor, credential)
+        lease = user.checkout(product, "ann").json()
+        before = datetime.now(UTC)
+        beat = user.heartbeat(lease["lease_id"], lease["fence"])
+        after = datetime.now(UTC)
+        assert beat.status_code == 200, beat.text
+        expires = datetime.fromisoformat(beat.json()["expires_at"])
+        period = timedelta(seconds=seconds)
+        assert before + period - timedelta(seconds=1) <= expires <= after + period
+        assert unverified_claims(beat.json()["token"])["exp"] == int(expires.timestamp())
+        with vendor.database.read() as session:
+            stored = session.scalar(
+                select(SeatSlot.expires_at).where(SeatSlot.lease_id == lease["lease_id"])
+            )
+        assert stored == expires
