@@ -206,3 +206,18 @@ def test_padding_or_stray_characters_in_a_segment_are_refused(private, keys):
     for forged in (f"{header}.{payload}==.{signature}", f"{header}.{payload}.{signature} "):
         assert_refused(forged, keys)
     assert_refused(f"{header}.{payload}.{signature[:-4]}", keys)  # a truncated signature
+
+
+def test_a_batch_sharing_its_checked_headers_still_checks_every_document(private, keys):
+    approved: dict = {}
+    genuine = sign_document(CLAIMS, private, kid=KID, typ=TYP)
+    assert verify_document(genuine, keys, typ=TYP, approved_headers=approved) == CLAIMS
+
+    # The same header with another signer, then other headers, after the genuine one.
+    stranger = sign_document(CLAIMS, Ed25519PrivateKey.generate(), kid=KID, typ=TYP)
+    other_type = sign_document(CLAIMS, private, kid=KID, typ="licentia-seat+jwt")
+    header = b64url(json.dumps({"alg": "none", "kid": KID, "typ": TYP}).encode())
+    unsigned = f"{header}.{b64url(json.dumps(CLAIMS).encode())}."
+    for forged in (stranger, other_type, unsigned):
+        with pytest.raises(SignatureInvalidError):
+            verify_document(forged, keys, typ=TYP, approved_headers=approved)

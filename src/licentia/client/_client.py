@@ -64,6 +64,10 @@ __all__ = ["ClientStatus", "LicenseClient", "SyncResult"]
 
 # How often a failing check may look whether another process changed the store.
 STORE_CHECK_INTERVAL = 1.0
+# The store itself only refuses hardware with nothing in common; each license applies
+# the tolerance its vendor chose (possibly looser than any preset) to the fingerprint
+# License Central recorded for it.
+_STORE_TOLERANCE = Tolerance.at_least(1)
 
 
 class LicenseClient:
@@ -105,8 +109,7 @@ class LicenseClient:
         )
         self._lock = threading.RLock()
         self._auto: AutoUpdater | None = None
-        self._open(Path(store_dir) if store_dir is not None else store_directory(vendor))
-        weakref.finalize(self, self._time.mark.close)
+        self._open(store_dir if store_dir is not None else store_directory(vendor))
 
     # -- identity ------------------------------------------------------------------------
 
@@ -353,17 +356,14 @@ class LicenseClient:
 
     # -- loading -------------------------------------------------------------------------
 
-    def _open(self, directory: Path) -> None:
+    def _open(self, directory: Path | str) -> None:
         self._store: DeviceStore | None = None
         self._fatal: DeviceTrustError | None = None
         self._store_version: tuple[int, int, int] | None = None
         self._store_checked_at = -math.inf
         try:
-            # The store itself only refuses hardware with nothing in common; each license
-            # applies the tolerance its vendor chose (possibly looser than any preset)
-            # to the fingerprint License Central recorded for it.
             store, snapshot = DeviceStore.load(
-                directory, fingerprint=self._fingerprint, tolerance=Tolerance.at_least(1)
+                directory, fingerprint=self._fingerprint, tolerance=_STORE_TOLERANCE
             )
         except DeviceTrustError as error:
             self._fatal = error
@@ -372,7 +372,7 @@ class LicenseClient:
             self._loaded = ContainerState.refusing(error)
             return
         self._store = store
-        self._store_version = store.version()
+        self._store_version = snapshot.version
         self._reader = ContainerReader(
             vendor=self.vendor,
             device_id=store.device_key_id,
@@ -382,7 +382,11 @@ class LicenseClient:
             encryption_key=store.load_encryption_key,
         )
         self._loaded = self._reader.from_snapshot(snapshot)
-        mark = CachedMark(store, self._loaded.time_floor(snapshot.time_high_water))
+        mark = CachedMark(
+            store,
+            self._loaded.time_floor(snapshot.time_high_water),
+            on_unsaved=functools.partial(_close_when_collected, weakref.ref(self)),
+        )
         self._time = DeviceTime(mark, self._local_clock)
         self._trusted = self._time.trusted  # one attribute less on the hot path
 
@@ -420,12 +424,13 @@ class LicenseClient:
     def _refresh(self, store: DeviceStore) -> ContainerState:
         """Re-read the store (another process may have synced) and return the state.
         Raises StoreTamperedError, and keeps refusing, if the store was tampered with."""
-        self._store_version = store.version()
         try:
             snapshot = store.snapshot()
         except DeviceTrustError as error:
+            self._store_version = store.version()
             self._loaded = ContainerState.refusing(error)
             raise
+        self._store_version = snapshot.version
         loaded = self._loaded
         own_seq = snapshot.sequences.get(store.device_key_id, 0)
         if own_seq != loaded.seq or snapshot.licenses != loaded.documents:
@@ -517,6 +522,15 @@ class LicenseClient:
             return 0.0
         now = self._time.latest()
         return max(0.0, (loaded.sync_due_at(now) - now).total_seconds())
+
+
+def _close_when_collected(client: weakref.ref[LicenseClient], mark: CachedMark) -> None:
+    """Persist ``mark`` a last time when its client is garbage-collected or the
+    interpreter exits. Arranged when the mark first moves: until then the store holds
+    its value, and the cold start need not pay for a finalizer."""
+    owner = client()
+    if owner is not None:
+        weakref.finalize(owner, mark.close)
 
 
 def _unexpected(status: int) -> ServerError:

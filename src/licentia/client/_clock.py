@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 DEFAULT_ROLLBACK_TOLERANCE = timedelta(hours=2)
+_NO_TIME = timedelta(0)
 
 # Advancing the mark costs a durable write; doing it at most once a minute keeps license
 # checks cheap, and a minute is nothing against a tolerance measured in hours.
@@ -70,7 +71,7 @@ class TrustedClock:
         local_clock: Callable[[], datetime] = system_clock,
     ) -> None:
         """Raises ValueError if ``tolerance`` is negative."""
-        if tolerance < timedelta(0):
+        if tolerance < _NO_TIME:
             raise ValueError("the clock rollback tolerance must not be negative")
         self._mark = mark
         self._tolerance = tolerance
@@ -129,6 +130,8 @@ class CachedMark:
     ``persist_step`` away from the persisted value wakes a daemon writer thread, so a
     caller never waits for the disk; :meth:`flush` persists synchronously (the client
     calls it on sync and on close). ``last_error`` keeps the writer's last failure.
+    ``on_unsaved(mark)`` is called once, at the first write: from then on the mark may
+    hold a value the backing does not (the client arranges a last flush then).
     """
 
     def __init__(
@@ -137,13 +140,16 @@ class CachedMark:
         value: datetime | None,
         *,
         persist_step: timedelta = timedelta(minutes=10),
+        on_unsaved: Callable[[CachedMark], object] | None = None,
     ) -> None:
         self._backing = backing
         self._value = value
         self._persisted = value
         self._step = persist_step
+        self._on_unsaved = on_unsaved
         self._lock = threading.Lock()
-        self._wake = threading.Event()
+        # Made with the writer: most clients never move the mark far enough to need one.
+        self._wake: threading.Event | None = None
         self._closed = False
         self._writer: threading.Thread | None = None
         self.last_error: Exception | None = None
@@ -153,6 +159,9 @@ class CachedMark:
 
     def write_time_high_water(self, value: datetime) -> None:
         self._value = value
+        on_unsaved, self._on_unsaved = self._on_unsaved, None
+        if on_unsaved is not None:
+            on_unsaved(self)
         persisted = self._persisted
         if persisted is None or abs(value - persisted) >= self._step:
             self._wake_writer()
@@ -175,7 +184,8 @@ class CachedMark:
     def close(self) -> None:
         """Stop the writer and persist a last time (errors are kept in ``last_error``)."""
         self._closed = True
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
         writer = self._writer
         if writer is not None and writer is not threading.current_thread():
             writer.join(timeout=5)
@@ -184,19 +194,24 @@ class CachedMark:
     def _wake_writer(self) -> None:
         if self._closed:
             return
-        if self._writer is None:
+        if self._wake is None:
             with self._lock:
-                if self._writer is None:
+                if self._wake is None:
+                    wake = threading.Event()
                     self._writer = threading.Thread(
-                        target=self._write_loop, name="licentia-time-mark", daemon=True
+                        target=self._write_loop,
+                        args=(wake,),
+                        name="licentia-time-mark",
+                        daemon=True,
                     )
                     self._writer.start()
+                    self._wake = wake
         self._wake.set()
 
-    def _write_loop(self) -> None:
+    def _write_loop(self, wake: threading.Event) -> None:
         while not self._closed:
-            self._wake.wait()
-            self._wake.clear()
+            wake.wait()
+            wake.clear()
             self.flush_quietly()
 
     def flush_quietly(self) -> None:

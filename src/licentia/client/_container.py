@@ -8,6 +8,7 @@ document) or from an update that was verified already.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -43,7 +44,6 @@ class ContainerState:
     """One verified container state. ``problem``, when set, refuses every check."""
 
     seq: int
-    state: str
     documents: Mapping[str, str]
     claims: Mapping[str, Mapping[str, Any]]
     index: EntitlementIndex
@@ -53,7 +53,13 @@ class ContainerState:
     @classmethod
     def refusing(cls, error: LicentiaClientError) -> ContainerState:
         """A state that allows nothing and says why."""
-        return cls(0, state_hash([]), {}, {}, EntitlementIndex([]), None, error)
+        return cls(0, {}, {}, EntitlementIndex([]), None, error)
+
+    @functools.cached_property
+    def state(self) -> str:
+        """The hash of the content (license ids and versions) that the device protocol
+        exchanges: computed when an exchange needs it, not on every load."""
+        return state_hash((license_id, c["ver"]) for license_id, c in self.claims.items())
 
     def synced_at(self, moment: datetime) -> ContainerState:
         return replace(self, last_sync=moment)
@@ -68,7 +74,9 @@ class ContainerState:
         """``mark`` raised to the newest document's signing time: trusted time can never
         be older than what License Central already vouched for."""
         issued = max((e.issued_at for e in self.index.entitlements), default=None)
-        return max((t for t in (mark, issued) if t is not None), default=None)
+        if issued is None or (mark is not None and mark >= issued):
+            return mark
+        return issued
 
 
 @dataclass(frozen=True)
@@ -88,14 +96,15 @@ class ContainerReader:
         """Verify every stored document. A document that does not verify makes a state
         that refuses everything (a sync replaces it) rather than an exception."""
         seq = snapshot.sequences.get(self.device_id, 0)
+        approved: dict[str, Ed25519PublicKey] = {}
         try:
             claims = {
-                license_id: self._verified_stored(license_id, document)
+                license_id: self._verified_stored(license_id, document, approved)
                 for license_id, document in snapshot.licenses.items()
             }
         except DeviceTrustError as problem:
             empty = EntitlementIndex([])
-            return ContainerState(seq, state_hash([]), snapshot.licenses, {}, empty, None, problem)
+            return ContainerState(seq, snapshot.licenses, {}, empty, None, problem)
         return self.from_claims(seq, snapshot.licenses, claims, snapshot.last_sync)
 
     def verify_update(self, token: str, held_seq: int) -> VerifiedUpdate:
@@ -129,12 +138,19 @@ class ContainerReader:
             )
             for license_id, item in claims.items()
         ]
-        state = state_hash((license_id, item["ver"]) for license_id, item in claims.items())
         index = EntitlementIndex(grants)
-        return ContainerState(seq, state, dict(documents), dict(claims), index, last_sync)
+        return ContainerState(seq, dict(documents), dict(claims), index, last_sync)
 
-    def _verified_stored(self, license_id: str, document: str) -> Mapping[str, Any]:
-        claims = verify_license(document, self.keys, vendor=self.vendor, device_id=self.device_id)
+    def _verified_stored(
+        self, license_id: str, document: str, approved: dict[str, Ed25519PublicKey]
+    ) -> Mapping[str, Any]:
+        claims = verify_license(
+            document,
+            self.keys,
+            vendor=self.vendor,
+            device_id=self.device_id,
+            approved_headers=approved,
+        )
         if claims["sub"] != license_id:
             raise SignatureInvalidError(
                 f"The stored license {license_id} holds the document of {claims['sub']}. "

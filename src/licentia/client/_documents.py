@@ -114,23 +114,40 @@ def _verified_documents(
 ) -> tuple[dict[str, str], dict[str, Mapping[str, Any]]]:
     documents: dict[str, str] = {}
     verified: dict[str, Mapping[str, Any]] = {}
+    approved: dict[str, Ed25519PublicKey] = {}
     for token in tokens:
         if not isinstance(token, str):
             raise _malformed("update", "a license is not a compact JWS")
-        claims = verify_license(token, keys, vendor=vendor, device_id=device_id)
+        claims = verify_license(
+            token, keys, vendor=vendor, device_id=device_id, approved_headers=approved
+        )
         documents[claims["sub"]], verified[claims["sub"]] = token, claims
     return documents, verified
 
 
 def verify_license(
-    token: str, keys: Mapping[str, Ed25519PublicKey], *, vendor: str, device_id: str
+    token: str,
+    keys: Mapping[str, Ed25519PublicKey],
+    *,
+    vendor: str,
+    device_id: str,
+    approved_headers: dict[str, Ed25519PublicKey] | None = None,
 ) -> dict[str, Any]:
     """The claims of a device-bound license document, checked.
 
-    Raises SignatureInvalidError (not signed by the vendor, altered, malformed) or
-    WrongDeviceError (bound to another device).
+    ``approved_headers`` is an empty dict shared by the documents of one batch (see
+    :func:`licentia.formats.jws.verify_document`). Raises SignatureInvalidError (not
+    signed by the vendor, altered, malformed) or WrongDeviceError (bound to another
+    device).
     """
-    claims = _verified(token, keys, typ=LICENSE_TYP, vendor=vendor, what="license")
+    claims = _verified(
+        token,
+        keys,
+        typ=LICENSE_TYP,
+        vendor=vendor,
+        what="license",
+        approved_headers=approved_headers,
+    )
     confirmation = claims.get("cnf")
     if claims.get("aud") != device_id or not (
         isinstance(confirmation, dict) and confirmation.get("jkt") == device_id
@@ -185,10 +202,16 @@ def decrypt_secret(token: str, key: X25519PrivateKey, *, license_id: str) -> str
 
 
 def _verified(
-    token: str, keys: Mapping[str, Ed25519PublicKey], *, typ: str, vendor: str, what: str
+    token: str,
+    keys: Mapping[str, Ed25519PublicKey],
+    *,
+    typ: str,
+    vendor: str,
+    what: str,
+    approved_headers: dict[str, Ed25519PublicKey] | None = None,
 ) -> dict[str, Any]:
     try:
-        claims = jws.verify_document(token, keys, typ=typ)
+        claims = jws.verify_document(token, keys, typ=typ, approved_headers=approved_headers)
     except jws.SignatureInvalidError as error:
         raise SignatureInvalidError(
             f"The {what} is not signed by your vendor, or it was modified ({error}). "

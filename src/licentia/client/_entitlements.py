@@ -26,7 +26,11 @@ from licentia.client._exceptions import (
     NotActivatedError,
     fresh_copy,
 )
-from licentia.client._fingerprint import Tolerance, ensure_fingerprint_matches
+from licentia.client._fingerprint import (
+    Tolerance,
+    ensure_fingerprint_matches,
+    fingerprint_matches,
+)
 from licentia.client._virtualization import Virtualization, ensure_virtualization_allowed
 
 __all__ = ["Entitlement", "EntitlementIndex", "Grant", "grant_from_claims"]
@@ -144,7 +148,8 @@ def _device_refusal(
     options = claims["options"]
     try:
         tolerance = Tolerance.from_option(options.get("fingerprint_tolerance"))
-        ensure_fingerprint_matches(claims["fingerprint"], fingerprint, tolerance)
+        if not fingerprint_matches(claims["fingerprint"], fingerprint, tolerance):
+            ensure_fingerprint_matches(claims["fingerprint"], fingerprint, tolerance)
         deny = options.get("vm_policy") == "deny"
         ensure_virtualization_allowed(virtualization, allow_vm=not deny, allow_container=not deny)
     except LicentiaClientError as refusal:

@@ -8,7 +8,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["fsync_directory", "lock", "remove_temporaries", "write_atomic", "write_token"]
+__all__ = [
+    "FileVersion",
+    "fsync_directory",
+    "lock",
+    "read_versioned",
+    "remove_temporaries",
+    "write_atomic",
+    "write_token",
+]
+
+# Identifies one content of a file that is only ever replaced, never edited in place.
+FileVersion = tuple[int, int, int]
+
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 
 if sys.platform == "win32":
     import msvcrt
@@ -22,6 +35,24 @@ else:
 
     def lock(fd: int, *, exclusive: bool) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+
+
+def read_versioned(path: str) -> tuple[bytes, FileVersion]:
+    """The content of ``path`` and the version (inode, size, mtime) of the file it came
+    from. Raises FileNotFoundError (or another OSError).
+
+    Plain descriptor calls: a buffered file object costs more than the reading itself
+    for the store's small files, and every open of the store reads them.
+    """
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        found = os.fstat(fd)
+        chunks = [os.read(fd, found.st_size + 1)]
+        while chunks[-1]:  # until end of file, should the file have grown meanwhile
+            chunks.append(os.read(fd, 65536))
+    finally:
+        os.close(fd)
+    return b"".join(chunks), (found.st_ino, found.st_size, found.st_mtime_ns)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -34,7 +34,6 @@ only), so it fails ``strict`` and ``medium``; ``loose`` tolerates it.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import re
@@ -53,8 +52,10 @@ __all__ = [
     "FingerprintMatch",
     "SystemFactorSource",
     "Tolerance",
+    "checked_fingerprint",
     "collect_fingerprint",
     "ensure_fingerprint_matches",
+    "fingerprint_matches",
     "hash_factors",
     "match_fingerprint",
 ]
@@ -96,6 +97,26 @@ class Fingerprint(Mapping[str, str]):
         """A plain dict copy, for JSON."""
         return dict(self._hashes)
 
+    @classmethod
+    def _of_digests(cls, hashes: dict[str, str]) -> Fingerprint:
+        # For digests that were checked or computed already, in name order: they need
+        # neither checking nor sorting.
+        fingerprint = cls.__new__(cls)
+        fingerprint._hashes = hashes
+        return fingerprint
+
+
+def checked_fingerprint(hashes: Mapping[str, str]) -> Fingerprint:
+    """A fingerprint of digests that were checked when they were recorded (the device
+    store's own, under its MAC): opening the store need not check them again."""
+    return Fingerprint._of_digests(dict(sorted(hashes.items())))
+
+
+def _digests(fingerprint: Mapping[str, str]) -> Mapping[str, str]:
+    # A Fingerprint's mapping methods run in Python, its dict's do not: matching runs
+    # once per license on every cold start.
+    return fingerprint._hashes if isinstance(fingerprint, Fingerprint) else fingerprint
+
 
 def hash_factors(factors: Mapping[str, str], salt: bytes) -> Fingerprint:
     """Hash each raw factor with HMAC-SHA256 keyed by the vendor's ``salt``.
@@ -108,12 +129,14 @@ def hash_factors(factors: Mapping[str, str], salt: bytes) -> Fingerprint:
     if not salt:
         raise ValueError("the fingerprint salt must not be empty")
     hashes: dict[str, str] = {}
-    for name, raw in factors.items():
+    for name, raw in sorted(factors.items()):
         value = " ".join(raw.split()).lower()
         if value:
             message = f"{name}\x00{value}".encode()
-            hashes[name] = hmac.new(salt, message, hashlib.sha256).hexdigest()
-    return Fingerprint(hashes)
+            hashes[name] = hmac.new(salt, message, "sha256").hexdigest()
+    if "" in hashes:
+        raise ValueError("a factor name must not be empty")
+    return Fingerprint._of_digests(hashes)
 
 
 def collect_fingerprint(salt: bytes, source: FactorSource | None = None) -> Fingerprint:
@@ -122,7 +145,6 @@ def collect_fingerprint(salt: bytes, source: FactorSource | None = None) -> Fing
 
 
 ToleranceName = Literal["strict", "medium", "loose", "k-of-n"]
-_PRESETS: tuple[ToleranceName, ...] = ("strict", "medium", "loose")
 _K_OF_N = re.compile(r"([1-9][0-9]*)-of-n")
 
 
@@ -159,9 +181,9 @@ class Tolerance:
     @classmethod
     def parse(cls, text: str) -> Tolerance:
         """Read ``strict``, ``medium``, ``loose`` or ``<k>-of-n``; raises ValueError otherwise."""
-        for preset in _PRESETS:
-            if text == preset:
-                return cls(preset)
+        preset = _PRESETS.get(text)
+        if preset is not None:
+            return preset
         match = _K_OF_N.fullmatch(text)
         if match is None:
             raise ValueError(f"unknown fingerprint tolerance {text!r}")
@@ -192,6 +214,14 @@ class Tolerance:
         return shared_rule.required_matches(self.as_option(), recorded)
 
 
+# Immutable, so every license of a preset shares one (each license's option is read on load).
+_PRESETS: dict[str, Tolerance] = {
+    "strict": Tolerance("strict"),
+    "medium": Tolerance("medium"),
+    "loose": Tolerance("loose"),
+}
+
+
 @dataclass(frozen=True)
 class FingerprintMatch:
     """The outcome of comparing a current fingerprint with the recorded one."""
@@ -214,14 +244,25 @@ def match_fingerprint(
     ``changed`` names the recorded factors that differ or are missing now; factor names
     are not secret, and naming them lets support tell a new network card from a new machine.
     """
+    recorded, current = _digests(recorded), _digests(current)
     changed = tuple(
-        name for name, digest in sorted(recorded.items()) if current.get(name) != digest
+        sorted(name for name, digest in recorded.items() if current.get(name) != digest)
     )
     return FingerprintMatch(
         matched=len(recorded) - len(changed),
         required=tolerance.required_matches(len(recorded)),
         recorded=len(recorded),
         changed=changed,
+    )
+
+
+def fingerprint_matches(
+    recorded: Mapping[str, str], current: Mapping[str, str], tolerance: Tolerance
+) -> bool:
+    """Whether :func:`ensure_fingerprint_matches` would pass, without its report: the
+    check every license makes on every cold start."""
+    return shared_rule.fingerprint_matches(
+        _digests(recorded), _digests(current), tolerance.as_option()
     )
 
 

@@ -4,8 +4,8 @@ One directory per vendor (:func:`store_directory`)::
 
     <vendor>/
         state.json          state record + license documents, MACed
-        keys/device.json    device key pairs (Ed25519 signs, X25519 receives), written once
-        keys/generation     mirror of the state's generation counter, MACed
+        keys/device.json    device key pairs (Ed25519 signs, X25519 receives) and the
+                            mirror of the state's generation counter, MACed
         .lock               advisory lock serialising processes (POSIX flock)
 
 The state record holds the fingerprint recorded when the store was created (and
@@ -18,25 +18,39 @@ sequence that vouches for them can never disagree after a crash.
 Every file is written atomically (temporary file in the same directory, fsync,
 ``os.replace``, fsync of the directory); a new store is built in a staging directory
 and renamed into place, so it appears whole or not at all. A write replaces
-``state.json`` first and the mirror second; a crash between the two leaves the state
-one generation ahead of the mirror, which :meth:`DeviceStore.open` accepts.
+``state.json`` first and the key file with the mirror second; a crash between the two
+leaves the state one generation ahead of the mirror, which :meth:`DeviceStore.open`
+accepts.
 
-The state and the mirror are MACed with HMAC-SHA256 under a key derived (HKDF) from
+The mirror shares the key file so that opening the store reads two files. Stores
+written by earlier versions (key file format 1) keep the mirror in ``keys/generation``;
+they are read as they are, and their next write moves the mirror into the key file
+and deletes ``keys/generation``. (An earlier version refuses the newer layout as
+tampered with: its key file no longer reads as format 1.)
+
+Writers hold the exclusive lock. Readers first read without a lock (on POSIX, where
+replacing a file that a reader holds open is allowed), the mirror before the state:
+every state that verifies is one this device wrote, so a read that verifies may be
+trusted whatever a writer did meanwhile, and one that does not — writes landed
+between the two reads — is read again under the shared lock before the store counts
+as tampered with.
+
+The state and the key file are MACed with HMAC-SHA256 under a key derived (HKDF) from
 the device's Ed25519 private key, and the recorded fingerprint is inside the MACed
 state. What this detects, offline, as :class:`StoreTamperedError` unless noted:
 
-- any edit of ``state.json`` or ``keys/generation`` (one flipped byte is enough);
+- any edit of ``state.json`` or ``keys/device.json`` (one flipped byte is enough);
 - a ``state.json`` from another store or device (its MAC key differs);
 - replacing ``keys/device.json`` (the state's MAC no longer verifies);
 - restoring an older ``state.json`` alone (its generation is below the mirror's);
-- deleting ``state.json`` or the mirror while the keys remain (a reset of the clock's
-  high-water mark or of the sequences);
+- deleting ``state.json`` or the key file (a reset of the clock's high-water mark or
+  of the sequences);
 - the whole store copied to other hardware: the MAC still verifies, so this is
   :class:`FingerprintMismatchError` when the current fingerprint no longer matches the
   recorded one under the tolerance.
 
 What it cannot detect offline: restoring a complete, consistent backup of every file
-(state, mirror and keys together) — it is indistinguishable from the device as it was.
+(state and key file together) — it is indistinguishable from the device as it was.
 Nor can it stop someone who reads the device private key from this directory and
 re-derives the MAC key: the store is tamper-*evident* against edits and file restores,
 not a secure element. Both are caught at the next sync, when License Central compares
@@ -45,52 +59,59 @@ the device's sequence numbers with its own.
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import functools
 import hashlib
-import json
 import os
 import re
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from licentia.client import _files
 from licentia.client._exceptions import NotActivatedError, StoreTamperedError
-from licentia.client._fingerprint import Fingerprint, Tolerance, ensure_fingerprint_matches
+from licentia.client._files import FileVersion
+from licentia.client._fingerprint import (
+    Fingerprint,
+    Tolerance,
+    checked_fingerprint,
+    ensure_fingerprint_matches,
+    fingerprint_matches,
+)
 from licentia.client._store_records import (
-    FORMAT,
+    KeyRecord,
     StateRecord,
     b64,
-    canonical,
+    check_keys,
     decode_generation,
+    decode_keys,
     decode_state,
-    encode_generation,
+    derive_key,
+    encode_keys,
     encode_state,
     tampered,
-    unb64,
 )
 
 __all__ = ["DeviceStore", "StoreSnapshot", "check_vendor_name", "store_directory"]
 
 _STATE_FILE = "state.json"
 _KEYS_FILE = "keys/device.json"
-_GENERATION_FILE = "keys/generation"
+_LEGACY_MIRROR_FILE = "keys/generation"  # the mirror of key file format 1
 _LOCK_FILE = ".lock"
 _VENDOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _RAW = serialization.Encoding.Raw
 _RAW_PRIVATE = serialization.PrivateFormat.Raw
 _RAW_PUBLIC = serialization.PublicFormat.Raw
+# Windows cannot replace a file that a reader holds open: there readers always lock.
+_LOCK_FREE_READS = os.name == "posix"
 
 
 def store_directory(vendor: str, root: Path | None = None) -> Path:
@@ -104,7 +125,7 @@ def store_directory(vendor: str, root: Path | None = None) -> Path:
 
 def check_vendor_name(vendor: str) -> str:
     """``vendor``, if it is a plain name that can name a store directory; else ValueError."""
-    if not _VENDOR_NAME.fullmatch(vendor) or set(vendor) == {"."}:
+    if not _VENDOR_NAME.fullmatch(vendor) or not vendor.strip("."):
         raise ValueError(f"{vendor!r} is not a valid vendor name for a store directory")
     return vendor
 
@@ -120,13 +141,15 @@ def _default_root() -> Path:
 
 @dataclass(frozen=True)
 class StoreSnapshot:
-    """Everything the state record holds, read and verified at once."""
+    """Everything the state record holds, read and verified at once; ``version`` is
+    the :meth:`DeviceStore.version` of the state file it was read from."""
 
     fingerprint: Fingerprint
     time_high_water: datetime | None
     sequences: Mapping[str, int]
     licenses: Mapping[str, str]
     last_sync: datetime | None
+    version: FileVersion | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +160,11 @@ class _DeviceKeys:
 
     signing_bytes: bytes
     encryption_bytes: bytes
+    # Derived once per opening: the signing key itself is never used as an HMAC key.
+    mac_key: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mac_key", derive_key(self.signing_bytes, b"licentia store v1"))
 
     @classmethod
     def generate(cls) -> _DeviceKeys:
@@ -160,10 +188,8 @@ class _DeviceKeys:
         jwk = f'{{"crv":"Ed25519","kty":"OKP","x":"{b64(raw)}"}}'
         return b64(hashlib.sha256(jwk.encode()).digest())
 
-    def mac_key(self) -> bytes:
-        # A derived key, so the signing key itself is never used as an HMAC key.
-        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"licentia store v1")
-        return hkdf.derive(self.signing_bytes)
+    def record(self, generation: int) -> KeyRecord:
+        return KeyRecord(self.signing_bytes, self.encryption_bytes, generation, None)
 
 
 class DeviceStore:
@@ -172,18 +198,27 @@ class DeviceStore:
     Every read verifies the state from disk, so several processes may share a store.
     """
 
-    def __init__(self, directory: Path, keys: _DeviceKeys) -> None:
-        self.directory = directory
+    def __init__(self, directory: Path | str, keys: _DeviceKeys) -> None:
+        # Plain strings: every open of the store reads through them, and building
+        # paths cost more than reading the small files.
+        root = os.fspath(directory)
+        self._root = root
         self._keys = keys
-        self._mac_key = keys.mac_key()
-        self._state_path = directory / _STATE_FILE
-        self._generation_path = directory / _GENERATION_FILE
-        self._lock_path = directory / _LOCK_FILE
+        self._mac_key = keys.mac_key
+        self._state_path = f"{root}/{_STATE_FILE}"
+        self._keys_path = f"{root}/{_KEYS_FILE}"
+        self._legacy_mirror_path = f"{root}/{_LEGACY_MIRROR_FILE}"
+        self._lock_path = f"{root}/{_LOCK_FILE}"
         self._device_id: str | None = None
+
+    @functools.cached_property
+    def directory(self) -> Path:
+        """The store's directory."""
+        return Path(self._root)
 
     @classmethod
     def open(
-        cls, directory: Path, *, fingerprint: Fingerprint, tolerance: Tolerance | None = None
+        cls, directory: Path | str, *, fingerprint: Fingerprint, tolerance: Tolerance | None = None
     ) -> DeviceStore:
         """Open the store in ``directory``, creating it (with new device keys) on first use.
 
@@ -196,18 +231,19 @@ class DeviceStore:
 
     @classmethod
     def load(
-        cls, directory: Path, *, fingerprint: Fingerprint, tolerance: Tolerance | None = None
+        cls, directory: Path | str, *, fingerprint: Fingerprint, tolerance: Tolerance | None = None
     ) -> tuple[DeviceStore, StoreSnapshot]:
         """:meth:`open`, and the snapshot of the state it read to check the fingerprint
         (one verified read instead of two). Raises as :meth:`open` does."""
-        directory = Path(directory)
-        store = cls(directory, _existing_keys(directory, fingerprint))
-        state = store._read_state()
+        root = os.fspath(directory)
+        keys, mirror = _existing_keys(root, fingerprint)
+        store = cls(root, keys)
+        state, version = store._read_state(mirror)
         store._device_id = state.device_id
-        snapshot = _snapshot_of(state)
-        ensure_fingerprint_matches(
-            snapshot.fingerprint, fingerprint, tolerance or Tolerance.medium()
-        )
+        snapshot = _snapshot_of(state, version)
+        tolerance = tolerance or Tolerance.medium()
+        if not fingerprint_matches(snapshot.fingerprint, fingerprint, tolerance):
+            ensure_fingerprint_matches(snapshot.fingerprint, fingerprint, tolerance)
         return store, snapshot
 
     @property
@@ -231,15 +267,15 @@ class DeviceStore:
 
     def recorded_fingerprint(self) -> Fingerprint:
         """The fingerprint recorded when the store was created."""
-        return Fingerprint(self._read_state().fingerprint)
+        return Fingerprint(self._read_state()[0].fingerprint)
 
     def license_ids(self) -> list[str]:
         """The ids of the stored license documents, sorted."""
-        return sorted(self._read_state().licenses)
+        return sorted(self._read_state()[0].licenses)
 
     def read_license(self, license_id: str) -> str:
         """The stored JWS of ``license_id``; raises NotActivatedError if there is none."""
-        document = self._read_state().licenses.get(license_id)
+        document = self._read_state()[0].licenses.get(license_id)
         if document is None:
             raise NotActivatedError(
                 f"License {license_id} is not activated on this device. "
@@ -249,21 +285,21 @@ class DeviceStore:
 
     def sequence(self, container_id: str) -> int:
         """The last sequence number applied for ``container_id`` (0 if none yet)."""
-        return self._read_state().sequences.get(container_id, 0)
+        return self._read_state()[0].sequences.get(container_id, 0)
 
     def version(self) -> tuple[int, int, int] | None:
         """A cheap token that changes whenever the state is rewritten (one ``stat``, no
         verification): lets a process notice that another one changed the store.
         None if the state file is missing."""
         try:
-            found = self._state_path.stat()
+            found = os.stat(self._state_path)
         except OSError:
             return None
         return (found.st_ino, found.st_size, found.st_mtime_ns)
 
     def snapshot(self) -> StoreSnapshot:
         """The whole state record in one verified read (raises StoreTamperedError)."""
-        return _snapshot_of(self._read_state())
+        return _snapshot_of(*self._read_state())
 
     def apply_update(
         self,
@@ -322,37 +358,54 @@ class DeviceStore:
 
     def read_time_high_water(self) -> datetime | None:
         """The latest trusted time recorded, or None before the first one."""
-        return _parse_time(self._read_state().time_high_water)
+        return _parse_time(self._read_state()[0].time_high_water)
 
     def write_time_high_water(self, value: datetime) -> None:
         """Record ``value`` (timezone-aware) as the trusted-time high-water mark."""
         stamp = _stamp(value)
         self._update(lambda state: replace(state, time_high_water=stamp))
 
-    def _read_state(self) -> StateRecord:
+    def _read_state(self, mirror: int | None = None) -> tuple[StateRecord, FileVersion]:
+        """The verified state and its file's version; ``mirror``, the generation in the
+        key file just read, spares reading it again."""
+        if _LOCK_FREE_READS:
+            try:
+                return self._load_verified(mirror)
+            except StoreTamperedError:
+                pass  # perhaps writes landed between the two reads: read under the lock
         with self._locked(exclusive=False):
             return self._load_verified()
 
     def _update(self, change: Callable[[StateRecord], StateRecord]) -> None:
         with self._locked(exclusive=True):
-            current = self._load_verified()
+            current, _ = self._load_verified()
             new = replace(
                 change(current),
                 generation=current.generation + 1,
                 device_id=self._keys.key_id,
             )
             _files.remove_temporaries(self.directory)
-            _write_state_files(self.directory, new, self._mac_key)
+            _write_state_files(self.directory, new, self._keys)
 
-    def _load_verified(self) -> StateRecord:
-        state = decode_state(_read_file(self._state_path), self._mac_key)
-        mirror = decode_generation(_read_file(self._generation_path), self._mac_key)
+    def _load_verified(self, mirror: int | None = None) -> tuple[StateRecord, FileVersion]:
+        # The mirror first: a write replaces it last, so it can only lag the state.
+        if mirror is None:
+            mirror = self._read_mirror()
+        raw, version = _read_file(self._state_path)
+        state = decode_state(raw, self._mac_key)
         # state == mirror + 1 is a write interrupted between its two files.
         if not mirror <= state.generation <= mirror + 1:
             raise tampered(
                 f"state generation {state.generation} does not follow the mirrored {mirror}"
             )
-        return state
+        return state, version
+
+    def _read_mirror(self) -> int:
+        record = decode_keys(_read_file(self._keys_path)[0])
+        if record.generation is None:  # key file format 1
+            return decode_generation(_read_file(self._legacy_mirror_path)[0], self._mac_key)
+        check_keys(record, self._mac_key)
+        return record.generation
 
     @contextlib.contextmanager
     def _locked(self, *, exclusive: bool) -> Iterator[None]:
@@ -364,13 +417,15 @@ class DeviceStore:
             os.close(fd)  # closing the descriptor releases the lock
 
 
-def _snapshot_of(state: StateRecord) -> StoreSnapshot:
+def _snapshot_of(state: StateRecord, version: FileVersion) -> StoreSnapshot:
+    # The record was just decoded for this snapshot alone: its dicts need no copies.
     return StoreSnapshot(
-        fingerprint=Fingerprint(state.fingerprint),
+        fingerprint=checked_fingerprint(state.fingerprint),
         time_high_water=_parse_time(state.time_high_water),
-        sequences=dict(state.sequences),
-        licenses=dict(state.licenses),
+        sequences=state.sequences,
+        licenses=state.licenses,
         last_sync=_parse_time(state.last_sync),
+        version=version,
     )
 
 
@@ -389,16 +444,18 @@ def _parse_time(value: str | None) -> datetime | None:
 # -- creation ----------------------------------------------------------------------
 
 
-def _existing_keys(directory: Path, fingerprint: Fingerprint) -> _DeviceKeys:
-    """The keys of the store in ``directory``, creating the store if there is none (the
-    directory missing or empty). Tries the key file first: the store usually exists."""
-    keys_path = directory / _KEYS_FILE
+def _existing_keys(root: str, fingerprint: Fingerprint) -> tuple[_DeviceKeys, int | None]:
+    """The keys of the store in ``root`` and the generation mirrored with them (None in
+    a key file of format 1), creating the store if there is none (the directory missing
+    or empty). Tries the key file first: the store usually exists."""
+    keys_path = f"{root}/{_KEYS_FILE}"
     try:
         return _load_keys(keys_path)
     except StoreTamperedError:
+        directory = Path(root)
         if directory.exists() and any(directory.iterdir()):
             raise  # a store whose key file is missing or damaged
-    _create_store(directory, fingerprint)
+    _create_store(Path(root), fingerprint)
     return _load_keys(keys_path)
 
 
@@ -409,9 +466,9 @@ def _create_store(directory: Path, fingerprint: Fingerprint) -> None:
     try:
         keys = _DeviceKeys.generate()
         (staging / "keys").mkdir(mode=0o700)
-        _files.write_atomic(staging / _KEYS_FILE, _encode_keys(keys))
         first = StateRecord(1, fingerprint.as_dict(), None, {}, {}, device_id=keys.key_id)
-        _write_state_files(staging, first, keys.mac_key())
+        _write_state_files(staging, first, keys)
+        (staging / _LOCK_FILE).touch(mode=0o600)  # readers lock only when they must
         _move_into_place(staging, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -432,47 +489,28 @@ def _move_into_place(staging: Path, directory: Path) -> None:
 # -- encodings ---------------------------------------------------------------------
 
 
-def _encode_keys(keys: _DeviceKeys) -> bytes:
-    return canonical(
-        {
-            "format": FORMAT,
-            "signing_key": b64(keys.signing_bytes),
-            "encryption_key": b64(keys.encryption_bytes),
-        }
-    )
-
-
-def _load_keys(path: Path) -> _DeviceKeys:
-    try:
-        document = json.loads(_read_file(path))
-        signing, encryption = document["signing_key"], document["encryption_key"]
-        keys = _DeviceKeys(_unb64_key(signing), _unb64_key(encryption))
-    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
-        raise tampered("the device key file is damaged") from exc
-    return keys
-
-
-def _unb64_key(text: object) -> bytes:
-    """32 raw key bytes from base64url; ValueError for anything else."""
-    if not isinstance(text, str):
-        raise TypeError("a key is not a string")
-    raw = unb64(text)
-    if len(raw) != 32:
-        raise ValueError("a key does not have 32 bytes")
-    return raw
+def _load_keys(path: str) -> tuple[_DeviceKeys, int | None]:
+    record = decode_keys(_read_file(path)[0])
+    keys = _DeviceKeys(record.signing_key, record.encryption_key)
+    check_keys(record, keys.mac_key)
+    return keys, record.generation
 
 
 # -- files -------------------------------------------------------------------------
 
 
-def _write_state_files(directory: Path, state: StateRecord, key: bytes) -> None:
+def _write_state_files(directory: Path, state: StateRecord, keys: _DeviceKeys) -> None:
     # State first, mirror second: a crash in between leaves state == mirror + 1.
-    _files.write_atomic(directory / _STATE_FILE, encode_state(state, key))
-    _files.write_atomic(directory / _GENERATION_FILE, encode_generation(state.generation, key))
+    _files.write_atomic(directory / _STATE_FILE, encode_state(state, keys.mac_key))
+    record = keys.record(state.generation)
+    _files.write_atomic(directory / _KEYS_FILE, encode_keys(record, keys.mac_key))
+    # A store of key file format 1 has now moved its mirror into the key file.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(directory / _LEGACY_MIRROR_FILE)
 
 
-def _read_file(path: Path) -> bytes:
+def _read_file(path: str) -> tuple[bytes, FileVersion]:
     try:
-        return path.read_bytes()
+        return _files.read_versioned(path)
     except FileNotFoundError as exc:
-        raise tampered(f"{path.name} is missing") from exc
+        raise tampered(f"{os.path.basename(path)} is missing") from exc

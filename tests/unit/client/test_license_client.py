@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import time
@@ -242,6 +243,21 @@ def test_a_rollback_is_still_detected_after_a_restart(harness: Harness) -> None:
     client.close()
 
     harness.clock.advance(days=-3)
+
+    with pytest.raises(ClockRollbackError):
+        harness.client().require("editor")
+
+
+def test_a_client_left_to_the_garbage_collector_keeps_its_time_mark(harness: Harness) -> None:
+    client = harness.client()
+    harness.activate(client, Offer())
+    harness.clock.advance(minutes=5)  # too little for the background writer to persist
+    client.require("editor")
+    del client
+    gc.collect()
+
+    # Two hours behind the mark of the collected client, not behind the activation's.
+    harness.clock.advance(hours=-2, minutes=-3)
 
     with pytest.raises(ClockRollbackError):
         harness.client().require("editor")

@@ -69,12 +69,7 @@ def store(tmp_path: Path) -> DeviceStore:
 def test_first_use_creates_the_store_with_device_keys(tmp_path: Path) -> None:
     store = _open(tmp_path / "vendors" / "acme")
 
-    assert _files(store.directory) == {
-        "state.json",
-        "keys/device.json",
-        "keys/generation",
-        ".lock",
-    }
+    assert _files(store.directory) == {"state.json", "keys/device.json", ".lock"}
     assert store.license_ids() == []
     assert store.recorded_fingerprint() == HERE
     assert len(store.device_key_id) == 43
@@ -97,7 +92,7 @@ def test_the_device_keys_survive_a_restart(store: DeviceStore) -> None:
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
 def test_the_store_is_readable_by_its_owner_only(store: DeviceStore) -> None:
-    for name in ("state.json", "keys/device.json", "keys/generation"):
+    for name in ("state.json", "keys/device.json"):
         assert stat.S_IMODE((store.directory / name).stat().st_mode) == 0o600
     assert stat.S_IMODE((store.directory / "keys").stat().st_mode) == 0o700
 
@@ -211,12 +206,7 @@ def test_writes_leave_no_temporary_files(store: DeviceStore) -> None:
         store.put_license(f"L-{number}", LICENSE)
     store.write_time_high_water(datetime.now(UTC))
 
-    assert _files(store.directory) == {
-        "state.json",
-        "keys/device.json",
-        "keys/generation",
-        ".lock",
-    }
+    assert _files(store.directory) == {"state.json", "keys/device.json", ".lock"}
 
 
 def test_a_crash_before_the_rename_leaves_the_previous_content(
@@ -258,7 +248,7 @@ def test_a_crash_between_state_and_mirror_keeps_the_new_state(
     real_write = file_writes.write_atomic
 
     def write_state_then_crash(path: Path, data: bytes) -> None:
-        if path.name == "generation":
+        if path.name == "device.json":  # the key file, with the mirror
             raise OSError("power cut")
         real_write(path, data)
 
@@ -284,7 +274,7 @@ def test_temporary_files_of_a_crashed_writer_are_cleaned_up(store: DeviceStore) 
 # -- tamper evidence -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["state.json", "keys/generation"])
+@pytest.mark.parametrize("name", ["state.json", "keys/device.json"])
 def test_flipping_any_byte_is_detected(store: DeviceStore, name: str) -> None:
     store.put_license("L-1", LICENSE)
     store.write_time_high_water(datetime(2030, 1, 1, tzinfo=UTC))
@@ -337,7 +327,7 @@ def test_restoring_an_older_state_after_the_clock_moved_on_is_detected(
         store.read_time_high_water()
 
 
-@pytest.mark.parametrize("name", ["state.json", "keys/generation"])
+@pytest.mark.parametrize("name", ["state.json", "keys/device.json"])
 def test_deleting_the_state_or_its_mirror_is_detected(store: DeviceStore, name: str) -> None:
     (store.directory / name).unlink()
 
@@ -363,8 +353,7 @@ def test_a_damaged_key_file_is_detected(store: DeviceStore) -> None:
 
 def test_a_state_file_from_another_device_is_detected(tmp_path: Path) -> None:
     mine, other = _open(tmp_path / "mine"), _open(tmp_path / "other")
-    for name in ("state.json", "keys/generation"):
-        shutil.copy(other.directory / name, mine.directory / name)
+    shutil.copy(other.directory / "state.json", mine.directory / "state.json")
 
     with pytest.raises(StoreTamperedError):
         _open(mine.directory)
@@ -405,6 +394,68 @@ def test_a_complete_backup_restore_is_not_detectable_offline(
     shutil.copytree(tmp_path / "backup", store.directory)
 
     assert _open(store.directory).sequence("C-1") == 3
+
+
+# -- stores written by earlier versions ----------------------------------------------
+
+# Written by the previous release (key file format 1, the mirror in keys/generation):
+# HERE's store holding LICENSE as L-1, C-1 at sequence 3 and the time mark 2030-01-01;
+# the older state is the same store two writes earlier.
+FORMAT_1 = Path(__file__).parent / "golden" / "store-format-1"
+FORMAT_1_OLDER_STATE = FORMAT_1.with_name("store-format-1-older-state.json")
+
+
+@pytest.fixture
+def format_1_store(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(FORMAT_1, tmp_path / "acme"))
+
+
+def test_a_store_of_the_previous_format_opens_with_its_content(format_1_store: Path) -> None:
+    store = _open(format_1_store)
+
+    assert store.read_license("L-1") == LICENSE
+    assert store.sequence("C-1") == 3
+    assert store.read_time_high_water() == datetime(2030, 1, 1, tzinfo=UTC)
+    assert store.device_key_id == "kPXPrVZUEfhuWoxwAYMa2_CG3DkE7MjyYRD5RReoj9E"
+
+
+def test_its_next_write_moves_the_mirror_into_the_key_file(format_1_store: Path) -> None:
+    before = (format_1_store / "state.json").read_bytes()
+    store = _open(format_1_store)
+
+    store.put_license("L-2", NEWER_LICENSE)
+
+    assert _files(format_1_store) == {"state.json", "keys/device.json", ".lock"}
+    reopened = _open(format_1_store)
+    assert reopened.license_ids() == ["L-1", "L-2"]
+    assert reopened.device_key_id == store.device_key_id
+    (format_1_store / "state.json").write_bytes(before)
+    with pytest.raises(StoreTamperedError, match="generation"):
+        _open(format_1_store)
+
+
+def test_restoring_an_older_state_of_the_previous_format_is_detected(
+    format_1_store: Path,
+) -> None:
+    shutil.copy(FORMAT_1_OLDER_STATE, format_1_store / "state.json")
+
+    with pytest.raises(StoreTamperedError, match="generation"):
+        _open(format_1_store)
+
+
+def test_flipping_any_byte_of_the_previous_formats_mirror_is_detected(
+    format_1_store: Path,
+) -> None:
+    path = format_1_store / "keys/generation"
+    original = path.read_bytes()
+
+    for position in range(len(original)):
+        for mask in (0x01, 0x20, 0x80):
+            flipped = bytearray(original)
+            flipped[position] ^= mask
+            path.write_bytes(bytes(flipped))
+            with pytest.raises(StoreTamperedError):
+                _open(format_1_store)
 
 
 # -- where stores live ---------------------------------------------------------------

@@ -135,7 +135,7 @@ def test_any_byte_changed_in_the_store_files_is_detected(
     harness: Harness, data: st.DataObject
 ) -> None:
     _activate_once(harness)
-    name = data.draw(st.sampled_from(["state.json", "keys/generation"]), label="file")
+    name = data.draw(st.sampled_from(["state.json", "keys/device.json"]), label="file")
     path = harness.root / "device" / name
     genuine = path.read_bytes()
     position = data.draw(st.integers(0, 10**6), label="position") % len(genuine)
