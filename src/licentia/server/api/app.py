@@ -34,6 +34,7 @@ from licentia.server.api.routes import (
     sessions,
 )
 from licentia.server.api.threads import install_executor
+from licentia.server.cloud.renewals import Renewals
 from licentia.server.db.base import utcnow
 from licentia.server.db.engine import Database, connect, run_write
 from licentia.server.db.loop_statements import LoopStatements
@@ -63,12 +64,15 @@ def create_app(
         message = schema_status(db.write_engine, settings.database_url).problem()
         if message is not None:
             raise ConfigurationError(message, code="DATABASE_NOT_MIGRATED")
+    master = master or load_master_key(settings)
+    loop_statements = LoopStatements(db.write_engine, size=settings.database_pool_size)
     services = Services(
         settings,
         db,
-        master or load_master_key(settings),
+        master,
         CredentialCache(settings.credential_cache_seconds),
-        LoopStatements(db.write_engine, size=settings.database_pool_size),
+        loop_statements,
+        Renewals(loop_statements, master),
     )
 
     @asynccontextmanager

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from licentia.domain.actors import Actor
 from licentia.domain.errors import AuthenticationError
 from licentia.server.api.credentials import CredentialCache
+from licentia.server.cloud.renewals import Renewals
 from licentia.server.db.engine import Database, run_write
 from licentia.server.db.loop_statements import LoopStatements
 from licentia.server.idempotency.services import (
@@ -49,6 +50,7 @@ class Services:
     master: MasterKey
     credentials: CredentialCache
     loop_statements: LoopStatements
+    renewals: Renewals
 
 
 @dataclass(frozen=True)

@@ -93,14 +93,18 @@ class DeviceAccess:
         return unsealed_signer(master, self.kid, self.sealed_key)
 
 
+def token_digest(token: str) -> str:
+    """How a device token is stored: its SHA-256, in hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def verify_access(row: Row[Any] | None, token: str) -> DeviceAccess:
     """The access a row of :func:`access_query` grants to ``token``. Raises
     AuthenticationError for an unknown token (``row`` None or another secret), a
     deregistered device (``DEVICE_DEREGISTERED``) or a reset credential
     (``CREDENTIAL_RESET``). A None row may also mean an unknown vendor: callers that
     got none ask :func:`refuse_unknown` which."""
-    digest = hashlib.sha256(token.encode()).hexdigest()
-    if row is None or not hmac.compare_digest(row.token_hash, digest):
+    if row is None or not hmac.compare_digest(row.token_hash, token_digest(token)):
         raise AuthenticationError(_UNKNOWN_TOKEN)
     if row.deregistered_at is not None:
         raise AuthenticationError("this device was deregistered", code="DEVICE_DEREGISTERED")
@@ -127,9 +131,14 @@ def refuse_unknown(connection: Connection, slug: str) -> NoReturn:
     raise AuthenticationError(_UNKNOWN_TOKEN)
 
 
+def seen_lately(access: DeviceAccess, now: datetime) -> bool:
+    """Whether the device's last visit is noted to the minute already."""
+    return access.last_seen_at is not None and now - access.last_seen_at < LAST_SEEN_STEP
+
+
 def touch_device(connection: Connection, access: DeviceAccess, now: datetime) -> None:
     """Note when the device was last seen, at most once a minute (one UPDATE then)."""
-    if access.last_seen_at is not None and now - access.last_seen_at < LAST_SEEN_STEP:
+    if seen_lately(access, now):
         return
     connection.execute(
         _TOUCH, {"device": access.device_id, "now": now, "seen_before": now - LAST_SEEN_STEP}

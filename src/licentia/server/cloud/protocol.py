@@ -16,14 +16,26 @@ the caller then runs the full service in a transaction, which decides and record
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, exists, func, null, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Row,
+    String,
+    and_,
+    bindparam,
+    exists,
+    func,
+    null,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from licentia.domain.errors import ConflictError
 from licentia.server.cloud.access import (
@@ -31,6 +43,7 @@ from licentia.server.cloud.access import (
     access_parameters,
     access_query,
     refuse_unknown,
+    token_digest,
     touch_device,
     verify_access,
 )
@@ -164,9 +177,30 @@ _LEASE_QUERY = (
 )
 
 
-def _renew_at_once() -> Any:
-    """PostgreSQL: the renewal with the access check in its WHERE clause, returning
-    what the answer needs; no row when anything is not as it should be."""
+@dataclass(frozen=True)
+class Renewal:
+    """One heartbeat, as :func:`renew_many` takes it."""
+
+    who: Presented
+    lease_id: str
+    fence: int
+
+
+def _renew_many() -> Any:
+    """PostgreSQL: the renewals of several heartbeats in one statement, each checking
+    its device's access in the WHERE clause; a row back per renewed lease (with what
+    the answer needs), none for a heartbeat where anything is not as it should be."""
+    wanted = (
+        func.unnest(
+            bindparam("leases", type_=ARRAY(String)),
+            bindparam("fences", type_=ARRAY(Integer)),
+            bindparam("digests", type_=ARRAY(String)),
+            bindparam("slugs", type_=ARRAY(String)),
+            bindparam("prefixes", type_=ARRAY(String)),
+        )
+        .table_valued("lease", "fence", "digest", "slug", "prefix")
+        .render_derived(name="wanted")
+    )
     seconds = func.coalesce(
         License.options["seat_lease_seconds"].as_integer(), DEFAULT_SEAT_SECONDS
     )
@@ -174,9 +208,9 @@ def _renew_at_once() -> Any:
     return (
         update(SeatSlot)
         .where(
-            Vendor.slug == bindparam("slug"),
-            CloudDevice.token_prefix == bindparam("prefix"),
-            CloudDevice.token_hash == bindparam("digest"),
+            Vendor.slug == wanted.c.slug,
+            CloudDevice.token_prefix == wanted.c.prefix,
+            CloudDevice.token_hash == wanted.c.digest,
             CloudDevice.deregistered_at.is_(None),
             CloudDevice.credential_version == CloudContainer.credential_version,
             CloudContainer.id == CloudDevice.container_id,
@@ -184,8 +218,8 @@ def _renew_at_once() -> Any:
             SigningKey.vendor_id == Vendor.id,
             SigningKey.status == CURRENT,
             SeatSlot.vendor_id == CloudDevice.vendor_id,
-            SeatSlot.lease_id == bindparam("lease"),
-            SeatSlot.fence == bindparam("held_fence"),
+            SeatSlot.lease_id == wanted.c.lease,
+            SeatSlot.fence == wanted.c.fence,
             SeatSlot.borrowed.is_(False),
             License.id == SeatSlot.license_id,
             License.container_id == CloudContainer.id,
@@ -193,6 +227,7 @@ def _renew_at_once() -> Any:
         .values(expires_at=now + func.make_interval(0, 0, 0, 0, 0, 0, seconds), released_at=null())
         .returning(
             *access_query().selected_columns,
+            SeatSlot.lease_id.label("lease_id"),
             License.id.label("id"),
             License.options.label("options"),
             License.product_code.label("product_code"),
@@ -202,7 +237,33 @@ def _renew_at_once() -> Any:
     )
 
 
-_RENEW_AT_ONCE = _renew_at_once()
+_RENEW_MANY = _renew_many()
+
+
+def renew_many(connection: Connection, renewals: list[Renewal], *, now: datetime) -> dict[str, Any]:
+    """PostgreSQL only: renew each heartbeat's lease whose access, container and fence
+    hold, in one statement. Returns the renewed rows by lease id; a heartbeat missing
+    from them renewed nothing, and :func:`renew_seat` then says why. Each lease may
+    appear once in ``renewals``."""
+    parameters = {
+        "leases": [r.lease_id for r in renewals],
+        "fences": [r.fence for r in renewals],
+        "digests": [token_digest(r.who.token) for r in renewals],
+        "slugs": [r.who.slug for r in renewals],
+        "prefixes": [r.who.parameters()["prefix"] for r in renewals],
+        "now": now,
+    }
+    return {row.lease_id: row for row in connection.execute(_RENEW_MANY, parameters).all()}
+
+
+def renewed_grant(
+    master: MasterKey, renewal: Renewal, row: Any, *, now: datetime
+) -> tuple[SeatGrant, DeviceAccess]:
+    """The answer to a heartbeat that :func:`renew_many` renewed (``row``), and the
+    device's access (to note its visit: :func:`touch_device`)."""
+    access = verify_access(row, renewal.who.token)
+    lease = Lease(renewal.lease_id, row.id, renewal.fence, row.expires_at)
+    return seat_grant(master, access, row, lease, now), access
 
 
 def renew_seat(
@@ -214,19 +275,9 @@ def renew_seat(
     *,
     now: datetime,
 ) -> SeatGrant:
-    """A heartbeat: on PostgreSQL one statement (the renewal, checking the access as
-    it goes), else (and whenever that renewed nothing, to say why) two: access and
-    lease, then the renewal. Raises ConflictError ``SEAT_LOST`` if the seat is not
-    this container's or no longer this lease's, and the access errors."""
-    if connection.dialect.name == "postgresql":
-        digest = hashlib.sha256(who.token.encode()).hexdigest()
-        parameters = who.parameters() | {"lease": lease_id, "held_fence": fence, "now": now}
-        renewed = connection.execute(_RENEW_AT_ONCE, parameters | {"digest": digest}).first()
-        if renewed is not None:
-            access = verify_access(renewed, who.token)
-            touch_device(connection, access, now)
-            lease = Lease(lease_id, renewed.id, fence, renewed.expires_at)
-            return seat_grant(master, access, renewed, lease, now)
+    """A heartbeat in two statements (access and lease; the renewal). Raises
+    ConflictError ``SEAT_LOST`` if the seat is not this container's or no longer
+    this lease's, and the access errors."""
     row = connection.execute(_LEASE_QUERY, who.parameters() | {"lease": lease_id}).first()
     access = _authenticated(connection, row, who)
     assert row is not None

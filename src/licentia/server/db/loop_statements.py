@@ -80,7 +80,7 @@ class LoopStatements:
             kwargs={
                 "autocommit": True,
                 "row_factory": tuple_row,
-                "options": "-c TimeZone=UTC",
+                "options": "-c TimeZone=UTC -c plan_cache_mode=force_generic_plan",
                 "application_name": APPLICATION_NAME,
             },
         )

@@ -412,11 +412,14 @@ async def heartbeat(
 
 async def _renew(call: DeviceCall, lease_id: str, body: HeartbeatIn) -> Response:
     master, fence = call.services.master, body.fence
+    grant = await call.services.renewals.renew(call.presented, lease_id, fence)
+    if grant is None:  # not renewed with others (SQLite, or something is amiss): alone
 
-    def work(connection: Connection, now: datetime) -> protocol.SeatGrant:
-        return protocol.renew_seat(connection, master, call.presented, lease_id, fence, now=now)
+        def work(connection: Connection, now: datetime) -> protocol.SeatGrant:
+            return protocol.renew_seat(connection, master, call.presented, lease_id, fence, now=now)
 
-    return _json(_lease_out(await call.at_once(work)))
+        grant = await call.at_once(work)
+    return _json(_lease_out(grant))
 
 
 @router.delete("/seats/{lease_id}", status_code=204)
