@@ -30,6 +30,7 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._answer: asyncio.Future[tuple[int, bytes]] | None = None
         self._body: list[bytes] = []
+        self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
@@ -45,6 +46,7 @@ class _Connection(asyncio.Protocol):
             self._answer.set_result((self._parser.get_status_code(), b"".join(self._body)))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
         if self._answer is not None and not self._answer.done():
             self._answer.set_exception(ConnectionError(f"the server closed the connection: {exc}"))
 
@@ -70,7 +72,9 @@ class HttpPool:
         self._size = size
         common = {"Host": f"{self._host}:{self._port}", **headers}
         self._head = "".join(f"{name}: {value}\r\n" for name, value in common.items())
-        self._free: asyncio.Queue[_Connection] = asyncio.Queue()
+        # Last in, first out: under a light load the same few connections serve, and
+        # the server's keep-alive timeout closes the others while they wait unused.
+        self._free: asyncio.LifoQueue[_Connection] = asyncio.LifoQueue()
         self._all: list[_Connection] = []
 
     async def __aenter__(self) -> HttpPool:
@@ -102,6 +106,8 @@ class HttpPool:
         """The status and body of the answer to ``request`` (from :meth:`prepare`).
         Raises ConnectionError (OSError) if the connection broke; it is replaced."""
         connection = await self._free.get()
+        if connection.closed:  # closed by the server while unused: nothing was sent
+            connection = await self._connect()
         try:
             answer = await connection.exchange(request)
         except BaseException:
