@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeVar, cast
 
 import psycopg
+from psycopg.pq import ExecStatus
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Connection, Engine
@@ -45,6 +46,7 @@ from sqlalchemy.util import await_only, greenlet_spawn
 
 T = TypeVar("T")
 log = logging.getLogger("licentia.db")
+TUPLES_OK = ExecStatus.TUPLES_OK
 APPLICATION_NAME = "licentia-loop"  # how pg_stat_activity shows these connections
 _MAX_STATEMENTS = 256  # statements are module constants: more means one is built per call
 
@@ -101,8 +103,11 @@ class LoopStatements:
         compiled = self._compile(statement)
         for attempt in range(2):
             try:
-                async with pool.connection() as connection:
+                connection = await pool.getconn()
+                try:
                     rows = await _execute(connection, compiled, parameters)
+                finally:
+                    await pool.putconn(connection)
                 return rows[0] if rows else None
             except DBAPIError as error:
                 if attempt or not isinstance(error.orig, psycopg.OperationalError):
@@ -119,17 +124,19 @@ class LoopStatements:
         if pool is None:
             return NOT_HERE
         for attempt in range(2):
-            async with pool.connection() as connection:
-                on_loop = _OnLoop(self, connection)
-                try:
-                    result: T = await greenlet_spawn(work, cast(Connection, on_loop))
-                    return result
-                except DBAPIError:
-                    # A connection the database dropped (a restart) fails at the first
-                    # statement, before anything was written: run the work once more,
-                    # on another connection. Any other failure is the work's own.
-                    if attempt or on_loop.statements != 1 or not connection.broken:
-                        raise
+            connection = await pool.getconn()  # (not ``pool.connection()``: it costs more)
+            on_loop = _OnLoop(self, connection)
+            try:
+                result: T = await greenlet_spawn(work, cast(Connection, on_loop))
+                return result
+            except DBAPIError:
+                # A connection the database dropped (a restart) fails at the first
+                # statement, before anything was written: run the work once more, on
+                # another connection. Any other failure is the work's own.
+                if attempt or on_loop.statements != 1 or not connection.broken:
+                    raise
+            finally:
+                await pool.putconn(connection)
         raise AssertionError("unreachable")
 
     def _compile(self, statement: ClauseElement) -> _Compiled:
@@ -159,9 +166,11 @@ class _Compiled:
             if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         }
 
-    def row_type(self, description: Sequence[Any]) -> Any:
-        """The named tuple of this statement's rows (made on its first rows)."""
+    def row_type(self, cursor: psycopg.AsyncCursor[Any]) -> Any:
+        """The named tuple of this statement's rows (made on its first rows: psycopg
+        builds the cursor's description anew on every call)."""
         if self._row_type is None:
+            description = cursor.description or ()
             self._row_type = _named_row([column.name for column in description])
         return self._row_type
 
@@ -181,12 +190,13 @@ async def _execute(
     parameters = compiled.parameters(given)
     try:
         cursor = await connection.execute(compiled.sql, parameters, prepare=True)
-        if cursor.description is None:
-            return []
+        result = cursor.pgresult
+        if result is None or result.status != TUPLES_OK:
+            return []  # no RETURNING
         rows = await cursor.fetchall()
     except psycopg.Error as error:
         raise DBAPIError.instance(compiled.sql, parameters, error, psycopg.Error) from error
-    row_type = compiled.row_type(cursor.description)
+    row_type = compiled.row_type(cursor)
     return [row_type._make(map(_in_utc, row)) for row in rows]
 
 
