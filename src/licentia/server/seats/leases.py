@@ -129,24 +129,21 @@ def _ending_values() -> dict[str, Any]:
     }
 
 
-def _end_statement() -> Any:
-    """PostgreSQL: lock the lease's slot, free it and write the event, in one statement."""
-    old = (
-        select(_slots.c.id, _slots.c.license_id, _slots.c.holder_key)
-        .where(_slots.c.vendor_id == bindparam("vendor"), _slots.c.lease_id == bindparam("lease"))
-        .with_for_update()
-        .cte("old")
-    )
+def end_statement(found: Any) -> Any:
+    """PostgreSQL: lock the slot the SELECT ``found`` finds (its ``id``, ``license_id``,
+    ``holder_key`` and ``vendor_id``, locked FOR UPDATE), free it and write the event,
+    in one statement; returns the license id, no row if nothing was found."""
+    old = found.cte("old")
     ended = (
         update(_slots)
         .where(_slots.c.id == old.c.id)
         .values(**_ending_values())
-        .returning(_slots.c.id, _slots.c.license_id, old.c.holder_key)
+        .returning(_slots.c.id, _slots.c.license_id, old.c.holder_key, old.c.vendor_id)
         .cte("ended")
     )
     event = select(
         _event_param("id", "event_id"),
-        _event_param("vendor_id", "vendor"),
+        ended.c.vendor_id,
         ended.c.license_id,
         _event_param("kind", "kind"),
         _event_param("lease_id", "lease"),
@@ -160,6 +157,14 @@ def _end_statement() -> Any:
         .returning(_events.c.license_id)
         .add_cte(old)
         .add_cte(ended)
+    )
+
+
+def _end_statement() -> Any:
+    return end_statement(
+        select(_slots.c.id, _slots.c.license_id, _slots.c.holder_key, _slots.c.vendor_id)
+        .where(_slots.c.vendor_id == bindparam("vendor"), _slots.c.lease_id == bindparam("lease"))
+        .with_for_update()
     )
 
 
