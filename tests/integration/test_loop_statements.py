@@ -31,20 +31,24 @@ def test_a_row_read_on_the_loop_equals_the_thread_pools_row(vendors, database: D
         expected = connection.execute(_BY_ID, {"license_id": license_id}).one()
     reads = LoopStatements(database.write_engine, size=2)
 
-    async def read() -> Any:
+    async def read() -> tuple[Any, Any]:
         await reads.open()
         try:
-            return await reads.first(_BY_ID, {"license_id": license_id})
+            row = await reads.first(_BY_ID, {"license_id": license_id})
+            ran = await reads.run(lambda c: c.execute(_BY_ID, {"license_id": license_id}).one())
+            return row, ran
         finally:
             await reads.close()
 
-    row = asyncio.run(read())
-    if database.write_engine.dialect.name == "sqlite":
-        assert row is NOT_HERE  # SQLite reads stay on the thread pool
-        return
+    row, ran = asyncio.run(read())
     assert row is not None and row is not NOT_HERE
-    assert row._asdict() == expected._asdict()
+    assert row._asdict() == expected._asdict()  # datetimes and JSON as SQLAlchemy gives them
     assert row.issued_at.utcoffset() == UTC.utcoffset(None)
+    assert isinstance(row.options, dict)
+    if database.write_engine.dialect.name == "sqlite":
+        assert ran is NOT_HERE  # SQLite writes stay on the thread pool, under its lock
+    else:
+        assert ran._asdict() == expected._asdict()
     assert asyncio.run(_first_without_open(reads, license_id)) is NOT_HERE
 
 

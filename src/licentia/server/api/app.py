@@ -40,6 +40,7 @@ from licentia.server.db.engine import Database, connect, run_write
 from licentia.server.db.loop_statements import LoopStatements
 from licentia.server.db.schema import schema_status
 from licentia.server.keys.master import MasterKey, load_master_key
+from licentia.server.licenses.reads import LicenseReads
 from licentia.server.migrations import models as all_models
 from licentia.server.seats.services import sweep
 from licentia.server.settings import Settings
@@ -73,6 +74,7 @@ def create_app(
         CredentialCache(settings.credential_cache_seconds),
         loop_statements,
         Renewals(loop_statements, master),
+        LicenseReads(loop_statements),
     )
 
     @asynccontextmanager

@@ -34,6 +34,7 @@ from licentia.server.idempotency.services import (
     request_fingerprint,
 )
 from licentia.server.keys.master import MasterKey
+from licentia.server.licenses.reads import LicenseReads
 from licentia.server.settings import Settings
 from licentia.server.tenancy.services import authenticate, touch_api_key
 
@@ -51,6 +52,7 @@ class Services:
     credentials: CredentialCache
     loop_statements: LoopStatements
     renewals: Renewals
+    license_reads: LicenseReads
 
 
 @dataclass(frozen=True)
