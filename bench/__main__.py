@@ -146,12 +146,15 @@ def run_backend(backend: str, config: Config, figures: Figures) -> None:
 
 
 def _seats(env: Environment, slug: str, api_key: str, config: Config) -> dict[str, Any]:
+    """Seats and counters against one ``licentia serve`` process: "one server" of the
+    goals. (A second worker process measured lower on the 2-core machine: the
+    server's processes, PostgreSQL and the load generator then contend for the cores.)"""
     seconds = config.seat_seconds
-    with running_server(env, workers=config.postgres_workers) as server:
+    with running_server(env, workers=1) as server:
         report = measure_seats(
             env, server, slug, api_key, SeatBenchConfig(seconds=seconds, step_seconds=seconds / 2)
         )
-    return report | {"workers": config.postgres_workers}
+    return report | {"workers": 1}
 
 
 def _with_workers(

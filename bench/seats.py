@@ -528,7 +528,7 @@ def rows(report: dict[str, Any] | None) -> list[tuple[str, str, str, str, str, b
 def main(argv: list[str] | None = None) -> int:
     """``python -m bench.seats``: this section alone, on a throwaway PostgreSQL database."""
     parser = argparse.ArgumentParser(prog="python -m bench.seats", description=__doc__)
-    parser.add_argument("--workers", type=int, default=2, help="server processes (default 2)")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     parser.add_argument("--seconds", type=float, default=8.0, help="per phase (default 8)")
     args = parser.parse_args(argv)
     with (
