@@ -1,8 +1,8 @@
 """What a timed load phase saw (``LoadResult``), and an httpx client for set-up calls.
 
-The load itself comes from wrk (bench/wrk.py) and from aiohttp (bench/devices.py,
-bench/seats.py): the httpx loop that was here cost the server's cores 1.5 to 2 ms of
-CPU per request.
+The load itself comes from wrk (bench/wrk.py), aiohttp (bench/devices.py) and a lean
+client of our own (bench/http.py, for bench/seats.py): the httpx loop that was here
+cost the server's cores 1.5 to 2 ms of CPU per request.
 """
 
 from __future__ import annotations

@@ -38,16 +38,8 @@ MAX_EVENTS = 256
 _HOLES = ("at", "prev_hash", "seq")  # in the canonical JSON's (sorted) key order
 _STRINGS = frozenset({"at", "prev_hash"})  # JSON strings; seq is a number
 _KEYS = sorted({*HASHED_FIELDS, "prev_hash"})
-_STORED = (
-    "actor_type",
-    "actor_id",
-    "action",
-    "object_type",
-    "object_id",
-    "before",
-    "after",
-    "source_ip",
-)
+# What each event row stores of its own (chain, seq and at come from the statement).
+_STORED = tuple(name for name in HASHED_FIELDS if name not in {"chain", "seq", "at"})
 
 
 def canonical_pieces(fields: Mapping[str, Any]) -> list[str]:

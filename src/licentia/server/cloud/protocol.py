@@ -179,6 +179,22 @@ _LEASE_QUERY = (
 )
 
 
+def _device_access_holds(
+    slug: ColumnElement[Any], prefix: ColumnElement[Any], digest: ColumnElement[Any]
+) -> tuple[ColumnElement[bool], ...]:
+    """The access check of a device call (the vendor ``slug``, the token's ``prefix``
+    and ``digest``), as WHERE conditions over the device, its container and vendor."""
+    return (
+        Vendor.slug == slug,
+        CloudDevice.token_prefix == prefix,
+        CloudDevice.token_hash == digest,
+        CloudDevice.deregistered_at.is_(None),
+        CloudDevice.credential_version == CloudContainer.credential_version,
+        CloudContainer.id == CloudDevice.container_id,
+        Vendor.id == CloudDevice.vendor_id,
+    )
+
+
 @dataclass(frozen=True)
 class Renewal:
     """One heartbeat, as :func:`renew_many` takes it."""
@@ -210,13 +226,7 @@ def _renew_many() -> Any:
     return (
         update(SeatSlot)
         .where(
-            Vendor.slug == wanted.c.slug,
-            CloudDevice.token_prefix == wanted.c.prefix,
-            CloudDevice.token_hash == wanted.c.digest,
-            CloudDevice.deregistered_at.is_(None),
-            CloudDevice.credential_version == CloudContainer.credential_version,
-            CloudContainer.id == CloudDevice.container_id,
-            Vendor.id == CloudDevice.vendor_id,
+            *_device_access_holds(wanted.c.slug, wanted.c.prefix, wanted.c.digest),
             SigningKey.vendor_id == Vendor.id,
             SigningKey.status == CURRENT,
             SeatSlot.vendor_id == CloudDevice.vendor_id,
@@ -291,25 +301,10 @@ def renew_seat(
     return seat_grant(master, access, row, Lease(lease_id, row.id, fence, until), now)
 
 
-def _device_access_holds() -> tuple[ColumnElement[bool], ...]:
-    """The access check of a device call, as WHERE conditions over the device, its
-    container, the vendor and the vendor's current key (bound: ``slug``, ``prefix``
-    and the token's ``digest``)."""
-    return (
-        Vendor.slug == bindparam("slug"),
-        CloudDevice.token_prefix == bindparam("prefix"),
-        CloudDevice.token_hash == bindparam("digest"),
-        CloudDevice.deregistered_at.is_(None),
-        CloudDevice.credential_version == CloudContainer.credential_version,
-        CloudContainer.id == CloudDevice.container_id,
-        Vendor.id == CloudDevice.vendor_id,
-    )
-
-
 _RELEASE_AT_ONCE = leases.end_statement(
     select(SeatSlot.id, SeatSlot.license_id, SeatSlot.holder_key, SeatSlot.vendor_id)
     .where(
-        *_device_access_holds(),
+        *_device_access_holds(bindparam("slug"), bindparam("prefix"), bindparam("digest")),
         SeatSlot.vendor_id == CloudDevice.vendor_id,
         SeatSlot.lease_id == bindparam("lease"),
         License.id == SeatSlot.license_id,
