@@ -256,6 +256,17 @@ def bare_updates(dsn: str, slots: list[str], *, seconds: float) -> LoadResult:
     return result
 
 
+def checkpoint(dsn: str) -> None:
+    """Write out what the phase before left in PostgreSQL's buffers (the bare UPDATEs
+    dirty thousands of pages), so that the next phase does not pay for it. Needs a
+    superuser, as the benchmark's default database URL has; skipped otherwise."""
+    try:
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute("CHECKPOINT")
+    except psycopg.errors.InsufficientPrivilege:
+        pass
+
+
 def free_slots(dsn: str, license_id: str, count: int) -> list[str]:
     with psycopg.connect(dsn) as connection:
         rows = connection.execute(
@@ -348,13 +359,18 @@ async def heartbeat_capacity(
     device: Device, leases: list[tuple[str, int]], step_seconds: float
 ) -> list[HeartbeatStep]:
     """Rising rates until one is not sustained (p99 >= 50 ms, errors, or falling behind),
-    on one pool of connections warmed up first."""
+    on one pool of connections warmed up first. A step that fails is run once more
+    before the climb ends: a few seconds' p99 is one stall of the machine away from
+    50 ms (a checkpoint's writes, another process), and both tries are reported."""
     steps: list[HeartbeatStep] = []
     async with device.client(256) as client:
         await heartbeat_step(client, device, leases, rate=HEARTBEAT_RATES[0], seconds=1.0)
         for rate in HEARTBEAT_RATES:
             step = await heartbeat_step(client, device, leases, rate=rate, seconds=step_seconds)
             steps.append(step)
+            if not step.sustained:
+                step = await heartbeat_step(client, device, leases, rate=rate, seconds=step_seconds)
+                steps.append(step)
             if not step.sustained:
                 break
     return steps
@@ -423,7 +439,9 @@ def measure_seats(
             dsn, free_slots(dsn, device.license_id, config.concurrency), seconds=config.seconds
         )
         leases = run(hold_leases, device, config.leases)
+        checkpoint(dsn)
         steps = run(heartbeat_capacity, device, leases, config.step_seconds)
+        checkpoint(dsn)
         load, acknowledged = run(hot_counter, device, config.consumers, config.seconds)
     audit = audit_counter(server, api_key, device.license_id, acknowledged)
     return {
