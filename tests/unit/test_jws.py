@@ -208,6 +208,28 @@ def test_padding_or_stray_characters_in_a_segment_are_refused(private, keys):
     assert_refused(f"{header}.{payload}.{signature[:-4]}", keys)  # a truncated signature
 
 
+@pytest.mark.parametrize(
+    ("header", "accepted"),
+    [
+        ({"alg": "Ed25519", "kid": KID, "typ": TYP}, True),  # as sign_document writes it
+        ({"typ": TYP, "kid": KID, "alg": "Ed25519"}, True),
+        ({"alg": "Ed25519", "kid": KID, "typ": "licentia-seat+jwt"}, False),
+        ({"alg": "Ed25519", "kid": "k-unknown", "typ": TYP}, False),
+        ({"alg": "Ed25519", "kid": KID, "typ": TYP, "crit": ["exp"]}, False),
+    ],
+)
+def test_a_header_is_checked_alike_whatever_its_layout(private, keys, header, accepted):
+    for separators in ((",", ":"), (", ", ": ")):
+        encoded = b64url(json.dumps(header, separators=separators).encode())
+        payload = b64url(json.dumps(CLAIMS).encode())
+        signature = b64url(private.sign(f"{encoded}.{payload}".encode()))
+        token = f"{encoded}.{payload}.{signature}"
+        if accepted:
+            assert verify_document(token, keys, typ=TYP) == CLAIMS
+        else:
+            assert_refused(token, keys)
+
+
 def test_a_batch_sharing_its_checked_headers_still_checks_every_document(private, keys):
     approved: dict = {}
     genuine = sign_document(CLAIMS, private, kid=KID, typ=TYP)

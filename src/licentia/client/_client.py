@@ -373,22 +373,22 @@ class LicenseClient:
             return
         self._store = store
         self._store_version = snapshot.version
-        self._reader = ContainerReader(
-            vendor=self.vendor,
-            device_id=store.device_key_id,
-            keys=self._keys,
-            fingerprint=self._fingerprint,
-            virtualization=self._virtualization,
-            encryption_key=store.load_encryption_key,
+        self._reader = reader = ContainerReader(
+            self.vendor,
+            store.device_key_id,
+            self._keys,
+            self._fingerprint,
+            self._virtualization,
+            store.load_encryption_key,
         )
-        self._loaded = self._reader.from_snapshot(snapshot)
+        self._loaded = loaded = reader.from_snapshot(snapshot)
         mark = CachedMark(
             store,
-            self._loaded.time_floor(snapshot.time_high_water),
+            loaded.time_floor(snapshot.time_high_water),
             on_unsaved=functools.partial(_close_when_collected, weakref.ref(self)),
         )
-        self._time = DeviceTime(mark, self._local_clock)
-        self._trusted = self._time.trusted  # one attribute less on the hot path
+        self._time = device_time = DeviceTime(mark, self._local_clock)
+        self._trusted = device_time.trusted  # one attribute less on the hot path
 
     @functools.cached_property
     def _signer(self) -> DeviceSigner:

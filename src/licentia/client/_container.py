@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -37,6 +38,7 @@ __all__ = ["ClientStatus", "ContainerReader", "ContainerState", "SyncResult", "s
 
 # A container without licenses still syncs now and then, to learn of new ones.
 IDLE_SYNC_INTERVAL = timedelta(days=1)
+_issued_at = attrgetter("issued_at")
 
 
 @dataclass(frozen=True)
@@ -73,39 +75,60 @@ class ContainerState:
     def time_floor(self, mark: datetime | None) -> datetime | None:
         """``mark`` raised to the newest document's signing time: trusted time can never
         be older than what License Central already vouched for."""
-        issued = max((e.issued_at for e in self.index.entitlements), default=None)
+        issued: datetime | None = max(map(_issued_at, self.index.entitlements), default=None)
         if issued is None or (mark is not None and mark >= issued):
             return mark
         return issued
 
 
-@dataclass(frozen=True)
 class ContainerReader:
-    """Builds the container states of one device of one vendor."""
+    """Builds the container states of one device of one vendor.
 
-    vendor: str
-    device_id: str
-    keys: Mapping[str, Ed25519PublicKey]
-    fingerprint: Mapping[str, str]
-    virtualization: Virtualization
-    # Called only when the application reads secret data: building the key object costs
-    # a scalar multiplication that checking licenses does not need.
-    encryption_key: Callable[[], X25519PrivateKey]
+    ``encryption_key`` is called only when the application reads secret data: building
+    the key object costs a scalar multiplication that checking licenses does not need.
+    """
+
+    def __init__(
+        self,
+        vendor: str,
+        device_id: str,
+        keys: Mapping[str, Ed25519PublicKey],
+        fingerprint: Mapping[str, str],
+        virtualization: Virtualization,
+        encryption_key: Callable[[], X25519PrivateKey],
+    ) -> None:
+        self.vendor = vendor
+        self.device_id = device_id
+        self.keys = keys
+        self.fingerprint = fingerprint
+        self.virtualization = virtualization
+        self.encryption_key = encryption_key
 
     def from_snapshot(self, snapshot: StoreSnapshot) -> ContainerState:
         """Verify every stored document. A document that does not verify makes a state
         that refuses everything (a sync replaces it) rather than an exception."""
         seq = snapshot.sequences.get(self.device_id, 0)
         approved: dict[str, Ed25519PublicKey] = {}
+        claims: dict[str, Mapping[str, Any]] = {}
         try:
-            claims = {
-                license_id: self._verified_stored(license_id, document, approved)
-                for license_id, document in snapshot.licenses.items()
-            }
+            for license_id, document in snapshot.licenses.items():
+                claims[license_id] = verified = verify_license(
+                    document,
+                    self.keys,
+                    vendor=self.vendor,
+                    device_id=self.device_id,
+                    approved_headers=approved,
+                )
+                if verified["sub"] != license_id:
+                    raise SignatureInvalidError(
+                        f"The stored license {license_id} holds the document of "
+                        f"{verified['sub']}. Sync the licenses or contact your vendor."
+                    )
         except DeviceTrustError as problem:
             empty = EntitlementIndex([])
             return ContainerState(seq, snapshot.licenses, {}, empty, None, problem)
-        return self.from_claims(seq, snapshot.licenses, claims, snapshot.last_sync)
+        # The snapshot was read for this state alone: its documents need no copy.
+        return self._state(seq, snapshot.licenses, claims, snapshot.last_sync)
 
     def verify_update(self, token: str, held_seq: int) -> VerifiedUpdate:
         """See :func:`licentia.client._documents.verify_update`."""
@@ -120,7 +143,7 @@ class ContainerReader:
         """``state`` after the device gave up ``license_id``."""
         documents = {k: v for k, v in state.documents.items() if k != license_id}
         claims = {k: v for k, v in state.claims.items() if k != license_id}
-        return self.from_claims(state.seq, documents, claims, state.last_sync)
+        return self._state(state.seq, documents, claims, state.last_sync)
 
     def from_claims(
         self,
@@ -129,34 +152,22 @@ class ContainerReader:
         claims: Mapping[str, Mapping[str, Any]],
         last_sync: datetime | None,
     ) -> ContainerState:
-        grants = [
-            grant_from_claims(
-                item,
-                fingerprint=self.fingerprint,
-                virtualization=self.virtualization,
-                open_secret=self._secret_opener(license_id),
-            )
-            for license_id, item in claims.items()
-        ]
-        index = EntitlementIndex(grants)
-        return ContainerState(seq, dict(documents), dict(claims), index, last_sync)
+        return self._state(seq, dict(documents), dict(claims), last_sync)
 
-    def _verified_stored(
-        self, license_id: str, document: str, approved: dict[str, Ed25519PublicKey]
-    ) -> Mapping[str, Any]:
-        claims = verify_license(
-            document,
-            self.keys,
-            vendor=self.vendor,
-            device_id=self.device_id,
-            approved_headers=approved,
-        )
-        if claims["sub"] != license_id:
-            raise SignatureInvalidError(
-                f"The stored license {license_id} holds the document of {claims['sub']}. "
-                "Sync the licenses or contact your vendor."
-            )
-        return claims
+    def _state(
+        self,
+        seq: int,
+        documents: Mapping[str, str],
+        claims: Mapping[str, Mapping[str, Any]],
+        last_sync: datetime | None,
+    ) -> ContainerState:
+        """The state of ``documents`` and their verified ``claims``, kept as they are."""
+        fingerprint, virtualization = self.fingerprint, self.virtualization
+        grants = []
+        for license_id, item in claims.items():
+            opener = self._secret_opener(license_id) if "secret_data" in item else None
+            grants.append(grant_from_claims(item, fingerprint, virtualization, opener))
+        return ContainerState(seq, documents, claims, EntitlementIndex(grants), last_sync)
 
     def _secret_opener(self, license_id: str) -> Callable[[str], str]:
         key = self.encryption_key

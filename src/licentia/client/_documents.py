@@ -10,6 +10,7 @@ specification.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,12 +57,12 @@ def load_public_keys(keys: Mapping[str, Any]) -> dict[str, Ed25519PublicKey]:
     """The vendor's verification keys by ``kid``, from ``{kid: Ed25519PublicKey}`` or a
     JWKS document (``{"keys": [...]}``; keys other than Ed25519 OKP are skipped).
     Raises ValueError if no Ed25519 key is left: the client could verify nothing."""
-    if "keys" in keys and isinstance(keys["keys"], list):
-        found = {
-            str(jwk["kid"]): ed25519_from_jwk(jwk)
-            for jwk in keys["keys"]
-            if isinstance(jwk, dict) and jwk.get("crv") == "Ed25519" and jwk.get("kid")
-        }
+    listed = keys.get("keys")
+    if isinstance(listed, list):
+        found = {}
+        for jwk in listed:
+            if isinstance(jwk, dict) and jwk.get("crv") == "Ed25519" and jwk.get("kid"):
+                found[str(jwk["kid"])] = ed25519_from_jwk(jwk)
     else:
         found = {kid: key for kid, key in keys.items() if isinstance(key, Ed25519PublicKey)}
         if len(found) != len(keys):
@@ -140,14 +141,15 @@ def verify_license(
     signed by the vendor, altered, malformed) or WrongDeviceError (bound to another
     device).
     """
-    claims = _verified(
-        token,
-        keys,
-        typ=LICENSE_TYP,
-        vendor=vendor,
-        what="license",
-        approved_headers=approved_headers,
-    )
+    # _verified, spelled out: every cold start checks every stored license.
+    try:
+        claims = jws.verify_document(
+            token, keys, typ=LICENSE_TYP, approved_headers=approved_headers
+        )
+    except jws.SignatureInvalidError as error:
+        raise _not_signed("license", error) from error
+    if claims.get("iss") != vendor:
+        raise _other_issuer("license", claims, vendor)
     confirmation = claims.get("cnf")
     if claims.get("aud") != device_id or not (
         isinstance(confirmation, dict) and confirmation.get("jkt") == device_id
@@ -160,7 +162,9 @@ def verify_license(
     return claims
 
 
-# Claim → the types it may have; a document that does not fit is refused whole.
+# Claim → the types it may have; a document that does not fit is refused whole. The
+# claims come from a JSON parser, whose values are of exactly these types (a bool is
+# not an int here), so the check compares types rather than calling isinstance.
 _LICENSE_SHAPE: dict[str, tuple[type, ...]] = {
     "sub": (str,),
     "ver": (int,),
@@ -174,14 +178,18 @@ _LICENSE_SHAPE: dict[str, tuple[type, ...]] = {
     "fingerprint": (dict,),
     "options": (dict,),
 }
+# Every combination of types the shape allows, so that a well-formed document is
+# checked in one lookup: every cold start checks every license.
+_LICENSE_SHAPES = frozenset(itertools.product(*_LICENSE_SHAPE.values()))
+_NAMES_ONLY = frozenset({str})
 
 
 def _check_license_shape(claims: Mapping[str, Any]) -> None:
-    for name, types in _LICENSE_SHAPE.items():
-        value = claims.get(name)
-        if not isinstance(value, types) or isinstance(value, bool):
-            raise _malformed("license", f"its {name!r} claim is missing or of the wrong type")
-    if not all(isinstance(feature, str) for feature in claims["features"]):
+    if tuple(map(type, map(claims.get, _LICENSE_SHAPE))) not in _LICENSE_SHAPES:
+        for name, types in _LICENSE_SHAPE.items():
+            if type(claims.get(name)) not in types:
+                raise _malformed("license", f"its {name!r} claim is missing or of the wrong type")
+    if not set(map(type, claims["features"])) <= _NAMES_ONLY:
         raise _malformed("license", "its features are not all names")
 
 
@@ -213,16 +221,24 @@ def _verified(
     try:
         claims = jws.verify_document(token, keys, typ=typ, approved_headers=approved_headers)
     except jws.SignatureInvalidError as error:
-        raise SignatureInvalidError(
-            f"The {what} is not signed by your vendor, or it was modified ({error}). "
-            "Sync again or download it again from the License Portal."
-        ) from error
+        raise _not_signed(what, error) from error
     if claims.get("iss") != vendor:
-        raise SignatureInvalidError(
-            f"The {what} was issued by {claims.get('iss')!r}, not by your vendor {vendor!r}. "
-            "Use the files your vendor's License Central made for this device."
-        )
+        raise _other_issuer(what, claims, vendor)
     return claims
+
+
+def _not_signed(what: str, error: jws.SignatureInvalidError) -> SignatureInvalidError:
+    return SignatureInvalidError(
+        f"The {what} is not signed by your vendor, or it was modified ({error}). "
+        "Sync again or download it again from the License Portal."
+    )
+
+
+def _other_issuer(what: str, claims: Mapping[str, Any], vendor: str) -> SignatureInvalidError:
+    return SignatureInvalidError(
+        f"The {what} was issued by {claims.get('iss')!r}, not by your vendor {vendor!r}. "
+        "Use the files your vendor's License Central made for this device."
+    )
 
 
 def _malformed(what: str, detail: str) -> SignatureInvalidError:

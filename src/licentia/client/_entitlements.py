@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
-from typing import Any
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 from licentia.client._exceptions import (
     FeatureMissingError,
@@ -72,9 +73,10 @@ class Entitlement:
         return self._open_secret(self._secret)
 
 
-@dataclass(frozen=True)
-class Grant:
-    """An entitlement with its limits as epoch seconds, and what refuses it outright."""
+class Grant(NamedTuple):
+    """An entitlement with its limits as epoch seconds, and what refuses it outright.
+    (A named tuple: every cold start builds one per license, and reads it on every
+    check.)"""
 
     entitlement: Entitlement
     valid_until: float
@@ -101,43 +103,44 @@ class Grant:
 
 def grant_from_claims(
     claims: Mapping[str, Any],
-    *,
     fingerprint: Mapping[str, str],
     virtualization: Virtualization,
-    open_secret: Callable[[str], str],
+    open_secret: Callable[[str], str] | None,
 ) -> Grant:
-    """Build the grant of one verified license document on this device."""
-    entitlement = _entitlement(claims, open_secret)
-    valid_until = claims["valid_until"]
-    maintenance = entitlement.maintenance_until
-    return Grant(
-        entitlement=entitlement,
-        valid_until=math.inf if valid_until is None else float(valid_until),
-        lease_until=float(claims["lease_until"]),
-        maintenance_until=None if maintenance is None else maintenance.date(),
-        refusal=_device_refusal(claims, fingerprint, virtualization),
-    )
-
-
-def _entitlement(claims: Mapping[str, Any], open_secret: Callable[[str], str]) -> Entitlement:
+    """Build the grant of one verified license document on this device.
+    ``open_secret`` decrypts its secret data (None: it has none)."""
     secret = claims.get("secret_data")
     protected = claims.get("protected_data")
     public = claims.get("public_data")
-    return Entitlement(
+    valid_until, maintenance_until = claims["valid_until"], claims["maintenance_until"]
+    lease_until = claims["lease_until"]
+    maintenance = None if maintenance_until is None else _from_epoch(maintenance_until, UTC)
+    # Every field set at once: the __init__ of a frozen dataclass sets each one through
+    # object.__setattr__, three times the cost, and every cold start builds one
+    # entitlement per license. The instance is the one __init__ would build.
+    entitlement = _new_instance(Entitlement)
+    vars(entitlement).update(
         license_id=claims["sub"],
         product=claims["product"],
         features=frozenset(claims["features"]),
         version=claims["ver"],
-        issued_at=_time(claims["iat"]),
-        valid_until=_time(claims["valid_until"]),
-        lease_until=_time(claims["lease_until"]),
-        refresh_after=_time(claims["refresh_after"]),
-        maintenance_until=_time(claims["maintenance_until"]),
+        issued_at=_from_epoch(claims["iat"], UTC),
+        valid_until=None if valid_until is None else _from_epoch(valid_until, UTC),
+        lease_until=_from_epoch(lease_until, UTC),
+        refresh_after=_from_epoch(claims["refresh_after"], UTC),
+        maintenance_until=maintenance,
         public_data=public if isinstance(public, str) else None,
         protected_data=protected if isinstance(protected, dict) else None,
         options=dict(claims["options"]),
         _secret=secret if isinstance(secret, str) else None,
         _open_secret=open_secret,
+    )
+    return Grant(
+        entitlement,
+        math.inf if valid_until is None else float(valid_until),
+        float(lease_until),
+        None if maintenance is None else maintenance.date(),
+        _device_refusal(claims, fingerprint, virtualization),
     )
 
 
@@ -150,8 +153,8 @@ def _device_refusal(
         tolerance = Tolerance.from_option(options.get("fingerprint_tolerance"))
         if not fingerprint_matches(claims["fingerprint"], fingerprint, tolerance):
             ensure_fingerprint_matches(claims["fingerprint"], fingerprint, tolerance)
-        deny = options.get("vm_policy") == "deny"
-        ensure_virtualization_allowed(virtualization, allow_vm=not deny, allow_container=not deny)
+        if options.get("vm_policy") == "deny" and virtualization.is_virtual:
+            ensure_virtualization_allowed(virtualization, allow_vm=False, allow_container=False)
     except LicentiaClientError as refusal:
         return refusal
     except (ValueError, TypeError):
@@ -167,16 +170,18 @@ class EntitlementIndex:
     """The grants of one container state, by ``(product, feature)``; immutable."""
 
     def __init__(self, grants: Iterable[Grant]) -> None:
-        ordered = sorted(grants, key=lambda g: (-g.lease_until, g.entitlement.license_id))
+        # The longest lease first, ties by license id: two sorts that keep the order of
+        # equal keys, with keys read in C (every cold start builds the index).
+        ordered = sorted(sorted(grants, key=_license_id_of), key=_lease_until_of, reverse=True)
         by_key: dict[tuple[str, str | None], list[Grant]] = {}
         for grant in ordered:
             entitlement = grant.entitlement
             by_key.setdefault((entitlement.product, None), []).append(grant)
-            for feature in sorted(entitlement.features):
+            for feature in entitlement.features:
                 by_key.setdefault((entitlement.product, feature), []).append(grant)
-        self._by_key = {key: tuple(value) for key, value in by_key.items()}
+        self._by_key = dict(zip(by_key, map(tuple, by_key.values()), strict=True))
         self.grants: tuple[Grant, ...] = tuple(ordered)
-        self.entitlements = tuple(sorted((g.entitlement for g in ordered), key=_by_id))
+        self.entitlements = tuple(sorted(map(_entitlement_of, ordered), key=_by_id))
 
     def candidates(self, product: str, feature: str | None) -> tuple[Grant, ...]:
         """The grants for ``product`` (and ``feature``), most promising first (the
@@ -211,12 +216,12 @@ class EntitlementIndex:
         )
 
 
-def _by_id(entitlement: Entitlement) -> str:
-    return entitlement.license_id
-
-
-def _time(epoch: int | None) -> Any:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+_by_id = attrgetter("license_id")
+_entitlement_of = attrgetter("entitlement")
+_license_id_of = attrgetter("entitlement.license_id")
+_lease_until_of = attrgetter("lease_until")
+_from_epoch = datetime.fromtimestamp
+_new_instance = object.__new__
 
 
 def _expired(entitlement: Entitlement) -> LicenseExpiredError:

@@ -12,6 +12,7 @@ __all__ = [
     "FileVersion",
     "fsync_directory",
     "lock",
+    "read_small",
     "read_versioned",
     "remove_temporaries",
     "write_atomic",
@@ -22,6 +23,7 @@ __all__ = [
 FileVersion = tuple[int, int, int]
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+_SMALL_FILE_BLOCK = 4096
 
 if sys.platform == "win32":
     import msvcrt
@@ -42,17 +44,40 @@ def read_versioned(path: str) -> tuple[bytes, FileVersion]:
     from. Raises FileNotFoundError (or another OSError).
 
     Plain descriptor calls: a buffered file object costs more than the reading itself
-    for the store's small files, and every open of the store reads them.
+    for the store's small files, and every open of the store reads them. One read
+    suffices when it returns the size ``fstat`` gave: the files are replaced, never
+    edited in place, so the open descriptor's content does not change.
     """
     fd = os.open(path, _READ_FLAGS)
     try:
         found = os.fstat(fd)
-        chunks = [os.read(fd, found.st_size + 1)]
-        while chunks[-1]:  # until end of file, should the file have grown meanwhile
-            chunks.append(os.read(fd, 65536))
+        content = os.read(fd, found.st_size + 1)
+        if len(content) != found.st_size:  # a short read, or the file grew meanwhile
+            chunks = [content]
+            while chunks[-1]:
+                chunks.append(os.read(fd, 65536))
+            content = b"".join(chunks)
     finally:
         os.close(fd)
-    return b"".join(chunks), (found.st_ino, found.st_size, found.st_mtime_ns)
+    return content, (found.st_ino, found.st_size, found.st_mtime_ns)
+
+
+def read_small(path: str) -> bytes:
+    """The content of ``path``, a file of a few hundred bytes (the store's key file).
+    Raises FileNotFoundError (or another OSError).
+
+    Without the ``fstat`` of :func:`read_versioned`: a read of a regular file returns
+    less than it asked for only at the end of the file, so one read of a larger block
+    is the whole file (another follows only if the block came back full).
+    """
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        chunks = [os.read(fd, _SMALL_FILE_BLOCK)]
+        while len(chunks[-1]) == _SMALL_FILE_BLOCK:
+            chunks.append(os.read(fd, _SMALL_FILE_BLOCK))
+    finally:
+        os.close(fd)
+    return b"".join(chunks) if len(chunks) > 1 else chunks[0]
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -34,7 +34,6 @@ only), so it fails ``strict`` and ``medium``; ``loose`` tolerates it.
 
 from __future__ import annotations
 
-import hmac
 import os
 import re
 import socket
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from licentia.client._exceptions import FingerprintMismatchError
+from licentia.client._mac import HmacSha256
 from licentia.formats import fingerprint as shared_rule
 
 __all__ = [
@@ -106,16 +106,18 @@ class Fingerprint(Mapping[str, str]):
         return fingerprint
 
 
-def checked_fingerprint(hashes: Mapping[str, str]) -> Fingerprint:
+def checked_fingerprint(hashes: dict[str, str]) -> Fingerprint:
     """A fingerprint of digests that were checked when they were recorded (the device
-    store's own, under its MAC): opening the store need not check them again."""
-    return Fingerprint._of_digests(dict(sorted(hashes.items())))
+    store's own, under its MAC): opening the store need not check them again. The
+    store's canonical JSON keeps the names sorted, so ``hashes`` is used as it is."""
+    return Fingerprint._of_digests(hashes)
 
 
 def _digests(fingerprint: Mapping[str, str]) -> Mapping[str, str]:
     # A Fingerprint's mapping methods run in Python, its dict's do not: matching runs
-    # once per license on every cold start.
-    return fingerprint._hashes if isinstance(fingerprint, Fingerprint) else fingerprint
+    # once per license on every cold start. (A type check: isinstance of a Mapping
+    # subclass goes through ABCMeta in Python.)
+    return fingerprint._hashes if type(fingerprint) is Fingerprint else fingerprint
 
 
 def hash_factors(factors: Mapping[str, str], salt: bytes) -> Fingerprint:
@@ -129,11 +131,11 @@ def hash_factors(factors: Mapping[str, str], salt: bytes) -> Fingerprint:
     if not salt:
         raise ValueError("the fingerprint salt must not be empty")
     hashes: dict[str, str] = {}
+    mac = HmacSha256(salt)
     for name, raw in sorted(factors.items()):
         value = " ".join(raw.split()).lower()
         if value:
-            message = f"{name}\x00{value}".encode()
-            hashes[name] = hmac.new(salt, message, "sha256").hexdigest()
+            hashes[name] = mac.hexdigest(f"{name}\x00{value}".encode())
     if "" in hashes:
         raise ValueError("a factor name must not be empty")
     return Fingerprint._of_digests(hashes)
@@ -203,7 +205,10 @@ class Tolerance:
             if not isinstance(k, int) or isinstance(k, bool):
                 raise ValueError(f"unknown fingerprint tolerance {dict(option)!r}")
             return cls.at_least(k)
-        return cls.parse(str(option.get("preset") or "medium"))
+        preset = option.get("preset") or "medium"
+        # Every license's option is read on every cold start: a preset needs no parsing.
+        found = _PRESETS.get(preset) if isinstance(preset, str) else None
+        return found or cls.parse(str(preset))
 
     def as_option(self) -> dict[str, Any]:
         """The template option this tolerance stands for (see :meth:`from_option`)."""
@@ -261,9 +266,15 @@ def fingerprint_matches(
 ) -> bool:
     """Whether :func:`ensure_fingerprint_matches` would pass, without its report: the
     check every license makes on every cold start."""
-    return shared_rule.fingerprint_matches(
-        _digests(recorded), _digests(current), tolerance.as_option()
-    )
+    # _digests, spelled out: every license makes this check on every cold start.
+    if type(recorded) is Fingerprint:
+        recorded = recorded._hashes
+    if type(current) is Fingerprint:
+        current = current._hashes
+    if recorded == current and recorded:
+        # Every recorded factor matches, and no tolerance asks for more than all of them.
+        return True
+    return shared_rule.fingerprint_matches(recorded, current, tolerance.as_option())
 
 
 def ensure_fingerprint_matches(

@@ -4,8 +4,9 @@ One directory per vendor (:func:`store_directory`)::
 
     <vendor>/
         state.json          state record + license documents, MACed
-        keys/device.json    device key pairs (Ed25519 signs, X25519 receives) and the
-                            mirror of the state's generation counter, MACed
+        keys/device.json    device key pairs (Ed25519 signs, X25519 receives), the
+                            store's MAC key and the mirror of the state's generation
+                            counter, MACed
         .lock               advisory lock serialising processes (POSIX flock)
 
 The state record holds the fingerprint recorded when the store was created (and
@@ -23,10 +24,10 @@ leaves the state one generation ahead of the mirror, which :meth:`DeviceStore.op
 accepts.
 
 The mirror shares the key file so that opening the store reads two files. Stores
-written by earlier versions (key file format 1) keep the mirror in ``keys/generation``;
-they are read as they are, and their next write moves the mirror into the key file
-and deletes ``keys/generation``. (An earlier version refuses the newer layout as
-tampered with: its key file no longer reads as format 1.)
+written by earlier versions (key file format 1) keep the mirror in ``keys/generation``
+and no MAC key; they are read as they are, and their next write moves the mirror into
+the key file, adds the MAC key and deletes ``keys/generation``. (An earlier version
+refuses the newer layout as tampered with: its key file no longer reads as format 1.)
 
 Writers hold the exclusive lock. Readers first read without a lock (on POSIX, where
 replacing a file that a reader holds open is allowed), the mirror before the state:
@@ -36,12 +37,15 @@ between the two reads — is read again under the shared lock before the store c
 as tampered with.
 
 The state and the key file are MACed with HMAC-SHA256 under a key derived (HKDF) from
-the device's Ed25519 private key, and the recorded fingerprint is inside the MACed
-state. What this detects, offline, as :class:`StoreTamperedError` unless noted:
+the device's Ed25519 private key. The key file keeps the derived key beside the device
+keys, so that opening the store need not derive it (two HMACs on every cold start):
+whoever can read it could derive it from the private key next to it anyway. The
+recorded fingerprint is inside the MACed state. What this detects, offline, as
+:class:`StoreTamperedError` unless noted:
 
 - any edit of ``state.json`` or ``keys/device.json`` (one flipped byte is enough);
 - a ``state.json`` from another store or device (its MAC key differs);
-- replacing ``keys/device.json`` (the state's MAC no longer verifies);
+- replacing ``keys/device.json`` (the state's MAC no longer verifies under its key);
 - restoring an older ``state.json`` alone (its generation is below the mirror's);
 - deleting ``state.json`` or the key file (a reset of the clock's high-water mark or
   of the sequences);
@@ -51,8 +55,8 @@ state. What this detects, offline, as :class:`StoreTamperedError` unless noted:
 
 What it cannot detect offline: restoring a complete, consistent backup of every file
 (state and key file together) — it is indistinguishable from the device as it was.
-Nor can it stop someone who reads the device private key from this directory and
-re-derives the MAC key: the store is tamper-*evident* against edits and file restores,
+Nor can it stop someone who reads the MAC key (or the device private key it derives
+from) in this directory: the store is tamper-*evident* against edits and file restores,
 not a secure element. Both are caught at the next sync, when License Central compares
 the device's sequence numbers with its own.
 """
@@ -68,9 +72,9 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -98,6 +102,7 @@ from licentia.client._store_records import (
     encode_keys,
     encode_state,
     tampered,
+    unb64,
 )
 
 __all__ = ["DeviceStore", "StoreSnapshot", "check_vendor_name", "store_directory"]
@@ -139,10 +144,10 @@ def _default_root() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share") / "licentia"
 
 
-@dataclass(frozen=True)
-class StoreSnapshot:
+class StoreSnapshot(NamedTuple):
     """Everything the state record holds, read and verified at once; ``version`` is
-    the :meth:`DeviceStore.version` of the state file it was read from."""
+    the :meth:`DeviceStore.version` of the state file it was read from. (A named tuple,
+    like the records: every open of the store builds one.)"""
 
     fingerprint: Fingerprint
     time_high_water: datetime | None
@@ -152,34 +157,35 @@ class StoreSnapshot:
     version: FileVersion | None = None
 
 
-@dataclass(frozen=True)
 class _DeviceKeys:
-    """The device's raw private keys. The key objects are built on first use: building
-    one costs a scalar multiplication, about half an Ed25519 verification, and opening
-    the store to check licenses needs neither (only the MAC key, derived from bytes)."""
+    """The device's private keys, as the key file's base64url text. They are decoded
+    and the key objects built on first use: building one costs a scalar
+    multiplication, about half an Ed25519 verification, and opening the store to check
+    licenses needs neither (only the MAC key, kept beside them)."""
 
-    signing_bytes: bytes
-    encryption_bytes: bytes
-    # Derived once per opening: the signing key itself is never used as an HMAC key.
-    mac_key: bytes = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "mac_key", derive_key(self.signing_bytes, b"licentia store v1"))
+    def __init__(self, signing_key: str, encryption_key: str, mac_key: bytes | None = None) -> None:
+        self._signing_key = signing_key
+        self._encryption_key = encryption_key
+        # Derived from the signing key (never itself an HMAC key) when the store is made
+        # and kept in the key file since format 2; a format-1 file makes us derive it.
+        if mac_key is None:
+            mac_key = derive_key(unb64(signing_key), b"licentia store v1")
+        self.mac_key = mac_key
 
     @classmethod
     def generate(cls) -> _DeviceKeys:
         none = serialization.NoEncryption()
         signing = Ed25519PrivateKey.generate().private_bytes(_RAW, _RAW_PRIVATE, none)
         encryption = X25519PrivateKey.generate().private_bytes(_RAW, _RAW_PRIVATE, none)
-        return cls(signing, encryption)
+        return cls(b64(signing), b64(encryption))
 
     @functools.cached_property
     def signing(self) -> Ed25519PrivateKey:
-        return Ed25519PrivateKey.from_private_bytes(self.signing_bytes)
+        return Ed25519PrivateKey.from_private_bytes(unb64(self._signing_key))
 
     @functools.cached_property
     def encryption(self) -> X25519PrivateKey:
-        return X25519PrivateKey.from_private_bytes(self.encryption_bytes)
+        return X25519PrivateKey.from_private_bytes(unb64(self._encryption_key))
 
     @functools.cached_property
     def key_id(self) -> str:
@@ -189,7 +195,7 @@ class _DeviceKeys:
         return b64(hashlib.sha256(jwk.encode()).digest())
 
     def record(self, generation: int) -> KeyRecord:
-        return KeyRecord(self.signing_bytes, self.encryption_bytes, generation, None)
+        return KeyRecord(self._signing_key, self._encryption_key, generation, self.mac_key)
 
 
 class DeviceStore:
@@ -206,9 +212,6 @@ class DeviceStore:
         self._keys = keys
         self._mac_key = keys.mac_key
         self._state_path = f"{root}/{_STATE_FILE}"
-        self._keys_path = f"{root}/{_KEYS_FILE}"
-        self._legacy_mirror_path = f"{root}/{_LEGACY_MIRROR_FILE}"
-        self._lock_path = f"{root}/{_LOCK_FILE}"
         self._device_id: str | None = None
 
     @functools.cached_property
@@ -333,8 +336,7 @@ class DeviceStore:
                 licenses = dict(replace_all)
             else:
                 licenses = {k: v for k, v in state.licenses.items() if k not in removed} | put
-            return replace(
-                state,
+            return state._replace(
                 licenses=licenses,
                 sequences=state.sequences | sequences,
                 time_high_water=mark or state.time_high_water,
@@ -363,7 +365,7 @@ class DeviceStore:
     def write_time_high_water(self, value: datetime) -> None:
         """Record ``value`` (timezone-aware) as the trusted-time high-water mark."""
         stamp = _stamp(value)
-        self._update(lambda state: replace(state, time_high_water=stamp))
+        self._update(lambda state: state._replace(time_high_water=stamp))
 
     def _read_state(self, mirror: int | None = None) -> tuple[StateRecord, FileVersion]:
         """The verified state and its file's version; ``mirror``, the generation in the
@@ -379,8 +381,7 @@ class DeviceStore:
     def _update(self, change: Callable[[StateRecord], StateRecord]) -> None:
         with self._locked(exclusive=True):
             current, _ = self._load_verified()
-            new = replace(
-                change(current),
+            new = change(current)._replace(
                 generation=current.generation + 1,
                 device_id=self._keys.key_id,
             )
@@ -391,7 +392,10 @@ class DeviceStore:
         # The mirror first: a write replaces it last, so it can only lag the state.
         if mirror is None:
             mirror = self._read_mirror()
-        raw, version = _read_file(self._state_path)
+        try:
+            raw, version = _files.read_versioned(self._state_path)
+        except FileNotFoundError as exc:
+            raise tampered(f"{_STATE_FILE} is missing") from exc
         state = decode_state(raw, self._mac_key)
         # state == mirror + 1 is a write interrupted between its two files.
         if not mirror <= state.generation <= mirror + 1:
@@ -401,15 +405,16 @@ class DeviceStore:
         return state, version
 
     def _read_mirror(self) -> int:
-        record = decode_keys(_read_file(self._keys_path)[0])
+        record = decode_keys(_read_small(f"{self._root}/{_KEYS_FILE}"))
         if record.generation is None:  # key file format 1
-            return decode_generation(_read_file(self._legacy_mirror_path)[0], self._mac_key)
+            mirror_file = _read_small(f"{self._root}/{_LEGACY_MIRROR_FILE}")
+            return decode_generation(mirror_file, self._mac_key)
         check_keys(record, self._mac_key)
         return record.generation
 
     @contextlib.contextmanager
     def _locked(self, *, exclusive: bool) -> Iterator[None]:
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(f"{self._root}/{_LOCK_FILE}", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             _files.lock(fd, exclusive=exclusive)
             yield
@@ -419,13 +424,14 @@ class DeviceStore:
 
 def _snapshot_of(state: StateRecord, version: FileVersion) -> StoreSnapshot:
     # The record was just decoded for this snapshot alone: its dicts need no copies.
+    mark, synced = state.time_high_water, state.last_sync
     return StoreSnapshot(
-        fingerprint=checked_fingerprint(state.fingerprint),
-        time_high_water=_parse_time(state.time_high_water),
-        sequences=state.sequences,
-        licenses=state.licenses,
-        last_sync=_parse_time(state.last_sync),
-        version=version,
+        checked_fingerprint(state.fingerprint),
+        None if mark is None else datetime.fromisoformat(mark),
+        state.sequences,
+        state.licenses,
+        None if synced is None else datetime.fromisoformat(synced),
+        version,
     )
 
 
@@ -490,8 +496,8 @@ def _move_into_place(staging: Path, directory: Path) -> None:
 
 
 def _load_keys(path: str) -> tuple[_DeviceKeys, int | None]:
-    record = decode_keys(_read_file(path)[0])
-    keys = _DeviceKeys(record.signing_key, record.encryption_key)
+    record = decode_keys(_read_small(path))
+    keys = _DeviceKeys(record.signing_key, record.encryption_key, record.mac_key)
     check_keys(record, keys.mac_key)
     return keys, record.generation
 
@@ -502,15 +508,14 @@ def _load_keys(path: str) -> tuple[_DeviceKeys, int | None]:
 def _write_state_files(directory: Path, state: StateRecord, keys: _DeviceKeys) -> None:
     # State first, mirror second: a crash in between leaves state == mirror + 1.
     _files.write_atomic(directory / _STATE_FILE, encode_state(state, keys.mac_key))
-    record = keys.record(state.generation)
-    _files.write_atomic(directory / _KEYS_FILE, encode_keys(record, keys.mac_key))
+    _files.write_atomic(directory / _KEYS_FILE, encode_keys(keys.record(state.generation)))
     # A store of key file format 1 has now moved its mirror into the key file.
     with contextlib.suppress(FileNotFoundError):
         os.unlink(directory / _LEGACY_MIRROR_FILE)
 
 
-def _read_file(path: str) -> tuple[bytes, FileVersion]:
+def _read_small(path: str) -> bytes:
     try:
-        return _files.read_versioned(path)
+        return _files.read_small(path)
     except FileNotFoundError as exc:
         raise tampered(f"{os.path.basename(path)} is missing") from exc

@@ -20,6 +20,7 @@ from licentia.client import (
     hash_factors,
     match_fingerprint,
 )
+from licentia.client._fingerprint import fingerprint_matches
 from licentia.formats import fingerprint as shared_rule
 
 from .fakes import Machine
@@ -312,9 +313,12 @@ def test_the_device_and_the_server_agree_on_every_match(
     recorded = _fingerprint(names)
     current = {k: v for k, v in _with_changed(recorded, changed).items() if k not in lost}
 
-    on_device = match_fingerprint(recorded, current, Tolerance.from_option(option)).ok
+    tolerance = Tolerance.from_option(option)
+    on_device = match_fingerprint(recorded, current, tolerance).ok
 
     assert on_device == shared_rule.fingerprint_matches(recorded, current, option)
+    assert fingerprint_matches(recorded, current, tolerance) == on_device
+    assert fingerprint_matches(recorded, Fingerprint(recorded), tolerance)
 
 
 @pytest.mark.parametrize(

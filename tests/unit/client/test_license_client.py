@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import shutil
@@ -456,6 +457,21 @@ def test_times_are_utc(harness: Harness) -> None:
         entitlement.maintenance_until,
     ):
         assert isinstance(moment, datetime) and moment.tzinfo == UTC
+
+
+def test_an_entitlement_read_from_the_store_is_a_complete_frozen_value(
+    harness: Harness,
+) -> None:
+    harness.activate(harness.client(), Offer(public="hello"))
+    entitlement = harness.client().licenses()[0]  # a cold start: read from the store
+
+    copy = dataclasses.replace(entitlement)
+    assert [getattr(copy, f.name) for f in dataclasses.fields(copy)] == [
+        getattr(entitlement, f.name) for f in dataclasses.fields(entitlement)
+    ]
+    assert "public_data='hello'" in repr(entitlement)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entitlement.product = "another"  # type: ignore[misc]
 
 
 def test_a_running_application_sees_an_activation_made_by_another_process(

@@ -183,6 +183,31 @@ def test_a_document_of_the_vendors_key_but_another_issuer_is_refused(harness: Ha
 
 
 @pytest.mark.parametrize(
+    "change",
+    [
+        {"ver": True},
+        {"ver": "2"},
+        {"lease_until": None},
+        {"valid_until": "never"},
+        {"features": ["edit", 3]},
+        {"fingerprint": ["not", "a", "map"]},
+        {"product": None},
+    ],
+    ids=repr,
+)
+def test_a_vendor_signed_license_of_the_wrong_shape_is_refused(
+    harness: Harness, change: dict
+) -> None:
+    client, request = _activated(harness)
+    claims = harness.vendor.license_claims(request, Offer(version=2)) | change
+    document = harness.vendor.sign_license(claims)
+
+    with pytest.raises(SignatureInvalidError, match="cannot read it"):
+        client.import_update(_update_with(harness, request, [document]))
+    assert [e.version for e in client.licenses()] == [1]
+
+
+@pytest.mark.parametrize(
     "attack",
     [
         "alg none",
