@@ -233,19 +233,33 @@ def test_a_license_read_answers_as_its_route(vendors) -> None:
     assert (anonymous.status_code, len(reached)) == (401, 1)
 
 
-def test_a_current_devices_conditional_sync_never_reaches_fastapi(vendors) -> None:
+def test_device_activations_and_syncs_never_reach_fastapi(vendors) -> None:
     vendor = vendors.create()
-    device, _listed = _activated(vendor)
     app = vendor.client.app
     with _routed_count(app) as reached:
+        device, _listed = _activated(vendor)
         first, again = _sync(vendor, device), _sync(vendor, device)
-    assert (first.status_code, again.status_code) == (304, 304)
-    assert first.headers["ETag"] == again.headers["ETag"] == f'"{device.state}"'
-    assert reached == []
-    with _routed_count(app) as reached:
         unconditional = _post(vendor, "sync", device.request("sync"))
         device.state = "a-state-never-issued"
         behind = _sync(vendor, device)
+    assert (first.status_code, again.status_code) == (304, 304)
+    assert first.headers["ETag"] == again.headers["ETag"]
     assert unconditional.status_code == 200  # no If-None-Match: the full sync
     assert behind.status_code == 200 and behind.headers["X-Licentia-Seq"] == "3"
-    assert len(reached) == 2  # both handed on to the route
+    assert [path for path in reached if "/devices/" in path] == []
+
+
+def test_a_device_message_the_hot_calls_cannot_take_gets_the_routes_answer(vendors) -> None:
+    vendor = vendors.create()
+    routed = TestClient(_RoutedOnly(vendor.client.app), raise_server_exceptions=False)
+    base = f"/api/v1/vendors/{vendor.slug}/devices"
+    for path, body in (
+        ("activate", b"not.a.jws"),  # raised inside: the same problem as the route's
+        ("sync", "é".encode()),  # not ASCII: handed on
+        ("activate", b"x" * (300 * 1024)),  # too large: handed on
+    ):
+        headers = {"Content-Type": "application/jose", "If-None-Match": "*"}
+        hot = vendor.client.post(f"{base}/{path}", content=body, headers=headers)
+        plain = routed.post(f"{base}/{path}", content=body, headers=headers)
+        assert hot.status_code in (401, 422), hot.text
+        assert _problem(hot) == _problem(plain)

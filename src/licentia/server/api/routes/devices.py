@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from licentia.domain.errors import LicentiaError, ValidationError
 from licentia.server.activation import services as activation
@@ -132,7 +131,7 @@ async def _token(request: Request) -> str:
 
 
 def _exchange(
-    session: Session, services: Services, slug: str, request: Request
+    session: Session, services: Services, slug: str, source_ip: str | None
 ) -> activation.Exchange:
     vendor = get_vendor_by_slug(session, slug)
     return activation.Exchange(
@@ -140,13 +139,17 @@ def _exchange(
         load_signer=lambda: current_signer(session, vendor.id, services.master),
         master=services.master,
         now=utcnow(),
-        source_ip=request.client.host if request.client else None,
+        source_ip=source_ip,
     )
 
 
-async def _run(request: Request, work: Callable[[Session], T]) -> T:
-    services = services_of(request)
-    return _accepted(await run_in_threadpool(run_write, services.db, work))
+def _source_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def _run(services: Services, work: Callable[[Session], T]) -> T:
+    result: T = await blocking(run_write, services.db, work)
+    return _accepted(result)
 
 
 def _accepted(result: T) -> T:
@@ -174,19 +177,19 @@ async def _handle_request(
     """Read the device request in the body, let ``handle`` act on it in one unit of
     work, and answer the signed update (or 304)."""
     token, services = await _token(request), services_of(request)
-    work = _request_unit(services, slug, request, token, handle)
-    return _update_answer(await _run(request, work))
+    work = _request_unit(services, slug, _source_ip(request), token, handle)
+    return _update_answer(await _run(services, work))
 
 
 def _request_unit(
     services: Services,
     slug: str,
-    request: Request,
+    source_ip: str | None,
     token: str,
     handle: Callable[[Session, activation.Exchange, DeviceRequest], object],
 ) -> Callable[[Session], object]:
     def work(session: Session) -> object:
-        ex = _exchange(session, services, slug, request)
+        ex = _exchange(session, services, slug, source_ip)
         return handle(session, ex, read_request(token, slug, ex.now))
 
     return work
@@ -249,7 +252,12 @@ async def sync_device(slug: str, request: Request) -> Response:
     """Renew leases and fetch changes; 304 when the device is current (send If-None-Match)."""
     conditional = request.headers.get("If-None-Match") is not None
     token, services = await _token(request), services_of(request)
+    return await _sync(services, slug, _source_ip(request), token, conditional=conditional)
 
+
+async def _sync(
+    services: Services, slug: str, source_ip: str | None, token: str, *, conditional: bool
+) -> Response:
     def sync(session: Session, ex: activation.Exchange, device: DeviceRequest) -> object:
         return activation.sync(session, ex, device, conditional=conditional)
 
@@ -257,8 +265,8 @@ async def sync_device(slug: str, request: Request) -> Response:
     unchanged = await _answer_unchanged(services, slug, token) if conditional else None
     if unchanged is not None:
         return _update_answer(unchanged)
-    unit = _request_unit(services, slug, request, token, sync)
-    return _update_answer(_accepted(await blocking(run_write, services.db, unit)))
+    unit = _request_unit(services, slug, source_ip, token, sync)
+    return _update_answer(await _run(services, unit))
 
 
 @device_router.post(
@@ -285,10 +293,10 @@ async def confirm_receipt(slug: str, request: Request) -> ReceiptOut:
 
     def work(session: Session) -> object:
         return activation.confirm_receipt(
-            session, _exchange(session, services, slug, request), token
+            session, _exchange(session, services, slug, _source_ip(request)), token
         )
 
-    seq = await _run(request, work)
+    seq = await _run(services, work)
     assert isinstance(seq, int)
     return ReceiptOut(confirmed=seq)
 
@@ -307,31 +315,50 @@ async def return_license(slug: str, request: Request) -> JSONResponse:
 
     def work(session: Session) -> ReturnOut:
         license_ = activation.return_license(
-            session, _exchange(session, services, slug, request), token
+            session, _exchange(session, services, slug, _source_ip(request)), token
         )
         return ReturnOut(license=license_.id, state=license_.state)
 
-    result = await _run(request, work)
+    result = await _run(services, work)
     return JSONResponse(result.model_dump())
 
 
-# --- the hot call ------------------------------------------------------------------------
-# A fleet of devices syncs all day, and most syncs find the device current: those are
-# answered before FastAPI's routing (licentia.server.api.hot); any other sync goes on
-# to the route above.
+# --- the hot calls -----------------------------------------------------------------------
+# A fleet of devices activates and syncs (most syncs finding the device current): those
+# are answered before FastAPI's routing (licentia.server.api.hot), by the functions the
+# routes above call.
+
+
+def _hot_token(request: HotRequest) -> str:
+    """The compact JWS in the body; PassOn (FastAPI's route then says what is wrong)
+    for a body too large or not ASCII."""
+    if len(request.body) > MAX_BODY:
+        raise PassOn
+    try:
+        return request.body.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise PassOn from None
 
 
 async def _hot_sync(request: HotRequest) -> Response:
-    if b"if-none-match" not in request.headers or len(request.body) > MAX_BODY:
-        raise PassOn
-    try:
-        token = request.body.decode("ascii").strip()
-    except UnicodeDecodeError:
-        raise PassOn from None
-    unchanged = await _answer_unchanged(request.services, request.params[0], token)
-    if unchanged is None:
-        raise PassOn  # nothing was written: the full sync runs as if this never had
-    return _update_answer(unchanged)
+    conditional = b"if-none-match" in request.headers
+    slug, services = request.params[0], request.services
+    token = _hot_token(request)
+    return await _sync(services, slug, request.client_host, token, conditional=conditional)
 
 
-HOT_CALLS = (HotCall("POST", "/vendors/{slug}/devices/sync", _hot_sync, json_body=False),)
+async def _hot_activate(request: HotRequest) -> Response:
+    work = _request_unit(
+        request.services,
+        request.params[0],
+        request.client_host,
+        _hot_token(request),
+        activation.activate,
+    )
+    return _update_answer(await _run(request.services, work))
+
+
+HOT_CALLS = (
+    HotCall("POST", "/vendors/{slug}/devices/sync", _hot_sync, json_body=False),
+    HotCall("POST", "/vendors/{slug}/devices/activate", _hot_activate, json_body=False),
+)
