@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -34,7 +34,8 @@ MAX_BODY = 64 * 1024
 
 
 class PassOn(Exception):  # noqa: N818 - a signal, not an error
-    """Raised by a hot call that leaves the request to its FastAPI route."""
+    """Raised by a hot call that leaves the request to its FastAPI route. Only before
+    it has done anything: the route then does it all."""
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,26 @@ class HotRequest:
     headers: dict[bytes, bytes]  # those :data:`HEADERS` names, lower case
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def body_of(model: type[M], request: HotRequest) -> M:
+    """The JSON body as ``model``; PassOn if it does not validate (FastAPI's route
+    answers the 422 that names the field)."""
+    try:
+        return model.model_validate_json(request.body)
+    except ValidationError:
+        raise PassOn from None
+
+
 Answer = Callable[[HotRequest], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
 class HotCall:
     """``method`` and ``path`` (a route's path: ``{name}`` for a parameter) answered by
-    ``answer``, which raises :class:`PassOn` (or pydantic's ValidationError) to leave
-    the request to FastAPI. The parameters reach ``answer`` in the path's order."""
+    ``answer``, which raises :class:`PassOn` to leave the request to FastAPI (see
+    :func:`body_of`). The parameters reach ``answer`` in the path's order."""
 
     method: str
     path: str
@@ -134,7 +147,7 @@ class LicentiaApp(FastAPI):
         )
         try:
             response = await call.answer(request)
-        except (PassOn, ValidationError):
+        except PassOn:
             await super().__call__(scope, _replay(body, receive), send)
             return
         except Exception as error:  # the same answer as any route's, from problems

@@ -26,7 +26,7 @@ from licentia.domain.errors import AuthenticationError, ConflictError, LicentiaE
 from licentia.formats.device import RETURN_TYP, device_id, ed25519_from_jwk, unverified_claims
 from licentia.server.activation.messages import read_request, read_signed_by
 from licentia.server.api.context import Services, services_of
-from licentia.server.api.hot import HotCall, HotRequest, PassOn
+from licentia.server.api.hot import HotCall, HotRequest, PassOn, body_of
 from licentia.server.api.threads import ThreadedRoute, blocking
 from licentia.server.cloud import protocol
 from licentia.server.cloud import services as cloud
@@ -610,12 +610,12 @@ def _hot_call(request: HotRequest) -> DeviceCall:
 
 async def _hot_checkout(request: HotRequest) -> Response:
     call = _hot_call(request)
-    return await _checkout(CheckoutIn.model_validate_json(request.body), call)
+    return await _checkout(body_of(CheckoutIn, request), call)
 
 
 async def _hot_heartbeat(request: HotRequest) -> Response:
     call = _hot_call(request)
-    body = HeartbeatIn.model_validate_json(request.body)
+    body = body_of(HeartbeatIn, request)
     return await _renew(call, request.params[1], body)
 
 
@@ -625,7 +625,7 @@ async def _hot_release(request: HotRequest) -> Response:
 
 async def _hot_consume(request: HotRequest) -> Response:
     call = _hot_call(request)
-    return await _consume(call, ConsumeIn.model_validate_json(request.body))
+    return await _consume(call, body_of(ConsumeIn, request))
 
 
 HOT_CALLS = tuple(
