@@ -1,4 +1,4 @@
-"""Statements run on the event loop itself, for PostgreSQL: no thread hand-off.
+"""Statements run on the event loop itself: no thread hand-off.
 
 Profiling the hottest calls (a license read by id, a seat heartbeat) under load found
 most of their server CPU outside the database: handing the request to a thread and
@@ -14,15 +14,18 @@ parameter goes through its type's bind processor, and rows come back as named tu
 with the statement's column names, datetimes in UTC as
 :class:`licentia.server.db.base.UTCDateTime` gives them.
 
-- :meth:`LoopStatements.first` reads one row.
+- :meth:`LoopStatements.first` and :meth:`LoopStatements.all` read.
 - :meth:`LoopStatements.run` runs a function written for a SQLAlchemy ``Connection``
   (the cloud protocol's hot calls) unchanged: in a greenlet on the loop, its
   ``execute`` and ``scalar`` calls wait for psycopg without blocking the loop (the
   mechanism of SQLAlchemy's own asyncio extension, without its execution layer).
 
-SQLite has no such driver here: both answer :data:`NOT_HERE`, and the caller runs its
-work on the thread pool as before. So does a loop this module has no pool for (an
-app served without its lifespan).
+On SQLite, reads run on a read-only connection of the loop's own (a local lookup
+costs less than the hand-off to a thread; in WAL mode it never waits for a writer),
+with SQLAlchemy's result processors turning stored text into datetimes and JSON;
+:meth:`LoopStatements.run` answers :data:`NOT_HERE` there, and writes stay on the
+thread pool under the process's write lock. A loop this module has nothing open for
+(an app served without its lifespan) gets NOT_HERE from every method.
 """
 
 from __future__ import annotations
@@ -62,7 +65,8 @@ NOT_HERE: Final = NotHere()
 
 
 class LoopStatements:
-    """One pool of asynchronous connections per event loop that serves the app."""
+    """Per event loop that serves the app: a pool of asynchronous PostgreSQL
+    connections, or SQLite's read-only connection."""
 
     def __init__(self, engine: Engine, *, size: int) -> None:
         url = engine.url
