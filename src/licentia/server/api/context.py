@@ -8,7 +8,6 @@ winner's row and answers as a replay would).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 from licentia.domain.actors import Actor
 from licentia.domain.errors import AuthenticationError
 from licentia.server.api.credentials import CredentialCache
+from licentia.server.api.threads import blocking
 from licentia.server.cloud.renewals import Renewals
 from licentia.server.db.engine import Database, run_write
 from licentia.server.db.loop_statements import LoopStatements
@@ -146,8 +146,7 @@ async def context_for(services: Services, token: str, source_ip: str | None, sco
     AuthenticationError or PermissionDeniedError."""
     actor = services.credentials.get(token, source_ip)
     if actor is None:
-        loop = asyncio.get_running_loop()
-        actor = await loop.run_in_executor(None, verify, services, token, source_ip)
+        actor = await blocking(verify, services, token, source_ip)
     actor.require(scope)
     return Context(services, actor)
 

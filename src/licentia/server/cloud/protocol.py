@@ -161,14 +161,15 @@ def authenticate(connection: Connection, who: Presented) -> DeviceAccess:
 
 # -- heartbeat and release -----------------------------------------------------------------
 
+# What a token about a license needs of it (:func:`claims`, :func:`seat_grant`).
+_GRANT_COLUMNS = (
+    License.id.label("id"),
+    License.options.label("options"),
+    License.product_code.label("product_code"),
+    License.features.label("features"),
+)
 _LEASE_QUERY = (
-    access_query(
-        SeatSlot.holder_key.label("holder_key"),
-        License.id.label("id"),
-        License.options.label("options"),
-        License.product_code.label("product_code"),
-        License.features.label("features"),
-    )
+    access_query(SeatSlot.holder_key.label("holder_key"), *_GRANT_COLUMNS)
     .outerjoin(
         SeatSlot,
         and_(SeatSlot.vendor_id == CloudDevice.vendor_id, SeatSlot.lease_id == bindparam("lease")),
@@ -240,10 +241,7 @@ def _renew_many() -> Any:
         .returning(
             *access_query().selected_columns,
             SeatSlot.lease_id.label("lease_id"),
-            License.id.label("id"),
-            License.options.label("options"),
-            License.product_code.label("product_code"),
-            License.features.label("features"),
+            *_GRANT_COLUMNS,
             SeatSlot.expires_at.label("expires_at"),
         )
     )
@@ -337,10 +335,7 @@ def release_seat(connection: Connection, who: Presented, lease_id: str, *, now: 
 # -- checkout and consumption ----------------------------------------------------------------
 
 _LICENSE_COLUMNS = (
-    License.id.label("id"),
-    License.options.label("options"),
-    License.product_code.label("product_code"),
-    License.features.label("features"),
+    *_GRANT_COLUMNS,
     License.state.label("state"),
     License.valid_until.label("valid_until"),
 )

@@ -175,15 +175,11 @@ LICENSE_ROW = select(License.__table__).where(
 )
 
 
-def license_row_parameters(actor: Actor, license_id: str) -> dict[str, str]:
-    """What :data:`LICENSE_ROW` binds: the license, in the actor's vendor only."""
-    return {"license_id": license_id, "vendor_id": _vendor(actor)}
-
-
 def read_license(reader: Session | Connection, actor: Actor, license_id: str) -> Row[Any]:
     """The license's columns, for a caller that only shows them (no ORM object is
     built). Raises NotFoundError if the actor's vendor has no such license."""
-    row = reader.execute(LICENSE_ROW, license_row_parameters(actor, license_id)).first()
+    parameters = {"license_id": license_id, "vendor_id": _vendor(actor)}
+    row = reader.execute(LICENSE_ROW, parameters).first()
     if row is None:
         raise NotFoundError("license", license_id)
     return row
