@@ -21,9 +21,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from sqlalchemy import select
 
 from licentia.domain.errors import ConflictError, NotFoundError
-from licentia.server.cloud.protocol import statements
 from licentia.server.db.base import utcnow
 from licentia.server.db.engine import Database
+from licentia.server.db.loop_statements import LoopStatements
+from licentia.server.db.runner import Runner
 from licentia.server.licenses.models import License
 from licentia.server.seats import leases
 from licentia.server.seats import services as seats
@@ -160,8 +161,8 @@ def seat_machine(database: Database, new_pool: object) -> type[RuleBasedStateMac
                 now=self.now,
                 expires_at=self.now + TTL,
             )
-            with statements(database) as connection:
-                lease_id, taken = leases.take_free(connection, claim)
+            runner = Runner(database, LoopStatements(database.write_engine, size=1))
+            lease_id, taken = runner.autocommit_blocking(lambda c: leases.take_free(c, claim))
             if taken.fence is None:
                 return None
             return seats.Lease(lease_id, self.license_id, taken.fence, claim.expires_at)

@@ -33,14 +33,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, exists, select
+from sqlalchemy import Select, bindparam, exists, select
 from sqlalchemy.engine import Row
-from sqlalchemy.orm import Session
 
 from licentia.domain.licenses import LicenseState
 from licentia.formats.device import state_hash
 from licentia.server.activation.messages import DeviceRequest
 from licentia.server.activation.services import SEEN_GRANULARITY, NotModified, lease_due
+from licentia.server.db.core import CoreConnection
 from licentia.server.devices import services as devices
 from licentia.server.devices.models import Device, DeviceFlag, DeviceUpdate
 from licentia.server.licenses.models import License
@@ -61,12 +61,12 @@ class Unchanged(NotModified):
 
 
 def check_unchanged(
-    reader: Session | Connection, vendor_slug: str, request: DeviceRequest, now: datetime
+    reader: CoreConnection, vendor_slug: str, request: DeviceRequest, now: datetime
 ) -> Unchanged | None:
     """``Unchanged`` if the device provably holds the current state and nothing about
     this sync needs recording but ``last_seen_at``; None if the full sync must run.
 
-    Reads only (one statement): safe on a read session outside any transaction.
+    Reads only (one statement): safe on a connection outside any transaction.
     """
     found = reader.execute(_DEVICE_AND_LICENSES, {"slug": vendor_slug, "key_id": request.device_id})
     rows = found.all()

@@ -38,6 +38,7 @@ from licentia.server.cloud.renewals import Renewals
 from licentia.server.db.base import utcnow
 from licentia.server.db.engine import Database, connect, run_write
 from licentia.server.db.loop_statements import LoopStatements
+from licentia.server.db.runner import Runner
 from licentia.server.db.schema import schema_status
 from licentia.server.keys.master import MasterKey, load_master_key
 from licentia.server.licenses.reads import LicenseReads
@@ -66,25 +67,25 @@ def create_app(
         if message is not None:
             raise ConfigurationError(message, code="DATABASE_NOT_MIGRATED")
     master = master or load_master_key(settings)
-    loop_statements = LoopStatements(db.write_engine, size=settings.database_pool_size)
+    runner = Runner(db, LoopStatements(db.write_engine, size=settings.database_pool_size))
     services = Services(
         settings,
         db,
         master,
         CredentialCache(settings.credential_cache_seconds),
-        loop_statements,
-        Renewals(loop_statements, master),
-        LicenseReads(loop_statements),
+        runner,
+        Renewals(runner, master),
+        LicenseReads(runner),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         executor = install_executor(settings.threads)
-        await services.loop_statements.open()
+        await runner.loop.open()
         sweeper = asyncio.create_task(_sweep_forever(db, settings.sweep_seconds))
         yield
         sweeper.cancel()
-        await services.loop_statements.close()
+        await runner.loop.close()
         executor.shutdown(wait=False)
         if database is None:
             db.dispose()

@@ -25,7 +25,7 @@ from licentia.server.api.credentials import CredentialCache
 from licentia.server.api.threads import blocking
 from licentia.server.cloud.renewals import Renewals
 from licentia.server.db.engine import Database, run_write
-from licentia.server.db.loop_statements import LoopStatements
+from licentia.server.db.runner import Runner
 from licentia.server.idempotency.services import (
     StoredAnswer,
     claim_key,
@@ -50,7 +50,7 @@ class Services:
     db: Database
     master: MasterKey
     credentials: CredentialCache
-    loop_statements: LoopStatements
+    runner: Runner  # where hot statements run (licentia.server.db.runner)
     renewals: Renewals
     license_reads: LicenseReads
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-from sqlalchemy import Connection, Row, Select, and_, bindparam, or_, select, update
+from sqlalchemy import Row, Select, and_, bindparam, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from licentia.domain.actors import Actor
@@ -25,6 +25,7 @@ from licentia.domain.errors import AuthenticationError, ConflictError, NotFoundE
 from licentia.server.cloud.models import CloudContainer, CloudDevice
 from licentia.server.cloud.services import DEVICE_TOKEN_PREFIX
 from licentia.server.db.base import UTCDateTime
+from licentia.server.db.core import CoreConnection
 from licentia.server.keys.master import MasterKey
 from licentia.server.keys.models import SigningKey
 from licentia.server.keys.services import CURRENT, Signer, unsealed_signer
@@ -123,7 +124,7 @@ def verify_access(row: Row[Any] | None, token: str) -> DeviceAccess:
     )
 
 
-def refuse_unknown(connection: Connection, slug: str) -> NoReturn:
+def refuse_unknown(connection: CoreConnection, slug: str) -> NoReturn:
     """Raise the error for a call whose access query found no row: NotFoundError for
     an unknown vendor, else AuthenticationError (an unknown token)."""
     if connection.scalar(_VENDOR_BY_SLUG, {"slug": slug}) is None:
@@ -136,7 +137,7 @@ def seen_lately(access: DeviceAccess, now: datetime) -> bool:
     return access.last_seen_at is not None and now - access.last_seen_at < LAST_SEEN_STEP
 
 
-def touch_device(connection: Connection, access: DeviceAccess, now: datetime) -> None:
+def touch_device(connection: CoreConnection, access: DeviceAccess, now: datetime) -> None:
     """Note when the device was last seen, at most once a minute (one UPDATE then)."""
     if seen_lately(access, now):
         return

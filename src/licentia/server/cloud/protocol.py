@@ -4,9 +4,10 @@ A heartbeat, a release, a checkout and a consumption each start with one SELECT 
 authenticates the device (:mod:`licentia.server.cloud.access`) and reads what the
 call needs; then one statement does the work and writes its record (seat event,
 ledger row) with it (:mod:`licentia.server.seats.leases`,
-:func:`licentia.server.counters.services.consume_at_once`). Run them on
-:func:`statements`: on PostgreSQL each statement commits on its own, so no BEGIN or
-COMMIT round trip and no row lock held while Python runs.
+:func:`licentia.server.counters.services.consume_at_once`). Run them with
+:meth:`licentia.server.db.runner.Runner.autocommit`: on PostgreSQL each statement
+commits on its own, so no BEGIN or COMMIT round trip and no row lock held while
+Python runs.
 
 A checkout or a consumption that is not the common case (the holder reconnects to its
 own seat, others wait in line, no seat is free, the key was used before, the units
@@ -16,14 +17,11 @@ the caller then runs the full service in a transaction, which decides and record
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
     Integer,
     Row,
     String,
@@ -52,7 +50,7 @@ from licentia.server.cloud.access import (
 from licentia.server.cloud.models import CloudContainer, CloudDevice
 from licentia.server.cloud.services import choose_usable
 from licentia.server.counters.services import consume_at_once, low_balance_threshold
-from licentia.server.db.engine import Database
+from licentia.server.db.core import CoreConnection
 from licentia.server.keys.master import MasterKey
 from licentia.server.keys.models import SigningKey
 from licentia.server.keys.services import CURRENT
@@ -65,19 +63,6 @@ from licentia.server.tenancy.models import Vendor
 SEAT_TYP = "licentia-seat+jwt"
 SEAT_POOLS, CLOUD_USES = ("seat_pool",), ("cloud", "seat_pool")
 DEFAULT_SEAT_SECONDS = 300
-
-
-@contextmanager
-def statements(db: Database) -> Iterator[Connection]:
-    """A connection for the calls below. PostgreSQL: autocommit, each statement its own
-    transaction (every statement here is complete on its own). SQLite: one write
-    transaction for the whole call, which the process's write lock serialises anyway."""
-    if db.write_engine.dialect.name == "postgresql":
-        with db.write_engine.connect() as connection:
-            yield connection.execution_options(isolation_level="AUTOCOMMIT")
-    else:
-        with db.write_lock, db.write_engine.begin() as connection:
-            yield connection
 
 
 @dataclass(frozen=True)
@@ -144,7 +129,9 @@ def seat_grant(
     )
 
 
-def _authenticated(connection: Connection, row: Row[Any] | None, who: Presented) -> DeviceAccess:
+def _authenticated(
+    connection: CoreConnection, row: Row[Any] | None, who: Presented
+) -> DeviceAccess:
     if row is None:
         refuse_unknown(connection, who.slug)
     return verify_access(row, who.token)
@@ -153,7 +140,7 @@ def _authenticated(connection: Connection, row: Row[Any] | None, who: Presented)
 _ACCESS_QUERY = access_query()
 
 
-def authenticate(connection: Connection, who: Presented) -> DeviceAccess:
+def authenticate(connection: CoreConnection, who: Presented) -> DeviceAccess:
     """The access of a call that reads nothing else with it (one SELECT)."""
     row = connection.execute(_ACCESS_QUERY, who.parameters()).first()
     return _authenticated(connection, row, who)
@@ -250,7 +237,9 @@ def _renew_many() -> Any:
 _RENEW_MANY = _renew_many()
 
 
-def renew_many(connection: Connection, renewals: list[Renewal], *, now: datetime) -> dict[str, Any]:
+def renew_many(
+    connection: CoreConnection, renewals: list[Renewal], *, now: datetime
+) -> dict[str, Any]:
     """PostgreSQL only: renew each heartbeat's lease whose access, container and fence
     hold, in one statement. Returns the renewed rows by lease id; a heartbeat missing
     from them renewed nothing, and :func:`renew_seat` then says why. Each lease may
@@ -277,7 +266,7 @@ def renewed_grant(
 
 
 def renew_seat(
-    connection: Connection,
+    connection: CoreConnection,
     master: MasterKey,
     who: Presented,
     lease_id: str,
@@ -312,7 +301,9 @@ _RELEASE_AT_ONCE = leases.end_statement(
 )
 
 
-def release_seat(connection: Connection, who: Presented, lease_id: str, *, now: datetime) -> None:
+def release_seat(
+    connection: CoreConnection, who: Presented, lease_id: str, *, now: datetime
+) -> None:
     """Free the seat at once: on PostgreSQL one statement (the release with its event,
     checking the device's access as it goes); else, and when that released nothing
     (to say why, or to find a release harmless), two: access and lease, then the
@@ -382,7 +373,12 @@ class SeatWanted:
 
 
 def take_seat(
-    connection: Connection, master: MasterKey, who: Presented, wanted: SeatWanted, *, now: datetime
+    connection: CoreConnection,
+    master: MasterKey,
+    who: Presented,
+    wanted: SeatWanted,
+    *,
+    now: datetime,
 ) -> SeatGrant | None:
     """A new lease on the first usable pool's lowest free seat, in two statements
     (access and pools; the take with its checkout event). None, having taken nothing,
@@ -429,7 +425,7 @@ class Consumed:
 
 
 def consume_units(
-    connection: Connection,
+    connection: CoreConnection,
     who: Presented,
     product: str,
     feature: str | None,

@@ -23,17 +23,17 @@ from licentia.server.cloud.access import seen_lately, touch_device
 from licentia.server.cloud.protocol import Presented, Renewal, SeatGrant
 from licentia.server.db.base import utcnow
 from licentia.server.db.batches import Batches
-from licentia.server.db.loop_statements import LoopStatements, NotHere
+from licentia.server.db.runner import Runner
 from licentia.server.keys.master import MasterKey
 
 log = logging.getLogger("licentia.seats")
 
 
 class Renewals:
-    """Heartbeats renewed in batches, on the event loop's connections."""
+    """Heartbeats renewed in batches (PostgreSQL: the statement uses arrays)."""
 
-    def __init__(self, statements: LoopStatements, master: MasterKey) -> None:
-        self._statements = statements
+    def __init__(self, runner: Runner, master: MasterKey) -> None:
+        self._runner = runner
         self._master = master
         # Two heartbeats of one lease at once are answered by a statement each.
         self._batches: Batches[Renewal, Any] = Batches(
@@ -42,7 +42,7 @@ class Renewals:
 
     async def renew(self, who: Presented, lease_id: str, fence: int) -> SeatGrant | None:
         """The heartbeat's answer if it was renewed with others, else None."""
-        if not self._statements.here():
+        if not self._runner.postgresql:
             return None
         renewal = Renewal(who, lease_id, fence)
         try:
@@ -55,14 +55,12 @@ class Renewals:
         now = utcnow()
         grant, access = protocol.renewed_grant(self._master, renewal, row, now=now)
         if not seen_lately(access, now):
-            await self._statements.run(lambda connection: touch_device(connection, access, now))
+            await self._runner.autocommit(lambda connection: touch_device(connection, access, now))
         return grant
 
     async def _renew_all(self, batch: list[Renewal]) -> list[Any]:
         now = utcnow()
-        rows = await self._statements.run(
+        rows = await self._runner.autocommit(
             lambda connection: protocol.renew_many(connection, batch, now=now)
         )
-        if isinstance(rows, NotHere):
-            return [None] * len(batch)
         return [rows.get(renewal.lease_id) for renewal in batch]

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    Connection,
     Table,
     bindparam,
     exists,
@@ -32,6 +31,7 @@ from licentia.domain.errors import ConflictError, NotFoundError, ValidationError
 from licentia.domain.ids import new_id
 from licentia.server.audit.services import record
 from licentia.server.counters.models import LedgerEntry, UnitCounter
+from licentia.server.db.core import CoreConnection
 from licentia.server.licenses.models import License
 
 LOW_BALANCE_SHARE = 0.1  # an event when the balance falls below 10 % of the initial units
@@ -279,7 +279,7 @@ _ENTRY = insert(_ledger).values(_entry_values(_param(_ledger, "balance_after", "
 
 
 def consume_at_once(
-    connection: Connection,
+    connection: CoreConnection,
     *,
     license_id: str,
     vendor_id: str,

@@ -35,20 +35,24 @@ import functools
 import logging
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar
 
 import psycopg
 from psycopg.pq import ExecStatus
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util import await_only, greenlet_spawn
+
+from licentia.server.db.core import CoreConnection
 
 T = TypeVar("T")
 log = logging.getLogger("licentia.db")
@@ -74,7 +78,7 @@ class LoopStatements:
         file = url.database if url.get_backend_name() == "sqlite" else None
         self._sqlite_file = file if file and file != ":memory:" else None
         self._sqlite: dict[asyncio.AbstractEventLoop, sqlite3.Connection] = {}
-        self._dialect = engine.dialect
+        self._dialect: Dialect = engine.dialect
         self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._size = size
         self._pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = {}
@@ -150,7 +154,7 @@ class LoopStatements:
                     raise
         raise AssertionError("unreachable")
 
-    async def run(self, work: Callable[[Connection], T]) -> T | NotHere:
+    async def run(self, work: Callable[[CoreConnection], T]) -> T | NotHere:
         """``work(connection)`` on one pooled connection in autocommit, or NOT_HERE.
         ``connection`` offers what the hot calls use of a SQLAlchemy Connection:
         ``execute(...)`` with ``first``, ``one``, ``all`` and ``scalar`` on its
@@ -162,8 +166,9 @@ class LoopStatements:
         for attempt in range(2):
             connection = await pool.getconn()  # (not ``pool.connection()``: it costs more)
             on_loop = _OnLoop(self, connection)
+            given: CoreConnection = on_loop  # what mypy checks the hot code against
             try:
-                result: T = await greenlet_spawn(work, cast(Connection, on_loop))
+                result: T = await greenlet_spawn(work, given)
                 return result
             except DBAPIError:
                 # A connection the database dropped (a restart) fails at the first
@@ -321,15 +326,19 @@ class _OnLoop:
     def __init__(self, owner: LoopStatements, connection: psycopg.AsyncConnection[Any]) -> None:
         self._owner = owner
         self._connection = connection
-        self.dialect = owner._dialect
         self.statements = 0  # sent so far
 
+    @property
+    def dialect(self) -> Dialect:
+        return self._owner._dialect
+
     def execute(
-        self, statement: ClauseElement, parameters: dict[str, Any] | None = None
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> _Result:
+        assert isinstance(statement, ClauseElement)
         compiled = self._owner._compile(statement)
         self.statements += 1
-        return _Result(await_only(_execute(self._connection, compiled, parameters or {})))
+        return _Result(await_only(_execute(self._connection, compiled, dict(parameters or {}))))
 
-    def scalar(self, statement: ClauseElement, parameters: dict[str, Any] | None = None) -> Any:
+    def scalar(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> Any:
         return self.execute(statement, parameters).scalar()

@@ -23,7 +23,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    Connection,
     Table,
     and_,
     bindparam,
@@ -40,6 +39,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from licentia.domain.errors import ConflictError
 from licentia.domain.ids import new_id
+from licentia.server.db.core import CoreConnection
 from licentia.server.seats.models import SeatEvent, SeatSlot
 
 _slots = cast(Table, SeatSlot.__table__)
@@ -66,7 +66,7 @@ def _free(table: Any, now: ColumnElement[Any]) -> ColumnElement[bool]:
     return or_(table.c.expires_at.is_(None), table.c.expires_at <= now)
 
 
-def _is_postgresql(connection: Connection) -> bool:
+def _is_postgresql(connection: CoreConnection) -> bool:
     return connection.dialect.name == "postgresql"
 
 
@@ -86,7 +86,7 @@ _RENEW = (
 
 
 def renew(
-    connection: Connection, vendor_id: str, lease_id: str, fence: int, *, until: datetime
+    connection: CoreConnection, vendor_id: str, lease_id: str, fence: int, *, until: datetime
 ) -> str:
     """Extend a lease to ``until``; returns its license id. Raises ConflictError
     ``SEAT_LOST`` if the seat was released, force-released or reassigned (the fence
@@ -181,7 +181,7 @@ _EVENT = insert(_events).values(
 
 
 def end(
-    connection: Connection, vendor_id: str, lease_id: str, *, now: datetime, kind: str
+    connection: CoreConnection, vendor_id: str, lease_id: str, *, now: datetime, kind: str
 ) -> str | None:
     """Free a lease's seat at ``now`` and record the event ``kind`` (release,
     force_release) with the seats still in use; returns the license id, or None if no
@@ -313,7 +313,7 @@ _FREE = _free_slot(_slots)
 _TAKE_SLOT = _take(bindparam("slot_id"))
 
 
-def take_free(connection: Connection, claim: Claim) -> tuple[str, Taken]:
+def take_free(connection: CoreConnection, claim: Claim) -> tuple[str, Taken]:
     """Give ``claim``'s holder a new lease on the pool's lowest free seat and record
     the checkout (or borrow); returns the lease id and the fence. Takes nothing when
     the holder already has a slot of its own (``holds_own``: a reconnect, which
@@ -336,7 +336,7 @@ def take_free(connection: Connection, claim: Claim) -> tuple[str, Taken]:
     return lease_id, Taken(fence)
 
 
-def in_use(connection: Connection, license_id: str, now: datetime) -> int:
+def in_use(connection: CoreConnection, license_id: str, now: datetime) -> int:
     """How many of the pool's seats are held at ``now``."""
     return int(
         connection.scalar(

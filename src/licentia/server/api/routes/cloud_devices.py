@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
@@ -33,8 +33,8 @@ from licentia.server.cloud import services as cloud
 from licentia.server.cloud.access import DeviceAccess, touch_device
 from licentia.server.counters import services as counters
 from licentia.server.db.base import utcnow
+from licentia.server.db.core import CoreConnection
 from licentia.server.db.engine import run_write
-from licentia.server.db.loop_statements import NotHere
 from licentia.server.keys.services import Signer
 from licentia.server.licenses.models import License
 from licentia.server.orders.services import find_ticket
@@ -68,18 +68,9 @@ class DeviceCall:
 
         return run_write(self.services.db, unit)
 
-    async def at_once(self, work: Callable[[Connection, datetime], T]) -> T:
-        """Run one of the protocol's hot calls (they check the access themselves): on
-        PostgreSQL on the event loop (licentia.server.db.loop_statements), else on
-        the thread pool."""
-        done = await self.services.loop_statements.run(lambda c: work(c, utcnow()))
-        if isinstance(done, NotHere):
-            return await blocking(self._at_once_blocking, work)
-        return done
-
-    def _at_once_blocking(self, work: Callable[[Connection, datetime], T]) -> T:
-        with protocol.statements(self.services.db) as connection:
-            return work(connection, utcnow())
+    async def at_once(self, work: Callable[[CoreConnection, datetime], T]) -> T:
+        """Run one of the protocol's hot calls (they check the access themselves)."""
+        return await self.services.runner.autocommit(lambda c: work(c, utcnow()))
 
 
 @dataclass(frozen=True)
@@ -358,7 +349,7 @@ async def _checkout(body: CheckoutIn, call: DeviceCall) -> Response:
     if body.wait_seconds == 0:  # the common case first, in two statements
         master, wanted = call.services.master, _wanted(body)
 
-        def take(connection: Connection, now: datetime) -> protocol.SeatGrant | None:
+        def take(connection: CoreConnection, now: datetime) -> protocol.SeatGrant | None:
             return protocol.take_seat(connection, master, call.presented, wanted, now=now)
 
         grant = await call.at_once(take)
@@ -415,7 +406,7 @@ async def _renew(call: DeviceCall, lease_id: str, body: HeartbeatIn) -> Response
     grant = await call.services.renewals.renew(call.presented, lease_id, fence)
     if grant is None:  # not renewed with others (SQLite, or something is amiss): alone
 
-        def work(connection: Connection, now: datetime) -> protocol.SeatGrant:
+        def work(connection: CoreConnection, now: datetime) -> protocol.SeatGrant:
             return protocol.renew_seat(connection, master, call.presented, lease_id, fence, now=now)
 
         grant = await call.at_once(work)
@@ -429,7 +420,7 @@ async def release(lease_id: str, call: DeviceCall = Depends(device_call)) -> Res
 
 
 async def _release(call: DeviceCall, lease_id: str) -> Response:
-    def work(connection: Connection, now: datetime) -> None:
+    def work(connection: CoreConnection, now: datetime) -> None:
         protocol.release_seat(connection, call.presented, lease_id, now=now)
 
     await call.at_once(work)
@@ -553,7 +544,7 @@ async def consume(body: ConsumeIn, call: DeviceCall = Depends(device_call)) -> R
 
 
 async def _consume(call: DeviceCall, body: ConsumeIn) -> Response:
-    def at_once(connection: Connection, now: datetime) -> protocol.Consumed | None:
+    def at_once(connection: CoreConnection, now: datetime) -> protocol.Consumed | None:
         return protocol.consume_units(
             connection, call.presented, body.product, body.feature, body.units, body.key, now=now
         )

@@ -5,38 +5,30 @@ Device-facing bodies are compact JWS (``application/jose``), see docs/device-pro
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from licentia.domain.errors import LicentiaError, ValidationError
+from licentia.domain.errors import ValidationError
+from licentia.server.activation import calls
 from licentia.server.activation import services as activation
-from licentia.server.activation.messages import DeviceRequest, read_request
-from licentia.server.activation.services import SEEN_GRANULARITY
-from licentia.server.activation.unchanged import Unchanged, check_unchanged
+from licentia.server.activation.calls import DeviceMessage
 from licentia.server.api.context import Context, Services, require, services_of
 from licentia.server.api.hot import HotCall, HotRequest, PassOn
 from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
-from licentia.server.api.threads import ThreadedRoute, blocking
-from licentia.server.db.base import utcnow
-from licentia.server.db.engine import run_write
-from licentia.server.db.loop_statements import NotHere
+from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.pagination import paginate
 from licentia.server.devices import services as devices
 from licentia.server.devices.models import Device
-from licentia.server.keys.services import current_signer
-from licentia.server.tenancy.services import get_vendor_by_slug
 
 router = APIRouter(tags=["devices"], route_class=ThreadedRoute)
 device_router = APIRouter(tags=["device protocol"], route_class=ThreadedRoute)
 JOSE = "application/jose"
 MAX_BODY = 256 * 1024
-T = TypeVar("T")
 _JOSE_BODY: dict[str, Any] = {
     "requestBody": {"content": {JOSE: {"schema": {"type": "string"}}}, "required": True}
 }
@@ -120,48 +112,25 @@ def act_on_device(
 # --- device side -----------------------------------------------------------------------
 
 
-async def _token(request: Request) -> str:
-    body = await request.body()
+def _message_of(slug: str, body: bytes, source_ip: str | None) -> DeviceMessage:
+    """The device message in ``body``; ValidationError if it cannot be one."""
     if len(body) > MAX_BODY:
         raise ValidationError("the message is too large", field="body")
     try:
-        return body.decode("ascii").strip()
+        token = body.decode("ascii").strip()
     except UnicodeDecodeError as error:
         raise ValidationError("the body must be a compact JWS", field="body") from error
+    return DeviceMessage(slug, token, source_ip)
 
 
-def _exchange(
-    session: Session, services: Services, slug: str, source_ip: str | None
-) -> activation.Exchange:
-    vendor = get_vendor_by_slug(session, slug)
-    return activation.Exchange(
-        vendor=vendor,
-        load_signer=lambda: current_signer(session, vendor.id, services.master),
-        master=services.master,
-        now=utcnow(),
-        source_ip=source_ip,
-    )
+async def _message(slug: str, request: Request) -> DeviceMessage:
+    source_ip = request.client.host if request.client else None
+    return _message_of(slug, await request.body(), source_ip)
 
 
-def _source_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
-async def _run(services: Services, work: Callable[[Session], T]) -> T:
-    result: T = await blocking(run_write, services.db, work)
-    return _accepted(result)
-
-
-def _accepted(result: T) -> T:
-    if isinstance(result, activation.Refused):
-        raise result.error  # the flag it carries is committed already
-    return result
-
-
-def _update_answer(result: object) -> Response:
+def _update_answer(result: activation.UpdateIssued | activation.NotModified) -> Response:
     if isinstance(result, activation.NotModified):
         return Response(status_code=304, headers={"ETag": f'"{result.state}"'})
-    assert isinstance(result, activation.UpdateIssued)
     return Response(
         result.token,
         media_type=JOSE,
@@ -169,66 +138,13 @@ def _update_answer(result: object) -> Response:
     )
 
 
-async def _handle_request(
-    slug: str,
-    request: Request,
-    handle: Callable[[Session, activation.Exchange, DeviceRequest], object],
-) -> Response:
-    """Read the device request in the body, let ``handle`` act on it in one unit of
-    work, and answer the signed update (or 304)."""
-    token, services = await _token(request), services_of(request)
-    work = _request_unit(services, slug, _source_ip(request), token, handle)
-    return _update_answer(await _run(services, work))
+async def _activate(services: Services, message: DeviceMessage) -> Response:
+    return _update_answer(await calls.activate(services.runner, services.master, message))
 
 
-def _request_unit(
-    services: Services,
-    slug: str,
-    source_ip: str | None,
-    token: str,
-    handle: Callable[[Session, activation.Exchange, DeviceRequest], object],
-) -> Callable[[Session], object]:
-    def work(session: Session) -> object:
-        ex = _exchange(session, services, slug, source_ip)
-        return handle(session, ex, read_request(token, slug, ex.now))
-
-    return work
-
-
-async def _answer_unchanged(services: Services, slug: str, token: str) -> Unchanged | None:
-    """The 304 of a device that is current, from one read (activation.unchanged; on
-    PostgreSQL on the event loop), or None when the full sync must run: also on any
-    error, which the full sync then reports exactly as it always did."""
-    now = utcnow()
-    try:
-        device_request = read_request(token, slug, now)
-    except LicentiaError:
-        return None
-    unchanged = await services.loop_statements.run(
-        lambda connection: check_unchanged(connection, slug, device_request, now)
-    )
-    if isinstance(unchanged, NotHere):
-        unchanged = await blocking(_read_unchanged, services, slug, device_request, now)
-    if unchanged is not None and unchanged.needs_write:
-        await blocking(_record_visit, services, unchanged, now)
-    return unchanged
-
-
-def _read_unchanged(
-    services: Services, slug: str, device_request: DeviceRequest, now: datetime
-) -> Unchanged | None:
-    with services.db.read() as session:
-        return check_unchanged(session, slug, device_request, now)
-
-
-def _record_visit(services: Services, unchanged: Unchanged, now: datetime) -> None:
-    device_id, confirms = unchanged.device_id, unchanged.confirms
-    run_write(
-        services.db,
-        lambda session: devices.record_visit(
-            session, device_id, now, seen_granularity=SEEN_GRANULARITY, confirms=confirms
-        ),
-    )
+async def _sync(services: Services, message: DeviceMessage, *, conditional: bool) -> Response:
+    result = await calls.sync(services.runner, services.master, message, conditional=conditional)
+    return _update_answer(result)
 
 
 @device_router.post(
@@ -239,7 +155,7 @@ def _record_visit(services: Services, unchanged: Unchanged, now: datetime) -> No
 )
 async def activate_device(slug: str, request: Request) -> Response:
     """Online activation: a device request (``op`` activate) with a ticket code."""
-    return await _handle_request(slug, request, activation.activate)
+    return await _activate(services_of(request), await _message(slug, request))
 
 
 @device_router.post(
@@ -251,22 +167,8 @@ async def activate_device(slug: str, request: Request) -> Response:
 async def sync_device(slug: str, request: Request) -> Response:
     """Renew leases and fetch changes; 304 when the device is current (send If-None-Match)."""
     conditional = request.headers.get("If-None-Match") is not None
-    token, services = await _token(request), services_of(request)
-    return await _sync(services, slug, _source_ip(request), token, conditional=conditional)
-
-
-async def _sync(
-    services: Services, slug: str, source_ip: str | None, token: str, *, conditional: bool
-) -> Response:
-    def sync(session: Session, ex: activation.Exchange, device: DeviceRequest) -> object:
-        return activation.sync(session, ex, device, conditional=conditional)
-
-    # Most conditional syncs find the device current: answer those from a read.
-    unchanged = await _answer_unchanged(services, slug, token) if conditional else None
-    if unchanged is not None:
-        return _update_answer(unchanged)
-    unit = _request_unit(services, slug, source_ip, token, sync)
-    return _update_answer(await _run(services, unit))
+    message = await _message(slug, request)
+    return await _sync(services_of(request), message, conditional=conditional)
 
 
 @device_router.post(
@@ -277,7 +179,10 @@ async def _sync(
 )
 async def process_offline_request(slug: str, request: Request) -> Response:
     """A request file from a machine without internet; answers the update file."""
-    return await _handle_request(slug, request, activation.process_offline_request)
+    services, message = services_of(request), await _message(slug, request)
+    return _update_answer(
+        await calls.process_offline_request(services.runner, services.master, message)
+    )
 
 
 class ReceiptOut(BaseModel):
@@ -289,16 +194,10 @@ class ReceiptOut(BaseModel):
 )
 async def confirm_receipt(slug: str, request: Request) -> ReceiptOut:
     """A receipt confirms an imported update; a mismatch flags the device."""
-    token, services = await _token(request), services_of(request)
-
-    def work(session: Session) -> object:
-        return activation.confirm_receipt(
-            session, _exchange(session, services, slug, _source_ip(request)), token
-        )
-
-    seq = await _run(services, work)
-    assert isinstance(seq, int)
-    return ReceiptOut(confirmed=seq)
+    services, message = services_of(request), await _message(slug, request)
+    return ReceiptOut(
+        confirmed=await calls.confirm_receipt(services.runner, services.master, message)
+    )
 
 
 class ReturnOut(BaseModel):
@@ -311,16 +210,9 @@ class ReturnOut(BaseModel):
 )
 async def return_license(slug: str, request: Request) -> JSONResponse:
     """A return proof: the license becomes available again (transfer limit permitting)."""
-    token, services = await _token(request), services_of(request)
-
-    def work(session: Session) -> ReturnOut:
-        license_ = activation.return_license(
-            session, _exchange(session, services, slug, _source_ip(request)), token
-        )
-        return ReturnOut(license=license_.id, state=license_.state)
-
-    result = await _run(services, work)
-    return JSONResponse(result.model_dump())
+    services, message = services_of(request), await _message(slug, request)
+    returned = await calls.return_license(services.runner, services.master, message)
+    return JSONResponse(ReturnOut(license=returned.license_id, state=returned.state).model_dump())
 
 
 # --- the hot calls -----------------------------------------------------------------------
@@ -329,33 +221,22 @@ async def return_license(slug: str, request: Request) -> JSONResponse:
 # routes above call.
 
 
-def _hot_token(request: HotRequest) -> str:
-    """The compact JWS in the body; PassOn (FastAPI's route then says what is wrong)
-    for a body too large or not ASCII."""
-    if len(request.body) > MAX_BODY:
-        raise PassOn
+def _hot_message(request: HotRequest) -> DeviceMessage:
+    """The device message in the body; PassOn (FastAPI's route then says what is
+    wrong) for a body too large or not ASCII."""
     try:
-        return request.body.decode("ascii").strip()
-    except UnicodeDecodeError:
+        return _message_of(request.params[0], request.body, request.client_host)
+    except ValidationError:
         raise PassOn from None
 
 
 async def _hot_sync(request: HotRequest) -> Response:
     conditional = b"if-none-match" in request.headers
-    slug, services = request.params[0], request.services
-    token = _hot_token(request)
-    return await _sync(services, slug, request.client_host, token, conditional=conditional)
+    return await _sync(request.services, _hot_message(request), conditional=conditional)
 
 
 async def _hot_activate(request: HotRequest) -> Response:
-    work = _request_unit(
-        request.services,
-        request.params[0],
-        request.client_host,
-        _hot_token(request),
-        activation.activate,
-    )
-    return _update_answer(await _run(request.services, work))
+    return await _activate(request.services, _hot_message(request))
 
 
 HOT_CALLS = (

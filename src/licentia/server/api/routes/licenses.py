@@ -15,10 +15,9 @@ from licentia.domain.errors import NotFoundError
 from licentia.server.api.context import Context, context_for, require
 from licentia.server.api.hot import HotCall, HotRequest, PassOn
 from licentia.server.api.schemas import Out, PageOut, PageParams, json_of, page_of, page_params
-from licentia.server.api.threads import ThreadedRoute, blocking
+from licentia.server.api.threads import ThreadedRoute
 from licentia.server.catalog.services import template_by_sku
 from licentia.server.db.base import utcnow
-from licentia.server.db.loop_statements import NOT_HERE
 from licentia.server.db.pagination import paginate
 from licentia.server.keys.services import current_signer
 from licentia.server.licenses import services as licenses
@@ -173,15 +172,7 @@ async def _hot_read(request: HotRequest) -> Response:
     if request.token is None:
         raise PassOn  # FastAPI answers the 401
     ctx = await context_for(request.services, request.token, request.client_host, "licenses:read")
-    license_id = request.params[0]
-    try:
-        row = await ctx.services.license_reads.read(ctx.vendor_id, license_id)
-    except Exception:  # read alone: its own error, if any, is the one to report
-        row = NOT_HERE
-    if row is NOT_HERE:
-        return await blocking(_read, ctx, license_id)
-    if row is None:
-        raise NotFoundError("license", license_id)
+    row = await ctx.services.license_reads.read(ctx.vendor_id, request.params[0])
     return json_of(license_out(row))
 
 
