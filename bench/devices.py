@@ -32,7 +32,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from bench.load import LoadResult
 from bench.server import BenchSetupError, Server
 from licentia.client import LicenseClient, Virtualization
-from licentia.formats.device import REQUEST_TYP, device_id, okp_jwk
+from licentia.formats.device import device_id, okp_jwk
+from licentia.formats.document_types import REQUEST_TYP
 from licentia.formats.jws import sign_document
 
 REQUIRE_GOAL_US = 5.0

@@ -19,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from licentia.domain.templates import TemplateOptions
+from licentia.formats.document_types import LICENSE_TYP
 from licentia.server.keys.services import Signer
 from licentia.server.licenses.models import License
-from licentia.server.licenses.services import LICENSE_TYP, license_claims
+from licentia.server.licenses.services import license_claims
 
 GOAL_RATIO = 3.0
 

@@ -43,7 +43,7 @@ from licentia.client import (
     UnitsExhaustedError,
     redeem_cloud_ticket,
 )
-from licentia.client._cloud_api import BORROW_TYP
+from licentia.formats.document_types import BORROW_TYP
 from licentia.formats.jws import sign_document
 from tests.factories import VendorHandle
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from licentia.domain.actors import Actor, operator
+from licentia.domain.actors import Actor, ActorKind, operator
 from licentia.domain.errors import PermissionDeniedError
 from licentia.domain.scopes import ROLE_SCOPES, SCOPES, Role
 
@@ -73,7 +73,7 @@ def test_only_the_admin_may_manage_keys() -> None:
 def test_an_actor_is_refused_exactly_the_scopes_it_does_not_hold(
     held: frozenset[str], wanted: str
 ) -> None:
-    actor = Actor("api_key", "key-1", "vendor-1", held)
+    actor = Actor(ActorKind.API_KEY, "key-1", "vendor-1", held)
     if wanted in held:
         actor.require(wanted)
     else:

@@ -11,7 +11,13 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from licentia.domain.errors import ValidationError
-from licentia.domain.templates import TemplateOptions, Validity, ValidityKind, validity_end
+from licentia.domain.templates import (
+    StoredOptions,
+    TemplateOptions,
+    Validity,
+    ValidityKind,
+    validity_end,
+)
 from licentia.server.catalog.services import parse_options
 
 MAX_DAYS = 36_500
@@ -100,6 +106,41 @@ def test_stored_options_validate_again_to_the_same_options(options: dict[str, An
     """Licenses re-read the stored JSON of their template; it must mean the same."""
     parsed = parse_options(options)
     assert TemplateOptions.model_validate(parsed.model_dump(mode="json")) == parsed
+
+
+_TYPED_READS = (
+    "delivery",
+    "seats",
+    "seat_counting",
+    "units",
+    "lease_days",
+    "refresh_days",
+    "max_borrow_days",
+    "max_devices",
+    "seat_lease_seconds",
+    "access_token_seconds",
+)
+
+
+@given(valid_options())
+def test_stored_options_read_back_as_the_options_that_were_stored(options: dict[str, Any]) -> None:
+    parsed = parse_options(options)
+    stored = StoredOptions(parsed.model_dump(mode="json"))
+    for name in _TYPED_READS:
+        assert getattr(stored, name) == getattr(parsed, name), name
+    assert stored.vm_allowed == (parsed.vm_policy == "allow")
+    assert stored.fingerprint_tolerance == parsed.fingerprint_tolerance.model_dump()
+    assert stored.validity == parsed.validity.model_dump(mode="json")
+
+
+def test_an_option_a_license_does_not_store_reads_as_the_template_default() -> None:
+    """Licenses issued before an option existed carry no value for it."""
+    defaults, stored = TemplateOptions(), StoredOptions({})
+    for name in _TYPED_READS:
+        assert getattr(stored, name) == getattr(defaults, name), name
+    assert stored.vm_allowed
+    assert stored.transfer_limit is None
+    assert stored.fingerprint_tolerance["preset"] == "medium"
 
 
 # --- what is refused, and the field it names -------------------------------------------

@@ -36,7 +36,8 @@ from licentia.client._exceptions import (
 from licentia.client._files import write_atomic
 from licentia.client._fingerprint import Fingerprint, Tolerance, ensure_fingerprint_matches
 from licentia.client._store import DeviceStore
-from licentia.formats.device import REQUEST_TYP, RETURN_TYP, okp_jwk
+from licentia.formats.device import okp_jwk
+from licentia.formats.document_types import REQUEST_TYP, RETURN_TYP
 from licentia.formats.jws import sign_document
 
 __all__ = [

@@ -42,7 +42,7 @@ from licentia.client._borrow import (
     read_borrow,
 )
 from licentia.client._clock import TrustedClock, system_clock
-from licentia.client._cloud_api import ACCESS_TYP, BORROW_TYP, SEAT_TYP, CloudApi, VendorKeys
+from licentia.client._cloud_api import CloudApi, VendorKeys
 from licentia.client._documents import load_public_keys
 from licentia.client._exceptions import (
     LeaseExpiredError,
@@ -58,6 +58,7 @@ from licentia.client._retry import NO_RETRY, RetryPolicy, is_transient, retry_ca
 from licentia.client._seat import Seat, SeatRequest
 from licentia.client._store import DeviceStore, store_directory
 from licentia.formats.device import fingerprint_salt, unverified_claims
+from licentia.formats.document_types import ACCESS_TYP, BORROW_TYP, SEAT_TYP
 
 __all__ = ["MAX_WAIT_SECONDS", "AccessToken", "CloudClient", "Consumption"]
 

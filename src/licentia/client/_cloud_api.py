@@ -34,11 +34,7 @@ from licentia.client._exceptions import (
 from licentia.formats import jws
 from licentia.formats.device import ed25519_from_jwk
 
-__all__ = ["ACCESS_TYP", "BORROW_TYP", "SEAT_TYP", "CloudApi", "VendorKeys"]
-
-ACCESS_TYP = "licentia-access+jwt"
-SEAT_TYP = "licentia-seat+jwt"
-BORROW_TYP = "licentia-borrow+jwt"
+__all__ = ["CloudApi", "VendorKeys"]
 
 
 class CloudApi:

@@ -28,7 +28,8 @@ from licentia.client._exceptions import (
     WrongDeviceError,
 )
 from licentia.formats import jws
-from licentia.formats.device import LICENSE_TYP, UPDATE_TYP, ed25519_from_jwk, state_hash
+from licentia.formats.device import ed25519_from_jwk, state_hash
+from licentia.formats.document_types import LICENSE_TYP, UPDATE_TYP
 
 __all__ = [
     "VerifiedUpdate",

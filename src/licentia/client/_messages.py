@@ -16,7 +16,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from licentia.formats.device import RECEIPT_TYP, REQUEST_TYP, RETURN_TYP, device_id, okp_jwk
+from licentia.formats.device import device_id, okp_jwk
+from licentia.formats.document_types import RECEIPT_TYP, REQUEST_TYP, RETURN_TYP
 from licentia.formats.jws import sign_document
 
 __all__ = ["DeviceSigner"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from licentia.domain.errors import PermissionDeniedError
 from licentia.domain.scopes import SCOPES
@@ -10,11 +11,24 @@ from licentia.domain.scopes import SCOPES
 OPERATOR_CHAIN = "operator"
 
 
+class ActorKind(StrEnum):
+    """Who stands behind a change; stored as the audit event's ``actor_type``."""
+
+    USER = "user"  # a vendor user, by login session
+    API_KEY = "api_key"  # a vendor's machine (ERP, CRM, web shop)
+    OPERATOR = "operator"  # whoever runs License Central, at the CLI
+    SYSTEM = "system"  # a background job
+    DEVICE = "device"  # a device container, by its signed request
+    CLOUD_DEVICE = "cloud_device"  # a device registered to a cloud container, by its token
+    CUSTOMER = "customer"  # whoever redeems a ticket (the ticket is the secret)
+    CUSTOMER_ADMIN = "customer_admin"  # a cloud container's admin, by its credential
+
+
 @dataclass(frozen=True)
 class Actor:
     """A principal. ``vendor_id`` is None only for the operator and system jobs."""
 
-    kind: str  # user | api_key | operator | system
+    kind: ActorKind
     id: str | None
     vendor_id: str | None
     scopes: frozenset[str] = field(default_factory=frozenset)
@@ -32,4 +46,4 @@ class Actor:
 
 def operator(vendor_id: str | None = None) -> Actor:
     """The operator at the CLI: every scope, on one vendor or none."""
-    return Actor("operator", None, vendor_id, frozenset(SCOPES))
+    return Actor(ActorKind.OPERATOR, None, vendor_id, frozenset(SCOPES))

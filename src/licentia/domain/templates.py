@@ -6,14 +6,16 @@ CLI, demo seed). A rule that is broken names the field so the caller can fix it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_SEATS = 100_000
 PositiveDays = Annotated[int, Field(gt=0, le=36_500)]
+MaxDevices = Annotated[int, Field(ge=1, le=1000)]
 
 
 class Delivery(StrEnum):
@@ -113,7 +115,7 @@ class TemplateOptions(_Strict):
     fingerprint_tolerance: FingerprintTolerance = FingerprintTolerance()
     vm_policy: Literal["allow", "deny"] = "allow"
     transfer_limit: TransferLimit | None = None
-    max_devices: int = Field(default=3, ge=1, le=1000)
+    max_devices: MaxDevices = 3
     seat_lease_seconds: int = Field(default=300, ge=10, le=86_400)
     access_token_seconds: int = Field(default=300, ge=10, le=86_400)
     custom_data: CustomData = CustomData()
@@ -129,6 +131,89 @@ class TemplateOptions(_Strict):
         if self.seats is not None and self.seats > MAX_SEATS:
             raise OptionRuleError("seats", f"seats cannot exceed {MAX_SEATS}")
         return self
+
+
+OPTION_DEFAULTS: Final = TemplateOptions()
+_DEFAULTS: Final[dict[str, Any]] = OPTION_DEFAULTS.model_dump(mode="json")
+
+
+class StoredOptions:
+    """Typed reads of options as stored (JSON) on a template or a license.
+
+    A license keeps the options its template had when it was issued; an option it
+    lacks reads as ``TemplateOptions``' default, so no default is written twice. The
+    mapping is read, never copied or validated: hot paths use this on every call.
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: Mapping[str, Any] | None) -> None:
+        self._raw: Mapping[str, Any] = raw or {}
+
+    def _value(self, name: str) -> Any:
+        value = self._raw.get(name)
+        return _DEFAULTS[name] if value is None else value
+
+    @property
+    def validity(self) -> dict[str, Any]:
+        return dict(self._value("validity"))
+
+    @property
+    def delivery(self) -> Delivery:
+        return Delivery(self._value("delivery"))
+
+    @property
+    def seats(self) -> int | None:
+        return _int_or_none(self._value("seats"))
+
+    @property
+    def seat_counting(self) -> SeatCounting:
+        return SeatCounting(self._value("seat_counting"))
+
+    @property
+    def units(self) -> int | None:
+        return _int_or_none(self._value("units"))
+
+    @property
+    def lease_days(self) -> int:
+        return int(self._value("lease_days"))
+
+    @property
+    def refresh_days(self) -> int:
+        return int(self._value("refresh_days"))
+
+    @property
+    def max_borrow_days(self) -> int | None:
+        return _int_or_none(self._value("max_borrow_days"))
+
+    @property
+    def fingerprint_tolerance(self) -> dict[str, Any]:
+        return dict(self._value("fingerprint_tolerance"))
+
+    @property
+    def vm_allowed(self) -> bool:
+        return bool(self._value("vm_policy") != "deny")
+
+    @property
+    def transfer_limit(self) -> dict[str, Any] | None:
+        limit = self._value("transfer_limit")
+        return None if limit is None else dict(limit)
+
+    @property
+    def max_devices(self) -> int:
+        return int(self._value("max_devices"))
+
+    @property
+    def seat_lease_seconds(self) -> int:
+        return int(self._value("seat_lease_seconds"))
+
+    @property
+    def access_token_seconds(self) -> int:
+        return int(self._value("access_token_seconds"))
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def validity_end(validity: Validity, issued_at: datetime) -> datetime | None:

@@ -18,11 +18,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from licentia.formats.jws import SignatureInvalidError
 
-REQUEST_TYP = "licentia-device-request+jwt"
-UPDATE_TYP = "licentia-update+jwt"
-RECEIPT_TYP = "licentia-receipt+jwt"
-RETURN_TYP = "licentia-return+jwt"
-LICENSE_TYP = "licentia-license+jwt"
 OPERATIONS = ("activate", "sync", "offline")
 _FROM_BASE64URL = bytes.maketrans(b"-_", b"+/")
 

@@ -25,14 +25,8 @@ from licentia.client import (
     VirtualMachineNotAllowedError,
 )
 from licentia.client._client import STORE_CHECK_INTERVAL
-from licentia.formats.device import (
-    RECEIPT_TYP,
-    RETURN_TYP,
-    device_id,
-    ed25519_from_jwk,
-    state_hash,
-    unverified_claims,
-)
+from licentia.formats.device import device_id, ed25519_from_jwk, state_hash, unverified_claims
+from licentia.formats.document_types import RECEIPT_TYP, RETURN_TYP
 from licentia.formats.jws import verify_document
 
 from .harness import MACHINE, Harness, virtual_machine

@@ -25,7 +25,8 @@ from licentia.client import (
     WrongDeviceError,
     hash_factors,
 )
-from licentia.formats.device import LICENSE_TYP, UPDATE_TYP, fingerprint_salt, unverified_claims
+from licentia.formats.device import fingerprint_salt, unverified_claims
+from licentia.formats.document_types import LICENSE_TYP, UPDATE_TYP
 from licentia.formats.jws import sign_document
 
 from .harness import CLONE, MACHINE, OTHER_MACHINE, Harness

@@ -26,14 +26,13 @@ from joserfc import jwe
 from joserfc.jwk import OKPKey
 
 from licentia.formats.device import (
-    LICENSE_TYP,
-    UPDATE_TYP,
     device_id,
     ed25519_from_jwk,
     state_hash,
     unverified_claims,
     x25519_from_jwk,
 )
+from licentia.formats.document_types import LICENSE_TYP, UPDATE_TYP
 from licentia.formats.jws import (
     SignatureInvalidError,
     public_jwk,

@@ -11,7 +11,9 @@ from joserfc.jwk import OKPKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload
 
-from licentia.formats.device import LICENSE_TYP, UPDATE_TYP, state_hash
+from licentia.domain.templates import StoredOptions
+from licentia.formats.device import state_hash
+from licentia.formats.document_types import LICENSE_TYP, UPDATE_TYP
 from licentia.server.catalog.models import Template
 from licentia.server.catalog.services import template_secret
 from licentia.server.devices.models import Device
@@ -28,8 +30,9 @@ def bound_claims(
 ) -> dict[str, Any]:
     """The license's claims bound to one device, with its offline lease."""
     claims = license_claims(license_, issuer=issuer, now=now)
-    lease_until = now + timedelta(days=int(license_.options.get("lease_days", 30)))
-    refresh_after = now + timedelta(days=int(license_.options.get("refresh_days", 7)))
+    options = StoredOptions(license_.options)
+    lease_until = now + timedelta(days=options.lease_days)
+    refresh_after = now + timedelta(days=options.refresh_days)
     ends = [lease_until] + ([license_.valid_until] if license_.valid_until else [])
     claims.update(
         aud=device.key_id,

@@ -12,12 +12,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from licentia.domain.errors import AuthenticationError, ValidationError
 from licentia.formats.device import (
     OPERATIONS,
-    REQUEST_TYP,
     device_id,
     ed25519_from_jwk,
     unverified_claims,
     x25519_from_jwk,
 )
+from licentia.formats.document_types import REQUEST_TYP
 from licentia.formats.jws import SignatureInvalidError, verify_document
 
 ONLINE_SKEW = timedelta(minutes=15)

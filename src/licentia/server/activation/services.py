@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import ColumnElement, ScalarSelect, func, insert, literal, select, update
 from sqlalchemy.orm import Session, lazyload
 
-from licentia.domain.actors import Actor
+from licentia.domain.actors import Actor, ActorKind
 from licentia.domain.errors import (
     ConflictError,
     LicentiaError,
@@ -28,7 +28,9 @@ from licentia.domain.errors import (
     PermissionDeniedError,
 )
 from licentia.domain.licenses import LicenseState
-from licentia.formats.device import RECEIPT_TYP, RETURN_TYP, state_hash
+from licentia.domain.templates import StoredOptions
+from licentia.formats.device import state_hash
+from licentia.formats.document_types import RECEIPT_TYP, RETURN_TYP
 from licentia.formats.fingerprint import fingerprint_matches
 from licentia.server.activation.documents import build_update
 from licentia.server.activation.messages import DeviceRequest, read_signed_by, signer_of
@@ -86,7 +88,7 @@ class Exchange:
         return self._signer
 
     def actor(self, device_key_id: str) -> Actor:
-        return Actor("device", device_key_id, self.vendor.id, frozenset(), self.source_ip)
+        return Actor(ActorKind.DEVICE, device_key_id, self.vendor.id, frozenset(), self.source_ip)
 
 
 def activate(session: Session, ex: Exchange, request: DeviceRequest) -> UpdateIssued | Refused:
@@ -265,7 +267,7 @@ def _suspicion(
         detail = f"went back to sequence {request.seq} after confirming {device.confirmed_seq}"
         return devices.REPLAY, detail, ConflictError(detail, code="DEVICE_FLAGGED")
     for license_ in devices.device_licenses(session, device.id):
-        tolerance = license_.options.get("fingerprint_tolerance") or {}
+        tolerance = StoredOptions(license_.options).fingerprint_tolerance
         if not fingerprint_matches(device.fingerprint, request.fingerprint, tolerance):
             detail = "the same device key was presented from different hardware"
             error = PermissionDeniedError(
@@ -301,7 +303,7 @@ def _bind_ticket(
         else set(session.scalars(on_ticket.where(License.device_id == device.id).distinct()))
     )
     for template_id in sorted(templates - held):
-        if vm and _template(session, template_id).options.get("vm_policy") == "deny":
+        if vm and not StoredOptions(_template(session, template_id).options).vm_allowed:
             raise VmNotAllowedError("this license may not run in a virtual machine or container")
         if _claim_one(session, ex, device, ticket_id, template_id):
             held.add(template_id)
@@ -393,7 +395,7 @@ def _start_validity(
     session: Session, license_id: str, options: dict[str, Any], now: datetime
 ) -> None:
     """A license valid for N days from its first activation starts counting now."""
-    validity = options.get("validity") or {}
+    validity = StoredOptions(options).validity
     if validity.get("kind") == "days_from_activation":
         session.execute(
             update(License)
@@ -421,7 +423,7 @@ def lease_due(renewed_at: datetime | None, refresh_days: Sequence[int], now: dat
 
 
 def _refresh_days(license_: License) -> int:
-    return int(license_.options.get("refresh_days", 7))
+    return StoredOptions(license_.options).refresh_days
 
 
 def _confirm_online(session: Session, device: Device, request: DeviceRequest) -> None:
@@ -484,7 +486,7 @@ def _last_issued(session: Session, device: Device) -> list[str]:
 
 
 def _check_transfer_limit(session: Session, license_: License, now: datetime) -> None:
-    limit = license_.options.get("transfer_limit")
+    limit = StoredOptions(license_.options).transfer_limit
     if not limit:
         return
     since = now - timedelta(days=int(limit["period_days"]))

@@ -37,6 +37,7 @@ from sqlalchemy import Select, bindparam, exists, select
 from sqlalchemy.engine import Row
 
 from licentia.domain.licenses import LicenseState
+from licentia.domain.templates import StoredOptions
 from licentia.formats.device import state_hash
 from licentia.server.activation.messages import DeviceRequest
 from licentia.server.activation.services import SEEN_GRANULARITY, NotModified, lease_due
@@ -148,4 +149,4 @@ def _usable(row: Row[Any], now: datetime) -> bool:
 
 
 def _refresh_days(options: dict[str, Any] | None) -> int:
-    return int((options or {}).get("refresh_days", 7))
+    return StoredOptions(options).refresh_days

@@ -19,7 +19,7 @@ class AuditEvent(Base):
     chain: Mapped[str] = mapped_column(String(36), index=True)  # vendor id, or "operator"
     seq: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[datetime] = created_column()
-    actor_type: Mapped[str] = mapped_column(String(16))  # user | api_key | operator | system
+    actor_type: Mapped[str] = mapped_column(String(16))  # an ActorKind
     actor_id: Mapped[str | None] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64), index=True)
     object_type: Mapped[str] = mapped_column(String(32))

@@ -50,7 +50,7 @@ def record(
     pending.append(
         {
             "chain": chain or actor.chain,
-            "actor_type": actor.kind,
+            "actor_type": actor.kind.value,
             "actor_id": actor.id,
             "action": action,
             "object_type": object_type,

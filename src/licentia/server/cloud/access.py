@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from sqlalchemy import Row, Select, and_, bindparam, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from licentia.domain.actors import Actor
+from licentia.domain.actors import Actor, ActorKind
 from licentia.domain.errors import AuthenticationError, ConflictError, NotFoundError
 from licentia.server.cloud.models import CloudContainer, CloudDevice
 from licentia.server.cloud.services import DEVICE_TOKEN_PREFIX
@@ -85,7 +85,7 @@ class DeviceAccess:
     sealed_key: bytes | None
 
     def actor(self, source_ip: str | None) -> Actor:
-        return Actor("cloud_device", self.device_id, self.vendor_id, frozenset(), source_ip)
+        return Actor(ActorKind.CLOUD_DEVICE, self.device_id, self.vendor_id, frozenset(), source_ip)
 
     def signer(self, master: MasterKey) -> Signer:
         """Raises ConflictError (``NO_SIGNING_KEY``) if the vendor has no current key."""

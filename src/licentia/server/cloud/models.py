@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from licentia.domain.templates import OPTION_DEFAULTS
 from licentia.server.db.base import Base, created_column, id_column, vendor_column
 
 
@@ -22,7 +23,7 @@ class CloudContainer(Base):
     credential_prefix: Mapped[str] = mapped_column(String(16), unique=True)
     credential_hash: Mapped[str] = mapped_column(String(64))
     credential_version: Mapped[int] = mapped_column(Integer, default=1)
-    max_devices: Mapped[int] = mapped_column(Integer, default=3)
+    max_devices: Mapped[int] = mapped_column(Integer, default=OPTION_DEFAULTS.max_devices)
     created_at: Mapped[datetime] = created_column()
 
 

@@ -38,6 +38,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from licentia.domain.errors import ConflictError
 from licentia.domain.ids import new_id
+from licentia.domain.templates import OPTION_DEFAULTS, StoredOptions
+from licentia.formats.document_types import SEAT_TYP
 from licentia.server.cloud.access import (
     DeviceAccess,
     access_parameters,
@@ -60,9 +62,7 @@ from licentia.server.seats.models import SeatSlot, SeatWaiter
 from licentia.server.seats.services import Holder, Lease
 from licentia.server.tenancy.models import Vendor
 
-SEAT_TYP = "licentia-seat+jwt"
 SEAT_POOLS, CLOUD_USES = ("seat_pool",), ("cloud", "seat_pool")
-DEFAULT_SEAT_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class SeatGrant:
 
 
 def lease_seconds(options: dict[str, Any]) -> int:
-    return int(options.get("seat_lease_seconds", DEFAULT_SEAT_SECONDS))
+    return StoredOptions(options).seat_lease_seconds
 
 
 def claims(access: DeviceAccess, license_: Any, now: datetime, expires: datetime) -> dict[str, Any]:
@@ -208,7 +208,7 @@ def _renew_many() -> Any:
         .render_derived(name="wanted")
     )
     seconds = func.coalesce(
-        License.options["seat_lease_seconds"].as_integer(), DEFAULT_SEAT_SECONDS
+        License.options["seat_lease_seconds"].as_integer(), OPTION_DEFAULTS.seat_lease_seconds
     )
     now = bindparam("now", type_=SeatSlot.expires_at.type)
     return (
@@ -400,7 +400,7 @@ def take_seat(
     claim = leases.Claim(
         license_id=pool.id,
         vendor_id=access.vendor_id,
-        holder_key=holder.key(str(pool.options.get("seat_counting", "per_user"))),
+        holder_key=holder.key(StoredOptions(pool.options).seat_counting),
         user=wanted.user,
         device=wanted.device,
         process=wanted.process,
@@ -442,7 +442,7 @@ def consume_units(
     access = _authenticated(connection, rows[0] if rows else None, who)
     found = [row for row in rows if row.id is not None]
     usable = choose_usable(found, product, feature, delivery=CLOUD_USES, now=now)
-    counted = [row for row in usable if row.options.get("units") is not None]
+    counted = [row for row in usable if StoredOptions(row.options).units is not None]
     if not counted:
         raise ConflictError("no license here counts units", code="NO_COUNTER")
     license_ = counted[0]

@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from licentia.domain.actors import Actor
+from licentia.domain.actors import Actor, ActorKind
 from licentia.domain.errors import (
     AuthenticationError,
     ConflictError,
@@ -21,6 +21,7 @@ from licentia.domain.errors import (
     ValidationError,
 )
 from licentia.domain.licenses import LicenseState, effective_state
+from licentia.domain.templates import OPTION_DEFAULTS, StoredOptions
 from licentia.server.audit.services import record
 from licentia.server.cloud.models import CloudContainer, CloudDevice
 from licentia.server.counters.services import open_counter
@@ -52,7 +53,12 @@ class IssuedCredential:
 
 
 def create_container(
-    session: Session, actor: Actor, *, customer_id: str | None, name: str, max_devices: int = 3
+    session: Session,
+    actor: Actor,
+    *,
+    customer_id: str | None,
+    name: str,
+    max_devices: int = OPTION_DEFAULTS.max_devices,
 ) -> IssuedCredential:
     assert actor.vendor_id is not None
     prefix, credential = _secret(CREDENTIAL_PREFIX)
@@ -128,7 +134,7 @@ def redeem_ticket(
             .with_for_update()
         )
     )
-    cloud = [item for item in licenses if item.options.get("delivery") in CLOUD_DELIVERIES]
+    cloud = [item for item in licenses if StoredOptions(item.options).delivery in CLOUD_DELIVERIES]
     if not cloud:
         raise ConflictError(
             "this ticket holds no cloud or seat-pool licenses", code="WRONG_DELIVERY"
@@ -229,7 +235,7 @@ def register_device(session: Session, vendor_id: str, credential: str, name: str
     )
     session.add(device)
     session.flush()
-    actor = Actor("cloud_device", device.id, vendor_id)
+    actor = Actor(ActorKind.CLOUD_DEVICE, device.id, vendor_id)
     record(
         session,
         actor,
@@ -333,7 +339,7 @@ def choose_usable(
     candidates = [
         item
         for item in licenses
-        if item.product_code == product and item.options.get("delivery") in delivery
+        if item.product_code == product and StoredOptions(item.options).delivery in delivery
     ]
     if not candidates:
         raise NotFoundError("license for product", product, code="NOT_ACTIVATED")

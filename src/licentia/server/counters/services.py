@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from licentia.domain.actors import Actor
 from licentia.domain.errors import ConflictError, NotFoundError, ValidationError
 from licentia.domain.ids import new_id
+from licentia.domain.templates import StoredOptions
 from licentia.server.audit.services import record
 from licentia.server.counters.models import LedgerEntry, UnitCounter
 from licentia.server.db.core import CoreConnection
@@ -47,7 +48,7 @@ class Consumption:
 
 def open_counter(session: Session, license_: License, now: datetime) -> None:
     """Create the license's counter with its initial units (if it has units, once)."""
-    units = license_.options.get("units")
+    units = StoredOptions(license_.options).units
     if units is None or session.get(UnitCounter, license_.id) is not None:
         return
     session.add(
@@ -217,7 +218,7 @@ class Taken:
 
 def low_balance_threshold(options: dict[str, Any]) -> int:
     """The balance under which a consumption records ``counter.low_balance``."""
-    return int(int(options.get("units") or 0) * LOW_BALANCE_SHARE)
+    return int((StoredOptions(options).units or 0) * LOW_BALANCE_SHARE)
 
 
 def _param(table: Table, column: str, name: str) -> Any:

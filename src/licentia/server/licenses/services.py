@@ -22,14 +22,13 @@ from licentia.domain.licenses import (
     target_state,
 )
 from licentia.domain.templates import TemplateOptions, validity_end
+from licentia.formats.document_types import LICENSE_TYP
 from licentia.server.audit.services import record
 from licentia.server.catalog.models import Template
 from licentia.server.catalog.services import TemplateRef
 from licentia.server.db.base import utcnow
 from licentia.server.keys.services import Signer
 from licentia.server.licenses.models import License
-
-LICENSE_TYP = "licentia-license+jwt"
 
 
 def issue_licenses(
@@ -95,7 +94,7 @@ def new_license_rows(
         "order_line_id": order_line_id,
         "customer_id": customer_id,
         "product_code": template.product_code,
-        "delivery": str(template.options.get("delivery", "device")),
+        "delivery": options.delivery.value,
         "state": LicenseState.AVAILABLE.value,
         "issued_at": now,
         "valid_until": validity_end(options.validity, now),

@@ -20,6 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from licentia.domain.actors import Actor
 from licentia.domain.errors import ConflictError, NotFoundError, ValidationError
 from licentia.domain.ids import new_id
+from licentia.domain.templates import Delivery, StoredOptions
 from licentia.server.audit.services import record
 from licentia.server.licenses.models import License
 from licentia.server.seats import leases
@@ -61,8 +62,9 @@ class Denied:
 
 def ensure_slots(session: Session, license_: License) -> None:
     """Create the pool's slots (one per seat) if it has none yet."""
-    seats = license_.options.get("seats")
-    if license_.options.get("delivery") != "seat_pool" or not seats:
+    options = StoredOptions(license_.options)
+    seats = options.seats
+    if options.delivery is not Delivery.SEAT_POOL or not seats:
         return
     have = (
         session.scalar(
@@ -94,7 +96,7 @@ def checkout(
     free one. Returns Denied (and records the denial) when none is free; raises
     ConflictError ``SEAT_HELD_EXCLUSIVELY`` when another process of the device holds
     an exclusive seat."""
-    counting = str(license_.options.get("seat_counting", "per_user"))
+    counting = StoredOptions(license_.options).seat_counting
     key = holder.key(counting) if borrow_until is None else f"b:{holder.device}"
     expires = borrow_until or now + ttl
     own = session.scalar(
@@ -252,7 +254,7 @@ def seat_events(session: Session, license_id: str, kind: str | None = None) -> l
 
 def borrow_period(license_: License, days: int) -> timedelta:
     """Raises ValidationError if borrowing is off or ``days`` exceeds the template's maximum."""
-    limit = license_.options.get("max_borrow_days")
+    limit = StoredOptions(license_.options).max_borrow_days
     if not limit:
         raise ValidationError(
             "this license cannot be borrowed", field="days", code="BORROW_NOT_ALLOWED"
@@ -276,7 +278,7 @@ def _deny(session: Session, license_: License, key: str, now: datetime) -> Denie
         )
     )
     session.flush()
-    return Denied(license_.id, in_use, int(license_.options.get("seats") or 0))
+    return Denied(license_.id, in_use, StoredOptions(license_.options).seats or 0)
 
 
 def _in_use(session: Session, license_id: str, now: datetime) -> int:
@@ -348,12 +350,12 @@ def first_in_line(
 
 def free_seats(session: Session, license_: License, now: datetime) -> int:
     """How many of the pool's seats nobody holds right now."""
-    return int(license_.options.get("seats") or 0) - _in_use(session, license_.id, now)
+    return (StoredOptions(license_.options).seats or 0) - _in_use(session, license_.id, now)
 
 
 def holds_seat(session: Session, license_: License, holder: Holder) -> bool:
     """True if ``holder`` has a slot in this pool (a checkout would reconnect to it)."""
-    key = holder.key(str(license_.options.get("seat_counting", "per_user")))
+    key = holder.key(StoredOptions(license_.options).seat_counting)
     return (
         session.scalar(
             select(SeatSlot.id).where(

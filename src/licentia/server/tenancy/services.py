@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from licentia.domain.actors import OPERATOR_CHAIN, Actor
+from licentia.domain.actors import OPERATOR_CHAIN, Actor, ActorKind
 from licentia.domain.errors import (
     AlreadyExistsError,
     AuthenticationError,
@@ -251,7 +251,7 @@ def _authenticate_api_key(session: Session, token: str, source_ip: str | None) -
         raise AuthenticationError("unknown API key")
     if key.revoked_at is not None:
         raise AuthenticationError("this API key was revoked")
-    actor = Actor("api_key", key.id, key.vendor_id, frozenset(key.scopes), source_ip)
+    actor = Actor(ActorKind.API_KEY, key.id, key.vendor_id, frozenset(key.scopes), source_ip)
     last = key.last_used_at
     return Credential(actor, None, last is None or utcnow() - last > _LAST_USED_GRANULARITY)
 
@@ -271,7 +271,7 @@ def _authenticate_session(session: Session, token: str, source_ip: str | None) -
     if row is None or row[0].expires_at <= utcnow() or row[1].disabled_at is not None:
         raise AuthenticationError("the session is unknown or has expired; log in again")
     user = row[1]
-    actor = Actor("user", user.id, user.vendor_id, ROLE_SCOPES[Role(user.role)], source_ip)
+    actor = Actor(ActorKind.USER, user.id, user.vendor_id, ROLE_SCOPES[Role(user.role)], source_ip)
     return Credential(actor, row[0].expires_at, needs_touch=False)
 
 

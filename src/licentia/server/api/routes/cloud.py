@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from licentia.domain.errors import ValidationError
+from licentia.domain.templates import OPTION_DEFAULTS, MaxDevices
 from licentia.server.api.context import Context, require
 from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
 from licentia.server.api.threads import ThreadedRoute
@@ -28,7 +29,7 @@ router = APIRouter(tags=["cloud"], route_class=ThreadedRoute)
 class ContainerCreate(BaseModel):
     customer_id: str | None = None
     name: str = Field(min_length=1, max_length=200)
-    max_devices: int = Field(default=3, ge=1, le=1000)
+    max_devices: MaxDevices = OPTION_DEFAULTS.max_devices
 
 
 class CloudDeviceOut(Out):

@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from licentia.domain.actors import Actor
+from licentia.domain.actors import Actor, ActorKind
 from licentia.domain.errors import AuthenticationError, NotFoundError
 from licentia.server.api.context import Services, services_of
 from licentia.server.api.threads import ThreadedRoute
@@ -46,7 +46,7 @@ class AdminCall:
             container = cloud.container_by_credential(
                 session, vendor.id, self.credential, lock=False
             )
-            actor = Actor("customer_admin", container.id, vendor.id)
+            actor = Actor(ActorKind.CUSTOMER_ADMIN, container.id, vendor.id)
             return work(session, container, actor)
 
         return run_write(self.services.db, unit)

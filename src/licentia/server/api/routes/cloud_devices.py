@@ -21,9 +21,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from licentia.domain.actors import Actor
+from licentia.domain.actors import Actor, ActorKind
 from licentia.domain.errors import AuthenticationError, ConflictError, LicentiaError
-from licentia.formats.device import RETURN_TYP, device_id, ed25519_from_jwk, unverified_claims
+from licentia.domain.templates import OPTION_DEFAULTS, StoredOptions
+from licentia.formats.device import device_id, ed25519_from_jwk, unverified_claims
+from licentia.formats.document_types import ACCESS_TYP, BORROW_TYP, RETURN_TYP
 from licentia.server.activation.messages import read_request, read_signed_by
 from licentia.server.api.context import Services, services_of
 from licentia.server.api.hot import HotCall, HotRequest, PassOn, body_of
@@ -46,7 +48,6 @@ router = APIRouter(
     prefix="/vendors/{slug}/cloud", tags=["cloud protocol"], route_class=ThreadedRoute
 )
 _bearer = HTTPBearer(auto_error=False, description="A device token (lcd_…)")
-ACCESS_TYP, BORROW_TYP = "licentia-access+jwt", "licentia-borrow+jwt"
 MAX_WAIT = 60.0
 SEAT_POOLS = protocol.SEAT_POOLS
 T = TypeVar("T")
@@ -144,7 +145,7 @@ def redeem(slug: str, body: RedeemIn, request: Request) -> CredentialOut:
     def work(session: Session) -> CredentialOut:
         vendor = get_vendor_by_slug(session, slug)
         ticket = find_ticket(session, vendor.id, services.master, body.ticket)
-        actor = Actor("customer", None, vendor.id, frozenset(), None)
+        actor = Actor(ActorKind.CUSTOMER, None, vendor.id, frozenset(), None)
         issued = cloud.create_container(
             session,
             actor,
@@ -168,7 +169,7 @@ def redeem(slug: str, body: RedeemIn, request: Request) -> CredentialOut:
 
 def _max_devices(session: Session, ticket_id: str) -> int:
     options = session.scalars(select(License.options).where(License.ticket_id == ticket_id)).all()
-    return max((int(o.get("max_devices", 3)) for o in options), default=3)
+    return max((StoredOptions(o).max_devices for o in options), default=OPTION_DEFAULTS.max_devices)
 
 
 @router.post("/devices", response_model=RegistrationOut, status_code=201)
@@ -226,7 +227,7 @@ def check(body: CheckIn, call: DeviceCall = Depends(device_call)) -> TokenOut:
             delivery=protocol.CLOUD_USES,
             now=now,
         )
-        ttl = timedelta(seconds=int(license_.options.get("access_token_seconds", 300)))
+        ttl = timedelta(seconds=StoredOptions(license_.options).access_token_seconds)
         expires = min(now + ttl, license_.valid_until or now + ttl)
         claims = protocol.claims(caller.access, license_, now, expires) | {"scope": body.feature}
         return TokenOut(
@@ -568,7 +569,7 @@ def _consume_in_full(body: ConsumeIn) -> Callable[[Session, Caller], protocol.Co
                 delivery=protocol.CLOUD_USES,
                 now=now,
             )
-            if item.options.get("units") is not None
+            if StoredOptions(item.options).units is not None
         ]
         if not candidates:
             raise ConflictError("no license here counts units", code="NO_COUNTER")
