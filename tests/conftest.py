@@ -20,6 +20,8 @@ import pytest
 from bench.server import BenchSetupError, postgres_database
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from licentia.server.api import create_app
 from licentia.server.db.engine import Database, connect
@@ -29,6 +31,13 @@ from licentia.server.settings import Settings
 from tests.factories import VendorFactory
 
 BACKENDS = ("sqlite", "postgresql")
+
+# A property holds or not whatever the machine's speed: on two busy cores an example may
+# take seconds, so no example is held to a deadline and slow generation is no failure.
+hypothesis_settings.register_profile(
+    "licentia", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("licentia")
 
 
 def _postgres_admin_url() -> str:
