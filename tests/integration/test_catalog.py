@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -144,6 +145,23 @@ def test_a_broken_option_rule_is_refused_naming_the_option(
 ) -> None:
     refused(post_template(vendor, options), field)
     assert vendor.ok("GET", "/templates")["items"] == []
+
+
+def test_a_fixed_end_date_already_past_is_refused(vendor: VendorHandle) -> None:
+    yesterday = (date.today() - timedelta(days=2)).isoformat()
+    ended = {"validity": {"kind": "fixed_end", "end_date": yesterday}}
+    refused(post_template(vendor, ended), "options.validity.end_date", "END_DATE_PASSED")
+    assert vendor.ok("GET", "/templates")["items"] == []
+    template = post_template(vendor, {}).json()
+    answer = vendor.request("PATCH", f"/templates/{template['id']}", json={"options": ended})
+    refused(answer, "options.validity.end_date", "END_DATE_PASSED")
+
+
+def test_a_fixed_end_date_today_is_still_accepted(vendor: VendorHandle) -> None:
+    """Valid through the whole end date in UTC: today's date still issues usable licenses."""
+    today = datetime.now(UTC).date().isoformat()
+    created = post_template(vendor, {"validity": {"kind": "fixed_end", "end_date": today}})
+    assert created.status_code == 201, created.text
 
 
 def test_an_unknown_feature_is_refused_naming_its_position(vendor: VendorHandle) -> None:

@@ -3,9 +3,12 @@ sees on the license afterwards (state, version, activation time, validity)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import update
 
 from licentia.formats.device import unverified_claims
+from licentia.server.licenses.models import License
 from tests.factories import VendorHandle
 from tests.integration.device_messages import BareDevice
 
@@ -66,3 +69,25 @@ def test_a_device_activating_a_second_ticket_keeps_the_first_license(vendors):
     assert first in held and len(held) == 2 and update["seq"] == 2
     again = _activate(vendor, device, codes[0])  # idempotent: takes no second license
     assert {unverified_claims(d)["sub"] for d in again["licenses"]} == held
+
+
+def test_activating_a_ticket_whose_licenses_have_expired_says_they_expired(vendors):
+    vendor = vendors.create()
+    template = vendor.template({"delivery": "device"})
+    order = vendor.order([{"sku": template["sku"], "quantity": 2}])
+    license_ids = vendor.ok("GET", f"/tickets/{order['ticket_id']}")["license_ids"]
+    with vendor.database.transaction() as session:  # their end lies behind us now
+        session.execute(
+            update(License)
+            .where(License.id.in_(license_ids))
+            .values(valid_until=datetime.now(UTC) - timedelta(days=1))
+        )
+    answer = vendor.client.post(
+        f"/api/v1/vendors/{vendor.slug}/devices/activate",
+        content=BareDevice(vendor.slug).request("activate", order["ticket_code"]),
+        headers=JOSE,
+    )
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["code"] == "EXPIRED"
+    assert "expired" in answer.json()["detail"]
+    assert {vendor.ok("GET", f"/licenses/{i}")["state"] for i in license_ids} == {"expired"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from licentia.server.audit.services import verify_chains
+from licentia.server.catalog.models import Template
 from tests.factories import VendorHandle
 
 
@@ -120,3 +121,37 @@ def test_the_placed_order_answers_as_the_stored_order_reads(vendors):
     )
     found = vendor.ok("POST", "/tickets/lookup", json={"code": placed["ticket_code"]})
     assert found["id"] == placed["ticket_id"]
+
+
+def test_an_order_for_a_template_whose_end_date_has_passed_is_refused(vendors):
+    vendor = vendors.create()
+    template = vendor.template({"validity": {"kind": "fixed_end", "end_date": "2999-12-31"}})
+    end_date_passes(vendor, template["id"], "2020-06-30")
+    body = {"external_order_id": "ERP-ENDED", "lines": [{"sku": template["sku"], "quantity": 2}]}
+    answer = vendor.post("/orders", json=body)
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()
+    assert (problem["code"], problem["field"]) == ("END_DATE_PASSED", "lines[0].sku")
+    assert "2020-06-30" in problem["detail"]
+    assert vendor.ok("GET", "/orders?external_order_id=ERP-ENDED")["items"] == []
+
+
+def test_an_order_placed_before_its_template_ended_is_still_answered_again(vendors):
+    vendor = vendors.create()
+    template = vendor.template({"validity": {"kind": "fixed_end", "end_date": "2999-12-31"}})
+    body = {"external_order_id": "ERP-KEPT", "lines": [{"sku": template["sku"], "quantity": 1}]}
+    first = vendor.ok("POST", "/orders", json=body)
+    end_date_passes(vendor, template["id"], "2020-06-30")
+    again = vendor.ok("POST", "/orders", json=body)
+    assert (again["ticket_id"], again["added_lines"]) == (first["ticket_id"], [])
+
+
+def end_date_passes(vendor: VendorHandle, template_id: str, end_date: str) -> None:
+    """Time passes: the template's fixed end date now lies in the past (the API refuses
+    to set a past date, so the test writes it as the calendar would have made it)."""
+    with vendor.database.transaction() as session:
+        template = session.get(Template, template_id)
+        assert template is not None
+        options = dict(template.options)
+        options["validity"] = {**options["validity"], "end_date": end_date}
+        template.options = options

@@ -226,3 +226,12 @@ def validity_end(validity: Validity, issued_at: datetime) -> datetime | None:
         assert validity.days is not None
         return issued_at + timedelta(days=validity.days)
     return None
+
+
+def end_date_passed(validity: Validity, now: datetime) -> bool:
+    """True if ``validity`` has a fixed end that is over by ``now``: a license issued
+    now would be expired before anyone could use it."""
+    if validity.kind is not ValidityKind.FIXED_END:
+        return False
+    end = validity_end(validity, now)
+    return end is not None and end <= now

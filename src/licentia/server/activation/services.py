@@ -96,7 +96,7 @@ def activate(session: Session, ex: Exchange, request: DeviceRequest) -> UpdateIs
 
     Idempotent: a device that already holds a license of the ticket's template keeps
     it and takes no other. Raises TICKET_CODE_INVALID / TICKET_NOT_FOUND,
-    ``NO_LICENSE_AVAILABLE``, ``WRONG_DELIVERY``, ``VM_NOT_ALLOWED``,
+    ``NO_LICENSE_AVAILABLE``, ``EXPIRED``, ``WRONG_DELIVERY``, ``VM_NOT_ALLOWED``,
     ``DEVICE_BLACKLISTED``, ``DEVICE_FLAGGED``.
     """
     if request.ticket is None:
@@ -308,9 +308,30 @@ def _bind_ticket(
         if _claim_one(session, ex, device, ticket_id, template_id):
             held.add(template_id)
     if not held:
-        raise ConflictError(
-            "every license of this ticket is in use on other devices", code="NO_LICENSE_AVAILABLE"
+        raise _none_available(session, ticket_id, ex.now)
+
+
+def _none_available(session: Session, ticket_id: str, now: datetime) -> ConflictError:
+    """Why no license of the ticket could be bound: the free ones have expired, or
+    every one is in use elsewhere."""
+    expired = session.scalar(
+        select(License.id)
+        .where(
+            License.ticket_id == ticket_id,
+            License.delivery == "device",
+            License.state.in_(_BINDABLE),
+            License.device_id.is_(None),
+            License.valid_until <= now,
         )
+        .limit(1)
+    )
+    if expired is not None:
+        return ConflictError(
+            "the licenses of this ticket that are not in use have expired", code="EXPIRED"
+        )
+    return ConflictError(
+        "every license of this ticket is in use on other devices", code="NO_LICENSE_AVAILABLE"
+    )
 
 
 def _ticket_templates(session: Session, ticket_id: str) -> set[str]:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, lazyload
 
 from licentia.domain.actors import Actor
 from licentia.domain.errors import AlreadyExistsError, NotFoundError, ValidationError
-from licentia.domain.templates import OptionRuleError, TemplateOptions
+from licentia.domain.templates import OptionRuleError, TemplateOptions, end_date_passed
 from licentia.server.audit.services import record
 from licentia.server.catalog.models import Feature, Product, Template
 from licentia.server.db.base import utcnow
@@ -136,8 +136,8 @@ def create_template(
     features: list[str],
     options: dict[str, Any],
 ) -> Template:
-    """Raises ValidationError (bad SKU, unknown feature, broken option rule),
-    NotFoundError (product), AlreadyExistsError (SKU taken)."""
+    """Raises ValidationError (bad SKU, unknown feature, broken option rule,
+    ``END_DATE_PASSED``), NotFoundError (product), AlreadyExistsError (SKU taken)."""
     vendor_id = _vendor(actor)
     _check_code(sku, "sku")
     product = get_product(session, actor, product_id)
@@ -208,7 +208,18 @@ def _check_features(product: Product, features: list[str]) -> None:
             )
 
 
+def _check_not_ended(options: TemplateOptions) -> None:
+    if end_date_passed(options.validity, utcnow()):
+        raise ValidationError(
+            f"the end date {options.validity.end_date} has passed: every license of this"
+            " template would be expired when issued",
+            field="options.validity.end_date",
+            code="END_DATE_PASSED",
+        )
+
+
 def _store_options(template: Template, options: TemplateOptions, master: MasterKey) -> None:
+    _check_not_ended(options)
     secret = options.custom_data.secret
     stored = options.model_dump(mode="json")
     if secret is not None:

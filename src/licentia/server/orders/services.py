@@ -22,6 +22,7 @@ from licentia.domain.errors import (
     ValidationError,
 )
 from licentia.domain.ids import new_id
+from licentia.domain.templates import StoredOptions, Validity, end_date_passed
 from licentia.domain.tickets import generate_ticket_code, normalize_ticket_code
 from licentia.server.audit.services import record
 from licentia.server.catalog.services import TEMPLATES_BY_SKU, TemplateRef, template_ref
@@ -157,7 +158,8 @@ def place_order(
     """Create the order with a ticket holding one license per ordered unit, or, if the
     external order id is known, add the lines it does not have yet.
 
-    Raises ValidationError (unknown SKU, bad quantity, duplicate line ids),
+    Raises ValidationError (unknown SKU, bad quantity, duplicate line ids, a new line
+    of a template whose fixed end date has passed: ``END_DATE_PASSED``),
     NotFoundError (customer), ConflictError (``ORDER_LINE_CONFLICT``: a known line id
     with another SKU or quantity; ``ORDER_CUSTOMER_CONFLICT``: another customer).
 
@@ -327,12 +329,14 @@ def _add_new_lines(
     writes: list[Batch],
 ) -> list[str]:
     """Queue the lines ``order`` lacks and their licenses on ``writes``; appends them
-    to ``order.lines``. Raises ConflictError for a known line id ordered otherwise."""
+    to ``order.lines``. Raises ConflictError for a known line id ordered otherwise,
+    ValidationError ``END_DATE_PASSED`` for a new line of a template that has ended."""
     known = {line.line_id: line for line in order.lines}
     new = []
     for index, (line_id, request, template) in enumerate(resolved):
         existing = known.get(line_id)
         if existing is None:
+            _check_not_ended(template, index)
             new.append((line_id, request, template))
         elif (existing.sku, existing.quantity) != (request.sku, request.quantity):
             raise ConflictError(
@@ -343,6 +347,18 @@ def _add_new_lines(
     if new:
         _queue_lines(session, actor, order, new, writes)
     return [line_id for line_id, _, _ in new]
+
+
+def _check_not_ended(template: TemplateRef, index: int) -> None:
+    """A template whose fixed end date has passed since it was made issues nothing."""
+    validity = Validity.model_validate(StoredOptions(template.options).validity)
+    if end_date_passed(validity, utcnow()):
+        raise ValidationError(
+            f"template {template.sku!r} ended on {validity.end_date}: its licenses would be"
+            " expired when issued",
+            field=f"lines[{index}].sku",
+            code="END_DATE_PASSED",
+        )
 
 
 def _queue_lines(
