@@ -27,6 +27,7 @@ from licentia.formats import (
     sign_document,
     verify_document,
 )
+from licentia.formats.jws import MAX_JSON_DEPTH, parse_json
 
 TYP = "licentia-license+jwt"
 KID = "k-test"
@@ -243,3 +244,53 @@ def test_a_batch_sharing_its_checked_headers_still_checks_every_document(private
     for forged in (stranger, other_type, unsigned):
         with pytest.raises(SignatureInvalidError):
             verify_document(forged, keys, typ=TYP, approved_headers=approved)
+
+
+def _nested(depth: int, inner: bytes = b"1") -> bytes:
+    return b'{"a":' * depth + inner + b"}" * depth
+
+
+@pytest.mark.parametrize("where", ["header", "payload"])
+def test_json_nested_beyond_the_limit_is_refused_before_it_is_parsed(private, where):
+    deep = b"[" * 5000 + b"]" * 5000
+    header, payload = b'{"alg":"Ed25519","kid":"k-test","typ":"licentia-license+jwt"}', deep
+    if where == "header":
+        header, payload = deep, b"{}"
+    signing_input = f"{b64url(header)}.{b64url(payload)}"
+    token = f"{signing_input}.{b64url(private.sign(signing_input.encode()))}"
+    with pytest.raises(SignatureInvalidError, match="nests deeper"):
+        verify_document(token, {KID: private.public_key()}, typ=TYP)
+
+
+@pytest.mark.parametrize(
+    ("raw", "accepted"),
+    [
+        (_nested(MAX_JSON_DEPTH), True),
+        (_nested(MAX_JSON_DEPTH + 1), False),
+        (b"[" + b"[]," * 500 + b"[]]", True),  # many brackets, shallow
+        (_nested(MAX_JSON_DEPTH, b'"' + b"[" * 100 + b'"'), True),  # brackets in a string
+        (_nested(MAX_JSON_DEPTH, b'"\\"' + b"{" * 100 + b'"'), True),  # after an escaped quote
+        (_nested(MAX_JSON_DEPTH, b'"\\\\"'), True),  # an escaped backslash ends the string
+        (_nested(MAX_JSON_DEPTH - 1, b'["\\\\", [' + b"1" + b"]]"), False),
+    ],
+)
+def test_the_depth_limit_counts_only_brackets_outside_strings(raw, accepted):
+    if accepted:
+        assert parse_json(raw) == json.loads(raw)
+    else:
+        with pytest.raises(ValueError, match="nests deeper"):
+            parse_json(raw)
+
+
+def _depth(value: object) -> int:
+    return 1 + max(map(_depth, value), default=0) if isinstance(value, list) else 0
+
+
+@given(st.recursive(st.integers() | st.text(), lambda inner: st.lists(inner, max_size=2)))
+def test_parse_json_reads_what_json_reads_within_the_limit(value):
+    raw = json.dumps(value).encode()
+    if _depth(value) <= MAX_JSON_DEPTH:
+        assert parse_json(raw) == value
+    else:
+        with pytest.raises(ValueError, match="nests deeper"):
+            parse_json(raw)

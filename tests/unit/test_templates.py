@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from licentia.domain.errors import ValidationError
 from licentia.domain.templates import (
+    LAST_END_DATE,
     StoredOptions,
     TemplateOptions,
     Validity,
@@ -71,7 +72,10 @@ def valid_options(draw: st.DrawFn) -> dict[str, Any]:
 def validities() -> st.SearchStrategy[dict[str, Any]]:
     return st.one_of(
         st.just({"kind": "perpetual"}),
-        st.builds(lambda d: {"kind": "fixed_end", "end_date": d.isoformat()}, st.dates()),
+        st.builds(
+            lambda d: {"kind": "fixed_end", "end_date": d.isoformat()},
+            st.dates(max_value=LAST_END_DATE),
+        ),
         st.builds(lambda n: {"kind": "days_from_issue", "days": n}, days),
         st.builds(lambda n: {"kind": "days_from_activation", "days": n}, days),
     )

@@ -7,6 +7,8 @@ to exit codes in ``licentia.cli.output``.
 
     LicentiaError
     ├── ValidationError          input that breaks a rule (field named)
+    │   ├── DateOutOfRangeError      a date beyond the range Licentia supports
+    │   └── IdentifierInvalidError   an identifier with invisible or control characters
     ├── AuthenticationError      no or bad credentials
     ├── PermissionDeniedError    credentials lack the scope
     ├── NotFoundError            no such object for this vendor
@@ -44,6 +46,14 @@ class ValidationError(LicentiaError):
             details["field"] = field
         super().__init__(message, code=code, **details)
         self.field = field
+
+
+class DateOutOfRangeError(ValidationError):
+    code = "DATE_OUT_OF_RANGE"
+
+
+class IdentifierInvalidError(ValidationError):
+    code = "IDENTIFIER_INVALID"
 
 
 class AuthenticationError(LicentiaError):

@@ -13,10 +13,15 @@ extending it makes it live again.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from licentia.domain.errors import IllegalTransitionError, ValidationError
+from licentia.domain.errors import DateOutOfRangeError, IllegalTransitionError, ValidationError
+
+# No validity ends later than this (a template's fixed end is at most the day before).
+# Far enough for any real term, and far enough from the calendar's end (year 9999) that
+# every lease, token or document derived from a validity end can still be computed.
+LATEST_VALID_UNTIL = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 class LicenseState(StrEnum):
@@ -81,7 +86,8 @@ def extended_until(
     """The new validity end of an extension, to a date or by a number of days.
 
     Raises ValidationError if neither or both are given, or if the result would not
-    lie in the future or would shorten the license.
+    lie in the future or would shorten the license; DateOutOfRangeError if it would
+    lie beyond LATEST_VALID_UNTIL.
     """
     if (until is None) == (days is None):
         raise ValidationError("give exactly one of 'until' and 'days'", field="until")
@@ -89,10 +95,20 @@ def extended_until(
         if days <= 0:
             raise ValidationError("'days' must be positive", field="days")
         base = valid_until if valid_until is not None and valid_until > now else now
+        if timedelta(days=days) > LATEST_VALID_UNTIL - base:
+            raise _beyond_range("days")
         return base + timedelta(days=days)
     assert until is not None
     if until <= now:
         raise ValidationError("'until' must lie in the future", field="until")
     if valid_until is not None and until < valid_until:
         raise ValidationError("an extension cannot shorten the license", field="until")
+    if until > LATEST_VALID_UNTIL:
+        raise _beyond_range("until")
     return until
+
+
+def _beyond_range(field: str) -> DateOutOfRangeError:
+    return DateOutOfRangeError(
+        f"a license cannot be valid beyond {LATEST_VALID_UNTIL.isoformat()}", field=field
+    )

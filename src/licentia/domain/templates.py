@@ -6,14 +6,21 @@ CLI, demo seed). A rule that is broken names the field so the caller can fix it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from licentia.domain.errors import DateOutOfRangeError
+from licentia.domain.licenses import LATEST_VALID_UNTIL
 
 MAX_SEATS = 100_000
+# Custom data is signed into every license document; the JSON readers of documents
+# refuse deeper nesting (licentia.formats.jws.MAX_JSON_DEPTH), leave room for the claims.
+MAX_CUSTOM_DATA_DEPTH = 16
+LAST_END_DATE = (LATEST_VALID_UNTIL - timedelta(days=1)).date()
 PositiveDays = Annotated[int, Field(gt=0, le=36_500)]
 MaxDevices = Annotated[int, Field(ge=1, le=1000)]
 
@@ -43,9 +50,10 @@ class OptionRuleError(ValueError):
     relative to the model that checks the rule (pydantic keeps this error in the
     ``ctx`` of its error, so the caller can report the field, not just the model)."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+        self.code = code
 
 
 class _Strict(BaseModel):
@@ -68,6 +76,12 @@ class Validity(_Strict):
         if needs_days != (self.days is not None):
             raise OptionRuleError(
                 "days", "days is required for days_from_* validity and only for it"
+            )
+        if self.end_date is not None and self.end_date > LAST_END_DATE:
+            raise OptionRuleError(
+                "end_date",
+                f"end_date cannot be later than {LAST_END_DATE.isoformat()}",
+                code=DateOutOfRangeError.code,
             )
         return self
 
@@ -100,6 +114,25 @@ class CustomData(_Strict):
     public: str | None = Field(default=None, max_length=4096)
     protected: dict[str, object] | None = None
     secret: str | None = Field(default=None, max_length=4096)
+
+    @field_validator("protected")
+    @classmethod
+    def _shallow(cls, value: dict[str, object] | None) -> dict[str, object] | None:
+        if value is not None and _nests_deeper(value, MAX_CUSTOM_DATA_DEPTH):
+            raise ValueError(f"protected data nests deeper than {MAX_CUSTOM_DATA_DEPTH} levels")
+        return value
+
+
+def _nests_deeper(value: object, levels: int) -> bool:
+    """Whether lists and objects in ``value`` nest more than ``levels`` deep; stops
+    descending at the limit, so a hostile depth costs no more than an allowed one."""
+    if isinstance(value, dict):
+        children: Iterable[object] = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return False
+    return levels == 0 or any(_nests_deeper(child, levels - 1) for child in children)
 
 
 class TemplateOptions(_Strict):

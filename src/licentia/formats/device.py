@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from licentia.formats.jws import SignatureInvalidError
+from licentia.formats.jws import MAX_ENCODED_PAYLOAD, SignatureInvalidError, parse_json
 
 OPERATIONS = ("activate", "sync", "offline")
 _FROM_BASE64URL = bytes.maketrans(b"-_", b"+/")
@@ -80,11 +80,15 @@ def fingerprint_salt(vendor: str) -> bytes:
 def unverified_claims(token: str) -> Mapping[str, Any]:
     """The payload of a compact JWS *without* checking it — only to find which key
     must verify it (a device request names its own key). Raises SignatureInvalidError."""
+    segments = token.split(".", 3)
+    if len(segments) != 3:
+        raise SignatureInvalidError("not a compact JWS")
+    if len(segments[1]) > MAX_ENCODED_PAYLOAD:
+        raise SignatureInvalidError("the payload is too large")
     try:
-        segment = token.split(".")[1]
-        claims = json.loads(_unb64(segment))
-    except (IndexError, ValueError, UnicodeDecodeError) as error:
-        raise SignatureInvalidError("not a compact JWS") from error
+        claims = parse_json(_unb64(segments[1]))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise SignatureInvalidError(f"not a compact JWS: {error}") from error
     if not isinstance(claims, dict):
         raise SignatureInvalidError("the payload is not a JSON object")
     return claims

@@ -25,9 +25,17 @@ ACCEPTED_ALGORITHMS = ("Ed25519", "EdDSA")
 # is large at a few dozen licenses. Still bounded, so that a hostile token cannot make
 # a verifier parse without end.
 MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
-_MAX_ENCODED_PAYLOAD = (MAX_PAYLOAD_BYTES + 2) // 3 * 4
+MAX_ENCODED_PAYLOAD = (MAX_PAYLOAD_BYTES + 2) // 3 * 4
 _FROM_BASE64URL = bytes.maketrans(b"-_", b"+/")
 _JSON = json.JSONDecoder()
+# Documents nest a few levels; the JSON parser recurses once per level and fails with
+# RecursionError near a thousand, so a header or payload nested deeper than this is
+# refused before it is parsed (a device request is signed by a key its sender makes up).
+MAX_JSON_DEPTH = 32
+_ESCAPED = re.compile(rb"\\.", re.DOTALL)
+_STRING = re.compile(rb'"[^"]*"')
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+_NOT_A_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
 # The header sign_document writes, byte for byte, with a kid that JSON needs no escape
 # for: it passes every check of _key_for, so matching it stands for parsing it (the
 # first document of every batch pays for its header). Any other header is parsed.
@@ -103,7 +111,7 @@ def verify_document(
         if len(segments) != 3 or "=" in text or "+" in text or "/" in text:
             raise SignatureInvalidError("not a compact JWS")
         head, payload, signature = segments
-        if len(payload) > _MAX_ENCODED_PAYLOAD:
+        if len(payload) > MAX_ENCODED_PAYLOAD:
             raise SignatureInvalidError("the payload is too large")
         key = approved_headers.get(head) if approved_headers is not None else None
         if key is None:
@@ -114,7 +122,7 @@ def verify_document(
         if len(raw_signature) != 64:
             raise SignatureInvalidError("an Ed25519 signature has 64 bytes")
         key.verify(raw_signature, f"{head}.{payload}".encode("ascii"))
-        claims = _parse_json(_decode(payload))
+        claims = parse_json(_decode(payload))
     except InvalidSignature as exc:
         raise SignatureInvalidError("not a valid signed document: bad signature") from exc
     except (ValueError, UnicodeError, binascii.Error) as exc:
@@ -124,12 +132,16 @@ def verify_document(
     return claims
 
 
-def _parse_json(raw: bytes) -> Any:
+def parse_json(raw: bytes) -> Any:
     """``json.loads(raw)``: the same value or error, faster for compact UTF-8 JSON, which
     every document this project signs is. json.loads first guesses the encoding and
     strips whitespace in Python, a third of the cost for a license's claims; anything
     that needs either (another encoding, a byte-order mark, spaces around the value)
-    goes to json.loads itself."""
+    goes to json.loads itself.
+
+    Raises ValueError for JSON nested deeper than MAX_JSON_DEPTH, before parsing it."""
+    if _nests_too_deep(raw):
+        raise ValueError(f"the JSON nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         text = raw.decode("utf-8")
         value, end = _JSON.raw_decode(text)
@@ -138,6 +150,23 @@ def _parse_json(raw: bytes) -> Any:
     except ValueError:  # UnicodeDecodeError and JSONDecodeError too
         pass
     return json.loads(raw)
+
+
+def _nests_too_deep(raw: bytes) -> bool:
+    """Whether the arrays and objects of ``raw`` nest deeper than MAX_JSON_DEPTH.
+
+    Counting brackets costs nothing and settles every document this project makes.
+    Otherwise the brackets outside strings are kept and the innermost pairs removed,
+    level by level, with regular expressions (no Python loop over the bytes); what is
+    left after MAX_JSON_DEPTH rounds was deeper, or unbalanced and no JSON anyway."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    brackets = _STRING.sub(b"", _ESCAPED.sub(b"", raw)).translate(None, _NOT_A_BRACKET)
+    for _ in range(MAX_JSON_DEPTH):
+        if not brackets:
+            return False
+        brackets = _INNERMOST.sub(b"", brackets)
+    return bool(brackets)
 
 
 def _key_for(
@@ -150,7 +179,7 @@ def _key_for(
         key = public_keys.get(plain[1].decode("ascii"))
         if key is not None:
             return key
-    header = _parse_json(raw)
+    header = parse_json(raw)
     if not isinstance(header, dict):
         raise SignatureInvalidError("the JWS header is not a JSON object")
     kid = header.get("kid")

@@ -121,7 +121,7 @@ def parse_options(raw: dict[str, Any]) -> TemplateOptions:
         if isinstance(rule, OptionRuleError):
             # A rule between options fails on the model; name the option to change.
             path.append(rule.field)
-            raise ValidationError(str(rule), field=".".join(path)) from exc
+            raise ValidationError(str(rule), field=".".join(path), code=rule.code) from exc
         raise ValidationError(error["msg"], field=".".join(path)) from exc
 
 

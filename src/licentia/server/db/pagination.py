@@ -16,6 +16,7 @@ from licentia.domain.errors import ValidationError
 
 T = TypeVar("T")
 MAX_LIMIT = 200
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,14 @@ def _typed(key: InstrumentedAttribute[Any], value: str) -> Any:
     if key.type.python_type is not int:
         return value
     try:
-        return int(value)
+        number = int(value)
     except ValueError as exc:
         raise ValidationError("malformed cursor", field="cursor") from exc
+    # Integer keys are 64-bit columns: SQLite cannot even bind a larger number, where
+    # PostgreSQL would refuse it. Every cursor this API made fits.
+    if not _INT64_MIN <= number <= _INT64_MAX:
+        raise ValidationError("malformed cursor", field="cursor")
+    return number
 
 
 def _decode(cursor: str) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
 from licentia.domain.errors import NotFoundError, PermissionDeniedError
+from licentia.domain.filters import one_of
 from licentia.domain.licenses import LicenseState
 from licentia.server.audit.services import record
 from licentia.server.db.base import utcnow
@@ -150,7 +151,9 @@ def get_device(session: Session, actor: Actor, device_id: str, *, lock: bool = F
 
 def devices_query(actor: Actor, status: str | None = None) -> Select[Device]:
     query = select(Device).where(Device.vendor_id == _vendor(actor))
-    return query if status is None else query.where(Device.status == status)
+    if status is None:
+        return query
+    return query.where(Device.status == one_of(status, (ACTIVE, BLACKLISTED), field="status"))
 
 
 def release_licenses(session: Session, actor: Actor, device: Device, now: datetime) -> list[str]:

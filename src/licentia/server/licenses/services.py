@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
 from licentia.domain.errors import ConflictError, NotFoundError
+from licentia.domain.filters import one_of
 from licentia.domain.ids import new_id
 from licentia.domain.licenses import (
     FINAL,
@@ -210,6 +211,7 @@ def licenses_query(actor: Actor, filters: LicenseFilter) -> Select[License]:
         if value is not None:
             query = query.where(column == value)
     if filters.state is not None:
+        one_of(filters.state, (state.value for state in LicenseState), field="state")
         # "expired" is derived, so filter on the stored state and the clock.
         now = utcnow()
         if filters.state == LicenseState.EXPIRED.value:

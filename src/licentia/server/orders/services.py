@@ -59,6 +59,9 @@ def create_customer(
 def update_customer(
     session: Session, actor: Actor, customer_id: str, changes: dict[str, Any]
 ) -> Customer:
+    if "name" in changes and changes["name"] is None:
+        # The other fields may be cleared with null; a customer always has a name.
+        raise ValidationError("a customer's name cannot be removed", field="name")
     customer = get_customer(session, actor, customer_id)
     before = customer_view(customer)
     new_external = changes.get("external_id")
