@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from httpx import Response
 
-from licentia.formats.device import REQUEST_TYP, RETURN_TYP, okp_jwk
+from licentia.formats.device import okp_jwk
+from licentia.formats.document_types import REQUEST_TYP, RETURN_TYP
 from tests.factories import VendorHandle
 from tests.integration.device_messages import BareDevice
 from tests.integration.test_errors import assert_problem
