@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
 from httpx import Response
+from sqlalchemy import update
 
 from licentia.domain.actors import operator
 from licentia.domain.scopes import SCOPES
 from licentia.server.db.engine import Database
 from licentia.server.keys.master import MasterKey
 from licentia.server.keys.services import create_signing_key
+from licentia.server.licenses.models import License
 from licentia.server.tenancy import services as tenancy
 
 PASSWORD = "correct horse battery staple"
@@ -90,6 +93,18 @@ class VendorHandle:
         order = self.order([{"sku": template["sku"], "quantity": 1}])
         ticket = self.ok("GET", f"/tickets/{order['ticket_id']}")
         return self.ok("GET", f"/licenses/{ticket['license_ids'][0]}")
+
+    def expired_license(self) -> dict[str, Any]:
+        """A license whose validity ended a day ago: issued when its end lay ahead (a
+        template whose end date is over issues nothing), then the calendar moved on."""
+        license_ = self.license({"validity": {"kind": "fixed_end", "end_date": "2999-12-31"}})
+        with self.database.transaction() as session:
+            session.execute(
+                update(License)
+                .where(License.id == license_["id"])
+                .values(valid_until=datetime.now(UTC) - timedelta(days=1))
+            )
+        return self.ok("GET", f"/licenses/{license_['id']}")
 
     # --- people --------------------------------------------------------------------
 

@@ -27,7 +27,6 @@ from licentia.server.orders.models import Ticket
 from tests.factories import VendorHandle
 
 TIME_LIMITED = {"validity": {"kind": "days_from_issue", "days": 30}}
-ALREADY_EXPIRED = {"validity": {"kind": "fixed_end", "end_date": "2020-01-31"}}
 LIVE = {"available", "activated", "returned"}
 # Which vendor action the API allows from which state (activation is not a vendor action).
 ALLOWED = {
@@ -75,7 +74,7 @@ def test_suspend_then_resume_returns_the_license_to_where_it_was(vendors):
 
 def test_an_expired_license_suspended_and_resumed_is_expired_again(vendors):
     vendor = vendors.create()
-    license_ = vendor.license(ALREADY_EXPIRED)
+    license_ = vendor.expired_license()
     assert license_["state"] == "expired"
     assert act(vendor, license_["id"], "suspend").json()["state"] == "suspended"
     assert act(vendor, license_["id"], "resume").json()["state"] == "expired"
@@ -140,7 +139,7 @@ def test_extending_by_days_moves_the_end_and_to_a_date_sets_it(vendors):
 
 def test_extending_an_expired_license_makes_it_live_again(vendors):
     vendor = vendors.create()
-    license_ = vendor.license(ALREADY_EXPIRED)
+    license_ = vendor.expired_license()
     before = datetime.now(UTC)
     revived = act(vendor, license_["id"], "extend", days=7).json()
     assert revived["state"] == "available"
@@ -268,7 +267,7 @@ def test_a_refused_action_changes_nothing_and_records_nothing(vendors):
 def test_the_list_filters_by_state_including_the_derived_expired_state(vendors):
     vendor = vendors.create()
     available = vendor.license(TIME_LIMITED)["id"]
-    expired = vendor.license(ALREADY_EXPIRED)["id"]
+    expired = vendor.expired_license()["id"]
     lapsed = vendor.license(TIME_LIMITED)["id"]
     move_valid_until(vendor, lapsed, datetime.now(UTC) - timedelta(minutes=1))
     suspended = vendor.license()["id"]

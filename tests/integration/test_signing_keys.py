@@ -180,7 +180,7 @@ def test_a_perpetual_license_has_no_exp_and_each_rendering_a_fresh_jti(vendors):
 
 def test_an_expired_licenses_document_is_refused_by_a_verifier_that_checks_exp(vendors):
     vendor = vendors.create()
-    license_ = vendor.license({"validity": {"kind": "fixed_end", "end_date": "2020-01-31"}})
+    license_ = vendor.expired_license()
     token = document(vendor, license_["id"])
     jwks = fetch_jwks(vendor)
     assert our_claims(token, jwks)["state"] == "expired"
