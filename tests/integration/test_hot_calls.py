@@ -9,17 +9,19 @@ answered before FastAPI's routing, except the requests they leave to it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
-from httpx import Response
+from httpx import Response as HttpResponse
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from licentia.server.api.hot import MAX_BODY, HotCall, HotCalls
+from licentia.server.api.hot import MAX_BODY, HotCall, HotCalls, hot
 from tests.factories import VendorHandle
 from tests.integration.test_cloud import CloudUser, _container
 from tests.integration.test_device_sync import _activated, _post, _sync
@@ -67,12 +69,12 @@ def seats(vendors) -> tuple[VendorHandle, CloudUser, str, TestClient]:
 
 def _both(
     vendor: VendorHandle, routed: TestClient, method: str, path: str, **kwargs: Any
-) -> tuple[Response, Response]:
+) -> tuple[HttpResponse, HttpResponse]:
     url = f"/api/v1/vendors/{vendor.slug}/cloud/{path}"
     return vendor.client.request(method, url, **kwargs), routed.request(method, url, **kwargs)
 
 
-def _problem(response: Response) -> tuple[int, str, str, str]:
+def _problem(response: HttpResponse) -> tuple[int, str, str, str]:
     body = response.json()
     return response.status_code, response.headers["content-type"], body["code"], body["detail"]
 
@@ -181,31 +183,68 @@ def test_the_plain_cases_never_reach_fastapi(seats) -> None:
     assert len(reached) == 1
 
 
-def _answer(name: str) -> Callable[..., Any]:
-    async def answer(_request: Any) -> Any:
-        return name
+async def _no_arguments(_request: Any) -> dict[str, Any]:
+    return {}
 
-    return answer
+
+def _call(method: str, path: str) -> HotCall:
+    async def answer() -> Any:
+        return path
+
+    return HotCall(method, path, _no_arguments, answer)
 
 
 def test_hot_calls_match_method_literal_segments_and_non_empty_parameters() -> None:
     table = HotCalls(
         [
-            HotCall("POST", "/v/{slug}/seats", _answer("checkout")),
-            HotCall("POST", "/v/{slug}/seats/{lease}/heartbeat", _answer("heartbeat")),
-            HotCall("DELETE", "/v/{slug}/seats/{lease}", _answer("release")),
+            _call("POST", "/v/{slug}/seats"),
+            _call("POST", "/v/{slug}/seats/{lease}/heartbeat"),
+            _call("DELETE", "/v/{slug}/seats/{lease}"),
         ]
     )
     found = table.match("POST", "/v/acme/seats/L1/heartbeat")
-    assert found is not None and found[1] == ("acme", "L1")
+    assert found is not None and found[1] == {"slug": "acme", "lease": "L1"}
     assert table.match("DELETE", "/v/acme/seats/L1") is not None
     assert table.match("GET", "/v/acme/seats/L1") is None
     assert table.match("POST", "/v/acme/seats/L1") is None
     assert table.match("POST", "/v//seats") is None
     assert table.match("POST", "/v/acme/seats/") is None
     assert table.match("POST", "/w/acme/seats") is None
-    under = HotCall("POST", "/x/{a}", _answer("x")).under("/api")
-    assert HotCalls([under]).match("POST", "/api/x/1") is not None
+
+
+def test_the_hot_table_is_the_routes_marked_hot(vendors) -> None:
+    app = vendors.create().client.app
+    base = "/api/v1/vendors/{slug}"
+    assert sorted((call.method, call.path) for call in app.hot_calls.calls) == sorted(
+        [
+            ("GET", "/api/v1/licenses/{license_id}"),
+            ("POST", f"{base}/devices/activate"),
+            ("POST", f"{base}/devices/sync"),
+            ("POST", f"{base}/cloud/seats"),
+            ("POST", f"{base}/cloud/seats/{{lease_id}}/heartbeat"),
+            ("DELETE", f"{base}/cloud/seats/{{lease_id}}"),
+            ("POST", f"{base}/cloud/counters/consume"),
+        ]
+    )
+    routes = {
+        (method, route.path): route.endpoint
+        for route in iter_route_contexts(app.routes)
+        for method in route.methods or ()
+    }
+    for call in app.hot_calls.calls:  # answered by the route's own function
+        assert call.answer is routes[call.method, call.path]
+
+
+def test_a_route_marked_hot_must_say_how_each_argument_is_parsed() -> None:
+    app = FastAPI()
+
+    @app.get("/x/{name}")
+    @hot
+    async def unparsable(name: str, request: Request) -> Response:
+        return Response(name)
+
+    with pytest.raises(TypeError, match="request"):
+        HotCalls.of_routes(app.routes)
 
 
 def test_a_license_read_answers_as_its_route(vendors) -> None:

@@ -100,8 +100,6 @@ def create_app(
         "with a stable `code`; lists are cursor-paginated.",
     )
     app.state.services = services
-    hot = (*devices.HOT_CALLS, *cloud_devices.HOT_CALLS, *licenses.HOT_CALLS)
-    app.hot_calls = HotCalls([call.under(API) for call in hot])
     problems.install(app)
     # A request is matched against the routers in this order, one route after the
     # other: the calls that come most often (devices and cloud clients, then the
@@ -113,6 +111,7 @@ def create_app(
         app.include_router(module.router, prefix=API)
     app.include_router(keys.public_router, prefix=API)
     app.include_router(cloud_admin.router, prefix=API)
+    app.hot_calls = HotCalls.of_routes(app.routes)  # the routes marked @hot
     _mount_docs(app)
     return app
 

@@ -4,113 +4,187 @@ A seat heartbeat costs the database two short statements, yet profiling a server
 under load (py-spy ``--gil``) found about 70 % of its CPU in the HTTP framework:
 middleware, trying the routes one after the other, solving dependencies. The calls a
 fleet of devices makes all day long are therefore matched here first, by splitting
-the path, and answered by the very functions their FastAPI routes call, with the
-same request and answer models. Their FastAPI routes stay: they are what the OpenAPI
-document describes, and what answers whenever a hot call cannot.
+the path, and answered by their FastAPI route's own function.
 
-A hot call hands a request on to FastAPI, body and all, when it is not the plain
-case: no bearer credential, a body that is not JSON or does not validate, a body
-larger than :data:`MAX_BODY`. It does so before doing anything, so that FastAPI's
-answer (a 401, a 422 naming the field) is the one a client gets, from one place. An
-error raised while answering becomes the same problem+json as on any route
-(:func:`licentia.server.api.problems.answer_for`).
+A route says it is hot with :func:`hot`; :meth:`HotCalls.of_routes` builds the table
+from the app's routes, so method and path are declared once, by the route. A hot
+call has two steps:
+
+- **parse** builds the route function's arguments from the request: the path's
+  parameters, the JSON body as the parameter's model (:func:`body_of`), and each
+  dependency's value by the parse its dependency was given (:func:`parsed_by`). It
+  may hand the request on to FastAPI (:class:`PassOn`: no bearer credential, a body
+  that is not JSON or does not validate, a body larger than :data:`MAX_BODY`), and
+  does so before doing anything, so that FastAPI's answer (a 401, a 422 naming the
+  field) is the one a client gets, from one place. Bodies are parsed first.
+- **answer** is the route function called with those arguments. It cannot hand
+  anything on: whatever it raises becomes the same problem+json as on any route
+  (:func:`licentia.server.api.problems.answer_for`), so nothing runs twice.
+
+The FastAPI routes stay what the OpenAPI document describes, and what answers
+whenever a hot call hands a request on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import functools
+import inspect
+import typing
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from fastapi import FastAPI
-from pydantic import BaseModel, ValidationError
+from fastapi import FastAPI, params
+from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
-from licentia.server.api.context import Services
+from licentia.server.api.hot_requests import (
+    MAX_BODY,
+    PARSE,
+    F,
+    HotRequest,
+    Parse,
+    PassOn,
+    body_of,
+    parsed_by,
+)
 from licentia.server.api.problems import answer_for
 
-MAX_BODY = 64 * 1024
+__all__ = ["MAX_BODY", "HotCall", "HotCalls", "HotRequest", "LicentiaApp", "PassOn"]
+__all__ += ["body_of", "hot", "parsed_by"]
+
+_HOT = "__licentia_hot__"
 
 
-class PassOn(Exception):  # noqa: N818 - a signal, not an error
-    """Raised by a hot call that leaves the request to its FastAPI route. Only before
-    it has done anything: the route then does it all."""
+def hot(endpoint: F) -> F:
+    """Mark a route to be answered before FastAPI's routing. Its function must return
+    a Response; each of its parameters must be a path parameter, a JSON body model or
+    a dependency marked with :func:`parsed_by`."""
+    setattr(endpoint, _HOT, True)
+    return endpoint
 
 
-@dataclass(frozen=True)
-class HotRequest:
-    """What a hot call gets: the path's parameters, the bearer credential, the body."""
-
-    services: Services
-    params: tuple[str, ...]
-    token: str | None
-    client_host: str | None
-    body: bytes
-    headers: dict[bytes, bytes]  # those :data:`HEADERS` names, lower case
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def body_of(model: type[M], request: HotRequest) -> M:
-    """The JSON body as ``model``; PassOn if it does not validate (FastAPI's route
-    answers the 422 that names the field)."""
-    try:
-        return model.model_validate_json(request.body)
-    except ValidationError:
-        raise PassOn from None
-
-
-Answer = Callable[[HotRequest], Awaitable[Response]]
+Answer = Callable[..., Awaitable[Response]]
 
 
 @dataclass(frozen=True)
 class HotCall:
-    """``method`` and ``path`` (a route's path: ``{name}`` for a parameter) answered by
-    ``answer``, which raises :class:`PassOn` to leave the request to FastAPI (see
-    :func:`body_of`). The parameters reach ``answer`` in the path's order."""
+    """``method`` and ``path`` (a route's path: ``{name}`` for a parameter): ``parse``
+    turns the request into keyword arguments, ``answer`` answers with them."""
 
     method: str
     path: str
+    parse: Callable[[HotRequest], Awaitable[dict[str, Any]]]
     answer: Answer
     json_body: bool = True  # else the body is passed as it comes (e.g. a compact JWS)
 
-    def under(self, prefix: str) -> HotCall:
-        return HotCall(self.method, prefix + self.path, self.answer, self.json_body)
-
-    @property
+    @functools.cached_property
     def segments(self) -> tuple[str | None, ...]:
         """The path's segments, None for a parameter."""
-        return tuple(
-            None if part.startswith("{") and part.endswith("}") else part
-            for part in self.path.split("/")
-        )
+        return tuple(None if _parameter(part) else part for part in self.path.split("/"))
+
+    @functools.cached_property
+    def names(self) -> tuple[str, ...]:
+        """The path's parameters' names, in the path's order."""
+        return tuple(name for part in self.path.split("/") if (name := _parameter(part)))
+
+
+def _parameter(segment: str) -> str | None:
+    if segment.startswith("{") and segment.endswith("}"):
+        return segment[1:-1]
+    return None
 
 
 class HotCalls:
     """The table of hot calls, matched by method, segment count and literal segments."""
 
-    def __init__(self, calls: Sequence[HotCall]) -> None:
+    def __init__(self, calls: Iterable[HotCall]) -> None:
+        self.calls = tuple(calls)
         self._calls: dict[tuple[str, int], list[tuple[tuple[str | None, ...], HotCall]]] = {}
-        for call in calls:
+        for call in self.calls:
             segments = call.segments
             self._calls.setdefault((call.method, len(segments)), []).append((segments, call))
 
-    def match(self, method: str, path: str) -> tuple[HotCall, tuple[str, ...]] | None:
+    @classmethod
+    def of_routes(cls, routes: Sequence[BaseRoute]) -> HotCalls:
+        """The table of the routes marked :func:`hot` (each with its full path, its
+        routers' prefixes included)."""
+        return cls(
+            _hot_call(method, route.path, route.endpoint)
+            for route in iter_route_contexts(routes)
+            if isinstance(route.original_route, APIRoute)
+            and route.path is not None
+            and route.endpoint is not None
+            and getattr(route.endpoint, _HOT, False)
+            for method in sorted(route.methods or ())
+        )
+
+    def match(self, method: str, path: str) -> tuple[HotCall, dict[str, str]] | None:
         parts = path.split("/")
         for segments, call in self._calls.get((method, len(parts)), ()):
-            params = []
+            values = []
             for pattern, part in zip(segments, parts, strict=True):
                 if pattern is None:
                     if not part:
                         break
-                    params.append(part)
+                    values.append(part)
                 elif pattern != part:
                     break
             else:
-                return call, tuple(params)
+                return call, dict(zip(call.names, values, strict=True))
         return None
+
+
+def _hot_call(method: str, path: str, endpoint: Answer) -> HotCall:
+    """The hot call of the route at ``path``: its parse, from its function's parameters."""
+    function = inspect.unwrap(endpoint)
+    hints = typing.get_type_hints(function)
+    if not issubclass(hints.get("return", object), Response):
+        raise TypeError(f"a hot route answers a Response: {path}")
+    path_names = {name for part in path.split("/") if (name := _parameter(part))}
+    bodies: list[tuple[str, Parse]] = []
+    others: list[tuple[str, Parse]] = []
+    for name, parameter in inspect.signature(function).parameters.items():
+        kind = hints.get(name)
+        if name in path_names:
+            others.append((name, _path_value(name)))
+        elif isinstance(parameter.default, params.Depends):
+            others.append((name, _dependency_parse(path, parameter.default.dependency)))
+        elif inspect.isclass(kind) and issubclass(kind, BaseModel):
+            bodies.append((name, _body_parse(kind)))
+        else:
+            raise TypeError(f"a hot route cannot parse {name!r}: {path}")
+    steps = bodies + others  # nothing to do before the body is known to validate
+    return HotCall(method, path, _parse_all(steps), endpoint, json_body=bool(bodies))
+
+
+def _path_value(name: str) -> Parse:
+    return lambda request: request.params[name]
+
+
+def _body_parse(model: type[BaseModel]) -> Parse:
+    return lambda request: body_of(model, request)
+
+
+def _dependency_parse(path: str, dependency: Any) -> Parse:
+    parse: Parse | None = getattr(dependency, PARSE, None)
+    if parse is None:
+        raise TypeError(f"a hot route's dependency needs parsed_by(): {path}")
+    return parse
+
+
+def _parse_all(steps: list[tuple[str, Parse]]) -> Callable[[HotRequest], Awaitable[dict[str, Any]]]:
+    async def parse(request: HotRequest) -> dict[str, Any]:
+        arguments = {}
+        for name, step in steps:
+            value = step(request)
+            arguments[name] = await value if inspect.isawaitable(value) else value
+        return arguments
+
+    return parse
 
 
 class LicentiaApp(FastAPI):
@@ -127,7 +201,7 @@ class LicentiaApp(FastAPI):
         await super().__call__(scope, receive, send)
 
     async def _answer_hot(
-        self, scope: Scope, receive: Receive, send: Send, call: HotCall, params: tuple[str, ...]
+        self, scope: Scope, receive: Receive, send: Send, call: HotCall, params: dict[str, str]
     ) -> None:
         headers = _headers(scope)
         body = await _read_body(receive, headers)
@@ -146,11 +220,17 @@ class LicentiaApp(FastAPI):
             headers=headers,
         )
         try:
-            response = await call.answer(request)
+            arguments = await call.parse(request)
         except PassOn:
             await super().__call__(scope, _replay(body, receive), send)
             return
         except Exception as error:  # the same answer as any route's, from problems
+            await answer_for(error, scope["method"], scope["path"])(scope, receive, send)
+            return
+        response: Response
+        try:
+            response = await call.answer(**arguments)
+        except Exception as error:  # never handed on: it may have done its work
             response = answer_for(error, scope["method"], scope["path"])
         await response(scope, receive, send)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Row, Select, bindparam, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
@@ -173,16 +173,6 @@ LICENSE_ROW = select(License.__table__).where(
     License.__table__.c.id == bindparam("license_id"),
     License.__table__.c.vendor_id == bindparam("vendor_id"),
 )
-
-
-def read_license(reader: Session | Connection, actor: Actor, license_id: str) -> Row[Any]:
-    """The license's columns, for a caller that only shows them (no ORM object is
-    built). Raises NotFoundError if the actor's vendor has no such license."""
-    parameters = {"license_id": license_id, "vendor_id": _vendor(actor)}
-    row = reader.execute(LICENSE_ROW, parameters).first()
-    if row is None:
-        raise NotFoundError("license", license_id)
-    return row
 
 
 def get_license(session: Session, actor: Actor, license_id: str, *, lock: bool = False) -> License:

@@ -28,7 +28,7 @@ from licentia.formats.device import device_id, ed25519_from_jwk, unverified_clai
 from licentia.formats.document_types import ACCESS_TYP, BORROW_TYP, RETURN_TYP
 from licentia.server.activation.messages import read_request, read_signed_by
 from licentia.server.api.context import Services, services_of
-from licentia.server.api.hot import HotCall, HotRequest, PassOn, body_of
+from licentia.server.api.hot import HotRequest, PassOn, hot, parsed_by
 from licentia.server.api.threads import ThreadedRoute, blocking
 from licentia.server.cloud import protocol
 from licentia.server.cloud import services as cloud
@@ -96,6 +96,14 @@ class Caller:
         return self.access.signer(self.services.master)
 
 
+def _hot_device_call(request: HotRequest) -> DeviceCall:
+    if request.token is None:
+        raise PassOn  # FastAPI answers the 401
+    who = protocol.Presented(request.params["slug"], request.token, request.client_host)
+    return DeviceCall(request.services, who)
+
+
+@parsed_by(_hot_device_call)
 async def device_call(
     slug: str, request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
 ) -> DeviceCall:
@@ -341,6 +349,7 @@ def _wanted(body: CheckoutIn) -> protocol.SeatWanted:
 
 
 @router.post("/seats", response_model=LeaseOut, status_code=201)
+@hot
 async def checkout(body: CheckoutIn, call: DeviceCall = Depends(device_call)) -> Response:
     """Take a seat (or get your own back). With ``wait_seconds``, wait in line for one."""
     return await _checkout(body, call)
@@ -395,6 +404,7 @@ def _enqueue(body: CheckoutIn) -> Callable[[Session, Caller], str]:
 
 
 @router.post("/seats/{lease_id}/heartbeat", response_model=LeaseOut)
+@hot
 async def heartbeat(
     lease_id: str, body: HeartbeatIn, call: DeviceCall = Depends(device_call)
 ) -> Response:
@@ -415,6 +425,7 @@ async def _renew(call: DeviceCall, lease_id: str, body: HeartbeatIn) -> Response
 
 
 @router.delete("/seats/{lease_id}", status_code=204)
+@hot
 async def release(lease_id: str, call: DeviceCall = Depends(device_call)) -> Response:
     """Free the seat at once (also ends a borrow early). Releasing twice is harmless."""
     return await _release(call, lease_id)
@@ -539,6 +550,7 @@ class ConsumeOut(BaseModel):
 
 
 @router.post("/counters/consume", response_model=ConsumeOut)
+@hot
 async def consume(body: ConsumeIn, call: DeviceCall = Depends(device_call)) -> Response:
     """Take units atomically; the same ``key`` never counts twice. 409 ``UNITS_EXHAUSTED``."""
     return await _consume(call, body)
@@ -585,47 +597,3 @@ def _consume_in_full(body: ConsumeIn) -> Callable[[Session, Caller], protocol.Co
         )
 
     return work
-
-
-# --- the hot calls -----------------------------------------------------------------------
-# The calls above that devices make all day, answered before FastAPI's routing
-# (licentia.server.api.hot) by the same functions; the routes remain for the rest.
-
-
-def _hot_call(request: HotRequest) -> DeviceCall:
-    """The device call of a hot request (its first path parameter is the slug)."""
-    if request.token is None:
-        raise PassOn  # FastAPI answers the 401
-    who = protocol.Presented(request.params[0], request.token, request.client_host)
-    return DeviceCall(request.services, who)
-
-
-async def _hot_checkout(request: HotRequest) -> Response:
-    call = _hot_call(request)
-    return await _checkout(body_of(CheckoutIn, request), call)
-
-
-async def _hot_heartbeat(request: HotRequest) -> Response:
-    call = _hot_call(request)
-    body = body_of(HeartbeatIn, request)
-    return await _renew(call, request.params[1], body)
-
-
-async def _hot_release(request: HotRequest) -> Response:
-    return await _release(_hot_call(request), request.params[1])
-
-
-async def _hot_consume(request: HotRequest) -> Response:
-    call = _hot_call(request)
-    return await _consume(call, body_of(ConsumeIn, request))
-
-
-HOT_CALLS = tuple(
-    HotCall(method, router.prefix + path, answer)
-    for method, path, answer in (
-        ("POST", "/seats", _hot_checkout),
-        ("POST", "/seats/{lease_id}/heartbeat", _hot_heartbeat),
-        ("DELETE", "/seats/{lease_id}", _hot_release),
-        ("POST", "/counters/consume", _hot_consume),
-    )
-)

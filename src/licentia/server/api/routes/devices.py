@@ -17,8 +17,8 @@ from licentia.domain.errors import ValidationError
 from licentia.server.activation import calls
 from licentia.server.activation import services as activation
 from licentia.server.activation.calls import DeviceMessage
-from licentia.server.api.context import Context, Services, require, services_of
-from licentia.server.api.hot import HotCall, HotRequest, PassOn
+from licentia.server.api.context import Context, Services, app_services, require
+from licentia.server.api.hot import HotRequest, PassOn, hot, parsed_by
 from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.pagination import paginate
@@ -123,9 +123,30 @@ def _message_of(slug: str, body: bytes, source_ip: str | None) -> DeviceMessage:
     return DeviceMessage(slug, token, source_ip)
 
 
-async def _message(slug: str, request: Request) -> DeviceMessage:
+def _hot_message(request: HotRequest) -> DeviceMessage:
+    """PassOn (FastAPI's route then says what is wrong) for a body too large or not
+    ASCII."""
+    try:
+        return _message_of(request.params["slug"], request.body, request.client_host)
+    except ValidationError:
+        raise PassOn from None
+
+
+@parsed_by(_hot_message)
+async def device_message(slug: str, request: Request) -> DeviceMessage:
+    """A dependency: the compact JWS a device sent to the vendor ``slug``."""
     source_ip = request.client.host if request.client else None
     return _message_of(slug, await request.body(), source_ip)
+
+
+def _hot_conditional(request: HotRequest) -> bool:
+    return b"if-none-match" in request.headers
+
+
+@parsed_by(_hot_conditional)
+async def conditional(request: Request) -> bool:
+    """A dependency: whether the device sent ``If-None-Match``."""
+    return request.headers.get("If-None-Match") is not None
 
 
 def _update_answer(result: activation.UpdateIssued | activation.NotModified) -> Response:
@@ -138,24 +159,19 @@ def _update_answer(result: activation.UpdateIssued | activation.NotModified) -> 
     )
 
 
-async def _activate(services: Services, message: DeviceMessage) -> Response:
-    return _update_answer(await calls.activate(services.runner, services.master, message))
-
-
-async def _sync(services: Services, message: DeviceMessage, *, conditional: bool) -> Response:
-    result = await calls.sync(services.runner, services.master, message, conditional=conditional)
-    return _update_answer(result)
-
-
 @device_router.post(
     "/vendors/{slug}/devices/activate",
     response_class=Response,
     openapi_extra=_JOSE_BODY,
     responses=_JOSE_ANSWER,
 )
-async def activate_device(slug: str, request: Request) -> Response:
+@hot
+async def activate_device(
+    message: DeviceMessage = Depends(device_message),
+    services: Services = Depends(app_services),
+) -> Response:
     """Online activation: a device request (``op`` activate) with a ticket code."""
-    return await _activate(services_of(request), await _message(slug, request))
+    return _update_answer(await calls.activate(services.runner, services.master, message))
 
 
 @device_router.post(
@@ -164,11 +180,15 @@ async def activate_device(slug: str, request: Request) -> Response:
     openapi_extra=_JOSE_BODY,
     responses={**_JOSE_ANSWER, 304: {"description": "unchanged"}},
 )
-async def sync_device(slug: str, request: Request) -> Response:
+@hot  # a fleet of devices syncs all day, most finding the device current
+async def sync_device(
+    message: DeviceMessage = Depends(device_message),
+    if_none_match: bool = Depends(conditional),
+    services: Services = Depends(app_services),
+) -> Response:
     """Renew leases and fetch changes; 304 when the device is current (send If-None-Match)."""
-    conditional = request.headers.get("If-None-Match") is not None
-    message = await _message(slug, request)
-    return await _sync(services_of(request), message, conditional=conditional)
+    result = await calls.sync(services.runner, services.master, message, conditional=if_none_match)
+    return _update_answer(result)
 
 
 @device_router.post(
@@ -177,9 +197,11 @@ async def sync_device(slug: str, request: Request) -> Response:
     openapi_extra=_JOSE_BODY,
     responses=_JOSE_ANSWER,
 )
-async def process_offline_request(slug: str, request: Request) -> Response:
+async def process_offline_request(
+    message: DeviceMessage = Depends(device_message),
+    services: Services = Depends(app_services),
+) -> Response:
     """A request file from a machine without internet; answers the update file."""
-    services, message = services_of(request), await _message(slug, request)
     return _update_answer(
         await calls.process_offline_request(services.runner, services.master, message)
     )
@@ -192,9 +214,11 @@ class ReceiptOut(BaseModel):
 @device_router.post(
     "/vendors/{slug}/devices/receipts", response_model=ReceiptOut, openapi_extra=_JOSE_BODY
 )
-async def confirm_receipt(slug: str, request: Request) -> ReceiptOut:
+async def confirm_receipt(
+    message: DeviceMessage = Depends(device_message),
+    services: Services = Depends(app_services),
+) -> ReceiptOut:
     """A receipt confirms an imported update; a mismatch flags the device."""
-    services, message = services_of(request), await _message(slug, request)
     return ReceiptOut(
         confirmed=await calls.confirm_receipt(services.runner, services.master, message)
     )
@@ -208,38 +232,10 @@ class ReturnOut(BaseModel):
 @device_router.post(
     "/vendors/{slug}/devices/returns", response_model=ReturnOut, openapi_extra=_JOSE_BODY
 )
-async def return_license(slug: str, request: Request) -> JSONResponse:
+async def return_license(
+    message: DeviceMessage = Depends(device_message),
+    services: Services = Depends(app_services),
+) -> JSONResponse:
     """A return proof: the license becomes available again (transfer limit permitting)."""
-    services, message = services_of(request), await _message(slug, request)
     returned = await calls.return_license(services.runner, services.master, message)
     return JSONResponse(ReturnOut(license=returned.license_id, state=returned.state).model_dump())
-
-
-# --- the hot calls -----------------------------------------------------------------------
-# A fleet of devices activates and syncs (most syncs finding the device current): those
-# are answered before FastAPI's routing (licentia.server.api.hot), by the functions the
-# routes above call.
-
-
-def _hot_message(request: HotRequest) -> DeviceMessage:
-    """The device message in the body; PassOn (FastAPI's route then says what is
-    wrong) for a body too large or not ASCII."""
-    try:
-        return _message_of(request.params[0], request.body, request.client_host)
-    except ValidationError:
-        raise PassOn from None
-
-
-async def _hot_sync(request: HotRequest) -> Response:
-    conditional = b"if-none-match" in request.headers
-    return await _sync(request.services, _hot_message(request), conditional=conditional)
-
-
-async def _hot_activate(request: HotRequest) -> Response:
-    return await _activate(request.services, _hot_message(request))
-
-
-HOT_CALLS = (
-    HotCall("POST", "/vendors/{slug}/devices/sync", _hot_sync, json_body=False),
-    HotCall("POST", "/vendors/{slug}/devices/activate", _hot_activate, json_body=False),
-)

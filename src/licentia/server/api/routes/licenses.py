@@ -12,8 +12,8 @@ from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from licentia.domain.errors import NotFoundError
-from licentia.server.api.context import Context, context_for, require
-from licentia.server.api.hot import HotCall, HotRequest, PassOn
+from licentia.server.api.context import Context, require
+from licentia.server.api.hot import hot
 from licentia.server.api.schemas import Out, PageOut, PageParams, json_of, page_of, page_params
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.catalog.services import template_by_sku
@@ -90,14 +90,13 @@ def list_licenses(
 
 
 @router.get("/licenses/{license_id}", response_model=LicenseOut)
-def get_license(license_id: str, ctx: Context = Depends(require("licenses:read"))) -> Response:
-    return _read(ctx, license_id)
-
-
-def _read(ctx: Context, license_id: str) -> Response:
-    return json_of(
-        license_out(ctx.read_rows(lambda c: licenses.read_license(c, ctx.actor, license_id)))
-    )
+@hot  # a vendor's ERP reads licenses by id more than anything else
+async def get_license(
+    license_id: str, ctx: Context = Depends(require("licenses:read"))
+) -> Response:
+    """Several reads that arrive together go out in one statement (licenses/reads.py)."""
+    row = await ctx.services.license_reads.read(ctx.vendor_id, license_id)
+    return json_of(license_out(row))
 
 
 @router.post("/licenses/{license_id}/actions/extend", response_model=LicenseOut)
@@ -161,19 +160,3 @@ def change_state(
     Registered last so that ``extend`` and ``replace`` match their own routes first.
     """
     return ctx.write(lambda s: license_out(licenses.change_state(s, ctx.actor, license_id, action)))
-
-
-# --- the hot call ------------------------------------------------------------------------
-# A vendor's ERP reads licenses by id more than anything else: answered before
-# FastAPI's routing (licentia.server.api.hot), by the route's own function.
-
-
-async def _hot_read(request: HotRequest) -> Response:
-    if request.token is None:
-        raise PassOn  # FastAPI answers the 401
-    ctx = await context_for(request.services, request.token, request.client_host, "licenses:read")
-    row = await ctx.services.license_reads.read(ctx.vendor_id, request.params[0])
-    return json_of(license_out(row))
-
-
-HOT_CALLS = (HotCall("GET", "/licenses/{license_id}", _hot_read),)
