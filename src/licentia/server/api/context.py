@@ -24,7 +24,7 @@ from licentia.server.api.credentials import CredentialCache
 from licentia.server.api.hot_requests import HotRequest, PassOn, parsed_by
 from licentia.server.api.threads import blocking
 from licentia.server.cloud.renewals import Renewals
-from licentia.server.db.engine import Database, run_write
+from licentia.server.db.engine import Database, run_read, run_write
 from licentia.server.db.runner import Runner
 from licentia.server.idempotency.services import (
     StoredAnswer,
@@ -70,8 +70,9 @@ class Context:
         return self.services.master
 
     def read(self, work: Callable[[Session], T]) -> T:
-        with self.services.db.read() as session:
-            return work(session)
+        """Run ``work`` in a read session (again on a new connection if the database
+        dropped the first: reads are always safe to repeat)."""
+        return run_read(self.services.db, work)
 
     def write(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in a write transaction, retrying lost uniqueness races."""
@@ -163,8 +164,9 @@ async def context_for(services: Services, token: str, source_ip: str | None, sco
 
 def verify(services: Services, token: str, source_ip: str | None) -> Actor:
     """Read the credential from the database, remember it, and record its use."""
-    with services.db.read() as session:
-        credential = authenticate(session, token, source_ip=source_ip)
+    credential = run_read(
+        services.db, lambda session: authenticate(session, token, source_ip=source_ip)
+    )
     services.credentials.put(token, credential.actor, expires_at=credential.expires_at)
     key_id = credential.actor.id
     if credential.needs_touch and key_id is not None:

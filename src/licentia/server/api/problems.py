@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException
 
 from licentia.domain.errors import (
@@ -76,6 +76,15 @@ def answer_for(error: Exception, method: str, path: str) -> JSONResponse:
             422,
             "VALIDATION_FAILED",
             "a value in the request cannot be stored (for example a NUL character)",
+        )
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        # Lost while committing (anything earlier was run again on a new connection):
+        # whether the change was kept is unknown, so the caller should try again.
+        log.warning("database connection lost on %s %s: %s", method, path, error.orig)
+        return problem(
+            503,
+            "DATABASE_UNREACHABLE",
+            "the database connection was lost; retry (a create with its Idempotency-Key)",
         )
     if isinstance(error, SignatureInvalidError):
         # A device message that is no JWS at all, wherever a route meets it first: the

@@ -88,7 +88,12 @@ def append_events(
             driver.commit()
     except dbapi_error as error:
         raise DBAPIError.instance(
-            _APPEND, None, error, dbapi_error, hide_parameters=True
+            _APPEND,
+            None,
+            error,
+            dbapi_error,
+            hide_parameters=True,
+            connection_invalidated=driver.broken,  # lost while committing: never retried
         ) from error
 
 

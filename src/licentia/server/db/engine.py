@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -59,22 +59,53 @@ _PING_AFTER_IDLE_SECONDS = 5.0
 
 def run_write(db: Database, work: Callable[[Session], T]) -> T:
     """Run ``work`` in a write transaction; retry when a concurrent transaction won a
-    uniqueness race (the retry then finds the winner's row) or PostgreSQL asks for it."""
+    uniqueness race (the retry then finds the winner's row), PostgreSQL asks for it, or
+    the database dropped the connection before the commit was sent (nothing of the
+    transaction was kept, so running it again on a new connection is safe).
+
+    A connection lost while committing is not retried: whether the commit arrived is
+    unknown. That error (``connection_invalidated``) reaches the caller."""
     for attempt in range(_RETRIES):
+        committing = False
         try:
             with db.transaction() as session:
-                return work(session)
+                result = work(session)
+                committing = True
+            return result
         except (IntegrityError, OperationalError) as error:
-            if attempt == _RETRIES - 1 or not _retryable(error):
+            if attempt == _RETRIES - 1 or not _retryable(error, committing=committing):
                 raise
     raise AssertionError("unreachable")
 
 
-def _retryable(error: Exception) -> bool:
+def run_read(db: Database, work: Callable[[Session], T]) -> T:
+    """Run ``work`` in a read session; run it again on a new connection if the database
+    dropped the one it had (a restart, a failover, ``pg_terminate_backend``)."""
+
+    def once() -> T:
+        with db.read() as session:
+            return work(session)
+
+    return _again_if_dropped(once)
+
+
+def _again_if_dropped(read: Callable[[], T]) -> T:
+    for attempt in range(_RETRIES):
+        try:
+            return read()
+        except DBAPIError as error:
+            if attempt == _RETRIES - 1 or not error.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _retryable(error: DBAPIError, *, committing: bool) -> bool:
     if isinstance(error, IntegrityError):
         return True
+    if error.connection_invalidated:
+        return not committing
     # PostgreSQL serialization failures and deadlocks are safe to retry.
-    return getattr(getattr(error, "orig", None), "sqlstate", None) in {"40001", "40P01"}
+    return getattr(error.orig, "sqlstate", None) in {"40001", "40P01"}
 
 
 def connect(url: str, *, pool_size: int = 10) -> Database:
