@@ -1,0 +1,142 @@
+"""Each fast path of the device and cloud protocols answers as its full path does.
+
+The calls devices make all day have a fast path beside the full one
+(activation/calls.py, cloud/calls.py, cloud/checkout.py). Each test below sends the
+same kind of request down both paths and compares what a device would get; and
+where the fast path cannot answer, it answers None having changed nothing, while
+the full path decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from licentia.domain.errors import ConflictError
+from licentia.formats.device import unverified_claims
+from licentia.server.activation import calls as device_calls
+from licentia.server.activation.calls import DeviceMessage
+from licentia.server.activation.services import NotModified, UpdateIssued
+from licentia.server.api.context import Services
+from licentia.server.cloud import calls
+from licentia.server.cloud.checkout import checkout_at_once, checkout_in_line
+from licentia.server.cloud.protocol import Presented, SeatGrant, SeatWanted
+from tests.factories import VendorHandle
+from tests.integration.test_cloud import CloudUser, _container
+from tests.integration.test_device_sync import _activated
+
+
+def _services(vendor: VendorHandle) -> Services:
+    services: Services = vendor.client.app.state.services  # type: ignore[attr-defined]
+    return services
+
+
+def _run(awaitable: Any) -> Any:
+    async def run() -> Any:
+        return await awaitable
+
+    return asyncio.run(run())
+
+
+def test_an_unchanged_sync_answers_as_the_full_sync(vendors) -> None:
+    vendor = vendors.create()
+    services = _services(vendor)
+    device, _listed = _activated(vendor)
+
+    def message() -> DeviceMessage:
+        return DeviceMessage(vendor.slug, device.request("sync"))
+
+    fast = _run(device_calls.sync_unchanged(services.runner, message()))
+    full = _run(
+        device_calls.sync_in_full(services.runner, services.master, message(), conditional=True)
+    )
+    assert fast is not None and isinstance(full, NotModified)
+    assert fast.state == full.state == device.state
+    device.state = "a-state-never-issued"
+    assert _run(device_calls.sync_unchanged(services.runner, message())) is None
+    behind = _run(
+        device_calls.sync_in_full(services.runner, services.master, message(), conditional=True)
+    )
+    assert isinstance(behind, UpdateIssued) and behind.seq == device.seq + 1
+
+
+def _seat_pool(vendors, seats: int) -> tuple[VendorHandle, Services, Presented, str]:
+    vendor = vendors.create()
+    credential, product, _ = _container(
+        vendor, delivery="seat_pool", seats=seats, seat_counting="per_process", units=50
+    )
+    user = CloudUser(vendor, credential)
+    return vendor, _services(vendor), Presented(vendor.slug, user.token), product
+
+
+def _same_grant(fast: SeatGrant, full: SeatGrant) -> None:
+    assert (fast.license_id, fast.ttl_seconds, fast.reconnected) == (
+        full.license_id,
+        full.ttl_seconds,
+        full.reconnected,
+    )
+    fast_claims, full_claims = unverified_claims(fast.token), unverified_claims(full.token)
+    assert fast_claims.keys() == full_claims.keys()
+    assert (fast_claims["lease"], fast_claims["fence"]) == (fast.lease_id, fast.fence)
+    assert (full_claims["lease"], full_claims["fence"]) == (full.lease_id, full.fence)
+
+
+def test_a_checkout_at_once_grants_what_the_full_checkout_grants(vendors) -> None:
+    _vendor, services, who, product = _seat_pool(vendors, seats=2)
+    runner, master = services.runner, services.master
+    ann, bob = (SeatWanted(product, None, name, "pc", name) for name in ("ann", "bob"))
+    fast = _run(checkout_at_once(runner, master, who, ann))
+    full = _run(checkout_in_line(runner, master, who, bob, wait_seconds=0))
+    assert fast is not None and fast.fence == full.fence == 1
+    _same_grant(fast, full)
+    # A holder coming back: the fast path leaves it to the full one, which reconnects.
+    assert _run(checkout_at_once(runner, master, who, ann)) is None
+    again = _run(checkout_in_line(runner, master, who, ann, wait_seconds=0))
+    assert (again.lease_id, again.reconnected) == (fast.lease_id, True)
+    # A full pool: the fast path takes nothing, the full one refuses.
+    carl = SeatWanted(product, None, "carl", "pc", "carl")
+    assert _run(checkout_at_once(runner, master, who, carl)) is None
+    with pytest.raises(ConflictError) as refused:
+        _run(checkout_in_line(runner, master, who, carl, wait_seconds=0))
+    assert refused.value.code == "NO_SEAT_AVAILABLE"
+
+
+def test_heartbeats_renewed_together_answer_as_a_heartbeat_alone(vendors, backend) -> None:
+    _vendor, services, who, product = _seat_pool(vendors, seats=2)
+    runner, master = services.runner, services.master
+    lease = _run(checkout_at_once(runner, master, who, SeatWanted(product, None, "a", "pc", "1")))
+    together = _run(services.renewals.renew(who, lease.lease_id, lease.fence))
+    alone = _run(calls.heartbeat_alone(runner, master, who, lease.lease_id, lease.fence))
+    if backend == "sqlite":
+        assert together is None  # renewed together on PostgreSQL only
+    else:
+        assert together is not None
+        assert (together.lease_id, together.fence) == (alone.lease_id, alone.fence)
+        _same_grant(together, alone)
+    stale = lease.fence + 1
+    assert _run(services.renewals.renew(who, lease.lease_id, stale)) is None
+    with pytest.raises(ConflictError) as lost:
+        _run(calls.heartbeat_alone(runner, master, who, lease.lease_id, stale))
+    assert lost.value.code == "SEAT_LOST"
+
+
+def test_a_consumption_at_once_counts_as_the_full_consumption(vendors) -> None:
+    _vendor, services, who, product = _seat_pool(vendors, seats=1)
+    runner, master = services.runner, services.master
+    fast = _run(calls.consume_at_once(runner, who, calls.UnitsWanted(product, None, 2, "a")))
+    full = _run(
+        calls.consume_in_full(runner, master, who, calls.UnitsWanted(product, None, 2, "b"))
+    )
+    assert fast is not None
+    assert (fast.license_id, fast.units, fast.replayed) == (full.license_id, 2, False)
+    assert full.balance_after == fast.balance_after - 2
+    # A repeated key: the fast path takes nothing, the full one replays.
+    assert (
+        _run(calls.consume_at_once(runner, who, calls.UnitsWanted(product, None, 2, "a"))) is None
+    )
+    replay = _run(
+        calls.consume_in_full(runner, master, who, calls.UnitsWanted(product, None, 2, "a"))
+    )
+    assert (replay.replayed, replay.balance_after) == (True, fast.balance_after)
