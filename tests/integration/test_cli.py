@@ -218,7 +218,7 @@ def test_an_api_key_is_shown_once_works_is_listed_without_its_secret_and_can_be_
         "admin", "api-key", "create", "--vendor", slug, "--name", "erp", "--scope", "orders:read"
     )
     assert issued["key"].startswith("lic_")
-    assert issued["scopes"] == "orders:read"
+    assert issued["scopes"] == ["orders:read"]
 
     with operator.api() as api:
         assert api.get("/api/v1/orders", headers=bearer(issued["key"])).status_code == 200

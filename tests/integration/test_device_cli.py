@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from licentia.cli.device import wizard
 from licentia.cli.main import app
+from licentia.cli.wizard import wizard
 from tests.factories import VendorHandle
 
 runner = CliRunner()
@@ -38,12 +39,89 @@ def test_a_user_activates_online_and_sees_the_license_in_the_status(device_env, 
     assert vendor.ok("GET", f"/licenses/{licenses[0]['license']}")["state"] == "activated"
 
 
-def test_a_typo_in_the_ticket_is_a_message_and_a_non_zero_exit(device_env, live_server):
+def mistyped(code: str) -> str:
+    """``code`` with its check symbol changed: one typo."""
+    return code[:-1] + ("0" if code[-1] != "0" else "1")
+
+
+def test_a_typo_in_the_ticket_is_refused_before_anything_is_sent_or_written(
+    device_env, live_server, tmp_path
+):
     _, common, code = device_env
-    typo = code[:-1] + ("0" if code[-1] != "0" else "1")
-    result = runner.invoke(app, ["device", "activate", typo, "--server", live_server, *common])
-    assert result.exit_code == 13
+    result = runner.invoke(
+        app, ["device", "activate", mistyped(code), "--server", live_server, *common]
+    )
+    assert result.exit_code == 2
     assert "TICKET_CODE_INVALID" in result.output
+    assert not (tmp_path / "store").exists()  # no device store was even created
+
+
+def test_a_request_file_with_a_mistyped_ticket_is_not_written(device_env, tmp_path):
+    _, common, code = device_env
+    request = tmp_path / "request.jws"
+    result = runner.invoke(
+        app, ["device", "request", str(request), "--ticket", mistyped(code), *common]
+    )
+    assert result.exit_code == 2
+    assert "TICKET_CODE_INVALID" in result.output
+    assert not request.exists()
+
+
+def test_the_wizard_asks_again_for_a_mistyped_ticket(device_env, live_server, tmp_path):
+    _, common, code = device_env
+    request = tmp_path / "request.jws"
+    result = runner.invoke(
+        wizard,
+        ["--mode", "file", "--request-file", str(request), *common],
+        input=f"{mistyped(code)}\n{code}\nn\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "type it again" in result.output
+    assert request.exists()
+
+
+def test_status_without_a_vendor_says_so_and_exits_2(device_env):
+    _, common, _ = device_env
+    without_vendor = common[2:]  # --jwks and --store only
+    result = runner.invoke(app, ["device", "status", *without_vendor], env={"LICENTIA_VENDOR": ""})
+    assert result.exit_code == 2
+    assert "VENDOR_MISSING" in result.output and "--vendor" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_an_unknown_vendor_is_named_as_such_and_exits_4(live_server, tmp_path):
+    store = tmp_path / "store"
+    result = runner.invoke(
+        app,
+        ["device", "status", "--vendor", "no-such-vendor", "--server", live_server],
+        env={"LICENTIA_STORE": str(store)},
+    )
+    assert result.exit_code == 4
+    assert "VENDOR_NOT_FOUND" in result.output and "no-such-vendor" in result.output
+    assert "mozilla" not in result.output
+
+
+def test_json_output_has_rfc3339_times_nulls_and_arrays(device_env, live_server):
+    _, common, code = device_env
+    activated = runner.invoke(app, ["device", "activate", code, "--server", live_server, *common])
+    assert activated.exit_code == 0, activated.output
+    status = json.loads(runner.invoke(app, ["device", "status", *common, "--json"]).output)
+    rfc3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+    assert rfc3339.match(status["last_sync"]) and rfc3339.match(status["next_refresh"])
+    (license_,) = status["licenses"]
+    assert isinstance(license_["features"], list)
+    assert rfc3339.match(license_["lease_until"])
+    assert license_["maintenance_until"] is None or rfc3339.match(license_["maintenance_until"])
+    assert status["problem"] is None
+
+
+def test_errors_in_json_mode_are_json(device_env):
+    _, common, _ = device_env
+    result = runner.invoke(app, ["device", "sync", *common, "--json"])
+    assert result.exit_code == 12  # no --server: nothing to sync with
+    answer = json.loads(result.output)
+    assert answer["error"]["code"] == "NETWORK_ERROR" and answer["error"]["message"]
+    assert answer["exit_code"] == 12
 
 
 def test_the_wizard_activates_online_without_questions_when_given_flags(device_env, live_server):
@@ -98,3 +176,54 @@ def test_the_file_round_trip_through_the_vendor_cli(
     assert confirmed.exit_code == 0 and json.loads(confirmed.output)["confirmed"] == 1
     replay = runner.invoke(app, ["device", "import", str(update), *common])
     assert replay.exit_code == 11  # an old update is refused on the device
+
+
+def test_the_vendor_side_of_the_round_trip_goes_through_the_api_without_a_database(
+    device_env, live_server, tmp_path, monkeypatch
+):
+    vendor, common, code = device_env
+    monkeypatch.chdir(tmp_path)  # no database here, and none is needed
+    no_database = {"LICENTIA_DATABASE_URL": None, "LICENTIA_MASTER_KEY": None}
+    request, update = tmp_path / "request.jws", tmp_path / "update.jws"
+    requested = runner.invoke(app, ["device", "request", str(request), "--ticket", code, *common])
+    assert requested.exit_code == 0, requested.output
+    vendor_side = ["--vendor", vendor.slug, "--server", live_server, "--json"]
+    processed = runner.invoke(
+        app,
+        ["admin", "offline", "process", str(request), "--out", str(update), *vendor_side],
+        env=no_database,
+    )
+    assert processed.exit_code == 0, processed.output
+    assert json.loads(processed.output)["seq"] == 1
+    imported = runner.invoke(app, ["device", "import", str(update), *common])
+    assert imported.exit_code == 0, imported.output
+    receipt = next(tmp_path.glob("*receipt*"))
+    confirmed = runner.invoke(
+        app, ["admin", "offline", "receipt", str(receipt), *vendor_side], env=no_database
+    )
+    assert confirmed.exit_code == 0, confirmed.output
+    assert json.loads(confirmed.output)["confirmed"] == 1
+    assert not (tmp_path / "var").exists()
+    again = runner.invoke(
+        app,
+        ["admin", "offline", "process", str(request), "--out", str(update), *vendor_side],
+        env=no_database,
+    )
+    assert again.exit_code != 0  # the same request twice is a replay: refused with its code
+    assert json.loads(again.output)["error"]["code"]
+
+
+def test_a_vendor_command_run_where_there_is_no_database_says_so_and_creates_none(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    request = tmp_path / "request.jws"
+    request.write_text("a.b.c\n")
+    result = runner.invoke(
+        app,
+        ["admin", "offline", "process", "--vendor", "acme", str(request), "--out", "u.jws"],
+        env={"LICENTIA_DATABASE_URL": None},
+    )
+    assert result.exit_code == 6
+    assert "DATABASE_MISSING" in result.output and "licentia db upgrade" in result.output
+    assert not (tmp_path / "var").exists()

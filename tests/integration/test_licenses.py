@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_sta
 from sqlalchemy import text, update
 
 from licentia.domain.errors import ConfigurationError
-from licentia.domain.tickets import check_symbol, normalize_ticket_code
+from licentia.formats.tickets import check_symbol, normalize_ticket_code
 from licentia.server.keys.master import MasterKey
 from licentia.server.licenses.models import License
 from licentia.server.orders.models import Ticket

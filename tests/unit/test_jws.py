@@ -148,6 +148,16 @@ def test_a_flipped_signature_byte_is_refused(private, keys):
     assert_refused(f"{header}.{payload}.{b64url(bytes(raw))}", keys)
 
 
+def test_a_signature_spelled_with_other_unused_bits_is_refused(private, keys):
+    # 64 bytes are 86 symbols whose last one carries 4 unused bits: a changed symbol
+    # that decodes to the same bytes would still be a changed document.
+    head, payload, signature = sign_document({"n": 1}, private, kid=KID, typ=TYP).split(".")
+    for symbol in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_":
+        if symbol != signature[-1]:
+            with pytest.raises(SignatureInvalidError):
+                verify_document(f"{head}.{payload}.{signature[:-1]}{symbol}", keys, typ=TYP)
+
+
 def test_a_document_signed_by_another_key_under_a_known_kid_is_refused(keys):
     impostor = Ed25519PrivateKey.generate()
     assert_refused(sign_document(CLAIMS, impostor, kid=KID, typ=TYP), keys)

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from licentia.domain.errors import ValidationError
-from licentia.domain.tickets import (
+from licentia.formats.tickets import (
     ALPHABET,
     DATA_SYMBOLS,
+    TicketCodeError,
     check_symbol,
     generate_ticket_code,
     normalize_ticket_code,
@@ -40,10 +40,9 @@ def ticket_codes(draw: st.DrawFn) -> str:
 
 
 def assert_refused_as_typo(text: str) -> None:
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(TicketCodeError) as caught:
         normalize_ticket_code(text)
     assert caught.value.code == "TICKET_CODE_INVALID"
-    assert caught.value.field == "code"
 
 
 # --- shape and entropy ------------------------------------------------------------------

@@ -1,25 +1,31 @@
-"""``licentia device …`` and the ``licentia-activate`` wizard: the end user's side.
+"""``licentia device …``: the end user's side of device licenses.
 
-Both are thin: every decision is the client SDK's (``licentia.client.LicenseClient``).
-The vendor's public keys come from ``--jwks`` (a file the vendor ships with its
-application: the trust anchor) or, if none is given, from the server's JWKS endpoint.
+Thin: every decision is the client SDK's (``licentia.client.LicenseClient``). Imports
+only typer, rich and the client, so that it runs where the server is not installed
+(``pip install licentia[cli]``); the client is imported when a command runs, not for
+``--help``. The vendor's public keys come from ``--jwks`` (a file the vendor ships with
+its application: the trust anchor) or, if none is given, from the server's JWKS.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
-from rich.console import Console
-from rich.prompt import Confirm, Prompt
-from rich.table import Table
 
-from licentia.cli.output import Output, fail, guarded
-from licentia.client import Entitlement, LicenseClient
+from licentia.cli.output import (
+    EXIT_INVALID,
+    EXIT_NETWORK,
+    EXIT_NOT_FOUND,
+    Output,
+    fail,
+    guarded,
+)
+
+if TYPE_CHECKING:
+    from licentia.client import Entitlement, LicenseClient
 
 app = typer.Typer(no_args_is_help=True, help="Licenses on this device (the end user's side).")
 
@@ -32,7 +38,8 @@ Server = Annotated[
     ),
 ]
 Vendor = Annotated[
-    str, typer.Option("--vendor", envvar="LICENTIA_VENDOR", help="The vendor's slug.")
+    str | None,
+    typer.Option("--vendor", envvar="LICENTIA_VENDOR", help="The vendor's slug (required)."),
 ]
 Jwks = Annotated[
     Path | None,
@@ -50,31 +57,62 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.
 
 
 def open_client(
-    server: str | None, vendor: str, jwks: Path | None, store: Path | None
+    server: str | None, vendor: str | None, jwks: Path | None, store: Path | None
 ) -> LicenseClient:
-    return LicenseClient(server, vendor, _public_keys(server, vendor, jwks), store_dir=store)
+    """The SDK's client for ``vendor``; a command error for a missing or invalid slug or
+    keys that cannot be had."""
+    from licentia.client import LicenseClient
+
+    slug = require_vendor(vendor)
+    try:
+        return LicenseClient(server, slug, _public_keys(server, slug, jwks), store_dir=store)
+    except ValueError as error:
+        fail(f"cannot use the vendor's keys: {error}", "JWKS_INVALID", EXIT_INVALID)
+
+
+def require_vendor(vendor: str | None) -> str:
+    from licentia.client import store_directory
+
+    if not vendor:
+        fail(
+            "give the vendor's slug with --vendor (or LICENTIA_VENDOR), as in your "
+            "vendor's instructions, e.g. --vendor acme",
+            "VENDOR_MISSING",
+            EXIT_INVALID,
+        )
+    try:
+        store_directory(vendor)  # refuses what cannot be a vendor's slug
+    except ValueError:
+        fail(f"{vendor!r} is not a vendor slug", "VENDOR_INVALID", EXIT_INVALID)
+    return vendor
 
 
 def _public_keys(server: str | None, vendor: str, jwks: Path | None) -> dict[str, Any]:
+    from licentia.client import LicentiaClientError, ServerError, fetch_jwks
+
     if jwks is not None:
         try:
             keys = json.loads(jwks.read_text())
         except (OSError, ValueError) as error:
             fail(f"cannot read the vendor's keys from {jwks}: {error}", "JWKS_UNREADABLE", 2)
-        return dict(keys)
+        if not isinstance(keys, dict):
+            fail(f"{jwks} is not a JWKS document", "JWKS_INVALID", EXIT_INVALID)
+        return keys
     if server is None:
         fail("give --jwks (the vendor's keys) or --server to fetch them", "JWKS_MISSING", 2)
-    url = f"{server.rstrip('/')}/api/v1/vendors/{vendor}/jwks.json"
     try:
-        response = httpx.get(url, timeout=10.0)
-        response.raise_for_status()
-        return dict(response.json())
-    except (httpx.HTTPError, ValueError) as error:
-        fail(f"cannot fetch the vendor's keys from {url}: {error}", "NETWORK_ERROR", 12)
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
+        return fetch_jwks(server, vendor)
+    except ServerError as error:
+        if error.status == 404:
+            fail(
+                f"License Central at {server} knows no vendor {vendor!r}: check --vendor "
+                "and --server",
+                "VENDOR_NOT_FOUND",
+                EXIT_NOT_FOUND,
+            )
+        raise
+    except LicentiaClientError as error:
+        fail(f"cannot fetch the vendor's keys: {error.message}", error.code, EXIT_NETWORK)
 
 
 def license_rows(entitlements: tuple[Entitlement, ...] | list[Entitlement]) -> list[dict[str, Any]]:
@@ -82,11 +120,11 @@ def license_rows(entitlements: tuple[Entitlement, ...] | list[Entitlement]) -> l
         {
             "license": e.license_id,
             "product": e.product,
-            "features": " ".join(sorted(e.features)),
-            "valid_until": _when(e.valid_until),
-            "lease_until": _when(e.lease_until),
-            "refresh_after": _when(e.refresh_after),
-            "maintenance_until": _when(e.maintenance_until),
+            "features": sorted(e.features),
+            "valid_until": e.valid_until,
+            "lease_until": e.lease_until,
+            "refresh_after": e.refresh_after,
+            "maintenance_until": e.maintenance_until,
         }
         for e in entitlements
     ]
@@ -95,20 +133,31 @@ def license_rows(entitlements: tuple[Entitlement, ...] | list[Entitlement]) -> l
 COLUMNS = ["license", "product", "features", "valid_until", "lease_until", "maintenance_until"]
 
 
+def check_ticket(ticket: str) -> str:
+    """``ticket`` in its canonical form; a command error (exit 2) for a typo."""
+    from licentia.client import TicketCodeInvalidError, normalize_ticket_code
+
+    try:
+        return normalize_ticket_code(ticket)
+    except TicketCodeInvalidError as error:
+        fail(error.message, error.code, EXIT_INVALID)
+
+
 @app.command()
 @guarded
 def activate(
     ticket: str,
     server: Server = None,
-    vendor: Vendor = "",
+    vendor: Vendor = None,
     jwks: Jwks = None,
     store: Store = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Activate a ticket on this device online."""
+    code = check_ticket(ticket)
     client = open_client(server, vendor, jwks, store)
     Output(as_json).rows(
-        license_rows(client.activate(ticket)), COLUMNS, title="Licenses on this device"
+        license_rows(client.activate(code)), COLUMNS, title="Licenses on this device"
     )
 
 
@@ -116,7 +165,7 @@ def activate(
 @guarded
 def status(
     server: Server = None,
-    vendor: Vendor = "",
+    vendor: Vendor = None,
     jwks: Jwks = None,
     store: Store = None,
     as_json: JsonFlag = False,
@@ -124,17 +173,20 @@ def status(
     """Show this device's licenses, their limits, and whether a sync is due."""
     state = open_client(server, vendor, jwks, store).status()
     out = Output(as_json)
+    problem = state.problem
     summary = {
         "device_id": state.device_id,
         "seq": state.seq,
-        "last_sync": _when(state.last_sync),
-        "next_refresh": _when(state.next_refresh),
+        "last_sync": state.last_sync,
+        "next_refresh": state.next_refresh,
         "refresh_due": state.refresh_due,
-        "problem": f"{state.problem.code}: {state.problem.message}" if state.problem else None,
+        "problem": {"code": problem.code, "message": problem.message} if problem else None,
     }
     if as_json:
         out.record({**summary, "licenses": license_rows(state.licenses)})
         return
+    if problem is not None:
+        summary["problem"] = f"{problem.code}: {problem.message}"
     out.record(summary, title="This device")
     out.rows(license_rows(state.licenses), COLUMNS, title="Licenses")
 
@@ -143,7 +195,7 @@ def status(
 @guarded
 def sync(
     server: Server = None,
-    vendor: Vendor = "",
+    vendor: Vendor = None,
     jwks: Jwks = None,
     store: Store = None,
     as_json: JsonFlag = False,
@@ -154,9 +206,9 @@ def sync(
         {
             "changed": result.changed,
             "seq": result.seq,
-            "added": " ".join(result.added),
-            "removed": " ".join(result.removed),
-            "updated": " ".join(result.updated),
+            "added": list(result.added),
+            "removed": list(result.removed),
+            "updated": list(result.updated),
         },
         title="Sync",
     )
@@ -167,14 +219,17 @@ def sync(
 def request(
     out: Annotated[Path, typer.Argument(help="Where to write the request file.")],
     ticket: Annotated[str | None, typer.Option(help="Activate this ticket.")] = None,
-    vendor: Vendor = "",
+    vendor: Vendor = None,
     jwks: Jwks = None,
     store: Store = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Write a request file for a machine without internet (take it to the portal)."""
-    path = open_client(None, vendor, jwks, store).create_offline_request(out, ticket)
-    Console().print(
-        f"Request written to [bold]{path}[/]. Upload it, then import the update you get back."
+    code = check_ticket(ticket) if ticket is not None else None
+    path = open_client(None, vendor, jwks, store).create_offline_request(out, code)
+    Output(as_json).message(
+        {"request": str(path)},
+        f"Request written to [bold]{path}[/]. Upload it, then import the update you get back.",
     )
 
 
@@ -183,13 +238,21 @@ def request(
 def import_update(
     update: Annotated[Path, typer.Argument(help="The update file from the portal.")],
     receipt: Annotated[Path | None, typer.Option(help="Where to write the receipt.")] = None,
-    vendor: Vendor = "",
+    vendor: Vendor = None,
     jwks: Jwks = None,
     store: Store = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Import an update file; writes the receipt that confirms it."""
-    path = open_client(None, vendor, jwks, store).import_update(update, receipt)
-    Console().print(f"Update imported. Upload the receipt [bold]{path}[/] to confirm it.")
+    client = open_client(None, vendor, jwks, store)
+    try:
+        path = client.import_update(update, receipt)
+    except OSError as error:
+        fail(f"cannot read {update}: {error}", "FILE_UNREADABLE", EXIT_INVALID)
+    Output(as_json).message(
+        {"receipt": str(path)},
+        f"Update imported. Upload the receipt [bold]{path}[/] to confirm it.",
+    )
 
 
 @app.command("return")
@@ -198,77 +261,21 @@ def return_license(
     license_id: str,
     out: Annotated[Path | None, typer.Option(help="Offline: write the return proof here.")] = None,
     server: Server = None,
-    vendor: Vendor = "",
+    vendor: Vendor = None,
     jwks: Jwks = None,
     store: Store = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Give a license back (online, or as a proof file with --out) so it can move."""
     client = open_client(server if out is None else None, vendor, jwks, store)
     if out is None:
         client.return_license(license_id)
-        Console().print(f"License {license_id} returned.")
+        Output(as_json).message(
+            {"license": license_id, "returned": True}, f"License {license_id} returned."
+        )
     else:
         path = client.create_return_file(license_id, out)
-        Console().print(f"License removed here. Upload [bold]{path}[/] to make it available again.")
-
-
-# --- the wizard ------------------------------------------------------------------------
-
-wizard = typer.Typer(add_completion=False, help="Activate a license on this device, step by step.")
-
-
-@wizard.command()
-@guarded
-def run_wizard(
-    ticket: Annotated[
-        str | None, typer.Option(help="The ticket code (asked for if missing).")
-    ] = None,
-    mode: Annotated[str | None, typer.Option(help="online or file (asked for if missing).")] = None,
-    request_file: Annotated[Path, typer.Option(help="File mode: the request to write.")] = Path(
-        "licentia-request.jws"
-    ),
-    server: Server = None,
-    vendor: Vendor = "",
-    jwks: Jwks = None,
-    store: Store = None,
-) -> None:
-    """Enter a ticket, choose online or file-based activation, see the result."""
-    console = Console()
-    console.print("[bold]Licentia activation[/]")
-    ticket = ticket or Prompt.ask("Ticket code (XXXXX-XXXXX-XXXXX-XXXXX-XXXXX)")
-    mode = mode or Prompt.ask(
-        "Activate", choices=["online", "file"], default="online" if server else "file"
-    )
-    if mode == "online":
-        client = open_client(server, vendor, jwks, store)
-        with console.status("Activating…"):
-            entitlements = client.activate(ticket)
-        _show(console, entitlements)
-        return
-    client = open_client(None, vendor, jwks, store)
-    path = client.create_offline_request(request_file, ticket)
-    console.print(
-        f"1. Take [bold]{path}[/] to a computer with internet and upload it to the License Portal."
-    )
-    console.print("2. Bring back the update file you receive.")
-    if not Confirm.ask("Do you have the update file now?", default=False):
-        console.print(f"Later, run: licentia device import <update file> --vendor {vendor}")
-        return
-    update = Path(Prompt.ask("Path of the update file"))
-    receipt = client.import_update(update)
-    _show(console, client.licenses())
-    console.print(f"3. Upload the receipt [bold]{receipt}[/] to confirm the activation.")
-
-
-def _show(console: Console, entitlements: list[Entitlement]) -> None:
-    table = Table(title="Activated: licenses on this device")
-    for column in COLUMNS:
-        table.add_column(column, overflow="fold")
-    for row in license_rows(entitlements):
-        table.add_row(*(str(row[c]) for c in COLUMNS))
-    console.print(table)
-
-
-def run_activate() -> None:
-    """Entry point of ``licentia-activate``."""
-    wizard()
+        Output(as_json).message(
+            {"license": license_id, "proof": str(path)},
+            f"License removed here. Upload [bold]{path}[/] to make it available again.",
+        )

@@ -1,154 +1,41 @@
-"""``licentia``: serve, migrate, administer, seed the demo, verify the audit chain."""
+"""``licentia``: the end user's ``device`` commands, and License Central's commands.
+
+``device`` is imported here (typer, rich and the client SDK only); the server's
+commands are named with their module (``licentia.cli.lazy``) and imported when one of
+them runs, so ``licentia --help`` and ``licentia device …`` never load the server.
+"""
 
 from __future__ import annotations
 
-import socket
-from typing import TYPE_CHECKING, Annotated
-
 import typer
-from rich.console import Console
 
-from licentia.cli import admin, device
-from licentia.cli.output import EXIT_BROKEN, Output, fail, guarded
-from licentia.cli.runtime import Runtime
+from licentia.cli import device
+from licentia.cli.lazy import LazyCommand, lazy_group
 
-if TYPE_CHECKING:
-    import uvicorn
+SERVER = "licentia.cli.server.commands:app"
+COMMANDS = {
+    "serve": LazyCommand(
+        SERVER, "Serve the API (refuses an un-migrated database or an unsafe master key).", "serve"
+    ),
+    "demo": LazyCommand(
+        SERVER,
+        "Seed the demo vendor (idempotent) and print its logins and a fresh API key.",
+        "demo",
+    ),
+    "db": LazyCommand(SERVER, "The database schema.", "db"),
+    "audit": LazyCommand(SERVER, "The audit log.", "audit"),
+    "admin": LazyCommand(
+        "licentia.cli.server.admin:app", "Vendors, users, API keys, signing keys, offline files."
+    ),
+}
 
 app = typer.Typer(
-    no_args_is_help=True, help="Licentia License Central.", pretty_exceptions_enable=False
+    cls=lazy_group(COMMANDS),
+    no_args_is_help=True,
+    help="Licentia License Central.",
+    pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
-audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
-app.add_typer(db_app, name="db")
-app.add_typer(audit_app, name="audit")
-app.add_typer(admin.app, name="admin")
 app.add_typer(device.app, name="device")
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-@app.command()
-@guarded
-def serve(
-    host: Annotated[str | None, typer.Option(help="Default: LICENTIA_HOST or 127.0.0.1")] = None,
-    port: Annotated[int | None, typer.Option(help="Default: LICENTIA_PORT or 8000")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Server processes (PostgreSQL only).")] = 1,
-    access_log: Annotated[
-        bool, typer.Option(help="Log every request (costs ~0.1 ms each; a proxy often logs).")
-    ] = True,
-) -> None:
-    """Serve the API (refuses an un-migrated database or an unsafe master key)."""
-    import uvicorn
-
-    runtime = Runtime.load()
-    runtime.check_ready()
-    settings = runtime.settings
-    if workers > 1 and settings.is_sqlite:
-        fail("several workers need PostgreSQL; SQLite serves one process", "CONFIGURATION_ERROR", 6)
-    if workers > 1:
-        _bind_tcp_sockets(uvicorn.Config)
-    uvicorn.run(
-        "licentia.server.api.asgi:build",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_level="info",
-        access_log=access_log,
-    )
-
-
-def _bind_tcp_sockets(config: type[uvicorn.Config]) -> None:
-    """Make the socket uvicorn shares with its worker processes say it is TCP.
-
-    uvicorn binds it without naming the protocol (``proto`` 0), so asyncio does not set
-    TCP_NODELAY on the connections the workers accept, and every answer sent in two
-    writes waits for the client's delayed ACK (~40 ms). A socket object made from the
-    same descriptor reads the real protocol from the kernel.
-    """
-    bind = config.bind_socket
-
-    def bind_tcp(self: uvicorn.Config) -> socket.socket:
-        sock = bind(self)
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
-            return socket.socket(fileno=sock.detach())
-        return sock
-
-    config.bind_socket = bind_tcp  # type: ignore[method-assign]
-
-
-@db_app.command("upgrade")
-@guarded
-def db_upgrade(as_json: JsonFlag = False) -> None:
-    """Apply every migration."""
-    runtime = Runtime.load()
-    runtime.upgrade()
-    Output(as_json).record({"status": "migrated", "schema": runtime.status().current})
-
-
-@db_app.command("status")
-@guarded
-def db_status(as_json: JsonFlag = False) -> None:
-    """Show the schema revision and whether it matches this code."""
-    status = Runtime.load().status()
-    Output(as_json).record(
-        {
-            "current": status.current,
-            "head": status.head,
-            "up_to_date": status.up_to_date,
-            "problem": status.problem(),
-        }
-    )
-    if not status.up_to_date:
-        raise typer.Exit(EXIT_BROKEN)
-
-
-@audit_app.command("verify")
-@guarded
-def audit_verify(
-    vendor: Annotated[str | None, typer.Option(help="Only this vendor's chain (slug).")] = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Check every audit chain; report the first broken link of each. Exit 7 if broken."""
-    breaks = Runtime.load().verify_audit(vendor)
-    rows = [{"chain": b.chain, "seq": b.seq, "reason": b.reason} for b in breaks]
-    out = Output(as_json)
-    if as_json:
-        out.record({"intact": not breaks, "breaks": rows})
-    elif breaks:
-        out.rows(rows, ["chain", "seq", "reason"], title="Audit chain broken")
-    else:
-        out.console.print("[green]audit chain intact[/]")
-    if breaks:
-        raise typer.Exit(EXIT_BROKEN)
-
-
-@app.command()
-@guarded
-def demo(as_json: JsonFlag = False) -> None:
-    """Seed the demo vendor (idempotent) and print its logins and a fresh API key."""
-    runtime = Runtime.load()
-    result = runtime.seed_demo()
-    settings = runtime.settings
-    Output(as_json).record(
-        {
-            "vendor": result.vendor_slug,
-            "api_key": result.api_key,
-            "ticket_code": result.ticket_code,
-            "password (all demo users)": result.password,
-            **{f"user ({role})": email for role, email in result.users.items()},
-            "api docs": f"{settings.public_url}/docs",
-        },
-        title="Licentia demo",
-    )
-    if not as_json:
-        # A table wraps the key in a narrow terminal; this line pastes whole into a shell.
-        Console(soft_wrap=True).print(
-            f"\nTo try the API (README.md), in another terminal:\n"
-            f"  export LICENTIA_API_KEY={result.api_key}",
-            highlight=False,
-        )
 
 
 def run() -> None:

@@ -14,6 +14,7 @@ from licentia.client._clock import (
     system_clock,
 )
 from licentia.client._cloud import AccessToken, CloudClient, Consumption
+from licentia.client._cloud_api import fetch_jwks
 from licentia.client._entitlements import Entitlement
 from licentia.client._exceptions import (
     ClockRollbackError,
@@ -38,6 +39,7 @@ from licentia.client._exceptions import (
     ServerError,
     SignatureInvalidError,
     StoreTamperedError,
+    TicketCodeInvalidError,
     TicketRejectedError,
     TransferLimitReachedError,
     TransportError,
@@ -61,6 +63,7 @@ from licentia.client._licred import CloudCredential, redeem_cloud_ticket
 from licentia.client._retry import RetryPolicy
 from licentia.client._seat import Seat
 from licentia.client._store import DeviceStore, store_directory
+from licentia.client._tickets import normalize_ticket_code
 from licentia.client._virtualization import (
     SystemVirtualizationProbe,
     Virtualization,
@@ -109,6 +112,7 @@ __all__ = [
     "SyncResult",
     "SystemFactorSource",
     "SystemVirtualizationProbe",
+    "TicketCodeInvalidError",
     "TicketRejectedError",
     "TimeHighWaterMark",
     "Tolerance",
@@ -124,8 +128,10 @@ __all__ = [
     "collect_fingerprint",
     "ensure_fingerprint_matches",
     "ensure_virtualization_allowed",
+    "fetch_jwks",
     "hash_factors",
     "match_fingerprint",
+    "normalize_ticket_code",
     "redeem_cloud_ticket",
     "store_directory",
     "system_clock",

@@ -24,9 +24,8 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from licentia.client._autoupdate import AutoUpdater
@@ -53,12 +52,16 @@ from licentia.client._files import write_token
 from licentia.client._fingerprint import FactorSource, Tolerance, collect_fingerprint
 from licentia.client._messages import DeviceSigner
 from licentia.client._store import DeviceStore, check_vendor_name, store_directory
+from licentia.client._tickets import normalize_ticket_code
 from licentia.client._transport import Transport
 from licentia.client._virtualization import (
     SystemVirtualizationProbe,
     VirtualizationProbe,
 )
 from licentia.formats.device import fingerprint_salt
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["ClientStatus", "LicenseClient", "SyncResult"]
 
@@ -202,13 +205,15 @@ class LicenseClient:
         """Activate ``ticket`` on this device online; returns every license it now holds.
 
         Idempotent: activating the same ticket again consumes nothing more. Raises
-        NetworkError, TicketRejectedError, DeviceBlacklistedError, DeviceFlaggedError,
+        TicketCodeInvalidError for a mistyped code before anything is sent, NetworkError,
+        TicketRejectedError, DeviceBlacklistedError, DeviceFlaggedError,
         VirtualMachineNotAllowedError, ServerError, or a verification error of the answer.
         """
+        code = normalize_ticket_code(ticket)
         transport = self._online()
         with self._lock:
             loaded = self._refresh(self._opened())
-            token = self._request("activate", loaded, ticket=ticket.strip())
+            token = self._request("activate", loaded, ticket=code)
             answer = transport.post("activate", token)
             if answer.not_modified:
                 raise _unexpected(answer.status)
@@ -264,10 +269,13 @@ class LicenseClient:
 
     def create_offline_request(self, path: Path, ticket: str | None = None) -> Path:
         """Write a request file for License Central (the portal, or ``licentia admin
-        offline process``): an activation with ``ticket``, a sync without. Returns ``path``."""
+        offline process``): an activation with ``ticket``, a sync without. Returns ``path``.
+
+        Raises TicketCodeInvalidError for a mistyped code before anything is written."""
+        code = normalize_ticket_code(ticket) if ticket is not None else None
         with self._lock:
             loaded = self._refresh(self._opened())
-            token = self._request("offline", loaded, ticket=ticket.strip() if ticket else None)
+            token = self._request("offline", loaded, ticket=code)
             return write_token(Path(path), token)
 
     def import_update(self, path: Path, receipt_path: Path | None = None) -> Path:

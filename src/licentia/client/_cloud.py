@@ -29,9 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
-
-import httpx
+from typing import TYPE_CHECKING, Any, Literal
 
 from licentia.client._borrow import (
     BorrowedSeat,
@@ -59,6 +57,9 @@ from licentia.client._seat import Seat, SeatRequest
 from licentia.client._store import DeviceStore, store_directory
 from licentia.formats.device import fingerprint_salt, unverified_claims
 from licentia.formats.document_types import ACCESS_TYP, BORROW_TYP, SEAT_TYP
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["MAX_WAIT_SECONDS", "AccessToken", "CloudClient", "Consumption"]
 

@@ -19,9 +19,8 @@ import base64
 import json
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from licentia import __version__
@@ -34,11 +33,17 @@ from licentia.client._exceptions import (
 from licentia.formats import jws
 from licentia.formats.device import ed25519_from_jwk
 
-__all__ = ["CloudApi", "VendorKeys"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["CloudApi", "VendorKeys", "fetch_jwks"]
 
 
 class CloudApi:
-    """The cloud endpoints of one vendor at ``server_url``; safe to share between threads."""
+    """The cloud endpoints of one vendor at ``server_url``; safe to share between threads.
+
+    httpx is imported and the HTTP client built on the first call (see
+    :class:`licentia.client._transport.Transport`)."""
 
     def __init__(
         self,
@@ -53,11 +58,9 @@ class CloudApi:
         self._cloud = f"{root}/api/v1/vendors/{vendor}/cloud/"
         self._jwks = f"{root}/api/v1/vendors/{vendor}/jwks.json"
         self._timeout = timeout
-        self._http = httpx.Client(
-            transport=transport,
-            timeout=timeout,
-            headers={"User-Agent": f"licentia-client/{__version__}"},
-        )
+        self._transport = transport
+        self._http: httpx.Client | None = None
+        self._lock = threading.Lock()
 
     def call(
         self,
@@ -97,11 +100,28 @@ class CloudApi:
         return _expect_object(response)
 
     def close(self) -> None:
-        self._http.close()
+        with self._lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
+
+    def _client(self) -> httpx.Client:
+        import httpx
+
+        with self._lock:
+            if self._http is None:
+                self._http = httpx.Client(
+                    transport=self._transport,
+                    timeout=self._timeout,
+                    headers={"User-Agent": f"licentia-client/{__version__}"},
+                )
+            return self._http
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        import httpx
+
         try:
-            return self._http.request(method, url, **kwargs)
+            return self._client().request(method, url, **kwargs)
         except httpx.HTTPError as error:
             raise NetworkError(
                 f"License Central could not be reached ({type(error).__name__}: {error}). "
@@ -126,6 +146,28 @@ def _expect_object(response: httpx.Response) -> dict[str, Any]:
             status=response.status_code,
         )
     return body
+
+
+def fetch_jwks(
+    server_url: str,
+    vendor: str,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    timeout: float = 10.0,
+) -> dict[str, Any]:
+    """The vendor's JWK Set as License Central at ``server_url`` publishes it.
+
+    Keys fetched over the network are only as trustworthy as the connection: an
+    application ships its vendor's keys instead (docs/sdk.md). This is for tools that
+    trust the server they are pointed at, such as ``licentia device`` without
+    ``--jwks``. Raises NetworkError, and ServerError (``status`` 404 for a vendor the
+    server does not know).
+    """
+    api = CloudApi(server_url, vendor, transport=transport, timeout=timeout)
+    try:
+        return api.jwks()
+    finally:
+        api.close()
 
 
 class VendorKeys:

@@ -18,9 +18,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from joserfc import jwe
-from joserfc.errors import JoseError
-from joserfc.jwk import OKPKey
 
 from licentia.client._exceptions import (
     SignatureInvalidError,
@@ -200,6 +197,12 @@ def decrypt_secret(token: str, key: X25519PrivateKey, *, license_id: str) -> str
     Raises SignatureInvalidError if it was not encrypted to this device's key or was
     altered (AES-GCM authenticates the ciphertext).
     """
+    # joserfc is imported here, on the first secret opened: a license check without
+    # secret data (nearly every one) should not pay for loading it.
+    from joserfc import jwe
+    from joserfc.errors import JoseError
+    from joserfc.jwk import OKPKey
+
     try:
         result = jwe.decrypt_compact(token, OKPKey.import_key(key), algorithms=SECRET_ALGORITHMS)
         return result.plaintext.decode("utf-8") if result.plaintext is not None else ""

@@ -26,6 +26,7 @@ branch of the tree to handle a family at once, or a leaf for one condition::
         ├── NetworkError                   NETWORK_ERROR
         └── ServerError                    SERVER_ERROR (+ status, server_code)
             ├── TicketRejectedError        TICKET_REJECTED
+            │   └── TicketCodeInvalidError TICKET_CODE_INVALID (also found before sending)
             ├── DeviceBlacklistedError     DEVICE_BLACKLISTED
             ├── DeviceFlaggedError         DEVICE_FLAGGED
             ├── TransferLimitReachedError  TRANSFER_LIMIT_REACHED
@@ -69,6 +70,7 @@ __all__ = [
     "ServerError",
     "SignatureInvalidError",
     "StoreTamperedError",
+    "TicketCodeInvalidError",
     "TicketRejectedError",
     "TransferLimitReachedError",
     "TransportError",
@@ -251,12 +253,13 @@ class ServerError(TransportError):
     """License Central answered with an error (RFC 9457 problem+json).
 
     ``server_code`` is the problem's own ``code`` (e.g. ``SEAT_LIMIT_REACHED``) so a
-    caller can react to it; ``status`` is the HTTP status.
+    caller can react to it; ``status`` is the HTTP status (None only for a
+    :class:`TicketCodeInvalidError` the SDK found before sending anything).
     """
 
     code = "SERVER_ERROR"
 
-    def __init__(self, message: str, *, status: int, server_code: str | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None, server_code: str | None = None) -> None:
         super().__init__(self.code, message)
         self.status = status
         self.server_code = server_code
@@ -267,6 +270,14 @@ class TicketRejectedError(ServerError):
     delivery, or every license on it is in use (``server_code`` says which)."""
 
     code = "TICKET_REJECTED"
+
+
+class TicketCodeInvalidError(TicketRejectedError):
+    """The ticket code is mistyped: wrong length, a symbol outside the alphabet, or a
+    check symbol that does not match. The SDK checks this before it sends or writes
+    anything (``status`` None then); License Central's own refusal has its status."""
+
+    code = "TICKET_CODE_INVALID"
 
 
 class DeviceBlacklistedError(ServerError):
@@ -315,7 +326,7 @@ class DeviceLimitReachedError(ServerError):
 
 
 _SERVER_ERRORS: dict[str, type[ServerError]] = {
-    "TICKET_CODE_INVALID": TicketRejectedError,
+    "TICKET_CODE_INVALID": TicketCodeInvalidError,
     "TICKET_NOT_FOUND": TicketRejectedError,
     "TICKET_REQUIRED": TicketRejectedError,
     "NO_LICENSE_AVAILABLE": TicketRejectedError,

@@ -27,14 +27,15 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from licentia import __version__
 from licentia.client._exceptions import NetworkError, ServerError, error_from_problem
 from licentia.client._files import write_atomic
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["LICRED_VERSION", "CloudCredential", "redeem_cloud_ticket"]
 
@@ -139,6 +140,8 @@ def redeem_cloud_ticket(
     NetworkError if License Central cannot be reached, TicketRejectedError for a
     mistyped or unknown ticket, and ServerError (``ALREADY_REDEEMED``…) otherwise.
     """
+    import httpx
+
     url = f"{server_url.rstrip('/')}/api/v1/vendors/{vendor}/cloud/redeem"
     headers = {"User-Agent": f"licentia-client/{__version__}"}
     try:

@@ -25,8 +25,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from licentia.client._cloud_api import CloudApi
 from licentia.client._exceptions import NetworkError, ServerError
 from licentia.client._files import lock, write_atomic
@@ -180,5 +178,7 @@ def _surely_not_registered(error: Exception) -> bool:
     """A registration is not idempotent on the server: retry only failures where the
     request cannot have registered (no connection made, or a 5xx rollback)."""
     if isinstance(error, NetworkError):
+        import httpx  # a NetworkError's cause is httpx's, so httpx is loaded already
+
         return isinstance(error.__cause__, httpx.ConnectError | httpx.ConnectTimeout)
     return isinstance(error, ServerError) and (error.status or 0) >= 500

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from licentia import __version__
 from licentia.client._exceptions import NetworkError, ServerError, error_from_problem
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["Answer", "Transport"]
 
@@ -49,8 +50,9 @@ class Answer:
 class Transport:
     """The device endpoints of one vendor at ``server_url`` (scheme, host, optional path).
 
-    The HTTP client is built on first use: setting up TLS costs tens of milliseconds,
-    and an application that only checks licenses offline should not pay for it.
+    httpx is imported and the HTTP client built on first use: importing httpx and
+    setting up TLS cost tens to hundreds of milliseconds, and an application that only
+    checks licenses offline should not pay for them at every start.
     """
 
     def __init__(
@@ -73,6 +75,8 @@ class Transport:
         Raises NetworkError if License Central cannot be reached, and the typed error
         of its problem answer (a ServerError or a more specific class) otherwise.
         """
+        import httpx
+
         headers = {"If-None-Match": f'"{if_none_match}"'} if if_none_match else {}
         try:
             response = self._client().post(endpoint, content=token.encode("ascii"), headers=headers)
@@ -92,6 +96,8 @@ class Transport:
                 self._http = None
 
     def _client(self) -> httpx.Client:
+        import httpx
+
         with self._lock:
             if self._http is None:
                 self._http = httpx.Client(

@@ -27,6 +27,7 @@ ACCEPTED_ALGORITHMS = ("Ed25519", "EdDSA")
 MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 MAX_ENCODED_PAYLOAD = (MAX_PAYLOAD_BYTES + 2) // 3 * 4
 _FROM_BASE64URL = bytes.maketrans(b"-_", b"+/")
+_LAST_SIGNATURE_SYMBOLS = frozenset("AQgw")  # the base64url symbols whose low 4 bits are 0
 _JSON = json.JSONDecoder()
 # Documents nest a few levels; the JSON parser recurses once per level and fails with
 # RecursionError near a thousand, so a header or payload nested deeper than this is
@@ -121,6 +122,10 @@ def verify_document(
         raw_signature = _decode(signature)
         if len(raw_signature) != 64:
             raise SignatureInvalidError("an Ed25519 signature has 64 bytes")
+        # 64 bytes leave four unused bits in the last symbol: only the one spelling with
+        # those bits zero is the signature, so no other text of the document verifies.
+        if signature[-1] not in _LAST_SIGNATURE_SYMBOLS:
+            raise SignatureInvalidError("the signature is not canonical base64url")
         key.verify(raw_signature, f"{head}.{payload}".encode("ascii"))
         claims = parse_json(_decode(payload))
     except InvalidSignature as exc:

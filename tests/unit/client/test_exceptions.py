@@ -21,6 +21,7 @@ from licentia.client import (
     ServerError,
     SignatureInvalidError,
     StoreTamperedError,
+    TicketCodeInvalidError,
     TicketRejectedError,
     TransferLimitReachedError,
     TransportError,
@@ -47,6 +48,7 @@ CODES: dict[type[LicentiaClientError], tuple[str, type[LicentiaClientError]]] = 
 }
 SERVER_CODES: dict[type[ServerError], str] = {
     TicketRejectedError: "TICKET_REJECTED",
+    TicketCodeInvalidError: "TICKET_CODE_INVALID",
     DeviceBlacklistedError: "DEVICE_BLACKLISTED",
     DeviceFlaggedError: "DEVICE_FLAGGED",
     TransferLimitReachedError: "TRANSFER_LIMIT_REACHED",
@@ -110,7 +112,7 @@ def test_every_code_is_distinct() -> None:
 @pytest.mark.parametrize(
     ("server_code", "expected"),
     [
-        ("TICKET_CODE_INVALID", TicketRejectedError),
+        ("TICKET_CODE_INVALID", TicketCodeInvalidError),
         ("TICKET_NOT_FOUND", TicketRejectedError),
         ("NO_LICENSE_AVAILABLE", TicketRejectedError),
         ("WRONG_DELIVERY", TicketRejectedError),

@@ -21,6 +21,8 @@ from licentia.client import (
     MaintenanceEndedError,
     NetworkError,
     NotActivatedError,
+    TicketCodeInvalidError,
+    TicketRejectedError,
     Virtualization,
     VirtualMachineNotAllowedError,
 )
@@ -28,6 +30,7 @@ from licentia.client._client import STORE_CHECK_INTERVAL
 from licentia.formats.device import device_id, ed25519_from_jwk, state_hash, unverified_claims
 from licentia.formats.document_types import RECEIPT_TYP, RETURN_TYP
 from licentia.formats.jws import verify_document
+from licentia.formats.tickets import generate_ticket_code
 
 from .harness import MACHINE, Harness, virtual_machine
 from .vendor import Offer
@@ -347,12 +350,13 @@ def test_a_request_file_is_signed_by_the_device_and_says_what_it_holds(
     harness: Harness,
 ) -> None:
     client = harness.client()
-    request = client.create_offline_request(harness.root / "r.request", ticket="ABCDE-FGHIJ")
+    code = generate_ticket_code()
+    request = client.create_offline_request(harness.root / "r.request", ticket=code.lower())
 
     claims = harness.vendor.read_request(request).claims
 
     assert claims["iss"] == client.device_id
-    assert (claims["op"], claims["ticket"], claims["seq"]) == ("offline", "ABCDE-FGHIJ", 0)
+    assert (claims["op"], claims["ticket"], claims["seq"]) == ("offline", code, 0)
     assert claims["state"] == state_hash([])
     assert set(claims["fingerprint"]) == set(MACHINE)
     assert not set(MACHINE.values()) & set(claims["fingerprint"].values())
@@ -415,11 +419,27 @@ def test_a_license_this_device_does_not_hold_cannot_be_returned(harness: Harness
     assert not (harness.root / "return.jws").exists()
 
 
+def test_a_mistyped_ticket_is_refused_before_a_request_file_is_written(
+    harness: Harness,
+) -> None:
+    client = harness.client()
+    code = generate_ticket_code()
+    typo = code[:-1] + ("0" if code[-1] != "0" else "1")
+
+    with pytest.raises(TicketCodeInvalidError) as refused:
+        client.create_offline_request(harness.root / "r.request", ticket=typo)
+
+    assert (refused.value.code, refused.value.status) == ("TICKET_CODE_INVALID", None)
+    assert isinstance(refused.value, TicketRejectedError)
+    assert not (harness.root / "r.request").exists()
+
+
 def test_a_client_without_a_server_refuses_online_calls(harness: Harness) -> None:
     client = harness.client()
     harness.activate(client, Offer())
 
-    for call in (lambda: client.activate("X"), client.sync, lambda: client.return_license("L-1")):
+    code = generate_ticket_code()
+    for call in (lambda: client.activate(code), client.sync, lambda: client.return_license("L-1")):
         with pytest.raises(NetworkError, match="file-based"):
             call()
     with pytest.raises(NetworkError):

@@ -23,7 +23,7 @@ from licentia.domain.errors import (
 )
 from licentia.domain.ids import new_id
 from licentia.domain.templates import StoredOptions, Validity, end_date_passed
-from licentia.domain.tickets import generate_ticket_code, normalize_ticket_code
+from licentia.formats.tickets import TicketCodeError, generate_ticket_code, normalize_ticket_code
 from licentia.server.audit.services import record
 from licentia.server.catalog.services import TEMPLATES_BY_SKU, TemplateRef, template_ref
 from licentia.server.db.base import utcnow
@@ -472,7 +472,11 @@ def reveal_ticket_code(session: Session, actor: Actor, master: MasterKey, ticket
 def find_ticket(session: Session, vendor_id: str, master: MasterKey, code: str) -> Ticket:
     """The ticket with this code. Raises ValidationError (``TICKET_CODE_INVALID``) for a
     typo and NotFoundError (``TICKET_NOT_FOUND``) for a well-formed unknown code."""
-    digest = master.keyed_hash(normalize_ticket_code(code), purpose=_LOOKUP)
+    try:
+        normalized = normalize_ticket_code(code)
+    except TicketCodeError as error:
+        raise ValidationError(str(error), field="code", code=error.code) from error
+    digest = master.keyed_hash(normalized, purpose=_LOOKUP)
     ticket = session.scalar(
         select(Ticket).where(Ticket.vendor_id == vendor_id, Ticket.code_hash == digest)
     )

@@ -11,13 +11,14 @@ values of a valid code, weighted by the powers x^24 ... x^0, sum to zero. Those
 weights are distinct and non-zero (x has order 31 > 25), so one changed symbol, or
 two different symbols swapped (neighbours or not), always leaves a non-zero sum.
 Luhn mod 32 would not do: it misses the swap of ``0`` and ``Z``.
+
+A format shared by the server (which issues and looks up codes) and the client SDK
+(which checks a typed code before it sends or writes anything).
 """
 
 from __future__ import annotations
 
 import secrets
-
-from licentia.domain.errors import ValidationError
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _VALUE = {symbol: index for index, symbol in enumerate(ALPHABET)}
@@ -25,6 +26,12 @@ _ALIASES = {"O": "0", "I": "1", "L": "1"}
 DATA_SYMBOLS = 24
 _FIELD_POLYNOMIAL = 0b100101  # x^5 + x^2 + 1
 GROUP = 5
+
+
+class TicketCodeError(ValueError):
+    """A typed text that cannot be a ticket code; the message says why."""
+
+    code = "TICKET_CODE_INVALID"
 
 
 def generate_ticket_code() -> str:
@@ -56,22 +63,14 @@ def _times_x(value: int) -> int:
 def normalize_ticket_code(text: str) -> str:
     """Return the canonical form of a typed code.
 
-    Raises ValidationError (code ``TICKET_CODE_INVALID``) if it has the wrong length,
-    a symbol outside the alphabet, or a check symbol that does not match.
+    Raises TicketCodeError if it has the wrong length, a symbol outside the alphabet,
+    or a check symbol that does not match.
     """
     raw = "".join(_ALIASES.get(c, c) for c in text.upper() if c not in "- ")
     if len(raw) != DATA_SYMBOLS + 1 or any(c not in _VALUE for c in raw):
-        raise ValidationError(
-            "a ticket code has 25 symbols in groups of five",
-            field="code",
-            code="TICKET_CODE_INVALID",
-        )
+        raise TicketCodeError("a ticket code has 25 symbols in groups of five")
     if check_symbol(raw[:-1]) != raw[-1]:
-        raise ValidationError(
-            "this ticket code has a typo: its check symbol does not match",
-            field="code",
-            code="TICKET_CODE_INVALID",
-        )
+        raise TicketCodeError("this ticket code has a typo: its check symbol does not match")
     return _format(raw)
 
 

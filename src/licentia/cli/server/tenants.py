@@ -1,4 +1,6 @@
-"""``licentia admin``: the operator's commands for vendors, users and keys."""
+"""``licentia admin vendor|user|api-key|signing-key|master-key``: the operator's
+commands for vendors, their staff and their keys (``licentia.cli.server.admin`` names
+them)."""
 
 from __future__ import annotations
 
@@ -6,16 +8,16 @@ from typing import Annotated
 
 import typer
 
-from licentia.cli import offline
-from licentia.cli.output import Output, guarded
-from licentia.cli.runtime import Runtime
+from licentia.cli.output import Output
+from licentia.cli.server.errors import server_guarded as guarded
+from licentia.cli.server.runtime import Runtime
 from licentia.domain.actors import operator
 from licentia.domain.scopes import SCOPES, Role
 from licentia.server.keys import services as keys
 from licentia.server.keys.master import new_master_key_text
 from licentia.server.tenancy import services as tenancy
 
-app = typer.Typer(no_args_is_help=True, help="Vendors, users, API keys, signing keys.")
+app = typer.Typer(no_args_is_help=True)
 vendor_app = typer.Typer(no_args_is_help=True, help="Vendors (tenants).")
 user_app = typer.Typer(no_args_is_help=True, help="Vendor staff.")
 key_app = typer.Typer(no_args_is_help=True, help="API keys.")
@@ -24,7 +26,6 @@ app.add_typer(vendor_app, name="vendor")
 app.add_typer(user_app, name="user")
 app.add_typer(key_app, name="api-key")
 app.add_typer(signing_app, name="signing-key")
-app.add_typer(offline.app, name="offline")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 VendorOpt = Annotated[str, typer.Option("--vendor", help="The vendor's slug.")]
@@ -106,7 +107,7 @@ def api_key_create(
         data = {
             "id": issued.key.id,
             "name": name,
-            "scopes": " ".join(issued.key.scopes),
+            "scopes": list(issued.key.scopes),
             "key": issued.secret,
         }
     Output(as_json).record(data, title="API key (shown once)")
@@ -123,7 +124,7 @@ def api_key_list(vendor: VendorOpt, as_json: JsonFlag = False) -> None:
                 "id": k.id,
                 "name": k.name,
                 "prefix": k.prefix,
-                "scopes": " ".join(k.scopes),
+                "scopes": list(k.scopes),
                 "last_used_at": k.last_used_at,
                 "revoked_at": k.revoked_at,
             }

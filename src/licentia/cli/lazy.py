@@ -1,0 +1,71 @@
+"""Command groups whose sub-commands are imported only when one of them runs.
+
+``licentia --help`` and the end user's ``licentia device …`` must not load License
+Central (FastAPI, SQLAlchemy, Alembic…): it takes seconds, and the end user's install
+(``licentia[cli]``) does not have it. The server's commands are therefore named here
+with their module and a one-line help; the help lists them from that line, and running
+one imports its module then.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+# typer ships its own copy of click in some versions: commands and contexts are typed
+# through typer's classes here, never through an ``import click`` of another copy.
+Command = Any
+
+
+@dataclass(frozen=True)
+class LazyCommand:
+    """``target`` is ``module:attribute``, a typer app; ``pick`` names one command of
+    that app (None: the whole app is the command group)."""
+
+    target: str
+    help: str
+    pick: str | None = None
+
+    def load(self, name: str) -> Command:
+        module_name, attribute = self.target.split(":")
+        app = getattr(importlib.import_module(module_name), attribute)
+        command = typer.main.get_command(app)
+        if self.pick is not None:
+            assert isinstance(command, TyperGroup)
+            command = command.commands[self.pick]
+        command.name = name
+        return command
+
+    def placeholder(self, name: str) -> Command:
+        """What the help lists: the name and the line of help, nothing imported."""
+        return TyperCommand(name, help=self.help, short_help=self.help)
+
+
+class LazyGroup(TyperGroup):
+    """A typer group with lazily imported sub-commands; make one with :func:`lazy_group`."""
+
+    lazy: ClassVar[dict[str, LazyCommand]] = {}
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is None and cmd_name in self.lazy:
+            return self.lazy[cmd_name].placeholder(cmd_name)
+        return found
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Command, list[str]]:
+        name = args[0] if args else None
+        if name in self.lazy and name not in self.commands:
+            self.commands[name] = self.lazy[name].load(name)
+        return super().resolve_command(ctx, args)
+
+
+def lazy_group(commands: dict[str, LazyCommand]) -> type[LazyGroup]:
+    """A LazyGroup class for typer's ``cls=`` with ``commands`` imported when run."""
+    return type("LazyGroup", (LazyGroup,), {"lazy": dict(commands)})

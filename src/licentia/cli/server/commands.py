@@ -1,0 +1,158 @@
+"""``licentia serve``, ``demo``, ``db …`` and ``audit …``: running License Central."""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from licentia.cli.output import EXIT_BROKEN, EXIT_CONFIGURATION, Output, fail
+from licentia.cli.server.errors import server_guarded
+from licentia.cli.server.runtime import Runtime
+
+if TYPE_CHECKING:
+    import uvicorn
+
+app = typer.Typer(no_args_is_help=True)
+db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
+audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@app.command()
+@server_guarded
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: LICENTIA_HOST or 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: LICENTIA_PORT or 8000")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes (PostgreSQL only).")] = 1,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (costs ~0.1 ms each; a proxy often logs).")
+    ] = True,
+) -> None:
+    """Serve the API (refuses an un-migrated database or an unsafe master key)."""
+    import uvicorn
+
+    runtime = Runtime.load()
+    runtime.check_ready()
+    settings = runtime.settings
+    if workers > 1 and settings.is_sqlite:
+        fail(
+            "several workers need PostgreSQL; SQLite serves one process",
+            "CONFIGURATION_ERROR",
+            EXIT_CONFIGURATION,
+        )
+    if workers > 1:
+        _bind_tcp_sockets(uvicorn.Config)
+    uvicorn.run(
+        "licentia.server.api.asgi:build",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level="info",
+        access_log=access_log,
+    )
+
+
+def _bind_tcp_sockets(config: type[uvicorn.Config]) -> None:
+    """Make the socket uvicorn shares with its worker processes say it is TCP.
+
+    uvicorn binds it without naming the protocol (``proto`` 0), so asyncio does not set
+    TCP_NODELAY on the connections the workers accept, and every answer sent in two
+    writes waits for the client's delayed ACK (~40 ms). A socket object made from the
+    same descriptor reads the real protocol from the kernel.
+    """
+    bind = config.bind_socket
+
+    def bind_tcp(self: uvicorn.Config) -> socket.socket:
+        sock = bind(self)
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
+            return socket.socket(fileno=sock.detach())
+        return sock
+
+    config.bind_socket = bind_tcp  # type: ignore[method-assign]
+
+
+@db_app.command("upgrade")
+@server_guarded
+def db_upgrade(as_json: JsonFlag = False) -> None:
+    """Create (SQLite) and migrate the database: apply every migration."""
+    runtime = Runtime.load()
+    runtime.upgrade()
+    Output(as_json).record({"status": "migrated", "schema": runtime.status().current})
+
+
+@db_app.command("status")
+@server_guarded
+def db_status(as_json: JsonFlag = False) -> None:
+    """Show the schema revision and whether it matches this code (exit 7 if not)."""
+    runtime = Runtime.load()
+    missing = runtime.missing()
+    if missing is not None:
+        answer = {"current": None, "head": runtime.head(), "up_to_date": False}
+        Output(as_json).record(answer | {"problem": missing})
+        raise typer.Exit(EXIT_BROKEN)
+    status = runtime.status()
+    Output(as_json).record(
+        {
+            "current": status.current,
+            "head": status.head,
+            "up_to_date": status.up_to_date,
+            "problem": status.problem(),
+        }
+    )
+    if not status.up_to_date:
+        raise typer.Exit(EXIT_BROKEN)
+
+
+@audit_app.command("verify")
+@server_guarded
+def audit_verify(
+    vendor: Annotated[str | None, typer.Option(help="Only this vendor's chain (slug).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check every audit chain; report the first broken link of each. Exit 7 if broken."""
+    breaks = Runtime.load().verify_audit(vendor)
+    rows = [{"chain": b.chain, "seq": b.seq, "reason": b.reason} for b in breaks]
+    out = Output(as_json)
+    if as_json:
+        out.record({"intact": not breaks, "breaks": rows})
+    elif breaks:
+        out.rows(rows, ["chain", "seq", "reason"], title="Audit chain broken")
+    else:
+        out.console.print("[green]audit chain intact[/]")
+    if breaks:
+        raise typer.Exit(EXIT_BROKEN)
+
+
+@app.command()
+@server_guarded
+def demo(as_json: JsonFlag = False) -> None:
+    """Seed the demo vendor (idempotent) and print its logins and a fresh API key."""
+    from rich.console import Console
+
+    runtime = Runtime.load()
+    result = runtime.seed_demo()
+    settings = runtime.settings
+    Output(as_json).record(
+        {
+            "vendor": result.vendor_slug,
+            "api_key": result.api_key,
+            "ticket_code": result.ticket_code,
+            "password (all demo users)": result.password,
+            **{f"user ({role})": email for role, email in result.users.items()},
+            "api docs": f"{settings.public_url}/docs",
+        },
+        title="Licentia demo",
+    )
+    if not as_json:
+        # A table wraps the key in a narrow terminal; this line pastes whole into a shell.
+        Console(soft_wrap=True).print(
+            f"\nTo try the API (README.md), in another terminal:\n"
+            f"  export LICENTIA_API_KEY={result.api_key}",
+            highlight=False,
+        )
