@@ -32,12 +32,14 @@ from licentia.client import (
     NetworkError,
     NotActivatedError,
     ServerError,
+    TicketCodeInvalidError,
     TicketRejectedError,
     TransferLimitReachedError,
     UpdateReplayedError,
     Virtualization,
     VirtualMachineNotAllowedError,
 )
+from licentia.formats.tickets import generate_ticket_code
 from tests.factories import VendorHandle
 
 MACHINE_A = {
@@ -170,14 +172,23 @@ def test_activating_the_same_ticket_again_consumes_nothing_more(lab: Lab) -> Non
 
 
 def test_a_ticket_license_central_does_not_know_is_rejected(lab: Lab) -> None:
+    lab.ticket()
+    unknown = generate_ticket_code()  # well-formed, so it is License Central that says no
+
+    with pytest.raises(TicketRejectedError) as caught:
+        lab.device().activate(unknown)
+
+    assert (caught.value.server_code, caught.value.status) == ("TICKET_NOT_FOUND", 404)
+
+
+def test_a_mistyped_ticket_is_refused_before_it_is_sent(lab: Lab) -> None:
     code, _ = lab.ticket()
     wrong = code[:-1] + ("A" if code[-1] != "A" else "B")
 
-    with pytest.raises(TicketRejectedError) as caught:
+    with pytest.raises(TicketCodeInvalidError) as caught:
         lab.device().activate(wrong)
 
-    assert caught.value.server_code in {"TICKET_CODE_INVALID", "TICKET_NOT_FOUND"}
-    assert caught.value.status in {404, 422}
+    assert (caught.value.code, caught.value.status) == ("TICKET_CODE_INVALID", None)
 
 
 def test_a_vm_is_refused_by_the_server_when_the_template_denies_it(lab: Lab) -> None:
