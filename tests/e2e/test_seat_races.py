@@ -106,7 +106,7 @@ def test_racing_clients_never_hold_more_seats_than_the_pool_and_each_unit_counts
         history.operations,
         seats=SEATS,
         ttl=TTL,
-        events=pool.admin("GET", f"/licenses/{pool.license_id}/seat-events"),
+        events=pool.every_item(f"/licenses/{pool.license_id}/seat-events"),
         units=pool.admin("GET", f"/licenses/{pool.license_id}/units"),
         initial=UNITS,
     )
@@ -165,10 +165,10 @@ def test_a_seat_held_by_a_killed_client_is_free_again_within_the_lease_ttl(
 def _await_renewal(pool) -> float:
     """Wait for the victim's lease to be renewed by a heartbeat; its new expiry."""
     seats_path = f"/licenses/{pool.license_id}/seats"
-    first = pool.admin("GET", seats_path)[0]["expires_at"]
+    first = pool.admin("GET", seats_path)["items"][0]["expires_at"]
     deadline = time.monotonic() + KILL_TTL
     while time.monotonic() < deadline:
-        renewed = pool.admin("GET", seats_path)[0]["expires_at"]
+        renewed = pool.admin("GET", seats_path)["items"][0]["expires_at"]
         if renewed != first:
             return datetime.fromisoformat(renewed).timestamp()
         time.sleep(0.05)

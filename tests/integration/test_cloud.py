@@ -98,8 +98,10 @@ def test_seats_are_never_handed_out_beyond_the_pool_and_denials_are_recorded(ven
         )
     assert answers.count(201) == 5 and answers.count(409) == 35
     license_id = body["license_ids"][0]
-    assert len(vendor.ok("GET", f"/licenses/{license_id}/seats")) == 5
-    denials = vendor.ok("GET", f"/licenses/{license_id}/seat-events", params={"kind": "deny"})
+    assert len(vendor.ok("GET", f"/licenses/{license_id}/seats")["items"]) == 5
+    denials = vendor.ok(
+        "GET", f"/licenses/{license_id}/seat-events", params={"kind": "deny", "limit": 200}
+    )["items"]
     assert len(denials) == 35 and {d["in_use"] for d in denials} <= {5}
 
 
@@ -112,7 +114,7 @@ def test_a_reconnecting_client_gets_its_own_seat_back_instead_of_a_second_one(ve
     first = user.checkout(product, "ann", process="42").json()
     again = user.checkout(product, "ann", process="42").json()
     assert again["lease_id"] == first["lease_id"] and again["reconnected"] is True
-    assert len(vendor.ok("GET", f"/licenses/{body['license_ids'][0]}/seats")) == 1
+    assert len(vendor.ok("GET", f"/licenses/{body['license_ids'][0]}/seats")["items"]) == 1
 
 
 def test_an_expired_lease_is_not_counted_and_its_stale_holder_cannot_extend_the_seat(
@@ -225,7 +227,7 @@ def test_a_release_records_the_seats_left_in_use_and_another_containers_lease_is
     assert user.release(leases[0]["lease_id"]).status_code == 204  # twice is harmless
     events = vendor.ok(
         "GET", f"/licenses/{body['license_ids'][0]}/seat-events", params={"kind": "release"}
-    )
+    )["items"]
     assert [(e["lease_id"], e["holder_key"], e["in_use"]) for e in events] == [
         (leases[0]["lease_id"], "u:ann", 2)
     ]
@@ -312,3 +314,30 @@ def test_a_heartbeat_extends_the_lease_by_the_templates_lease_period(vendors):
                 select(SeatSlot.expires_at).where(SeatSlot.lease_id == lease["lease_id"])
             )
         assert stored == expires
+
+
+def test_the_seats_held_and_the_seat_history_are_pages_like_every_list(vendors):
+    vendor = vendors.create()
+    credential, product, body = _container(vendor, delivery="seat_pool", seats=3)
+    user = CloudUser(vendor, credential)
+    for name in ("ann", "bob", "cid"):
+        assert user.checkout(product, name).status_code == 201
+    seats_path = f"/licenses/{body['license_ids'][0]}/seats"
+    first = vendor.ok("GET", seats_path, params={"limit": 2})
+    rest = vendor.ok("GET", seats_path, params={"limit": 2, "cursor": first["next_cursor"]})
+    assert [seat["slot"] for seat in first["items"] + rest["items"]] == [1, 2, 3]
+    assert rest["next_cursor"] is None
+    assert {seat["user"] for seat in first["items"] + rest["items"]} == {"ann", "bob", "cid"}
+    events_path = f"/licenses/{body['license_ids'][0]}/seat-events"
+    events = vendor.ok("GET", events_path, params={"limit": 1})
+    assert events["items"][0]["kind"] == "checkout" and events["next_cursor"] is not None
+    malformed = vendor.get(events_path, params={"cursor": "!"})
+    assert (malformed.status_code, malformed.json()["field"]) == (422, "cursor")
+
+
+def test_a_license_says_which_cloud_container_holds_it(vendors):
+    vendor = vendors.create()
+    _, _, body = _container(vendor, delivery="cloud")
+    license_ = vendor.ok("GET", f"/licenses/{body['license_ids'][0]}")
+    assert license_["container_id"] == body["container_id"]
+    assert license_["device_id"] is None

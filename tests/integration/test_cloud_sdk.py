@@ -127,7 +127,7 @@ class Cloud:
         )
 
     def seats_in_use(self) -> list[dict[str, Any]]:
-        return list(self.vendor.ok("GET", f"/licenses/{self.license_id}/seats"))
+        return list(self.vendor.ok("GET", f"/licenses/{self.license_id}/seats")["items"])
 
 
 @pytest.fixture

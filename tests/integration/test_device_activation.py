@@ -10,7 +10,7 @@ from sqlalchemy import update
 from licentia.formats.device import unverified_claims
 from licentia.server.licenses.models import License
 from tests.factories import VendorHandle
-from tests.integration.device_messages import BareDevice
+from tests.integration.device_messages import BareDevice, activate_device
 
 JOSE = {"Content-Type": "application/jose"}
 
@@ -91,3 +91,15 @@ def test_activating_a_ticket_whose_licenses_have_expired_says_they_expired(vendo
     assert answer.json()["code"] == "EXPIRED"
     assert "expired" in answer.json()["detail"]
     assert {vendor.ok("GET", f"/licenses/{i}")["state"] for i in license_ids} == {"expired"}
+
+
+def test_a_license_says_which_device_holds_it(vendors):
+    vendor = vendors.create()
+    template = vendor.template({"delivery": "device"})
+    order = vendor.order([{"sku": template["sku"], "quantity": 2}])
+    device_id = activate_device(vendor, order["ticket_code"])
+    ids = vendor.ok("GET", f"/tickets/{order['ticket_id']}")["license_ids"]
+    holders = [vendor.ok("GET", f"/licenses/{i}")["device_id"] for i in ids]
+    assert sorted(holders, key=str) == sorted([device_id, None], key=str)
+    listed = vendor.ok("GET", "/licenses", params={"ticket_id": order["ticket_id"]})["items"]
+    assert {item["device_id"] for item in listed} == {device_id, None}

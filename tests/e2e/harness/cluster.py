@@ -54,6 +54,17 @@ class Pool:
         assert response.status_code < 300, response.text
         return response.json() if response.content else None
 
+    def every_item(self, path: str) -> list[Any]:
+        """Every item of a list, following its pages."""
+        items, cursor = [], None
+        while True:
+            params = {"limit": 200} | ({"cursor": cursor} if cursor else {})
+            page = self.admin("GET", path, params=params)
+            items += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return items
+
 
 def migrate(env: Environment) -> None:
     env.cli("db", "upgrade")

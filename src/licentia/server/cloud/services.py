@@ -29,7 +29,7 @@ from licentia.server.db.base import utcnow
 from licentia.server.keys.master import MasterKey
 from licentia.server.licenses.models import License
 from licentia.server.licenses.services import state_of
-from licentia.server.orders.services import find_ticket
+from licentia.server.orders.services import find_ticket, get_customer
 from licentia.server.seats.services import ensure_slots
 
 CREDENTIAL_PREFIX, DEVICE_TOKEN_PREFIX = "lcc_", "lcd_"
@@ -60,7 +60,10 @@ def create_container(
     name: str,
     max_devices: int = OPTION_DEFAULTS.max_devices,
 ) -> IssuedCredential:
+    """Raises NotFoundError if ``customer_id`` names no customer of the vendor."""
     assert actor.vendor_id is not None
+    if customer_id is not None:
+        get_customer(session, actor, customer_id)
     prefix, credential = _secret(CREDENTIAL_PREFIX)
     container = CloudContainer(
         vendor_id=actor.vendor_id,
@@ -110,6 +113,33 @@ def get_container(
     if container is None:
         raise NotFoundError("cloud container", container_id)
     return container
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    """A container with its registered devices and the ids of the licenses it holds."""
+
+    container: CloudContainer
+    devices: list[CloudDevice]
+    license_ids: list[str]
+
+
+def container_view(session: Session, container: CloudContainer) -> ContainerView:
+    licenses = container_licenses(session, container.id)
+    return ContainerView(
+        container, container_devices(session, container.id), [item.id for item in licenses]
+    )
+
+
+def redeem_into(
+    session: Session, actor: Actor, master: MasterKey, container_id: str, code: str
+) -> ContainerView:
+    """The vendor puts a ticket's cloud licenses into one of its containers; see
+    :func:`redeem_ticket` for what it raises."""
+    assert actor.vendor_id is not None
+    container = get_container(session, actor.vendor_id, container_id, lock=True)
+    redeem_ticket(session, actor, master, container, code)
+    return container_view(session, container)
 
 
 def containers_query(vendor_id: str, customer_id: str | None = None) -> Select[CloudContainer]:

@@ -174,6 +174,27 @@ def ledger(session: Session, license_id: str) -> list[LedgerEntry]:
     )
 
 
+@dataclass(frozen=True)
+class UnitsView:
+    """A counter as the vendor sees it: the balance, what the ledger says it should
+    be, and the ledger."""
+
+    license_id: str
+    balance: int
+    recomputed_from_ledger: int
+    ledger: list[LedgerEntry]
+
+
+def units_view(session: Session, license_id: str) -> UnitsView:
+    """Raises NotFoundError ``NO_COUNTER`` if the license counts no units."""
+    return UnitsView(
+        license_id,
+        balance_of(session, license_id),
+        recomputed_balance(session, license_id),
+        ledger(session, license_id),
+    )
+
+
 def recomputed_balance(session: Session, license_id: str) -> int:
     """The balance as the ledger tells it: the audit check for the stored balance."""
     return int(

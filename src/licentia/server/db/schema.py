@@ -9,7 +9,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -61,3 +62,29 @@ def schema_status(engine: Engine, url: str) -> SchemaStatus:
         current = MigrationContext.configure(connection).get_current_revision()
     known = current is None or any(rev.revision == current for rev in script.walk_revisions())
     return SchemaStatus(current=current, head=head, known=known)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether a server may take requests: ``code`` is None when it may, else the
+    problem code (``DATABASE_UNREACHABLE``, ``DATABASE_NOT_MIGRATED``) and ``message``."""
+
+    code: str | None
+    message: str
+    schema: str | None = None
+
+
+def readiness(engine: Engine, url: str) -> Readiness:
+    """The database answers and has exactly this code's schema."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        status = schema_status(engine, url)
+    except SQLAlchemyError as error:
+        return Readiness(
+            "DATABASE_UNREACHABLE", f"the database does not answer: {type(error).__name__}"
+        )
+    message = status.problem()
+    if message is not None:
+        return Readiness("DATABASE_NOT_MIGRATED", message, status.current)
+    return Readiness(None, "ready", status.current)

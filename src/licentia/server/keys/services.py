@@ -31,6 +31,7 @@ from licentia.server.db.base import utcnow
 from licentia.server.keys.master import MasterKey
 from licentia.server.keys.models import SigningKey
 from licentia.server.tenancy.models import Vendor
+from licentia.server.tenancy.services import get_vendor_by_slug
 
 CURRENT, PREVIOUS, RETIRED = "current", "previous", "retired"
 _PURPOSE = "signing-key"
@@ -145,6 +146,11 @@ def jwks(session: Session, vendor_id: str) -> dict[str, list[dict[str, str]]]:
     return {
         "keys": [public_jwk(key, kid) for kid, key in verification_keys(session, vendor_id).items()]
     }
+
+
+def vendor_jwks(session: Session, slug: str) -> dict[str, list[dict[str, str]]]:
+    """The JWK Set of the vendor with ``slug``; raises NotFoundError if there is none."""
+    return jwks(session, get_vendor_by_slug(session, slug).id)
 
 
 def _get(session: Session, vendor_id: str, kid: str) -> SigningKey:

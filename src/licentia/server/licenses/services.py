@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
@@ -26,10 +26,12 @@ from licentia.domain.templates import TemplateOptions, validity_end
 from licentia.formats.document_types import LICENSE_TYP
 from licentia.server.audit.services import record
 from licentia.server.catalog.models import Template
-from licentia.server.catalog.services import TemplateRef
+from licentia.server.catalog.services import TemplateRef, template_by_sku
 from licentia.server.db.base import utcnow
-from licentia.server.keys.services import Signer
+from licentia.server.keys.master import MasterKey
+from licentia.server.keys.services import current_signer
 from licentia.server.licenses.models import License
+from licentia.server.tenancy.models import Vendor
 
 
 def issue_licenses(
@@ -169,6 +171,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 # Built once, like the order path's statements: the hottest read of the API.
+LicenseRow = Row[Any]  # a license's columns, read without building an ORM object
 LICENSE_ROW = select(License.__table__).where(
     License.__table__.c.id == bindparam("license_id"),
     License.__table__.c.vendor_id == bindparam("vendor_id"),
@@ -279,11 +282,16 @@ def extend_license(
     return license_
 
 
-def replace_license(
-    session: Session, actor: Actor, license_id: str, *, template: Template | None
-) -> License:
+def replace_license(session: Session, actor: Actor, license_id: str, *, sku: str | None) -> License:
     """Retire the license as ``replaced`` and issue its successor on the same ticket,
-    from ``template`` (an upgrade) or from the same template. Returns the successor."""
+    from the template with ``sku`` (an upgrade) or from the same template. Returns the
+    successor. Raises NotFoundError (license, or template ``sku``), ConflictError
+    ``ILLEGAL_TRANSITION``."""
+    template = None
+    if sku is not None:
+        template = template_by_sku(session, _vendor(actor), sku)
+        if template is None:
+            raise NotFoundError("template", sku)
     license_ = get_license(session, actor, license_id, lock=True)
     now = utcnow()
     check_transition("replace", state_of(license_, now))
@@ -363,12 +371,13 @@ def license_claims(license_: License, *, issuer: str, now: datetime) -> dict[str
     return claims
 
 
-def render_document(
-    session: Session, actor: Actor, license_id: str, signer: Signer, *, issuer: str
-) -> str:
-    """The license as a compact JWS signed with the vendor's current key."""
+def render_document(session: Session, actor: Actor, master: MasterKey, license_id: str) -> str:
+    """The license as a compact JWS signed with the vendor's current key. Raises
+    NotFoundError, ConflictError ``NO_SIGNING_KEY`` or ``LICENSE_NOT_USABLE``."""
+    vendor = session.get_one(Vendor, _vendor(actor))
+    signer = current_signer(session, vendor.id, master)
     license_ = get_license(session, actor, license_id)
-    return signer.sign(license_claims(license_, issuer=issuer, now=utcnow()), typ=LICENSE_TYP)
+    return signer.sign(license_claims(license_, issuer=vendor.slug, now=utcnow()), typ=LICENSE_TYP)
 
 
 def _epoch(value: datetime | None) -> int | None:

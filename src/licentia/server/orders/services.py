@@ -494,6 +494,23 @@ def get_ticket(session: Session, actor: Actor, ticket_id: str) -> Ticket:
     return ticket
 
 
+@dataclass(frozen=True)
+class TicketView:
+    """A ticket as the vendor sees it: with the ids of its licenses, in issue order."""
+
+    id: str
+    customer_id: str | None
+    license_ids: list[str]
+    created_at: datetime
+
+
+def ticket_view(session: Session, ticket: Ticket) -> TicketView:
+    ids = session.scalars(
+        select(License.id).where(License.ticket_id == ticket.id).order_by(License.id)
+    )
+    return TicketView(ticket.id, ticket.customer_id, list(ids), ticket.created_at)
+
+
 def tickets_query(actor: Actor, customer_id: str | None = None) -> Select[Ticket]:
     query = select(Ticket).where(Ticket.vendor_id == _vendor(actor))
     return query if customer_id is None else query.where(Ticket.customer_id == customer_id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -243,6 +243,17 @@ def occupancy(session: Session, license_id: str, now: datetime) -> list[SeatSlot
             .order_by(SeatSlot.slot)
         )
     )
+
+
+def occupancy_query(license_id: str, now: datetime) -> Select[SeatSlot]:
+    """The seats in use at ``now``, for a caller that pages them (by ``SeatSlot.slot``)."""
+    return select(SeatSlot).where(SeatSlot.license_id == license_id, SeatSlot.expires_at > now)
+
+
+def seat_events_query(license_id: str, kind: str | None = None) -> Select[SeatEvent]:
+    """The pool's seat history, for a caller that pages it (by ``SeatEvent.id``)."""
+    query = select(SeatEvent).where(SeatEvent.license_id == license_id)
+    return query if kind is None else query.where(SeatEvent.kind == kind)
 
 
 def seat_events(session: Session, license_id: str, kind: str | None = None) -> list[SeatEvent]:

@@ -7,7 +7,6 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
 from licentia.domain.errors import ValidationError
 from licentia.domain.templates import OPTION_DEFAULTS, MaxDevices
@@ -20,8 +19,8 @@ from licentia.server.counters import services as counters
 from licentia.server.db.base import utcnow
 from licentia.server.db.pagination import paginate
 from licentia.server.licenses.services import get_license
-from licentia.server.orders.services import get_customer
 from licentia.server.seats import services as seats
+from licentia.server.seats.models import SeatEvent, SeatSlot
 
 router = APIRouter(tags=["cloud"], route_class=ThreadedRoute)
 
@@ -106,13 +105,33 @@ def _credential(issued: cloud.IssuedCredential) -> ContainerCredential:
     )
 
 
-def _detail(session: Session, container: CloudContainer) -> ContainerDetail:
+def _detail(view: cloud.ContainerView) -> ContainerDetail:
     return ContainerDetail(
-        **ContainerOut.model_validate(container).model_dump(),
-        devices=[
-            CloudDeviceOut.model_validate(d) for d in cloud.container_devices(session, container.id)
-        ],
-        license_ids=[item.id for item in cloud.container_licenses(session, container.id)],
+        **ContainerOut.model_validate(view.container).model_dump(),
+        devices=[CloudDeviceOut.model_validate(d) for d in view.devices],
+        license_ids=view.license_ids,
+    )
+
+
+def _seat(slot: SeatSlot) -> SeatOut:
+    return SeatOut(
+        lease_id=slot.lease_id,
+        slot=slot.slot,
+        user=slot.user_name,
+        device=slot.device_name,
+        process=slot.process_id,
+        acquired_at=slot.acquired_at,
+        expires_at=slot.expires_at,
+        borrowed=slot.borrowed,
+    )
+
+
+def _units(view: counters.UnitsView) -> UnitsOut:
+    return UnitsOut(
+        license_id=view.license_id,
+        balance=view.balance,
+        recomputed_from_ledger=view.recomputed_from_ledger,
+        ledger=[LedgerOut.model_validate(e) for e in view.ledger],
     )
 
 
@@ -120,20 +139,19 @@ def _detail(session: Session, container: CloudContainer) -> ContainerDetail:
 def create_container(
     body: ContainerCreate, request: Request, ctx: Context = Depends(require("licenses:write"))
 ) -> JSONResponse:
-    def work(session: Session) -> ContainerCredential:
-        if body.customer_id is not None:
-            get_customer(session, ctx.actor, body.customer_id)
-        return _credential(
+    return ctx.create(
+        request,
+        body,
+        lambda s: _credential(
             cloud.create_container(
-                session,
+                s,
                 ctx.actor,
                 customer_id=body.customer_id,
                 name=body.name,
                 max_devices=body.max_devices,
             )
-        )
-
-    return ctx.create(request, body, work)
+        ),
+    )
 
 
 @router.get("/cloud-containers", response_model=PageOut[ContainerOut])
@@ -160,7 +178,11 @@ def list_containers(
 def get_container(
     container_id: str, ctx: Context = Depends(require("licenses:read"))
 ) -> ContainerDetail:
-    return ctx.read(lambda s: _detail(s, cloud.get_container(s, ctx.vendor_id, container_id)))
+    return ctx.read(
+        lambda s: _detail(
+            cloud.container_view(s, cloud.get_container(s, ctx.vendor_id, container_id))
+        )
+    )
 
 
 @router.post("/cloud-containers/{container_id}/redeem", response_model=ContainerDetail)
@@ -168,13 +190,9 @@ def redeem_into(
     container_id: str, body: RedeemIn, ctx: Context = Depends(require("licenses:write"))
 ) -> ContainerDetail:
     """Put a ticket's cloud and seat-pool licenses into this container."""
-
-    def work(session: Session) -> ContainerDetail:
-        container = cloud.get_container(session, ctx.vendor_id, container_id, lock=True)
-        cloud.redeem_ticket(session, ctx.actor, ctx.master, container, body.ticket)
-        return _detail(session, container)
-
-    return ctx.write(work)
+    return ctx.write(
+        lambda s: _detail(cloud.redeem_into(s, ctx.actor, ctx.master, container_id, body.ticket))
+    )
 
 
 @router.post(
@@ -208,68 +226,68 @@ def deregister_device(
     )
 
 
-@router.get("/licenses/{license_id}/seats", response_model=list[SeatOut])
-def list_seats(license_id: str, ctx: Context = Depends(require("licenses:read"))) -> list[SeatOut]:
-    """Who holds which seat right now."""
+@router.get("/licenses/{license_id}/seats", response_model=PageOut[SeatOut])
+def list_seats(
+    license_id: str,
+    page: PageParams = Depends(page_params),
+    ctx: Context = Depends(require("licenses:read")),
+) -> PageOut[SeatOut]:
+    """Who holds which seat right now, by seat number."""
+    now = utcnow()
+    return ctx.read(
+        lambda s: page_of(
+            paginate(
+                s,
+                seats.occupancy_query(get_license(s, ctx.actor, license_id).id, now),
+                SeatSlot.slot,
+                cursor=page.cursor,
+                limit=page.limit,
+            ),
+            _seat,
+        )
+    )
 
-    def work(session: Session) -> list[SeatOut]:
-        get_license(session, ctx.actor, license_id)
-        return [
-            SeatOut(
-                lease_id=s.lease_id,
-                slot=s.slot,
-                user=s.user_name,
-                device=s.device_name,
-                process=s.process_id,
-                acquired_at=s.acquired_at,
-                expires_at=s.expires_at,
-                borrowed=s.borrowed,
-            )
-            for s in seats.occupancy(session, license_id, utcnow())
-        ]
 
-    return ctx.read(work)
-
-
-@router.get("/licenses/{license_id}/seat-events", response_model=list[SeatEventOut])
+@router.get("/licenses/{license_id}/seat-events", response_model=PageOut[SeatEventOut])
 def list_seat_events(
-    license_id: str, kind: str | None = None, ctx: Context = Depends(require("licenses:read"))
-) -> list[SeatEventOut]:
-    """Checkouts, releases, expiries, borrows and denials (``kind=deny`` for true denials)."""
-
-    def work(session: Session) -> list[SeatEventOut]:
-        get_license(session, ctx.actor, license_id)
-        return [
-            SeatEventOut.model_validate(e) for e in seats.seat_events(session, license_id, kind)
-        ]
-
-    return ctx.read(work)
+    license_id: str,
+    kind: str | None = None,
+    page: PageParams = Depends(page_params),
+    ctx: Context = Depends(require("licenses:read")),
+) -> PageOut[SeatEventOut]:
+    """Checkouts, releases, expiries, borrows and denials (``kind=deny`` for true
+    denials), oldest first."""
+    return ctx.read(
+        lambda s: page_of(
+            paginate(
+                s,
+                seats.seat_events_query(get_license(s, ctx.actor, license_id).id, kind),
+                SeatEvent.id,
+                cursor=page.cursor,
+                limit=page.limit,
+            ),
+            SeatEventOut.model_validate,
+        )
+    )
 
 
 @router.delete("/licenses/{license_id}/seats/{lease_id}", status_code=204)
 def force_release(
     license_id: str, lease_id: str, ctx: Context = Depends(require("licenses:write"))
 ) -> Response:
-    def work(session: Session) -> None:
-        get_license(session, ctx.actor, license_id)
-        seats.force_release(session, ctx.actor, license_id, lease_id, now=utcnow())
-
-    ctx.write(work)
+    ctx.write(
+        lambda s: seats.force_release(
+            s, ctx.actor, get_license(s, ctx.actor, license_id).id, lease_id, now=utcnow()
+        )
+    )
     return Response(status_code=204)
 
 
 @router.get("/licenses/{license_id}/units", response_model=UnitsOut)
 def get_units(license_id: str, ctx: Context = Depends(require("licenses:read"))) -> UnitsOut:
-    def work(session: Session) -> UnitsOut:
-        get_license(session, ctx.actor, license_id)
-        return UnitsOut(
-            license_id=license_id,
-            balance=counters.balance_of(session, license_id),
-            recomputed_from_ledger=counters.recomputed_balance(session, license_id),
-            ledger=[LedgerOut.model_validate(e) for e in counters.ledger(session, license_id)],
-        )
-
-    return ctx.read(work)
+    return ctx.read(
+        lambda s: _units(counters.units_view(s, get_license(s, ctx.actor, license_id).id))
+    )
 
 
 @router.post("/licenses/{license_id}/units/{action}", response_model=LedgerOut)

@@ -7,7 +7,6 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
 from licentia.server.api.context import Context, require, services_of
 from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
@@ -46,6 +45,10 @@ class ApiKeyOut(Out):
 
 class ApiKeyIssued(ApiKeyOut):
     secret: str = Field(description="the key itself; shown this once and never again")
+
+
+def api_key_issued(issued: tenancy.IssuedApiKey) -> ApiKeyIssued:
+    return ApiKeyIssued(**ApiKeyOut.model_validate(issued.key).model_dump(), secret=issued.secret)
 
 
 @router.get("/signing-keys", response_model=PageOut[SigningKeyOut])
@@ -103,15 +106,13 @@ def list_api_keys(
 def create_api_key(
     body: ApiKeyCreate, request: Request, ctx: Context = Depends(require("keys:write"))
 ) -> JSONResponse:
-    def work(session: Session) -> ApiKeyIssued:
-        issued = tenancy.create_api_key(
-            session, ctx.actor, ctx.vendor_id, name=body.name, scopes=body.scopes
-        )
-        return ApiKeyIssued(
-            **ApiKeyOut.model_validate(issued.key).model_dump(), secret=issued.secret
-        )
-
-    return ctx.create(request, body, work)
+    return ctx.create(
+        request,
+        body,
+        lambda s: api_key_issued(
+            tenancy.create_api_key(s, ctx.actor, ctx.vendor_id, name=body.name, scopes=body.scopes)
+        ),
+    )
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyOut)
@@ -132,6 +133,5 @@ def vendor_jwks(slug: str, request: Request) -> JSONResponse:
     """The vendor's public signing keys (RFC 7517 JWK Set); no authentication."""
     services = services_of(request)
     with services.db.read() as session:
-        vendor = tenancy.get_vendor_by_slug(session, slug)
-        document = keys.jwks(session, vendor.id)
+        document = keys.vendor_jwks(session, slug)
     return JSONResponse(document, headers={"Cache-Control": "public, max-age=300"})

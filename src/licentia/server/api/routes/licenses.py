@@ -8,21 +8,15 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
-from sqlalchemy import Row
-from sqlalchemy.orm import Session
 
-from licentia.domain.errors import NotFoundError
 from licentia.server.api.context import Context, require
 from licentia.server.api.hot import hot
 from licentia.server.api.schemas import Out, PageOut, PageParams, json_of, page_of, page_params
 from licentia.server.api.threads import ThreadedRoute
-from licentia.server.catalog.services import template_by_sku
 from licentia.server.db.base import utcnow
 from licentia.server.db.pagination import paginate
-from licentia.server.keys.services import current_signer
 from licentia.server.licenses import services as licenses
 from licentia.server.licenses.models import License
-from licentia.server.tenancy.models import Vendor
 
 router = APIRouter(tags=["licenses"], route_class=ThreadedRoute)
 JOSE = "application/jose"
@@ -41,6 +35,12 @@ class LicenseOut(Out):
     maintenance_until: datetime | None
     activated_at: datetime | None
     replaced_by_id: str | None
+    device_id: str | None = Field(
+        description="the device that holds the license (GET /devices/{id}); null if none"
+    )
+    container_id: str | None = Field(
+        description="the cloud container that holds the license; null if none"
+    )
     version: int
     options: dict[str, Any]
 
@@ -57,7 +57,7 @@ class ReplaceIn(BaseModel):
     sku: str | None = Field(default=None, description="issue the successor from this template")
 
 
-def license_out(license_: License | Row[Any]) -> LicenseOut:
+def license_out(license_: License | licenses.LicenseRow) -> LicenseOut:
     data = {name: getattr(license_, name) for name in LicenseOut.model_fields if name != "state"}
     return LicenseOut(**data, state=licenses.state_of(license_, utcnow()).value)
 
@@ -119,18 +119,9 @@ def replace_license(
     """Returns the successor license; the old one becomes ``replaced``. Without a body
     (or without ``sku``) the successor comes from the same template."""
     sku = body.sku if body is not None else None
-
-    def work(session: Session) -> LicenseOut:
-        template = None
-        if sku is not None:
-            template = template_by_sku(session, ctx.vendor_id, sku)
-            if template is None:
-                raise NotFoundError("template", sku)
-        return license_out(
-            licenses.replace_license(session, ctx.actor, license_id, template=template)
-        )
-
-    return ctx.write(work)
+    return ctx.write(
+        lambda s: license_out(licenses.replace_license(s, ctx.actor, license_id, sku=sku))
+    )
 
 
 @router.get(
@@ -140,13 +131,8 @@ def replace_license(
 )
 def license_document(license_id: str, ctx: Context = Depends(require("licenses:read"))) -> Response:
     """The license as a signed document (compact JWS, ``typ`` licentia-license+jwt)."""
-
-    def work(session: Session) -> str:
-        vendor = session.get_one(Vendor, ctx.vendor_id)
-        signer = current_signer(session, ctx.vendor_id, ctx.master)
-        return licenses.render_document(session, ctx.actor, license_id, signer, issuer=vendor.slug)
-
-    return Response(ctx.read(work), media_type=JOSE)
+    document = ctx.read(lambda s: licenses.render_document(s, ctx.actor, ctx.master, license_id))
+    return Response(document, media_type=JOSE)
 
 
 @router.post("/licenses/{license_id}/actions/{action}", response_model=LicenseOut)

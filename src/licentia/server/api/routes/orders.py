@@ -7,14 +7,11 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from licentia.server.api.context import Context, require
 from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.pagination import paginate
-from licentia.server.licenses.models import License
 from licentia.server.orders import services as orders
 from licentia.server.orders.models import Customer, Order, Ticket
 
@@ -99,15 +96,18 @@ def order_out(order: Order) -> OrderOut:
     return OrderOut.model_validate(order)
 
 
-def ticket_out(session: Session, ticket: Ticket) -> TicketOut:
-    ids = session.scalars(
-        select(License.id).where(License.ticket_id == ticket.id).order_by(License.id)
-    )
-    return TicketOut(
-        id=ticket.id,
-        customer_id=ticket.customer_id,
-        license_ids=list(ids),
-        created_at=ticket.created_at,
+def ticket_out(ticket: orders.TicketView) -> TicketOut:
+    return TicketOut.model_validate(ticket)
+
+
+def order_placed(result: orders.OrderResult) -> OrderPlaced:
+    return OrderPlaced.model_validate(
+        {
+            **vars(result.order),
+            "created": result.created,
+            "added_lines": result.added_lines,
+            "ticket_code": result.ticket_code,
+        }
     )
 
 
@@ -182,25 +182,21 @@ def place_order(
         orders.LineRequest(sku=x.sku, quantity=x.quantity, line_id=x.line_id) for x in body.lines
     ]
 
-    def work(session: Session) -> OrderPlaced:
-        result = orders.place_order(
-            session,
-            ctx.actor,
-            ctx.master,
-            external_order_id=body.external_order_id,
-            customer_id=body.customer_id,
-            lines=lines,
-        )
-        return OrderPlaced.model_validate(
-            {
-                **vars(result.order),
-                "created": result.created,
-                "added_lines": result.added_lines,
-                "ticket_code": result.ticket_code,
-            }
-        )
-
-    return ctx.create(request, body, work, status_for=lambda placed: 201 if placed.created else 200)
+    return ctx.create(
+        request,
+        body,
+        lambda s: order_placed(
+            orders.place_order(
+                s,
+                ctx.actor,
+                ctx.master,
+                external_order_id=body.external_order_id,
+                customer_id=body.customer_id,
+                lines=lines,
+            )
+        ),
+        status_for=lambda placed: 201 if placed.created else 200,
+    )
 
 
 @router.get("/orders", response_model=PageOut[OrderOut])
@@ -243,14 +239,16 @@ def list_tickets(
                 cursor=page.cursor,
                 limit=page.limit,
             ),
-            lambda t: ticket_out(s, t),
+            lambda t: ticket_out(orders.ticket_view(s, t)),
         )
     )
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketOut)
 def get_ticket(ticket_id: str, ctx: Context = Depends(require("orders:read"))) -> TicketOut:
-    return ctx.read(lambda s: ticket_out(s, orders.get_ticket(s, ctx.actor, ticket_id)))
+    return ctx.read(
+        lambda s: ticket_out(orders.ticket_view(s, orders.get_ticket(s, ctx.actor, ticket_id)))
+    )
 
 
 @router.post("/tickets/{ticket_id}/code", response_model=TicketCode)
@@ -269,5 +267,7 @@ def reveal_ticket_code(
 def lookup_ticket(body: TicketLookup, ctx: Context = Depends(require("orders:read"))) -> TicketOut:
     """Find a ticket by the code a customer reads out; a typo is caught by its check symbol."""
     return ctx.read(
-        lambda s: ticket_out(s, orders.find_ticket(s, ctx.vendor_id, ctx.master, body.code))
+        lambda s: ticket_out(
+            orders.ticket_view(s, orders.find_ticket(s, ctx.vendor_id, ctx.master, body.code))
+        )
     )

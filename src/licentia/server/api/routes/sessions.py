@@ -6,12 +6,11 @@ from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
 from licentia.server.api.context import services_of
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.engine import run_write
-from licentia.server.tenancy.services import log_in
+from licentia.server.tenancy.services import LoggedIn, log_in
 
 router = APIRouter(tags=["sessions"], route_class=ThreadedRoute)
 
@@ -33,11 +32,13 @@ def create_session(body: LoginIn, request: Request) -> SessionOut:
     """Log in with e-mail and password; 401 ``UNAUTHENTICATED`` says nothing more."""
     services = services_of(request)
     ttl = timedelta(minutes=services.settings.session_ttl_minutes)
+    return run_write(
+        services.db,
+        lambda s: session_out(
+            log_in(s, vendor_slug=body.vendor, email=body.email, password=body.password, ttl=ttl)
+        ),
+    )
 
-    def work(session: Session) -> SessionOut:
-        done = log_in(
-            session, vendor_slug=body.vendor, email=body.email, password=body.password, ttl=ttl
-        )
-        return SessionOut(token=done.token, role=done.user.role, expires_at=done.expires_at)
 
-    return run_write(services.db, work)
+def session_out(done: LoggedIn) -> SessionOut:
+    return SessionOut(token=done.token, role=done.user.role, expires_at=done.expires_at)

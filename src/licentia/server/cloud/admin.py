@@ -1,0 +1,95 @@
+"""What a cloud container's customer admin may do, authenticated by the container's
+credential (the ``.licred`` secret): see who holds which seat and free one, read the
+denials, list and deregister the container's devices. The API's customer-admin routes
+and the License Portal call these; the vendor has the same through its own API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from licentia.domain.actors import Actor, ActorKind
+from licentia.domain.errors import NotFoundError
+from licentia.server.cloud import services as cloud
+from licentia.server.cloud.models import CloudContainer, CloudDevice
+from licentia.server.seats import services as seats
+from licentia.server.seats.models import SeatEvent
+from licentia.server.tenancy.services import get_vendor_by_slug
+
+
+@dataclass(frozen=True)
+class CustomerAdmin:
+    """Whoever presented the container's credential, and the container it opens."""
+
+    container: CloudContainer
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class HeldSeat:
+    license_id: str
+    product: str
+    lease_id: str | None
+    user: str | None
+    device: str | None
+    process: str | None
+    acquired_at: datetime | None
+    expires_at: datetime | None
+    borrowed: bool
+
+
+def customer_admin(session: Session, slug: str, credential: str) -> CustomerAdmin:
+    """Raises NotFoundError (no such vendor) or AuthenticationError
+    (``CREDENTIAL_INVALID``: an unknown or reset credential)."""
+    vendor = get_vendor_by_slug(session, slug)
+    container = cloud.container_by_credential(session, vendor.id, credential, lock=False)
+    return CustomerAdmin(container, Actor(ActorKind.CUSTOMER_ADMIN, container.id, vendor.id))
+
+
+def held_seats(session: Session, admin: CustomerAdmin, now: datetime) -> list[HeldSeat]:
+    """Who holds which seat of the container's pools at ``now``."""
+    return [
+        HeldSeat(
+            license_id=pool.id,
+            product=pool.product_code,
+            lease_id=slot.lease_id,
+            user=slot.user_name,
+            device=slot.device_name,
+            process=slot.process_id,
+            acquired_at=slot.acquired_at,
+            expires_at=slot.expires_at,
+            borrowed=slot.borrowed,
+        )
+        for pool in cloud.container_licenses(session, admin.container.id)
+        for slot in seats.occupancy(session, pool.id, now)
+    ]
+
+
+def release_seat(session: Session, admin: CustomerAdmin, lease_id: str, now: datetime) -> None:
+    """Free a seat of the container's pools. Raises NotFoundError ``LEASE_NOT_FOUND``."""
+    for pool in cloud.container_licenses(session, admin.container.id):
+        if any(slot.lease_id == lease_id for slot in seats.occupancy(session, pool.id, now)):
+            seats.force_release(session, admin.actor, pool.id, lease_id, now=now)
+            return
+    raise NotFoundError("seat lease", lease_id, code="LEASE_NOT_FOUND")
+
+
+def denials(session: Session, admin: CustomerAdmin) -> list[SeatEvent]:
+    """Every refused checkout of the container's pools (the "true denials")."""
+    return [
+        event
+        for pool in cloud.container_licenses(session, admin.container.id)
+        for event in seats.seat_events(session, pool.id, "deny")
+    ]
+
+
+def devices(session: Session, admin: CustomerAdmin) -> list[CloudDevice]:
+    return cloud.container_devices(session, admin.container.id)
+
+
+def deregister_device(session: Session, admin: CustomerAdmin, device_id: str) -> CloudDevice:
+    """Free a device's place. Raises NotFoundError for a device of another container."""
+    return cloud.deregister_device(session, admin.actor, admin.container, device_id)
