@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create/update the virtual environment with server and dev dependencies
 
+# The quickstart is a development set-up: it may create ./var/master.key by itself.
+run: export LICENTIA_ENVIRONMENT ?= development
 run: $(STAMP) ## Migrate the SQLite database under ./var, seed the demo, serve on :8000
 	$(BIN)/licentia db upgrade
 	$(BIN)/licentia demo

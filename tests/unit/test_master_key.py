@@ -7,6 +7,7 @@ touches a secret.
 
 from __future__ import annotations
 
+import base64
 import secrets
 import stat
 from pathlib import Path
@@ -125,3 +126,56 @@ def test_production_accepts_a_key_file_the_operator_provided(tmp_path):
 def test_a_master_key_that_is_not_32_bytes_of_base64_is_refused(tmp_path):
     with pytest.raises(ConfigurationError):
         load_master_key(settings(tmp_path, "production", master_key="c2hvcnQ"))
+
+
+def _b64(secret: bytes) -> str:
+    return base64.urlsafe_b64encode(secret).decode()
+
+
+@pytest.mark.parametrize(
+    "weak",
+    [bytes(32), b"\xff" * 32, b"ab" * 16, bytes(range(8)) * 4, bytes(range(15)) * 3],
+    ids=["all zero", "all ones", "two bytes repeated", "eight repeated", "fifteen repeated"],
+)
+def test_a_master_key_of_too_few_distinct_bytes_is_refused(tmp_path, weak):
+    with pytest.raises(ConfigurationError, match="not random"):
+        load_master_key(settings(tmp_path, "production", master_key=_b64(weak)))
+
+
+@pytest.mark.parametrize(
+    "passphrase",
+    [
+        "this is my very long and memorable master key passphrase",
+        "Tr0ub4dor&3-Tr0ub4dor&3-Tr0ub4dor&3-Tr0ub4dor&3-Tr0ub4dor&3",
+        new_master_key_text()[:20] + " " + new_master_key_text(),
+    ],
+)
+def test_a_passphrase_is_refused_rather_than_stripped_to_base64(tmp_path, passphrase):
+    with pytest.raises(ConfigurationError, match="not a passphrase"):
+        load_master_key(settings(tmp_path, "production", master_key=passphrase))
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644])
+def test_a_key_file_other_users_may_read_is_refused(tmp_path, mode):
+    path = tmp_path / "master.key"
+    path.write_text(new_master_key_text() + "\n")
+    path.chmod(mode)
+    with pytest.raises(ConfigurationError, match="chmod 600"):
+        load_master_key(settings(tmp_path, "production", master_key_file=path))
+
+
+def test_a_standard_base64_key_with_padding_is_accepted(tmp_path):
+    text = new_master_key_text()
+    assert text.endswith("=")
+    key = load_master_key(settings(tmp_path, "production", master_key=text))
+    assert key.decrypt(key.encrypt(b"ok", purpose="p"), purpose="p") == b"ok"
+
+
+def test_without_a_declared_environment_no_key_file_is_created(tmp_path, monkeypatch):
+    monkeypatch.delenv("LICENTIA_ENVIRONMENT", raising=False)
+    path = tmp_path / "var" / "master.key"
+    config = Settings(master_key=None, master_key_file=path)
+    assert config.environment == "production"
+    with pytest.raises(ConfigurationError, match="LICENTIA_ENVIRONMENT=development"):
+        load_master_key(config)
+    assert not path.exists()

@@ -16,7 +16,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LICENTIA_", env_file=None, extra="ignore")
 
-    environment: Literal["development", "production"] = "development"
+    # Production unless declared otherwise: development's conveniences (a master key
+    # file created on first run, placeholder keys tolerated) must be asked for.
+    environment: Literal["development", "production"] = "production"
     database_url: str = "sqlite:///var/licentia.db"
     master_key: SecretStr | None = None
     master_key_file: Path = Path("var/master.key")

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -23,6 +24,10 @@ from licentia.domain.errors import ConfigurationError
 from licentia.server.settings import PLACEHOLDER_SECRETS, Settings
 
 _VERSION = b"\x01"
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+# 32 random bytes have 30 distinct values on average; fewer than 16 happens by chance
+# about never, and catches an all-zero key or a short pattern repeated.
+_MIN_DISTINCT_BYTES = 16
 _CACHED_PURPOSES = 64  # the code uses a handful of constant purposes; bound it anyway
 
 
@@ -78,8 +83,11 @@ class MasterKey:
 def load_master_key(settings: Settings) -> MasterKey:
     """The master key from ``LICENTIA_MASTER_KEY`` or the key file.
 
-    In development a missing key file is created (mode 0600). Outside development a
-    missing or placeholder key is refused with ConfigurationError.
+    In development (declared: ``LICENTIA_ENVIRONMENT=development``) a missing key file
+    is created (mode 0600). Otherwise a missing or placeholder key is refused with
+    ConfigurationError. Everywhere, ConfigurationError refuses a key that is not
+    url-safe base64 of at least 32 bytes (a passphrase), one of too few distinct bytes
+    (all zero, a repeated pattern), and a key file that other users may read.
     """
     if settings.master_key is not None:
         value = settings.master_key.get_secret_value().strip()
@@ -87,16 +95,18 @@ def load_master_key(settings: Settings) -> MasterKey:
             if not settings.is_development:
                 raise ConfigurationError("LICENTIA_MASTER_KEY is a placeholder; set a real key")
         else:
-            return MasterKey(_decode(value))
+            return MasterKey(_decode(value, "LICENTIA_MASTER_KEY"))
     path = settings.master_key_file
     if path.exists():
-        return MasterKey(_decode(path.read_text().strip()))
+        _check_private(path)
+        return MasterKey(_decode(path.read_text().strip(), str(path)))
     if not settings.is_development:
         raise ConfigurationError(
             f"no master key: set LICENTIA_MASTER_KEY or create {path} "
-            "(`licentia admin master-key` prints a new one)"
+            "(`licentia admin master-key` prints a new one); "
+            "LICENTIA_ENVIRONMENT=development creates one by itself"
         )
-    return MasterKey(_decode(_create_key_file(path)))
+    return MasterKey(_decode(_create_key_file(path), str(path)))
 
 
 def new_master_key_text() -> str:
@@ -112,8 +122,25 @@ def _create_key_file(path: Path) -> str:
     return text
 
 
-def _decode(text: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except ValueError as exc:
-        raise ConfigurationError("the master key must be url-safe base64 of 32 bytes") from exc
+def _check_private(path: Path) -> None:
+    if os.name == "posix" and path.stat().st_mode & 0o077:
+        raise ConfigurationError(
+            f"the master key file {path} is open to other users: chmod 600 {path}"
+        )
+
+
+def _decode(text: str, source: str) -> bytes:
+    """The key's bytes. Strict: base64 decoders skip characters outside their alphabet,
+    which would turn a passphrase into a shorter, guessable key without a word."""
+    if _BASE64URL.fullmatch(text) is None:
+        raise ConfigurationError(
+            f"{source} must be url-safe base64 of 32 random bytes (A-Z, a-z, 0-9, '-', "
+            "'_'), as `licentia admin master-key` prints it, not a passphrase"
+        )
+    secret = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if len(set(secret)) < _MIN_DISTINCT_BYTES:
+        raise ConfigurationError(
+            f"{source} is not random (too few distinct bytes): "
+            "`licentia admin master-key` prints a new one"
+        )
+    return secret
