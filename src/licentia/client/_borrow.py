@@ -136,7 +136,7 @@ def read_borrow(
         recorded = Fingerprint(claims["fingerprint"])
         options = claims.get("options") or {}
         tolerance = Tolerance.from_option(options.get("fingerprint_tolerance"))
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, OverflowError, OSError) as error:
         raise SignatureInvalidError(f"The borrow document is malformed ({error}).") from error
     if now >= expires:
         raise LeaseExpiredError(

@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -47,16 +47,17 @@ from licentia.client._exceptions import (
     LicentiaClientError,
     NotActivatedError,
     SeatLostError,
-    SignatureInvalidError,
 )
 from licentia.client._fingerprint import FactorSource, Fingerprint, collect_fingerprint
 from licentia.client._licred import CloudCredential
 from licentia.client._registration import DeviceSession, RegistrationFile
 from licentia.client._retry import NO_RETRY, RetryPolicy, is_transient, retry_call
-from licentia.client._seat import Seat, SeatRequest
+from licentia.client._seat import Seat, SeatGrant, SeatRequest
 from licentia.client._store import DeviceStore, store_directory
+from licentia.client._tokens import Expected, ServerTime, check_claims, field, malformed
 from licentia.formats.device import fingerprint_salt, unverified_claims
 from licentia.formats.document_types import ACCESS_TYP, BORROW_TYP, SEAT_TYP
+from licentia.formats.jws import SignatureInvalidError as MalformedDocumentError
 
 if TYPE_CHECKING:
     import httpx
@@ -152,6 +153,7 @@ class CloudClient:
         self._retry = retry or RetryPolicy()
         self._monotonic = monotonic
         self._wall_clock = wall_clock
+        self._time = ServerTime(wall_clock)
         self._api = CloudApi(
             self.credential.server_url, self.credential.vendor, transport=transport, timeout=timeout
         )
@@ -250,19 +252,24 @@ class CloudClient:
         sent = self._monotonic()
         body = {"product": product, "feature": feature}
         answer = retry_call(lambda: self._device_call("POST", "check", body), policy)
-        claims = self._verified(str(answer["token"]), ACCESS_TYP)
-        lifetime = float(int(claims["exp"]) - int(claims["iat"]))
+        token, license_id = field(answer, "token", str), field(answer, "license_id", str)
+        expected = self._expected(product, feature, license_id=license_id, scope=True)
+        claims = self._verified(token, ACCESS_TYP, expected)
+        # Usable while the token's own lifetime, counted from the sending, lasts, and
+        # never past its exp by the trusted clock.
+        left = claims["exp"] - self._time.now()
+        valid_until = min(sent + claims["exp"] - claims["iat"], self._monotonic() + left)
         access = AccessToken(
-            token=str(answer["token"]),
-            license_id=str(answer["license_id"]),
-            product=str(claims.get("product", product)),
-            features=tuple(str(f) for f in claims.get("features") or ()),
-            expires_at=datetime.fromisoformat(str(answer["expires_at"])),
+            token=token,
+            license_id=license_id,
+            product=product,
+            features=tuple(str(f) for f in claims["features"]),
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
             source="server",
             claims=claims,
         )
-        fresh = sent + lifetime * (1 - REFRESH_SHARE)
-        self._tokens[(product, feature)] = _Cached(access, fresh, sent + lifetime)
+        fresh = sent + (valid_until - sent) * (1 - REFRESH_SHARE)
+        self._tokens[(product, feature)] = _Cached(access, fresh, valid_until)
         return access
 
     def consume(
@@ -286,12 +293,14 @@ class CloudClient:
         answer = retry_call(
             lambda: self._device_call("POST", "counters/consume", body), self._retry
         )
+        if field(answer, "key", str) != body["key"] or field(answer, "units", int) != units:
+            raise malformed("it is about another consumption")
         return Consumption(
-            license_id=str(answer["license_id"]),
-            units=int(answer["units"]),
-            balance_after=int(answer["balance_after"]),
-            key=str(answer["key"]),
-            replayed=bool(answer["replayed"]),
+            license_id=field(answer, "license_id", str),
+            units=units,
+            balance_after=field(answer, "balance_after", int),
+            key=str(body["key"]),
+            replayed=field(answer, "replayed", bool),
         )
 
     # -- seats --------------------------------------------------------------------
@@ -354,8 +363,18 @@ class CloudClient:
             "request": request,
         }
         answer = retry_call(lambda: self._device_call("POST", "borrow", body), self._retry)
-        document = str(answer["document"])
+        document, lease_id = field(answer, "document", str), field(answer, "lease_id", str)
         seat = self._read_borrow(document)
+        expected = Expected(
+            self.vendor,
+            store.device_key_id,
+            product,
+            device=self._session.registration().device_id,
+            feature=feature,
+            license_id=field(answer, "license_id", str),
+            lease=lease_id,
+        )
+        check_claims(seat.claims, expected, self._time.now())
         self._shelf.put(seat.lease_id, document)
         return seat
 
@@ -380,7 +399,7 @@ class CloudClient:
                 if seat.product == product:
                     ensure_feature(seat, feature)
                     return seat
-            elif unverified_claims(document).get("product") == product:
+            elif _claimed_product(document) == product:
                 refusal = seat
         raise refusal or NotActivatedError(
             f"No seat of {product} is borrowed on this device. "
@@ -462,14 +481,35 @@ class CloudClient:
 
     # -- shared plumbing ---------------------------------------------------------
 
-    def _verified(self, token: str, typ: str) -> dict[str, Any]:
+    def _verified(self, token: str, typ: str, expected: Expected) -> dict[str, Any]:
+        """The claims of ``token`` once its signature, ``typ`` and every claim
+        ``expected`` names check (see :mod:`licentia.client._tokens`)."""
         claims = self._keys.verify(token, typ=typ)
-        if claims.get("aud") != self.container_id or claims.get("iss") != self.vendor:
-            raise SignatureInvalidError(
-                "License Central answered with a token for another container. "
-                "Check the server address in the .licred file, or contact your vendor."
-            )
+        check_claims(claims, expected, self._time.now())
+        self._time.saw(claims["iat"])
         return claims
+
+    def _expected(
+        self,
+        product: str,
+        feature: str | None,
+        *,
+        license_id: str,
+        lease: str | None = None,
+        fence: int | None = None,
+        scope: bool = False,
+    ) -> Expected:
+        return Expected(
+            vendor=self.vendor,
+            audience=self.container_id,
+            product=product,
+            device=self._session.registration().device_id,
+            feature=feature,
+            license_id=license_id,
+            lease=lease,
+            fence=fence,
+            scope=scope,
+        )
 
     def _fingerprint(self) -> Fingerprint:
         with self._lock:
@@ -505,8 +545,25 @@ class _SeatChannel:
     def release(self, lease_id: str) -> None:
         self._client._device_call("DELETE", f"seats/{lease_id}")
 
-    def seat_claims(self, token: str) -> dict[str, Any]:
-        return self._client._verified(token, SEAT_TYP)
+    def seat_claims(self, token: str, request: SeatRequest, grant: SeatGrant) -> dict[str, Any]:
+        client = self._client
+        expected = client._expected(
+            request.product,
+            request.feature,
+            license_id=grant.license_id,
+            lease=grant.lease_id,
+            fence=grant.fence,
+        )
+        return client._verified(token, SEAT_TYP, expected)
+
+
+def _claimed_product(document: str) -> Any:
+    """The product a stored borrow document names, unchecked (to say why it cannot be
+    used); None for one that cannot even be read."""
+    try:
+        return unverified_claims(document).get("product")
+    except MalformedDocumentError:
+        return None
 
 
 def _login_name() -> str:

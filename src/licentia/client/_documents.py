@@ -180,6 +180,8 @@ _LICENSE_SHAPE: dict[str, tuple[type, ...]] = {
 # checked in one lookup: every cold start checks every license.
 _LICENSE_SHAPES = frozenset(itertools.product(*_LICENSE_SHAPE.values()))
 _NAMES_ONLY = frozenset({str})
+_TIME_CLAIMS = ("iat", "lease_until", "refresh_after", "valid_until", "maintenance_until")
+LATEST_TIME = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime can hold
 
 
 def _check_license_shape(claims: Mapping[str, Any]) -> None:
@@ -189,6 +191,9 @@ def _check_license_shape(claims: Mapping[str, Any]) -> None:
                 raise _malformed("license", f"its {name!r} claim is missing or of the wrong type")
     if not set(map(type, claims["features"])) <= _NAMES_ONLY:
         raise _malformed("license", "its features are not all names")
+    times = [claims[name] or 0 for name in _TIME_CLAIMS]
+    if min(times) < 0 or max(times) > LATEST_TIME:
+        raise _malformed("license", "a time in it is out of range")
 
 
 def decrypt_secret(token: str, key: X25519PrivateKey, *, license_id: str) -> str:
@@ -253,7 +258,8 @@ def _malformed(what: str, detail: str) -> SignatureInvalidError:
 
 
 def _count(value: Any) -> int | None:
-    """``value`` if it is a non-negative integer (JSON has no other kind), else None."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    """``value`` if it is a non-negative integer (JSON has no other kind) a datetime can
+    hold as epoch seconds, else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= LATEST_TIME:
         return value
     return None

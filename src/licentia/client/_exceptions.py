@@ -253,8 +253,8 @@ class ServerError(TransportError):
     """License Central answered with an error (RFC 9457 problem+json).
 
     ``server_code`` is the problem's own ``code`` (e.g. ``SEAT_LIMIT_REACHED``) so a
-    caller can react to it; ``status`` is the HTTP status (None only for a
-    :class:`TicketCodeInvalidError` the SDK found before sending anything).
+    caller can react to it; ``status`` is the HTTP status, None when the SDK found the
+    problem itself (a mistyped ticket code before sending, an answer it cannot read).
     """
 
     code = "SERVER_ERROR"

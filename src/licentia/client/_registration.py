@@ -30,6 +30,7 @@ from licentia.client._exceptions import NetworkError, ServerError
 from licentia.client._files import lock, write_atomic
 from licentia.client._licred import CloudCredential
 from licentia.client._retry import RetryPolicy, retry_call
+from licentia.client._tokens import field
 
 __all__ = ["DeviceSession", "Registration", "RegistrationFile", "credential_digest"]
 
@@ -167,9 +168,9 @@ class DeviceSession:
             transient=_surely_not_registered,
         )
         return Registration(
-            device_id=str(answer["device_id"]),
-            container_id=str(answer["container_id"]),
-            token=str(answer["token"]),
+            device_id=field(answer, "device_id", str),
+            container_id=field(answer, "container_id", str),
+            token=field(answer, "token", str),
             credential_sha256=credential_digest(self._credential.credential),
         )
 

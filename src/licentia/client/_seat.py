@@ -43,8 +43,9 @@ from licentia.client._exceptions import (
     TransportError,
 )
 from licentia.client._retry import RetryPolicy, is_transient, retry_call
+from licentia.client._tokens import field, malformed, moment
 
-__all__ = ["HEARTBEAT_FRACTION", "Seat", "SeatChannel", "SeatRequest"]
+__all__ = ["HEARTBEAT_FRACTION", "Seat", "SeatChannel", "SeatGrant", "SeatRequest"]
 
 HEARTBEAT_FRACTION = 1 / 3
 _JITTER = 0.2  # each interval is 80-100 % of TTL times the fraction: never later, often earlier
@@ -61,7 +62,10 @@ class SeatChannel(Protocol):
 
     def release(self, lease_id: str) -> None: ...
 
-    def seat_claims(self, token: str) -> dict[str, Any]: ...
+    def seat_claims(self, token: str, request: SeatRequest, grant: SeatGrant) -> dict[str, Any]:
+        """The verified claims of a seat token, which must name ``request``'s product and
+        feature and ``grant``'s license, lease and fence."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,15 @@ class SeatRequest:
             "process": self.process,
             "wait_seconds": self.wait,
         }
+
+
+@dataclass(frozen=True)
+class SeatGrant:
+    """What a checkout or heartbeat answer says was granted (its token must agree)."""
+
+    lease_id: str
+    license_id: str
+    fence: int
 
 
 @dataclass(frozen=True)
@@ -213,6 +226,8 @@ class Seat:
                 raise SeatLostError(self._lost_message(error)) from error
             raise
         renewed = self._lease_from(answer, sent)
+        if (renewed.lease_id, renewed.fence) != (lease.lease_id, lease.fence):
+            raise malformed("a heartbeat answered for another lease")
         with self._lock:
             if self._lease is not None and renewed.deadline > self._lease.deadline:
                 self._lease = renewed
@@ -263,8 +278,8 @@ class Seat:
                 return True
             except SeatLostError:
                 return False
-            except TransportError:
-                pass  # unreachable for now: try again while the lease lasts
+            except LicentiaClientError:
+                pass  # unreachable, or an answer not to trust: try again while the lease lasts
             lease = self._current()
             delay = self._rng.uniform(0, min(max(0.05, lease.ttl / 6), 0.25 * 2**attempt))
             if self._monotonic() + delay >= lease.deadline:
@@ -284,17 +299,26 @@ class Seat:
         return lease
 
     def _lease_from(self, answer: Mapping[str, Any], sent: float) -> _Lease:
-        token = str(answer["token"])
-        ttl = float(answer["ttl_seconds"])
+        """The lease an answer grants, once its fields and its token check; raises
+        ServerError (unreadable) or SignatureInvalidError (a token not to trust)."""
+        grant = SeatGrant(
+            field(answer, "lease_id", str),
+            field(answer, "license_id", str),
+            field(answer, "fence", int),
+        )
+        token, ttl = field(answer, "token", str), field(answer, "ttl_seconds", int)
+        if ttl <= 0:
+            raise malformed("its ttl_seconds is not positive")
+        claims = self._channel.seat_claims(token, self.request, grant)
         return _Lease(
-            lease_id=str(answer["lease_id"]),
-            license_id=str(answer["license_id"]),
-            fence=int(answer["fence"]),
-            expires_at=datetime.fromisoformat(str(answer["expires_at"])),
-            ttl=ttl,
+            lease_id=grant.lease_id,
+            license_id=grant.license_id,
+            fence=grant.fence,
+            expires_at=moment(answer, "expires_at"),
+            ttl=float(ttl),
             token=token,
-            claims=self._channel.seat_claims(token),
-            reconnected=bool(answer.get("reconnected", False)),
+            claims=claims,
+            reconnected=answer.get("reconnected") is True,
             deadline=sent + ttl,
         )
 
