@@ -81,8 +81,8 @@ FAILURES: dict[str, tuple[Call, int, str]] = {
         lambda v: v.post(
             "/products", content=b'{"code": "C",', headers={"Content-Type": "application/json"}
         ),
-        422,
-        "VALIDATION_FAILED",
+        400,
+        "BAD_REQUEST",
     ),
     "a JSON list for an object": (
         lambda v: v.post("/products", json=[{"code": "C", "name": "C"}]),
@@ -143,12 +143,34 @@ def test_a_validation_problem_names_the_field_and_lists_every_error(
     assert {error["field"] for error in body["errors"]} == {"code", "name"}
 
 
-def test_malformed_json_names_no_field(vendors: VendorFactory) -> None:
+def test_malformed_json_is_a_bad_request_that_names_no_field(vendors: VendorFactory) -> None:
     vendor = vendors.create()
     response = vendor.post(
         "/customers", content=b"{'name': 1}", headers={"Content-Type": "application/json"}
     )
-    assert assert_problem(response, 422, "VALIDATION_FAILED")["field"] is None
+    problem = assert_problem(response, 400, "BAD_REQUEST")
+    assert "field" not in problem and "not valid JSON" in problem["detail"]
+
+
+def test_a_json_body_without_its_content_type_says_which_header_to_send(
+    vendors: VendorFactory,
+) -> None:
+    vendor = vendors.create()
+    response = vendor.post("/customers", content=b'{"name": "Acme"}')
+    problem = assert_problem(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+    assert "Content-Type: application/json" in problem["detail"]
+    assert "dictionary" not in problem["detail"]
+
+
+def test_every_field_path_names_list_positions_in_brackets(vendors: VendorFactory) -> None:
+    vendor = vendors.create()
+    lines = [{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": "two"}]
+    response = vendor.post("/orders", json={"external_order_id": "E", "lines": lines})
+    problem = assert_problem(response, 422, "VALIDATION_FAILED")
+    assert problem["field"] == "lines[1].quantity"
+    assert [error["field"] for error in problem["errors"]] == ["lines[1].quantity"]
+    unknown = vendor.post("/orders", json={"external_order_id": "E", "lines": [{"sku": "NO"}]})
+    assert assert_problem(unknown, 422, "UNKNOWN_SKU")["field"] == "lines[0].sku"
 
 
 def test_a_conflict_names_the_current_state(vendors: VendorFactory) -> None:

@@ -20,6 +20,7 @@ to exit codes in ``licentia.cli.output``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -90,3 +91,15 @@ class IllegalTransitionError(ConflictError):
 
 class ConfigurationError(LicentiaError):
     code = "CONFIGURATION_ERROR"
+
+
+def field_path(parts: Iterable[str | int]) -> str:
+    """The one way every error names a field: keys joined by dots, list positions in
+    brackets (``lines[0].sku``, ``options.validity.end_date``)."""
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from licentia import __version__
 from licentia.domain.errors import ConfigurationError
-from licentia.server.api import problems
+from licentia.server.api import openapi, problems
 from licentia.server.api.context import Services
 from licentia.server.api.credentials import CredentialCache
 from licentia.server.api.hot import HotCalls, LicentiaApp
@@ -112,6 +112,7 @@ def create_app(
     app.include_router(keys.public_router, prefix=API)
     app.include_router(cloud_admin.router, prefix=API)
     app.hot_calls = HotCalls.of_routes(app.routes)  # the routes marked @hot
+    openapi.install(app)
     _mount_docs(app)
     return app
 

@@ -22,6 +22,7 @@ from licentia.domain.actors import Actor
 from licentia.domain.errors import AuthenticationError
 from licentia.server.api.credentials import CredentialCache
 from licentia.server.api.hot_requests import HotRequest, PassOn, parsed_by
+from licentia.server.api.openapi import VENDOR_CREDENTIAL
 from licentia.server.api.threads import blocking
 from licentia.server.cloud.renewals import Renewals
 from licentia.server.db.engine import Database, run_read, run_write
@@ -39,7 +40,13 @@ from licentia.server.settings import Settings
 from licentia.server.tenancy.services import authenticate, touch_api_key
 
 T = TypeVar("T")
-_bearer = HTTPBearer(auto_error=False, description="An API key (lic_…) or a session token (lis_…)")
+# The OpenAPI document shows this one as two alternatives, ApiKey and StaffSession
+# (licentia.server.api.openapi).
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name=VENDOR_CREDENTIAL,
+    description="An API key (lic_…) or a staff session token (lis_…)",
+)
 
 
 @dataclass(frozen=True)

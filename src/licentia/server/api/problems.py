@@ -19,6 +19,7 @@ from licentia.domain.errors import (
     NotFoundError,
     PermissionDeniedError,
     ValidationError,
+    field_path,
 )
 from licentia.formats.jws import SignatureInvalidError
 
@@ -99,16 +100,32 @@ async def _raised(request: Request, error: Exception) -> JSONResponse:
 
 
 def _field_of(error: Any) -> str:
-    """Where a request error is, as a dotted path; "" for the body as a whole (a JSON
-    syntax error is located by character offset, which names no field)."""
+    """Where a request error is, in the one convention of every ``field``
+    (``lines[0].sku``); "" for the body as a whole."""
     if error.get("type") == "json_invalid":
         return ""
-    return ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    return field_path(part for part in error.get("loc", ()) if part != "body")
+
+
+def _not_json(request: Request, error: Any) -> bool:
+    """A body FastAPI did not read as JSON because no JSON Content-Type came with it:
+    validation then complains about "a valid dictionary", which helps nobody."""
+    content_type = request.headers.get("content-type", "")
+    return tuple(error.get("loc", ())) == ("body",) and "json" not in content_type
 
 
 async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     first = error.errors()[0]
+    if first.get("type") == "json_invalid":
+        reason = (first.get("ctx") or {}).get("error") or first.get("msg")
+        return problem(400, "BAD_REQUEST", f"the body is not valid JSON: {reason}")
+    if _not_json(request, first) and first.get("type") != "missing":
+        return problem(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the body as JSON, with the header 'Content-Type: application/json'",
+        )
     field = _field_of(first) or None
     detail = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
     return problem(

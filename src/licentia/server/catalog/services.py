@@ -12,7 +12,7 @@ from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.orm import Session, lazyload
 
 from licentia.domain.actors import Actor
-from licentia.domain.errors import AlreadyExistsError, NotFoundError, ValidationError
+from licentia.domain.errors import AlreadyExistsError, NotFoundError, ValidationError, field_path
 from licentia.domain.templates import OptionRuleError, TemplateOptions, end_date_passed
 from licentia.server.audit.services import record
 from licentia.server.catalog.models import Feature, Product, Template
@@ -116,13 +116,13 @@ def parse_options(raw: dict[str, Any]) -> TemplateOptions:
         return TemplateOptions.model_validate(raw)
     except PydanticValidationError as exc:
         error = exc.errors()[0]
-        path = ["options", *(str(part) for part in error["loc"])]
+        path: list[str | int] = ["options", *error["loc"]]
         rule = error.get("ctx", {}).get("error")
         if isinstance(rule, OptionRuleError):
             # A rule between options fails on the model; name the option to change.
             path.append(rule.field)
-            raise ValidationError(str(rule), field=".".join(path), code=rule.code) from exc
-        raise ValidationError(error["msg"], field=".".join(path)) from exc
+            raise ValidationError(str(rule), field=field_path(path), code=rule.code) from exc
+        raise ValidationError(error["msg"], field=field_path(path)) from exc
 
 
 def create_template(

@@ -27,7 +27,11 @@ from licentia.server.cloud.protocol import Presented, SeatGrant, SeatWanted
 router = APIRouter(
     prefix="/vendors/{slug}/cloud", tags=["cloud protocol"], route_class=ThreadedRoute
 )
-_bearer = HTTPBearer(auto_error=False, description="A device token (lcd_…)")
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="CloudDeviceToken",
+    description="A cloud device's token (lcd_…), from registering with the container credential",
+)
 MAX_WAIT = 60.0
 
 

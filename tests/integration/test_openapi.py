@@ -1,0 +1,90 @@
+"""The OpenAPI document tells a user what the API really asks and answers: the
+credential each operation wants (so Swagger's Authorize dialog asks for the right
+secret) and the problem documents it sends when it fails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture(scope="module")
+def document(client: TestClient) -> dict[str, Any]:
+    answer = client.get("/openapi.json")
+    assert answer.status_code == 200
+    return dict(answer.json())
+
+
+def operation(document: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    return dict(document["paths"][f"/api/v1{path.replace('{id}', '{device_id}')}"][method])
+
+
+def test_each_kind_of_caller_has_its_own_security_scheme(document: dict[str, Any]) -> None:
+    schemes = document["components"]["securitySchemes"]
+    assert set(schemes) == {"ApiKey", "StaffSession", "CloudDeviceToken", "ContainerCredential"}
+    formats = {name: scheme["bearerFormat"] for name, scheme in schemes.items()}
+    assert formats["ApiKey"].startswith("lic_") and formats["StaffSession"].startswith("lis_")
+    assert formats["CloudDeviceToken"].startswith("lcd_")
+    assert formats["ContainerCredential"].startswith("lcc_")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "security"),
+    [
+        ("get", "/products", [{"ApiKey": []}, {"StaffSession": []}]),
+        ("post", "/orders", [{"ApiKey": []}, {"StaffSession": []}]),
+        ("get", "/licenses/{license_id}/seats", [{"ApiKey": []}, {"StaffSession": []}]),
+        ("post", "/vendors/{slug}/cloud/seats", [{"CloudDeviceToken": []}]),
+        ("post", "/vendors/{slug}/cloud/check", [{"CloudDeviceToken": []}]),
+        ("get", "/vendors/{slug}/cloud/admin/seats", [{"ContainerCredential": []}]),
+        (
+            "delete",
+            "/vendors/{slug}/cloud/admin/devices/{device_id}",
+            [{"ContainerCredential": []}],
+        ),
+        ("post", "/vendors/{slug}/devices/activate", []),
+        ("post", "/vendors/{slug}/cloud/redeem", []),
+        ("post", "/sessions", []),
+        ("get", "/vendors/{slug}/jwks.json", []),
+    ],
+)
+def test_each_operation_asks_for_the_credential_it_checks(
+    document: dict[str, Any], method: str, path: str, security: list[dict[str, list[str]]]
+) -> None:
+    assert operation(document, method, path)["security"] == security
+
+
+def test_the_device_protocol_says_its_signature_is_the_credential(
+    document: dict[str, Any],
+) -> None:
+    activate = operation(document, "post", "/vendors/{slug}/devices/activate")
+    assert "signed with the device key" in activate["description"]
+    assert PROBLEM in activate["responses"]["401"]["content"]
+
+
+def test_failures_are_declared_as_the_problem_documents_that_are_sent(
+    document: dict[str, Any],
+) -> None:
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    problem = document["components"]["schemas"]["Problem"]
+    assert {"type", "title", "status", "detail", "code"} <= set(problem["required"])
+    create = operation(document, "post", "/templates")
+    assert {"400", "401", "403", "415", "422", "default"} <= set(create["responses"])
+    for status in ("400", "401", "403", "415", "422", "default"):
+        content = create["responses"][status]["content"]
+        assert content == {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    read = operation(document, "get", "/licenses/{license_id}")
+    assert {"401", "403", "404", "422"} <= set(read["responses"])
+    assert "415" not in read["responses"]  # it takes no body
+
+
+def test_the_answers_match_the_declared_problem_schema(client: TestClient, vendors) -> None:
+    vendor = vendors.create()
+    answer = vendor.post("/templates", json={"sku": "S"})
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == PROBLEM
+    assert {"type", "title", "status", "detail", "code", "field", "errors"} <= set(answer.json())
