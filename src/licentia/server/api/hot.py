@@ -41,6 +41,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
+from licentia.server.api.headers import with_security_headers
 from licentia.server.api.hot_requests import (
     MAX_BODY,
     PARSE,
@@ -194,6 +195,7 @@ class LicentiaApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            send = with_security_headers(scope, send)
             found = self.hot_calls.match(scope["method"], scope["path"])
             if found is not None:
                 await self._answer_hot(scope, receive, send, *found)

@@ -109,7 +109,11 @@ def _retryable(error: DBAPIError, *, committing: bool) -> bool:
 
 
 def connect(url: str, *, pool_size: int = 10) -> Database:
-    """Open the database at ``url`` (SQLite file or PostgreSQL via psycopg 3)."""
+    """Open the database at ``url`` (SQLite file or PostgreSQL via psycopg 3).
+
+    The engines hide statements' parameters from their errors: a failed statement is
+    logged with its traceback, and its parameters may be a password hash, a ticket
+    code's lookup hash, an e-mail address or a sealed secret."""
     parsed = make_url(url)
     write_lock: AbstractContextManager[Any] = nullcontext()
     if parsed.get_backend_name() == "sqlite":
@@ -119,7 +123,9 @@ def connect(url: str, *, pool_size: int = 10) -> Database:
     else:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        writer = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
+        writer = create_engine(
+            parsed, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True
+        )
         _ping_when_idle(writer)
         # Reads share the pool without a transaction: under READ COMMITTED each
         # statement sees its own snapshot either way, and autocommit spares a BEGIN
@@ -170,7 +176,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    engine = create_engine(
+        url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,35 @@
+"""Headers every answer carries, whichever path (a route, a hot call, an error) made it.
+
+- ``X-Content-Type-Options: nosniff`` on every answer: a browser must not guess that a
+  JSON or JOSE body is HTML or script.
+- ``Cache-Control: no-store`` on every answer under the API, unless it set its own:
+  API keys, session tokens, ticket codes, device credentials and seat tokens are
+  answered there, and no answer of the API is meant for a shared cache. The vendors'
+  public key sets (JWKS) are the exception: public, and fetched by every verifier.
+"""
+
+from __future__ import annotations
+
+from starlette.types import Message, Scope, Send
+
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_NO_STORE = (b"cache-control", b"no-store")
+_PUBLIC_SUFFIXES = ("/jwks.json",)
+
+
+def with_security_headers(scope: Scope, send: Send) -> Send:
+    """``send``, adding the headers above to the start of the answer."""
+    private = scope["path"].startswith("/api/") and not scope["path"].endswith(_PUBLIC_SUFFIXES)
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            names = {name.lower() for name, _ in headers}
+            if _NOSNIFF[0] not in names:
+                headers.append(_NOSNIFF)
+            if private and _NO_STORE[0] not in names:
+                headers.append(_NO_STORE)
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
