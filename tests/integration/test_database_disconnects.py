@@ -140,4 +140,3 @@ def test_a_connection_lost_while_committing_is_a_503_not_a_500(
         event.remove(database.writer, "before_commit", _drop)
     assert pids
     assert_problem(answer, 503, "DATABASE_UNREACHABLE")
-
