@@ -27,7 +27,11 @@ from licentia.cli.output import (
 if TYPE_CHECKING:
     from licentia.client import Entitlement, LicenseClient
 
-app = typer.Typer(no_args_is_help=True, help="Licenses on this device (the end user's side).")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Licenses on this device (the end user's side).",
+    rich_markup_mode=None,  # see licentia.cli.main
+)
 
 Server = Annotated[
     str | None,

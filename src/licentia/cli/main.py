@@ -34,6 +34,10 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Licentia License Central.",
     pretty_exceptions_enable=False,
+    # Plain help and no completion options: typer's Rich help loads a Markdown parser,
+    # and its completion options pydantic, each costing more than typer itself.
+    rich_markup_mode=None,
+    add_completion=False,
 )
 app.add_typer(device.app, name="device")
 

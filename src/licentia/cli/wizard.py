@@ -30,7 +30,11 @@ if TYPE_CHECKING:
     from licentia.client import Entitlement
 
 TICKET_PROMPT = "Ticket code (XXXXX-XXXXX-XXXXX-XXXXX-XXXXX)"
-wizard = typer.Typer(add_completion=False, help="Activate a license on this device, step by step.")
+wizard = typer.Typer(
+    add_completion=False,
+    help="Activate a license on this device, step by step.",
+    rich_markup_mode=None,  # see licentia.cli.main
+)
 
 
 @wizard.command()

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from licentia.client._autoupdate import AutoUpdater
 from licentia.client._clock import CachedMark, DeviceTime, DiscardedMark, system_clock
 from licentia.client._container import (
     ClientStatus,
@@ -50,7 +49,6 @@ from licentia.client._exceptions import (
 )
 from licentia.client._files import write_token
 from licentia.client._fingerprint import FactorSource, Tolerance, collect_fingerprint
-from licentia.client._messages import DeviceSigner
 from licentia.client._store import DeviceStore, check_vendor_name, store_directory
 from licentia.client._tickets import normalize_ticket_code
 from licentia.client._transport import Transport
@@ -62,6 +60,10 @@ from licentia.formats.device import fingerprint_salt
 
 if TYPE_CHECKING:
     import httpx
+
+    from licentia.client._autoupdate import AutoUpdater
+    from licentia.client._messages import DeviceSigner
+
 
 __all__ = ["ClientStatus", "LicenseClient", "SyncResult"]
 
@@ -328,6 +330,8 @@ class LicenseClient:
         with self._lock:
             if self._auto is not None and self._auto.running:
                 return
+            from licentia.client._autoupdate import AutoUpdater
+
             self._auto = AutoUpdater(
                 self.sync,
                 self._seconds_until_due,
@@ -402,6 +406,8 @@ class LicenseClient:
     def _signer(self) -> DeviceSigner:
         """Signs this device's messages; built on first use (only exchanges need it)."""
         store = self._opened()
+        from licentia.client._messages import DeviceSigner
+
         return DeviceSigner(self.vendor, store.signing_key, store.encryption_key)
 
     def _opened(self) -> DeviceStore:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 __all__ = [
@@ -82,6 +81,8 @@ def read_small(path: str) -> bytes:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data``: readers and crashes see the old or new bytes, never a mix."""
+    import tempfile  # writes are rare; every application start reads
+
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:

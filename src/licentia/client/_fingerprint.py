@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -397,6 +396,8 @@ class SystemFactorSource:
         )
         if found is None and self.root == Path("/"):
             # Not Linux: the hostname is the one factor every platform offers.
+            import socket  # only when the host name is a factor being read
+
             return socket.gethostname() or None
         return found
 

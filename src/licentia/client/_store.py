@@ -68,15 +68,12 @@ import functools
 import hashlib
 import os
 import re
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -112,9 +109,6 @@ _KEYS_FILE = "keys/device.json"
 _LEGACY_MIRROR_FILE = "keys/generation"  # the mirror of key file format 1
 _LOCK_FILE = ".lock"
 _VENDOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_RAW = serialization.Encoding.Raw
-_RAW_PRIVATE = serialization.PrivateFormat.Raw
-_RAW_PUBLIC = serialization.PublicFormat.Raw
 # Windows cannot replace a file that a reader holds open: there readers always lock.
 _LOCK_FREE_READS = os.name == "posix"
 
@@ -174,9 +168,8 @@ class _DeviceKeys:
 
     @classmethod
     def generate(cls) -> _DeviceKeys:
-        none = serialization.NoEncryption()
-        signing = Ed25519PrivateKey.generate().private_bytes(_RAW, _RAW_PRIVATE, none)
-        encryption = X25519PrivateKey.generate().private_bytes(_RAW, _RAW_PRIVATE, none)
+        signing = Ed25519PrivateKey.generate().private_bytes_raw()
+        encryption = X25519PrivateKey.generate().private_bytes_raw()
         return cls(b64(signing), b64(encryption))
 
     @functools.cached_property
@@ -190,7 +183,7 @@ class _DeviceKeys:
     @functools.cached_property
     def key_id(self) -> str:
         """The RFC 7638 JWK thumbprint of the Ed25519 public key."""
-        raw = self.signing.public_key().public_bytes(_RAW, _RAW_PUBLIC)
+        raw = self.signing.public_key().public_bytes_raw()
         jwk = f'{{"crv":"Ed25519","kty":"OKP","x":"{b64(raw)}"}}'
         return b64(hashlib.sha256(jwk.encode()).digest())
 
@@ -468,6 +461,8 @@ def _existing_keys(root: str, fingerprint: Fingerprint) -> tuple[_DeviceKeys, in
 def _create_store(directory: Path, fingerprint: Fingerprint) -> None:
     """Build a complete store in a staging directory and rename it into place."""
     directory.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # only a store being created needs it
+
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
     try:
         keys = _DeviceKeys.generate()
@@ -477,6 +472,8 @@ def _create_store(directory: Path, fingerprint: Fingerprint) -> None:
         (staging / _LOCK_FILE).touch(mode=0o600)  # readers lock only when they must
         _move_into_place(staging, directory)
     finally:
+        import shutil
+
         shutil.rmtree(staging, ignore_errors=True)
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from licentia.formats.jws import MAX_ENCODED_PAYLOAD, SignatureInvalidError, parse_json
 
@@ -36,7 +35,7 @@ def _unb64(text: str) -> bytes:
 def okp_jwk(key: Ed25519PublicKey | X25519PublicKey) -> dict[str, str]:
     """A public key as an RFC 8037 OKP JWK (no ``kid``)."""
     crv = "Ed25519" if isinstance(key, Ed25519PublicKey) else "X25519"
-    return {"kty": "OKP", "crv": crv, "x": _b64(key.public_bytes(Encoding.Raw, PublicFormat.Raw))}
+    return {"kty": "OKP", "crv": crv, "x": _b64(key.public_bytes_raw())}
 
 
 def device_id(key: Ed25519PublicKey) -> str:

@@ -17,7 +17,6 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 ALGORITHM = "Ed25519"
 ACCEPTED_ALGORITHMS = ("Ed25519", "EdDSA")
@@ -53,7 +52,7 @@ class SignatureInvalidError(Exception):
 
 def public_jwk(public_key: Ed25519PublicKey, kid: str) -> dict[str, str]:
     """The public key as an RFC 8037 OKP JWK with ``kid``, ``alg`` and ``use``."""
-    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    raw = public_key.public_bytes_raw()
     x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
     return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": ALGORITHM, "use": "sig"}
 
