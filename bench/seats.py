@@ -208,7 +208,8 @@ async def seat_cycles(device: Device, concurrency: int, seconds: float) -> LoadR
                     continue
                 beat = device.url(f"seats/{lease['lease_id']}/heartbeat")
                 await _call(client, result, "POST", beat, 200, {"fence": lease["fence"]})
-                await _call(client, result, "DELETE", device.url(f"seats/{lease['lease_id']}"), 204)
+                release = f"seats/{lease['lease_id']}?fence={lease['fence']}"
+                await _call(client, result, "DELETE", device.url(release), 204)
 
         await asyncio.gather(*(worker(n) for n in range(concurrency)))
         result.seconds = time.perf_counter() - start

@@ -38,9 +38,10 @@ class CloudUser:
     def heartbeat(self, lease_id: str, fence: int):
         return self._post(f"seats/{lease_id}/heartbeat", json={"fence": fence})
 
-    def release(self, lease_id: str):
+    def release(self, lease_id: str, fence: int | None):
+        query = "" if fence is None else f"?fence={fence}"
         return self.vendor.client.delete(
-            f"/api/v1/vendors/{self.vendor.slug}/cloud/seats/{lease_id}",
+            f"/api/v1/vendors/{self.vendor.slug}/cloud/seats/{lease_id}{query}",
             headers={"Authorization": f"Bearer {self.token}"},
         )
 
@@ -142,7 +143,7 @@ def test_a_released_seat_is_free_at_once_and_the_vendor_can_force_release(vendor
     credential, product, body = _container(vendor, delivery="seat_pool", seats=1)
     user = CloudUser(vendor, credential)
     lease = user.checkout(product, "ann").json()
-    assert user.release(lease["lease_id"]).status_code == 204
+    assert user.release(lease["lease_id"], lease["fence"]).status_code == 204
     taken = user.checkout(product, "bob").json()
     vendor.request("DELETE", f"/licenses/{body['license_ids'][0]}/seats/{taken['lease_id']}")
     assert user.checkout(product, "cid").status_code == 201
@@ -155,7 +156,7 @@ def test_a_waiting_checkout_gets_the_seat_when_it_frees(vendors):
     lease = user.checkout(product, "ann").json()
     with ThreadPoolExecutor(max_workers=1) as pool:
         waiting = pool.submit(user.checkout, product, "bob", wait_seconds=10)
-        user.release(lease["lease_id"])
+        user.release(lease["lease_id"], lease["fence"])
         assert waiting.result().status_code == 201
 
 
@@ -193,7 +194,7 @@ def test_the_hot_calls_refuse_a_wrong_token_an_unknown_vendor_and_a_deregistered
     calls: list[Callable[[], Response]] = [
         lambda: user.checkout(product, "bob"),
         lambda: user.heartbeat(lease["lease_id"], lease["fence"]),
-        lambda: user.release(lease["lease_id"]),
+        lambda: user.release(lease["lease_id"], lease["fence"]),
         lambda: user.consume(product, 1, "k1"),
     ]
     token = user.token
@@ -222,15 +223,47 @@ def test_a_release_records_the_seats_left_in_use_and_another_containers_lease_is
     leases = [user.checkout(product, name).json() for name in ("ann", "bob", "cid")]
     lost = stranger.heartbeat(leases[0]["lease_id"], leases[0]["fence"])
     assert lost.status_code == 409 and lost.json()["code"] == "SEAT_LOST"
-    assert stranger.release(leases[0]["lease_id"]).status_code == 204  # not its seat: no-op
-    assert user.release(leases[0]["lease_id"]).status_code == 204
-    assert user.release(leases[0]["lease_id"]).status_code == 204  # twice is harmless
+    first, fence = leases[0]["lease_id"], leases[0]["fence"]
+    assert stranger.release(first, fence).status_code == 204  # not its seat: no-op
+    assert user.release(first, fence).status_code == 204
+    assert user.release(first, fence).status_code == 204  # twice is harmless
     events = vendor.ok(
         "GET", f"/licenses/{body['license_ids'][0]}/seat-events", params={"kind": "release"}
     )["items"]
     assert [(e["lease_id"], e["holder_key"], e["in_use"]) for e in events] == [
         (leases[0]["lease_id"], "u:ann", 2)
     ]
+
+
+def test_another_device_of_the_container_cannot_name_a_holder_and_take_its_seat(vendors):
+    vendor = vendors.create()
+    for counting in ("per_process", "per_device"):
+        credential, product, _ = _container(
+            vendor, delivery="seat_pool", seats=2, seat_counting=counting
+        )
+        owner, other = CloudUser(vendor, credential, "owner"), CloudUser(vendor, credential)
+        held = owner.checkout(product, "ann", device="pc", process="7").json()
+        named = other.checkout(product, "ann", device="pc", process="7")
+        assert named.status_code == 201, named.text
+        assert named.json()["lease_id"] != held["lease_id"], counting
+        assert named.json()["reconnected"] is False
+        assert owner.heartbeat(held["lease_id"], held["fence"]).status_code == 200
+        back = owner.checkout(product, "ann", device="pc", process="7").json()
+        assert (back["lease_id"], back["reconnected"]) == (held["lease_id"], True)
+
+
+def test_a_release_names_the_lease_and_its_fence(vendors):
+    vendor = vendors.create()
+    credential, product, _ = _container(vendor, delivery="seat_pool", seats=1)
+    user = CloudUser(vendor, credential)
+    lease = user.checkout(product, "ann").json()
+    unfenced = user.release(lease["lease_id"], None)
+    assert (unfenced.status_code, unfenced.json()["field"]) == (422, "query.fence")
+    assert user.release(lease["lease_id"], lease["fence"] + 1).status_code == 204
+    assert user.heartbeat(lease["lease_id"], lease["fence"]).status_code == 200  # still held
+    assert user.release(lease["lease_id"], lease["fence"]).status_code == 204
+    lost = user.heartbeat(lease["lease_id"], lease["fence"])
+    assert (lost.status_code, lost.json()["code"]) == (409, "SEAT_LOST")
 
 
 def test_a_borrowed_seat_is_held_offline_and_an_early_return_frees_it(vendors):

@@ -98,7 +98,8 @@ def test_a_seat_cycle_answers_the_same_fields_as_the_routes(seats) -> None:
     )
     assert (beat.status_code, beat_again.status_code) == (200, 200)
     assert beat.json().keys() == beat_again.json().keys() == lease.keys()
-    freed, freed_again = _both(vendor, routed, "DELETE", f"seats/{lease['lease_id']}", headers=auth)
+    release = f"seats/{lease['lease_id']}?fence={lease['fence']}"
+    freed, freed_again = _both(vendor, routed, "DELETE", release, headers=auth)
     assert (freed.status_code, freed_again.status_code) == (204, 204)
     assert freed.content == freed_again.content == b""
 
@@ -119,7 +120,7 @@ def test_errors_raised_in_a_hot_call_are_the_routes_problems(seats) -> None:
             "counters/consume",
             {"json": {"product": product, "units": 9, "key": "k"}, "headers": auth},
         ),
-        ("DELETE", "seats/x", {"headers": {"Authorization": "Bearer lcd_nope_nope"}}),
+        ("DELETE", "seats/x?fence=1", {"headers": {"Authorization": "Bearer lcd_nope_nope"}}),
     ]
     for method, path, kwargs in cases:
         hot, plain = _both(vendor, routed, method, path, **kwargs)
@@ -173,7 +174,7 @@ def test_the_plain_cases_never_reach_fastapi(seats) -> None:
     with _routed_count(app) as reached:
         lease = user.checkout(product, "ann").json()
         assert user.heartbeat(lease["lease_id"], lease["fence"]).status_code == 200
-        assert user.release(lease["lease_id"]).status_code == 204
+        assert user.release(lease["lease_id"], lease["fence"]).status_code == 204
         assert user.consume(product, 1, "once").status_code == 200
         assert user.consume(product, 1, "once").json()["replayed"] is True
         assert user.heartbeat(lease["lease_id"], lease["fence"]).json()["code"] == "SEAT_LOST"

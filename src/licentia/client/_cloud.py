@@ -422,7 +422,8 @@ class CloudClient:
 
     def return_borrow(self, borrowed: BorrowedSeat) -> None:
         """Give a borrowed seat back early, online: the seat is free at once."""
-        retry_call(lambda: self._device_call("DELETE", f"seats/{borrowed.lease_id}"), self._retry)
+        release = f"seats/{borrowed.lease_id}?fence={borrowed.claims.get('fence')}"
+        retry_call(lambda: self._device_call("DELETE", release), self._retry)
         self._shelf.remove(borrowed.lease_id)
 
     def borrow_return_file(
@@ -542,8 +543,8 @@ class _SeatChannel:
     def heartbeat(self, lease_id: str, fence: int) -> dict[str, Any]:
         return self._client._device_call("POST", f"seats/{lease_id}/heartbeat", {"fence": fence})
 
-    def release(self, lease_id: str) -> None:
-        self._client._device_call("DELETE", f"seats/{lease_id}")
+    def release(self, lease_id: str, fence: int) -> None:
+        self._client._device_call("DELETE", f"seats/{lease_id}?fence={fence}")
 
     def seat_claims(self, token: str, request: SeatRequest, grant: SeatGrant) -> dict[str, Any]:
         client = self._client

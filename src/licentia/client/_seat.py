@@ -60,7 +60,7 @@ class SeatChannel(Protocol):
 
     def heartbeat(self, lease_id: str, fence: int) -> dict[str, Any]: ...
 
-    def release(self, lease_id: str) -> None: ...
+    def release(self, lease_id: str, fence: int) -> None: ...
 
     def seat_claims(self, token: str, request: SeatRequest, grant: SeatGrant) -> dict[str, Any]:
         """The verified claims of a seat token, which must name ``request``'s product and
@@ -243,7 +243,7 @@ class Seat:
         if lease is None:
             return
         try:
-            retry_call(lambda: self._channel.release(lease.lease_id), _RELEASE_RETRY)
+            retry_call(lambda: self._channel.release(lease.lease_id, lease.fence), _RELEASE_RETRY)
         except TransportError as error:
             self.release_error = error
 

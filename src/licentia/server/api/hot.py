@@ -11,7 +11,8 @@ from the app's routes, so method and path are declared once, by the route. A hot
 call has two steps:
 
 - **parse** builds the route function's arguments from the request: the path's
-  parameters, the JSON body as the parameter's model (:func:`body_of`), and each
+  parameters, its query parameters, the JSON body as the parameter's model
+  (:func:`body_of`), and each
   dependency's value by the parse its dependency was given (:func:`parsed_by`). It
   may hand the request on to FastAPI (:class:`PassOn`: no bearer credential, a body
   that is not JSON or does not validate, a body larger than :data:`MAX_BODY`), and
@@ -33,10 +34,11 @@ import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, params
 from fastapi.routing import APIRoute, iter_route_contexts
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
@@ -152,6 +154,8 @@ def _hot_call(method: str, path: str, endpoint: Answer) -> HotCall:
         kind = hints.get(name)
         if name in path_names:
             others.append((name, _path_value(name)))
+        elif isinstance(parameter.default, params.Query):
+            bodies.append((name, _query_parse(name, kind, parameter.default)))
         elif isinstance(parameter.default, params.Depends):
             others.append((name, _dependency_parse(path, parameter.default.dependency)))
         elif inspect.isclass(kind) and issubclass(kind, BaseModel):
@@ -164,6 +168,25 @@ def _hot_call(method: str, path: str, endpoint: Answer) -> HotCall:
 
 def _path_value(name: str) -> Parse:
     return lambda request: request.params[name]
+
+
+def _query_parse(name: str, kind: Any, query: params.Query) -> Parse:
+    """The query parameter ``name`` as ``kind``; PassOn (FastAPI's 422) if it is
+    missing and required, or does not validate."""
+    adapter: TypeAdapter[Any] = TypeAdapter(kind)
+
+    def parse(request: HotRequest) -> Any:
+        values = parse_qs(request.query.decode("latin-1")).get(name)
+        if not values:
+            if query.is_required():
+                raise PassOn
+            return query.get_default(call_default_factory=True)
+        try:
+            return adapter.validate_python(values[-1])
+        except ValidationError:
+            raise PassOn from None
+
+    return parse
 
 
 def _body_parse(model: type[BaseModel]) -> Parse:
@@ -216,6 +239,7 @@ class LicentiaApp(FastAPI):
         request = HotRequest(
             services=self.state.services,
             params=params,
+            query=scope.get("query_string", b""),
             token=_bearer(headers),
             client_host=client[0] if client else None,
             body=body.data,

@@ -26,11 +26,12 @@ class PassOn(Exception):  # noqa: N818 - a signal, not an error
 
 @dataclass(frozen=True)
 class HotRequest:
-    """What a hot call's parse gets: the path's parameters by name, the bearer
-    credential, the body."""
+    """What a hot call's parse gets: the path's parameters by name, the query
+    string, the bearer credential, the body."""
 
     services: Services
     params: dict[str, str]
+    query: bytes  # the query string, as it came
     token: str | None
     client_host: str | None
     body: bytes

@@ -231,9 +231,10 @@ async def heartbeat_alone(
     )
 
 
-async def release(runner: Runner, who: Presented, lease_id: str) -> None:
-    """Free the seat at once (also ends a borrow early). Releasing twice is harmless."""
-    await runner.autocommit(lambda c: protocol.release_seat(c, who, lease_id, now=utcnow()))
+async def release(runner: Runner, who: Presented, lease_id: str, fence: int) -> None:
+    """Free the seat at once (also ends a borrow early), if the lease still has
+    ``fence``. Releasing twice, or with a stale fence, is harmless."""
+    await runner.autocommit(lambda c: protocol.release_seat(c, who, lease_id, fence, now=utcnow()))
 
 
 # --- borrowing ------------------------------------------------------------------------------
@@ -287,6 +288,7 @@ async def borrow(
                     "aud": request.device_id,
                     "cnf": {"jkt": request.device_id},
                     "lease": result.lease_id,
+                    "fence": result.fence,  # an early return online names it
                     "fingerprint": request.fingerprint,
                     "lease_until": int(until.timestamp()),
                     "options": dict(pool.options) | {"custom_data": None},

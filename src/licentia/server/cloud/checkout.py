@@ -114,7 +114,7 @@ def _try_checkout(
         delivery=protocol.SEAT_POOLS,
         now=now,
     )
-    holder = seats.Holder(wanted.user, wanted.device, wanted.process)
+    holder = wanted.holder(caller.access.device_id)
     if not _may_try(session, _queue(caller, wanted), waiter, pools, holder, now):
         return _Refusal(
             ConflictError("others are waiting for a seat", code="NO_SEAT_AVAILABLE", queued=True)

@@ -294,6 +294,7 @@ _RELEASE_AT_ONCE = leases.end_statement(
         *_device_access_holds(bindparam("slug"), bindparam("prefix"), bindparam("digest")),
         SeatSlot.vendor_id == CloudDevice.vendor_id,
         SeatSlot.lease_id == bindparam("lease"),
+        SeatSlot.fence == bindparam("held_fence"),
         License.id == SeatSlot.license_id,
         License.container_id == CloudContainer.id,
     )
@@ -302,24 +303,26 @@ _RELEASE_AT_ONCE = leases.end_statement(
 
 
 def release_seat(
-    connection: CoreConnection, who: Presented, lease_id: str, *, now: datetime
+    connection: CoreConnection, who: Presented, lease_id: str, fence: int, *, now: datetime
 ) -> None:
-    """Free the seat at once: on PostgreSQL one statement (the release with its event,
-    checking the device's access as it goes); else, and when that released nothing
-    (to say why, or to find a release harmless), two: access and lease, then the
-    release. Releasing twice, or a lease of another container, is harmless. The
+    """Free the seat of ``lease_id`` at once, if the lease still has ``fence``: on
+    PostgreSQL one statement (the release with its event, checking the device's access
+    as it goes); else, and when that released nothing (to say why, or to find a
+    release harmless), two: access and lease, then the release. Releasing twice, a
+    stale fence, or a lease of another container is harmless: nothing is freed. The
     one-statement release does not note the device's visit (its checkout and
     heartbeats did)."""
+    lease = {"lease": lease_id, "held_fence": fence}
     if connection.dialect.name == "postgresql":
-        parameters = who.parameters() | {"digest": token_digest(who.token), "lease": lease_id}
+        parameters = who.parameters() | lease | {"digest": token_digest(who.token)}
         parameters |= {"now": now, "kind": "release", "event_id": new_id()}
         if connection.execute(_RELEASE_AT_ONCE, parameters).first() is not None:
             return
-    row = connection.execute(_LEASE_QUERY, who.parameters() | {"lease": lease_id}).first()
+    row = connection.execute(_LEASE_QUERY, who.parameters() | lease).first()
     access = _authenticated(connection, row, who)
     assert row is not None
     if row.id is not None:
-        leases.end(connection, access.vendor_id, lease_id, now=now, kind="release")
+        leases.end(connection, access.vendor_id, lease_id, now=now, kind="release", fence=fence)
     touch_device(connection, access, now)
 
 
@@ -367,6 +370,11 @@ class SeatWanted:
     device: str
     process: str
 
+    def holder(self, device_id: str) -> Holder:
+        """The holder this checkout is for, on the authenticated device ``device_id``
+        (``device`` is only the name the seat shows)."""
+        return Holder(self.user, device_id, self.process, device_name=self.device)
+
     def queue_suffix(self) -> str:
         """The waiting line's name after the container id (see the checkout route)."""
         return f":{self.product}:{self.feature or ''}"
@@ -395,7 +403,7 @@ def take_seat(
     pool = choose_usable(found, wanted.product, wanted.feature, delivery=SEAT_POOLS, now=now)[0]
     if rows[0].waiting:
         return None
-    holder = Holder(wanted.user, wanted.device, wanted.process)
+    holder = wanted.holder(access.device_id)
     ttl = lease_seconds(pool.options)
     claim = leases.Claim(
         license_id=pool.id,

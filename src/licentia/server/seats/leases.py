@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    Integer,
     Table,
     and_,
     bindparam,
@@ -160,19 +161,25 @@ def end_statement(found: Any) -> Any:
     )
 
 
+# The lease's slot; with a ``fence``, only while the lease still has it.
+_ENDING = (
+    _slots.c.vendor_id == bindparam("vendor"),
+    _slots.c.lease_id == bindparam("lease"),
+    _slots.c.fence == func.coalesce(bindparam("held_fence", type_=Integer), _slots.c.fence),
+)
+
+
 def _end_statement() -> Any:
     return end_statement(
         select(_slots.c.id, _slots.c.license_id, _slots.c.holder_key, _slots.c.vendor_id)
-        .where(_slots.c.vendor_id == bindparam("vendor"), _slots.c.lease_id == bindparam("lease"))
+        .where(*_ENDING)
         .with_for_update()
     )
 
 
 _END = _end_statement()
 _END_FIND = (
-    select(_slots.c.id, _slots.c.license_id, _slots.c.holder_key)
-    .where(_slots.c.vendor_id == bindparam("vendor"), _slots.c.lease_id == bindparam("lease"))
-    .with_for_update()
+    select(_slots.c.id, _slots.c.license_id, _slots.c.holder_key).where(*_ENDING).with_for_update()
 )
 _END_FREE = update(_slots).where(_slots.c.id == bindparam("slot_id")).values(**_ending_values())
 _EVENT = insert(_events).values(
@@ -181,12 +188,21 @@ _EVENT = insert(_events).values(
 
 
 def end(
-    connection: CoreConnection, vendor_id: str, lease_id: str, *, now: datetime, kind: str
+    connection: CoreConnection,
+    vendor_id: str,
+    lease_id: str,
+    *,
+    now: datetime,
+    kind: str,
+    fence: int | None = None,
 ) -> str | None:
     """Free a lease's seat at ``now`` and record the event ``kind`` (release,
     force_release) with the seats still in use; returns the license id, or None if no
-    seat holds this lease (it never existed, or was ended already)."""
+    seat holds this lease (it never existed, was ended already or, with ``fence``,
+    the lease's fence is another)."""
+    # (not "fence": a parameter named as a column would set it in an UPDATE)
     values = {"vendor": vendor_id, "lease": lease_id, "now": now, "kind": kind}
+    values["held_fence"] = fence
     values["event_id"] = new_id()
     if _is_postgresql(connection):
         found = connection.scalar(_END, values)

@@ -29,11 +29,16 @@ from licentia.server.seats.models import SeatEvent, SeatSlot, SeatWaiter
 
 @dataclass(frozen=True)
 class Holder:
-    """Who asks for a seat; the template's counting mode decides what identifies them."""
+    """Who asks for a seat; the template's counting mode decides what identifies them.
+
+    ``device`` is who the server authenticated (a cloud device's id, a borrowing
+    device's key id), never a name the caller chose: no other device can name a
+    holder and come back to its seat. ``device_name`` is what the seat shows."""
 
     user: str
     device: str
     process: str
+    device_name: str | None = None
 
     def key(self, counting: str) -> str:
         if counting == "per_user":
@@ -133,7 +138,7 @@ def checkout(
             released_at=None,
             borrowed=borrow_until is not None,
             user_name=holder.user,
-            device_name=holder.device,
+            device_name=holder.device_name or holder.device,
             process_id=holder.process,
         )
         .returning(SeatSlot.fence)

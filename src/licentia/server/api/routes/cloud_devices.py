@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -199,9 +199,14 @@ async def heartbeat(
 
 @router.delete("/seats/{lease_id}", status_code=204)
 @hot
-async def release(lease_id: str, call: DeviceCall = Depends(device_call)) -> Response:
-    """Free the seat at once (also ends a borrow early). Releasing twice is harmless."""
-    await calls.release(call.services.runner, call.presented, lease_id)
+async def release(
+    lease_id: str,
+    fence: int = Query(description="the lease's fence, as its checkout answered it"),
+    call: DeviceCall = Depends(device_call),
+) -> Response:
+    """Free the seat at once (also ends a borrow early). Releasing twice, or with a
+    fence the lease no longer has, is harmless: nothing is freed."""
+    await calls.release(call.services.runner, call.presented, lease_id, fence)
     return Response(status_code=204)
 
 
