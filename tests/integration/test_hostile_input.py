@@ -206,3 +206,70 @@ def test_an_unknown_device_status_filter_names_the_allowed_ones(vendors):
     body = assert_problem(answer, 422, "VALIDATION_FAILED")
     assert body["field"] == "status" and body["allowed"] == ["active", "blacklisted"]
     assert vendor.ok("GET", "/devices", params={"status": "active"})["items"] == []
+
+
+# --- identifiers ----------------------------------------------------------------------
+
+INVISIBLE = {
+    "right-to-left override": "\u202e",
+    "left-to-right isolate": "\u2066",
+    "zero-width space": "\u200b",
+    "zero-width joiner": "\u200d",
+    "byte-order mark": "\ufeff",
+    "NUL": "\x00",
+    "tab": "\t",
+    "line separator": "\u2028",
+}
+
+
+@pytest.mark.parametrize("name", INVISIBLE)
+def test_a_customer_external_id_with_an_invisible_character_is_refused(vendors, name):
+    vendor = vendors.create()
+    external_id = f"CUST{INVISIBLE[name]}-1"
+    answer = vendor.post("/customers", json={"name": "Acme", "external_id": external_id})
+    assert assert_problem(answer, 422, "IDENTIFIER_INVALID")["field"] == "external_id"
+    customer = vendor.ok("POST", "/customers", json={"name": "Acme", "external_id": "CUST-1"})
+    answer = vendor.request(
+        "PATCH", f"/customers/{customer['id']}", json={"external_id": external_id}
+    )
+    assert assert_problem(answer, 422, "IDENTIFIER_INVALID")["field"] == "external_id"
+
+
+def test_a_customer_external_id_is_one_identifier_however_its_accents_are_encoded(vendors):
+    vendor = vendors.create()
+    decomposed, composed = "Cafe\u0301-7", "Caf\u00e9-7"
+    created = vendor.ok("POST", "/customers", json={"name": "Café", "external_id": decomposed})
+    assert created["external_id"] == composed
+    again = vendor.post("/customers", json={"name": "Café", "external_id": composed})
+    assert_problem(again, 409, "ALREADY_EXISTS")
+    found = vendor.ok("GET", "/customers", params={"external_id": decomposed})["items"]
+    assert [item["id"] for item in found] == [created["id"]]
+
+
+@pytest.mark.parametrize("name", ["right-to-left override", "zero-width space", "NUL"])
+def test_order_and_line_ids_with_an_invisible_character_are_refused(vendors, name):
+    vendor = vendors.create()
+    sku = vendor.template()["sku"]
+    bad = f"SHOP{INVISIBLE[name]}1"
+    answer = vendor.post(
+        "/orders", json={"external_order_id": bad, "lines": [{"sku": sku, "quantity": 1}]}
+    )
+    assert assert_problem(answer, 422, "IDENTIFIER_INVALID")["field"] == "external_order_id"
+    answer = vendor.post(
+        "/orders",
+        json={"external_order_id": "SHOP-1", "lines": [{"sku": sku, "line_id": bad}]},
+    )
+    assert assert_problem(answer, 422, "IDENTIFIER_INVALID")["field"] == "lines[0].line_id"
+
+
+def test_an_order_id_sent_in_another_normal_form_is_the_same_order(vendors):
+    vendor = vendors.create()
+    sku = vendor.template()["sku"]
+    lines = [{"sku": sku, "quantity": 1, "line_id": "Pos-\u00e9"}]
+    first = vendor.ok("POST", "/orders", json={"external_order_id": "Ordre-\u00e9", "lines": lines})
+    lines = [{"sku": sku, "quantity": 1, "line_id": "Pos-e\u0301"}]
+    again = vendor.post("/orders", json={"external_order_id": "Ordre-e\u0301", "lines": lines})
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first["id"] and again.json()["added_lines"] == []
+    found = vendor.ok("GET", "/orders", params={"external_order_id": "Ordre-e\u0301"})["items"]
+    assert [item["id"] for item in found] == [first["id"]]

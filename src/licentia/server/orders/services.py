@@ -7,7 +7,8 @@ order and ticket; sending it with new lines adds their licenses to the same tick
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from licentia.domain.errors import (
     NotFoundError,
     ValidationError,
 )
+from licentia.domain.identifiers import clean_identifier
 from licentia.domain.ids import new_id
 from licentia.domain.templates import StoredOptions, Validity, end_date_passed
 from licentia.formats.tickets import TicketCodeError, generate_ticket_code, normalize_ticket_code
@@ -43,8 +45,11 @@ MAX_QUANTITY = 1000
 def create_customer(
     session: Session, actor: Actor, *, name: str, external_id: str | None, email: str | None
 ) -> Customer:
-    """Raises AlreadyExistsError if ``external_id`` is taken for this vendor."""
+    """Raises AlreadyExistsError if ``external_id`` is taken for this vendor,
+    IdentifierInvalidError if it holds an invisible or control character."""
     vendor_id = _vendor(actor)
+    if external_id is not None:
+        external_id = clean_identifier(external_id, field="external_id")
     if external_id is not None and _customer_by_external_id(session, vendor_id, external_id):
         raise AlreadyExistsError(f"customer {external_id!r} already exists", field="external_id")
     customer = Customer(vendor_id=vendor_id, name=name, external_id=external_id, email=email)
@@ -62,6 +67,11 @@ def update_customer(
     if "name" in changes and changes["name"] is None:
         # The other fields may be cleared with null; a customer always has a name.
         raise ValidationError("a customer's name cannot be removed", field="name")
+    if changes.get("external_id") is not None:
+        changes = {
+            **changes,
+            "external_id": clean_identifier(changes["external_id"], field="external_id"),
+        }
     customer = get_customer(session, actor, customer_id)
     before = customer_view(customer)
     new_external = changes.get("external_id")
@@ -98,7 +108,9 @@ def get_customer(session: Session, actor: Actor, customer_id: str) -> Customer:
 
 def customers_query(actor: Actor, external_id: str | None = None) -> Select[Customer]:
     query = select(Customer).where(Customer.vendor_id == _vendor(actor))
-    return query if external_id is None else query.where(Customer.external_id == external_id)
+    if external_id is None:
+        return query
+    return query.where(Customer.external_id == unicodedata.normalize("NFC", external_id))
 
 
 def customer_view(customer: Customer) -> dict[str, Any]:
@@ -173,6 +185,8 @@ def place_order(
     vendor_id = _vendor(actor)
     if not lines:
         raise ValidationError("an order needs at least one line", field="lines")
+    external_order_id = clean_identifier(external_order_id, field="external_order_id")
+    lines = [_clean_line_id(line, index) for index, line in enumerate(lines)]
     templates, known = _read_for_order(session, vendor_id, external_order_id, lines)
     resolved = _resolve_lines(lines, templates)
     if customer_id is not None:
@@ -197,6 +211,12 @@ def place_order(
 
 
 _Resolved = tuple[str, LineRequest, TemplateRef]
+
+
+def _clean_line_id(line: LineRequest, index: int) -> LineRequest:
+    if line.line_id is None:
+        return line
+    return replace(line, line_id=clean_identifier(line.line_id, field=f"lines[{index}].line_id"))
 
 
 def _resolve_lines(lines: list[LineRequest], templates: dict[str, TemplateRef]) -> list[_Resolved]:
@@ -420,7 +440,8 @@ def get_order(session: Session, actor: Actor, order_id: str) -> Order:
 def orders_query(actor: Actor, external_order_id: str | None = None) -> Select[Order]:
     query = select(Order).where(Order.vendor_id == _vendor(actor))
     if external_order_id is not None:
-        query = query.where(Order.external_order_id == external_order_id)
+        normal = unicodedata.normalize("NFC", external_order_id)
+        query = query.where(Order.external_order_id == normal)
     return query
 
 
