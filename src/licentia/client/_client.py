@@ -473,7 +473,14 @@ class LicenseClient:
                 last_sync=update.issued_at,
             )
         except ValueError as error:  # another process applied a newer update meanwhile
-            raise UpdateReplayedError() from error
+            if not online:
+                raise UpdateReplayedError() from error
+            # License Central answered each sibling process with its own update, and a
+            # newer one is stored already: it holds everything this one does, so the
+            # device has what was asked for. Adopt the store's state, not an error.
+            if self._refresh(store).seq < update.seq:
+                raise UpdateReplayedError() from error
+            return update
         self._store_version = store.version()
         self._time.persisted(mark, server_time=online)
         self._loaded = self._reader.from_update(update)
