@@ -357,18 +357,38 @@ def measure_device_traffic(
     return _traffic(server, slug, http, skus[0], seconds, concurrency)
 
 
+def measure_activation_rate(
+    server: Server, slug: str, api_key: str, *, seconds: float, concurrency: int = 16
+) -> LoadResult:
+    """Online activations/s alone (bench.activations puts it next to its reference)."""
+    http = httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {api_key}"}, timeout=60
+    )
+    _, skus, _ = _templates(http, 1)
+    return _activations(server, slug, http, skus[0], seconds, concurrency)[0]
+
+
 def _traffic(
     server: Server, slug: str, http: httpx.Client, sku: str, seconds: float, concurrency: int
 ) -> tuple[LoadResult, LoadResult]:
+    activations, devices = _activations(server, slug, http, sku, seconds, concurrency)
+    syncs = asyncio.run(
+        measure_syncs(server, slug, devices, concurrency=concurrency, seconds=seconds)
+    )
+    return activations, syncs
+
+
+def _activations(
+    server: Server, slug: str, http: httpx.Client, sku: str, seconds: float, concurrency: int
+) -> tuple[LoadResult, list[_Device]]:
+    """Fresh devices activating on one ticket of 5,000 licenses (more than a bounded
+    run can take): the rate, and the devices (those activated know their state)."""
     ticket = _ticket(http, [(sku, 1000)] * ACTIVATION_LINES)
     devices = [_new_device() for _ in range(1000 * ACTIVATION_LINES)]
     activations = asyncio.run(
         measure_activations(server, slug, ticket, devices, concurrency=concurrency, seconds=seconds)
     )
-    syncs = asyncio.run(
-        measure_syncs(server, slug, devices, concurrency=concurrency, seconds=seconds)
-    )
-    return activations, syncs
+    return activations, devices
 
 
 def traffic_rows(activations: LoadResult, syncs: LoadResult, backend: str) -> list[dict[str, Any]]:

@@ -1,16 +1,22 @@
 """Online activation binds licenses in single conditional statements: what a vendor
-sees on the license afterwards (state, version, activation time, validity)."""
+sees on the license afterwards (state, version, activation time, validity), what the
+device gets, and the refusals. The claim is one statement on PostgreSQL and one per
+template on SQLite: every test here runs on both, so the two agree."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from joserfc import jwe
+from joserfc.jwk import OKPKey
 from sqlalchemy import update
 
 from licentia.formats.device import unverified_claims
+from licentia.formats.tickets import generate_ticket_code
+from licentia.server.activation.documents import SECRET_ALGORITHMS
 from licentia.server.licenses.models import License
 from tests.factories import VendorHandle
-from tests.integration.device_messages import BareDevice, activate_device
+from tests.integration.device_messages import FACTORS, BareDevice, activate_device
 
 JOSE = {"Content-Type": "application/jose"}
 
@@ -103,3 +109,96 @@ def test_a_license_says_which_device_holds_it(vendors):
     assert sorted(holders, key=str) == sorted([device_id, None], key=str)
     listed = vendor.ok("GET", "/licenses", params={"ticket_id": order["ticket_id"]})["items"]
     assert {item["device_id"] for item in listed} == {device_id, None}
+
+
+def _documents(update: dict) -> dict[str, dict]:
+    """The update's license documents by license id."""
+    found = (dict(unverified_claims(document)) for document in update["licenses"])
+    return {claims["sub"]: claims for claims in found}
+
+
+def test_a_ticket_of_several_templates_binds_one_of_each_and_sync_finds_the_device_current(
+    vendors,
+):
+    vendor = vendors.create()
+    plain = vendor.template({"delivery": "device"})
+    counting = vendor.template(
+        {"delivery": "device", "validity": {"kind": "days_from_activation", "days": 10}}
+    )
+    secret = vendor.template({"delivery": "device", "custom_data": {"secret": "key-42"}})
+    lines = [{"sku": t["sku"], "quantity": 2} for t in (plain, counting, secret)]
+    code = vendor.order(lines)["ticket_code"]
+    first, second, third = (BareDevice(vendor.slug) for _ in range(3))
+    documents = _documents(_activate(vendor, first, code))
+    by_template = {vendor.ok("GET", f"/licenses/{sub}")["template_id"]: sub for sub in documents}
+    assert set(by_template) == {plain["id"], counting["id"], secret["id"]}
+    started = documents[by_template[counting["id"]]]
+    assert started["valid_until"] - started["iat"] == 10 * 86400
+    sealed = documents[by_template[secret["id"]]]["secret_data"]
+    key = OKPKey.import_key(first.enc)
+    assert jwe.decrypt_compact(sealed, key, algorithms=SECRET_ALGORITHMS).plaintext == b"key-42"
+    assert _documents(_activate(vendor, first, code)).keys() == documents.keys()  # idempotent
+    current = vendor.client.post(
+        f"/api/v1/vendors/{vendor.slug}/devices/sync",
+        content=first.request("sync"),
+        headers={**JOSE, "If-None-Match": "*"},
+    )
+    assert current.status_code == 304, current.text
+    assert current.headers["ETag"] == f'"{first.state}"'
+    assert len(_activate(vendor, second, code)["licenses"]) == 3
+    refused = vendor.client.post(
+        f"/api/v1/vendors/{vendor.slug}/devices/activate",
+        content=third.request("activate", code),
+        headers=JOSE,
+    )
+    assert refused.status_code == 409 and refused.json()["code"] == "NO_LICENSE_AVAILABLE"
+    held = [len(item["license_ids"]) for item in vendor.ok("GET", "/devices")["items"]]
+    assert sorted(held) == [3, 3]
+
+
+def test_a_refused_activation_says_why_and_takes_nothing(vendors):
+    vendor = vendors.create()
+    device_code = vendor.order([{"sku": vendor.template({"delivery": "device"})["sku"]}])
+    cloud = vendor.template({"delivery": "cloud"})
+    cloud_code = vendor.order([{"sku": cloud["sku"]}])["ticket_code"]
+    good = device_code["ticket_code"]
+    typo = good[:-1] + ("A" if good[-1] != "A" else "B")
+    refusals = {
+        typo: (422, "TICKET_CODE_INVALID"),
+        generate_ticket_code(): (404, "TICKET_NOT_FOUND"),
+        cloud_code: (409, "WRONG_DELIVERY"),
+    }
+    for code, (status, problem) in refusals.items():
+        answer = vendor.client.post(
+            f"/api/v1/vendors/{vendor.slug}/devices/activate",
+            content=BareDevice(vendor.slug).request("activate", code),
+            headers=JOSE,
+        )
+        assert (answer.status_code, answer.json()["code"]) == (status, problem), code
+    assert vendor.ok("GET", "/devices")["items"] == []  # no device was registered
+    ticket = vendor.ok("GET", f"/tickets/{device_code['ticket_id']}")
+    (license_id,) = ticket["license_ids"]
+    assert vendor.ok("GET", f"/licenses/{license_id}")["state"] == "available"
+
+
+def test_a_flagged_device_is_refused_before_its_ticket_is_looked_at(vendors):
+    vendor = vendors.create()
+    code = vendor.order([{"sku": vendor.template({"delivery": "device"})["sku"], "quantity": 2}])
+    device = BareDevice(vendor.slug)
+    _activate(vendor, device, code["ticket_code"])
+    device.fingerprint = {name: "f" * 64 for name in device.fingerprint}
+    cloned = vendor.client.post(
+        f"/api/v1/vendors/{vendor.slug}/devices/activate",
+        content=device.request("activate", "NOT-A-CODE"),
+        headers=JOSE,
+    )
+    assert cloned.status_code == 403 and cloned.json()["code"] == "FINGERPRINT_MISMATCH"
+    device.fingerprint = dict(FACTORS)
+    held = vendor.client.post(
+        f"/api/v1/vendors/{vendor.slug}/devices/activate",
+        content=device.request("activate", code["ticket_code"]),
+        headers=JOSE,
+    )
+    assert held.status_code == 403 and held.json()["code"] == "DEVICE_FLAGGED"
+    (listed,) = vendor.ok("GET", "/devices")["items"]
+    assert listed["flags"] == ["clone_suspected"] and listed["seq"] == 1

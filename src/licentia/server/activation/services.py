@@ -11,107 +11,32 @@ before it answers with the error.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import ColumnElement, ScalarSelect, func, insert, literal, select, update
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
 
-from licentia.domain.actors import Actor, ActorKind
-from licentia.domain.errors import (
-    ConflictError,
-    LicentiaError,
-    NotFoundError,
-    PermissionDeniedError,
-)
+from licentia.domain.errors import ConflictError, NotFoundError
 from licentia.domain.licenses import LicenseState
 from licentia.domain.templates import StoredOptions
 from licentia.formats.device import state_hash
 from licentia.formats.document_types import RECEIPT_TYP, RETURN_TYP
-from licentia.formats.fingerprint import fingerprint_matches
 from licentia.server.activation.documents import build_update
+from licentia.server.activation.exchange import SEEN_GRANULARITY as SEEN_GRANULARITY
+from licentia.server.activation.exchange import Exchange as Exchange
+from licentia.server.activation.exchange import NotModified as NotModified
+from licentia.server.activation.exchange import Refused as Refused
+from licentia.server.activation.exchange import UpdateIssued as UpdateIssued
+from licentia.server.activation.exchange import VmNotAllowedError as VmNotAllowedError
+from licentia.server.activation.exchange import refuse, suspicion, usable
 from licentia.server.activation.messages import DeviceRequest, read_signed_by, signer_of
+from licentia.server.activation.online import activate as activate
 from licentia.server.audit.services import record
-from licentia.server.catalog.models import Template
 from licentia.server.devices import services as devices
 from licentia.server.devices.models import Device, DeviceUpdate, LicenseReturn
-from licentia.server.keys.master import MasterKey
-from licentia.server.keys.services import Signer
 from licentia.server.licenses.models import License
-from licentia.server.orders.services import find_ticket
-from licentia.server.tenancy.models import Vendor
-
-SEEN_GRANULARITY = timedelta(minutes=1)
-_BINDABLE = (LicenseState.AVAILABLE.value, LicenseState.RETURNED.value)
-
-
-@dataclass(frozen=True)
-class UpdateIssued:
-    token: str
-    seq: int
-    state: str
-
-
-@dataclass(frozen=True)
-class NotModified:
-    state: str
-
-
-@dataclass(frozen=True)
-class Refused:
-    error: LicentiaError
-
-
-class VmNotAllowedError(PermissionDeniedError):
-    code = "VM_NOT_ALLOWED"
-
-
-@dataclass
-class Exchange:
-    """What every device call needs besides the session. The vendor's signing key is
-    decrypted only when an update is actually issued (a 304 sync never needs it)."""
-
-    vendor: Vendor
-    load_signer: Callable[[], Signer]
-    master: MasterKey
-    now: datetime
-    source_ip: str | None = None
-    _signer: Signer | None = field(default=None, repr=False)
-
-    @property
-    def signer(self) -> Signer:
-        if self._signer is None:
-            self._signer = self.load_signer()
-        return self._signer
-
-    def actor(self, device_key_id: str) -> Actor:
-        return Actor(ActorKind.DEVICE, device_key_id, self.vendor.id, frozenset(), self.source_ip)
-
-
-def activate(session: Session, ex: Exchange, request: DeviceRequest) -> UpdateIssued | Refused:
-    """Bind one license per template of the ticket to the device and issue an update.
-
-    Idempotent: a device that already holds a license of the ticket's template keeps
-    it and takes no other. Raises TICKET_CODE_INVALID / TICKET_NOT_FOUND,
-    ``NO_LICENSE_AVAILABLE``, ``EXPIRED``, ``WRONG_DELIVERY``, ``VM_NOT_ALLOWED``,
-    ``DEVICE_BLACKLISTED``, ``DEVICE_FLAGGED``.
-    """
-    if request.ticket is None:
-        raise ConflictError("an activation needs a ticket code", code="TICKET_REQUIRED")
-    device = _device(session, ex, request, create=True)
-    if isinstance(device, Refused):
-        return device
-    # seq counts the updates issued: a device at 0 was registered just now (an
-    # activation that issues nothing rolls back), so it has no flag and no license yet.
-    never_issued = device.seq == 0
-    if not never_issued:
-        devices.ensure_usable(session, device)
-    ticket = find_ticket(session, ex.vendor.id, ex.master, request.ticket)
-    _bind_ticket(session, ex, device, ticket.id, request.vm, holds_none=never_issued)
-    return _issue(session, ex, device)
 
 
 def sync(
@@ -123,7 +48,7 @@ def sync(
     current state and its leases need no renewal yet. A blacklisted device gets an
     update that removes all its licenses.
     """
-    device = _device(session, ex, request, create=False)
+    device = _device(session, ex, request)
     if isinstance(device, Refused):
         return device
     if device.status != devices.BLACKLISTED:
@@ -221,27 +146,14 @@ def return_license(session: Session, ex: Exchange, token: str) -> License:
 # --- steps -----------------------------------------------------------------------------
 
 
-def _device(
-    session: Session, ex: Exchange, request: DeviceRequest, *, create: bool
-) -> Device | Refused:
+def _device(session: Session, ex: Exchange, request: DeviceRequest) -> Device | Refused:
+    """The registered device, locked, checked for suspicions and noted as seen."""
     device = devices.lock_device(session, ex.vendor.id, request.device_id)
     if device is None:
-        if not create:
-            raise NotFoundError("device", request.device_id, code="DEVICE_UNKNOWN")
-        return devices.register_device(
-            session,
-            ex.vendor.id,
-            key_id=request.device_id,
-            public_key=request.public_key,
-            encryption_key=request.encryption_key,
-            fingerprint=request.fingerprint,
-            vm=request.vm,
-        )
-    suspicion = _suspicion(session, device, request)
-    if suspicion is not None:
-        kind, detail, error = suspicion
-        devices.flag_device(session, ex.actor(device.key_id), device, kind, detail)
-        return Refused(error)
+        raise NotFoundError("device", request.device_id, code="DEVICE_UNKNOWN")
+    suspected = suspicion(device, devices.device_licenses(session, device.id), request)
+    if suspected is not None:
+        return refuse(session, ex, device.id, suspected)
     _note_seen(device, request, ex.now)
     return device
 
@@ -257,26 +169,6 @@ def _note_seen(device: Device, request: DeviceRequest, now: datetime) -> None:
         device.last_seen_at = now
 
 
-def _suspicion(
-    session: Session, device: Device, request: DeviceRequest
-) -> tuple[str, str, LicentiaError] | None:
-    if request.seq > device.seq:
-        detail = f"claims sequence {request.seq}, but only {device.seq} was ever issued"
-        return devices.REPLAY, detail, ConflictError(detail, code="DEVICE_FLAGGED")
-    if request.seq < device.confirmed_seq:
-        detail = f"went back to sequence {request.seq} after confirming {device.confirmed_seq}"
-        return devices.REPLAY, detail, ConflictError(detail, code="DEVICE_FLAGGED")
-    for license_ in devices.device_licenses(session, device.id):
-        tolerance = StoredOptions(license_.options).fingerprint_tolerance
-        if not fingerprint_matches(device.fingerprint, request.fingerprint, tolerance):
-            detail = "the same device key was presented from different hardware"
-            error = PermissionDeniedError(
-                detail + "; the vendor was told", code="FINGERPRINT_MISMATCH"
-            )
-            return devices.CLONE, detail, error
-    return None
-
-
 def _registered(session: Session, ex: Exchange, token: str) -> Device:
     device = devices.lock_device(session, ex.vendor.id, signer_of(token))
     if device is None:
@@ -288,151 +180,8 @@ def _public_key(device: Device) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(device.public_key)
 
 
-def _bind_ticket(
-    session: Session, ex: Exchange, device: Device, ticket_id: str, vm: bool, *, holds_none: bool
-) -> None:
-    on_ticket = select(License.template_id).where(
-        License.ticket_id == ticket_id, License.delivery == "device"
-    )
-    templates = _ticket_templates(session, ticket_id)
-    if not templates:
-        raise ConflictError("this ticket holds no licenses for devices", code="WRONG_DELIVERY")
-    held: set[str] = (
-        set()
-        if holds_none
-        else set(session.scalars(on_ticket.where(License.device_id == device.id).distinct()))
-    )
-    for template_id in sorted(templates - held):
-        if vm and not StoredOptions(_template(session, template_id).options).vm_allowed:
-            raise VmNotAllowedError("this license may not run in a virtual machine or container")
-        if _claim_one(session, ex, device, ticket_id, template_id):
-            held.add(template_id)
-    if not held:
-        raise _none_available(session, ticket_id, ex.now)
-
-
-def _none_available(session: Session, ticket_id: str, now: datetime) -> ConflictError:
-    """Why no license of the ticket could be bound: the free ones have expired, or
-    every one is in use elsewhere."""
-    expired = session.scalar(
-        select(License.id)
-        .where(
-            License.ticket_id == ticket_id,
-            License.delivery == "device",
-            License.state.in_(_BINDABLE),
-            License.device_id.is_(None),
-            License.valid_until <= now,
-        )
-        .limit(1)
-    )
-    if expired is not None:
-        return ConflictError(
-            "the licenses of this ticket that are not in use have expired", code="EXPIRED"
-        )
-    return ConflictError(
-        "every license of this ticket is in use on other devices", code="NO_LICENSE_AVAILABLE"
-    )
-
-
-def _ticket_templates(session: Session, ticket_id: str) -> set[str]:
-    """The templates of the ticket's device licenses, one index probe per template (a
-    loose index scan written as a recursive query): a ticket of thousands of licenses
-    made a plain DISTINCT read all of them on every activation."""
-
-    def lowest(*after: ColumnElement[bool]) -> ScalarSelect[str]:
-        return (
-            select(License.template_id)
-            .where(License.ticket_id == ticket_id, License.delivery == "device", *after)
-            .order_by(License.template_id)
-            .limit(1)
-            .scalar_subquery()
-        )
-
-    found = select(lowest().label("template_id")).cte("found", recursive=True)
-    previous = found.alias("previous")
-    following = lowest(License.template_id > previous.c.template_id)
-    found = found.union_all(select(following).where(previous.c.template_id.is_not(None)))
-    return set(session.scalars(select(found.c.template_id).where(found.c.template_id.is_not(None))))
-
-
-def _template(session: Session, template_id: str) -> Template:
-    # Only the template's own columns are read here: not its product and features.
-    return session.get_one(Template, template_id, options=[lazyload("*")])
-
-
-def _claim_one(
-    session: Session, ex: Exchange, device: Device, ticket_id: str, template_id: str
-) -> bool:
-    """Bind one free license of the group in one statement: pick a candidate (skipping
-    rows another transaction holds) and update it only if it is still free, so that
-    however many devices race, a license goes to exactly one of them."""
-    live = (License.valid_until.is_(None)) | (License.valid_until > ex.now)
-    pick = (
-        select(License.id)
-        .where(
-            License.ticket_id == ticket_id,
-            License.template_id == template_id,
-            License.state.in_(_BINDABLE),
-            License.device_id.is_(None),
-            live,
-        )
-        .limit(1)  # any free one will do; no ORDER BY, so the index scan stops early
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    now = literal(ex.now, type_=License.__table__.c.activated_at.type)
-    claimed = session.execute(
-        update(License)
-        .where(License.id == pick, License.device_id.is_(None), License.state.in_(_BINDABLE))
-        .values(
-            state=LicenseState.ACTIVATED.value,
-            device_id=device.id,
-            version=License.version + 1,
-            updated_at=ex.now,
-            activated_at=func.coalesce(License.activated_at, now),
-        )
-        .returning(License.id, License.activated_at, License.valid_until, License.options)
-        .execution_options(synchronize_session=False)
-    ).one_or_none()
-    if claimed is None:
-        return False
-    license_id, activated_at, valid_until, options = claimed
-    # activated_at is this transaction's own time only if this is the first activation
-    # (RETURNING shows new values, and SQLite cannot return the old one).
-    if activated_at == ex.now and valid_until is None:
-        _start_validity(session, license_id, options, ex.now)
-    record(
-        session,
-        ex.actor(device.key_id),
-        "license.activated",
-        "license",
-        license_id,
-        after={"state": LicenseState.ACTIVATED.value, "device_id": device.id},
-    )
-    return True
-
-
-def _start_validity(
-    session: Session, license_id: str, options: dict[str, Any], now: datetime
-) -> None:
-    """A license valid for N days from its first activation starts counting now."""
-    validity = StoredOptions(options).validity
-    if validity.get("kind") == "days_from_activation":
-        session.execute(
-            update(License)
-            .where(License.id == license_id)
-            .values(valid_until=now + timedelta(days=int(validity["days"])))
-            .execution_options(synchronize_session=False)
-        )
-
-
 def _usable_licenses(session: Session, device: Device, now: datetime) -> list[License]:
-    return [
-        item
-        for item in devices.device_licenses(session, device.id)
-        if item.state == LicenseState.ACTIVATED
-        and (item.valid_until is None or item.valid_until > now)
-    ]
+    return [item for item in devices.device_licenses(session, device.id) if usable(item, now)]
 
 
 def lease_due(renewed_at: datetime | None, refresh_days: Sequence[int], now: datetime) -> bool:

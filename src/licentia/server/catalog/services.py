@@ -230,9 +230,15 @@ def _store_options(template: Template, options: TemplateOptions, master: MasterK
 
 def template_secret(template: Template, master: MasterKey) -> str | None:
     """The template's secret custom data, decrypted (None if it has none)."""
-    if template.secret_encrypted is None:
+    return unsealed_secret(template.secret_encrypted, master)
+
+
+def unsealed_secret(secret_encrypted: bytes | None, master: MasterKey) -> str | None:
+    """A template's secret custom data from its ``secret_encrypted`` column, for a
+    caller that read the column without the template (None if it has none)."""
+    if secret_encrypted is None:
         return None
-    return master.decrypt(template.secret_encrypted, purpose=_SECRET_PURPOSE).decode()
+    return master.decrypt(secret_encrypted, purpose=_SECRET_PURPOSE).decode()
 
 
 def get_template(session: Session, actor: Actor, template_id: str) -> Template:

@@ -149,6 +149,25 @@ class Stateful(Protocol):
     def valid_until(self) -> datetime | None: ...
 
 
+class Documented(Stateful, Protocol):
+    """What a license document is made from: a License, or a value with its columns."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def issued_at(self) -> datetime: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def product_code(self) -> str: ...
+    @property
+    def features(self) -> list[str]: ...
+    @property
+    def options(self) -> dict[str, Any]: ...
+    @property
+    def maintenance_until(self) -> datetime | None: ...
+
+
 def state_of(license_: Stateful, now: datetime) -> LicenseState:
     return effective_state(LicenseState(license_.state), license_.valid_until, now)
 
@@ -340,7 +359,7 @@ def _past(action: str) -> str:
 # --- signed documents ------------------------------------------------------------------
 
 
-def license_claims(license_: License, *, issuer: str, now: datetime) -> dict[str, Any]:
+def license_claims(license_: Documented, *, issuer: str, now: datetime) -> dict[str, Any]:
     """The claims of a license document (docs/formats.md, "License document")."""
     state = state_of(license_, now)
     if state in FINAL or state is LicenseState.SUSPENDED:

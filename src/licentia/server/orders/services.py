@@ -490,14 +490,20 @@ def reveal_ticket_code(session: Session, actor: Actor, master: MasterKey, ticket
     return ticket_code(ticket, master)
 
 
-def find_ticket(session: Session, vendor_id: str, master: MasterKey, code: str) -> Ticket:
-    """The ticket with this code. Raises ValidationError (``TICKET_CODE_INVALID``) for a
-    typo and NotFoundError (``TICKET_NOT_FOUND``) for a well-formed unknown code."""
+def ticket_lookup_hash(master: MasterKey, code: str) -> str:
+    """What a ticket with this code is found by (its ``code_hash``). Raises
+    ValidationError (``TICKET_CODE_INVALID``) for a typo."""
     try:
         normalized = normalize_ticket_code(code)
     except TicketCodeError as error:
         raise ValidationError(str(error), field="code", code=error.code) from error
-    digest = master.keyed_hash(normalized, purpose=_LOOKUP)
+    return master.keyed_hash(normalized, purpose=_LOOKUP)
+
+
+def find_ticket(session: Session, vendor_id: str, master: MasterKey, code: str) -> Ticket:
+    """The ticket with this code. Raises ValidationError (``TICKET_CODE_INVALID``) for a
+    typo and NotFoundError (``TICKET_NOT_FOUND``) for a well-formed unknown code."""
+    digest = ticket_lookup_hash(master, code)
     ticket = session.scalar(
         select(Ticket).where(Ticket.vendor_id == vendor_id, Ticket.code_hash == digest)
     )

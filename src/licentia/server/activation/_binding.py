@@ -1,0 +1,508 @@
+"""The statements of an online activation: one read, one claim, one record.
+
+An activation used to cost a dozen ORM statements (the device locked, registered and
+moved on, the ticket found, its templates, each claim, the device's licenses, the
+signing key, the update recorded). Here the device, the ticket, the ticket's
+templates and the vendor's signing key come from ONE read, which also locks the
+device row; a device that was seen before adds one read of the licenses it holds. The
+claim of one free license per wanted template, together with the device's new row (or
+its moved ``seq``), is ONE statement on PostgreSQL (a data-modifying ``WITH``; the
+templates as an array, each free license picked with ``FOR UPDATE SKIP LOCKED``); on
+SQLite, which has neither, the same rows are written one statement each. The update
+issued is one INSERT; the audit events go out with the COMMIT (``audit.services``).
+
+Every statement is built once, at import: SQLAlchemy then reuses its compiled form.
+Rows come back as plain values (:class:`KnownDevice`, :class:`TicketTemplate`,
+:class:`DeviceLicense`); nothing here decides anything: the rules are the caller's
+(:func:`licentia.server.activation.services.activate`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    String,
+    Update,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Row
+
+from licentia.domain.ids import new_id
+from licentia.domain.licenses import LicenseState
+from licentia.server.catalog.models import Template
+from licentia.server.devices.models import Device, DeviceFlag, DeviceUpdate
+from licentia.server.devices.services import ACTIVE
+from licentia.server.keys.models import SigningKey
+from licentia.server.keys.services import CURRENT
+from licentia.server.licenses.models import License
+from licentia.server.orders.models import Ticket
+
+_DEVICE, _FLAG, _ISSUED = Device.__table__.c, DeviceFlag.__table__.c, DeviceUpdate.__table__.c
+_LICENSE, _TICKET = License.__table__.c, Ticket.__table__.c
+_TEMPLATE, _KEY = Template.__table__.c, SigningKey.__table__.c
+ACTIVATED = LicenseState.ACTIVATED.value
+# Rendered as literals: an expanding IN would be rendered again on every call.
+_BINDABLE: tuple[ColumnElement[str], ...] = (
+    literal_column(f"'{LicenseState.AVAILABLE.value}'"),
+    literal_column(f"'{LicenseState.RETURNED.value}'"),
+)
+
+
+@dataclass(frozen=True)
+class KnownDevice:
+    """A device registered before, as the read found (and locked) it."""
+
+    id: str
+    status: str
+    seq: int
+    confirmed_seq: int
+    fingerprint: dict[str, str]
+    vm: bool
+    last_seen_at: datetime | None
+    encryption_key: bytes
+    flagged: bool  # it has a flag the vendor has not cleared
+    last_issued: list[str]  # the license ids of the last update issued to it
+
+
+@dataclass(frozen=True)
+class TicketTemplate:
+    """A template of the ticket's device licenses."""
+
+    id: str
+    options: dict[str, Any]  # the template's options now (not a license's frozen copy)
+    secret_encrypted: bytes | None
+    held: bool  # the device holds a license of it from this ticket
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the read found: any of it may be missing (the caller says what that means)."""
+
+    device: KnownDevice | None
+    ticket_id: str | None
+    templates: list[TicketTemplate]
+    signing_key: tuple[str, bytes] | None  # the vendor's current kid and sealed key
+
+
+@dataclass(frozen=True)
+class DeviceLicense:
+    """A license as the device's update carries it (``Documented``), with its
+    template's sealed secret data."""
+
+    id: str
+    template_id: str
+    state: str
+    version: int
+    issued_at: datetime
+    valid_until: datetime | None
+    maintenance_until: datetime | None
+    product_code: str
+    features: list[str]
+    options: dict[str, Any]
+    secret_encrypted: bytes | None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A license this activation bound, and when it was first activated (the time of
+    this activation if it never was before)."""
+
+    license: DeviceLicense
+    activated_at: datetime
+
+
+@dataclass(frozen=True)
+class Presented:
+    """The device's row as this activation leaves it (new, or moved on to its next
+    update), which is also what the update is addressed to (``documents.Recipient``)."""
+
+    id: str
+    key_id: str
+    public_key: bytes
+    encryption_key: bytes
+    status: str
+    seq: int
+    fingerprint: dict[str, str]
+    vm: bool
+    last_seen_at: datetime | None
+
+
+# --- the read ------------------------------------------------------------------------
+
+
+def read(connection: Connection, vendor_id: str, key_id: str, code_hash: str | None) -> Found:
+    """The device with ``key_id`` (locked until the transaction ends), the ticket whose
+    code hashes to ``code_hash`` and its device templates, and the signing key."""
+    parameters = {"vendor_id": vendor_id, "key_id": key_id, "code_hash": code_hash}
+    rows = connection.execute(_READ, parameters).all()
+    first = rows[0]
+    key = (first.kid, first.private_key_encrypted) if first.kid is not None else None
+    templates = [
+        TicketTemplate(row.template_id, row.template_options, row.secret_encrypted, row.held)
+        for row in rows
+        if row.template_id is not None
+    ]
+    return Found(_known_device(first), first.ticket_id, templates, key)
+
+
+def _known_device(row: Row[Any]) -> KnownDevice | None:
+    if row.device_id is None:
+        return None
+    return KnownDevice(
+        id=row.device_id,
+        status=row.status,
+        seq=row.seq,
+        confirmed_seq=row.confirmed_seq,
+        fingerprint=row.fingerprint,
+        vm=row.vm,
+        last_seen_at=row.last_seen_at,
+        encryption_key=row.encryption_key,
+        flagged=bool(row.flagged),
+        last_issued=list(row.last_issued or []),
+    )
+
+
+def _read_statement() -> Select[Any]:
+    """One row per device template of the ticket (one row with NULLs when there is
+    none), each carrying the device, the ticket and the key. The templates are found
+    with one index probe each (a loose index scan as a recursive query): a plain
+    DISTINCT read every license of a ticket of thousands."""
+    one = select(literal(1).label("one")).cte("one")
+    locked = (
+        select(
+            _DEVICE.id,
+            _DEVICE.status,
+            _DEVICE.seq,
+            _DEVICE.confirmed_seq,
+            _DEVICE.fingerprint,
+            _DEVICE.vm,
+            _DEVICE.last_seen_at,
+            _DEVICE.encryption_key,
+        )
+        .where(_DEVICE.vendor_id == bindparam("vendor_id"), _DEVICE.key_id == bindparam("key_id"))
+        .with_for_update()
+        .cte("locked")
+    )
+    ticket = (
+        select(_TICKET.id)
+        .where(
+            _TICKET.vendor_id == bindparam("vendor_id"),
+            _TICKET.code_hash == bindparam("code_hash", type_=String),
+        )
+        .cte("ticket")
+    )
+    key = (
+        select(_KEY.kid, _KEY.private_key_encrypted)
+        .where(_KEY.vendor_id == bindparam("vendor_id"), _KEY.status == CURRENT)
+        .limit(1)
+        .cte("signing_key")
+    )
+    on_ticket = _LICENSE.ticket_id == select(ticket.c.id).scalar_subquery()
+
+    def lowest(*after: Any) -> Any:
+        return (
+            select(_LICENSE.template_id)
+            .where(on_ticket, _LICENSE.delivery == "device", *after)
+            .order_by(_LICENSE.template_id)
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    found = select(lowest().label("template_id")).cte("found", recursive=True)
+    previous = found.alias("previous")
+    following = lowest(_LICENSE.template_id > previous.c.template_id)
+    found = found.union_all(select(following).where(previous.c.template_id.is_not(None)))
+    held = exists().where(
+        on_ticket,
+        _LICENSE.delivery == "device",
+        _LICENSE.template_id == found.c.template_id,
+        _LICENSE.device_id == locked.c.id,
+    )
+    flagged = exists().where(_FLAG.device_id == locked.c.id, _FLAG.cleared_at.is_(None))
+    last_issued = (
+        select(_ISSUED.license_ids)
+        .where(_ISSUED.device_id == locked.c.id, _ISSUED.seq == locked.c.seq)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            locked.c.id.label("device_id"),
+            *(column for column in locked.c if column.key != "id"),
+            flagged.label("flagged"),
+            last_issued.label("last_issued"),
+            ticket.c.id.label("ticket_id"),
+            key.c.kid,
+            key.c.private_key_encrypted,
+            found.c.template_id,
+            _TEMPLATE.options.label("template_options"),
+            _TEMPLATE.secret_encrypted,
+            held.label("held"),
+        )
+        .select_from(
+            one.outerjoin(locked, true())
+            .outerjoin(ticket, true())
+            .outerjoin(key, true())
+            .outerjoin(found, found.c.template_id.is_not(None))
+            .outerjoin(Template.__table__, _TEMPLATE.id == found.c.template_id)
+        )
+        .order_by(found.c.template_id)
+    )
+
+
+_READ = _read_statement()
+
+
+def device_licenses(connection: Connection, device_id: str) -> list[DeviceLicense]:
+    """Every license on the device (usable or not), by id."""
+    rows = connection.execute(_DEVICE_LICENSES, {"device_id": device_id})
+    return [_license(row, row.secret_encrypted) for row in rows]
+
+
+_LICENSE_COLUMNS = (
+    _LICENSE.id,
+    _LICENSE.template_id,
+    _LICENSE.state,
+    _LICENSE.version,
+    _LICENSE.issued_at,
+    _LICENSE.valid_until,
+    _LICENSE.maintenance_until,
+    _LICENSE.product_code,
+    _LICENSE.features,
+    _LICENSE.options,
+)
+_DEVICE_LICENSES = (
+    select(*_LICENSE_COLUMNS, _TEMPLATE.secret_encrypted)
+    .join(Template.__table__, _TEMPLATE.id == _LICENSE.template_id)
+    .where(_LICENSE.device_id == bindparam("device_id"))
+    .order_by(_LICENSE.id)
+)
+
+
+# --- the claim -----------------------------------------------------------------------
+
+
+def claim(
+    connection: Connection,
+    vendor_id: str,
+    device: Presented,
+    new: bool,
+    ticket_id: str,
+    templates: list[TicketTemplate],
+    now: datetime,
+) -> list[Claimed]:
+    """Register the device (``new``) or move it on to ``device.seq``, and bind one
+    free license of each of ``templates`` to it.
+
+    A free license is picked skipping rows another transaction holds and taken only if
+    it is still free, so that however many devices race for a ticket, a license goes
+    to exactly one of them. A concurrent registration of the same key makes the
+    statement fail with IntegrityError; the unit of work then runs again and finds it.
+    """
+    parameters = {
+        "to_device": device.id,
+        "device_vendor_id": vendor_id,
+        "device_key_id": device.key_id,
+        "device_public_key": device.public_key,
+        "device_encryption_key": device.encryption_key,
+        "device_seq": device.seq,
+        "device_fingerprint": device.fingerprint,
+        "device_vm": device.vm,
+        "device_last_seen_at": device.last_seen_at,
+        "now": now,
+        "on_ticket": ticket_id,
+    }
+    secrets = {template.id: template.secret_encrypted for template in templates}
+    wanted = [template.id for template in templates]
+    if connection.dialect.name == "postgresql":
+        statement = _CLAIM_AS_NEW if new else _CLAIM_AS_KNOWN
+        rows = connection.execute(statement, {**parameters, "template_ids": wanted}).all()
+    else:
+        connection.execute(_REGISTER if new else _MOVE_ON, parameters)
+        rows = []
+        for template_id in wanted:
+            taken = connection.execute(_CLAIM_ONE, {**parameters, "of_template": template_id})
+            rows.extend(taken.all())
+    return [Claimed(_license(row, secrets[row.template_id]), row.activated_at) for row in rows]
+
+
+def _license(row: Any, secret_encrypted: bytes | None) -> DeviceLicense:
+    return DeviceLicense(
+        id=row.id,
+        template_id=row.template_id,
+        state=row.state,
+        version=row.version,
+        issued_at=row.issued_at,
+        valid_until=row.valid_until,
+        maintenance_until=row.maintenance_until,
+        product_code=row.product_code,
+        features=row.features,
+        options=row.options,
+        secret_encrypted=secret_encrypted,
+    )
+
+
+_NOW = bindparam("now", type_=_LICENSE.updated_at.type)
+_TAKEN = {
+    "state": literal_column(f"'{ACTIVATED}'"),
+    "device_id": bindparam("to_device", type_=_LICENSE.device_id.type),
+    "version": _LICENSE.version + 1,
+    "updated_at": _NOW,
+    "activated_at": func.coalesce(_LICENSE.activated_at, _NOW),
+}
+
+
+def _device_values(*names: str) -> dict[str, Any]:
+    return {name: bindparam(f"device_{name}", type_=_DEVICE[name].type) for name in names}
+
+
+_MOVED = ("seq", "fingerprint", "vm", "last_seen_at")
+_REGISTER = insert(Device).values(
+    id=bindparam("to_device", type_=_DEVICE.id.type),
+    **_device_values("vendor_id", "key_id", "public_key", "encryption_key", *_MOVED),
+    status=literal_column(f"'{ACTIVE}'"),
+    confirmed_seq=literal(0),
+    lease_renewed_at=_NOW,
+    created_at=_NOW,
+)
+_MOVE_ON = (
+    update(Device)
+    .where(_DEVICE.id == bindparam("to_device", type_=_DEVICE.id.type))
+    .values(**_device_values(*_MOVED), lease_renewed_at=_NOW)
+)
+
+
+def _free(candidate: Any, template_id: Any) -> Select[Any]:
+    """Any one free, live license of the template on the ticket (no ORDER BY, so the
+    index scan stops at the first), skipping rows another transaction has locked."""
+    return (
+        select(candidate.c.id)
+        .where(
+            candidate.c.ticket_id == bindparam("on_ticket", type_=String),
+            candidate.c.template_id == template_id,
+            candidate.c.state.in_(_BINDABLE),
+            candidate.c.device_id.is_(None),
+            candidate.c.valid_until.is_(None) | (candidate.c.valid_until > _NOW),
+        )
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _claim_statement(picked: Any) -> Update:
+    return (
+        update(License)
+        .where(picked, _LICENSE.device_id.is_(None), _LICENSE.state.in_(_BINDABLE))
+        .values(_TAKEN)
+        .returning(*_LICENSE_COLUMNS, _LICENSE.activated_at)
+    )
+
+
+def _claim_many(device_row: Any) -> Update:
+    """PostgreSQL: the device's row and every claim in one statement."""
+    candidate = License.__table__.alias("candidate")
+    wanted = (
+        func.unnest(bindparam("template_ids", type_=ARRAY(String)))
+        .table_valued("template_id")
+        .render_derived(name="wanted")
+    )
+    pick = _free(candidate, wanted.c.template_id).lateral("pick")
+    # Materialized: picked once. As a subquery of the UPDATE, the planner may run the
+    # picks again for each row it looks at, and each run may pick another free row.
+    picked = (
+        select(pick.c.id)
+        .select_from(wanted.join(pick, true()))
+        .cte("picked")
+        .prefix_with("MATERIALIZED")
+    )
+    claim = _claim_statement(_LICENSE.id.in_(select(picked.c.id)))
+    return claim.add_cte(device_row.cte("device_row"))
+
+
+_CLAIM_AS_NEW = _claim_many(_REGISTER)
+_CLAIM_AS_KNOWN = _claim_many(_MOVE_ON)
+_CLAIM_ONE = _claim_statement(
+    _LICENSE.id
+    == _free(
+        License.__table__.alias("candidate"), bindparam("of_template", type_=String)
+    ).scalar_subquery()
+)
+
+
+def has_expired_free(connection: Connection, ticket_id: str, now: datetime) -> bool:
+    """Whether a device license of the ticket is free but past its end (a refusal then
+    says so rather than that every license is in use)."""
+    found = connection.execute(_EXPIRED_FREE, {"on_ticket": ticket_id, "now": now}).first()
+    return found is not None
+
+
+_EXPIRED_FREE = (
+    select(_LICENSE.id)
+    .where(
+        _LICENSE.ticket_id == bindparam("on_ticket", type_=String),
+        _LICENSE.delivery == "device",
+        _LICENSE.state.in_(_BINDABLE),
+        _LICENSE.device_id.is_(None),
+        _LICENSE.valid_until <= _NOW,
+    )
+    .limit(1)
+)
+
+
+# --- the record ----------------------------------------------------------------------
+
+
+def start_validity(connection: Connection, until: dict[str, datetime]) -> None:
+    """Set ``valid_until`` of the licenses whose validity starts at this activation."""
+    if until:
+        rows = [{"license_id": key, "valid_until": value} for key, value in until.items()]
+        connection.execute(_START_VALIDITY, rows)
+
+
+_START_VALIDITY = (
+    update(License)
+    .where(_LICENSE.id == bindparam("license_id"))
+    .values(valid_until=bindparam("valid_until", type_=_LICENSE.valid_until.type))
+)
+
+
+def record_update(
+    connection: Connection,
+    device_id: str,
+    seq: int,
+    state: str,
+    license_ids: list[str],
+    now: datetime,
+) -> None:
+    """What was issued to the device at ``seq`` (receipts and syncs compare with it)."""
+    values = {
+        "id": new_id(),
+        "device_id": device_id,
+        "seq": seq,
+        "state": state,
+        "license_ids": license_ids,
+        "issued_at": now,
+    }
+    connection.execute(_RECORD_UPDATE, values)
+
+
+_RECORD_UPDATE = insert(DeviceUpdate).values(
+    {
+        name: bindparam(name, type_=_ISSUED[name].type)
+        for name in ("id", "device_id", "seq", "state", "license_ids", "issued_at")
+    }
+)
