@@ -13,18 +13,24 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
+	@echo "==> Installing Licentia with its server and dev dependencies into $(VENV)"
+	@echo "    (a few minutes the first time; pip names each package as it goes)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[server,dev]'
+	$(BIN)/pip install --progress-bar off -e '.[server,dev]'
 	touch $(STAMP)
+	@echo "==> Installed"
 
 install: $(STAMP) ## Create/update the virtual environment with server and dev dependencies
 
 # The quickstart is a development set-up: it may create ./var/master.key by itself.
 run: export LICENTIA_ENVIRONMENT ?= development
-run: $(STAMP) ## Migrate the SQLite database under ./var, seed the demo, serve on :8000
+run: $(STAMP) ## Migrate the SQLite database under ./var, seed the demo, serve on LICENTIA_PORT (8000)
+	@echo "==> Migrating the database"
 	$(BIN)/licentia db upgrade
+	@echo "==> Seeding the demo vendor"
 	$(BIN)/licentia demo
+	@echo "==> Serving on http://$${LICENTIA_HOST:-127.0.0.1}:$${LICENTIA_PORT:-8000} (Ctrl-C stops it)"
 	$(BIN)/licentia serve
 
 serve: $(STAMP) ## Serve without seeding (uses LICENTIA_* settings)

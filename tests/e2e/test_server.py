@@ -8,8 +8,10 @@ match, an unsafe master key) and says what to do about it.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -135,6 +137,50 @@ def verified_claims(token: str, jwks_json: str) -> dict[str, Any]:
     document.verify(key, alg=header["alg"])
     claims: dict[str, Any] = json.loads(document.payload)
     return claims
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_curl_walkthrough() -> str:
+    """The shell blocks of README.md's "Your first license, with curl", in order."""
+    section = README.read_text().split("## Your first license, with curl", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    return "\n".join(re.findall(r"```sh\n(.*?)```", section, re.DOTALL))
+
+
+def test_the_readmes_curl_walkthrough_runs_as_written_and_again(demo, tmp_path):
+    """Pasted twice into a terminal (the second time after a break, say), every step
+    answers as the first time did, and its files stay out of the folder's root."""
+    script = readme_curl_walkthrough()
+    assert "curl" in script and "jwcrypto" in script
+    (tmp_path / ".venv").symlink_to(sys.prefix)  # the README runs .venv/bin/python
+    port = demo.server.url.rsplit(":", 1)[1]
+    env = os.environ | {"LICENTIA_API_KEY": demo.api_key, "LICENTIA_PORT": port}
+    outputs = []
+    for _ in range(2):
+        done = subprocess.run(
+            ["bash", "-c", "set -euo pipefail\n" + script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    # The same SKU, state and signing key; each rendering of the document is signed
+    # anew (its iat and jti differ), so the claims printed after the header differ.
+    first, again = (output.split("\n{", 1)[0] for output in outputs)
+    assert first == again
+    assert first.splitlines()[:2] == ["MYAPP-1Y", "available"]
+    assert first.splitlines()[2].startswith("verified:")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".venv", "var"]
+    assert {p.name for p in (tmp_path / "var" / "readme").iterdir()} == {
+        "jwks.json",
+        "license.jws",
+    }
 
 
 def test_posting_the_same_order_again_returns_the_same_ticket(demo):

@@ -298,12 +298,14 @@ def test_the_demo_seed_can_run_twice_without_duplicating_anything(empty):
 
     assert first["vendor"] == second["vendor"] == "demo"
     assert first["ticket_code"] == second["ticket_code"]
-    assert first["api_key"] != second["api_key"]  # a fresh key each run, both valid
     assert [v["slug"] for v in empty.json("admin", "vendor", "list")] == ["demo"]
     with empty.api() as api:
-        for key in (first["api_key"], second["api_key"]):
-            products = api.get("/api/v1/products", headers=bearer(key)).json()["items"]
-            assert [p["code"] for p in products] == ["PHOTOPRO"]
+        products = api.get("/api/v1/products", headers=bearer(second["api_key"])).json()["items"]
+        assert [p["code"] for p in products] == ["PHOTOPRO"]
+        # One full-scope demo key at a time: seeding again revoked the first.
+        assert api.get("/api/v1/products", headers=bearer(first["api_key"])).status_code == 401
+        keys = api.get("/api/v1/api-keys", headers=bearer(second["api_key"])).json()["items"]
+        assert [k["revoked_at"] is None for k in keys] == [False, True]
         orders = api.get("/api/v1/orders", headers=bearer(second["api_key"])).json()["items"]
         assert len(orders) == 1
         ticket = api.get(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "placeholder", "secret", "dev"})
@@ -24,12 +24,18 @@ class Settings(BaseSettings):
     master_key_file: Path = Path("var/master.key")
     host: str = "127.0.0.1"
     port: int = 8000
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str = ""  # empty: http://<host>:<port>, where `licentia serve` listens
     session_ttl_minutes: int = 8 * 60
     database_pool_size: int = 10
     sweep_seconds: float = 30.0
     credential_cache_seconds: float = 2.0
     threads: int = 40  # requests that run blocking code at once, per process
+
+    @model_validator(mode="after")
+    def _default_public_url(self) -> Self:
+        if not self.public_url:
+            self.public_url = f"http://{self.host}:{self.port}"
+        return self
 
     @property
     def is_development(self) -> bool:

@@ -132,7 +132,8 @@ def audit_verify(
 @app.command()
 @server_guarded
 def demo(as_json: JsonFlag = False) -> None:
-    """Seed the demo vendor (idempotent) and print its logins and a fresh API key."""
+    """Seed the demo vendor (idempotent) and print its logins and a fresh API key (the
+    previous demo key is revoked)."""
     from rich.console import Console
 
     runtime = Runtime.load()
@@ -145,6 +146,7 @@ def demo(as_json: JsonFlag = False) -> None:
             "ticket_code": result.ticket_code,
             "password (all demo users)": result.password,
             **{f"user ({role})": email for role, email in result.users.items()},
+            "server (licentia serve)": f"http://{settings.host}:{settings.port}",
             "api docs": f"{settings.public_url}/docs",
         },
         title="Licentia demo",
@@ -153,6 +155,7 @@ def demo(as_json: JsonFlag = False) -> None:
         # A table wraps the key in a narrow terminal; this line pastes whole into a shell.
         Console(soft_wrap=True).print(
             f"\nTo try the API (README.md), in another terminal:\n"
-            f"  export LICENTIA_API_KEY={result.api_key}",
+            f"  export LICENTIA_API_KEY={result.api_key}\n"
+            f"  export LICENTIA_PORT={settings.port}",
             highlight=False,
         )

@@ -18,6 +18,7 @@ from licentia.server.tenancy import services as tenancy
 from licentia.server.tenancy.models import Vendor
 
 DEMO_VENDOR = "demo"
+DEMO_KEY_NAME = "demo key"
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - development demo only, printed to the user
 DEMO_USERS = {
     "admin": "admin@demo.example",
@@ -55,7 +56,9 @@ class DemoResult:
 
 
 def seed_demo(session: Session, master: MasterKey) -> DemoResult:
-    """Create (or complete) the demo vendor and issue a fresh demo API key."""
+    """Create (or complete) the demo vendor and issue its demo API key. The demo keys
+    issued before are revoked: seeding again never leaves a trail of live full-scope
+    keys (the key is shown once and kept only as a hash, so it cannot be shown again)."""
     vendor = session.scalar(select(Vendor).where(Vendor.slug == DEMO_VENDOR))
     if vendor is None:
         vendor = tenancy.create_vendor(
@@ -76,14 +79,23 @@ def seed_demo(session: Session, master: MasterKey) -> DemoResult:
         lines=[orders.LineRequest("PHOTOPRO-STD", 2), orders.LineRequest("PHOTOPRO-TEAM", 1)],
     )
     ticket = orders.get_ticket(session, actor, result.order.ticket_id)
-    issued = tenancy.create_api_key(session, actor, vendor.id, name="demo key", scopes=list(SCOPES))
     return DemoResult(
         DEMO_VENDOR,
-        issued.secret,
+        _demo_key(session, actor, vendor.id),
         orders.ticket_code(ticket, master),
         dict(DEMO_USERS),
         DEMO_PASSWORD,
     )
+
+
+def _demo_key(session: Session, actor: Actor, vendor_id: str) -> str:
+    for key in tenancy.list_api_keys(session, vendor_id):
+        if key.name == DEMO_KEY_NAME and key.revoked_at is None:
+            tenancy.revoke_api_key(session, actor, vendor_id, key.id)
+    issued = tenancy.create_api_key(
+        session, actor, vendor_id, name=DEMO_KEY_NAME, scopes=list(SCOPES)
+    )
+    return issued.secret
 
 
 def _seed_users(session: Session, actor: Actor, vendor_id: str) -> None:
