@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from licentia.cli.lazy import PlainGroup
 from licentia.cli.output import (
     EXIT_INVALID,
     EXIT_NETWORK,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from licentia.client import Entitlement, LicenseClient
 
 app = typer.Typer(
+    cls=PlainGroup,
     no_args_is_help=True,
     help="Licenses on this device (the end user's side).",
     rich_markup_mode=None,  # see licentia.cli.main

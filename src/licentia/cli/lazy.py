@@ -45,7 +45,22 @@ class LazyCommand:
         return TyperCommand(name, help=self.help, short_help=self.help)
 
 
-class LazyGroup(TyperGroup):
+class PlainGroup(TyperGroup):
+    """A typer group whose ``--help`` option, left out, is plainly False.
+
+    typer passes a flag left out (None) through its pydantic-based coercion, so every
+    group on the way to a sub-command (``licentia``, ``device``) would import pydantic,
+    which costs more than typer itself; a False default needs no coercion.
+    """
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None and option.default is None:
+            option.default = False
+        return option
+
+
+class LazyGroup(PlainGroup):
     """A typer group with lazily imported sub-commands; make one with :func:`lazy_group`."""
 
     lazy: ClassVar[dict[str, LazyCommand]] = {}
