@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,8 @@ from httpx import Response
 from sqlalchemy import select, update
 
 from licentia.formats.device import okp_jwk, unverified_claims
+from licentia.server.db.base import utcnow
+from licentia.server.seats import services as seats
 from licentia.server.seats.models import SeatSlot
 from tests.factories import VendorHandle
 from tests.integration.device_messages import BareDevice
@@ -104,6 +107,43 @@ def test_seats_are_never_handed_out_beyond_the_pool_and_denials_are_recorded(ven
         "GET", f"/licenses/{license_id}/seat-events", params={"kind": "deny", "limit": 200}
     )["items"]
     assert len(denials) == 35 and {d["in_use"] for d in denials} <= {5}
+
+
+def _denials(vendor: VendorHandle, license_id: str) -> list[tuple[str, int]]:
+    events = vendor.ok(
+        "GET", f"/licenses/{license_id}/seat-events", params={"kind": "deny", "limit": 200}
+    )["items"]
+    return [(event["holder_key"], event["in_use"]) for event in events]
+
+
+def test_a_checkout_refused_because_others_wait_in_line_is_recorded(vendors):
+    vendor = vendors.create()
+    credential, product, body = _container(vendor, delivery="seat_pool", seats=2)
+    user = CloudUser(vendor, credential)
+    assert user.checkout(product, "ann").status_code == 201
+    with vendor.database.transaction() as session:  # someone waits for the last seat
+        queue = f"{body['container_id']}:{product}:"
+        seats.enqueue(session, vendor.id, queue, now=utcnow(), ttl=timedelta(minutes=5))
+    refused = user.checkout(product, "carl")
+    assert refused.status_code == 409 and refused.json()["queued"] is True
+    # The seat still free is promised to the one waiting ahead: none was carl's.
+    assert _denials(vendor, body["license_ids"][0]) == [("u:carl", 2)]
+
+
+def test_a_waiting_checkout_records_one_denial_when_it_gives_up_and_none_when_served(vendors):
+    vendor = vendors.create()
+    credential, product, body = _container(vendor, delivery="seat_pool", seats=1)
+    user = CloudUser(vendor, credential)
+    lease = user.checkout(product, "ann").json()
+    gave_up = user.checkout(product, "bob", wait_seconds=0.5)
+    assert gave_up.status_code == 409
+    assert _denials(vendor, body["license_ids"][0]) == [("u:bob", 1)]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(user.checkout, product, "cid", wait_seconds=30)
+        time.sleep(0.3)  # (cid may or may not have tried yet: either way it is served)
+        user.release(lease["lease_id"], lease["fence"])
+        assert waiting.result().status_code == 201
+    assert _denials(vendor, body["license_ids"][0]) == [("u:bob", 1)]
 
 
 def test_a_reconnecting_client_gets_its_own_seat_back_instead_of_a_second_one(vendors):

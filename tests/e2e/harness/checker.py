@@ -12,7 +12,8 @@ Seats, seen from the server: its seat events (checkout, release, expire, deny) g
 each lease a start; its end is the first release or expiry event, but no later than
 the latest expiry any answer named for it (a lease nobody renews lapses then). At each
 checkout the leases live by this account must not exceed the seats, and every denial
-must have seen the pool full.
+must have seen the pool full. Every refusal a client was answered is a denial event
+(and a checkout whose answer was lost may be one more).
 
 Counters: every acknowledged consumption is in the ledger exactly once, with the
 units and balance that were acknowledged; nothing is in the ledger that no client
@@ -269,4 +270,16 @@ def check(
         releases=kinds["release"],
         answers_lost=sum(1 for op in operations if op.status is None),
     )
+    _check_denials_recorded(operations, report)
     return report
+
+
+def _check_denials_recorded(operations: list[Operation], report: Report) -> None:
+    refused = report.figures["checkouts_refused"]
+    unanswered = sum(1 for op in operations if op.kind == "checkout" and op.status is None)
+    recorded = report.figures["server_denials"]
+    if not refused <= recorded <= refused + unanswered:
+        report.problems.append(
+            f"{refused} refusals answered ({unanswered} checkouts unanswered), "
+            f"{recorded} denials recorded"
+        )

@@ -277,6 +277,7 @@ async def borrow(
             delivery=protocol.SEAT_POOLS,
             now=now,
         )
+        denied: seats.Denied | None = None
         for pool in pools:
             until = now + seats.borrow_period(pool, wanted.days)
             holder = seats.Holder(wanted.user, request.device_id, "borrow")
@@ -295,7 +296,10 @@ async def borrow(
                 }
                 document = caller.signer().sign(claims, typ=BORROW_TYP)
                 return Borrowed(result.lease_id, pool.id, document, until)
-        return None  # the denials are recorded: commit them, then refuse
+            denied = result
+        if denied is not None:
+            seats.record_denial(session, denied, now)
+        return None  # the denial is recorded: commit it, then refuse
 
     borrowed = await as_device(runner, master, who, work)
     if borrowed is None:

@@ -9,7 +9,9 @@ The rule, in one place:
   per try: a holder coming back to its own seat (a reconnect) never waits; while
   others wait, as many callers as there are free seats may go at once, first come
   first served; a caller that may not go, or finds no free seat, is refused with
-  ``NO_SEAT_AVAILABLE``, and every refusal is recorded as a ``deny`` event;
+  ``NO_SEAT_AVAILABLE``, and every refusal answered is recorded as a ``deny`` event,
+  in the transaction that decided it, with the seats that were not free to the
+  caller (``in_use``: held, as one count saw them, or promised to those ahead);
 - with ``wait_seconds`` the caller joins the line (a waiter that gives up leaves it)
   and tries again until a seat is free or its time is up.
 
@@ -20,6 +22,7 @@ the line only decides who tries first.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +30,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from licentia.domain.errors import ConflictError
+from licentia.domain.templates import StoredOptions
 from licentia.server.cloud import protocol
 from licentia.server.cloud import services as cloud
 from licentia.server.cloud.calls import Caller, as_device
@@ -73,13 +77,17 @@ async def checkout_in_line(
     delay = 0.05
     try:
         while True:
+            last = time.monotonic() + delay > deadline  # a refusal now is the answer
             result = await as_device(
-                runner, master, who, lambda s, c: _try_checkout(s, c, wanted, waiter)
+                runner,
+                master,
+                who,
+                functools.partial(_try_checkout, wanted=wanted, waiter=waiter, last=last),
             )
             if isinstance(result, SeatGrant):
                 return result
-            if time.monotonic() + delay > deadline:
-                raise result.error
+            if last:
+                raise result.error  # its denial is committed
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
     finally:
@@ -103,8 +111,10 @@ def _enqueue(session: Session, caller: Caller, wanted: SeatWanted) -> str:
 
 
 def _try_checkout(
-    session: Session, caller: Caller, wanted: SeatWanted, waiter: str | None
+    session: Session, caller: Caller, *, wanted: SeatWanted, waiter: str | None, last: bool
 ) -> SeatGrant | _Refusal:
+    """One try; a refusal that is the ``last`` try's is recorded (a ``deny`` event), in
+    the transaction that decided it."""
     now = utcnow()
     pools = cloud.find_usable(
         session,
@@ -116,6 +126,14 @@ def _try_checkout(
     )
     holder = wanted.holder(caller.access.device_id)
     if not _may_try(session, _queue(caller, wanted), waiter, pools, holder, now):
+        # Every seat is held or promised to those waiting ahead: none is this caller's.
+        pool = pools[0]
+        size = StoredOptions(pool.options).seats or 0
+        key = holder.key(StoredOptions(pool.options).seat_counting)
+        if last:
+            seats.record_denial(
+                session, seats.Denied(pool.id, pool.vendor_id, key, size, size), now
+            )
         return _Refusal(
             ConflictError("others are waiting for a seat", code="NO_SEAT_AVAILABLE", queued=True)
         )
@@ -129,6 +147,8 @@ def _try_checkout(
             return protocol.seat_grant(caller.master, caller.access, pool, result, now)
         denied = result
     assert denied is not None
+    if last:
+        seats.record_denial(session, denied, now)
     return _Refusal(
         ConflictError(
             f"all {denied.seats} seats are in use",

@@ -59,7 +59,12 @@ class Lease:
 
 @dataclass(frozen=True)
 class Denied:
+    """No seat for ``holder_key``: ``in_use`` of ``seats`` were not free to it (as the
+    statement that decided saw them). :func:`record_denial` records it."""
+
     license_id: str
+    vendor_id: str
+    holder_key: str
     in_use: int
     seats: int
     code: str = "NO_SEAT_AVAILABLE"
@@ -98,7 +103,8 @@ def checkout(
     borrow_until: datetime | None = None,
 ) -> Lease | Denied:
     """A seat for ``holder``: its own seat back if it still has one (reconnect), else a
-    free one. Returns Denied (and records the denial) when none is free; raises
+    free one. Returns Denied when none is free, as one count of the seats in use saw
+    it (the caller records the refusal it answers: :func:`record_denial`); raises
     ConflictError ``SEAT_HELD_EXCLUSIVELY`` when another process of the device holds
     an exclusive seat."""
     counting = StoredOptions(license_.options).seat_counting
@@ -111,6 +117,41 @@ def checkout(
     )
     if own is not None:
         return _reconnect(session, own, holder, counting, now=now, expires=expires)
+    seats = StoredOptions(license_.options).seats or 0
+    for _ in range(_TRIES):
+        lease = _take_free(
+            session,
+            license_,
+            holder,
+            key,
+            now=now,
+            expires=expires,
+            borrow=borrow_until is not None,
+        )
+        if lease is not None:
+            return lease
+        # The denial is decided by this one count: a seat freed since the search
+        # (a release committed meanwhile) is looked for again, never denied.
+        in_use = _in_use(session, license_.id, now)
+        if in_use >= seats:
+            break
+    return Denied(license_.id, license_.vendor_id, key, in_use, seats)
+
+
+_TRIES = 3  # searches for a free seat while releases keep freeing them
+
+
+def _take_free(
+    session: Session,
+    license_: License,
+    holder: Holder,
+    key: str,
+    *,
+    now: datetime,
+    expires: datetime,
+    borrow: bool,
+) -> Lease | None:
+    """A new lease on the lowest free slot, with its event; None if none is free."""
     free = (
         select(SeatSlot.id)
         .where(SeatSlot.license_id == license_.id, _free(now))
@@ -118,13 +159,13 @@ def checkout(
         .limit(1)
     )
     # Skip the free slots other checkouts are taking right now; if that leaves none,
-    # wait for those checkouts to finish, so that a denial (and the denial recorded)
-    # only ever comes when the pool is really full.
+    # wait for those checkouts to finish, so that a denial only ever comes when the
+    # pool is really full.
     candidate = session.scalar(free.with_for_update(skip_locked=True))
     if candidate is None:
         candidate = session.scalar(free.with_for_update())
     if candidate is None:
-        return _deny(session, license_, key, now)
+        return None
     lease_id = new_id()
     taken = session.execute(
         update(SeatSlot)
@@ -136,7 +177,7 @@ def checkout(
             acquired_at=now,
             expires_at=expires,
             released_at=None,
-            borrowed=borrow_until is not None,
+            borrowed=borrow,
             user_name=holder.user,
             device_name=holder.device_name or holder.device,
             process_id=holder.process,
@@ -144,9 +185,25 @@ def checkout(
         .returning(SeatSlot.fence)
     ).first()
     if taken is None:
-        return _deny(session, license_, key, now)
-    _event(session, license_, "borrow" if borrow_until else "checkout", lease_id, key, now)
+        return None
+    _event(session, license_, "borrow" if borrow else "checkout", lease_id, key, now)
     return Lease(lease_id, license_.id, int(taken[0]), expires)
+
+
+def record_denial(session: Session, denied: Denied, now: datetime) -> None:
+    """Record a refusal answered to a caller (a ``deny`` event with its ``in_use``)."""
+    session.add(
+        SeatEvent(
+            vendor_id=denied.vendor_id,
+            license_id=denied.license_id,
+            kind="deny",
+            lease_id=None,
+            holder_key=denied.holder_key,
+            in_use=denied.in_use,
+            at=now,
+        )
+    )
+    session.flush()
 
 
 def _reconnect(
@@ -278,23 +335,6 @@ def borrow_period(license_: License, days: int) -> timedelta:
     if not 1 <= days <= int(limit):
         raise ValidationError(f"borrow for 1 to {limit} days", field="days", code="BORROW_TOO_LONG")
     return timedelta(days=days)
-
-
-def _deny(session: Session, license_: License, key: str, now: datetime) -> Denied:
-    in_use = _in_use(session, license_.id, now)
-    session.add(
-        SeatEvent(
-            vendor_id=license_.vendor_id,
-            license_id=license_.id,
-            kind="deny",
-            lease_id=None,
-            holder_key=key,
-            in_use=in_use,
-            at=now,
-        )
-    )
-    session.flush()
-    return Denied(license_.id, in_use, StoredOptions(license_.options).seats or 0)
 
 
 def _in_use(session: Session, license_id: str, now: datetime) -> int:
