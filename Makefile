@@ -7,7 +7,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export LICENTIA_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve test test-sqlite lint format bench clean
+.PHONY: help install run serve test test-sqlite lint format bench clean chromium messages
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -42,8 +42,17 @@ lint: $(STAMP) ## ruff, ruff format --check, mypy, import-linter
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint ## Lint, then the whole suite on SQLite and PostgreSQL
+test: lint chromium ## Lint, then the whole suite on SQLite and PostgreSQL (browser tests too)
 	$(BIN)/pytest -n 2 --dist loadgroup
+
+chromium: ## Install Debian's Chromium for the browser tests, if it is missing
+	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+
+messages: $(STAMP) ## Extract the web fronts' texts and update the catalogues (then translate)
+	$(BIN)/pybabel extract -F src/licentia/server/web/babel.cfg -k N_ --no-location \
+	  --sort-output -o src/licentia/server/web/locale/messages.pot src/licentia/server/web
+	$(BIN)/pybabel update -i src/licentia/server/web/locale/messages.pot \
+	  -d src/licentia/server/web/locale --no-location --no-fuzzy-matching
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests bench
@@ -53,5 +62,5 @@ bench: $(STAMP) ## Run the benchmarks (figures go into docs/benchmarks.md)
 	@command -v wrk >/dev/null || $(SUDO) apt-get install -y wrk  # the C load generator
 	$(BIN)/python -m bench
 
-clean: ## Remove the virtual environment, caches and ./var
+clean: ## Remove the virtual environment, caches and ./var (mail, screenshots)
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

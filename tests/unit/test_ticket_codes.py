@@ -137,3 +137,13 @@ def test_o_reads_as_zero_and_i_and_l_as_one():
     look_alikes = code.replace("0", "O").replace("1", "l", 6).replace("1", "I")
     assert normalize_ticket_code(look_alikes) == code
     assert normalize_ticket_code(code.lower().replace("0", "o")) == code
+
+
+def test_a_symbol_outside_the_alphabet_is_named_by_its_position() -> None:
+    code = generate_ticket_code()
+    with pytest.raises(TicketCodeError) as caught:
+        normalize_ticket_code(code[:6] + "U" + code[7:])  # the dash is not counted
+    assert caught.value.position == 6 and "symbol 6 ('U')" in str(caught.value)
+    with pytest.raises(TicketCodeError) as caught:
+        normalize_ticket_code(code[:-1])
+    assert caught.value.position is None and "not 24" in str(caught.value)

@@ -10,6 +10,7 @@ to exit codes in ``licentia.cli.output``.
     │   ├── DateOutOfRangeError      a date beyond the range Licentia supports
     │   └── IdentifierInvalidError   an identifier with invisible or control characters
     ├── AuthenticationError      no or bad credentials
+    │   └── LoginThrottledError  too many failed logins lately (retry later)
     ├── PermissionDeniedError    credentials lack the scope
     ├── NotFoundError            no such object for this vendor
     ├── ConflictError            the request clashes with current state
@@ -59,6 +60,18 @@ class IdentifierInvalidError(ValidationError):
 
 class AuthenticationError(LicentiaError):
     code = "UNAUTHENTICATED"
+
+
+class LoginThrottledError(AuthenticationError):
+    code = "LOGIN_THROTTLED"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        minutes = max(1, -(-retry_after_seconds // 60))
+        super().__init__(
+            f"too many failed logins; try again in {minutes} minute{'s' if minutes > 1 else ''}",
+            retry_after_seconds=retry_after_seconds,
+        )
+        self.retry_after_seconds = retry_after_seconds
 
 
 class PermissionDeniedError(LicentiaError):

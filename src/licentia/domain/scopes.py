@@ -24,6 +24,8 @@ SCOPES: tuple[str, ...] = (
     "keys:read",
     "keys:write",
     "audit:read",
+    "vendor:read",
+    "vendor:write",
 )
 
 _READ = frozenset(s for s in SCOPES if s.endswith(":read"))

@@ -27,9 +27,15 @@ GROUP = 5
 
 
 class TicketCodeError(ValueError):
-    """A typed text that cannot be a ticket code; the message says why."""
+    """A typed text that cannot be a ticket code; the message says why. ``position``
+    names a symbol that is not in the alphabet (counting symbols from 1, dashes and
+    spaces skipped); None for a wrong length or check symbol."""
 
     code = "TICKET_CODE_INVALID"
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
 
 
 def generate_ticket_code() -> str:
@@ -63,12 +69,18 @@ def _times_x(value: int) -> int:
 def normalize_ticket_code(text: str) -> str:
     """Return the canonical form of a typed code.
 
-    Raises TicketCodeError if it has the wrong length, a symbol outside the alphabet,
-    or a check symbol that does not match.
+    Raises TicketCodeError if it has a symbol outside the alphabet (its ``position``
+    says which), the wrong length, or a check symbol that does not match. One check
+    symbol finds any single typo or swap but cannot say where it is.
     """
     raw = "".join(_ALIASES.get(c, c) for c in text.upper() if c not in "- ")
-    if len(raw) != DATA_SYMBOLS + 1 or any(c not in _VALUE for c in raw):
-        raise TicketCodeError("a ticket code has 25 symbols in groups of five")
+    wrong = next((i for i, c in enumerate(raw) if c not in _VALUE), None)
+    if wrong is not None:
+        raise TicketCodeError(
+            f"symbol {wrong + 1} ({raw[wrong]!r}) is not used in ticket codes", wrong + 1
+        )
+    if len(raw) != DATA_SYMBOLS + 1:
+        raise TicketCodeError(f"a ticket code has 25 symbols in groups of five, not {len(raw)}")
     if check_symbol(raw[:-1]) != raw[-1]:
         raise TicketCodeError("this ticket code has a typo: its check symbol does not match")
     return _format(raw)

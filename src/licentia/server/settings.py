@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     sweep_seconds: float = 30.0
     credential_cache_seconds: float = 2.0
     threads: int = 40  # requests that run blocking code at once, per process
+    # Mail: "file:<folder>" writes each message there and to the log (development);
+    # "smtp://[user:password@]host[:port]" sends it (add "?starttls" for STARTTLS).
+    mail_url: str = "file:var/mail"
+    mail_from: str = "Licentia <licentia@localhost>"
+    mail_templates_dir: Path | None = None  # per-vendor overrides: <dir>/<vendor slug>/<name>
+    login_failures_per_account: int = 5
+    login_failures_per_address: int = 30
+    login_window_minutes: int = 15
 
     @model_validator(mode="after")
     def _default_public_url(self) -> Self:

@@ -45,6 +45,7 @@ from licentia.server.licenses.reads import LicenseReads
 from licentia.server.migrations import models as all_models
 from licentia.server.seats.services import sweep
 from licentia.server.settings import Settings
+from licentia.server.web import install as install_web_fronts
 
 # Every table must be mapped before the first flush: foreign keys span contexts.
 assert all_models.Base.metadata.tables
@@ -113,6 +114,7 @@ def create_app(
     app.include_router(cloud_admin.router, prefix=API)
     app.hot_calls = HotCalls.of_routes(app.routes)  # the routes marked @hot
     openapi.install(app)
+    install_web_fronts(app, settings)
     _mount_docs(app)
     return app
 

@@ -16,6 +16,7 @@ from licentia.domain.errors import (
     ConfigurationError,
     ConflictError,
     LicentiaError,
+    LoginThrottledError,
     NotFoundError,
     PermissionDeniedError,
     ValidationError,
@@ -28,6 +29,7 @@ MEDIA_TYPE = "application/problem+json"
 
 STATUS: tuple[tuple[type[LicentiaError], int], ...] = (
     (ValidationError, 422),
+    (LoginThrottledError, 429),
     (AuthenticationError, 401),
     (PermissionDeniedError, 403),
     (NotFoundError, 404),
@@ -52,6 +54,8 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
         **extra,
     }
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 429 and "retry_after_seconds" in extra:
+        headers = {"Retry-After": str(extra["retry_after_seconds"])}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 

@@ -11,11 +11,14 @@ from licentia.domain.actors import Actor, operator
 from licentia.domain.scopes import SCOPES
 from licentia.server.catalog import services as catalog
 from licentia.server.catalog.models import Product
+from licentia.server.customer_users.models import CustomerUser
+from licentia.server.customer_users.services import CustomerRole, create_customer_user
 from licentia.server.keys.master import MasterKey
 from licentia.server.keys.services import create_signing_key, list_signing_keys
 from licentia.server.orders import services as orders
 from licentia.server.tenancy import services as tenancy
-from licentia.server.tenancy.models import Vendor
+from licentia.server.tenancy.branding import update_branding
+from licentia.server.tenancy.models import Vendor, VendorBranding
 
 DEMO_VENDOR = "demo"
 DEMO_KEY_NAME = "demo key"
@@ -26,6 +29,7 @@ DEMO_USERS = {
     "support": "support@demo.example",
     "read-only": "auditor@demo.example",
 }
+DEMO_CUSTOMER_ADMIN = "admin@acme.example"
 PRODUCT = "PHOTOPRO"
 TEMPLATES: dict[str, tuple[str, list[str], dict[str, object]]] = {
     "PHOTOPRO-STD": (
@@ -53,6 +57,7 @@ class DemoResult:
     ticket_code: str
     users: dict[str, str]
     password: str
+    customer_admin: str
 
 
 def seed_demo(session: Session, master: MasterKey) -> DemoResult:
@@ -68,8 +73,10 @@ def seed_demo(session: Session, master: MasterKey) -> DemoResult:
     if not list_signing_keys(session, vendor.id):
         create_signing_key(session, actor, vendor.id, master)
     _seed_users(session, actor, vendor.id)
+    _seed_branding(session, actor, vendor)
     _seed_catalog(session, actor, master)
     customer = _seed_customer(session, actor)
+    _seed_customer_admin(session, actor, customer)
     result = orders.place_order(
         session,
         actor,
@@ -85,6 +92,7 @@ def seed_demo(session: Session, master: MasterKey) -> DemoResult:
         orders.ticket_code(ticket, master),
         dict(DEMO_USERS),
         DEMO_PASSWORD,
+        DEMO_CUSTOMER_ADMIN,
     )
 
 
@@ -105,6 +113,32 @@ def _seed_users(session: Session, actor: Actor, vendor_id: str) -> None:
             tenancy.create_user(
                 session, actor, vendor_id, email=email, password=DEMO_PASSWORD, role=role
             )
+
+
+def _seed_branding(session: Session, actor: Actor, vendor: Vendor) -> None:
+    if session.get(VendorBranding, vendor.id) is None:
+        update_branding(
+            session,
+            actor,
+            vendor,
+            display_name="Demo Software",
+            primary_colour="#0b5563",
+            accent_colour="#8a3b12",
+            support_email="support@demo.example",
+        )
+
+
+def _seed_customer_admin(session: Session, actor: Actor, customer_id: str) -> None:
+    known = select(CustomerUser.id).where(CustomerUser.email == DEMO_CUSTOMER_ADMIN)
+    if session.scalar(known.where(CustomerUser.vendor_id == actor.vendor_id)) is None:
+        create_customer_user(
+            session,
+            actor,
+            customer_id,
+            email=DEMO_CUSTOMER_ADMIN,
+            role=CustomerRole.ADMIN,
+            password=DEMO_PASSWORD,
+        )
 
 
 def _seed_catalog(session: Session, actor: Actor, master: MasterKey) -> None:

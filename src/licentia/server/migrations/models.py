@@ -4,14 +4,22 @@ from licentia.server.audit.models import AuditEvent, AuditHead
 from licentia.server.catalog.models import Feature, Product, Template
 from licentia.server.cloud.models import CloudContainer, CloudDevice
 from licentia.server.counters.models import LedgerEntry, UnitCounter
+from licentia.server.customer_users.models import CustomerSession, CustomerUser
 from licentia.server.db.base import Base
 from licentia.server.devices.models import Device, DeviceFlag, DeviceUpdate, LicenseReturn
 from licentia.server.idempotency.models import IdempotencyRecord
 from licentia.server.keys.models import SigningKey
 from licentia.server.licenses.models import License
+from licentia.server.logins.models import LoginFailure
 from licentia.server.orders.models import Customer, Order, OrderLine, Ticket
 from licentia.server.seats.models import SeatEvent, SeatSlot, SeatWaiter
-from licentia.server.tenancy.models import ApiKey, UserSession, Vendor, VendorUser
+from licentia.server.tenancy.models import (
+    ApiKey,
+    UserSession,
+    Vendor,
+    VendorBranding,
+    VendorUser,
+)
 
 __all__ = [
     "ApiKey",
@@ -21,6 +29,8 @@ __all__ = [
     "CloudContainer",
     "CloudDevice",
     "Customer",
+    "CustomerSession",
+    "CustomerUser",
     "Device",
     "DeviceFlag",
     "DeviceUpdate",
@@ -29,6 +39,7 @@ __all__ = [
     "LedgerEntry",
     "License",
     "LicenseReturn",
+    "LoginFailure",
     "Order",
     "OrderLine",
     "Product",
@@ -41,5 +52,6 @@ __all__ = [
     "UnitCounter",
     "UserSession",
     "Vendor",
+    "VendorBranding",
     "VendorUser",
 ]

@@ -496,7 +496,8 @@ def ticket_lookup_hash(master: MasterKey, code: str) -> str:
     try:
         normalized = normalize_ticket_code(code)
     except TicketCodeError as error:
-        raise ValidationError(str(error), field="code", code=error.code) from error
+        where = {} if error.position is None else {"position": error.position}
+        raise ValidationError(str(error), field="code", code=error.code, **where) from error
     return master.keyed_hash(normalized, purpose=_LOOKUP)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from licentia.server.db.base import Base, created_column, id_column, vendor_column
@@ -17,6 +17,23 @@ class Vendor(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = created_column()
+
+
+class VendorBranding(Base):
+    """How the vendor's customers see its portal and its mail: name, logo, colours,
+    support contact. A vendor without a row is shown with its name and our colours."""
+
+    __tablename__ = "vendor_brandings"
+
+    vendor_id: Mapped[str] = mapped_column(ForeignKey("vendors.id"), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    primary_colour: Mapped[str] = mapped_column(String(7))
+    accent_colour: Mapped[str] = mapped_column(String(7))
+    support_email: Mapped[str | None] = mapped_column(String(320))
+    support_url: Mapped[str | None] = mapped_column(String(500))
+    logo: Mapped[bytes | None] = mapped_column(LargeBinary)
+    logo_type: Mapped[str | None] = mapped_column(String(40))
+    updated_at: Mapped[datetime] = created_column()
 
 
 class VendorUser(Base):

@@ -9,8 +9,10 @@ from pydantic import BaseModel, Field
 
 from licentia.server.api.context import services_of
 from licentia.server.api.threads import ThreadedRoute
+from licentia.server.db.base import utcnow
 from licentia.server.db.engine import run_write
-from licentia.server.tenancy.services import LoggedIn, log_in
+from licentia.server.logins.services import Refused, ThrottlePolicy, log_in_staff
+from licentia.server.tenancy.services import LoggedIn
 
 router = APIRouter(tags=["sessions"], route_class=ThreadedRoute)
 
@@ -29,15 +31,26 @@ class SessionOut(BaseModel):
 
 @router.post("/sessions", response_model=SessionOut, status_code=201)
 def create_session(body: LoginIn, request: Request) -> SessionOut:
-    """Log in with e-mail and password; 401 ``UNAUTHENTICATED`` says nothing more."""
+    """Log in with e-mail and password; 401 ``UNAUTHENTICATED`` says nothing more, and
+    429 ``LOGIN_THROTTLED`` answers once the account or the address failed too often."""
     services = services_of(request)
-    ttl = timedelta(minutes=services.settings.session_ttl_minutes)
-    return run_write(
+    settings = services.settings
+    done: LoggedIn | Refused = run_write(
         services.db,
-        lambda s: session_out(
-            log_in(s, vendor_slug=body.vendor, email=body.email, password=body.password, ttl=ttl)
+        lambda s: log_in_staff(
+            s,
+            vendor_slug=body.vendor,
+            email=body.email,
+            password=body.password,
+            source_ip=request.client.host if request.client else None,
+            ttl=timedelta(minutes=settings.session_ttl_minutes),
+            policy=ThrottlePolicy.of(settings),
+            now=utcnow(),
         ),
     )
+    if isinstance(done, Refused):
+        raise done.error  # the failure it counted is committed
+    return session_out(done)
 
 
 def session_out(done: LoggedIn) -> SessionOut:

@@ -1,0 +1,86 @@
+"""A vendor's branding: what its portal and its mail look like to its customers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from licentia.domain.actors import Actor
+from licentia.domain.branding import DEFAULT_ACCENT, DEFAULT_PRIMARY, check_colour, check_logo
+from licentia.server.audit.services import record
+from licentia.server.db.base import utcnow
+from licentia.server.tenancy.models import Vendor, VendorBranding
+
+
+@dataclass(frozen=True)
+class Branding:
+    """The values a page or a mail is rendered with."""
+
+    vendor_slug: str
+    display_name: str
+    primary_colour: str
+    accent_colour: str
+    support_email: str | None
+    support_url: str | None
+    has_logo: bool
+
+
+def branding_of(session: Session, vendor: Vendor) -> Branding:
+    """The vendor's branding; its name and the default colours when it set none."""
+    row = session.get(VendorBranding, vendor.id)
+    if row is None:
+        return Branding(
+            vendor.slug, vendor.name, DEFAULT_PRIMARY, DEFAULT_ACCENT, None, None, False
+        )
+    return Branding(
+        vendor.slug,
+        row.display_name,
+        row.primary_colour,
+        row.accent_colour,
+        row.support_email,
+        row.support_url,
+        row.logo is not None,
+    )
+
+
+def logo_of(session: Session, vendor: Vendor) -> tuple[bytes, str] | None:
+    """The logo's bytes and media type, or None."""
+    row = session.get(VendorBranding, vendor.id)
+    if row is None or row.logo is None or row.logo_type is None:
+        return None
+    return row.logo, row.logo_type
+
+
+def update_branding(
+    session: Session,
+    actor: Actor,
+    vendor: Vendor,
+    *,
+    display_name: str,
+    primary_colour: str,
+    accent_colour: str,
+    support_email: str | None = None,
+    support_url: str | None = None,
+    logo: tuple[bytes, str] | None = None,
+) -> Branding:
+    """Set the vendor's branding. Raises ValidationError for an unreadable colour
+    (``COLOUR_INVALID``, ``COLOUR_CONTRAST_TOO_LOW``) or logo (``LOGO_INVALID``)."""
+    primary = check_colour(primary_colour, field="primary_colour")
+    accent = check_colour(accent_colour, field="accent_colour")
+    if logo is not None:
+        check_logo(*logo)
+    row = session.get(VendorBranding, vendor.id)
+    if row is None:
+        row = VendorBranding(vendor_id=vendor.id)
+        session.add(row)
+    row.display_name = display_name.strip() or vendor.name
+    row.primary_colour, row.accent_colour = primary, accent
+    row.support_email, row.support_url = support_email or None, support_url or None
+    if logo is not None:
+        row.logo, row.logo_type = logo
+    row.updated_at = utcnow()
+    after = {"display_name": row.display_name, "primary_colour": primary, "accent_colour": accent}
+    record(session, actor, "vendor.branding_updated", "vendor", vendor.id, after=after)
+    session.flush()
+    return branding_of(session, vendor)

@@ -1,0 +1,141 @@
+"""Adding the web fronts to the application: static files, the pages, and error pages
+for every path that is a page (an API path keeps its problem+json)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from licentia.domain.errors import LicentiaError
+from licentia.server.mail import MailTemplates, mailer_for
+from licentia.server.settings import Settings
+from licentia.server.web.console.pages import router as console_router
+from licentia.server.web.errors import Problem, problem_of, unexpected
+from licentia.server.web.i18n import LANGUAGE_COOKIE, LANGUAGES
+from licentia.server.web.portal.pages import router as portal_router
+from licentia.server.web.rendering import Pages, pages_of
+
+STATIC = Path(__file__).parent / "static"
+PAGE_PREFIXES = ("/portal", "/console", "/language")
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+# What a page may load: only this site's scripts and styles (no CDN), inline style
+# attributes for the vendor's colours, a logo from this site.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+landing = APIRouter(include_in_schema=False)
+
+
+@landing.get("/", response_class=HTMLResponse)
+def home(request: Request) -> HTMLResponse:
+    """Where a browser lands: the console's login and how customers find their portal."""
+    return pages_of(request).render(request, "home.html")
+
+
+@landing.get("/language/{code}")
+def switch_language(code: str, request: Request, next: str = "/") -> Response:
+    """Remember the visitor's language and go back to the page they were on."""
+    target = next if next.startswith("/") and not next.startswith("//") else "/"
+    response = RedirectResponse(target, status_code=303)
+    if code in LANGUAGES:
+        response.set_cookie(LANGUAGE_COOKIE, code, max_age=365 * 86400, samesite="lax")
+    return response
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Mount the fronts on ``app`` (built by ``create_app``)."""
+    app.state.pages = Pages()
+    app.state.mailer = mailer_for(settings)
+    app.state.mail_templates = MailTemplates(settings.mail_templates_dir)
+    app.mount("/static/web", StaticFiles(directory=STATIC), name="web-static")
+    app.include_router(landing)
+    app.include_router(portal_router)
+    app.include_router(console_router)
+    _page_errors(app)
+
+    @app.middleware("http")
+    async def page_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        if _is_page(request.url.path):
+            response.headers.setdefault("Content-Security-Policy", _CSP)
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            response.headers.setdefault("Referrer-Policy", "same-origin")
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def _is_page(path: str) -> bool:
+    return path == "/" or path.startswith(PAGE_PREFIXES)
+
+
+def _page_errors(app: FastAPI) -> None:
+    """Wrap the app's error handlers: a page path gets an error page, the API keeps
+    its problem+json answers from ``api/problems.py``."""
+    handlers: dict[Any, Any] = app.exception_handlers
+    for kind in (LicentiaError, HTTPException, Exception):
+        api_handler = handlers.get(kind)
+        if api_handler is not None:
+            handlers[kind] = _for_pages(api_handler)
+
+
+def _for_pages(api_handler: Handler) -> Handler:
+    async def handle(request: Request, error: Exception) -> Response:
+        if not _is_page(request.url.path):
+            return await api_handler(request, error)
+        return await run_in_threadpool(error_page, request, error)
+
+    return handle
+
+
+def error_page(request: Request, error: Exception) -> Response:
+    """The page for an error no handler turned into a message next to a field."""
+    pages = pages_of(request)
+    gettext = pages.gettext_for(request).gettext
+    status = 500
+    if isinstance(error, LicentiaError):
+        problem, status = problem_of(error, gettext), _status(error)
+    elif isinstance(error, HTTPException):
+        status = error.status_code
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(status, f"HTTP_{status}")
+        problem = Problem(code, gettext("This page does not exist.") if status == 404 else code)
+    else:
+        problem = unexpected(error, request.url.path)
+        problem = Problem(problem.code, gettext(problem.sentence))
+    try:
+        return pages.render(request, "error.html", status_code=status, problem=problem)
+    except Exception:  # the error page itself failed: still never a blank page
+        return HTMLResponse(
+            f"<!doctype html><title>Error</title><h1>{problem.code}</h1>", status_code=status
+        )
+
+
+def _status(error: LicentiaError) -> int:
+    from licentia.domain.errors import (
+        AuthenticationError,
+        ConflictError,
+        LoginThrottledError,
+        NotFoundError,
+        PermissionDeniedError,
+        ValidationError,
+    )
+
+    for kind, status in (
+        (LoginThrottledError, 429),
+        (ValidationError, 422),
+        (AuthenticationError, 401),
+        (PermissionDeniedError, 403),
+        (NotFoundError, 404),
+        (ConflictError, 409),
+    ):
+        if isinstance(error, kind):
+            return status
+    return 500

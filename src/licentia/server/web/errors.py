@@ -1,0 +1,86 @@
+"""Errors on pages: every domain error with its stable code and a human sentence, next
+to the field or action it concerns; an error page for anything a handler did not
+expect, never a stack trace and never a blank page.
+
+The sentences are keyed by the error's code and translated; a code without a sentence
+here shows the service's own message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from licentia.domain.errors import LicentiaError
+
+log = logging.getLogger("licentia.web")
+
+
+def N_(message: str) -> str:  # noqa: N802 - gettext's name for "mark for translation only"
+    return message
+
+
+SENTENCES: dict[str, str] = {
+    "TICKET_CODE_INVALID": N_("This is not a valid ticket code."),
+    "TICKET_NOT_FOUND": N_("No ticket has this code. Check it against the one you received."),
+    "UNAUTHENTICATED": N_("Wrong e-mail or password."),
+    "LOGIN_THROTTLED": N_("Too many failed logins. Wait a few minutes before trying again."),
+    "FORBIDDEN": N_("You are not allowed to do this."),
+    "CSRF_FAILED": N_("This form has expired or did not come from this site. Reload the page."),
+    "NOT_FOUND": N_("This page or object does not exist, or is not yours to see."),
+    "VALIDATION_FAILED": N_("Please correct this value."),
+    "COLOUR_INVALID": N_("Write a colour as #rrggbb, for example #1d4f7a."),
+    "COLOUR_CONTRAST_TOO_LOW": N_("This colour is too light: text on it would be hard to read."),
+    "LOGO_INVALID": N_("A logo is a PNG, SVG, JPEG or WebP image of at most 64 KiB."),
+    "NO_LICENSE_AVAILABLE": N_("Every license of this ticket is already in use."),
+    "DEVICE_BLACKLISTED": N_("This computer is blocked by the vendor."),
+    "DEVICE_FLAGGED": N_("This computer is under review by the vendor. Contact support."),
+    "SIGNATURE_INVALID": N_("This file is damaged or was not made by the Licentia software."),
+    "INTERNAL_ERROR": N_("Something went wrong on our side. It has been logged; try again later."),
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One error as a page shows it."""
+
+    code: str
+    sentence: str
+    detail: str = ""
+    field: str | None = None
+
+
+@dataclass
+class Problems:
+    """The errors of one form: by field, and for the form as a whole."""
+
+    by_field: dict[str, Problem] = field(default_factory=dict)
+    general: list[Problem] = field(default_factory=list)
+
+    def add(self, problem: Problem) -> None:
+        if problem.field:
+            self.by_field.setdefault(problem.field, problem)
+        else:
+            self.general.append(problem)
+
+    def __bool__(self) -> bool:
+        return bool(self.by_field or self.general)
+
+
+def problem_of(
+    error: LicentiaError, gettext: Callable[[str], str], *, field: str | None = None
+) -> Problem:
+    """The page's view of a domain error; ``field`` overrides the one it names."""
+    translate = gettext
+    sentence = SENTENCES.get(error.code)
+    named = field or error.details.get("field")
+    detail = error.message
+    if sentence is None:
+        return Problem(error.code, error.message, "", named)
+    return Problem(error.code, str(translate(sentence)), detail, named)
+
+
+def unexpected(error: Exception, path: str) -> Problem:
+    log.error("unexpected error on page %s", path, exc_info=error)
+    return Problem("INTERNAL_ERROR", SENTENCES["INTERNAL_ERROR"])

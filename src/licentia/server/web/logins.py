@@ -1,0 +1,61 @@
+"""Logging in and out of the web fronts: the same use cases, throttle and session
+rules for the console's staff and the portal's customer users."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from fastapi import Request, Response
+
+from licentia.domain.errors import LoginThrottledError
+from licentia.server.customer_users.services import CustomerLoggedIn
+from licentia.server.db.base import utcnow
+from licentia.server.logins.services import Refused, ThrottlePolicy
+from licentia.server.tenancy.services import LoggedIn
+from licentia.server.web import units
+from licentia.server.web.sessions import end_session, forget_session, start_session
+
+LogIn = Callable[..., LoggedIn | CustomerLoggedIn | Refused]
+
+
+def log_in_with(
+    request: Request, log_in: LogIn, *, vendor_slug: str, email: str, password: str
+) -> LoggedIn | CustomerLoggedIn:
+    """Run a login use case; raises its AuthenticationError (after committing the
+    failure it counted) or LoginThrottledError."""
+    settings = units.backend_of(request).settings
+    source_ip = request.client.host if request.client else None
+
+    def work(session: units.DbSession) -> LoggedIn | CustomerLoggedIn | Refused:
+        return log_in(
+            session,
+            vendor_slug=vendor_slug,
+            email=email,
+            password=password,
+            source_ip=source_ip,
+            ttl=timedelta(minutes=settings.session_ttl_minutes),
+            policy=ThrottlePolicy.of(settings),
+            now=utcnow(),
+        )
+
+    result = units.write(request, work)
+    if isinstance(result, Refused):
+        raise result.error
+    return result
+
+
+def open_session(response: Response, request: Request, token: str) -> None:
+    """End the session the browser had (if any) and set the new one: a fresh token at
+    every login, so a token planted before the login stays worthless."""
+    end_session(request)
+    minutes = units.backend_of(request).settings.session_ttl_minutes
+    start_session(response, request, token, minutes * 60)
+
+
+def close_session(response: Response, request: Request) -> None:
+    end_session(request)
+    forget_session(response, request)
+
+
+__all__ = ["LoginThrottledError", "close_session", "log_in_with", "open_session"]

@@ -1,0 +1,184 @@
+"""Portal pages: the vendor's front door, customer login and logout, ticket lookup."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from licentia.domain.errors import AuthenticationError, LicentiaError
+from licentia.server.customer_users.services import CustomerIdentity
+from licentia.server.db.base import utcnow
+from licentia.server.licenses.holdings import Holding, ticket_holdings
+from licentia.server.logins.services import log_in_customer_user
+from licentia.server.orders.services import find_ticket, ticket_code
+from licentia.server.tenancy.branding import Branding, branding_of, logo_of
+from licentia.server.tenancy.models import Vendor
+from licentia.server.tenancy.services import get_vendor_by_slug
+from licentia.server.web import units
+from licentia.server.web.csrf import check_csrf
+from licentia.server.web.errors import Problem, Problems, problem_of
+from licentia.server.web.logins import close_session, log_in_with, open_session
+from licentia.server.web.rendering import pages_of
+from licentia.server.web.sessions import visitor_of
+
+router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
+MAX_CODES = 20
+
+
+@dataclass(frozen=True)
+class Storefront:
+    """The vendor whose portal this is, and who is looking (a customer of *this*
+    vendor, or nobody: a session of another vendor's portal counts for nothing here)."""
+
+    vendor: Vendor
+    brand: Branding
+    customer: CustomerIdentity | None
+
+
+def storefront(request: Request, slug: str) -> Storefront:
+    """Raises NotFoundError for an unknown vendor (the error page says so)."""
+
+    def work(session: units.DbSession) -> tuple[Vendor, Branding]:
+        vendor = get_vendor_by_slug(session, slug)
+        return vendor, branding_of(session, vendor)
+
+    vendor, brand = units.read(request, work)
+    customer = visitor_of(request).customer
+    if customer is not None and customer.vendor_id != vendor.id:
+        customer = None
+    return Storefront(vendor, brand, customer)
+
+
+def _render(request: Request, front: Storefront, template: str, **values: Any) -> Response:
+    return pages_of(request).render(
+        request, template, brand=front.brand, front=front, customer=front.customer, **values
+    )
+
+
+@router.get("/{slug}/", response_class=HTMLResponse)
+def home(slug: str, request: Request) -> Response:
+    front = storefront(request, slug)
+    return _render(request, front, "portal/home.html", codes="", problems=Problems())
+
+
+@router.get("/{slug}")
+def home_without_slash(slug: str) -> Response:
+    return RedirectResponse(f"/portal/{slug}/", status_code=308)
+
+
+@router.get("/{slug}/logo")
+def logo(slug: str, request: Request) -> Response:
+    def work(session: units.DbSession) -> tuple[bytes, str] | None:
+        return logo_of(session, get_vendor_by_slug(session, slug))
+
+    found = units.read(request, work)
+    if found is None:
+        return Response(status_code=404)
+    content, media_type = found
+    headers = {"Cache-Control": "public, max-age=3600", "Content-Security-Policy": "sandbox"}
+    return Response(content, media_type=media_type, headers=headers)
+
+
+# --- tickets ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TicketLookup:
+    """One code the visitor typed, and what it found."""
+
+    code: str
+    problem: Problem | None = None
+    holdings: tuple[Holding, ...] = ()
+
+
+def _codes(text: str) -> list[str]:
+    """The codes in the text: one per line, or separated by commas or semicolons."""
+    return [code.strip() for code in re.split(r"[\n,;]+", text) if code.strip()][:MAX_CODES]
+
+
+def look_up(request: Request, vendor: Vendor, code: str) -> TicketLookup:
+    """Find the ticket at this vendor only (``find_ticket`` checks the check symbol
+    before it looks anything up)."""
+    gettext = pages_of(request).gettext_for(request).gettext
+    master = units.backend_of(request).master
+
+    def work(session: units.DbSession) -> tuple[str, list[Holding]]:
+        ticket = find_ticket(session, vendor.id, master, code)
+        return ticket_code(ticket, master), ticket_holdings(session, vendor.id, ticket.id, utcnow())
+
+    try:
+        found, holdings = units.read(request, work)
+    except LicentiaError as error:
+        return TicketLookup(code, problem_of(error, gettext, field="codes"))
+    return TicketLookup(found, holdings=tuple(holdings))
+
+
+@router.post("/{slug}/tickets", response_class=HTMLResponse)
+def show_tickets(slug: str, request: Request, codes: str = Form("")) -> Response:
+    """The licenses of every code entered (a lookup: the codes stay out of the URL)."""
+    front = storefront(request, slug)
+    lookups = [look_up(request, front.vendor, code) for code in _codes(codes)]
+    problems = Problems()
+    if not lookups:
+        gettext = pages_of(request).gettext_for(request).gettext
+        problems.add(Problem("VALIDATION_FAILED", gettext("Enter a ticket code."), field="codes"))
+    status = 200 if lookups and all(item.problem is None for item in lookups) else 422
+    return pages_of(request).render(
+        request,
+        "portal/tickets.html",
+        status_code=status,
+        brand=front.brand,
+        front=front,
+        customer=front.customer,
+        codes=codes,
+        lookups=lookups,
+        problems=problems,
+    )
+
+
+# --- customer login --------------------------------------------------------------------
+
+
+@router.get("/{slug}/login", response_class=HTMLResponse)
+def login_form(slug: str, request: Request) -> Response:
+    front = storefront(request, slug)
+    return _render(request, front, "portal/login.html", values={}, problems=Problems())
+
+
+@router.post("/{slug}/login", response_class=HTMLResponse)
+def log_in(
+    slug: str, request: Request, email: str = Form(""), password: str = Form("")
+) -> Response:
+    front = storefront(request, slug)
+    try:
+        done = log_in_with(
+            request, log_in_customer_user, vendor_slug=slug, email=email, password=password
+        )
+    except AuthenticationError as error:
+        problems = Problems()
+        problems.add(problem_of(error, pages_of(request).gettext_for(request).gettext))
+        status = 429 if error.code == "LOGIN_THROTTLED" else 401
+        return pages_of(request).render(
+            request,
+            "portal/login.html",
+            status_code=status,
+            brand=front.brand,
+            front=front,
+            customer=None,
+            values={"email": email},
+            problems=problems,
+        )
+    response = RedirectResponse(f"/portal/{slug}/", status_code=303)
+    open_session(response, request, done.token)
+    return response
+
+
+@router.post("/{slug}/logout")
+def log_out(slug: str, request: Request) -> Response:
+    response = RedirectResponse(f"/portal/{slug}/", status_code=303)
+    close_session(response, request)
+    return response

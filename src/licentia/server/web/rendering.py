@@ -1,0 +1,112 @@
+"""Rendering pages: one Jinja2 environment, the visitor's language, the vendor's brand.
+
+Every page gets ``brand`` (whose portal or console this is), ``lang`` and the
+language switch, ``csrf_token`` for its forms and ``visitor``. Text in templates is
+marked for translation (``{% trans %}``, ``_()``); the catalogue of the request's
+language is the one in force while its template renders.
+"""
+
+from __future__ import annotations
+
+import gettext
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from babel.dates import format_date, format_datetime
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from licentia.domain.branding import DEFAULT_ACCENT, DEFAULT_PRIMARY
+from licentia.server.tenancy.branding import Branding
+from licentia.server.web import csrf
+from licentia.server.web.i18n import LANGUAGE_COOKIE, LANGUAGES, choose_language, load_catalogues
+from licentia.server.web.sessions import remember_visit, visitor_of
+
+TEMPLATES = Path(__file__).parent / "templates"
+LICENTIA_BRAND = Branding("", "Licentia", DEFAULT_PRIMARY, DEFAULT_ACCENT, None, None, False)
+_catalogue: ContextVar[gettext.NullTranslations] = ContextVar("catalogue")
+
+
+def _gettext(message: str) -> str:
+    return _catalogue.get(gettext.NullTranslations()).gettext(message)
+
+
+def _ngettext(singular: str, plural: str, n: int) -> str:
+    return _catalogue.get(gettext.NullTranslations()).ngettext(singular, plural, n)
+
+
+class Pages:
+    """The Jinja environment and the catalogues, built once per application."""
+
+    def __init__(self) -> None:
+        self.catalogues = load_catalogues()
+        self.env = Environment(
+            loader=FileSystemLoader(TEMPLATES),
+            autoescape=select_autoescape(default=True),
+            undefined=StrictUndefined,
+            extensions=["jinja2.ext.i18n"],
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+        self.env.globals["languages"] = LANGUAGES
+        self.env.filters["quote"] = lambda text: quote(str(text), safe="")
+
+    def language(self, request: Request) -> str:
+        return choose_language(
+            request.cookies.get(LANGUAGE_COOKIE), request.headers.get("accept-language")
+        )
+
+    def gettext_for(self, request: Request) -> gettext.NullTranslations:
+        return self.catalogues[self.language(request)]
+
+    def render(
+        self,
+        request: Request,
+        template: str,
+        *,
+        brand: Branding = LICENTIA_BRAND,
+        status_code: int = 200,
+        **values: Any,
+    ) -> HTMLResponse:
+        lang = self.language(request)
+        visitor = visitor_of(request)
+        context = {
+            "request": request,
+            "brand": brand,
+            "lang": lang,
+            "visitor": visitor,
+            "csrf_token": csrf.csrf_token(request),
+            "here": request.url.path,
+            "when": lambda value: _when(value, lang),
+            "day": lambda value: _day(value, lang),
+            **values,
+        }
+        token = _catalogue.set(self.catalogues[lang])
+        try:
+            html = self.env.get_template(template).render(context)
+        finally:
+            _catalogue.reset(token)
+        response = HTMLResponse(html, status_code=status_code)
+        response.headers["Content-Language"] = lang
+        remember_visit(response, request, visitor)
+        return response
+
+
+def _when(value: datetime | None, lang: str) -> str:
+    if value is None:
+        return "—"
+    return format_datetime(value, "medium", tzinfo=UTC, locale=lang) + " UTC"
+
+
+def _day(value: datetime | None, lang: str) -> str:
+    return "—" if value is None else format_date(value, "medium", locale=lang)
+
+
+def pages_of(request: Request) -> Pages:
+    pages: Pages = request.app.state.pages
+    return pages

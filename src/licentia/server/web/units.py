@@ -1,0 +1,51 @@
+"""What a page handler needs from the application: settings, storage, the master key,
+and one way to run a unit of work (read, or write and commit)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from fastapi import Request
+from sqlalchemy.orm import Session
+
+from licentia.server.db.engine import Database, run_write
+from licentia.server.keys.master import MasterKey
+from licentia.server.mail import Mailer
+from licentia.server.settings import Settings
+
+T = TypeVar("T")
+# Page handlers name the session type through this module, so that they import no
+# SQLAlchemy themselves (import-linter: pages-translate).
+DbSession = Session
+
+
+class Backend(Protocol):
+    """What ``app.state.services`` offers the pages (the API's Services has it all)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def db(self) -> Database: ...
+    @property
+    def master(self) -> MasterKey: ...
+
+
+def backend_of(request: Request) -> Backend:
+    backend: Backend = request.app.state.services
+    return backend
+
+
+def mailer_of(request: Request) -> Mailer:
+    mailer: Mailer = request.app.state.mailer
+    return mailer
+
+
+def read(request: Request, work: Callable[[Session], T]) -> T:
+    with backend_of(request).db.read() as session:
+        return work(session)
+
+
+def write(request: Request, work: Callable[[Session], T]) -> T:
+    """Run ``work`` in one write transaction, committed when it returns."""
+    return run_write(backend_of(request).db, work)
