@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -89,6 +90,37 @@ def record_visit(
         .where(Device.id == device_id)
         .values(values)
         .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """A device as the vendor sees it: its row, its open flags and its licenses."""
+
+    id: str
+    key_id: str
+    status: str
+    seq: int
+    confirmed_seq: int
+    vm: bool
+    flags: list[str]
+    license_ids: list[str]
+    last_seen_at: datetime | None
+    created_at: datetime
+
+
+def device_view(session: Session, device: Device) -> DeviceView:
+    return DeviceView(
+        id=device.id,
+        key_id=device.key_id,
+        status=device.status,
+        seq=device.seq,
+        confirmed_seq=device.confirmed_seq,
+        vm=device.vm,
+        flags=[flag.kind for flag in active_flags(session, device.id)],
+        license_ids=[item.id for item in device_licenses(session, device.id)],
+        last_seen_at=device.last_seen_at,
+        created_at=device.created_at,
     )
 
 
@@ -213,15 +245,6 @@ def clear_flags(session: Session, actor: Actor, device_id: str) -> Device:
         flag.cleared_at = now
     record(session, actor, "device.flags_cleared", "device", device.id)
     return device
-
-
-def device_view(session: Session, device: Device) -> dict[str, Any]:
-    return {
-        "status": device.status,
-        "seq": device.seq,
-        "confirmed_seq": device.confirmed_seq,
-        "flags": [f.kind for f in active_flags(session, device.id)],
-    }
 
 
 def _vendor(actor: Actor) -> str:

@@ -11,7 +11,6 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
 from licentia.domain.errors import ValidationError
 from licentia.server.activation import calls
@@ -50,19 +49,8 @@ class DeviceOut(Out):
     created_at: datetime
 
 
-def device_out(session: Session, device: Device) -> DeviceOut:
-    return DeviceOut(
-        id=device.id,
-        key_id=device.key_id,
-        status=device.status,
-        seq=device.seq,
-        confirmed_seq=device.confirmed_seq,
-        vm=device.vm,
-        flags=[flag.kind for flag in devices.active_flags(session, device.id)],
-        license_ids=[item.id for item in devices.device_licenses(session, device.id)],
-        last_seen_at=device.last_seen_at,
-        created_at=device.created_at,
-    )
+def device_out(view: devices.DeviceView) -> DeviceOut:
+    return DeviceOut.model_validate(view, from_attributes=True)
 
 
 # --- vendor side -----------------------------------------------------------------------
@@ -83,14 +71,16 @@ def list_devices(
                 cursor=page.cursor,
                 limit=page.limit,
             ),
-            lambda d: device_out(s, d),
+            lambda d: device_out(devices.device_view(s, d)),
         )
     )
 
 
 @router.get("/devices/{device_id}", response_model=DeviceOut)
 def get_device(device_id: str, ctx: Context = Depends(require("licenses:read"))) -> DeviceOut:
-    return ctx.read(lambda s: device_out(s, devices.get_device(s, ctx.actor, device_id)))
+    return ctx.read(
+        lambda s: device_out(devices.device_view(s, devices.get_device(s, ctx.actor, device_id)))
+    )
 
 
 @router.post("/devices/{device_id}/actions/{action}", response_model=DeviceOut)
@@ -106,7 +96,7 @@ def act_on_device(
         "blacklist": devices.blacklist_device,
         "clear-flags": devices.clear_flags,
     }[action]
-    return ctx.write(lambda s: device_out(s, act(s, ctx.actor, device_id)))
+    return ctx.write(lambda s: device_out(devices.device_view(s, act(s, ctx.actor, device_id))))
 
 
 # --- device side -----------------------------------------------------------------------
