@@ -210,8 +210,3 @@ def _decode(segment: str) -> bytes:
     # What urlsafe_b64decode does, without its layers of Python calls.
     padded = (segment + "=" * (-len(segment) % 4)).encode("ascii")
     return binascii.a2b_base64(padded.translate(_FROM_BASE64URL), strict_mode=True)
-
-
-def generate_signing_key() -> Ed25519PrivateKey:
-    """A fresh Ed25519 private key."""
-    return Ed25519PrivateKey.generate()

@@ -179,7 +179,3 @@ def verify(services: Services, token: str, source_ip: str | None) -> Actor:
     if credential.needs_touch and key_id is not None:
         run_write(services.db, lambda session: touch_api_key(session, key_id))
     return credential.actor
-
-
-def model_list(items: Any, model: type[BaseModel]) -> list[Any]:
-    return [model.model_validate(item) for item in items]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from fastapi import Query
@@ -48,7 +48,3 @@ async def page_params(
     limit: int = Query(50, ge=1, le=200),
 ) -> PageParams:
     return PageParams(cursor=cursor, limit=limit)
-
-
-def each(items: Iterable[Any], convert: Callable[[Any], T]) -> list[T]:
-    return [convert(item) for item in items]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -269,17 +268,6 @@ class TemplateRef:
     product_code: str
     features: list[str]
     options: dict[str, Any]
-
-
-def templates_by_sku(
-    session: Session, vendor_id: str, skus: Iterable[str]
-) -> dict[str, TemplateRef]:
-    """The vendor's templates with these SKUs, by SKU, in one query; unknown SKUs are
-    left out."""
-    rows = session.connection().execute(
-        TEMPLATES_BY_SKU, {"vendor_id": vendor_id, "skus": sorted(set(skus))}
-    )
-    return {row.sku: template_ref(row) for row in rows}
 
 
 def template_ref(row: Row[Any]) -> TemplateRef:

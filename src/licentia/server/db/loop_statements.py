@@ -113,10 +113,6 @@ class LoopStatements:
         if pool is not None:
             await pool.close()
 
-    def here(self) -> bool:
-        """Whether the running loop has a pool (else the methods answer NOT_HERE)."""
-        return asyncio.get_running_loop() in self._pools
-
     def reads_here(self) -> bool:
         """Whether :meth:`first` and :meth:`all` can read on the running loop: with
         its pool, or on SQLite with its read-only connection."""
