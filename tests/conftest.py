@@ -17,7 +17,6 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from bench.server import BenchSetupError, postgres_database
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck
@@ -29,6 +28,7 @@ from licentia.server.db.schema import upgrade
 from licentia.server.keys.master import MasterKey
 from licentia.server.settings import Settings
 from tests.factories import VendorFactory
+from tests.support.servers import SetupError, postgres_database
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -66,7 +66,7 @@ def _postgres_database() -> Iterator[str]:
         url = stack.enter_context(
             postgres_database(_postgres_admin_url(), f"licentia_test_{os.getpid()}")
         )
-    except BenchSetupError as error:
+    except SetupError as error:
         if os.environ.get("LICENTIA_REQUIRE_POSTGRES") == "1":
             pytest.fail(str(error))
         pytest.skip(f"{error} (set LICENTIA_TEST_POSTGRES_URL to run these tests)")

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.server import postgres_database
 from sqlalchemy.engine import make_url
+
+from tests.support.servers import postgres_database
 
 
 @contextmanager

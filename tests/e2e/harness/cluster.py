@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench.server import LICENTIA, Environment, Server, new_environment, start_server, wait_ready
+
+from tests.support.servers import (
+    LICENTIA,
+    Environment,
+    Server,
+    new_environment,
+    start_server,
+    wait_ready,
+)
 
 __all__ = ["LICENTIA", "Environment", "Pool", "Server", "create_pool", "environment", "serve"]
 

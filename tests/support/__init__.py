@@ -1,0 +1,1 @@
+"""What the tests need to run Licentia for real: server processes and databases."""
