@@ -40,8 +40,8 @@ class TicketCodeError(ValueError):
 
 def generate_ticket_code() -> str:
     """Return a fresh, formatted ticket code with its check symbol."""
-    # 32 symbols divide 256, so the low five bits of a random byte pick one uniformly
-    # (and for a few µs where secrets.choice took ~70 µs a code).
+    # 32 symbols divide 256, so the low five bits of a random byte pick one uniformly,
+    # from one call for the whole code instead of one per symbol.
     import secrets  # the client imports this module to check codes, never to make one
 
     data = "".join(ALPHABET[byte & 31] for byte in secrets.token_bytes(DATA_SYMBOLS))

@@ -30,7 +30,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Default: LICENTIA_PORT or 8000")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Server processes (PostgreSQL only).")] = 1,
     access_log: Annotated[
-        bool, typer.Option(help="Log every request (costs ~0.1 ms each; a proxy often logs).")
+        bool, typer.Option(help="Log every request (a proxy in front often logs them already).")
     ] = True,
 ) -> None:
     """Serve the API (refuses an un-migrated database or an unsafe master key)."""

@@ -1,7 +1,7 @@
 """The hot calls: answered before FastAPI's routing and dependency injection.
 
 A seat heartbeat costs the database two short statements, yet profiling a server
-under load (py-spy ``--gil``) found about 70 % of its CPU in the HTTP framework:
+under load found most of its CPU in the HTTP framework (docs/benchmarks.md):
 middleware, trying the routes one after the other, solving dependencies. The calls a
 fleet of devices makes all day long are therefore matched here first, by splitting
 the path, and answered by their FastAPI route's own function.
