@@ -328,11 +328,12 @@ def _jwk(device: BareDevice) -> dict:
     return okp_jwk(device.key.public_key())
 
 
-def _admin(vendor: VendorHandle, credential: str, method: str, path: str):
+def _admin(vendor: VendorHandle, credential: str, method: str, path: str, **params):
     return vendor.client.request(
         method,
         f"/api/v1/vendors/{vendor.slug}/cloud/admin/{path}",
         headers={"Authorization": f"Bearer {credential}"},
+        params=params,
     )
 
 
@@ -342,15 +343,15 @@ def test_the_customer_admin_sees_who_holds_which_seat_and_frees_one(vendors):
     user = CloudUser(vendor, credential)
     held = user.checkout(product, "ann", device="office-pc").json()
     assert user.checkout(product, "bob").status_code == 409
-    (seat,) = _admin(vendor, credential, "GET", "seats").json()
+    (seat,) = _admin(vendor, credential, "GET", "seats").json()["items"]
     assert (seat["user"], seat["device"], seat["lease_id"]) == (
         "ann",
         "office-pc",
         held["lease_id"],
     )
-    assert [d["holder_key"] for d in _admin(vendor, credential, "GET", "denials").json()] == [
-        "u:bob"
-    ]
+    denials = _admin(vendor, credential, "GET", "denials").json()
+    assert [d["holder_key"] for d in denials["items"]] == ["u:bob"]
+    assert denials["next_cursor"] is None
     assert _admin(vendor, credential, "DELETE", f"seats/{held['lease_id']}").status_code == 204
     assert user.checkout(product, "bob").status_code == 201
 
@@ -359,7 +360,7 @@ def test_the_customer_admin_frees_a_device_slot_and_a_wrong_credential_sees_noth
     vendor = vendors.create()
     credential, _, _ = _container(vendor, delivery="cloud", max_devices=1)
     CloudUser(vendor, credential, "old laptop")
-    (device,) = _admin(vendor, credential, "GET", "devices").json()
+    (device,) = _admin(vendor, credential, "GET", "devices").json()["items"]
     freed = _admin(vendor, credential, "DELETE", f"devices/{device['id']}")
     assert freed.status_code == 200 and freed.json()["deregistered_at"] is not None
     CloudUser(vendor, credential, "new laptop")  # the slot is free again
@@ -414,3 +415,19 @@ def test_a_license_says_which_cloud_container_holds_it(vendors):
     license_ = vendor.ok("GET", f"/licenses/{body['license_ids'][0]}")
     assert license_["container_id"] == body["container_id"]
     assert license_["device_id"] is None
+
+
+def test_the_customer_admins_lists_are_pages_like_every_list(vendors):
+    vendor = vendors.create()
+    credential, product, _ = _container(vendor, delivery="seat_pool", seats=3, max_devices=3)
+    users = [CloudUser(vendor, credential, f"pc{n}") for n in range(3)]
+    for n, user in enumerate(users):
+        assert user.checkout(product, f"user{n}").status_code == 201
+    for path in ("seats", "devices"):
+        first = _admin(vendor, credential, "GET", path, limit=2).json()
+        assert len(first["items"]) == 2 and first["next_cursor"] is not None
+        rest = _admin(vendor, credential, "GET", path, limit=2, cursor=first["next_cursor"])
+        assert len(rest.json()["items"]) == 1 and rest.json()["next_cursor"] is None
+    held = _admin(vendor, credential, "GET", "seats").json()["items"]
+    assert {seat["user"] for seat in held} == {"user0", "user1", "user2"}
+    assert {seat["product"] for seat in held} == {product}

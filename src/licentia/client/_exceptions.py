@@ -349,7 +349,8 @@ _DEVICE_ERRORS: dict[str, type[_CodedError]] = {
 }
 
 # A cloud container's refusals of one use (check, seat, counter): the license exists
-# but allows no more of this right now. Only the cloud endpoints answer these codes.
+# but allows no more of this right now. The cloud endpoints answer these codes; an
+# activation whose free licenses have all expired answers EXPIRED too.
 _USE_ERRORS: dict[str, type[_CodedError]] = {
     "NOT_ACTIVATED": NotActivatedError,
     "EXPIRED": LicenseExpiredError,

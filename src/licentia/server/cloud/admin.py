@@ -9,14 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor, ActorKind
 from licentia.domain.errors import NotFoundError
 from licentia.server.cloud import services as cloud
 from licentia.server.cloud.models import CloudContainer, CloudDevice
+from licentia.server.db.pagination import Page, paginate
+from licentia.server.licenses.models import License
 from licentia.server.seats import services as seats
-from licentia.server.seats.models import SeatEvent
+from licentia.server.seats.models import SeatEvent, SeatSlot
 from licentia.server.tenancy.services import get_vendor_by_slug
 
 
@@ -49,45 +52,67 @@ def customer_admin(session: Session, slug: str, credential: str) -> CustomerAdmi
     return CustomerAdmin(container, Actor(ActorKind.CUSTOMER_ADMIN, container.id, vendor.id))
 
 
-def held_seats(session: Session, admin: CustomerAdmin, now: datetime) -> list[HeldSeat]:
-    """Who holds which seat of the container's pools at ``now``."""
-    return [
-        HeldSeat(
-            license_id=pool.id,
-            product=pool.product_code,
-            lease_id=slot.lease_id,
-            user=slot.user_name,
-            device=slot.device_name,
-            process=slot.process_id,
-            acquired_at=slot.acquired_at,
-            expires_at=slot.expires_at,
-            borrowed=slot.borrowed,
-        )
-        for pool in cloud.container_licenses(session, admin.container.id)
-        for slot in seats.occupancy(session, pool.id, now)
-    ]
+def held_seats(
+    session: Session, admin: CustomerAdmin, now: datetime, *, cursor: str | None, limit: int
+) -> Page[HeldSeat]:
+    """Who holds which seat of the container's pools at ``now``, a page at a time.
+    Raises ValidationError (``cursor``, ``limit``) for a malformed page request."""
+    query = (
+        select(SeatSlot)
+        .join(License, License.id == SeatSlot.license_id)
+        .where(License.container_id == admin.container.id, SeatSlot.expires_at > now)
+    )
+    page = paginate(session, query, SeatSlot.id, cursor=cursor, limit=limit)
+    products = {pool.id: pool.product_code for pool in _pools(session, admin)}
+    return Page([_held(slot, products[slot.license_id]) for slot in page.items], page.next_cursor)
+
+
+def _held(slot: SeatSlot, product: str) -> HeldSeat:
+    return HeldSeat(
+        license_id=slot.license_id,
+        product=product,
+        lease_id=slot.lease_id,
+        user=slot.user_name,
+        device=slot.device_name,
+        process=slot.process_id,
+        acquired_at=slot.acquired_at,
+        expires_at=slot.expires_at,
+        borrowed=slot.borrowed,
+    )
+
+
+def _pools(session: Session, admin: CustomerAdmin) -> list[License]:
+    return cloud.container_licenses(session, admin.container.id)
 
 
 def release_seat(session: Session, admin: CustomerAdmin, lease_id: str, now: datetime) -> None:
     """Free a seat of the container's pools. Raises NotFoundError ``LEASE_NOT_FOUND``."""
-    for pool in cloud.container_licenses(session, admin.container.id):
+    for pool in _pools(session, admin):
         if any(slot.lease_id == lease_id for slot in seats.occupancy(session, pool.id, now)):
             seats.force_release(session, admin.actor, pool.id, lease_id, now=now)
             return
     raise NotFoundError("seat lease", lease_id, code="LEASE_NOT_FOUND")
 
 
-def denials(session: Session, admin: CustomerAdmin) -> list[SeatEvent]:
-    """Every refused checkout of the container's pools (the "true denials")."""
-    return [
-        event
-        for pool in cloud.container_licenses(session, admin.container.id)
-        for event in seats.seat_events(session, pool.id, "deny")
-    ]
+def denials(
+    session: Session, admin: CustomerAdmin, *, cursor: str | None, limit: int
+) -> Page[SeatEvent]:
+    """Every refused checkout of the container's pools (the "true denials"), oldest
+    first, a page at a time."""
+    query = (
+        select(SeatEvent)
+        .join(License, License.id == SeatEvent.license_id)
+        .where(License.container_id == admin.container.id, SeatEvent.kind == "deny")
+    )
+    return paginate(session, query, SeatEvent.id, cursor=cursor, limit=limit)
 
 
-def devices(session: Session, admin: CustomerAdmin) -> list[CloudDevice]:
-    return cloud.container_devices(session, admin.container.id)
+def devices(
+    session: Session, admin: CustomerAdmin, *, cursor: str | None, limit: int
+) -> Page[CloudDevice]:
+    """The devices registered to the container (deregistered ones too), a page at a time."""
+    query = select(CloudDevice).where(CloudDevice.container_id == admin.container.id)
+    return paginate(session, query, CloudDevice.id, cursor=cursor, limit=limit)
 
 
 def deregister_device(session: Session, admin: CustomerAdmin, device_id: str) -> CloudDevice:

@@ -376,7 +376,7 @@ async def consume_in_full(
             delivery=protocol.CLOUD_USES,
             now=now,
         )
-        candidates = [item for item in usable if item.options.get("units") is not None]
+        candidates = [item for item in usable if StoredOptions(item.options).units is not None]
         if not candidates:
             raise ConflictError("no license here counts units", code="NO_COUNTER")
         result = counters.consume(

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from licentia.domain.errors import AuthenticationError
 from licentia.server.api.context import Services, services_of
+from licentia.server.api.schemas import PageOut, PageParams, page_of, page_params
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.cloud import admin
 from licentia.server.cloud.admin import CustomerAdmin
@@ -97,10 +98,13 @@ class RegisteredDevice(BaseModel):
     deregistered_at: datetime | None
 
 
-@router.get("/seats", response_model=list[HeldSeat])
-def held_seats(call: AdminCall = Depends(admin_call)) -> list[HeldSeat]:
+@router.get("/seats", response_model=PageOut[HeldSeat])
+def held_seats(
+    page: PageParams = Depends(page_params), call: AdminCall = Depends(admin_call)
+) -> PageOut[HeldSeat]:
     """Who holds which seat of the container's pools right now."""
-    return [HeldSeat.model_validate(seat) for seat in call.run(admin.held_seats, utcnow())]
+    seats = call.run(admin.held_seats, utcnow(), cursor=page.cursor, limit=page.limit)
+    return page_of(seats, HeldSeat.model_validate)
 
 
 @router.delete("/seats/{lease_id}", status_code=204)
@@ -110,15 +114,28 @@ def force_release(lease_id: str, call: AdminCall = Depends(admin_call)) -> Respo
     return Response(status_code=204)
 
 
-@router.get("/denials", response_model=list[Denial])
-def denials(call: AdminCall = Depends(admin_call)) -> list[Denial]:
+@router.get("/denials", response_model=PageOut[Denial])
+def denials(
+    page: PageParams = Depends(page_params), call: AdminCall = Depends(admin_call)
+) -> PageOut[Denial]:
     """Every refused checkout: the "true denials" that tell whether to buy more seats."""
-    return call.run(lambda s, a: [Denial.model_validate(e) for e in admin.denials(s, a)])
+    return call.run(
+        lambda s, a: page_of(
+            admin.denials(s, a, cursor=page.cursor, limit=page.limit), Denial.model_validate
+        )
+    )
 
 
-@router.get("/devices", response_model=list[RegisteredDevice])
-def registered_devices(call: AdminCall = Depends(admin_call)) -> list[RegisteredDevice]:
-    return call.run(lambda s, a: [RegisteredDevice.model_validate(d) for d in admin.devices(s, a)])
+@router.get("/devices", response_model=PageOut[RegisteredDevice])
+def registered_devices(
+    page: PageParams = Depends(page_params), call: AdminCall = Depends(admin_call)
+) -> PageOut[RegisteredDevice]:
+    return call.run(
+        lambda s, a: page_of(
+            admin.devices(s, a, cursor=page.cursor, limit=page.limit),
+            RegisteredDevice.model_validate,
+        )
+    )
 
 
 @router.delete("/devices/{device_id}", response_model=RegisteredDevice)
