@@ -3,10 +3,14 @@ and on PostgreSQL."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
 from playwright.sync_api import Page, expect
 
 from tests.factories import PASSWORD, VendorFactory
 from tests.integration.web.browser import WIDTHS, screenshot
+from tests.integration.web.devices import offline_computer
 from tests.integration.web.pages import staff_user
 
 
@@ -59,3 +63,33 @@ def test_the_portal_reads_well_on_a_phone_in_german(
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= WIDTHS["phone"]  # nothing sticks out sideways
     screenshot(page, "portal-home-de")
+
+
+def test_an_offline_computer_is_activated_by_file_through_the_portal(
+    page: Page, live_server: str, vendors: VendorFactory, tmp_path: Path
+):
+    vendor = vendors.create()
+    code = vendor.order()["ticket_code"]
+    jwks = httpx.get(f"{live_server}/api/v1/vendors/{vendor.slug}/jwks.json").json()
+    computer = offline_computer(vendor.slug, jwks, tmp_path / "store")
+    request = computer.create_offline_request(tmp_path / "licentia-request.jws", ticket=code)
+
+    page.goto(f"{live_server}/portal/{vendor.slug}/")
+    page.get_by_role("link", name="Activate by file").click()
+    page.get_by_label("Request file").set_input_files(request)
+    screenshot(page, "portal-offline")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Upload the request and download the update").click()
+    assert download.value.suggested_filename == "licentia-update.jws"
+    update = tmp_path / "licentia-update.jws"
+    download.value.save_as(update)
+
+    receipt = computer.import_update(update)  # on the offline computer
+    (entitlement,) = computer.licenses()
+    page.get_by_label("Receipt file").set_input_files(receipt)
+    page.get_by_role("button", name="Upload the receipt").click()
+    expect(page.locator("#outcome")).to_contain_text("confirmed update 1")
+    screenshot(page, "portal-offline-confirmed")
+    license_ = vendor.ok("GET", f"/licenses/{entitlement.license_id}")
+    assert license_["state"] == "activated"
+    computer.close()

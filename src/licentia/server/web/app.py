@@ -17,8 +17,9 @@ from licentia.domain.errors import LicentiaError
 from licentia.server.mail import MailTemplates, mailer_for
 from licentia.server.settings import Settings
 from licentia.server.web.console.pages import router as console_router
-from licentia.server.web.errors import Problem, problem_of, unexpected
+from licentia.server.web.errors import Problem, problem_of, status_of, unexpected
 from licentia.server.web.i18n import LANGUAGE_COOKIE, LANGUAGES
+from licentia.server.web.portal.offline import router as offline_router
 from licentia.server.web.portal.pages import router as portal_router
 from licentia.server.web.rendering import Pages, pages_of
 
@@ -59,6 +60,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.mount("/static/web", StaticFiles(directory=STATIC), name="web-static")
     app.include_router(landing)
     app.include_router(portal_router)
+    app.include_router(offline_router)
     app.include_router(console_router)
     _page_errors(app)
 
@@ -102,7 +104,7 @@ def error_page(request: Request, error: Exception) -> Response:
     gettext = pages.gettext_for(request).gettext
     status = 500
     if isinstance(error, LicentiaError):
-        problem, status = problem_of(error, gettext), _status(error)
+        problem, status = problem_of(error, gettext), status_of(error)
     elif isinstance(error, HTTPException):
         status = error.status_code
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(status, f"HTTP_{status}")
@@ -116,26 +118,3 @@ def error_page(request: Request, error: Exception) -> Response:
         return HTMLResponse(
             f"<!doctype html><title>Error</title><h1>{problem.code}</h1>", status_code=status
         )
-
-
-def _status(error: LicentiaError) -> int:
-    from licentia.domain.errors import (
-        AuthenticationError,
-        ConflictError,
-        LoginThrottledError,
-        NotFoundError,
-        PermissionDeniedError,
-        ValidationError,
-    )
-
-    for kind, status in (
-        (LoginThrottledError, 429),
-        (ValidationError, 422),
-        (AuthenticationError, 401),
-        (PermissionDeniedError, 403),
-        (NotFoundError, 404),
-        (ConflictError, 409),
-    ):
-        if isinstance(error, kind):
-            return status
-    return 500

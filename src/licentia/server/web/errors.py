@@ -12,7 +12,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from licentia.domain.errors import LicentiaError
+from licentia.domain.errors import (
+    AuthenticationError,
+    ConflictError,
+    LicentiaError,
+    LoginThrottledError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
+from licentia.formats.jws import SignatureInvalidError
 
 log = logging.getLogger("licentia.web")
 
@@ -37,6 +46,25 @@ SENTENCES: dict[str, str] = {
     "DEVICE_BLACKLISTED": N_("This computer is blocked by the vendor."),
     "DEVICE_FLAGGED": N_("This computer is under review by the vendor. Contact support."),
     "SIGNATURE_INVALID": N_("This file is damaged or was not made by the Licentia software."),
+    "FILE_MISSING": N_("Choose the file to upload."),
+    "DEVICE_UNKNOWN": N_(
+        "This computer has not been activated here yet: upload its request file first."
+    ),
+    "RECEIPT_MISMATCH": N_(
+        "This receipt does not match the update we issued. Upload the newest receipt."
+    ),
+    "REQUEST_EXPIRED": N_("This file is too old. Make a new one on the computer and upload it."),
+    "TRANSFER_LIMIT_REACHED": N_("This license has been moved as often as its terms allow."),
+    "LICENSE_NOT_ON_DEVICE": N_("This license is not on that computer."),
+    "FINGERPRINT_MISMATCH": N_("This file comes from a different computer than the one activated."),
+    "EXPIRED": N_("The free licenses of this ticket have expired."),
+    "TICKET_REQUIRED": N_(
+        "This request carries no ticket code. Make it again with the ticket code."
+    ),
+    "WRONG_DELIVERY": N_(
+        "This license is not delivered to single computers (it is a cloud or seat license)."
+    ),
+    "VM_NOT_ALLOWED": N_("This license may not run in a virtual machine."),
     "INTERNAL_ERROR": N_("Something went wrong on our side. It has been logged; try again later."),
 }
 
@@ -84,3 +112,19 @@ def problem_of(
 def unexpected(error: Exception, path: str) -> Problem:
     log.error("unexpected error on page %s", path, exc_info=error)
     return Problem("INTERNAL_ERROR", SENTENCES["INTERNAL_ERROR"])
+
+
+_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (LoginThrottledError, 429),
+    (ValidationError, 422),
+    (SignatureInvalidError, 422),  # an uploaded file that is no signed message
+    (AuthenticationError, 401),
+    (PermissionDeniedError, 403),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+)
+
+
+def status_of(error: Exception) -> int:
+    """The HTTP status of a page that shows ``error`` (the page, not an API answer)."""
+    return next((status for kind, status in _STATUS if isinstance(error, kind)), 500)

@@ -10,6 +10,7 @@ from fastapi import Request
 from sqlalchemy.orm import Session
 
 from licentia.server.db.engine import Database, run_write
+from licentia.server.db.runner import Runner
 from licentia.server.keys.master import MasterKey
 from licentia.server.mail import Mailer
 from licentia.server.settings import Settings
@@ -29,6 +30,8 @@ class Backend(Protocol):
     def db(self) -> Database: ...
     @property
     def master(self) -> MasterKey: ...
+    @property
+    def runner(self) -> Runner: ...
 
 
 def backend_of(request: Request) -> Backend:

@@ -130,6 +130,7 @@ def show_tickets(slug: str, request: Request, codes: str = Form("")) -> Response
     return pages_of(request).render(
         request,
         "portal/tickets.html",
+        server=units.backend_of(request).settings.public_url,
         status_code=status,
         brand=front.brand,
         front=front,
