@@ -298,7 +298,7 @@ def test_a_release_names_the_lease_and_its_fence(vendors):
     user = CloudUser(vendor, credential)
     lease = user.checkout(product, "ann").json()
     unfenced = user.release(lease["lease_id"], None)
-    assert (unfenced.status_code, unfenced.json()["field"]) == (422, "query.fence")
+    assert (unfenced.status_code, unfenced.json()["field"]) == (422, "fence")
     assert user.release(lease["lease_id"], lease["fence"] + 1).status_code == 204
     assert user.heartbeat(lease["lease_id"], lease["fence"]).status_code == 200  # still held
     assert user.release(lease["lease_id"], lease["fence"]).status_code == 204

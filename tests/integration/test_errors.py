@@ -171,6 +171,14 @@ def test_every_field_path_names_list_positions_in_brackets(vendors: VendorFactor
     assert [error["field"] for error in problem["errors"]] == ["lines[1].quantity"]
     unknown = vendor.post("/orders", json={"external_order_id": "E", "lines": [{"sku": "NO"}]})
     assert assert_problem(unknown, 422, "UNKNOWN_SKU")["field"] == "lines[0].sku"
+    # Query parameters are named the same way, whoever checks them.
+    too_many = assert_problem(
+        vendor.get("/orders", params={"limit": 500}), 422, "VALIDATION_FAILED"
+    )
+    bad_cursor = assert_problem(
+        vendor.get("/orders", params={"cursor": "!"}), 422, "VALIDATION_FAILED"
+    )
+    assert (too_many["field"], bad_cursor["field"]) == ("limit", "cursor")
 
 
 def test_a_conflict_names_the_current_state(vendors: VendorFactory) -> None:

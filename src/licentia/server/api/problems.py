@@ -103,12 +103,18 @@ async def _raised(request: Request, error: Exception) -> JSONResponse:
     return answer_for(error, request.method, request.url.path)
 
 
+_LOCATIONS = frozenset({"body", "query", "path", "header"})
+
+
 def _field_of(error: Any) -> str:
     """Where a request error is, in the one convention of every ``field``
     (``lines[0].sku``); "" for the body as a whole."""
     if error.get("type") == "json_invalid":
         return ""
-    return field_path(part for part in error.get("loc", ()) if part != "body")
+    location, *path = error.get("loc", ()) or ("body",)
+    # The body's fields, the query's and the path's parameters are named alike: by
+    # name, as the domain's own errors name them (``cursor``, ``lines[0].sku``).
+    return field_path(path if location in _LOCATIONS else [location, *path])
 
 
 def _not_json(request: Request, error: Any) -> bool:
