@@ -16,6 +16,7 @@ to exit codes in ``licentia.cli.output``.
     ├── ConflictError            the request clashes with current state
     │   ├── AlreadyExistsError
     │   └── IllegalTransitionError
+    ├── ServerBusyError          a bounded resource is in use; try again shortly
     └── ConfigurationError       the operator's set-up is unsafe or incomplete
 """
 
@@ -100,6 +101,10 @@ class IllegalTransitionError(ConflictError):
         super().__init__(
             f"cannot {action} a license that is {state}", action=action, current_state=state
         )
+
+
+class ServerBusyError(LicentiaError):
+    code = "SERVER_BUSY"
 
 
 class ConfigurationError(LicentiaError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "placeholder", "secret", "dev"})
@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     sweep_seconds: float = 30.0
     credential_cache_seconds: float = 2.0
     threads: int = 40  # requests that run blocking code at once, per process
+    password_checks: int = Field(default=4, ge=1)  # argon2id checks at once, per process
     # Mail: "file:<folder>" writes each message there and to the log (development);
     # "smtp://[user:password@]host[:port]" sends it (add "?starttls" for STARTTLS).
     mail_url: str = "file:var/mail"

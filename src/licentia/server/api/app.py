@@ -45,6 +45,7 @@ from licentia.server.licenses.reads import LicenseReads
 from licentia.server.migrations import models as all_models
 from licentia.server.seats.services import sweep
 from licentia.server.settings import Settings
+from licentia.server.tenancy.passwords import PasswordChecks
 from licentia.server.web import install as install_web_fronts
 
 # Every table must be mapped before the first flush: foreign keys span contexts.
@@ -77,6 +78,7 @@ def create_app(
         runner,
         Renewals(runner, master),
         LicenseReads(runner),
+        PasswordChecks(settings.password_checks),
     )
 
     @asynccontextmanager

@@ -37,6 +37,7 @@ from licentia.server.idempotency.services import (
 from licentia.server.keys.master import MasterKey
 from licentia.server.licenses.reads import LicenseReads
 from licentia.server.settings import Settings
+from licentia.server.tenancy.passwords import PasswordChecks
 from licentia.server.tenancy.services import authenticate, touch_api_key
 
 T = TypeVar("T")
@@ -60,6 +61,7 @@ class Services:
     runner: Runner  # where hot statements run (licentia.server.db.runner)
     renewals: Renewals
     license_reads: LicenseReads
+    password_checks: PasswordChecks
 
 
 @dataclass(frozen=True)

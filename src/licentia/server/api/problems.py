@@ -19,6 +19,7 @@ from licentia.domain.errors import (
     LoginThrottledError,
     NotFoundError,
     PermissionDeniedError,
+    ServerBusyError,
     ValidationError,
     field_path,
 )
@@ -34,6 +35,7 @@ STATUS: tuple[tuple[type[LicentiaError], int], ...] = (
     (PermissionDeniedError, 403),
     (NotFoundError, 404),
     (ConflictError, 409),
+    (ServerBusyError, 503),
     (ConfigurationError, 500),
 )
 _HTTP_CODES = {
@@ -56,6 +58,8 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status == 429 and "retry_after_seconds" in extra:
         headers = {"Retry-After": str(extra["retry_after_seconds"])}
+    if status == 503:
+        headers = {"Retry-After": "1"}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -68,7 +72,7 @@ def answer_for(error: Exception, method: str, path: str) -> JSONResponse:
     registers answer); the hot calls (:mod:`licentia.server.api.hot`) use it too."""
     if isinstance(error, LicentiaError):
         status = status_of(error)
-        if status >= 500:
+        if status >= 500 and not isinstance(error, ServerBusyError):
             log.error("server-side problem on %s: %s", path, error.message)
             return problem(status, error.code, "the server is misconfigured; the operator was told")
         return problem(status, error.code, error.message, **error.details)

@@ -51,7 +51,7 @@ def _key(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _keys(realm: str, vendor_slug: str, email: str, source_ip: str | None) -> tuple[str, str]:
+def login_keys(realm: str, vendor_slug: str, email: str, source_ip: str | None) -> tuple[str, str]:
     account = _key(f"account:{realm}:{vendor_slug}:{email.strip().lower()}")
     return account, _key(f"ip:{source_ip or 'unknown'}")
 
@@ -73,12 +73,12 @@ def ensure_not_throttled(
             raise LoginThrottledError(max(1, int(wait) + 1))
 
 
-def _record_failure(session: Session, keys: tuple[str, str], now: datetime) -> None:
+def record_failure(session: Session, keys: tuple[str, str], now: datetime) -> None:
     for key in keys:
         session.add(LoginFailure(key_hash=key, at=now))
 
 
-def _clear_account(session: Session, account_key: str) -> None:
+def clear_account(session: Session, account_key: str) -> None:
     session.execute(delete(LoginFailure).where(LoginFailure.key_hash == account_key))
 
 
@@ -95,14 +95,14 @@ def log_in_staff(
 ) -> LoggedIn | Refused:
     """A vendor user's session, or Refused (commit, then raise its error) for wrong
     credentials. Raises LoginThrottledError past the throttle's limits."""
-    keys = _keys("staff", vendor_slug, email, source_ip)
+    keys = login_keys("staff", vendor_slug, email, source_ip)
     ensure_not_throttled(session, keys, policy, now)
     try:
         done = log_in(session, vendor_slug=vendor_slug, email=email, password=password, ttl=ttl)
     except AuthenticationError as error:
-        _record_failure(session, keys, now)
+        record_failure(session, keys, now)
         return Refused(error)
-    _clear_account(session, keys[0])
+    clear_account(session, keys[0])
     return done
 
 
@@ -118,13 +118,13 @@ def log_in_customer_user(
     now: datetime,
 ) -> CustomerLoggedIn | Refused:
     """A customer user's portal session; otherwise as :func:`log_in_staff`."""
-    keys = _keys("customer", vendor_slug, email, source_ip)
+    keys = login_keys("customer", vendor_slug, email, source_ip)
     ensure_not_throttled(session, keys, policy, now)
     try:
         vendor = get_vendor_by_slug(session, vendor_slug)
         done = log_in_customer(session, vendor, email=email, password=password, ttl=ttl)
     except AuthenticationError as error:
-        _record_failure(session, keys, now)
+        record_failure(session, keys, now)
         return Refused(error)
-    _clear_account(session, keys[0])
+    clear_account(session, keys[0])
     return done

@@ -123,17 +123,49 @@ def log_in(
     """A new session token for valid credentials; AuthenticationError otherwise.
 
     The same error, after the same hashing work, for an unknown vendor, an unknown
-    user and a wrong password, so the answer reveals nothing.
+    user and a wrong password, so the answer reveals nothing. The password is checked
+    inside the caller's unit of work; the HTTP API checks it outside any
+    (:mod:`licentia.server.logins.bounded`).
     """
-    user = session.scalar(
-        select(VendorUser)
+    candidate = find_login(session, vendor_slug=vendor_slug, email=email)
+    if not password_matches(candidate.password_hash, password):
+        raise AuthenticationError(WRONG_CREDENTIALS)
+    return start_session(session, candidate, ttl=ttl)
+
+
+WRONG_CREDENTIALS = "wrong vendor, e-mail or password"
+
+
+@dataclass(frozen=True)
+class LoginCandidate:
+    """Who a login names, read before its password is checked (so that the check runs
+    outside any transaction); the hash is None for an unknown vendor or user, or a
+    disabled one (the check then hashes against a dummy: the time reveals nothing)."""
+
+    user_id: str | None
+    password_hash: str | None
+
+
+def find_login(session: Session, *, vendor_slug: str, email: str) -> LoginCandidate:
+    row = session.execute(
+        select(VendorUser.id, VendorUser.password_hash)
         .join(Vendor, Vendor.id == VendorUser.vendor_id)
-        .where(Vendor.slug == vendor_slug, VendorUser.email == email.strip().lower())
-    )
-    if not password_matches(user.password_hash if user else None, password):
-        user = None
-    if user is None or user.disabled_at is not None:
-        raise AuthenticationError("wrong vendor, e-mail or password")
+        .where(
+            Vendor.slug == vendor_slug,
+            VendorUser.email == email.strip().lower(),
+            VendorUser.disabled_at.is_(None),
+        )
+    ).first()
+    return LoginCandidate(row.id, row.password_hash) if row else LoginCandidate(None, None)
+
+
+def start_session(session: Session, candidate: LoginCandidate, *, ttl: timedelta) -> LoggedIn:
+    """The session of a candidate whose password matched. Raises AuthenticationError
+    if the user was disabled or the password changed since it was read."""
+    user = session.get(VendorUser, candidate.user_id) if candidate.user_id else None
+    unchanged = user is not None and user.password_hash == candidate.password_hash
+    if user is None or not unchanged or user.disabled_at is not None:
+        raise AuthenticationError(WRONG_CREDENTIALS)
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
     expires_at = utcnow() + ttl
     session.add(

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 from licentia.server.api.context import services_of
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.base import utcnow
-from licentia.server.db.engine import run_write
-from licentia.server.logins.services import Refused, ThrottlePolicy, log_in_staff
+from licentia.server.logins.bounded import log_in_staff_outside_transactions
+from licentia.server.logins.services import ThrottlePolicy
 from licentia.server.tenancy.services import LoggedIn
 
 router = APIRouter(tags=["sessions"], route_class=ThreadedRoute)
@@ -32,24 +32,21 @@ class SessionOut(BaseModel):
 @router.post("/sessions", response_model=SessionOut, status_code=201)
 def create_session(body: LoginIn, request: Request) -> SessionOut:
     """Log in with e-mail and password; 401 ``UNAUTHENTICATED`` says nothing more, and
-    429 ``LOGIN_THROTTLED`` answers once the account or the address failed too often."""
+    429 ``LOGIN_THROTTLED`` answers once the account or the address failed too often,
+    503 ``LOGINS_BUSY`` while the process checks as many passwords as it may at once."""
     services = services_of(request)
     settings = services.settings
-    done: LoggedIn | Refused = run_write(
+    done = log_in_staff_outside_transactions(
         services.db,
-        lambda s: log_in_staff(
-            s,
-            vendor_slug=body.vendor,
-            email=body.email,
-            password=body.password,
-            source_ip=request.client.host if request.client else None,
-            ttl=timedelta(minutes=settings.session_ttl_minutes),
-            policy=ThrottlePolicy.of(settings),
-            now=utcnow(),
-        ),
+        services.password_checks,
+        vendor_slug=body.vendor,
+        email=body.email,
+        password=body.password,
+        source_ip=request.client.host if request.client else None,
+        ttl=timedelta(minutes=settings.session_ttl_minutes),
+        policy=ThrottlePolicy.of(settings),
+        now=utcnow(),
     )
-    if isinstance(done, Refused):
-        raise done.error  # the failure it counted is committed
     return session_out(done)
 
 

@@ -1,0 +1,71 @@
+"""A vendor user's login for the HTTP API, with the password checked outside any
+transaction.
+
+argon2id takes tens of milliseconds and 64 MiB. Run inside a write transaction it held
+a pooled connection and, on SQLite, the write lock for that long: 32 concurrent wrong
+passwords slowed a legitimate order to seconds and 80 exhausted the pool. Here a login
+is three steps: a read (the throttle, then the user), the check on the process's
+bounded :class:`~licentia.server.tenancy.passwords.PasswordChecks`, and a short write
+(the failure counted, or the session opened and the account's count cleared).
+
+The throttle is read before the check and counted after it, so logins checked at the
+same moment may pass the per-account limit by at most the number of checks running
+at once (``LICENTIA_PASSWORD_CHECKS`` per process).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from licentia.domain.errors import AuthenticationError
+from licentia.server.db.engine import Database, run_read, run_write
+from licentia.server.logins.services import (
+    ThrottlePolicy,
+    clear_account,
+    ensure_not_throttled,
+    login_keys,
+    record_failure,
+)
+from licentia.server.tenancy.passwords import PasswordChecks
+from licentia.server.tenancy.services import (
+    WRONG_CREDENTIALS,
+    LoggedIn,
+    LoginCandidate,
+    find_login,
+    start_session,
+)
+
+
+def log_in_staff_outside_transactions(
+    db: Database,
+    checks: PasswordChecks,
+    *,
+    vendor_slug: str,
+    email: str,
+    password: str,
+    source_ip: str | None,
+    ttl: timedelta,
+    policy: ThrottlePolicy,
+    now: datetime,
+) -> LoggedIn:
+    """A vendor user's session, in units of work of its own. Raises
+    LoginThrottledError, AuthenticationError (the same for every wrong credential, its
+    failure counted) or ServerBusyError (``LOGINS_BUSY``: every check slot is taken)."""
+    keys = login_keys("staff", vendor_slug, email, source_ip)
+
+    def read(session: Session) -> LoginCandidate:
+        ensure_not_throttled(session, keys, policy, now)
+        return find_login(session, vendor_slug=vendor_slug, email=email)
+
+    candidate = run_read(db, read)
+    if not checks.matches(candidate.password_hash, password):
+        run_write(db, lambda session: record_failure(session, keys, now))
+        raise AuthenticationError(WRONG_CREDENTIALS)
+
+    def open_session(session: Session) -> LoggedIn:
+        clear_account(session, keys[0])
+        return start_session(session, candidate, ttl=ttl)
+
+    return run_write(db, open_session)
