@@ -24,6 +24,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.activations import ratio_row
+from bench.activations import table_row as activation_row
 from bench.api import (
     ORDERS_GOAL_PG,
     READ_GOAL_RATIO,
@@ -74,6 +76,7 @@ class Figures:
     seats: dict[str, Any] | None = None
     devices: list[dict[str, Any]] = field(default_factory=list)
     startup: list[dict[str, Any]] = field(default_factory=list)
+    activations_per_s: float | None = None  # PostgreSQL, one server process
 
 
 def parse(argv: list[str]) -> tuple[Config, argparse.Namespace]:
@@ -143,6 +146,8 @@ def run_backend(backend: str, config: Config, figures: Figures) -> None:
                 server, tenant.slug, api_key, seconds=config.device_seconds
             )
             figures.devices += device_rows(device_figures, backend)
+            if backend == "postgresql":
+                figures.activations_per_s = device_figures.activations.rate
         if backend == "postgresql" and config.postgres_workers > 1:
             _with_workers(env, tenant, catalog.sku, config, figures)
         if backend == "postgresql":
@@ -238,8 +243,18 @@ def as_json(figures: Figures, config: Config, elapsed: float) -> dict[str, Any]:
         "seats": figures.seats,
         "devices": figures.devices,
         "startup": figures.startup,
+        "activation_ratio": _activation_ratio(figures),
         "problems": figures.problems,
     }
+
+
+def _activation_ratio(figures: Figures) -> dict[str, Any] | None:
+    """Activations through one PostgreSQL server process next to the seat section's
+    bare conditional UPDATE, both from this run."""
+    if figures.activations_per_s is None or figures.seats is None:
+        return None
+    bare = figures.seats["seat_ops"]["bare_update_tx_per_s"]
+    return ratio_row(figures.activations_per_s, bare)
 
 
 def machine() -> dict[str, Any]:
@@ -286,6 +301,10 @@ def print_tables(report: dict[str, Any], console: Console) -> None:
         )
     for row in report["devices"] + report["startup"]:
         table.add_row(row["figure"], row["value"], "", "", row["goal"], _met(row["met"]))
+    activation = activation_row(report.get("activation_ratio"))
+    if activation is not None:
+        *cells, met = activation
+        table.add_row(*cells, _met(met))
     for *cells, met in seat_rows(report.get("seats")):
         table.add_row(*cells, _met(met))
     console.print(table)
@@ -309,6 +328,7 @@ def _met(value: bool | None) -> str:
 def goals_met(report: dict[str, Any]) -> bool:
     rows = [report["signing"], *report["orders"], *report["reads"]]
     rows += list((report.get("seats") or {}).values())
+    rows += [report["activation_ratio"]] if report.get("activation_ratio") else []
     devices = [row for row in report["devices"] if "sqlite" not in row["figure"]]
     devices += report["startup"]
     return all(row["goal_met"] is not False for row in rows) and all(r["met"] for r in devices)
