@@ -26,10 +26,13 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Integer,
     Select,
     String,
+    Text,
     Update,
     bindparam,
+    cast,
     exists,
     func,
     insert,
@@ -39,7 +42,7 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.engine import Row
 
 from licentia.domain.ids import new_id
@@ -303,10 +306,14 @@ def claim(
     new: bool,
     ticket_id: str,
     templates: list[TicketTemplate],
+    held: list[DeviceLicense],
     now: datetime,
-) -> list[Claimed]:
+) -> tuple[list[Claimed], str | None]:
     """Register the device (``new``) or move it on to ``device.seq``, and bind one
-    free license of each of ``templates`` to it.
+    free license of each of ``templates`` to it. On PostgreSQL the same statement
+    records the update at ``device.seq`` (``held``, the usable licenses the device
+    keeps, and those claimed) and its state is returned; elsewhere None: the caller
+    records it (:func:`record_update`).
 
     A free license is picked skipping rows another transaction holds and taken only if
     it is still free, so that however many devices race for a ticket, a license goes
@@ -328,16 +335,26 @@ def claim(
     }
     secrets = {template.id: template.secret_encrypted for template in templates}
     wanted = [template.id for template in templates]
+    recorded = None
     if connection.dialect.name == "postgresql":
         statement = _CLAIM_AS_NEW if new else _CLAIM_AS_KNOWN
-        rows = connection.execute(statement, {**parameters, "template_ids": wanted}).all()
+        parameters |= {
+            "template_ids": wanted,
+            "held_ids": [item.id for item in held],
+            "held_versions": [item.version for item in held],
+            "update_id": new_id(),
+        }
+        rows = connection.execute(statement, parameters).all()
+        recorded = rows[0].recorded_state
+        rows = [row for row in rows if row.id is not None]
     else:
         connection.execute(_REGISTER if new else _MOVE_ON, parameters)
         rows = []
         for template_id in wanted:
             taken = connection.execute(_CLAIM_ONE, {**parameters, "of_template": template_id})
             rows.extend(taken.all())
-    return [Claimed(_license(row, secrets[row.template_id]), row.activated_at) for row in rows]
+    claimed = [Claimed(_license(row, secrets[row.template_id]), row.activated_at) for row in rows]
+    return claimed, recorded
 
 
 def _license(row: Any, secret_encrypted: bytes | None) -> DeviceLicense:
@@ -412,8 +429,11 @@ def _claim_statement(picked: Any) -> Update:
     )
 
 
-def _claim_many(device_row: Any) -> Update:
-    """PostgreSQL: the device's row and every claim in one statement."""
+def _claim_many(device_row: Any) -> Select[Any]:
+    """PostgreSQL: the device's row, every claim and the update's record in one
+    statement. The record's state is hashed here as ``formats.device.state_hash``
+    hashes it (the caller checks that the two agree): the licenses it holds and
+    keeps (``held_ids``, ``held_versions``) and those just claimed."""
     candidate = License.__table__.alias("candidate")
     wanted = (
         func.unnest(bindparam("template_ids", type_=ARRAY(String)))
@@ -429,8 +449,49 @@ def _claim_many(device_row: Any) -> Update:
         .cte("picked")
         .prefix_with("MATERIALIZED")
     )
-    claim = _claim_statement(_LICENSE.id.in_(select(picked.c.id)))
-    return claim.add_cte(device_row.cte("device_row"))
+    claimed = _claim_statement(_LICENSE.id.in_(select(picked.c.id))).cte("claimed")
+    recorded = _record_from(claimed).cte("recorded")
+    one = select(literal(1).label("one")).cte("one")
+    return (
+        select(*claimed.c, select(recorded.c.state).scalar_subquery().label("recorded_state"))
+        .select_from(one.outerjoin(claimed, true()))
+        .add_cte(device_row.cte("device_row"))
+    )
+
+
+def _record_from(claimed: Any) -> Any:
+    """The INSERT of the update's record: its licenses are the held ones and ``claimed``."""
+    held = (
+        func.unnest(
+            bindparam("held_ids", type_=ARRAY(String)),
+            bindparam("held_versions", type_=ARRAY(Integer)),
+        )
+        .table_valued("id", "version")
+        .render_derived(name="held")
+    )
+    current = (
+        select(claimed.c.id, claimed.c.version)
+        .union_all(select(held.c.id, held.c.version))
+        .cte("current")
+    )
+    in_order = current.c.id.collate("C")  # the order of Python's str
+    pair = '["' + current.c.id + '",' + cast(current.c.version, Text) + "]"
+    pairs = func.coalesce(func.string_agg(pair, aggregate_order_by(literal(","), in_order)), "")
+    digest = func.sha256(func.convert_to("[" + pairs + "]", "UTF8"))
+    state = func.rtrim(func.translate(func.encode(digest, "base64"), "+/", "-_"), "=")
+    license_ids = func.coalesce(
+        func.jsonb_agg(aggregate_order_by(current.c.id, in_order)), literal_column("'[]'::jsonb")
+    )
+    values = select(
+        bindparam("update_id", type_=String),
+        bindparam("to_device", type_=String),
+        bindparam("device_seq", type_=Integer),
+        state,
+        license_ids,
+        _NOW,
+    ).select_from(current)
+    names = ["id", "device_id", "seq", "state", "license_ids", "issued_at"]
+    return insert(DeviceUpdate).from_select(names, values).returning(_ISSUED.state)
 
 
 _CLAIM_AS_NEW = _claim_many(_REGISTER)

@@ -69,15 +69,16 @@ def activate(session: Session, ex: Exchange, request: DeviceRequest) -> UpdateIs
         _ensure_usable(session, known)
     wanted = _wanted_templates(found, typo, request.vm, never_issued=never_issued)
     device = _presented(known, request, ex.now)
-    claimed = _binding.claim(
-        connection, ex.vendor.id, device, known is None, str(found.ticket_id), wanted, ex.now
+    kept = [item for item in held if usable(item, ex.now)]
+    ticket_id = str(found.ticket_id)
+    claimed, recorded = _binding.claim(
+        connection, ex.vendor.id, device, known is None, ticket_id, wanted, kept, ex.now
     )
     if not claimed and (never_issued or not any(t.held for t in found.templates)):
-        raise _none_available(connection, str(found.ticket_id), ex.now)
-    current = [item for item in held if usable(item, ex.now)]
-    current += _bound(session, ex, device, claimed)
+        raise _none_available(connection, ticket_id, ex.now)
+    current = kept + _bound(session, ex, device, claimed)
     last_issued = [] if known is None else known.last_issued
-    return _issue(connection, ex, device, current, last_issued)
+    return _issue(connection, ex, device, current, last_issued, recorded)
 
 
 def _code_hash(master: MasterKey, code: str) -> tuple[str | None, LicentiaError | None]:
@@ -189,15 +190,20 @@ def _issue(
     device: Presented,
     current: list[DeviceLicense],
     last_issued: list[str],
+    recorded: str | None,
 ) -> UpdateIssued:
-    """Sign the update at ``device.seq`` (its row says so already) and record it:
-    ``current`` and the removal of what the last update held and it lacks."""
+    """Sign the update at ``device.seq`` (its row says so already): ``current`` and
+    the removal of what the last update held and it lacks; record it unless the
+    claim did (``recorded``, the state it recorded, must then be this one)."""
     current = sorted(current, key=lambda item: item.id)
     removed = sorted(set(last_issued) - {item.id for item in current})
     sealed = [(item, item.secret_encrypted) for item in current]
     token, state = sign_update(
         ex.signer, ex.master, ex.vendor.slug, device, sealed, removed=removed, now=ex.now
     )
-    license_ids = [item.id for item in current]
-    _binding.record_update(connection, device.id, device.seq, state, license_ids, ex.now)
+    if recorded is None:
+        license_ids = [item.id for item in current]
+        _binding.record_update(connection, device.id, device.seq, state, license_ids, ex.now)
+    elif recorded != state:  # receipts and syncs compare with the recorded state
+        raise AssertionError(f"the update was recorded with state {recorded}, not {state}")
     return UpdateIssued(token, device.seq, state)
