@@ -19,7 +19,8 @@ COMMANDS = {
     ),
     "demo": LazyCommand(
         SERVER,
-        "Seed the demo vendor (idempotent) and print its logins and a fresh API key.",
+        "Seed the demo vendor (idempotent) and print its logins and a fresh API key (the "
+        "previous demo key is revoked).",
         "demo",
     ),
     "db": LazyCommand(SERVER, "The database schema.", "db"),
