@@ -147,8 +147,9 @@ def test_a_master_key_of_too_few_distinct_bytes_is_refused(tmp_path, weak):
     [
         "this is my very long and memorable master key passphrase",
         "Tr0ub4dor&3-Tr0ub4dor&3-Tr0ub4dor&3-Tr0ub4dor&3-Tr0ub4dor&3",
-        new_master_key_text()[:20] + " " + new_master_key_text(),
+        "a-good-key-with-a-space " + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=",
     ],
+    ids=["words", "symbols", "a key with a space"],  # fixed: xdist workers collect alike
 )
 def test_a_passphrase_is_refused_rather_than_stripped_to_base64(tmp_path, passphrase):
     with pytest.raises(ConfigurationError, match="not a passphrase"):
