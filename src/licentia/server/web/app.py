@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from licentia.domain.errors import LicentiaError
 from licentia.server.mail import MailTemplates, mailer_for
@@ -63,16 +64,36 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.include_router(offline_router)
     app.include_router(console_router)
     _page_errors(app)
+    app.add_middleware(PageHeaders)
 
-    @app.middleware("http")
-    async def page_headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        if _is_page(request.url.path):
-            response.headers.setdefault("Content-Security-Policy", _CSP)
-            response.headers.setdefault("X-Content-Type-Options", "nosniff")
-            response.headers.setdefault("Referrer-Policy", "same-origin")
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+
+class PageHeaders:
+    """Adds the pages' security headers to page answers; passes everything else on
+    untouched (a plain ASGI wrapper: the API's requests pay one path check)."""
+
+    _HEADERS = (
+        (b"content-security-policy", _CSP.encode()),
+        (b"referrer-policy", b"same-origin"),
+        (b"cache-control", b"no-store"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_page(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                names = {name.lower() for name, _ in headers}
+                headers += [pair for pair in self._HEADERS if pair[0] not in names]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 def _is_page(path: str) -> bool:

@@ -14,6 +14,11 @@ from licentia.server.customer_users.services import CustomerIdentity
 from licentia.server.db.base import utcnow
 from licentia.server.licenses.holdings import Holding, ticket_holdings
 from licentia.server.logins.services import log_in_customer_user
+from licentia.server.orders.customer_tickets import (
+    CustomerTicket,
+    customer_ticket,
+    customer_tickets,
+)
 from licentia.server.orders.services import find_ticket, ticket_code
 from licentia.server.tenancy.branding import Branding, branding_of, logo_of
 from licentia.server.tenancy.models import Vendor
@@ -62,7 +67,40 @@ def _render(request: Request, front: Storefront, template: str, **values: Any) -
 @router.get("/{slug}/", response_class=HTMLResponse)
 def home(slug: str, request: Request) -> Response:
     front = storefront(request, slug)
-    return _render(request, front, "portal/home.html", codes="", problems=Problems())
+    mine: list[CustomerTicket] = []
+    if front.customer is not None:
+        who, master = front.customer, units.backend_of(request).master
+        mine = units.read(
+            request, lambda s: customer_tickets(s, master, who.vendor_id, who.customer_id)
+        )
+    return _render(request, front, "portal/home.html", codes="", problems=Problems(), mine=mine)
+
+
+@router.get("/{slug}/tickets/{ticket_id}", response_class=HTMLResponse)
+def ticket(slug: str, ticket_id: str, request: Request) -> Response:
+    """One of the logged-in customer's own tickets (any other answers not found)."""
+    front = storefront(request, slug)
+    if front.customer is None:
+        return RedirectResponse(f"/portal/{slug}/login", status_code=303)
+    who, master = front.customer, units.backend_of(request).master
+
+    def work(session: units.DbSession) -> TicketLookup:
+        found = customer_ticket(session, who.vendor_id, who.customer_id, ticket_id)
+        holdings = ticket_holdings(session, who.vendor_id, found.id, utcnow())
+        return TicketLookup(ticket_code(found, master), holdings=tuple(holdings))
+
+    lookup = units.read(request, work)
+    return pages_of(request).render(
+        request,
+        "portal/tickets.html",
+        server=units.backend_of(request).settings.public_url,
+        brand=front.brand,
+        front=front,
+        customer=front.customer,
+        codes="",
+        lookups=[lookup],
+        problems=Problems(),
+    )
 
 
 @router.get("/{slug}")
