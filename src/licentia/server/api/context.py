@@ -14,12 +14,13 @@ from typing import Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
 from licentia.domain.errors import AuthenticationError
+from licentia.server.api.bearer import Bearer
 from licentia.server.api.credentials import CredentialCache
 from licentia.server.api.hot_requests import HotRequest, PassOn, parsed_by
 from licentia.server.api.openapi import VENDOR_CREDENTIAL
@@ -43,8 +44,7 @@ from licentia.server.tenancy.services import authenticate, touch_api_key
 T = TypeVar("T")
 # The OpenAPI document shows this one as two alternatives, ApiKey and StaffSession
 # (licentia.server.api.openapi).
-_bearer = HTTPBearer(
-    auto_error=False,
+_bearer = Bearer(
     scheme_name=VENDOR_CREDENTIAL,
     description="An API key (lic_…) or a staff session token (lis_…)",
 )

@@ -17,19 +17,26 @@ _NO_STORE = (b"cache-control", b"no-store")
 _PUBLIC_SUFFIXES = ("/jwks.json",)
 
 
-def with_security_headers(scope: Scope, send: Send) -> Send:
-    """``send``, adding the headers above to the start of the answer."""
-    private = scope["path"].startswith("/api/") and not scope["path"].endswith(_PUBLIC_SUFFIXES)
+class SecuredSend:
+    """The ``send`` of one HTTP exchange: adds the headers above to the start of the
+    answer, and remembers whether the answer has started."""
 
-    async def sending(message: Message) -> None:
+    __slots__ = ("_private", "_send", "started")
+
+    def __init__(self, scope: Scope, send: Send) -> None:
+        path = scope["path"]
+        self._private = path.startswith("/api/") and not path.endswith(_PUBLIC_SUFFIXES)
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
+            self.started = True
             headers = list(message.get("headers", ()))
             names = {name.lower() for name, _ in headers}
             if _NOSNIFF[0] not in names:
                 headers.append(_NOSNIFF)
-            if private and _NO_STORE[0] not in names:
+            if self._private and _NO_STORE[0] not in names:
                 headers.append(_NO_STORE)
             message = {**message, "headers": headers}
-        await send(message)
-
-    return sending
+        await self._send(message)

@@ -43,7 +43,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
-from licentia.server.api.headers import with_security_headers
+from licentia.server.api.bearer import bearer_credential
+from licentia.server.api.headers import SecuredSend
 from licentia.server.api.hot_requests import (
     MAX_BODY,
     PARSE,
@@ -217,13 +218,23 @@ class LicentiaApp(FastAPI):
     hot_calls: HotCalls = HotCalls(())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            send = with_security_headers(scope, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        answer = SecuredSend(scope, send)
+        try:
             found = self.hot_calls.match(scope["method"], scope["path"])
             if found is not None:
-                await self._answer_hot(scope, receive, send, *found)
-                return
-        await super().__call__(scope, receive, send)
+                await self._answer_hot(scope, receive, answer, *found)
+            else:
+                await super().__call__(scope, receive, answer)
+        except Exception:
+            # Starlette's error middleware answers an unexpected error with the
+            # problems handler's 500 (which logs it), then raises it again for the
+            # server, which would close a keep-alive connection the client still
+            # pools. Raised on only when nothing was answered.
+            if not answer.started:
+                raise
 
     async def _answer_hot(
         self, scope: Scope, receive: Receive, send: Send, call: HotCall, params: dict[str, str]
@@ -270,10 +281,7 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
 
 
 def _bearer(headers: dict[bytes, bytes]) -> str | None:
-    scheme, _, credential = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer" or not credential:
-        return None
-    return credential
+    return bearer_credential(headers.get(b"authorization", b"").decode("latin-1"))
 
 
 def _json_or_none(headers: dict[bytes, bytes]) -> bool:

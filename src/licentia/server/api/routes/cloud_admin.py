@@ -14,10 +14,11 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict
 
 from licentia.domain.errors import AuthenticationError
+from licentia.server.api.bearer import Bearer
 from licentia.server.api.context import Services, services_of
 from licentia.server.api.schemas import PageOut, PageParams, page_of, page_params
 from licentia.server.api.threads import ThreadedRoute
@@ -29,8 +30,7 @@ from licentia.server.db.engine import run_write
 router = APIRouter(
     prefix="/vendors/{slug}/cloud/admin", tags=["cloud customer admin"], route_class=ThreadedRoute
 )
-_bearer = HTTPBearer(
-    auto_error=False,
+_bearer = Bearer(
     scheme_name="ContainerCredential",
     description="The cloud container's credential (lcc_…), from its .licred file",
 )

@@ -13,10 +13,11 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
 from licentia.domain.errors import AuthenticationError
+from licentia.server.api.bearer import Bearer
 from licentia.server.api.context import Services, app_services, services_of
 from licentia.server.api.hot import HotRequest, PassOn, hot, parsed_by
 from licentia.server.api.threads import ThreadedRoute
@@ -27,8 +28,7 @@ from licentia.server.cloud.protocol import Presented, SeatGrant, SeatWanted
 router = APIRouter(
     prefix="/vendors/{slug}/cloud", tags=["cloud protocol"], route_class=ThreadedRoute
 )
-_bearer = HTTPBearer(
-    auto_error=False,
+_bearer = Bearer(
     scheme_name="CloudDeviceToken",
     description="A cloud device's token (lcd_…), from registering with the container credential",
 )
