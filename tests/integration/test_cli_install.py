@@ -53,6 +53,11 @@ def test_the_cli_extra_installs_without_the_server(end_user_bin: Path) -> None:
         [str(end_user_bin / "licentia"), "--help"], capture_output=True, text=True
     )
     assert helped.returncode == 0 and "device" in helped.stdout, helped.stderr
+    server_only = subprocess.run(
+        [str(end_user_bin / "licentia"), "admin", "vendor", "list"], capture_output=True, text=True
+    )
+    assert server_only.returncode == 6
+    assert "licentia[server]" in server_only.stderr and "Traceback" not in server_only.stderr
 
 
 def test_the_wizard_and_the_device_commands_run_against_license_central(

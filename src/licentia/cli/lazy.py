@@ -31,8 +31,15 @@ class LazyCommand:
     pick: str | None = None
 
     def load(self, name: str) -> Command:
+        """The command, imported now; exits 6 with a message where the server's code
+        (the ``server`` extra) is not installed."""
         module_name, attribute = self.target.split(":")
-        app = getattr(importlib.import_module(module_name), attribute)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            typer.echo(f"error (SERVER_NOT_INSTALLED): {server_missing(error)}", err=True)
+            raise typer.Exit(6) from error
+        app = getattr(module, attribute)
         command = typer.main.get_command(app)
         if self.pick is not None:
             assert isinstance(command, TyperGroup)
@@ -43,6 +50,13 @@ class LazyCommand:
     def placeholder(self, name: str) -> Command:
         """What the help lists: the name and the line of help, nothing imported."""
         return TyperCommand(name, help=self.help, short_help=self.help)
+
+
+def server_missing(error: ModuleNotFoundError) -> str:
+    return (
+        f"this command needs License Central's code, and {error.name!r} is not installed: "
+        "pip install 'licentia[server]'"
+    )
 
 
 class PlainGroup(TyperGroup):

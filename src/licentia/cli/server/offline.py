@@ -15,7 +15,9 @@ from typing import Annotated, Any
 
 import typer
 
+from licentia.cli.lazy import server_missing
 from licentia.cli.output import (
+    EXIT_CONFIGURATION,
     EXIT_CONFLICT,
     EXIT_INVALID,
     EXIT_NETWORK,
@@ -67,6 +69,18 @@ class _LazyErrors:
         if self._inner is None:
             return None
         return self._inner.__exit__(*exc_info)
+
+
+def _exchanges() -> Any:
+    """``licentia.cli.server.exchanges``; a command error where the server's code is not
+    installed (then only ``--server`` works)."""
+    try:
+        from licentia.cli.server import exchanges
+    except ModuleNotFoundError as error:
+        fail(
+            f"{server_missing(error)}, or give --server", "SERVER_NOT_INSTALLED", EXIT_CONFIGURATION
+        )
+    return exchanges
 
 
 def _read(path: Path) -> str:
@@ -124,9 +138,7 @@ def process(
     """Turn a request file into the update file the device imports."""
     token = _read(request_file)
     if server is None:
-        from licentia.cli.server.exchanges import process_request
-
-        issued = process_request(vendor, token)
+        issued = _exchanges().process_request(vendor, token)
         update, seq, state = issued.token, issued.seq, issued.state
     else:
         update = _send(server, vendor, "offline", token)
@@ -146,9 +158,7 @@ def receipt(
     """Accept a receipt; one that does not match flags the device (exit 5)."""
     token = _read(receipt_file)
     if server is None:
-        from licentia.cli.server.exchanges import confirm_receipt
-
-        confirmed: Any = confirm_receipt(vendor, token)
+        confirmed: Any = _exchanges().confirm_receipt(vendor, token)
     else:
         confirmed = _answer(_send(server, vendor, "receipts", token)).get("confirmed")
     Output(as_json).record({"confirmed": confirmed}, title="Receipt accepted")
@@ -165,9 +175,7 @@ def return_proof(
     """Accept a return proof: the license becomes available again."""
     token = _read(proof_file)
     if server is None:
-        from licentia.cli.server.exchanges import return_license
-
-        returned: dict[str, Any] = return_license(vendor, token)
+        returned: dict[str, Any] = _exchanges().return_license(vendor, token)
     else:
         returned = _answer(_send(server, vendor, "returns", token))
     Output(as_json).record(returned, title="License returned")
