@@ -17,7 +17,8 @@ to exit codes in ``licentia.cli.output``.
     │   ├── AlreadyExistsError
     │   └── IllegalTransitionError
     ├── ServerBusyError          a bounded resource is in use; try again shortly
-    └── ConfigurationError       the operator's set-up is unsafe or incomplete
+    ├── ConfigurationError       the operator's set-up is unsafe or incomplete
+    └── MailNotSentError         the mail server did not take a message (try again)
 """
 
 from __future__ import annotations
@@ -109,6 +110,10 @@ class ServerBusyError(LicentiaError):
 
 class ConfigurationError(LicentiaError):
     code = "CONFIGURATION_ERROR"
+
+
+class MailNotSentError(LicentiaError):
+    code = "MAIL_NOT_SENT"
 
 
 def field_path(parts: Iterable[str | int]) -> str:

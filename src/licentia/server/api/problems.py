@@ -17,6 +17,7 @@ from licentia.domain.errors import (
     ConflictError,
     LicentiaError,
     LoginThrottledError,
+    MailNotSentError,
     NotFoundError,
     PermissionDeniedError,
     ServerBusyError,
@@ -37,6 +38,7 @@ STATUS: tuple[tuple[type[LicentiaError], int], ...] = (
     (ConflictError, 409),
     (ServerBusyError, 503),
     (ConfigurationError, 500),
+    (MailNotSentError, 502),
 )
 _HTTP_CODES = {
     400: "BAD_REQUEST",

@@ -27,12 +27,19 @@ def _check_code(value: str, field: str) -> None:
         raise ValidationError(f"{field} must be 1-64 letters, digits, '.', '_' or '-'", field=field)
 
 
+def check_name(value: str, field: str = "name") -> None:
+    """A name is 1-200 characters and not only spaces."""
+    if not value.strip() or len(value) > 200:
+        raise ValidationError(f"{field} must be 1-200 characters", field=field)
+
+
 def create_product(
     session: Session, actor: Actor, *, code: str, name: str, features: list[dict[str, str]]
 ) -> Product:
-    """Raises ValidationError (bad code), AlreadyExistsError (code taken)."""
+    """Raises ValidationError (bad code or name), AlreadyExistsError (code taken)."""
     vendor_id = _vendor(actor)
     _check_code(code, "code")
+    check_name(name)
     if session.scalar(
         select(Product.id).where(Product.vendor_id == vendor_id, Product.code == code)
     ):
@@ -57,6 +64,7 @@ def update_product(
     product = get_product(session, actor, product_id)
     before = product_view(product)
     if name is not None:
+        check_name(name)
         product.name = name
     _add_features(product, add_features, field="add_features")
     session.flush()
@@ -101,6 +109,11 @@ def products_query(actor: Actor) -> Select[Product]:
     return select(Product).where(Product.vendor_id == _vendor(actor))
 
 
+def all_products(session: Session, actor: Actor) -> list[Product]:
+    """Every product of the vendor with its features, by code (for choosing one)."""
+    return list(session.scalars(products_query(actor).order_by(Product.code)))
+
+
 def product_view(product: Product) -> dict[str, Any]:
     return {
         "code": product.code,
@@ -139,6 +152,9 @@ def create_template(
     ``END_DATE_PASSED``), NotFoundError (product), AlreadyExistsError (SKU taken)."""
     vendor_id = _vendor(actor)
     _check_code(sku, "sku")
+    check_name(name)
+    if not product_id:
+        raise ValidationError("choose the template's product", field="product_id")
     product = get_product(session, actor, product_id)
     parsed = parse_options(options)
     _check_features(product, features)
@@ -176,6 +192,7 @@ def update_template(
     template = get_template(session, actor, template_id)
     before = template_view(template)
     if name is not None:
+        check_name(name)
         template.name = name
     if features is not None:
         _check_features(template.product, features)
@@ -295,8 +312,9 @@ TEMPLATES_BY_SKU = (
 )
 
 
-def templates_query(actor: Actor) -> Select[Template]:
-    return select(Template).where(Template.vendor_id == _vendor(actor))
+def templates_query(actor: Actor, *, product_id: str | None = None) -> Select[Template]:
+    query = select(Template).where(Template.vendor_id == _vendor(actor))
+    return query if product_id is None else query.where(Template.product_id == product_id)
 
 
 def template_view(template: Template) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select, true
+from sqlalchemy import Select, bindparam, func, select, true
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
@@ -27,7 +27,12 @@ from licentia.domain.ids import new_id
 from licentia.domain.templates import StoredOptions, Validity, end_date_passed
 from licentia.formats.tickets import TicketCodeError, generate_ticket_code, normalize_ticket_code
 from licentia.server.audit.services import record
-from licentia.server.catalog.services import TEMPLATES_BY_SKU, TemplateRef, template_ref
+from licentia.server.catalog.services import (
+    TEMPLATES_BY_SKU,
+    TemplateRef,
+    check_name,
+    template_ref,
+)
 from licentia.server.db.base import utcnow
 from licentia.server.keys.master import MasterKey
 from licentia.server.licenses.models import License
@@ -50,6 +55,7 @@ def create_customer(
     vendor_id = _vendor(actor)
     if external_id is not None:
         external_id = clean_identifier(external_id, field="external_id")
+    check_name(name)
     if external_id is not None and _customer_by_external_id(session, vendor_id, external_id):
         raise AlreadyExistsError(f"customer {external_id!r} already exists", field="external_id")
     customer = Customer(vendor_id=vendor_id, name=name, external_id=external_id, email=email)
@@ -72,6 +78,8 @@ def update_customer(
             **changes,
             "external_id": clean_identifier(changes["external_id"], field="external_id"),
         }
+    if "name" in changes:
+        check_name(changes["name"])
     customer = get_customer(session, actor, customer_id)
     before = customer_view(customer)
     new_external = changes.get("external_id")
@@ -106,11 +114,26 @@ def get_customer(session: Session, actor: Actor, customer_id: str) -> Customer:
     return customer
 
 
-def customers_query(actor: Actor, external_id: str | None = None) -> Select[Customer]:
+def customers_query(
+    actor: Actor, external_id: str | None = None, *, search: str | None = None
+) -> Select[Customer]:
+    """The vendor's customers; ``search`` finds a part of the name, e-mail or external
+    id, whatever its case."""
     query = select(Customer).where(Customer.vendor_id == _vendor(actor))
-    if external_id is None:
-        return query
-    return query.where(Customer.external_id == unicodedata.normalize("NFC", external_id))
+    if external_id is not None:
+        query = query.where(Customer.external_id == unicodedata.normalize("NFC", external_id))
+    if search:
+        pattern = f"%{_escape_like(search.lower())}%"
+        query = query.where(
+            func.lower(Customer.name).like(pattern, escape="\\")
+            | func.lower(Customer.email).like(pattern, escape="\\")
+            | func.lower(Customer.external_id).like(pattern, escape="\\")
+        )
+    return query
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def customer_view(customer: Customer) -> dict[str, Any]:

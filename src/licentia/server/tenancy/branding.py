@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
 from licentia.domain.branding import DEFAULT_ACCENT, DEFAULT_PRIMARY, check_colour, check_logo
+from licentia.domain.errors import NotFoundError
 from licentia.server.audit.services import record
 from licentia.server.db.base import utcnow
 from licentia.server.tenancy.models import Vendor, VendorBranding
@@ -42,6 +43,14 @@ def branding_of(session: Session, vendor: Vendor) -> Branding:
         row.support_url,
         row.logo is not None,
     )
+
+
+def branding_for(session: Session, vendor_id: str) -> Branding:
+    """The branding of the vendor with this id (a vendor-scoped actor's own)."""
+    vendor = session.get(Vendor, vendor_id)
+    if vendor is None:
+        raise NotFoundError("vendor", vendor_id)
+    return branding_of(session, vendor)
 
 
 def logo_of(session: Session, vendor: Vendor) -> tuple[bytes, str] | None:

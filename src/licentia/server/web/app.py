@@ -17,6 +17,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from licentia.domain.errors import LicentiaError
 from licentia.server.mail import MailTemplates, mailer_for
 from licentia.server.settings import Settings
+from licentia.server.web.console import customers as console_customers
+from licentia.server.web.console import dashboard as console_dashboard
+from licentia.server.web.console import license_templates as console_templates
+from licentia.server.web.console import orders as console_orders
+from licentia.server.web.console import products as console_products
+from licentia.server.web.console import tickets as console_tickets
 from licentia.server.web.console.pages import router as console_router
 from licentia.server.web.errors import Problem, problem_of, status_of, unexpected
 from licentia.server.web.i18n import LANGUAGE_COOKIE, LANGUAGES
@@ -63,6 +69,15 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.include_router(portal_router)
     app.include_router(offline_router)
     app.include_router(console_router)
+    for console_area in (
+        console_dashboard,
+        console_products,
+        console_templates,
+        console_customers,
+        console_orders,
+        console_tickets,
+    ):
+        app.include_router(console_area.router)
     _page_errors(app)
     app.add_middleware(PageHeaders)
 

@@ -65,6 +65,15 @@ SENTENCES: dict[str, str] = {
         "This license is not delivered to single computers (it is a cloud or seat license)."
     ),
     "VM_NOT_ALLOWED": N_("This license may not run in a virtual machine."),
+    "ALREADY_EXISTS": N_("This is taken already: choose another."),
+    "UNKNOWN_FEATURE": N_("The product has no such feature."),
+    "UNKNOWN_SKU": N_("There is no template with this SKU."),
+    "END_DATE_PASSED": N_("This end date has passed: every license would be expired at once."),
+    "DATE_OUT_OF_RANGE": N_("This date is too far in the future."),
+    "ORDER_LINE_CONFLICT": N_("This order already has this line, with another SKU or quantity."),
+    "ORDER_CUSTOMER_CONFLICT": N_("This order belongs to another customer."),
+    "EMAIL_INVALID": N_("This is not an e-mail address."),
+    "MAIL_NOT_SENT": N_("The mail server did not take the message. Try again later."),
     "INTERNAL_ERROR": N_("Something went wrong on our side. It has been logged; try again later."),
 }
 

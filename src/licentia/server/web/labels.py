@@ -14,3 +14,13 @@ LICENSE_STATES = (
     N_("expired"),
     N_("replaced"),
 )
+
+# Values the console shows as they are in the API (delivery, validity kind, device status).
+DELIVERIES = (N_("device"), N_("cloud"), N_("seat_pool"))
+VALIDITY_KINDS = (
+    N_("perpetual"),
+    N_("fixed_end"),
+    N_("days_from_issue"),
+    N_("days_from_activation"),
+)
+DEVICE_STATUSES = (N_("active"), N_("blacklisted"))

@@ -1,4 +1,4 @@
-"""Console pages: login, logout, the dashboard, the vendor's branding."""
+"""Console pages: login, logout, the vendor's branding (the dashboard is dashboard.py)."""
 
 from __future__ import annotations
 
@@ -72,16 +72,6 @@ def log_out(request: Request) -> Response:
     response = RedirectResponse("/console/login", status_code=303)
     close_session(response, request)
     return response
-
-
-@router.get("/", response_class=HTMLResponse)
-def dashboard(request: Request) -> Response:
-    actor = visitor_of(request).staff
-    if actor is None:
-        return _to_login(request)
-    return pages_of(request).render(
-        request, "console/dashboard.html", brand=_brand(request, actor), actor=actor
-    )
 
 
 @router.get("/branding", response_class=HTMLResponse)

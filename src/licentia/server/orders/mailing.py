@@ -1,0 +1,81 @@
+"""Sending a ticket's code to the customer by e-mail, in the vendor's brand.
+
+Three steps, so that no transaction waits for a mail server: ``ticket_mail`` reads
+the ticket and renders the message (a read), the caller sends it, and
+``record_ticket_mailed`` audits the sending once it happened (a write). A mail that
+could not be sent leaves no record that it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+from dataclasses import asdict
+
+from sqlalchemy.orm import Session
+
+from licentia.domain.actors import Actor
+from licentia.domain.errors import MailNotSentError, ValidationError
+from licentia.server.audit.services import record
+from licentia.server.keys.master import MasterKey
+from licentia.server.mail import Mail, Mailer, MailTemplates
+from licentia.server.orders.services import get_ticket, ticket_code
+from licentia.server.tenancy.branding import branding_for
+
+log = logging.getLogger("licentia.mail")
+# One address, as a person types it: something@domain.tld, no spaces, no list.
+_ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+
+
+def check_address(address: str, field: str = "to") -> str:
+    """The address without surrounding spaces; ValidationError (``EMAIL_INVALID``)
+    naming ``field`` unless it is one plausible e-mail address."""
+    address = address.strip()
+    if len(address) > 320 or not _ADDRESS.match(address):
+        raise ValidationError(
+            f"{address!r} is not an e-mail address", field=field, code="EMAIL_INVALID"
+        )
+    return address
+
+
+def ticket_mail(
+    session: Session,
+    actor: Actor,
+    master: MasterKey,
+    templates: MailTemplates,
+    ticket_id: str,
+    *,
+    to: str,
+    public_url: str,
+) -> Mail:
+    """The message carrying the ticket's code to ``to``, rendered from the vendor's
+    ``ticket`` templates. Raises NotFoundError (another vendor's or no ticket),
+    ValidationError (``EMAIL_INVALID``)."""
+    address = check_address(to)
+    ticket = get_ticket(session, actor, ticket_id)
+    assert actor.vendor_id is not None
+    brand = branding_for(session, actor.vendor_id)
+    return templates.render(
+        "ticket",
+        to=address,
+        vendor_slug=brand.vendor_slug,
+        brand=asdict(brand),
+        ticket_code=ticket_code(ticket, master),
+        portal_url=f"{public_url.rstrip('/')}/portal/{brand.vendor_slug}/",
+    )
+
+
+def send_mail(mailer: Mailer, mail: Mail) -> None:
+    """Hand ``mail`` to the mail server; raises MailNotSentError if it would not take it."""
+    try:
+        mailer.send(mail)
+    except (OSError, smtplib.SMTPException) as error:
+        log.warning("mail to %s (%s) not sent: %s", mail.to, mail.subject, error)
+        raise MailNotSentError(f"the mail server did not take the message: {error}") from error
+
+
+def record_ticket_mailed(session: Session, actor: Actor, ticket_id: str, to: str) -> None:
+    """Audit that the ticket's code was sent to ``to`` (call after sending)."""
+    ticket = get_ticket(session, actor, ticket_id)
+    record(session, actor, "ticket.code_mailed", "ticket", ticket.id, after={"to": to})

@@ -1,0 +1,1 @@
+"""Read models over several contexts: the vendor dashboard, a customer's overview."""

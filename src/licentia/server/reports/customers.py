@@ -1,0 +1,165 @@
+"""Everything of one customer on one page: their tickets, licenses, cloud containers
+and the devices their licenses are activated on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from licentia.domain.actors import Actor
+from licentia.server.cloud.models import CloudContainer, CloudDevice
+from licentia.server.devices.models import Device
+from licentia.server.licenses.models import License
+from licentia.server.licenses.services import state_of
+from licentia.server.orders.models import Customer, Order, Ticket
+from licentia.server.orders.services import get_customer
+
+SHOWN = 50  # of each kind; the lists link to the full, paginated ones
+
+
+@dataclass(frozen=True)
+class TicketRow:
+    id: str
+    created_at: datetime
+    licenses: int
+    orders: list[str]  # external order ids
+
+
+@dataclass(frozen=True)
+class LicenseRow:
+    id: str
+    product_code: str
+    delivery: str
+    state: str
+    valid_until: datetime | None
+    device_id: str | None
+    container_id: str | None
+
+
+@dataclass(frozen=True)
+class ContainerRow:
+    id: str
+    name: str
+    devices: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    id: str
+    key_id: str
+    status: str
+    licenses: int
+    last_seen_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CustomerOverview:
+    customer: Customer
+    license_count: int
+    tickets: list[TicketRow]
+    licenses: list[LicenseRow]
+    containers: list[ContainerRow]
+    devices: list[DeviceRow]
+
+
+def customer_overview(
+    session: Session, actor: Actor, customer_id: str, now: datetime, *, shown: int = SHOWN
+) -> CustomerOverview:
+    """Raises NotFoundError unless the customer is the actor's vendor's."""
+    customer = get_customer(session, actor, customer_id)
+    return CustomerOverview(
+        customer=customer,
+        license_count=int(
+            session.scalar(select(func.count()).where(License.customer_id == customer.id)) or 0
+        ),
+        tickets=_tickets(session, customer, shown),
+        licenses=_licenses(session, customer, now, shown),
+        containers=_containers(session, customer, shown),
+        devices=_devices(session, customer, shown),
+    )
+
+
+def _tickets(session: Session, customer: Customer, shown: int) -> list[TicketRow]:
+    tickets = list(
+        session.scalars(
+            select(Ticket)
+            .where(Ticket.vendor_id == customer.vendor_id, Ticket.customer_id == customer.id)
+            .order_by(Ticket.id.desc())
+            .limit(shown)
+        )
+    )
+    ids = [ticket.id for ticket in tickets]
+    counts: dict[str, int] = {
+        ticket_id: count
+        for ticket_id, count in session.execute(
+            select(License.ticket_id, func.count())
+            .where(License.ticket_id.in_(ids))
+            .group_by(License.ticket_id)
+        )
+    }
+    external: dict[str, list[str]] = {}
+    for ticket_id, external_id in session.execute(
+        select(Order.ticket_id, Order.external_order_id)
+        .where(Order.ticket_id.in_(ids))
+        .order_by(Order.id)
+    ):
+        external.setdefault(ticket_id, []).append(external_id)
+    return [
+        TicketRow(t.id, t.created_at, counts.get(t.id, 0), external.get(t.id, [])) for t in tickets
+    ]
+
+
+def _licenses(session: Session, customer: Customer, now: datetime, shown: int) -> list[LicenseRow]:
+    licenses = session.scalars(
+        select(License)
+        .where(License.vendor_id == customer.vendor_id, License.customer_id == customer.id)
+        .order_by(License.id.desc())
+        .limit(shown)
+    )
+    return [
+        LicenseRow(
+            license_.id,
+            license_.product_code,
+            license_.delivery,
+            state_of(license_, now).value,
+            license_.valid_until,
+            license_.device_id,
+            license_.container_id,
+        )
+        for license_ in licenses
+    ]
+
+
+def _containers(session: Session, customer: Customer, shown: int) -> list[ContainerRow]:
+    registered = (
+        select(func.count())
+        .where(CloudDevice.container_id == CloudContainer.id, CloudDevice.deregistered_at.is_(None))
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(CloudContainer.id, CloudContainer.name, registered, CloudContainer.created_at)
+        .where(
+            CloudContainer.vendor_id == customer.vendor_id,
+            CloudContainer.customer_id == customer.id,
+        )
+        .order_by(CloudContainer.id)
+        .limit(shown)
+    )
+    return [ContainerRow(id_, name, int(count), created) for id_, name, count, created in rows]
+
+
+def _devices(session: Session, customer: Customer, shown: int) -> list[DeviceRow]:
+    """The device containers holding at least one of the customer's licenses."""
+    rows = session.execute(
+        select(Device.id, Device.key_id, Device.status, func.count(License.id), Device.last_seen_at)
+        .join(License, License.device_id == Device.id)
+        .where(Device.vendor_id == customer.vendor_id, License.customer_id == customer.id)
+        .group_by(Device.id, Device.key_id, Device.status, Device.last_seen_at)
+        .order_by(Device.id)
+        .limit(shown)
+    )
+    return [DeviceRow(id_, key, status, int(n), seen) for id_, key, status, n, seen in rows]

@@ -1,0 +1,231 @@
+"""The vendor's dashboard: activations per day, devices in use, seats in use and
+denials, counters running low and the customers holding the most licenses.
+
+A read model over several contexts' tables, for one vendor: every figure is one
+grouped query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, case, cast, func, select
+from sqlalchemy.orm import Session
+
+from licentia.domain.actors import Actor
+from licentia.server.audit.models import AuditEvent
+from licentia.server.cloud.models import CloudDevice
+from licentia.server.counters.models import UnitCounter
+from licentia.server.counters.services import LOW_BALANCE_SHARE
+from licentia.server.devices.models import Device
+from licentia.server.licenses.models import License
+from licentia.server.orders.models import Customer
+from licentia.server.seats.models import SeatEvent, SeatSlot
+
+DAYS = 30
+TOP = 10
+
+
+@dataclass(frozen=True)
+class DayCount:
+    day: date
+    count: int
+
+
+@dataclass(frozen=True)
+class LowCounter:
+    license_id: str
+    product_code: str
+    customer_id: str | None
+    customer_name: str | None
+    balance: int
+    units: int
+
+
+@dataclass(frozen=True)
+class TopCustomer:
+    customer_id: str
+    name: str
+    licenses: int
+    activated: int
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    since: date
+    activations: list[DayCount]
+    active_devices: int
+    active_cloud_devices: int
+    seats_in_use: int
+    peak_seats: list[DayCount]
+    denials: list[DayCount]
+    low_counters: list[LowCounter]
+    top_customers: list[TopCustomer]
+
+    @property
+    def total_activations(self) -> int:
+        return sum(day.count for day in self.activations)
+
+    @property
+    def total_denials(self) -> int:
+        return sum(day.count for day in self.denials)
+
+
+def dashboard(session: Session, actor: Actor, now: datetime, *, days: int = DAYS) -> Dashboard:
+    """The vendor's figures over the ``days`` days up to ``now`` (UTC days, today last)."""
+    assert actor.vendor_id is not None, "a dashboard belongs to a vendor"
+    vendor_id = actor.vendor_id
+    first = now.date() - timedelta(days=days - 1)
+    since = datetime.combine(first, datetime.min.time(), tzinfo=now.tzinfo)
+    return Dashboard(
+        since=first,
+        activations=_every_day(first, days, _activations(session, vendor_id, since)),
+        active_devices=_active_devices(session, vendor_id, since),
+        active_cloud_devices=_active_cloud_devices(session, vendor_id, since),
+        seats_in_use=_seats_in_use(session, vendor_id, now),
+        peak_seats=_every_day(first, days, _peak_seats(session, vendor_id, since)),
+        denials=_every_day(first, days, _denials(session, vendor_id, since)),
+        low_counters=low_counters(session, vendor_id),
+        top_customers=top_customers(session, vendor_id),
+    )
+
+
+def _day(session: Session, column: Any) -> ColumnElement[Any]:
+    """The UTC calendar day of a stored time (SQLite keeps UTC without a zone)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", column))
+    return func.date(column)
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def _every_day(first: date, days: int, counts: dict[date, int]) -> list[DayCount]:
+    """One entry per day, zero where nothing happened."""
+    return [
+        DayCount(day, counts.get(day, 0))
+        for day in (first + timedelta(days=offset) for offset in range(days))
+    ]
+
+
+def _activations(session: Session, vendor_id: str, since: datetime) -> dict[date, int]:
+    """Activations from the audit log: a license activated twice (after a return)
+    counts twice, which the licenses' own ``activated_at`` could not tell."""
+    day = _day(session, AuditEvent.at)
+    rows = session.execute(
+        select(day, func.count())
+        .where(
+            AuditEvent.chain == vendor_id,
+            AuditEvent.action == "license.activated",
+            AuditEvent.at >= since,
+        )
+        .group_by(day)
+    )
+    return {_as_date(value): count for value, count in rows}
+
+
+def _active_devices(session: Session, vendor_id: str, since: datetime) -> int:
+    """Device containers not blacklisted that were registered or called since ``since``."""
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                Device.vendor_id == vendor_id,
+                Device.status == "active",
+                (Device.last_seen_at >= since) | (Device.created_at >= since),
+            )
+        )
+        or 0
+    )
+
+
+def _active_cloud_devices(session: Session, vendor_id: str, since: datetime) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                CloudDevice.vendor_id == vendor_id,
+                CloudDevice.deregistered_at.is_(None),
+                (CloudDevice.last_seen_at >= since) | (CloudDevice.created_at >= since),
+            )
+        )
+        or 0
+    )
+
+
+def _seats_in_use(session: Session, vendor_id: str, now: datetime) -> int:
+    """Seats whose lease has not run out (a seat is taken iff it expires later)."""
+    return int(
+        session.scalar(
+            select(func.count()).where(SeatSlot.vendor_id == vendor_id, SeatSlot.expires_at > now)
+        )
+        or 0
+    )
+
+
+def _peak_seats(session: Session, vendor_id: str, since: datetime) -> dict[date, int]:
+    """Per day, the sum over the vendor's seat pools of each pool's highest number of
+    seats in use that day (from the seat events, which record it at each change)."""
+    day = _day(session, SeatEvent.at)
+    per_pool = (
+        select(day.label("day"), func.max(SeatEvent.in_use).label("peak"))
+        .where(SeatEvent.vendor_id == vendor_id, SeatEvent.at >= since)
+        .group_by(day, SeatEvent.license_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(per_pool.c.day, func.sum(per_pool.c.peak)).group_by(per_pool.c.day)
+    )
+    return {_as_date(value): int(total) for value, total in rows}
+
+
+def _denials(session: Session, vendor_id: str, since: datetime) -> dict[date, int]:
+    day = _day(session, SeatEvent.at)
+    rows = session.execute(
+        select(day, func.count())
+        .where(SeatEvent.vendor_id == vendor_id, SeatEvent.kind == "deny", SeatEvent.at >= since)
+        .group_by(day)
+    )
+    return {_as_date(value): count for value, count in rows}
+
+
+def low_counters(session: Session, vendor_id: str, *, limit: int = TOP) -> list[LowCounter]:
+    """Unit counters whose balance fell below the low-balance mark (the share of the
+    initial units at which consumption records ``counter.low_balance``), lowest
+    share first."""
+    units = License.options["units"].as_integer()
+    share = cast(UnitCounter.balance, Float) / cast(units, Float)
+    rows = session.execute(
+        select(
+            UnitCounter.license_id,
+            License.product_code,
+            License.customer_id,
+            Customer.name,
+            UnitCounter.balance,
+            units,
+        )
+        .join(License, License.id == UnitCounter.license_id)
+        .outerjoin(Customer, Customer.id == License.customer_id)
+        .where(UnitCounter.vendor_id == vendor_id, units > 0, share < LOW_BALANCE_SHARE)
+        .order_by(share, UnitCounter.license_id)
+        .limit(limit)
+    )
+    return [LowCounter(*row) for row in rows]
+
+
+def top_customers(session: Session, vendor_id: str, *, limit: int = TOP) -> list[TopCustomer]:
+    """The customers holding the most licenses, with how many of them are activated."""
+    activated = func.count(case((License.state == "activated", 1)))
+    rows = session.execute(
+        select(Customer.id, Customer.name, func.count(License.id), activated)
+        .join(License, License.customer_id == Customer.id)
+        .where(Customer.vendor_id == vendor_id, License.vendor_id == vendor_id)
+        .group_by(Customer.id, Customer.name)
+        .order_by(func.count(License.id).desc(), Customer.id)
+        .limit(limit)
+    )
+    return [
+        TopCustomer(customer_id, name, int(count), int(on or 0))
+        for customer_id, name, count, on in rows
+    ]

@@ -1,0 +1,39 @@
+"""The console's dashboard: the vendor's figures of the last 30 days as charts drawn
+on the server (``web/charts.py``), read through ``reports.dashboard``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from licentia.server.db.base import utcnow
+from licentia.server.reports.dashboard import DayCount, dashboard
+from licentia.server.web import units
+from licentia.server.web.charts import BarChart, bar_chart
+from licentia.server.web.console.staff import render, staff_of, to_login
+from licentia.server.web.csrf import check_csrf
+
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
+
+
+def _chart(days: list[DayCount]) -> BarChart:
+    return bar_chart([(f"{day.day.day}.{day.day.month}.", day.count) for day in days])
+
+
+@router.get("/")
+def show_dashboard(request: Request) -> Response:
+    actor = staff_of(request)
+    if actor is None:
+        return to_login(request)
+    figures = None
+    if "licenses:read" in actor.scopes:
+        figures = units.read(request, lambda s: dashboard(s, actor, utcnow()))
+    return render(
+        request,
+        actor,
+        "console/dashboard.html",
+        figures=figures,
+        activations=_chart(figures.activations) if figures else None,
+        peak_seats=_chart(figures.peak_seats) if figures else None,
+        denials=_chart(figures.denials) if figures else None,
+    )
