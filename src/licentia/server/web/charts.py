@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 WIDTH, HEIGHT = 640, 220
-_LEFT, _RIGHT, _TOP, _BOTTOM = 36, 8, 18, 28
+_LEFT, _RIGHT, _TOP, _BOTTOM = 40, 24, 22, 30
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def bar_chart(points: Sequence[tuple[str, int]], *, labels_every: int = 0) -> Ba
     plot_width, plot_height = WIDTH - _LEFT - _RIGHT, HEIGHT - _TOP - _BOTTOM
     top = _nice_top(max((value for _, value in points), default=0))
     slot = plot_width / max(len(points), 1)
-    every = labels_every or max(1, round(len(points) / 8))
+    every = labels_every or max(1, round(len(points) / 6))
     bars = []
     for index, (label, value) in enumerate(points):
         height = plot_height * value / top

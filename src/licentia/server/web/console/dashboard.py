@@ -3,6 +3,7 @@ on the server (``web/charts.py``), read through ``reports.dashboard``."""
 
 from __future__ import annotations
 
+from babel.dates import format_skeleton
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
@@ -12,12 +13,13 @@ from licentia.server.web import units
 from licentia.server.web.charts import BarChart, bar_chart
 from licentia.server.web.console.staff import render, staff_of, to_login
 from licentia.server.web.csrf import check_csrf
+from licentia.server.web.rendering import pages_of
 
 router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
 
 
-def _chart(days: list[DayCount]) -> BarChart:
-    return bar_chart([(f"{day.day.day}.{day.day.month}.", day.count) for day in days])
+def _chart(days: list[DayCount], language: str) -> BarChart:
+    return bar_chart([(format_skeleton("MMMd", d.day, locale=language), d.count) for d in days])
 
 
 @router.get("/")
@@ -25,6 +27,7 @@ def show_dashboard(request: Request) -> Response:
     actor = staff_of(request)
     if actor is None:
         return to_login(request)
+    language = pages_of(request).language(request)
     figures = None
     if "licenses:read" in actor.scopes:
         figures = units.read(request, lambda s: dashboard(s, actor, utcnow()))
@@ -33,7 +36,7 @@ def show_dashboard(request: Request) -> Response:
         actor,
         "console/dashboard.html",
         figures=figures,
-        activations=_chart(figures.activations) if figures else None,
-        peak_seats=_chart(figures.peak_seats) if figures else None,
-        denials=_chart(figures.denials) if figures else None,
+        activations=_chart(figures.activations, language) if figures else None,
+        peak_seats=_chart(figures.peak_seats, language) if figures else None,
+        denials=_chart(figures.denials, language) if figures else None,
     )
