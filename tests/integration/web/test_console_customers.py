@@ -55,7 +55,7 @@ def test_the_customer_page_shows_their_tickets_and_licenses_and_edits_them(
     browser = console(app, vendor)
     shown = browser.get(page).text
     assert order["external_order_id"] in shown and f"/console/tickets/{order['ticket_id']}" in shown
-    assert "(2)" in shown and shown.count(template["features"][0]) == 0  # licenses by product
+    assert "(2)" in shown  # the number of their licenses
     edited = browser.submit(page, page, {"name": "Acme GmbH", "email": "it@acme.test"})
     assert edited.status_code == 303
     assert vendor.ok("GET", f"/customers/{customer['id']}")["name"] == "Acme GmbH"

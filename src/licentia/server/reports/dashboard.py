@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, case, cast, func, select
+from sqlalchemy import ColumnElement, Float, cast, func, select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
@@ -215,17 +215,33 @@ def low_counters(session: Session, vendor_id: str, *, limit: int = TOP) -> list[
 
 
 def top_customers(session: Session, vendor_id: str, *, limit: int = TOP) -> list[TopCustomer]:
-    """The customers holding the most licenses, with how many of them are activated."""
-    activated = func.count(case((License.state == "activated", 1)))
-    rows = session.execute(
-        select(Customer.id, Customer.name, func.count(License.id), activated)
-        .join(License, License.customer_id == Customer.id)
-        .where(Customer.vendor_id == vendor_id, License.vendor_id == vendor_id)
-        .group_by(Customer.id, Customer.name)
-        .order_by(func.count(License.id).desc(), Customer.id)
-        .limit(limit)
+    """The customers holding the most licenses, with how many of them are activated.
+
+    Counted per customer on the licenses' customer index (a lookup each), which reads
+    far less than grouping every license of the vendor."""
+    held = (
+        select(func.count())
+        .where(License.customer_id == Customer.id)
+        .correlate(Customer)
+        .scalar_subquery()
     )
+    top = session.execute(
+        select(Customer.id, Customer.name, held.label("held"))
+        .where(Customer.vendor_id == vendor_id)
+        .order_by(held.desc(), Customer.id)
+        .limit(limit)
+    ).all()
+    ids = [customer_id for customer_id, _, count in top if count]
+    activated: dict[str | None, int] = {
+        customer_id: count
+        for customer_id, count in session.execute(
+            select(License.customer_id, func.count())
+            .where(License.customer_id.in_(ids), License.state == "activated")
+            .group_by(License.customer_id)
+        )
+    }
     return [
-        TopCustomer(customer_id, name, int(count), int(on or 0))
-        for customer_id, name, count, on in rows
+        TopCustomer(customer_id, name, int(count), activated.get(customer_id, 0))
+        for customer_id, name, count in top
+        if count
     ]
