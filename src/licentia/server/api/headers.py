@@ -13,7 +13,8 @@ from __future__ import annotations
 from starlette.types import Message, Scope, Send
 
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
-_NO_STORE = (b"cache-control", b"no-store")
+_CACHE_CONTROL = b"cache-control"
+_NO_STORE = (_CACHE_CONTROL, b"no-store")
 _PUBLIC_SUFFIXES = ("/jwks.json",)
 
 
@@ -32,11 +33,10 @@ class SecuredSend:
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
             self.started = True
-            headers = list(message.get("headers", ()))
-            names = {name.lower() for name, _ in headers}
-            if _NOSNIFF[0] not in names:
-                headers.append(_NOSNIFF)
-            if self._private and _NO_STORE[0] not in names:
+            # Starlette's header names are lower case already; none of this app's
+            # answers sets nosniff itself, a few set their own Cache-Control.
+            headers = [*message.get("headers", ()), _NOSNIFF]
+            if self._private and not any(name == _CACHE_CONTROL for name, _ in headers):
                 headers.append(_NO_STORE)
             message = {**message, "headers": headers}
         await self._send(message)
