@@ -12,10 +12,7 @@ from sqlalchemy.orm import Session
 from licentia.cli.server.runtime import Runtime
 from licentia.server.activation import services as activation
 from licentia.server.activation.messages import read_request
-from licentia.server.db.base import utcnow
 from licentia.server.db.engine import run_write
-from licentia.server.keys.services import current_signer
-from licentia.server.tenancy.services import get_vendor_by_slug
 
 
 def process_request(vendor: str, token: str) -> activation.UpdateIssued:
@@ -55,10 +52,7 @@ def return_license(vendor: str, token: str) -> dict[str, str]:
 
 
 def _exchange(runtime: Runtime, session: Session, slug: str) -> activation.Exchange:
-    vendor = get_vendor_by_slug(session, slug)
-    return activation.Exchange(
-        vendor, lambda: current_signer(session, vendor.id, runtime.master), runtime.master, utcnow()
-    )
+    return activation.Exchange(session, runtime.master, slug)
 
 
 def _run(runtime: Runtime, work: Callable[[Session], Any]) -> Any:

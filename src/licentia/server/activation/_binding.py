@@ -54,10 +54,11 @@ from licentia.server.keys.models import SigningKey
 from licentia.server.keys.services import CURRENT
 from licentia.server.licenses.models import License
 from licentia.server.orders.models import Ticket
+from licentia.server.tenancy.models import Vendor
 
 _DEVICE, _FLAG, _ISSUED = Device.__table__.c, DeviceFlag.__table__.c, DeviceUpdate.__table__.c
 _LICENSE, _TICKET = License.__table__.c, Ticket.__table__.c
-_TEMPLATE, _KEY = Template.__table__.c, SigningKey.__table__.c
+_TEMPLATE, _KEY, _VENDOR = Template.__table__.c, SigningKey.__table__.c, Vendor.__table__.c
 ACTIVATED = LicenseState.ACTIVATED.value
 # Rendered as literals: an expanding IN would be rendered again on every call.
 _BINDABLE: tuple[ColumnElement[str], ...] = (
@@ -96,6 +97,7 @@ class TicketTemplate:
 class Found:
     """What the read found: any of it may be missing (the caller says what that means)."""
 
+    vendor_id: str | None
     device: KnownDevice | None
     ticket_id: str | None
     templates: list[TicketTemplate]
@@ -148,10 +150,11 @@ class Presented:
 # --- the read ------------------------------------------------------------------------
 
 
-def read(connection: Connection, vendor_id: str, key_id: str, code_hash: str | None) -> Found:
-    """The device with ``key_id`` (locked until the transaction ends), the ticket whose
-    code hashes to ``code_hash`` and its device templates, and the signing key."""
-    parameters = {"vendor_id": vendor_id, "key_id": key_id, "code_hash": code_hash}
+def read(connection: Connection, vendor_slug: str, key_id: str, code_hash: str | None) -> Found:
+    """The vendor with ``vendor_slug``, its device with ``key_id`` (locked until the
+    transaction ends), its ticket whose code hashes to ``code_hash`` and the ticket's
+    device templates, and its current signing key."""
+    parameters = {"vendor_slug": vendor_slug, "key_id": key_id, "code_hash": code_hash}
     rows = connection.execute(_READ, parameters).all()
     first = rows[0]
     key = (first.kid, first.private_key_encrypted) if first.kid is not None else None
@@ -160,7 +163,7 @@ def read(connection: Connection, vendor_id: str, key_id: str, code_hash: str | N
         for row in rows
         if row.template_id is not None
     ]
-    return Found(_known_device(first), first.ticket_id, templates, key)
+    return Found(first.vendor_id, _known_device(first), first.ticket_id, templates, key)
 
 
 def _known_device(row: Row[Any]) -> KnownDevice | None:
@@ -186,6 +189,8 @@ def _read_statement() -> Select[Any]:
     with one index probe each (a loose index scan as a recursive query): a plain
     DISTINCT read every license of a ticket of thousands."""
     one = select(literal(1).label("one")).cte("one")
+    vendor = select(_VENDOR.id).where(_VENDOR.slug == bindparam("vendor_slug")).cte("vendor")
+    vendor_id = select(vendor.c.id).scalar_subquery()
     locked = (
         select(
             _DEVICE.id,
@@ -197,21 +202,21 @@ def _read_statement() -> Select[Any]:
             _DEVICE.last_seen_at,
             _DEVICE.encryption_key,
         )
-        .where(_DEVICE.vendor_id == bindparam("vendor_id"), _DEVICE.key_id == bindparam("key_id"))
+        .where(_DEVICE.vendor_id == vendor_id, _DEVICE.key_id == bindparam("key_id"))
         .with_for_update()
         .cte("locked")
     )
     ticket = (
         select(_TICKET.id)
         .where(
-            _TICKET.vendor_id == bindparam("vendor_id"),
+            _TICKET.vendor_id == vendor_id,
             _TICKET.code_hash == bindparam("code_hash", type_=String),
         )
         .cte("ticket")
     )
     key = (
         select(_KEY.kid, _KEY.private_key_encrypted)
-        .where(_KEY.vendor_id == bindparam("vendor_id"), _KEY.status == CURRENT)
+        .where(_KEY.vendor_id == vendor_id, _KEY.status == CURRENT)
         .limit(1)
         .cte("signing_key")
     )
@@ -244,6 +249,7 @@ def _read_statement() -> Select[Any]:
     )
     return (
         select(
+            vendor.c.id.label("vendor_id"),
             locked.c.id.label("device_id"),
             *(column for column in locked.c if column.key != "id"),
             flagged.label("flagged"),
@@ -257,7 +263,8 @@ def _read_statement() -> Select[Any]:
             held.label("held"),
         )
         .select_from(
-            one.outerjoin(locked, true())
+            one.outerjoin(vendor, true())
+            .outerjoin(locked, true())
             .outerjoin(ticket, true())
             .outerjoin(key, true())
             .outerjoin(found, found.c.template_id.is_not(None))

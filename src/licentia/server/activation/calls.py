@@ -35,8 +35,6 @@ from licentia.server.db.base import utcnow
 from licentia.server.db.runner import Runner
 from licentia.server.devices.services import record_visit
 from licentia.server.keys.master import MasterKey
-from licentia.server.keys.services import current_signer
-from licentia.server.tenancy.services import get_vendor_by_slug
 
 T = TypeVar("T")
 
@@ -145,14 +143,7 @@ async def return_license(runner: Runner, master: MasterKey, message: DeviceMessa
 
 
 def _exchange(session: Session, master: MasterKey, message: DeviceMessage) -> Exchange:
-    vendor = get_vendor_by_slug(session, message.vendor_slug)
-    return Exchange(
-        vendor=vendor,
-        load_signer=lambda: current_signer(session, vendor.id, master),
-        master=master,
-        now=utcnow(),
-        source_ip=message.source_ip,
-    )
+    return Exchange(session, master, message.vendor_slug, source_ip=message.source_ip)
 
 
 async def _answer_request(

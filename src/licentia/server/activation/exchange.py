@@ -3,8 +3,8 @@ request is checked for before anything else (docs/device-protocol.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -16,11 +16,12 @@ from licentia.domain.licenses import LicenseState
 from licentia.domain.templates import StoredOptions
 from licentia.formats.fingerprint import fingerprint_matches
 from licentia.server.activation.messages import DeviceRequest
+from licentia.server.db.base import utcnow
 from licentia.server.devices import services as devices
 from licentia.server.devices.models import Device
 from licentia.server.keys.master import MasterKey
-from licentia.server.keys.services import Signer, unsealed_signer
-from licentia.server.tenancy.models import Vendor
+from licentia.server.keys.services import Signer, current_signer, unsealed_signer
+from licentia.server.tenancy.services import get_vendor_by_slug
 
 SEEN_GRANULARITY = timedelta(minutes=1)
 
@@ -46,22 +47,59 @@ class VmNotAllowedError(PermissionDeniedError):
     code = "VM_NOT_ALLOWED"
 
 
-@dataclass
-class Exchange:
-    """What every device call needs besides the session. The vendor's signing key is
-    decrypted only when an update is actually issued (a 304 sync never needs it)."""
+class VendorRef(Protocol):
+    """The vendor a device call is addressed to: a Vendor, or its id and slug."""
 
-    vendor: Vendor
-    load_signer: Callable[[], Signer]
-    master: MasterKey
-    now: datetime
-    source_ip: str | None = None
-    _signer: Signer | None = field(default=None, repr=False)
+    @property
+    def id(self) -> str: ...
+    @property
+    def slug(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Found:
+    id: str
+    slug: str
+
+
+class Exchange:
+    """What every device call needs besides the session: its vendor, read when first
+    asked for unless the call's own read found it (:meth:`found_vendor`), and the
+    vendor's signing key, decrypted only when an update is actually issued (a 304
+    sync never needs it)."""
+
+    def __init__(
+        self,
+        session: Session,
+        master: MasterKey,
+        vendor_slug: str,
+        *,
+        now: datetime | None = None,
+        source_ip: str | None = None,
+    ) -> None:
+        self.master = master
+        self.vendor_slug = vendor_slug
+        self.now = now or utcnow()
+        self.source_ip = source_ip
+        self._session = session
+        self._vendor: VendorRef | None = None
+        self._signer: Signer | None = None
+
+    @property
+    def vendor(self) -> VendorRef:
+        """Raises NotFoundError if no vendor has this slug."""
+        if self._vendor is None:
+            self._vendor = get_vendor_by_slug(self._session, self.vendor_slug)
+        return self._vendor
+
+    def found_vendor(self, vendor_id: str) -> None:
+        """The vendor's id, read along with other rows."""
+        self._vendor = _Found(vendor_id, self.vendor_slug)
 
     @property
     def signer(self) -> Signer:
         if self._signer is None:
-            self._signer = self.load_signer()
+            self._signer = current_signer(self._session, self.vendor.id, self.master)
         return self._signer
 
     def use_key(self, kid: str, sealed: bytes) -> None:

@@ -53,7 +53,10 @@ def activate(session: Session, ex: Exchange, request: DeviceRequest) -> UpdateIs
         raise ConflictError("an activation needs a ticket code", code="TICKET_REQUIRED")
     code_hash, typo = _code_hash(ex.master, request.ticket)
     connection = session.connection()
-    found = _binding.read(connection, ex.vendor.id, request.device_id, code_hash)
+    found = _binding.read(connection, ex.vendor_slug, request.device_id, code_hash)
+    if found.vendor_id is None:
+        raise NotFoundError("vendor", ex.vendor_slug)  # as get_vendor_by_slug says it
+    ex.found_vendor(found.vendor_id)
     if found.signing_key is not None:
         ex.use_key(*found.signing_key)
     known, held = found.device, list[DeviceLicense]()
