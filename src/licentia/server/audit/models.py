@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, String, UniqueConstraint
+from sqlalchemy import BigInteger, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from licentia.server.db.base import Base, created_column, id_column
@@ -13,7 +13,11 @@ from licentia.server.db.base import Base, created_column, id_column
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
-    __table_args__ = (UniqueConstraint("chain", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("chain", "seq"),
+        # one kind of event of one vendor in a period (the dashboard's activations)
+        Index("ix_audit_events_chain_action_at", "chain", "action", "at"),
+    )
 
     id: Mapped[str] = id_column()
     chain: Mapped[str] = mapped_column(String(36), index=True)  # vendor id, or "operator"
