@@ -119,3 +119,17 @@ def test_the_console_pages_read_well_on_a_phone_and_in_german(
                 suffix = "" if language == "en" else "-de"
                 screenshot(page, f"{name}{suffix}")
     expect(page.get_by_role("link", name="Produkte")).to_be_visible()  # German, at last
+
+
+def test_the_customer_list_filters_as_staff_type(
+    page: Page, live_server: str, vendors: VendorFactory
+):
+    vendor = vendors.create()
+    for name in ("Acme Corp", "Zeta Works"):
+        vendor.ok("POST", "/customers", json={"name": name})
+    log_in(page, live_server, vendor.slug, staff_user(vendor))
+    page.goto(f"{live_server}/console/customers")
+    page.get_by_label("Search by name, e-mail or external id").fill("zeta")  # no button
+    expect(page.get_by_role("link", name="Acme Corp")).to_have_count(0)
+    expect(page.get_by_role("link", name="Zeta Works")).to_be_visible()
+    expect(page).to_have_url(f"{live_server}/console/customers?q=zeta")  # the filter stays
