@@ -81,18 +81,19 @@ def start_and_fail(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_newcomer_orders_a_license_and_verifies_its_document_against_the_jwks(demo):
+    # Its own product and order: the README walkthrough on the same server makes MYAPP.
     product = demo.ok(
         "POST",
         "/products",
         201,
-        json={"code": "MYAPP", "name": "My App", "features": [{"code": "base"}, {"code": "pro"}]},
+        json={"code": "NEWAPP", "name": "My App", "features": [{"code": "base"}, {"code": "pro"}]},
     )
     template = demo.ok(
         "POST",
         "/templates",
         201,
         json={
-            "sku": "MYAPP-1Y",
+            "sku": "NEWAPP-1Y",
             "name": "My App, one year",
             "product_id": product["id"],
             "features": ["base", "pro"],
@@ -103,7 +104,7 @@ def test_a_newcomer_orders_a_license_and_verifies_its_document_against_the_jwks(
         "POST",
         "/orders",
         201,
-        json={"external_order_id": "SHOP-1001", "lines": [{"sku": template["sku"], "quantity": 2}]},
+        json={"external_order_id": "SHOP-2001", "lines": [{"sku": template["sku"], "quantity": 2}]},
     )
     assert TICKET_CODE.match(order["ticket_code"])
 
@@ -111,7 +112,7 @@ def test_a_newcomer_orders_a_license_and_verifies_its_document_against_the_jwks(
     assert len(ticket["license_ids"]) == 2
     license_id = ticket["license_ids"][0]
     license_ = demo.ok("GET", f"/licenses/{license_id}")
-    assert (license_["state"], license_["product_code"]) == ("available", "MYAPP")
+    assert (license_["state"], license_["product_code"]) == ("available", "NEWAPP")
 
     document = demo.call("GET", f"/licenses/{license_id}/document")
     assert document.status_code == 200
@@ -120,7 +121,7 @@ def test_a_newcomer_orders_a_license_and_verifies_its_document_against_the_jwks(
     assert jwks.status_code == 200  # public: no Authorization header
 
     claims = verified_claims(document.text, jwks.text)
-    assert (claims["iss"], claims["sub"], claims["product"]) == ("demo", license_id, "MYAPP")
+    assert (claims["iss"], claims["sub"], claims["product"]) == ("demo", license_id, "NEWAPP")
     assert sorted(claims["features"]) == ["base", "pro"]
     assert abs(claims["exp"] - (time.time() + 365 * 86400)) < 3600
 
