@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -93,7 +93,7 @@ def _lines(form: dict[str, str]) -> _Lines:
     return _Lines(lines, rows)
 
 
-def _row_field(rows: list[int]) -> Any:
+def _row_field(rows: list[int]) -> Callable[[str], str]:
     """The service numbers the lines it received; the form, its rows."""
 
     def field(name: str) -> str:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from licentia.domain.actors import Actor
-from licentia.domain.errors import LicentiaError
+from licentia.domain.errors import LicentiaError, ValidationError
 from licentia.server.db.base import utcnow
 from licentia.server.db.pagination import Page, paginate
 from licentia.server.licenses.holdings import ticket_holdings
@@ -129,7 +129,7 @@ def mail_code(request: Request, ticket_id: str, to: str = Form("")) -> Response:
                 public_url=backend.settings.public_url,
             ),
         )
-    except LicentiaError as error:
+    except ValidationError as error:  # another vendor's ticket stays a 404 page
         problems = problems_of(request, error)
         return _page(request, actor, ticket_id, to=to, problems=problems, status_code=422)
     try:
