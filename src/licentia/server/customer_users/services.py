@@ -22,9 +22,10 @@ from licentia.server.customer_users.models import CustomerSession, CustomerUser
 from licentia.server.db.base import utcnow
 from licentia.server.orders.services import get_customer
 from licentia.server.tenancy.models import Vendor
-from licentia.server.tenancy.passwords import check_password_rule, hash_password, password_matches
+from licentia.server.tenancy.passwords import check_password_rule, hash_password
 
 SESSION_PREFIX = "lcu_"
+WRONG_CREDENTIALS = "wrong e-mail or password"
 LINK_TTL = timedelta(days=7)
 
 
@@ -125,27 +126,44 @@ class CustomerLoggedIn:
     expires_at: datetime
 
 
-def log_in_customer(
-    session: Session, vendor: Vendor, *, email: str, password: str, ttl: timedelta
-) -> CustomerLoggedIn:
-    """A new portal session; AuthenticationError (the same, after the same work) for an
-    unknown e-mail, a wrong password, a user without a password yet or a disabled one."""
-    user = session.scalar(
-        select(CustomerUser).where(
-            CustomerUser.vendor_id == vendor.id, CustomerUser.email == email.strip().lower()
+@dataclass(frozen=True)
+class CustomerLoginCandidate:
+    """Who a portal login names, read before the password is checked (outside any
+    transaction); no hash for an unknown, disabled or not yet activated user."""
+
+    user_id: str | None
+    password_hash: str | None
+
+
+def find_customer_login(session: Session, vendor: Vendor, *, email: str) -> CustomerLoginCandidate:
+    row = session.execute(
+        select(CustomerUser.id, CustomerUser.password_hash).where(
+            CustomerUser.vendor_id == vendor.id,
+            CustomerUser.email == email.strip().lower(),
+            CustomerUser.disabled_at.is_(None),
         )
-    )
-    if not password_matches(user.password_hash if user else None, password):
-        user = None
-    if user is None or user.disabled_at is not None:
-        raise AuthenticationError("wrong e-mail or password")
+    ).first()
+    if row is None:
+        return CustomerLoginCandidate(None, None)
+    return CustomerLoginCandidate(row.id, row.password_hash)
+
+
+def start_customer_session(
+    session: Session, candidate: CustomerLoginCandidate, *, ttl: timedelta
+) -> CustomerLoggedIn:
+    """The portal session of a candidate whose password matched. Raises
+    AuthenticationError if the user was disabled or the password changed meanwhile."""
+    user = session.get(CustomerUser, candidate.user_id) if candidate.user_id else None
+    unchanged = user is not None and user.password_hash == candidate.password_hash
+    if user is None or not unchanged or user.disabled_at is not None:
+        raise AuthenticationError(WRONG_CREDENTIALS)
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
     expires_at = utcnow() + ttl
     session.add(
         CustomerSession(
             token_hash=_sha256(token),
             customer_user_id=user.id,
-            vendor_id=vendor.id,
+            vendor_id=user.vendor_id,
             expires_at=expires_at,
         )
     )

@@ -1,5 +1,5 @@
-"""A vendor user's login for the HTTP API, with the password checked outside any
-transaction.
+"""Logins (a vendor user's for the API and the console, a customer user's for the
+portal), with the password checked outside any transaction.
 
 argon2id takes tens of milliseconds and 64 MiB. Run inside a write transaction it held
 a pooled connection and, on SQLite, the write lock for that long: 32 concurrent wrong
@@ -20,6 +20,15 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from licentia.domain.errors import AuthenticationError
+from licentia.server.customer_users.services import (
+    WRONG_CREDENTIALS as WRONG_CUSTOMER_CREDENTIALS,
+)
+from licentia.server.customer_users.services import (
+    CustomerLoggedIn,
+    CustomerLoginCandidate,
+    find_customer_login,
+    start_customer_session,
+)
 from licentia.server.db.engine import Database, run_read, run_write
 from licentia.server.logins.services import (
     ThrottlePolicy,
@@ -34,6 +43,7 @@ from licentia.server.tenancy.services import (
     LoggedIn,
     LoginCandidate,
     find_login,
+    get_vendor_by_slug,
     start_session,
 )
 
@@ -67,5 +77,37 @@ def log_in_staff_outside_transactions(
     def open_session(session: Session) -> LoggedIn:
         clear_account(session, keys[0])
         return start_session(session, candidate, ttl=ttl)
+
+    return run_write(db, open_session)
+
+
+def log_in_customer_outside_transactions(
+    db: Database,
+    checks: PasswordChecks,
+    *,
+    vendor_slug: str,
+    email: str,
+    password: str,
+    source_ip: str | None,
+    ttl: timedelta,
+    policy: ThrottlePolicy,
+    now: datetime,
+) -> CustomerLoggedIn:
+    """A customer user's portal session, in the same three steps and with the same
+    errors as :func:`log_in_staff_outside_transactions` (its own account counts)."""
+    keys = login_keys("customer", vendor_slug, email, source_ip)
+
+    def read(session: Session) -> CustomerLoginCandidate:
+        ensure_not_throttled(session, keys, policy, now)
+        return find_customer_login(session, get_vendor_by_slug(session, vendor_slug), email=email)
+
+    candidate = run_read(db, read)
+    if not checks.matches(candidate.password_hash, password):
+        run_write(db, lambda session: record_failure(session, keys, now))
+        raise AuthenticationError(WRONG_CUSTOMER_CREDENTIALS)
+
+    def open_session(session: Session) -> CustomerLoggedIn:
+        clear_account(session, keys[0])
+        return start_customer_session(session, candidate, ttl=ttl)
 
     return run_write(db, open_session)

@@ -19,6 +19,7 @@ from licentia.domain.errors import (
     LoginThrottledError,
     NotFoundError,
     PermissionDeniedError,
+    ServerBusyError,
     ValidationError,
 )
 from licentia.formats.jws import SignatureInvalidError
@@ -36,6 +37,7 @@ SENTENCES: dict[str, str] = {
     "UNAUTHENTICATED": N_("Wrong e-mail or password."),
     "LOGIN_THROTTLED": N_("Too many failed logins. Wait a few minutes before trying again."),
     "FORBIDDEN": N_("You are not allowed to do this."),
+    "LOGINS_BUSY": N_("Many people are logging in right now. Try again in a moment."),
     "CSRF_FAILED": N_("This form has expired or did not come from this site. Reload the page."),
     "NOT_FOUND": N_("This page or object does not exist, or is not yours to see."),
     "VALIDATION_FAILED": N_("Please correct this value."),
@@ -125,6 +127,7 @@ def unexpected(error: Exception, path: str) -> Problem:
 
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (LoginThrottledError, 429),
+    (ServerBusyError, 503),
     (ValidationError, 422),
     (SignatureInvalidError, 422),  # an uploaded file that is no signed message
     (AuthenticationError, 401),

@@ -11,38 +11,32 @@ from fastapi import Request, Response
 from licentia.domain.errors import LoginThrottledError
 from licentia.server.customer_users.services import CustomerLoggedIn
 from licentia.server.db.base import utcnow
-from licentia.server.logins.services import Refused, ThrottlePolicy
+from licentia.server.logins.services import ThrottlePolicy
 from licentia.server.tenancy.services import LoggedIn
 from licentia.server.web import units
 from licentia.server.web.sessions import end_session, forget_session, start_session
 
-LogIn = Callable[..., LoggedIn | CustomerLoggedIn | Refused]
+LogIn = Callable[..., LoggedIn | CustomerLoggedIn]
 
 
 def log_in_with(
     request: Request, log_in: LogIn, *, vendor_slug: str, email: str, password: str
 ) -> LoggedIn | CustomerLoggedIn:
-    """Run a login use case; raises its AuthenticationError (after committing the
-    failure it counted) or LoginThrottledError."""
-    settings = units.backend_of(request).settings
-    source_ip = request.client.host if request.client else None
-
-    def work(session: units.DbSession) -> LoggedIn | CustomerLoggedIn | Refused:
-        return log_in(
-            session,
-            vendor_slug=vendor_slug,
-            email=email,
-            password=password,
-            source_ip=source_ip,
-            ttl=timedelta(minutes=settings.session_ttl_minutes),
-            policy=ThrottlePolicy.of(settings),
-            now=utcnow(),
-        )
-
-    result = units.write(request, work)
-    if isinstance(result, Refused):
-        raise result.error
-    return result
+    """Run a login (``logins.bounded``) for this visitor; raises its
+    AuthenticationError, LoginThrottledError or ServerBusyError."""
+    backend = units.backend_of(request)
+    settings = backend.settings
+    return log_in(
+        backend.db,
+        backend.password_checks,
+        vendor_slug=vendor_slug,
+        email=email,
+        password=password,
+        source_ip=request.client.host if request.client else None,
+        ttl=timedelta(minutes=settings.session_ttl_minutes),
+        policy=ThrottlePolicy.of(settings),
+        now=utcnow(),
+    )
 
 
 def open_session(response: Response, request: Request, token: str) -> None:

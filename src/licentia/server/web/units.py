@@ -14,6 +14,7 @@ from licentia.server.db.runner import Runner
 from licentia.server.keys.master import MasterKey
 from licentia.server.mail import Mailer
 from licentia.server.settings import Settings
+from licentia.server.tenancy.passwords import PasswordChecks
 
 T = TypeVar("T")
 # Page handlers name the session type through this module, so that they import no
@@ -32,6 +33,8 @@ class Backend(Protocol):
     def master(self) -> MasterKey: ...
     @property
     def runner(self) -> Runner: ...
+    @property
+    def password_checks(self) -> PasswordChecks: ...
 
 
 def backend_of(request: Request) -> Backend:

@@ -7,13 +7,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from licentia.domain.actors import Actor
-from licentia.domain.errors import AuthenticationError, LicentiaError
-from licentia.server.logins.services import log_in_staff
+from licentia.domain.errors import AuthenticationError, LicentiaError, ServerBusyError
+from licentia.server.logins.bounded import log_in_staff_outside_transactions
 from licentia.server.tenancy.branding import Branding, branding_of, update_branding
 from licentia.server.tenancy.models import Vendor
 from licentia.server.web import units
 from licentia.server.web.csrf import check_csrf
-from licentia.server.web.errors import Problems, problem_of
+from licentia.server.web.errors import Problems, problem_of, status_of
 from licentia.server.web.logins import close_session, log_in_with, open_session
 from licentia.server.web.rendering import pages_of
 from licentia.server.web.sessions import visitor_of
@@ -52,12 +52,16 @@ def log_in(
     pages = pages_of(request)
     try:
         done = log_in_with(
-            request, log_in_staff, vendor_slug=vendor.strip(), email=email, password=password
+            request,
+            log_in_staff_outside_transactions,
+            vendor_slug=vendor.strip(),
+            email=email,
+            password=password,
         )
-    except AuthenticationError as error:
+    except (AuthenticationError, ServerBusyError) as error:
         problems = Problems()
         problems.add(problem_of(error, pages.gettext_for(request).gettext))
-        status = 429 if error.code == "LOGIN_THROTTLED" else 401
+        status = status_of(error)
         values = {"vendor": vendor, "email": email}
         return pages.render(
             request, "console/login.html", status_code=status, values=values, problems=problems

@@ -9,11 +9,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from licentia.domain.errors import AuthenticationError, LicentiaError
+from licentia.domain.errors import AuthenticationError, LicentiaError, ServerBusyError
 from licentia.server.customer_users.services import CustomerIdentity
 from licentia.server.db.base import utcnow
 from licentia.server.licenses.holdings import Holding, ticket_holdings
-from licentia.server.logins.services import log_in_customer_user
+from licentia.server.logins.bounded import log_in_customer_outside_transactions
 from licentia.server.orders.customer_tickets import (
     CustomerTicket,
     customer_ticket,
@@ -25,7 +25,7 @@ from licentia.server.tenancy.models import Vendor
 from licentia.server.tenancy.services import get_vendor_by_slug
 from licentia.server.web import units
 from licentia.server.web.csrf import check_csrf
-from licentia.server.web.errors import Problem, Problems, problem_of
+from licentia.server.web.errors import Problem, Problems, problem_of, status_of
 from licentia.server.web.logins import close_session, log_in_with, open_session
 from licentia.server.web.rendering import pages_of
 from licentia.server.web.sessions import visitor_of
@@ -195,12 +195,16 @@ def log_in(
     front = storefront(request, slug)
     try:
         done = log_in_with(
-            request, log_in_customer_user, vendor_slug=slug, email=email, password=password
+            request,
+            log_in_customer_outside_transactions,
+            vendor_slug=slug,
+            email=email,
+            password=password,
         )
-    except AuthenticationError as error:
+    except (AuthenticationError, ServerBusyError) as error:
         problems = Problems()
         problems.add(problem_of(error, pages_of(request).gettext_for(request).gettext))
-        status = 429 if error.code == "LOGIN_THROTTLED" else 401
+        status = status_of(error)
         return pages_of(request).render(
             request,
             "portal/login.html",
