@@ -1,7 +1,9 @@
-"""What a cloud container's customer admin may do, authenticated by the container's
-credential (the ``.licred`` secret): see who holds which seat and free one, read the
-denials, list and deregister the container's devices. The API's customer-admin routes
-and the License Portal call these; the vendor has the same through its own API.
+"""What a cloud container's customer admin may do: see who holds which seat and free
+one, read the denials, list and deregister the container's devices, read the unit
+counters. The API's customer-admin routes open a container with its credential (the
+``.licred`` secret, :func:`customer_admin`); the License Portal opens one of the
+logged-in customer's own containers (:func:`portal_admin`); both then call the same
+functions. The vendor has the same through its own API.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from licentia.domain.actors import Actor, ActorKind
 from licentia.domain.errors import NotFoundError
 from licentia.server.cloud import services as cloud
 from licentia.server.cloud.models import CloudContainer, CloudDevice
+from licentia.server.counters import services as counters
+from licentia.server.counters.models import LedgerEntry, UnitCounter
 from licentia.server.db.pagination import Page, paginate
 from licentia.server.licenses.models import License
 from licentia.server.seats import services as seats
@@ -50,6 +54,28 @@ def customer_admin(session: Session, slug: str, credential: str) -> CustomerAdmi
     vendor = get_vendor_by_slug(session, slug)
     container = cloud.container_by_credential(session, vendor.id, credential, lock=False)
     return CustomerAdmin(container, Actor(ActorKind.CUSTOMER_ADMIN, container.id, vendor.id))
+
+
+def portal_admin(
+    session: Session, vendor_id: str, customer_id: str, user_id: str, container_id: str
+) -> CustomerAdmin:
+    """A customer admin logged in to the portal, opening one of their customer's
+    containers. Raises NotFoundError for a container of another customer or vendor
+    (the same answer as for no container at all)."""
+    container = session.scalar(
+        cloud.containers_query(vendor_id, customer_id).where(CloudContainer.id == container_id)
+    )
+    if container is None:
+        raise NotFoundError("cloud container", container_id)
+    return CustomerAdmin(container, Actor(ActorKind.CUSTOMER_ADMIN, user_id, vendor_id))
+
+
+def customer_containers(
+    session: Session, vendor_id: str, customer_id: str, *, cursor: str | None, limit: int
+) -> Page[CloudContainer]:
+    """The customer's cloud containers, a page at a time."""
+    query = cloud.containers_query(vendor_id, customer_id)
+    return paginate(session, query, CloudContainer.id, cursor=cursor, limit=limit)
 
 
 def held_seats(
@@ -118,3 +144,46 @@ def devices(
 def deregister_device(session: Session, admin: CustomerAdmin, device_id: str) -> CloudDevice:
     """Free a device's place. Raises NotFoundError for a device of another container."""
     return cloud.deregister_device(session, admin.actor, admin.container, device_id)
+
+
+@dataclass(frozen=True)
+class Counter:
+    """A unit counter of one of the container's licenses."""
+
+    license_id: str
+    product: str
+    balance: int
+
+
+def counters_of(session: Session, admin: CustomerAdmin) -> list[Counter]:
+    """The unit counters of the container's licenses (licenses without one are left out)."""
+    pools = {pool.id: pool.product_code for pool in _pools(session, admin)}
+    found = session.scalars(
+        select(UnitCounter)
+        .where(UnitCounter.license_id.in_(pools))
+        .order_by(UnitCounter.license_id)
+    )
+    return [Counter(item.license_id, pools[item.license_id], item.balance) for item in found]
+
+
+@dataclass(frozen=True)
+class CounterLedger:
+    """One counter: its balance and a page of its ledger, oldest first."""
+
+    license_id: str
+    balance: int
+    ledger: Page[LedgerEntry]
+
+
+def counter(
+    session: Session, admin: CustomerAdmin, license_id: str, *, cursor: str | None, limit: int
+) -> CounterLedger:
+    """One counter with a page of its ledger. Raises NotFoundError for a license of
+    another container, ``NO_COUNTER`` for one that counts no units, ValidationError for
+    a malformed page request."""
+    if license_id not in {pool.id for pool in _pools(session, admin)}:
+        raise NotFoundError("license", license_id)
+    balance = counters.balance_of(session, license_id)
+    query = select(LedgerEntry).where(LedgerEntry.license_id == license_id)
+    entries = paginate(session, query, LedgerEntry.id, cursor=cursor, limit=limit)
+    return CounterLedger(license_id, balance, entries)

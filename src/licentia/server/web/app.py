@@ -26,6 +26,9 @@ from licentia.server.web.console import tickets as console_tickets
 from licentia.server.web.console.pages import router as console_router
 from licentia.server.web.errors import Problem, problem_of, status_of, unexpected
 from licentia.server.web.i18n import LANGUAGE_COOKIE, LANGUAGES
+from licentia.server.web.portal import containers as portal_containers
+from licentia.server.web.portal import counters as portal_counters
+from licentia.server.web.portal import seats as portal_seats
 from licentia.server.web.portal.offline import router as offline_router
 from licentia.server.web.portal.pages import router as portal_router
 from licentia.server.web.rendering import Pages, pages_of
@@ -68,6 +71,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.include_router(landing)
     app.include_router(portal_router)
     app.include_router(offline_router)
+    for portal_area in (portal_containers, portal_seats, portal_counters):
+        app.include_router(portal_area.router)
     app.include_router(console_router)
     for console_area in (
         console_dashboard,

@@ -76,6 +76,8 @@ SENTENCES: dict[str, str] = {
     "ORDER_CUSTOMER_CONFLICT": N_("This order belongs to another customer."),
     "EMAIL_INVALID": N_("This is not an e-mail address."),
     "MAIL_NOT_SENT": N_("The mail server did not take the message. Try again later."),
+    "LEASE_NOT_FOUND": N_("This seat is free already, or it is not one of this container's."),
+    "NO_COUNTER": N_("This license counts no units."),
     "INTERNAL_ERROR": N_("Something went wrong on our side. It has been logged; try again later."),
 }
 
