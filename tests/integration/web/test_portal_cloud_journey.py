@@ -1,0 +1,53 @@
+"""A customer admin frees, in a real browser, the seat a real SDK client holds; the
+client learns it at its next heartbeat (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from licentia.client import CloudClient, SeatLostError, redeem_cloud_ticket
+from licentia.server.db.engine import Database
+from tests.factories import PASSWORD, VendorFactory
+from tests.integration.web.browser import screenshot
+from tests.integration.web.pages import customer_with_admin
+
+
+def test_a_seat_freed_in_the_portal_is_lost_by_the_sdk_client_holding_it(
+    page: Page, live_server: str, vendors: VendorFactory, database: Database, tmp_path: Path
+):
+    vendor = vendors.create()
+    customer_id, email = customer_with_admin(database, vendor)
+    template = vendor.template({"delivery": "seat_pool", "seats": 1})
+    order = vendor.order([{"sku": template["sku"], "quantity": 1}], customer_id=customer_id)
+    credential = redeem_cloud_ticket(live_server, vendor.slug, order["ticket_code"])
+    ticket = vendor.ok("GET", f"/tickets/{order['ticket_id']}")
+    product = vendor.ok("GET", f"/licenses/{ticket['license_ids'][0]}")["product_code"]
+    jwks = vendor.ok("GET", f"/vendors/{vendor.slug}/jwks.json")
+    client = CloudClient(
+        credential, public_keys=jwks, state_dir=tmp_path / "pc", device_name="office-pc"
+    )
+    try:
+        with client.seat(product, user="ann") as seat:
+            page.goto(f"{live_server}/portal/{vendor.slug}/login")
+            page.get_by_label("E-mail").fill(email)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            page.get_by_role("link", name="Cloud containers").first.click()
+            screenshot(page, "portal-containers")
+            page.locator("main table a").first.click()
+            expect(page.get_by_role("heading", name="Registered computers")).to_be_visible()
+            screenshot(page, "portal-container")
+            page.get_by_role("link", name="Seats", exact=True).click()
+            expect(page.get_by_role("cell", name="ann", exact=True)).to_be_visible()
+            screenshot(page, "portal-seats")
+            page.get_by_role("button", name="Free the seat of ann").click()
+            expect(page.get_by_text("No seat is in use.")).to_be_visible()
+            with pytest.raises(SeatLostError):
+                seat.heartbeat()
+            assert seat.lost and seat.error is not None
+            assert seat.error.server_code == "SEAT_LOST"
+    finally:
+        client.close()
