@@ -10,7 +10,8 @@ to exit codes in ``licentia.cli.output``.
     │   ├── DateOutOfRangeError      a date beyond the range Licentia supports
     │   └── IdentifierInvalidError   an identifier with invisible or control characters
     ├── AuthenticationError      no or bad credentials
-    │   └── LoginThrottledError  too many failed logins lately (retry later)
+    │   ├── LoginThrottledError  too many failed logins lately (retry later)
+    │   └── LinkInvalidError     an e-mailed link unknown, used or expired
     ├── PermissionDeniedError    credentials lack the scope
     ├── NotFoundError            no such object for this vendor
     ├── ConflictError            the request clashes with current state
@@ -74,6 +75,10 @@ class LoginThrottledError(AuthenticationError):
             retry_after_seconds=retry_after_seconds,
         )
         self.retry_after_seconds = retry_after_seconds
+
+
+class LinkInvalidError(AuthenticationError):
+    code = "LINK_INVALID"
 
 
 class PermissionDeniedError(LicentiaError):

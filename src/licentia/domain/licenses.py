@@ -71,6 +71,14 @@ def check_transition(action: str, current: LicenseState) -> None:
         raise IllegalTransitionError(action, current.value)
 
 
+VENDOR_ACTIONS = ("suspend", "resume", "extend", "withdraw", "replace")
+
+
+def allowed_actions(current: LicenseState) -> frozenset[str]:
+    """The vendor's actions the state machine allows on a license that is ``current``."""
+    return frozenset(action for action in VENDOR_ACTIONS if current in _TRANSITIONS[action])
+
+
 def target_state(
     action: str, current: LicenseState, before_suspend: LicenseState | None
 ) -> LicenseState:

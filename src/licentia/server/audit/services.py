@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -242,6 +243,35 @@ def verify_chains(session: Session, chain: str | None = None) -> list[ChainBreak
         if found is not None:
             breaks.append(found)
     return breaks
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What verifying one chain found: how many events were checked, up to which
+    ``seq`` the head says the chain reaches, and the first break (None if intact)."""
+
+    chain: str
+    events: int
+    head_seq: int
+    broken: ChainBreak | None
+
+
+def verify_chain(session: Session, chain: str) -> ChainReport:
+    """Check every link of ``chain`` against its head."""
+    head = session.get(AuditHead, chain)
+    events = session.scalars(
+        select(AuditEvent).where(AuditEvent.chain == chain).order_by(AuditEvent.seq)
+    )
+    checked = [0]
+
+    def counted() -> Iterator[dict[str, Any]]:
+        for row in events:
+            checked[0] += 1
+            yield _as_fields(row)
+
+    tip = (head.seq, head.hash) if head is not None else None
+    broken = find_break(chain, counted(), tip)
+    return ChainReport(chain, checked[0], head.seq if head is not None else 0, broken)
 
 
 def _as_fields(event: AuditEvent) -> dict[str, Any]:

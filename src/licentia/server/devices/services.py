@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,9 @@ from licentia.server.licenses.models import License
 
 ACTIVE, BLACKLISTED = "active", "blacklisted"
 CLONE, REPLAY, MANIPULATION = "clone_suspected", "replay_suspected", "manipulation_suspected"
+STATUSES = (ACTIVE, BLACKLISTED)
+FLAG_KINDS = (CLONE, REPLAY, MANIPULATION)
+ANY_FLAG = "any"
 
 
 class DeviceBlacklistedError(PermissionDeniedError):
@@ -181,11 +185,36 @@ def get_device(session: Session, actor: Actor, device_id: str, *, lock: bool = F
     return device
 
 
-def devices_query(actor: Actor, status: str | None = None) -> Select[Device]:
+def devices_query(
+    actor: Actor, status: str | None = None, *, flag: str | None = None
+) -> Select[Device]:
+    """The vendor's devices, narrowed to a status and to those an active flag holds
+    (of one kind, or ``any``). Raises ValidationError for a value not among those."""
     query = select(Device).where(Device.vendor_id == _vendor(actor))
-    if status is None:
-        return query
-    return query.where(Device.status == one_of(status, (ACTIVE, BLACKLISTED), field="status"))
+    if status is not None:
+        query = query.where(Device.status == one_of(status, STATUSES, field="status"))
+    if flag is not None:
+        one_of(flag, (ANY_FLAG, *FLAG_KINDS), field="flag")
+        flagged = select(DeviceFlag.id).where(
+            DeviceFlag.device_id == Device.id, DeviceFlag.cleared_at.is_(None)
+        )
+        if flag != ANY_FLAG:
+            flagged = flagged.where(DeviceFlag.kind == flag)
+        query = query.where(flagged.exists())
+    return query
+
+
+def flags_of(session: Session, device_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The active flags of several devices, read in one statement, by device id."""
+    found: dict[str, list[str]] = {device_id: [] for device_id in device_ids}
+    rows = session.execute(
+        select(DeviceFlag.device_id, DeviceFlag.kind)
+        .where(DeviceFlag.device_id.in_(list(device_ids)), DeviceFlag.cleared_at.is_(None))
+        .order_by(DeviceFlag.id)
+    )
+    for device_id, kind in rows:
+        found[device_id].append(kind)
+    return found
 
 
 def release_licenses(session: Session, actor: Actor, device: Device, now: datetime) -> list[str]:

@@ -211,6 +211,7 @@ class LicenseFilter:
     customer_id: str | None = None
     state: str | None = None
     product_code: str | None = None
+    device_id: str | None = None
 
 
 def licenses_query(actor: Actor, filters: LicenseFilter) -> Select[License]:
@@ -219,6 +220,7 @@ def licenses_query(actor: Actor, filters: LicenseFilter) -> Select[License]:
         (License.ticket_id, filters.ticket_id),
         (License.customer_id, filters.customer_id),
         (License.product_code, filters.product_code),
+        (License.device_id, filters.device_id),
     ):
         if value is not None:
             query = query.where(column == value)

@@ -43,8 +43,11 @@ class VendorUser(Base):
     id: Mapped[str] = id_column()
     vendor_id: Mapped[str] = vendor_column()
     email: Mapped[str] = mapped_column(String(320))
-    password_hash: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(200))  # None: invited, not set
     role: Mapped[str] = mapped_column(String(20))
+    # The e-mailed link that sets the password: only its hash, until it is used.
+    link_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    link_expires_at: Mapped[datetime | None]
     disabled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = created_column()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
@@ -58,7 +58,12 @@ def device_out(view: devices.DeviceView) -> DeviceOut:
 
 @router.get("/devices", response_model=PageOut[DeviceOut])
 def list_devices(
-    status: str | None = None,
+    status: str | None = Query(None, description="active or blacklisted"),
+    flag: str | None = Query(
+        None,
+        description="held by an active flag: clone_suspected, replay_suspected, "
+        "manipulation_suspected, or any",
+    ),
     page: PageParams = Depends(page_params),
     ctx: Context = Depends(require("licenses:read")),
 ) -> PageOut[DeviceOut]:
@@ -66,7 +71,7 @@ def list_devices(
         lambda s: page_of(
             paginate(
                 s,
-                devices.devices_query(ctx.actor, status),
+                devices.devices_query(ctx.actor, status, flag=flag),
                 Device.id,
                 cursor=page.cursor,
                 limit=page.limit,

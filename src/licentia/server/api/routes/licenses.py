@@ -71,10 +71,11 @@ def list_licenses(
         description="available, activated, returned, suspended, withdrawn, replaced or expired",
     ),
     product_code: str | None = None,
+    device_id: str | None = Query(None, description="the licenses a device holds"),
     page: PageParams = Depends(page_params),
     ctx: Context = Depends(require("licenses:read")),
 ) -> PageOut[LicenseOut]:
-    filters = licenses.LicenseFilter(ticket_id, customer_id, state, product_code)
+    filters = licenses.LicenseFilter(ticket_id, customer_id, state, product_code, device_id)
     return ctx.read(
         lambda s: page_of(
             paginate(
