@@ -17,12 +17,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from licentia.domain.errors import LicentiaError
 from licentia.server.mail import MailTemplates, mailer_for
 from licentia.server.settings import Settings
+from licentia.server.web.console import audit, devices, keys, licenses, offline, staff_users
 from licentia.server.web.console import customers as console_customers
 from licentia.server.web.console import dashboard as console_dashboard
 from licentia.server.web.console import license_templates as console_templates
 from licentia.server.web.console import orders as console_orders
 from licentia.server.web.console import products as console_products
 from licentia.server.web.console import tickets as console_tickets
+from licentia.server.web.console.frame import LoginNeeded, to_login
 from licentia.server.web.console.pages import router as console_router
 from licentia.server.web.errors import Problem, problem_of, status_of, unexpected
 from licentia.server.web.i18n import LANGUAGE_COOKIE, LANGUAGES
@@ -83,6 +85,9 @@ def install(app: FastAPI, settings: Settings) -> None:
         console_tickets,
     ):
         app.include_router(console_area.router)
+    for area in (licenses, devices, offline, keys, staff_users, audit):
+        app.include_router(area.router)
+    app.add_exception_handler(LoginNeeded, to_login)
     _page_errors(app)
     app.add_middleware(PageHeaders)
 

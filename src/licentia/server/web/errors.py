@@ -78,6 +78,13 @@ SENTENCES: dict[str, str] = {
     "MAIL_NOT_SENT": N_("The mail server did not take the message. Try again later."),
     "LEASE_NOT_FOUND": N_("This seat is free already, or it is not one of this container's."),
     "NO_COUNTER": N_("This license counts no units."),
+    "ILLEGAL_TRANSITION": N_("The license's state does not allow this now."),
+    "NOT_TIME_LIMITED": N_("This license never expires, so there is nothing to extend."),
+    "KEY_IS_CURRENT": N_("The current signing key cannot be retired: rotate first."),
+    "NO_SIGNING_KEY": N_("This vendor has no signing key yet: rotate to make one."),
+    "LAST_ADMIN": N_("The vendor would be left without an active admin."),
+    "ALREADY_ACTIVE": N_("This colleague has set a password already or is disabled."),
+    "LINK_INVALID": N_("This link is unknown, used already or expired. Ask for a new invitation."),
     "INTERNAL_ERROR": N_("Something went wrong on our side. It has been logged; try again later."),
 }
 

@@ -24,3 +24,15 @@ VALIDITY_KINDS = (
     N_("days_from_activation"),
 )
 DEVICE_STATUSES = (N_("active"), N_("blacklisted"))
+# What the console shows for a license after a vendor action ("Done: the license is …").
+LICENSE_ACTIONS_DONE = (N_("resumed"), N_("extended"))
+
+# Flag kinds are stored with underscores; the pages show them with spaces.
+DEVICE_FLAGS = (
+    N_("any"),
+    N_("clone suspected"),
+    N_("replay suspected"),
+    N_("manipulation suspected"),
+)
+STAFF_ROLES = (N_("admin"), N_("sales"), N_("support"), N_("read-only"))
+SIGNING_KEY_STATUSES = (N_("current"), N_("previous"), N_("retired"))

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from licentia.server.db.engine import Database, run_write
 from licentia.server.db.runner import Runner
 from licentia.server.keys.master import MasterKey
-from licentia.server.mail import Mailer
+from licentia.server.mail import Mailer, MailTemplates
 from licentia.server.settings import Settings
 from licentia.server.tenancy.passwords import PasswordChecks
 
@@ -20,6 +20,12 @@ T = TypeVar("T")
 # Page handlers name the session type through this module, so that they import no
 # SQLAlchemy themselves (import-linter: pages-translate).
 DbSession = Session
+
+
+class Forgetful(Protocol):
+    """A cache of credentials that can be told to forget them all."""
+
+    def clear(self) -> None: ...
 
 
 class Backend(Protocol):
@@ -35,6 +41,8 @@ class Backend(Protocol):
     def runner(self) -> Runner: ...
     @property
     def password_checks(self) -> PasswordChecks: ...
+    @property
+    def credentials(self) -> Forgetful: ...
 
 
 def backend_of(request: Request) -> Backend:
@@ -45,6 +53,17 @@ def backend_of(request: Request) -> Backend:
 def mailer_of(request: Request) -> Mailer:
     mailer: Mailer = request.app.state.mailer
     return mailer
+
+
+def mail_templates_of(request: Request) -> MailTemplates:
+    templates: MailTemplates = request.app.state.mail_templates
+    return templates
+
+
+def forget_credentials(request: Request) -> None:
+    """After a revocation: this process stops trusting its cached credentials at once
+    (others within ``LICENTIA_CREDENTIAL_CACHE_SECONDS``)."""
+    backend_of(request).credentials.clear()
 
 
 def read(request: Request, work: Callable[[Session], T]) -> T:

@@ -1,0 +1,136 @@
+"""Console: API keys (for the vendor's ERP, CRM or shop) and signing keys. An API key is
+created with its scopes and its secret shown on the answer to that one request, never
+again (the page is sent with ``Cache-Control: no-store``); keys are revoked and show
+when they were last used. Signing keys are rotated and retired. The same use cases as
+``api/routes/keys.py``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from licentia.domain.actors import Actor
+from licentia.domain.errors import LicentiaError
+from licentia.domain.scopes import SCOPES
+from licentia.server.db.pagination import paginate
+from licentia.server.keys import services as keys
+from licentia.server.tenancy import services as tenancy
+from licentia.server.tenancy.models import ApiKey
+from licentia.server.web import units
+from licentia.server.web.console.frame import (
+    limit_of,
+    next_page,
+    problems_of,
+    render,
+    staff_of,
+    vendor_id_of,
+)
+from licentia.server.web.csrf import check_csrf
+from licentia.server.web.errors import Problems, status_of
+
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
+
+
+def _api_keys_page(
+    request: Request,
+    actor: Actor,
+    *,
+    cursor: str | None = None,
+    problems: Problems | None = None,
+    values: dict[str, object] | None = None,
+    issued: tenancy.IssuedApiKey | None = None,
+    status_code: int = 200,
+) -> Response:
+    query, limit = tenancy.api_keys_query(vendor_id_of(actor)), limit_of(request)
+    page = units.read(request, lambda s: paginate(s, query, ApiKey.id, cursor=cursor, limit=limit))
+    response = render(
+        request,
+        actor,
+        "console/api_keys.html",
+        status_code=status_code,
+        items=page.items,
+        next_page=next_page(request, page.next_cursor),
+        scopes=SCOPES,
+        problems=problems or Problems(),
+        values=values or {"name": "", "scopes": []},
+        issued=issued,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/api-keys", response_class=HTMLResponse)
+def api_keys(request: Request, cursor: str | None = None) -> Response:
+    actor = staff_of(request, "keys:read")
+    return _api_keys_page(request, actor, cursor=cursor)
+
+
+@router.post("/api-keys", response_class=HTMLResponse)
+def create_api_key(
+    request: Request, name: str = Form(""), scopes: list[str] = Form([])
+) -> Response:
+    actor = staff_of(request, "keys:write")
+    try:
+        issued = units.write(
+            request,
+            lambda s: tenancy.create_api_key(
+                s, actor, vendor_id_of(actor), name=name.strip(), scopes=scopes
+            ),
+        )
+    except LicentiaError as error:
+        return _api_keys_page(
+            request,
+            actor,
+            problems=problems_of(request, error),
+            values={"name": name, "scopes": scopes},
+            status_code=status_of(error),
+        )
+    return _api_keys_page(request, actor, issued=issued, status_code=201)
+
+
+@router.post("/api-keys/{key_id}/revoke", response_class=HTMLResponse)
+def revoke_api_key(key_id: str, request: Request) -> Response:
+    actor = staff_of(request, "keys:write")
+    units.write(request, lambda s: tenancy.revoke_api_key(s, actor, vendor_id_of(actor), key_id))
+    units.forget_credentials(request)
+    return RedirectResponse("/console/api-keys?done=revoked", status_code=303)
+
+
+@router.get("/signing-keys", response_class=HTMLResponse)
+def signing_keys(request: Request) -> Response:
+    actor = staff_of(request, "keys:read")
+    return _signing_keys_page(request, actor, problems=Problems())
+
+
+def _signing_keys_page(
+    request: Request, actor: Actor, *, problems: Problems, status_code: int = 200
+) -> Response:
+    items = units.read(request, lambda s: keys.list_signing_keys(s, vendor_id_of(actor)))
+    return render(
+        request,
+        actor,
+        "console/signing_keys.html",
+        status_code=status_code,
+        items=items,
+        problems=problems,
+        done=request.query_params.get("done"),
+    )
+
+
+@router.post("/signing-keys/rotate", response_class=HTMLResponse)
+def rotate(request: Request) -> Response:
+    actor = staff_of(request, "keys:write")
+    master = units.backend_of(request).master
+    units.write(request, lambda s: keys.create_signing_key(s, actor, vendor_id_of(actor), master))
+    return RedirectResponse("/console/signing-keys?done=rotated", status_code=303)
+
+
+@router.post("/signing-keys/{kid}/retire", response_class=HTMLResponse)
+def retire(kid: str, request: Request) -> Response:
+    actor = staff_of(request, "keys:write")
+    try:
+        units.write(request, lambda s: keys.retire_signing_key(s, actor, vendor_id_of(actor), kid))
+    except LicentiaError as error:
+        problems = problems_of(request, error)
+        return _signing_keys_page(request, actor, problems=problems, status_code=status_of(error))
+    return RedirectResponse("/console/signing-keys?done=retired", status_code=303)

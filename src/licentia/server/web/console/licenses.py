@@ -1,0 +1,166 @@
+"""Console: licenses. A list filtered by state, product, customer and device (the
+filters stay in the address, pages follow a cursor), a license's detail with its
+history, and the vendor's actions on it: extend, suspend, resume, withdraw, replace.
+The same use cases as ``api/routes/licenses.py``; a refusal of the state machine
+(``ILLEGAL_TRANSITION``, naming the current state) is shown above the actions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from licentia.domain.actors import Actor
+from licentia.domain.errors import LicentiaError, ValidationError
+from licentia.domain.licenses import LicenseState, allowed_actions
+from licentia.server.db.base import utcnow
+from licentia.server.db.pagination import paginate
+from licentia.server.licenses import services as licenses
+from licentia.server.licenses.models import License
+from licentia.server.web import units
+from licentia.server.web.console.frame import (
+    filters_of,
+    history_of,
+    limit_of,
+    next_page,
+    problems_of,
+    render,
+    staff_of,
+)
+from licentia.server.web.csrf import check_csrf
+from licentia.server.web.errors import Problems, status_of
+
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
+FILTERS = ("state", "product", "customer", "device")
+STATES = tuple(state.value for state in LicenseState)
+Action = Callable[[units.DbSession, Actor], License]
+
+
+@router.get("/licenses", response_class=HTMLResponse)
+def license_list(request: Request, cursor: str | None = None) -> Response:
+    actor = staff_of(request, "licenses:read")
+    chosen = filters_of(request, FILTERS)
+    filters = licenses.LicenseFilter(
+        customer_id=chosen.get("customer"),
+        state=chosen.get("state"),
+        product_code=chosen.get("product"),
+        device_id=chosen.get("device"),
+    )
+    problems, items, more = Problems(), [], None
+    try:
+        query, limit = licenses.licenses_query(actor, filters), limit_of(request)
+        page = units.read(
+            request, lambda s: paginate(s, query, License.id, cursor=cursor, limit=limit)
+        )
+        items, more = list(page.items), next_page(request, page.next_cursor)
+    except ValidationError as error:
+        problems = problems_of(request, error)
+    now = utcnow()
+    return render(
+        request,
+        actor,
+        "console/licenses.html",
+        status_code=422 if problems else 200,
+        items=items,
+        filters=chosen,
+        states=STATES,
+        next_page=more,
+        problems=problems,
+        state_of=lambda item: licenses.state_of(item, now).value,
+    )
+
+
+def _detail(
+    request: Request, license_id: str, *, problems: Problems, status_code: int = 200
+) -> Response:
+    actor = staff_of(request, "licenses:read")
+
+    def work(session: units.DbSession) -> dict[str, Any]:
+        license_ = licenses.get_license(session, actor, license_id)
+        return {"item": license_, "history": history_of(session, actor, "license", license_id)}
+
+    found = units.read(request, work)
+    state = licenses.state_of(found["item"], utcnow())
+    return render(
+        request,
+        actor,
+        "console/license.html",
+        status_code=status_code,
+        state=state.value,
+        allowed=allowed_actions(state),
+        problems=problems,
+        done=request.query_params.get("done"),
+        **found,
+    )
+
+
+@router.get("/licenses/{license_id}", response_class=HTMLResponse)
+def license_detail(license_id: str, request: Request) -> Response:
+    return _detail(request, license_id, problems=Problems())
+
+
+def _act(request: Request, license_id: str, done: str, action: Action) -> Response:
+    """Run ``action``; on success show the license it answers (a successor after a
+    replacement), else this license with the refusal above its actions."""
+    actor = staff_of(request, "licenses:write")
+    try:
+        changed = units.write(request, lambda s: action(s, actor).id)
+    except LicentiaError as error:
+        problems = problems_of(request, error)
+        return _detail(request, license_id, problems=problems, status_code=status_of(error))
+    return RedirectResponse(f"/console/licenses/{changed}?done={done}", status_code=303)
+
+
+def _until(text: str) -> datetime | None:
+    """A day of the form as the end of that day, UTC."""
+    if not text.strip():
+        return None
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError as error:
+        raise ValidationError("write a date as YYYY-MM-DD", field="until") from error
+    return datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC)
+
+
+def _days(text: str) -> int | None:
+    if not text.strip():
+        return None
+    try:
+        return int(text.strip())
+    except ValueError as error:
+        raise ValidationError("write a whole number of days", field="days") from error
+
+
+@router.post("/licenses/{license_id}/extend", response_class=HTMLResponse)
+def extend(
+    license_id: str, request: Request, until: str = Form(""), days: str = Form("")
+) -> Response:
+    def action(session: units.DbSession, actor: Actor) -> License:
+        end, more = _until(until), _days(days)
+        return licenses.extend_license(session, actor, license_id, until=end, days=more)
+
+    return _act(request, license_id, "extended", action)
+
+
+@router.post("/licenses/{license_id}/replace", response_class=HTMLResponse)
+def replace(license_id: str, request: Request, sku: str = Form("")) -> Response:
+    def action(session: units.DbSession, actor: Actor) -> License:
+        return licenses.replace_license(session, actor, license_id, sku=sku.strip() or None)
+
+    return _act(request, license_id, "replaced", action)
+
+
+@router.post("/licenses/{license_id}/{verb}", response_class=HTMLResponse)
+def change_state(
+    license_id: str, verb: Literal["suspend", "resume", "withdraw"], request: Request
+) -> Response:
+    """Registered last, so that ``extend`` and ``replace`` match their own routes."""
+
+    def action(session: units.DbSession, actor: Actor) -> License:
+        return licenses.change_state(session, actor, license_id, verb)
+
+    done = {"suspend": "suspended", "resume": "resumed", "withdraw": "withdrawn"}[verb]
+    return _act(request, license_id, done, action)
