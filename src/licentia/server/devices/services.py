@@ -43,34 +43,6 @@ def lock_device(session: Session, vendor_id: str, key_id: str) -> Device | None:
     )
 
 
-def register_device(
-    session: Session,
-    vendor_id: str,
-    *,
-    key_id: str,
-    public_key: bytes,
-    encryption_key: bytes,
-    fingerprint: dict[str, str],
-    vm: bool,
-) -> Device:
-    """A new device. A concurrent registration of the same key fails the flush with an
-    IntegrityError; the caller's unit of work retries and then finds it."""
-    device = Device(
-        vendor_id=vendor_id,
-        key_id=key_id,
-        public_key=public_key,
-        encryption_key=encryption_key,
-        fingerprint=fingerprint,
-        vm=vm,
-        status=ACTIVE,
-        seq=0,
-        confirmed_seq=0,
-    )
-    session.add(device)
-    session.flush()
-    return device
-
-
 def record_visit(
     session: Session,
     device_id: str,
