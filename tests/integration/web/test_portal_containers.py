@@ -118,3 +118,41 @@ def test_the_containers_pages_speak_german(
     log_in_customer(browser, vendor, mine.admin_email)
     page = browser.get(f"/portal/{vendor.slug}/containers/{mine.container_id}")
     assert page.status_code == 200 and "Registrierte Computer" in page.text
+
+
+def test_a_customer_admin_renames_a_container_and_an_empty_name_is_refused_at_its_field(
+    app: FastAPI, vendors: VendorFactory, database: Database
+):
+    vendor = vendors.create()
+    mine = customer_container(database, vendor, delivery="cloud")
+    browser = Browser(app)
+    log_in_customer(browser, vendor, mine.admin_email)
+    here = f"/portal/{vendor.slug}/containers/{mine.container_id}"
+    done = browser.submit(here, f"{here}/name", {"name": "  Design team  "})
+    assert done.status_code == 303
+    assert "Design team" in browser.get(f"/portal/{vendor.slug}/containers").text
+    assert vendor.ok("GET", f"/cloud-containers/{mine.container_id}")["name"] == "Design team"
+    refused = browser.submit(here, f"{here}/name", {"name": "   "})
+    assert refused.status_code == 422
+    assert 'id="f-name-problem" aria-live="polite"><span class="code">VALIDATION_FAILED' in (
+        refused.text
+    )
+    assert vendor.ok("GET", f"/cloud-containers/{mine.container_id}")["name"] == "Design team"
+
+
+def test_another_customers_container_cannot_be_renamed_nor_without_the_forms_token(
+    app: FastAPI, vendors: VendorFactory, database: Database
+):
+    vendor = vendors.create()
+    mine = customer_container(database, vendor, delivery="cloud")
+    theirs = customer_container(database, vendor, delivery="cloud")
+    before = vendor.ok("GET", f"/cloud-containers/{theirs.container_id}")["name"]
+    browser = Browser(app)
+    log_in_customer(browser, vendor, mine.admin_email)
+    own = f"/portal/{vendor.slug}/containers/{mine.container_id}"
+    other = f"/portal/{vendor.slug}/containers/{theirs.container_id}"
+    assert browser.submit(own, f"{other}/name", {"name": "Taken"}).status_code == 404
+    forged = browser.client.post(f"{own}/name", data={"name": "Forged"})
+    assert forged.status_code == 403 and "CSRF_FAILED" in forged.text
+    assert vendor.ok("GET", f"/cloud-containers/{theirs.container_id}")["name"] == before
+    assert vendor.ok("GET", f"/cloud-containers/{mine.container_id}")["name"] != "Forged"

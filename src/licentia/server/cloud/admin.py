@@ -1,6 +1,6 @@
 """What a cloud container's customer admin may do: see who holds which seat and free
-one, read the denials, list and deregister the container's devices, read the unit
-counters. The API's customer-admin routes open a container with its credential (the
+one, read the denials, list and deregister the container's devices, rename it (the portal), read
+the unit counters. The API's customer-admin routes open a container with its credential (the
 ``.licred`` secret, :func:`customer_admin`); the License Portal opens one of the
 logged-in customer's own containers (:func:`portal_admin`); both then call the same
 functions. The vendor has the same through its own API.
@@ -139,6 +139,11 @@ def devices(
     """The devices registered to the container (deregistered ones too), a page at a time."""
     query = select(CloudDevice).where(CloudDevice.container_id == admin.container.id)
     return paginate(session, query, CloudDevice.id, cursor=cursor, limit=limit)
+
+
+def rename_container(session: Session, admin: CustomerAdmin, name: str) -> CloudContainer:
+    """Raises ValidationError (field ``name``) as :func:`cloud.rename_container`."""
+    return cloud.rename_container(session, admin.actor, admin.container, name)
 
 
 def deregister_device(session: Session, admin: CustomerAdmin, device_id: str) -> CloudDevice:

@@ -103,6 +103,31 @@ def reset_credential(session: Session, actor: Actor, container: CloudContainer) 
     return IssuedCredential(container, credential)
 
 
+MAX_NAME = 200
+
+
+def rename_container(
+    session: Session, actor: Actor, container: CloudContainer, name: str
+) -> CloudContainer:
+    """Give the container the name its users know it by. Raises ValidationError
+    (field ``name``) for a name that is empty or longer than 200 characters."""
+    name = name.strip()
+    if not 1 <= len(name) <= MAX_NAME:
+        raise ValidationError(f"a name has 1 to {MAX_NAME} characters", field="name")
+    if name != container.name:
+        before, container.name = container.name, name
+        record(
+            session,
+            actor,
+            "cloud_container.renamed",
+            "cloud_container",
+            container.id,
+            before={"name": before},
+            after={"name": name},
+        )
+    return container
+
+
 def get_container(
     session: Session, vendor_id: str, container_id: str, *, lock: bool = False
 ) -> CloudContainer:

@@ -1,10 +1,10 @@
 """The customer admin's cloud containers: the list, one container with its registered
-devices, and the deregistration of a device (``cloud.admin``, as the API's customer
-admin routes call it)."""
+devices, the deregistration of a device (``cloud.admin``, as the API's customer admin
+routes call it) and a new name for the container."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.errors import LicentiaError
@@ -41,6 +41,7 @@ def _container_page(
     cursor: str,
     problems: Problems | None = None,
     status_code: int = 200,
+    typed_name: str | None = None,
 ) -> Response:
     def work(session: units.DbSession) -> tuple[CloudContainer, Page[CloudDevice]]:
         opened = desk.container_admin(session, container_id)
@@ -55,6 +56,7 @@ def _container_page(
         status_code=status_code,
         container=container,
         devices=devices,
+        typed_name=container.name if typed_name is None else typed_name,
         problems=problems or Problems(),
     )
 
@@ -81,4 +83,23 @@ def deregister_device(slug: str, container_id: str, device_id: str, request: Req
     except LicentiaError as error:
         problems, status = refused(error, request)
         return _container_page(request, desk, container_id, "", problems, status)
+    return RedirectResponse(f"/portal/{slug}/containers/{container_id}", status_code=303)
+
+
+@router.post("/{slug}/containers/{container_id}/name")
+def rename_container(
+    slug: str, container_id: str, request: Request, name: str = Form("")
+) -> Response:
+    """The name the company's users know the container by."""
+    desk = desk_of(request, slug)
+    if not isinstance(desk, Desk):
+        return desk
+    try:
+        units.write(
+            request,
+            lambda s: admin.rename_container(s, desk.container_admin(s, container_id), name),
+        )
+    except LicentiaError as error:
+        problems, status = refused(error, request)
+        return _container_page(request, desk, container_id, "", problems, status, name)
     return RedirectResponse(f"/portal/{slug}/containers/{container_id}", status_code=303)
