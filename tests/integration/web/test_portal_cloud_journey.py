@@ -11,7 +11,9 @@ from playwright.sync_api import Page, expect
 from licentia.client import CloudClient, SeatLostError, redeem_cloud_ticket
 from licentia.server.db.engine import Database
 from tests.factories import PASSWORD, VendorFactory
-from tests.integration.web.browser import screenshot
+from tests.integration.test_cloud import CloudUser
+from tests.integration.web.browser import WIDTHS, screenshot
+from tests.integration.web.cloud_desk import customer_container
 from tests.integration.web.pages import customer_with_admin
 
 
@@ -51,3 +53,37 @@ def test_a_seat_freed_in_the_portal_is_lost_by_the_sdk_client_holding_it(
             assert seat.error.server_code == "SEAT_LOST"
     finally:
         client.close()
+
+
+def test_the_cloud_pages_read_well_on_a_phone_and_in_german(
+    page: Page, live_server: str, vendors: VendorFactory, database: Database
+):
+    vendor = vendors.create()
+    mine = customer_container(database, vendor, delivery="seat_pool", seats=2, units=50)
+    user = CloudUser(vendor, mine.credential, "office-pc")
+    assert user.checkout(mine.product, "ann", device="office-pc").status_code == 201
+    assert user.consume(mine.product, 5, "job-1").status_code == 200
+    page.goto(f"{live_server}/portal/{vendor.slug}/login")
+    page.get_by_label("E-mail").fill(mine.admin_email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    container = f"/portal/{vendor.slug}/containers/{mine.container_id}"
+    pages = {
+        "portal-containers": f"/portal/{vendor.slug}/containers",
+        "portal-container": container,
+        "portal-seats": f"{container}/seats",
+        "portal-counters": f"{container}/counters",
+        "portal-counter": f"{container}/counters/{mine.license_id}",
+    }
+    for language in ("en", "de"):
+        page.goto(f"{live_server}/language/{language}?next={container}")
+        for width in ("desktop", "phone"):
+            page.set_viewport_size({"width": WIDTHS[width], "height": 900})
+            for name, path in pages.items():
+                page.goto(f"{live_server}{path}")
+                expect(page.locator("h1")).to_be_visible()
+                overflow = page.evaluate("document.documentElement.scrollWidth")
+                assert overflow <= WIDTHS[width], (name, width)
+                screenshot(page, name if language == "en" else f"{name}-de")
+    page.goto(f"{live_server}{container}")
+    expect(page.get_by_role("heading", name="Registrierte Computer")).to_be_visible()
