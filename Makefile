@@ -52,7 +52,7 @@ messages: $(STAMP) ## Extract the web fronts' texts and update the catalogues (t
 	$(BIN)/pybabel extract -F src/licentia/server/web/babel.cfg -k N_ --no-location \
 	  --sort-output -o src/licentia/server/web/locale/messages.pot src/licentia/server/web
 	$(BIN)/pybabel update -i src/licentia/server/web/locale/messages.pot \
-	  -d src/licentia/server/web/locale --no-location --no-fuzzy-matching
+	  -d src/licentia/server/web/locale --no-fuzzy-matching
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests bench
