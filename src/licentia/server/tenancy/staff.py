@@ -28,7 +28,7 @@ from licentia.domain.scopes import Role
 from licentia.server.audit.services import record
 from licentia.server.db.base import utcnow
 from licentia.server.tenancy.models import UserSession, Vendor, VendorUser
-from licentia.server.tenancy.passwords import check_password_rule, hash_password
+from licentia.server.tenancy.passwords import PasswordChecks, check_password_rule, hash_password
 
 LINK_TTL = timedelta(days=7)
 
@@ -119,12 +119,21 @@ def invited_user(session: Session, token: str) -> tuple[VendorUser, Vendor]:
     return row[0], row[1]
 
 
-def set_password_with_link(session: Session, token: str, password: str) -> VendorUser:
-    """Set the password of the user the link names; the link then stops working.
-    Raises LinkInvalidError, or ValidationError (field ``password``) for a weak one."""
-    user, _vendor_row = invited_user(session, token)
+def new_password_hash(password: str, checks: PasswordChecks) -> str:
+    """The hash of a new password, made in one of ``checks``' slots and outside any
+    transaction (argon2 takes memory and tens of milliseconds: no write lock waits for
+    it). Raises ValidationError (field ``password``) for a weak one, ServerBusyError
+    ``LOGINS_BUSY`` when every slot is taken."""
     check_password_rule(password)
-    user.password_hash = hash_password(password)
+    with checks.slot():
+        return hash_password(password)
+
+
+def set_password_with_link(session: Session, token: str, password_hash: str) -> VendorUser:
+    """Set the password (hashed by :func:`new_password_hash`) of the user the link
+    names; the link then stops working. Raises LinkInvalidError."""
+    user, _vendor_row = invited_user(session, token)
+    user.password_hash = password_hash
     user.link_token_hash = None
     user.link_expires_at = None
     actor = Actor(ActorKind.USER, user.id, user.vendor_id)

@@ -24,7 +24,7 @@ from licentia.server.web.console import license_templates as console_templates
 from licentia.server.web.console import orders as console_orders
 from licentia.server.web.console import products as console_products
 from licentia.server.web.console import tickets as console_tickets
-from licentia.server.web.console.frame import LoginNeeded, to_login
+from licentia.server.web.console.frame import LoginNeeded, login_redirect
 from licentia.server.web.console.pages import router as console_router
 from licentia.server.web.errors import Problem, problem_of, status_of, unexpected
 from licentia.server.web.i18n import LANGUAGE_COOKIE, LANGUAGES
@@ -87,7 +87,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         app.include_router(console_area.router)
     for area in (licenses, devices, offline, keys, staff_users, audit):
         app.include_router(area.router)
-    app.add_exception_handler(LoginNeeded, to_login)
+    app.add_exception_handler(LoginNeeded, login_redirect)
     _page_errors(app)
     app.add_middleware(PageHeaders)
 

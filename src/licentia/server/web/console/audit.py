@@ -21,7 +21,7 @@ from licentia.server.web.console.frame import (
     next_page,
     problems_of,
     render,
-    staff_of,
+    require_staff,
     vendor_id_of,
 )
 from licentia.server.web.csrf import check_csrf
@@ -47,7 +47,7 @@ def _day(chosen: dict[str, str], name: str, *, next_day: bool = False) -> dateti
 
 @router.get("/audit", response_class=HTMLResponse)
 def audit_log(request: Request, cursor: str | None = None) -> Response:
-    actor = staff_of(request, "audit:read")
+    actor = require_staff(request, "audit:read")
     chosen = filters_of(request, FILTERS)
     problems = Problems()
     items: list[AuditEvent] = []
@@ -84,7 +84,7 @@ def audit_log(request: Request, cursor: str | None = None) -> Response:
 @router.get("/audit/verify", response_class=HTMLResponse)
 def verify(request: Request) -> Response:
     """Check every link of the vendor's chain and show what was found."""
-    actor = staff_of(request, "audit:read")
+    actor = require_staff(request, "audit:read")
     report = units.read(request, lambda s: verify_chain(s, vendor_id_of(actor)))
     return render(
         request,

@@ -23,7 +23,7 @@ from licentia.server.web.console.frame import (
     next_page,
     problems_of,
     render,
-    staff_of,
+    require_staff,
 )
 from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, status_of
@@ -46,7 +46,7 @@ class DeviceRow:
 
 @router.get("/devices", response_class=HTMLResponse)
 def device_list(request: Request, cursor: str | None = None) -> Response:
-    actor = staff_of(request, "licenses:read")
+    actor = require_staff(request, "licenses:read")
     chosen = filters_of(request, ("status", "flag"))
     problems, more = Problems(), None
     items: list[DeviceRow] = []
@@ -79,7 +79,7 @@ def device_list(request: Request, cursor: str | None = None) -> Response:
 def _detail(
     request: Request, device_id: str, *, problems: Problems, status_code: int = 200
 ) -> Response:
-    actor = staff_of(request, "licenses:read")
+    actor = require_staff(request, "licenses:read")
 
     def work(session: units.DbSession) -> dict[str, Any]:
         device = devices.get_device(session, actor, device_id)
@@ -113,7 +113,7 @@ def act_on_device(
     action: Literal["clear-flags", "blacklist", "deactivate"],
     request: Request,
 ) -> Response:
-    actor = staff_of(request, "licenses:write")
+    actor = require_staff(request, "licenses:write")
     act = ACTIONS[action]
     try:
         units.write(request, lambda s: act(s, actor, device_id))

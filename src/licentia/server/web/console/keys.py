@@ -22,7 +22,7 @@ from licentia.server.web.console.frame import (
     next_page,
     problems_of,
     render,
-    staff_of,
+    require_staff,
     vendor_id_of,
 )
 from licentia.server.web.csrf import check_csrf
@@ -61,7 +61,7 @@ def _api_keys_page(
 
 @router.get("/api-keys", response_class=HTMLResponse)
 def api_keys(request: Request, cursor: str | None = None) -> Response:
-    actor = staff_of(request, "keys:read")
+    actor = require_staff(request, "keys:read")
     return _api_keys_page(request, actor, cursor=cursor)
 
 
@@ -69,7 +69,7 @@ def api_keys(request: Request, cursor: str | None = None) -> Response:
 def create_api_key(
     request: Request, name: str = Form(""), scopes: list[str] = Form([])
 ) -> Response:
-    actor = staff_of(request, "keys:write")
+    actor = require_staff(request, "keys:write")
     try:
         issued = units.write(
             request,
@@ -90,7 +90,7 @@ def create_api_key(
 
 @router.post("/api-keys/{key_id}/revoke", response_class=HTMLResponse)
 def revoke_api_key(key_id: str, request: Request) -> Response:
-    actor = staff_of(request, "keys:write")
+    actor = require_staff(request, "keys:write")
     units.write(request, lambda s: tenancy.revoke_api_key(s, actor, vendor_id_of(actor), key_id))
     units.forget_credentials(request)
     return RedirectResponse("/console/api-keys?done=revoked", status_code=303)
@@ -98,7 +98,7 @@ def revoke_api_key(key_id: str, request: Request) -> Response:
 
 @router.get("/signing-keys", response_class=HTMLResponse)
 def signing_keys(request: Request) -> Response:
-    actor = staff_of(request, "keys:read")
+    actor = require_staff(request, "keys:read")
     return _signing_keys_page(request, actor, problems=Problems())
 
 
@@ -119,7 +119,7 @@ def _signing_keys_page(
 
 @router.post("/signing-keys/rotate", response_class=HTMLResponse)
 def rotate(request: Request) -> Response:
-    actor = staff_of(request, "keys:write")
+    actor = require_staff(request, "keys:write")
     master = units.backend_of(request).master
     units.write(request, lambda s: keys.create_signing_key(s, actor, vendor_id_of(actor), master))
     return RedirectResponse("/console/signing-keys?done=rotated", status_code=303)
@@ -127,7 +127,7 @@ def rotate(request: Request) -> Response:
 
 @router.post("/signing-keys/{kid}/retire", response_class=HTMLResponse)
 def retire(kid: str, request: Request) -> Response:
-    actor = staff_of(request, "keys:write")
+    actor = require_staff(request, "keys:write")
     try:
         units.write(request, lambda s: keys.retire_signing_key(s, actor, vendor_id_of(actor), kid))
     except LicentiaError as error:

@@ -28,7 +28,7 @@ from licentia.server.web.console.frame import (
     next_page,
     problems_of,
     render,
-    staff_of,
+    require_staff,
 )
 from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, status_of
@@ -41,7 +41,7 @@ Action = Callable[[units.DbSession, Actor], License]
 
 @router.get("/licenses", response_class=HTMLResponse)
 def license_list(request: Request, cursor: str | None = None) -> Response:
-    actor = staff_of(request, "licenses:read")
+    actor = require_staff(request, "licenses:read")
     chosen = filters_of(request, FILTERS)
     filters = licenses.LicenseFilter(
         customer_id=chosen.get("customer"),
@@ -76,7 +76,7 @@ def license_list(request: Request, cursor: str | None = None) -> Response:
 def _detail(
     request: Request, license_id: str, *, problems: Problems, status_code: int = 200
 ) -> Response:
-    actor = staff_of(request, "licenses:read")
+    actor = require_staff(request, "licenses:read")
 
     def work(session: units.DbSession) -> dict[str, Any]:
         license_ = licenses.get_license(session, actor, license_id)
@@ -105,7 +105,7 @@ def license_detail(license_id: str, request: Request) -> Response:
 def _act(request: Request, license_id: str, done: str, action: Action) -> Response:
     """Run ``action``; on success show the license it answers (a successor after a
     replacement), else this license with the refusal above its actions."""
-    actor = staff_of(request, "licenses:write")
+    actor = require_staff(request, "licenses:write")
     try:
         changed = units.write(request, lambda s: action(s, actor).id)
     except LicentiaError as error:

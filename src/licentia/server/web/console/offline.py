@@ -17,7 +17,7 @@ from licentia.domain.errors import LicentiaError, ValidationError
 from licentia.server.activation import calls
 from licentia.server.activation.calls import DeviceMessage
 from licentia.server.web import units
-from licentia.server.web.console.frame import brand_of, problems_of, render, staff_of
+from licentia.server.web.console.frame import brand_of, problems_of, render, require_staff
 from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, status_of
 
@@ -28,7 +28,7 @@ UPDATE_FILE = "licentia-update.jws"
 
 @router.get("/offline", response_class=HTMLResponse)
 def offline_page(request: Request) -> Response:
-    actor = staff_of(request, "licenses:read")
+    actor = require_staff(request, "licenses:read")
     return render(request, actor, "console/offline.html", problems=Problems(), outcome=None)
 
 
@@ -73,7 +73,7 @@ async def _refused(request: Request, actor: Actor, error: LicentiaError, field: 
 
 async def _writer(request: Request) -> Actor:
     # The CSRF check has read the session already; this reads it from the request.
-    return await run_in_threadpool(staff_of, request, "licenses:write")
+    return await run_in_threadpool(require_staff, request, "licenses:write")
 
 
 @router.post("/offline/request", response_class=HTMLResponse)

@@ -22,7 +22,7 @@ from licentia.server.web.console.frame import (
     next_page,
     problems_of,
     render,
-    staff_of,
+    require_staff,
 )
 from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, status_of
@@ -61,7 +61,7 @@ def _staff_page(
 
 @router.get("/staff", response_class=HTMLResponse)
 def staff_list(request: Request, cursor: str | None = None) -> Response:
-    return _staff_page(request, staff_of(request, "vendor:read"), cursor=cursor)
+    return _staff_page(request, require_staff(request, "vendor:read"), cursor=cursor)
 
 
 def _mail_link(request: Request, actor: Actor, invitation: staff.Invitation) -> None:
@@ -81,7 +81,7 @@ def _mail_link(request: Request, actor: Actor, invitation: staff.Invitation) -> 
 
 @router.post("/staff", response_class=HTMLResponse)
 def invite(request: Request, email: str = Form(""), role: str = Form("")) -> Response:
-    actor = staff_of(request, "vendor:write")
+    actor = require_staff(request, "vendor:write")
     try:
         invitation = units.write(
             request, lambda s: staff.invite_user(s, actor, email=email, role=role)
@@ -98,7 +98,7 @@ def invite(request: Request, email: str = Form(""), role: str = Form("")) -> Res
 
 @router.post("/staff/{user_id}/invite-again", response_class=HTMLResponse)
 def invite_again(user_id: str, request: Request) -> Response:
-    actor = staff_of(request, "vendor:write")
+    actor = require_staff(request, "vendor:write")
     invitation = units.write(request, lambda s: staff.renew_invitation(s, actor, user_id))
     _mail_link(request, actor, invitation)
     return RedirectResponse("/console/staff?done=invited", status_code=303)
@@ -106,19 +106,19 @@ def invite_again(user_id: str, request: Request) -> Response:
 
 @router.post("/staff/{user_id}/role", response_class=HTMLResponse)
 def change_role(user_id: str, request: Request, role: str = Form("")) -> Response:
-    actor = staff_of(request, "vendor:write")
+    actor = require_staff(request, "vendor:write")
     return _change(request, actor, lambda s: staff.change_role(s, actor, user_id, role), "role")
 
 
 @router.post("/staff/{user_id}/disable", response_class=HTMLResponse)
 def disable(user_id: str, request: Request) -> Response:
-    actor = staff_of(request, "vendor:write")
+    actor = require_staff(request, "vendor:write")
     return _change(request, actor, lambda s: staff.disable_user(s, actor, user_id), "disabled")
 
 
 @router.post("/staff/{user_id}/enable", response_class=HTMLResponse)
 def enable(user_id: str, request: Request) -> Response:
-    actor = staff_of(request, "vendor:write")
+    actor = require_staff(request, "vendor:write")
     return _change(request, actor, lambda s: staff.enable_user(s, actor, user_id), "enabled")
 
 
@@ -146,8 +146,11 @@ def password_form(token: str, request: Request) -> Response:
 
 @router.post("/password/{token}", response_class=HTMLResponse)
 def set_password(token: str, request: Request, password: str = Form("")) -> Response:
+    checks = units.backend_of(request).password_checks
     try:
-        units.write(request, lambda s: staff.set_password_with_link(s, token, password))
+        units.read(request, lambda s: staff.invited_user(s, token))  # before the hashing
+        hashed = staff.new_password_hash(password, checks)
+        units.write(request, lambda s: staff.set_password_with_link(s, token, hashed))
     except LicentiaError as error:
         user, vendor = units.read(request, lambda s: staff.invited_user(s, token))
         return pages_of(request).render(
