@@ -9,7 +9,7 @@ from licentia.server.db.engine import Database
 from tests.factories import VendorFactory
 from tests.integration.test_cloud import CloudUser
 from tests.integration.web.cloud_desk import colleague, customer_container
-from tests.integration.web.pages import Browser, log_in_customer
+from tests.integration.web.pages import Browser, log_in_customer, log_in_staff, staff_user
 
 
 def test_a_customer_admin_lists_their_containers_and_only_theirs(
@@ -156,3 +156,16 @@ def test_another_customers_container_cannot_be_renamed_nor_without_the_forms_tok
     assert forged.status_code == 403 and "CSRF_FAILED" in forged.text
     assert vendor.ok("GET", f"/cloud-containers/{theirs.container_id}")["name"] == before
     assert vendor.ok("GET", f"/cloud-containers/{mine.container_id}")["name"] != "Forged"
+
+
+def test_a_vendors_staff_session_is_no_customer_admin_here(
+    app: FastAPI, vendors: VendorFactory, database: Database
+):
+    vendor = vendors.create()
+    mine = customer_container(database, vendor, delivery="cloud")
+    browser = Browser(app)
+    log_in_staff(browser, vendor, staff_user(vendor))
+    for path in ("", "/seats", "/counters"):
+        page = browser.get(f"/portal/{vendor.slug}/containers/{mine.container_id}{path}")
+        assert page.status_code == 303, path
+        assert page.headers["location"] == f"/portal/{vendor.slug}/login"
