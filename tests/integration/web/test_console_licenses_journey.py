@@ -123,7 +123,7 @@ def test_a_read_only_member_sees_but_cannot_act(
     assert vendor.ok("GET", f"/licenses/{license_['id']}")["state"] == "available"
 
 
-def test_the_console_reads_well_on_a_phone_in_german(
+def test_the_console_reads_well_on_a_phone_and_a_desktop_in_german(
     chromium: Browser, live_server: str, vendors: VendorFactory
 ):
     vendor = vendors.create()
@@ -147,10 +147,13 @@ def test_the_console_reads_well_on_a_phone_in_german(
             ("/console/staff", "console-staff-de"),
             ("/console/audit", "console-audit-de"),
         ):
+            page.set_viewport_size({"width": WIDTHS["phone"], "height": 800})
             page.goto(f"{live_server}{path}")
             expect(page.locator("html")).to_have_attribute("lang", "de")
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= WIDTHS["phone"], path  # nothing sticks out sideways
             screenshot(page, name)
+            page.set_viewport_size({"width": WIDTHS["desktop"], "height": 900})
+            screenshot(page, name)  # and at desktop width
     finally:
         context.close()
