@@ -1,9 +1,11 @@
 """The customer admin's view of a cloud container, authenticated by its credential.
 
-Until the License Portal exists, whoever holds the container credential (the
-``.licred`` secret, ``Authorization: Bearer lcc_…``) can see who holds which seat,
-force-release a seat, read the denials and deregister devices. The vendor has the same
-abilities through its own API (``/licenses/{id}/seats``, ``/cloud-containers/…``).
+Whoever holds the container credential (the ``.licred`` secret,
+``Authorization: Bearer lcc_…``) can see who holds which seat, force-release a seat,
+read the denials, deregister devices, rename the container and read its unit
+counters: the use cases of ``cloud.admin``, which the License Portal's customer admin
+pages call too. The vendor has the same abilities through its own API
+(``/licenses/{id}/seats``, ``/cloud-containers/…``).
 """
 
 from __future__ import annotations
@@ -144,3 +146,38 @@ def deregister(device_id: str, call: AdminCall = Depends(admin_call)) -> Registe
     return call.run(
         lambda s, a: RegisteredDevice.model_validate(admin.deregister_device(s, a, device_id))
     )
+
+
+class ContainerName(BaseModel):
+    name: str
+
+
+class AdminContainer(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    max_devices: int
+    created_at: datetime
+
+
+class UnitCounter(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    license_id: str
+    product: str
+    balance: int
+
+
+@router.patch("/container", response_model=AdminContainer)
+def rename_container(body: ContainerName, call: AdminCall = Depends(admin_call)) -> AdminContainer:
+    """Give the container the name its users know it by (1 to 200 characters)."""
+    return call.run(
+        lambda s, a: AdminContainer.model_validate(admin.rename_container(s, a, body.name))
+    )
+
+
+@router.get("/counters", response_model=list[UnitCounter])
+def unit_counters(call: AdminCall = Depends(admin_call)) -> list[UnitCounter]:
+    """The units left on each of the container's licenses that count units."""
+    return call.run(lambda s, a: [UnitCounter.model_validate(c) for c in admin.counters_of(s, a)])
