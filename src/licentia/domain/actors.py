@@ -22,6 +22,7 @@ class ActorKind(StrEnum):
     CLOUD_DEVICE = "cloud_device"  # a device registered to a cloud container, by its token
     CUSTOMER = "customer"  # whoever redeems a ticket (the ticket is the secret)
     CUSTOMER_ADMIN = "customer_admin"  # a cloud container's admin, by its credential
+    CUSTOMER_USER = "customer_user"  # a customer's person, logged in to the License Portal
 
 
 @dataclass(frozen=True)

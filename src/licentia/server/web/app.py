@@ -33,6 +33,7 @@ from licentia.server.web.portal import counters as portal_counters
 from licentia.server.web.portal import seats as portal_seats
 from licentia.server.web.portal.offline import router as offline_router
 from licentia.server.web.portal.pages import router as portal_router
+from licentia.server.web.portal.users import router as portal_users_router
 from licentia.server.web.rendering import Pages, pages_of
 
 STATIC = Path(__file__).parent / "static"
@@ -75,6 +76,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.include_router(offline_router)
     for portal_area in (portal_containers, portal_seats, portal_counters):
         app.include_router(portal_area.router)
+    app.include_router(portal_users_router)
     app.include_router(console_router)
     for console_area in (
         console_dashboard,

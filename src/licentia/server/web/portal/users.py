@@ -1,0 +1,120 @@
+"""The customer admin's colleagues: the list, an invitation by e-mail link, and the
+page where an invited colleague sets a password."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from licentia.domain.errors import LicentiaError, PermissionDeniedError
+from licentia.server.customer_users.invitations import (
+    invitation_mail,
+    invite_colleague,
+    invited_user,
+    set_password_by_link,
+)
+from licentia.server.customer_users.services import customer_users
+from licentia.server.db.base import utcnow
+from licentia.server.orders.mailing import send_mail
+from licentia.server.web import units
+from licentia.server.web.csrf import check_csrf
+from licentia.server.web.errors import Problems, problem_of, status_of
+from licentia.server.web.portal.pages import Storefront, storefront
+from licentia.server.web.rendering import pages_of
+
+router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
+
+
+def _render(request: Request, front: Storefront, template: str, **values: Any) -> Response:
+    values.setdefault("problems", Problems())
+    return pages_of(request).render(
+        request, template, brand=front.brand, front=front, customer=front.customer, **values
+    )
+
+
+def _admin(request: Request, slug: str) -> Storefront | Response:
+    front = storefront(request, slug)
+    if front.customer is None:
+        return RedirectResponse(f"/portal/{slug}/login", status_code=303)
+    if not front.customer.is_admin:
+        raise PermissionDeniedError("only the customer admin manages the company's users")
+    return front
+
+
+def _users_page(request: Request, front: Storefront, **values: Any) -> Response:
+    who = front.customer
+    assert who is not None
+    people = units.read(request, lambda s: customer_users(s, who.vendor_id, who.customer_id))
+    return _render(request, front, "portal/users.html", people=people, **values)
+
+
+@router.get("/{slug}/users", response_class=HTMLResponse)
+def users(slug: str, request: Request) -> Response:
+    front = _admin(request, slug)
+    return front if isinstance(front, Response) else _users_page(request, front, email="")
+
+
+@router.post("/{slug}/users", response_class=HTMLResponse)
+def invite(slug: str, request: Request, email: str = Form("")) -> Response:
+    """Invite a colleague: the account, then the mail with the link."""
+    front = _admin(request, slug)
+    if isinstance(front, Response):
+        return front
+    who, backend = front.customer, units.backend_of(request)
+    assert who is not None
+    templates = request.app.state.mail_templates
+
+    def work(session: units.DbSession) -> Any:
+        invited = invite_colleague(session, who, email=email)
+        url = backend.settings.public_url
+        return invitation_mail(session, templates, who, invited, public_url=url)
+
+    try:
+        mail = units.write(request, work)
+        send_mail(units.mailer_of(request), mail)
+    except LicentiaError as error:
+        problems = Problems()
+        problems.add(
+            problem_of(error, pages_of(request).gettext_for(request).gettext, field="email")
+        )
+        return _users_page(
+            request, front, email=email, problems=problems, status_code=status_of(error)
+        )
+    return RedirectResponse(f"/portal/{slug}/users?invited=1", status_code=303)
+
+
+@router.get("/{slug}/welcome/{token}", response_class=HTMLResponse)
+def welcome(slug: str, token: str, request: Request) -> Response:
+    front = storefront(request, slug)
+    user = units.read(request, lambda s: invited_user(s, front.vendor.id, token, utcnow()))
+    return _render(request, front, "portal/welcome.html", email=user.email, token=token)
+
+
+@router.post("/{slug}/welcome/{token}", response_class=HTMLResponse)
+def set_password(slug: str, token: str, request: Request, password: str = Form("")) -> Response:
+    front = storefront(request, slug)
+    try:
+        user = units.write(
+            request, lambda s: set_password_by_link(s, front.vendor.id, token, password, utcnow())
+        )
+    except LicentiaError as error:
+        if error.code == "LINK_INVALID":
+            raise
+        problems = Problems()
+        gettext = pages_of(request).gettext_for(request).gettext
+        problems.add(problem_of(error, gettext, field="password"))
+        email = units.read(
+            request, lambda s: invited_user(s, front.vendor.id, token, utcnow())
+        ).email
+        return _render(
+            request,
+            front,
+            "portal/welcome.html",
+            email=email,
+            token=token,
+            problems=problems,
+            status_code=422,
+        )
+    return RedirectResponse(f"/portal/{slug}/login?welcome={user.email}", status_code=303)
