@@ -49,7 +49,6 @@ SENTENCES: dict[str, str] = {
     "DEVICE_FLAGGED": N_("This computer is under review by the vendor. Contact support."),
     "SIGNATURE_INVALID": N_("This file is damaged or was not made by the Licentia software."),
     "FILE_MISSING": N_("Choose the file to upload."),
-    "LINK_INVALID": N_("This link is unknown, was used already or has expired. Ask for a new one."),
     "DEVICE_UNKNOWN": N_(
         "This computer has not been activated here yet: upload its request file first."
     ),
