@@ -16,7 +16,9 @@ SCREENSHOTS = Path(__file__).resolve().parents[3] / "var" / "screenshots"
 WIDTHS = {"desktop": 1280, "phone": 390}
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running on the
+# thread while it is open, and the tests after the browser's module call asyncio.run().
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         message = "Debian's Chromium is missing: run `make chromium`"
