@@ -156,6 +156,8 @@ def read(connection: Connection, vendor_slug: str, key_id: str, code_hash: str |
     device templates, and its current signing key."""
     parameters = {"vendor_slug": vendor_slug, "key_id": key_id, "code_hash": code_hash}
     rows = connection.execute(_READ, parameters).all()
+    if _waited_for_the_lock(rows[0]):
+        rows = connection.execute(_READ, parameters).all()
     first = rows[0]
     key = (first.kid, first.private_key_encrypted) if first.kid is not None else None
     templates = [
@@ -164,6 +166,15 @@ def read(connection: Connection, vendor_slug: str, key_id: str, code_hash: str |
         if row.template_id is not None
     ]
     return Found(first.vendor_id, _known_device(first), first.ticket_id, templates, key)
+
+
+def _waited_for_the_lock(row: Row[Any]) -> bool:
+    """Whether the read waited for another transaction's lock on the device and so saw
+    everything but the device's own row as it was before that wait: PostgreSQL's READ
+    COMMITTED reads the locked row again, not the rest of the statement. The other
+    transaction issued the device an update (its ``seq`` moved on) whose record the
+    read then misses; read again, with the lock held, everything is as it is now."""
+    return row.device_id is not None and row.seq > 0 and row.last_issued is None
 
 
 def _known_device(row: Row[Any]) -> KnownDevice | None:
