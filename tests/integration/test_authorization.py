@@ -167,6 +167,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", f"{API}/vendors/{{slug}}/cloud/admin/denials"): NOT_A_JWS,
     ("GET", f"{API}/vendors/{{slug}}/cloud/admin/devices"): NOT_A_JWS,
     ("DELETE", f"{API}/vendors/{{slug}}/cloud/admin/devices/{{device_id}}"): NOT_A_JWS,
+    ("PATCH", f"{API}/vendors/{{slug}}/cloud/admin/container"): NOT_A_JWS,
+    ("GET", f"{API}/vendors/{{slug}}/cloud/admin/counters"): NOT_A_JWS,
     # keys
     ("GET", f"{API}/signing-keys"): Rule("keys:read"),
     ("POST", f"{API}/signing-keys/rotate"): Rule("keys:write"),

@@ -29,6 +29,7 @@ def killer(backend: str, database: Database) -> Iterator[psycopg.Connection]:
     url = database.write_engine.url.set(drivername="postgresql")
     with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as admin:
         yield admin
+    database.dispose()  # the suite's later tests share these pools: none starts on a corpse
 
 
 def _terminate(admin: psycopg.Connection, pid: int) -> None:
@@ -140,3 +141,17 @@ def test_a_connection_lost_while_committing_is_a_503_not_a_500(
         event.remove(database.writer, "before_commit", _drop)
     assert pids
     assert_problem(answer, 503, "DATABASE_UNREACHABLE")
+
+
+def test_license_reads_on_the_loop_answer_after_every_pooled_connection_was_terminated(
+    vendors: VendorFactory, killer: psycopg.Connection
+) -> None:
+    vendor = vendors.create()
+    template = vendor.template({"delivery": "device"})
+    order = vendor.order([{"sku": template["sku"], "quantity": 1}])
+    (license_id,) = vendor.ok("GET", f"/tickets/{order['ticket_id']}")["license_ids"]
+    vendor.ok("GET", f"/licenses/{license_id}")  # the event loop's pool holds connections
+    for _ in range(3):
+        assert _terminate_all_but(killer) > 0
+        answer = vendor.get(f"/licenses/{license_id}")
+        assert answer.status_code == 200, answer.text

@@ -129,7 +129,8 @@ class LoopStatements:
 
     async def all(self, statement: ClauseElement, parameters: dict[str, Any]) -> Any:
         """The rows of the read ``statement``, or NOT_HERE. A connection the database
-        dropped (a restart) is tried once more."""
+        dropped (a restart) is tried once more, after the pool has replaced every idle
+        connection the database dropped with it."""
         loop = asyncio.get_running_loop()
         reader = self._sqlite.get(loop)
         if reader is not None:
@@ -148,6 +149,7 @@ class LoopStatements:
             except DBAPIError as error:
                 if attempt or not isinstance(error.orig, psycopg.OperationalError):
                     raise
+                await pool.check()  # a restart dropped its idle siblings too
         raise AssertionError("unreachable")
 
     async def run(self, work: Callable[[CoreConnection], T]) -> T | NotHere:
@@ -172,6 +174,7 @@ class LoopStatements:
                 # another connection. Any other failure is the work's own.
                 if attempt or on_loop.statements != 1 or not connection.broken:
                     raise
+                await pool.check()  # a restart dropped its idle siblings too
             finally:
                 await pool.putconn(connection)
         raise AssertionError("unreachable")
