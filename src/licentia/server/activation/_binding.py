@@ -1,10 +1,8 @@
 """The statements of an online activation: one read, one claim, one record.
 
-An activation used to cost a dozen ORM statements (the device locked, registered and
-moved on, the ticket found, its templates, each claim, the device's licenses, the
-signing key, the update recorded). Here the device, the ticket, the ticket's
-templates and the vendor's signing key come from ONE read, which also locks the
-device row; a device that was seen before adds one read of the licenses it holds. The
+The device, the ticket, the ticket's templates and the vendor's signing key come
+from ONE read, which also locks the device row; a device that was seen before adds
+one read of the licenses it holds (docs/benchmarks.md has what this saved). The
 claim of one free license per wanted template, together with the device's new row (or
 its moved ``seq``), is ONE statement on PostgreSQL (a data-modifying ``WITH``; the
 templates as an array, each free license picked with ``FOR UPDATE SKIP LOCKED``); on
