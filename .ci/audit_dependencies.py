@@ -1,0 +1,73 @@
+"""Audit the installed dependencies with pip-audit and say plainly what was audited.
+
+pip-audit exits 0 with "No known vulnerabilities found" even when the vulnerability
+service answered for none of the packages (each is then only "skipped"), so its exit
+status alone cannot tell an audited environment from an unaudited one. This reads its
+JSON report instead:
+
+- a known vulnerability in any package: listed, exit 1;
+- packages the service could not be asked about (unreachable, or a package index
+  without per-release data): listed as NOT AUDITED, exit 1, unless ``--allow-unaudited``
+  is given (``make test`` gives it: the run must not depend on a service outside the
+  project, but its log says loudly that the audit did not happen);
+- otherwise: how many packages were audited, exit 0.
+
+Usage: python .ci/audit_dependencies.py [--allow-unaudited]
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# The project itself is installed editable and is not on the index.
+COMMAND = ["-m", "pip_audit", "--skip-editable", "--progress-spinner", "off", "-f", "json"]
+
+
+def main(argv: list[str]) -> int:
+    allow_unaudited = "--allow-unaudited" in argv
+    with tempfile.TemporaryDirectory() as folder:
+        report_path = Path(folder) / "audit.json"
+        done = subprocess.run(
+            [sys.executable, *COMMAND, "-o", str(report_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if not report_path.exists():
+            print(f"pip-audit failed (exit {done.returncode}):\n{done.stderr}", file=sys.stderr)
+            return 1
+        report = json.loads(report_path.read_text())
+    return judge(report["dependencies"], allow_unaudited)
+
+
+def judge(dependencies: list[dict], allow_unaudited: bool) -> int:
+    vulnerable = [d for d in dependencies if d.get("vulns")]
+    skipped = [d for d in dependencies if "skip_reason" in d]
+    unaudited = [d for d in skipped if "editable" not in d["skip_reason"]]
+    audited = len(dependencies) - len(skipped)
+    for dependency in vulnerable:
+        for vuln in dependency["vulns"]:
+            fixed = ", ".join(vuln.get("fix_versions") or []) or "no fixed release"
+            print(f"VULNERABLE {dependency['name']} {dependency['version']}: {vuln['id']} ({fixed})")
+    if unaudited:
+        names = ", ".join(d["name"] for d in unaudited)
+        print(
+            f"NOT AUDITED: the vulnerability service gave no answer for {len(unaudited)} of "
+            f"{len(dependencies) - len(skipped) + len(unaudited)} installed packages ({names}); first reason: "
+            f"{unaudited[0]['skip_reason']}"
+        )
+    print(f"pip-audit: {audited} packages audited, {len(vulnerable)} with known vulnerabilities")
+    if vulnerable:
+        return 1
+    if unaudited and not allow_unaudited:
+        print("failing: run where PyPI's vulnerability data is reachable, or pass --allow-unaudited")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
