@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from fastapi.testclient import TestClient
 from httpx import Response
 
 from licentia.domain.actors import operator
+from licentia.server.api import create_app
 from licentia.server.tenancy import services as tenancy
 from tests.factories import PASSWORD, VendorHandle
 from tests.integration.device_messages import BareDevice
@@ -89,3 +91,44 @@ def test_the_public_key_set_may_be_cached(vendors):
     assert answer.status_code == 200
     assert "no-store" not in answer.headers.get("cache-control", "")
     assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+# -- Strict-Transport-Security (HSTS) ------------------------------------------------
+
+HSTS = "max-age=31536000"
+# The probe, a page of the web fronts, their static files, the API (refused: no key).
+FRONTS = ["/healthz", "/console/login", "/static/web/site.css", "/api/v1/products"]
+
+
+def _client_of(settings, database, master, base_url: str) -> TestClient:
+    return TestClient(create_app(settings, database=database, master=master), base_url=base_url)
+
+
+@pytest.mark.parametrize("path", FRONTS)
+def test_an_answer_over_https_tells_browsers_to_keep_to_https(settings, database, master, path):
+    with _client_of(settings, database, master, "https://licentia.test") as client:
+        answer = client.get(path)
+    assert answer.status_code in (200, 401), answer.text
+    assert answer.headers["strict-transport-security"] == HSTS
+
+
+def test_an_answer_over_plain_http_says_nothing_of_https(client):
+    for path in FRONTS:
+        assert "strict-transport-security" not in client.get(path).headers
+
+
+def test_an_https_public_address_means_hsts_even_where_the_proxy_said_nothing(
+    settings, database, master
+):
+    behind = settings.model_copy(update={"public_url": "https://licenses.example.com"})
+    with _client_of(behind, database, master, "http://licentia.test") as client:
+        assert client.get("/console/login").headers["strict-transport-security"] == HSTS
+
+
+def test_hsts_can_be_turned_off_or_shortened(settings, database, master):
+    off = settings.model_copy(update={"hsts_seconds": 0})
+    with _client_of(off, database, master, "https://licentia.test") as client:
+        assert "strict-transport-security" not in client.get("/healthz").headers
+    short = settings.model_copy(update={"hsts_seconds": 600})
+    with _client_of(short, database, master, "https://licentia.test") as client:
+        assert client.get("/healthz").headers["strict-transport-security"] == "max-age=600"

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     mail_url: str = "file:var/mail"
     mail_from: str = "Licentia <licentia@localhost>"
     mail_templates_dir: Path | None = None  # per-vendor overrides: <dir>/<vendor slug>/<name>
+    # Addresses whose X-Forwarded-For / X-Forwarded-Proto are believed (the proxy in
+    # front): comma-separated IPs or networks, "*" for any.
+    trusted_proxies: str = "127.0.0.1"
+    hsts_seconds: int = Field(default=365 * 86400, ge=0)  # 0: no Strict-Transport-Security
     login_failures_per_account: int = 5
     login_failures_per_address: int = 30
     login_window_minutes: int = 15

@@ -55,6 +55,8 @@ def serve(
         workers=workers,
         log_level="info",
         access_log=access_log,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
     )
 
 

@@ -19,6 +19,7 @@ from licentia.domain.errors import ConfigurationError
 from licentia.server.api import openapi, problems
 from licentia.server.api.context import Services
 from licentia.server.api.credentials import CredentialCache
+from licentia.server.api.headers import TransportSecurity
 from licentia.server.api.hot import HotCalls, LicentiaApp
 from licentia.server.api.routes import (
     audit,
@@ -103,6 +104,9 @@ def create_app(
         "with a stable `code`; lists are cursor-paginated.",
     )
     app.state.services = services
+    app.transport_security = TransportSecurity(
+        settings.hsts_seconds, settings.public_url.startswith("https:")
+    )
     problems.install(app)
     # A request is matched against the routers in this order, one route after the
     # other: the calls that come most often (devices and cloud clients, then the

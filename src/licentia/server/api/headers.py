@@ -6,9 +6,15 @@
   API keys, session tokens, ticket codes, device credentials and seat tokens are
   answered there, and no answer of the API is meant for a shared cache. The vendors'
   public key sets (JWKS) are the exception: public, and fetched by every verifier.
+- ``Strict-Transport-Security`` on every answer (API and web fronts alike) when the
+  visitor came over https: directly, through a proxy the server trusts (its
+  ``X-Forwarded-Proto``, which uvicorn puts in the scope's scheme), or whenever the
+  operator's public address is https. Browsers then never try plain http again.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from starlette.types import Message, Scope, Send
 
@@ -18,15 +24,32 @@ _NO_STORE = (_CACHE_CONTROL, b"no-store")
 _PUBLIC_SUFFIXES = ("/jwks.json",)
 
 
+@dataclass(frozen=True)
+class TransportSecurity:
+    """When and how to send ``Strict-Transport-Security``: ``max_age`` 0 never."""
+
+    max_age: int = 0
+    public_https: bool = False  # the operator's public address is https
+
+    def header(self, scope: Scope) -> tuple[bytes, bytes] | None:
+        if self.max_age <= 0 or not (self.public_https or scope.get("scheme") == "https"):
+            return None
+        return (b"strict-transport-security", b"max-age=%d" % self.max_age)
+
+
 class SecuredSend:
     """The ``send`` of one HTTP exchange: adds the headers above to the start of the
     answer, and remembers whether the answer has started."""
 
-    __slots__ = ("_private", "_send", "started")
+    __slots__ = ("_extra", "_private", "_send", "started")
 
-    def __init__(self, scope: Scope, send: Send) -> None:
+    def __init__(
+        self, scope: Scope, send: Send, transport: TransportSecurity = TransportSecurity()
+    ) -> None:
         path = scope["path"]
         self._private = path.startswith("/api/") and not path.endswith(_PUBLIC_SUFFIXES)
+        strict = transport.header(scope)
+        self._extra = (_NOSNIFF, strict) if strict else (_NOSNIFF,)
         self._send = send
         self.started = False
 
@@ -35,7 +58,7 @@ class SecuredSend:
             self.started = True
             # Starlette's header names are lower case already; none of this app's
             # answers sets nosniff itself, a few set their own Cache-Control.
-            headers = [*message.get("headers", ()), _NOSNIFF]
+            headers = [*message.get("headers", ()), *self._extra]
             if self._private and not any(name == _CACHE_CONTROL for name, _ in headers):
                 headers.append(_NO_STORE)
             message = {**message, "headers": headers}

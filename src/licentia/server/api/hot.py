@@ -44,7 +44,7 @@ from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from licentia.server.api.bearer import bearer_credential
-from licentia.server.api.headers import SecuredSend
+from licentia.server.api.headers import SecuredSend, TransportSecurity
 from licentia.server.api.hot_requests import (
     MAX_BODY,
     PARSE,
@@ -216,12 +216,13 @@ class LicentiaApp(FastAPI):
     """FastAPI, with the hot calls (``hot_calls``) answered before its routing."""
 
     hot_calls: HotCalls = HotCalls(())
+    transport_security: TransportSecurity = TransportSecurity()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        answer = SecuredSend(scope, send)
+        answer = SecuredSend(scope, send, self.transport_security)
         try:
             found = self.hot_calls.match(scope["method"], scope["path"])
             if found is not None:
