@@ -56,7 +56,13 @@ def test_the_three_file_round_trip_activates_an_offline_computer(
     assert device["state"] == "activated"
 
     proof = computer.create_return_file(entitlement.license_id, tmp_path / "licentia-return.jws")
-    returned = upload(browser, shop.slug, "return", "return_file", proof)
+    preview = upload(browser, shop.slug, "return", "return_file", proof)
+    assert preview.status_code == 200 and "Return the license" in preview.text
+    returned = browser.submit(
+        f"/portal/{shop.slug}/offline",
+        f"/portal/{shop.slug}/offline/return/confirm",
+        {"return_token": proof.read_text().strip()},
+    )
     assert returned.status_code == 200 and entitlement.license_id in returned.text
     assert shop.ok("GET", f"/licenses/{entitlement.license_id}")["state"] == "returned"
 

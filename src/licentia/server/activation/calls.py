@@ -28,11 +28,12 @@ from licentia.server.activation.services import (
     Exchange,
     NotModified,
     Refused,
+    ReturnPreview,
     UpdateIssued,
 )
 from licentia.server.activation.unchanged import Unchanged, check_unchanged
 from licentia.server.db.base import utcnow
-from licentia.server.db.runner import Runner
+from licentia.server.db.runner import Runner, in_thread
 from licentia.server.devices.services import record_visit
 from licentia.server.keys.master import MasterKey
 
@@ -140,6 +141,20 @@ async def return_license(runner: Runner, master: MasterKey, message: DeviceMessa
         return Returned(license_.id, license_.state)
 
     return await runner.transaction(work)
+
+
+async def preview_return(
+    runner: Runner, master: MasterKey, message: DeviceMessage
+) -> ReturnPreview:
+    """What a return proof would do, checked as :func:`return_license` checks it, in a
+    read that changes nothing (the License Portal shows it before the customer acts)."""
+
+    def work() -> ReturnPreview:
+        with runner.db.read() as session:
+            ex = _exchange(session, master, message)
+            return services.preview_return(session, ex, message.token)
+
+    return await in_thread(work)
 
 
 def _exchange(session: Session, master: MasterKey, message: DeviceMessage) -> Exchange:

@@ -12,10 +12,11 @@ before it answers with the error.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from licentia.domain.errors import ConflictError, NotFoundError
@@ -33,6 +34,7 @@ from licentia.server.activation.exchange import VmNotAllowedError as VmNotAllowe
 from licentia.server.activation.exchange import refuse, suspicion, usable
 from licentia.server.activation.messages import DeviceRequest, read_signed_by, signer_of
 from licentia.server.activation.online import activate as activate
+from licentia.server.activation.transfers import TransferAllowance, check_transfer_allowed
 from licentia.server.audit.services import record
 from licentia.server.devices import services as devices
 from licentia.server.devices.models import Device, DeviceUpdate, LicenseReturn
@@ -94,29 +96,39 @@ def confirm_receipt(session: Session, ex: Exchange, token: str) -> int | Refused
     return issued.seq
 
 
+@dataclass(frozen=True)
+class ReturnPreview:
+    """What a return proof would do, read before it is done: the license, the
+    computer that gives it up, whether that was done already, and the moves left."""
+
+    license_id: str
+    product_code: str
+    device_key_id: str
+    done_already: bool
+    allowance: TransferAllowance | None
+
+
+def preview_return(session: Session, ex: Exchange, token: str) -> ReturnPreview:
+    """Check a return proof as :func:`return_license` would, and change nothing.
+
+    Raises what :func:`return_license` raises, ``TRANSFER_LIMIT_REACHED`` included.
+    """
+    device, proof_id, license_ = _returning(session, ex, token, lock=False)
+    done = _returned_already(session, proof_id)
+    allowance = None if done else _check_move(session, device, license_, ex.now)
+    return ReturnPreview(license_.id, license_.product_code, device.key_id, done, allowance)
+
+
 def return_license(session: Session, ex: Exchange, token: str) -> License:
     """Make a license the device gave up available again.
 
     Idempotent per proof. Raises ``LICENSE_NOT_ON_DEVICE`` and
     ``TRANSFER_LIMIT_REACHED`` (the license then stays on the device).
     """
-    device = _registered(session, ex, token)
-    claims = read_signed_by(
-        token, _public_key(device), typ=RETURN_TYP, vendor_slug=ex.vendor.slug, now=ex.now
-    )
-    proof_id, license_id = str(claims.get("jti")), str(claims.get("license"))
-    license_ = session.scalar(
-        select(License)
-        .where(License.id == license_id, License.vendor_id == ex.vendor.id)
-        .with_for_update()
-    )
-    if license_ is None:
-        raise NotFoundError("license", license_id)
-    if session.scalar(select(LicenseReturn.id).where(LicenseReturn.proof_id == proof_id)):
+    device, proof_id, license_ = _returning(session, ex, token, lock=True)
+    if _returned_already(session, proof_id):
         return license_
-    if license_.device_id != device.id:
-        raise ConflictError("this license is not on this device", code="LICENSE_NOT_ON_DEVICE")
-    _check_transfer_limit(session, license_, ex.now)
+    _check_move(session, device, license_, ex.now)
     before = {"state": license_.state, "device_id": device.id}
     license_.state = (
         LicenseState.RETURNED.value if license_.state == LicenseState.ACTIVATED else license_.state
@@ -169,8 +181,41 @@ def _note_seen(device: Device, request: DeviceRequest, now: datetime) -> None:
         device.last_seen_at = now
 
 
-def _registered(session: Session, ex: Exchange, token: str) -> Device:
-    device = devices.lock_device(session, ex.vendor.id, signer_of(token))
+def _returning(
+    session: Session, ex: Exchange, token: str, *, lock: bool
+) -> tuple[Device, str, License]:
+    """The device that signed a return proof, the proof's id and the license it gives
+    up (locked with ``lock``). Raises DEVICE_UNKNOWN, SIGNATURE_INVALID, NOT_FOUND."""
+    device = _registered(session, ex, token, lock=lock)
+    claims = read_signed_by(
+        token, _public_key(device), typ=RETURN_TYP, vendor_slug=ex.vendor.slug, now=ex.now
+    )
+    proof_id, license_id = str(claims.get("jti")), str(claims.get("license"))
+    query = select(License).where(License.id == license_id, License.vendor_id == ex.vendor.id)
+    license_ = session.scalar(query.with_for_update() if lock else query)
+    if license_ is None:
+        raise NotFoundError("license", license_id)
+    return device, proof_id, license_
+
+
+def _returned_already(session: Session, proof_id: str) -> bool:
+    return (
+        session.scalar(select(LicenseReturn.id).where(LicenseReturn.proof_id == proof_id))
+        is not None
+    )
+
+
+def _check_move(
+    session: Session, device: Device, license_: License, now: datetime
+) -> TransferAllowance | None:
+    if license_.device_id != device.id:
+        raise ConflictError("this license is not on this device", code="LICENSE_NOT_ON_DEVICE")
+    return check_transfer_allowed(session, license_, now)
+
+
+def _registered(session: Session, ex: Exchange, token: str, *, lock: bool = True) -> Device:
+    find = devices.lock_device if lock else devices.find_device
+    device = find(session, ex.vendor.id, signer_of(token))
     if device is None:
         raise NotFoundError("device", signer_of(token), code="DEVICE_UNKNOWN")
     return device
@@ -253,25 +298,3 @@ def _last_issued(session: Session, device: Device) -> list[str]:
         )
         or []
     )
-
-
-def _check_transfer_limit(session: Session, license_: License, now: datetime) -> None:
-    limit = StoredOptions(license_.options).transfer_limit
-    if not limit:
-        return
-    since = now - timedelta(days=int(limit["period_days"]))
-    used = (
-        session.scalar(
-            select(func.count())
-            .select_from(LicenseReturn)
-            .where(LicenseReturn.license_id == license_.id, LicenseReturn.returned_at >= since)
-        )
-        or 0
-    )
-    if used >= int(limit["returns"]):
-        raise ConflictError(
-            f"this license was already moved {used} times in the last {limit['period_days']} days",
-            code="TRANSFER_LIMIT_REACHED",
-            returns=int(limit["returns"]),
-            period_days=int(limit["period_days"]),
-        )

@@ -36,11 +36,16 @@ class DeviceFlaggedError(PermissionDeniedError):
 
 def lock_device(session: Session, vendor_id: str, key_id: str) -> Device | None:
     """The device with this key, locked for the rest of the transaction (or None)."""
-    return session.scalar(
-        select(Device)
-        .where(Device.vendor_id == vendor_id, Device.key_id == key_id)
-        .with_for_update()
-    )
+    return session.scalar(_by_key(vendor_id, key_id).with_for_update())
+
+
+def find_device(session: Session, vendor_id: str, key_id: str) -> Device | None:
+    """The device with this key (or None), for a read that changes nothing."""
+    return session.scalar(_by_key(vendor_id, key_id))
+
+
+def _by_key(vendor_id: str, key_id: str) -> Select[Device]:
+    return select(Device).where(Device.vendor_id == vendor_id, Device.key_id == key_id)
 
 
 def record_visit(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -47,10 +47,13 @@ async def offline(slug: str, request: Request) -> Response:
     return await run_in_threadpool(_page, request, slug)
 
 
-async def _message(slug: str, request: Request, upload: UploadFile | None, field: str) -> str:
+async def _read(upload: UploadFile | None) -> bytes:
+    return await upload.read(MAX_FILE + 1) if upload is not None else b""
+
+
+def _message(content: bytes, field: str) -> str:
     """The compact JWS in an uploaded file; ValidationError for none, too large or
     not text."""
-    content = await upload.read(MAX_FILE + 1) if upload is not None else b""
     if not content.strip():
         raise ValidationError("choose the file to upload", field=field, code="FILE_MISSING")
     if len(content) > MAX_FILE:
@@ -64,14 +67,14 @@ async def _message(slug: str, request: Request, upload: UploadFile | None, field
 async def _upload(
     slug: str,
     request: Request,
-    upload: UploadFile | None,
+    content: bytes,
     field: str,
     answer: Callable[[DeviceMessage], Awaitable[Response]],
 ) -> Response:
-    """Read the uploaded file, let ``answer`` act on it; any refusal goes next to the
-    field it came from, with its code."""
+    """Read the uploaded file's content, let ``answer`` act on it; any refusal goes
+    next to the field it came from, with its code."""
     try:
-        token = await _message(slug, request, upload, field)
+        token = _message(content, field)
         source_ip = request.client.host if request.client else None
         await run_in_threadpool(storefront, request, slug)  # an unknown vendor: 404 page
         return await answer(DeviceMessage(slug, token, source_ip))
@@ -100,7 +103,7 @@ async def process_request(
         headers = {"Content-Disposition": disposition}
         return Response(issued.token, media_type="application/jose", headers=headers)
 
-    return await _upload(slug, request, request_file, "request_file", answer)
+    return await _upload(slug, request, await _read(request_file), "request_file", answer)
 
 
 @router.post("/{slug}/offline/receipt", response_class=HTMLResponse)
@@ -114,18 +117,33 @@ async def confirm_receipt(
         seq = await calls.confirm_receipt(backend.runner, backend.master, message)
         return await run_in_threadpool(lambda: _page(request, slug, confirmed=seq))
 
-    return await _upload(slug, request, receipt_file, "receipt_file", answer)
+    return await _upload(slug, request, await _read(receipt_file), "receipt_file", answer)
 
 
 @router.post("/{slug}/offline/return", response_class=HTMLResponse)
-async def return_license(
+async def preview_return(
     slug: str, request: Request, return_file: UploadFile | None = File(None)
 ) -> Response:
-    """A return proof: the license becomes available for another computer."""
+    """A return proof, read first: the page says which license it frees, from which
+    computer, and how many moves its transfer limit leaves, and asks to confirm."""
+    backend = units.backend_of(request)
+
+    async def answer(message: DeviceMessage) -> Response:
+        preview = await calls.preview_return(backend.runner, backend.master, message)
+        return await run_in_threadpool(
+            lambda: _page(request, slug, preview=preview, return_token=message.token)
+        )
+
+    return await _upload(slug, request, await _read(return_file), "return_file", answer)
+
+
+@router.post("/{slug}/offline/return/confirm", response_class=HTMLResponse)
+async def return_license(slug: str, request: Request, return_token: str = Form("")) -> Response:
+    """The confirmed return: the license becomes available for another computer."""
     backend = units.backend_of(request)
 
     async def answer(message: DeviceMessage) -> Response:
         returned = await calls.return_license(backend.runner, backend.master, message)
         return await run_in_threadpool(lambda: _page(request, slug, returned=returned))
 
-    return await _upload(slug, request, return_file, "return_file", answer)
+    return await _upload(slug, request, return_token.encode(), "return_file", answer)

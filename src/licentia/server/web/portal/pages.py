@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.errors import AuthenticationError, LicentiaError, ServerBusyError
+from licentia.server.activation.transfers import TransferAllowance, ticket_transfer_allowances
 from licentia.server.customer_users.services import CustomerIdentity
 from licentia.server.db.base import utcnow
+from licentia.server.keys.master import MasterKey
 from licentia.server.licenses.holdings import Holding, ticket_holdings
 from licentia.server.logins.bounded import log_in_customer_outside_transactions
 from licentia.server.orders.customer_tickets import (
@@ -19,6 +22,7 @@ from licentia.server.orders.customer_tickets import (
     customer_ticket,
     customer_tickets,
 )
+from licentia.server.orders.models import Ticket
 from licentia.server.orders.services import find_ticket, ticket_code
 from licentia.server.tenancy.branding import Branding, branding_of, logo_of
 from licentia.server.tenancy.models import Vendor
@@ -86,8 +90,7 @@ def ticket(slug: str, ticket_id: str, request: Request) -> Response:
 
     def work(session: units.DbSession) -> TicketLookup:
         found = customer_ticket(session, who.vendor_id, who.customer_id, ticket_id)
-        holdings = ticket_holdings(session, who.vendor_id, found.id, utcnow())
-        return TicketLookup(ticket_code(found, master), holdings=tuple(holdings))
+        return _lookup(session, who.vendor_id, found, master)
 
     lookup = units.read(request, work)
     return pages_of(request).render(
@@ -131,6 +134,20 @@ class TicketLookup:
     code: str
     problem: Problem | None = None
     holdings: tuple[Holding, ...] = ()
+    transfers: Mapping[str, TransferAllowance] = field(default_factory=dict)
+
+
+def _lookup(
+    session: units.DbSession, vendor_id: str, ticket: Ticket, master: MasterKey
+) -> TicketLookup:
+    """A found ticket's licenses and, for device licenses with a transfer limit, the
+    moves left (before the customer moves one)."""
+    now = utcnow()
+    return TicketLookup(
+        ticket_code(ticket, master),
+        holdings=tuple(ticket_holdings(session, vendor_id, ticket.id, now)),
+        transfers=ticket_transfer_allowances(session, vendor_id, ticket.id, now),
+    )
 
 
 def _codes(text: str) -> list[str]:
@@ -144,15 +161,13 @@ def look_up(request: Request, vendor: Vendor, code: str) -> TicketLookup:
     gettext = pages_of(request).gettext_for(request).gettext
     master = units.backend_of(request).master
 
-    def work(session: units.DbSession) -> tuple[str, list[Holding]]:
-        ticket = find_ticket(session, vendor.id, master, code)
-        return ticket_code(ticket, master), ticket_holdings(session, vendor.id, ticket.id, utcnow())
+    def work(session: units.DbSession) -> TicketLookup:
+        return _lookup(session, vendor.id, find_ticket(session, vendor.id, master, code), master)
 
     try:
-        found, holdings = units.read(request, work)
+        return units.read(request, work)
     except LicentiaError as error:
         return TicketLookup(code, problem_of(error, gettext, field="codes"))
-    return TicketLookup(found, holdings=tuple(holdings))
 
 
 @router.post("/{slug}/tickets", response_class=HTMLResponse)
