@@ -20,6 +20,9 @@ from licentia.formats.device import (
 from licentia.formats.document_types import REQUEST_TYP
 from licentia.formats.jws import SignatureInvalidError, verify_document
 
+# The longest compact JWS a device may send (a request, receipt or return), as a body
+# or as an uploaded file: far more than any real one, which is a few KiB.
+MAX_MESSAGE_BYTES = 256 * 1024
 ONLINE_SKEW = timedelta(minutes=15)
 OFFLINE_WINDOW = timedelta(days=30)  # a request file may travel for a while
 

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from licentia import __version__
 from licentia.domain.errors import ConfigurationError
 from licentia.server.api import openapi, problems
+from licentia.server.api.bodies import JSON_BODY, BodyLimits
 from licentia.server.api.context import Services
 from licentia.server.api.credentials import CredentialCache
 from licentia.server.api.headers import TransportSecurity
@@ -100,6 +101,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        max_body_size=JSON_BODY,  # routes that take more say so (api/bodies.py)
         description="Create and manage software licenses. Errors are RFC 9457 problem+json "
         "with a stable `code`; lists are cursor-paginated.",
     )
@@ -121,6 +123,7 @@ def create_app(
     app.hot_calls = HotCalls.of_routes(app.routes)  # the routes marked @hot
     openapi.install(app)
     install_web_fronts(app, settings)
+    app.body_limits = BodyLimits.of_routes(app.routes, JSON_BODY)
     _mount_docs(app)
     return app
 

@@ -39,11 +39,15 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI, params
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from licentia.server.api.bearer import bearer_credential
+from licentia.server.api.bodies import JSON_BODY, BodyLimits
 from licentia.server.api.headers import SecuredSend, TransportSecurity
 from licentia.server.api.hot_requests import (
     MAX_BODY,
@@ -213,10 +217,12 @@ def _parse_all(steps: list[tuple[str, Parse]]) -> Callable[[HotRequest], Awaitab
 
 
 class LicentiaApp(FastAPI):
-    """FastAPI, with the hot calls (``hot_calls``) answered before its routing."""
+    """FastAPI, with the hot calls (``hot_calls``) answered before its routing, and a
+    body longer than its route takes (``body_limits``) refused before either."""
 
     hot_calls: HotCalls = HotCalls(())
     transport_security: TransportSecurity = TransportSecurity()
+    body_limits: BodyLimits = BodyLimits(JSON_BODY, ())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -224,8 +230,13 @@ class LicentiaApp(FastAPI):
             return
         answer = SecuredSend(scope, send, self.transport_security)
         try:
-            found = self.hot_calls.match(scope["method"], scope["path"])
-            if found is not None:
+            limit = self.body_limits.refusal(scope)
+            found = (
+                None if limit is not None else self.hot_calls.match(scope["method"], scope["path"])
+            )
+            if limit is not None:
+                await self._refuse_body(scope, receive, answer, limit)
+            elif found is not None:
                 await self._answer_hot(scope, receive, answer, *found)
             else:
                 await super().__call__(scope, receive, answer)
@@ -236,6 +247,17 @@ class LicentiaApp(FastAPI):
             # pools. Raised on only when nothing was answered.
             if not answer.started:
                 raise
+
+    async def _refuse_body(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        """413, by the handler that answers FastAPI's own refusals: problem+json for
+        the API, an error page for a page."""
+        scope.setdefault("app", self)
+        scope[MAX_BODY_SIZE_SCOPE_KEY] = limit
+        handler = self.exception_handlers[HTTPException]
+        response = handler(Request(scope, receive), HTTPException(413))
+        if inspect.isawaitable(response):  # the handlers here are all asynchronous
+            response = await response
+        await response(scope, receive, send)
 
     async def _answer_hot(
         self, scope: Scope, receive: Receive, send: Send, call: HotCall, params: dict[str, str]

@@ -12,10 +12,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from licentia.server.api.bodies import JSON_BODY
+
 if TYPE_CHECKING:
     from licentia.server.api.context import Services
 
-MAX_BODY = 64 * 1024
+# A hot call reads no more than any route takes; a longer body goes to its FastAPI
+# route, which counts on up to the route's own limit (api/bodies.py).
+MAX_BODY = JSON_BODY
 PARSE = "__licentia_hot_parse__"
 
 

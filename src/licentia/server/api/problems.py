@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from licentia.domain.errors import (
     AuthenticationError,
@@ -155,6 +156,14 @@ async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
 
 async def _http(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
+    if error.status_code == 413:  # FastAPI's count, or api/bodies.py's Content-Length
+        limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+        return problem(
+            413,
+            "BODY_TOO_LARGE",
+            f"the request body is longer than this route takes ({limit} bytes)",
+            max_bytes=limit,
+        )
     code = _HTTP_CODES.get(error.status_code, f"HTTP_{error.status_code}")
     return problem(error.status_code, code, str(error.detail))
 

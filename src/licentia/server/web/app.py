@@ -26,7 +26,7 @@ from licentia.server.web.console import products as console_products
 from licentia.server.web.console import tickets as console_tickets
 from licentia.server.web.console.frame import LoginNeeded, login_redirect
 from licentia.server.web.console.pages import router as console_router
-from licentia.server.web.errors import Problem, problem_of, status_of, unexpected
+from licentia.server.web.errors import SENTENCES, Problem, problem_of, status_of, unexpected
 from licentia.server.web.i18n import LANGUAGE_COOKIE, LANGUAGES
 from licentia.server.web.portal import containers as portal_containers
 from licentia.server.web.portal import counters as portal_counters
@@ -39,6 +39,7 @@ from licentia.server.web.rendering import Pages, pages_of
 STATIC = Path(__file__).parent / "static"
 PAGE_PREFIXES = ("/portal", "/console", "/language")
 Handler = Callable[[Request, Exception], Awaitable[Response]]
+_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "BODY_TOO_LARGE"}
 # What a page may load: only this site's scripts and styles (no CDN), inline style
 # attributes for the vendor's colours, a logo from this site.
 _CSP = (
@@ -155,8 +156,9 @@ def error_page(request: Request, error: Exception) -> Response:
         problem, status = problem_of(error, gettext), status_of(error)
     elif isinstance(error, HTTPException):
         status = error.status_code
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(status, f"HTTP_{status}")
-        problem = Problem(code, gettext("This page does not exist.") if status == 404 else code)
+        code = _HTTP_CODES.get(status, f"HTTP_{status}")
+        sentence = gettext(SENTENCES[code]) if code in SENTENCES else code
+        problem = Problem(code, gettext("This page does not exist.") if status == 404 else sentence)
     else:
         problem = unexpected(error, request.url.path)
         problem = Problem(problem.code, gettext(problem.sentence))

@@ -9,6 +9,7 @@ from typing import Protocol, TypeVar
 from fastapi import Request
 from sqlalchemy.orm import Session
 
+from licentia.server.activation.messages import MAX_MESSAGE_BYTES
 from licentia.server.db.engine import Database, run_write
 from licentia.server.db.runner import Runner
 from licentia.server.keys.master import MasterKey
@@ -17,6 +18,9 @@ from licentia.server.settings import Settings
 from licentia.server.tenancy.passwords import PasswordChecks
 
 T = TypeVar("T")
+# The body of a page that uploads a file (a device's request, receipt or return file,
+# a logo): the file and the form around it. Other pages take the default (api/bodies.py).
+FORM_WITH_FILE = MAX_MESSAGE_BYTES + 16 * 1024
 # Page handlers name the session type through this module, so that they import no
 # SQLAlchemy themselves (import-linter: pages-translate).
 DbSession = Session

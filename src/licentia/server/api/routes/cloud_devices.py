@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from licentia.domain.errors import AuthenticationError
 from licentia.server.api.bearer import Bearer
+from licentia.server.api.bodies import DEVICE_MESSAGE
 from licentia.server.api.context import Services, app_services, services_of
 from licentia.server.api.hot import HotRequest, PassOn, hot, parsed_by
 from licentia.server.api.threads import ThreadedRoute
@@ -230,7 +231,7 @@ class BorrowOut(BaseModel):
     expires_at: datetime
 
 
-@router.post("/borrow", response_model=BorrowOut, status_code=201)
+@router.post("/borrow", response_model=BorrowOut, status_code=201, max_body_size=DEVICE_MESSAGE)
 async def borrow(body: BorrowIn, call: DeviceCall = Depends(device_call)) -> BorrowOut:
     """Hold a seat for offline use until the borrow ends (or is returned early)."""
     wanted = calls.BorrowWanted(body.product, body.feature, body.user, body.days, body.request)
@@ -245,7 +246,7 @@ class ReturnOut(BaseModel):
     state: str = "returned"
 
 
-@router.post("/borrow/returns", response_model=ReturnOut)
+@router.post("/borrow/returns", response_model=ReturnOut, max_body_size=DEVICE_MESSAGE)
 async def return_borrow(
     slug: str, request: Request, services: Services = Depends(app_services)
 ) -> ReturnOut:

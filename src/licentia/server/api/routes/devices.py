@@ -16,6 +16,7 @@ from licentia.domain.errors import ValidationError
 from licentia.server.activation import calls
 from licentia.server.activation import services as activation
 from licentia.server.activation.calls import DeviceMessage
+from licentia.server.api.bodies import DEVICE_MESSAGE
 from licentia.server.api.context import Context, Services, app_services, require
 from licentia.server.api.hot import HotRequest, PassOn, hot, parsed_by
 from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
@@ -25,9 +26,11 @@ from licentia.server.devices import services as devices
 from licentia.server.devices.models import Device
 
 router = APIRouter(tags=["devices"], route_class=ThreadedRoute)
-device_router = APIRouter(tags=["device protocol"], route_class=ThreadedRoute)
+device_router = APIRouter(
+    tags=["device protocol"], route_class=ThreadedRoute, max_body_size=DEVICE_MESSAGE
+)
 JOSE = "application/jose"
-MAX_BODY = 256 * 1024
+MAX_BODY = DEVICE_MESSAGE
 _JOSE_BODY: dict[str, Any] = {
     "requestBody": {"content": {JOSE: {"schema": {"type": "string"}}}, "required": True}
 }

@@ -16,13 +16,19 @@ from licentia.domain.actors import Actor
 from licentia.domain.errors import LicentiaError, ValidationError
 from licentia.server.activation import calls
 from licentia.server.activation.calls import DeviceMessage
+from licentia.server.activation.messages import MAX_MESSAGE_BYTES
 from licentia.server.web import units
 from licentia.server.web.console.frame import brand_of, problems_of, render, require_staff
 from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, status_of
 
-router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
-MAX_FILE = 256 * 1024  # what the device endpoints take
+router = APIRouter(
+    prefix="/console",
+    include_in_schema=False,
+    dependencies=[Depends(check_csrf)],
+    max_body_size=units.FORM_WITH_FILE,
+)
+MAX_FILE = MAX_MESSAGE_BYTES  # what the device endpoints take
 UPDATE_FILE = "licentia-update.jws"
 
 

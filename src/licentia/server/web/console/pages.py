@@ -90,7 +90,7 @@ def branding_form(request: Request) -> Response:
     )
 
 
-@router.post("/branding", response_class=HTMLResponse)
+@router.post("/branding", response_class=HTMLResponse, max_body_size=units.FORM_WITH_FILE)
 async def save_branding(
     request: Request,
     display_name: str = Form(""),

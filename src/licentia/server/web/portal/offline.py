@@ -15,14 +15,20 @@ from licentia.domain.errors import LicentiaError, ValidationError
 from licentia.formats.jws import SignatureInvalidError
 from licentia.server.activation import calls
 from licentia.server.activation.calls import DeviceMessage
+from licentia.server.activation.messages import MAX_MESSAGE_BYTES
 from licentia.server.web import units
 from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problem, Problems, problem_of, status_of
 from licentia.server.web.portal.pages import storefront
 from licentia.server.web.rendering import pages_of
 
-router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
-MAX_FILE = 256 * 1024
+router = APIRouter(
+    prefix="/portal",
+    include_in_schema=False,
+    dependencies=[Depends(check_csrf)],
+    max_body_size=units.FORM_WITH_FILE,
+)
+MAX_FILE = MAX_MESSAGE_BYTES
 UPDATE_FILE = "licentia-update.jws"
 
 
