@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     # Addresses whose X-Forwarded-For / X-Forwarded-Proto are believed (the proxy in
     # front): comma-separated IPs or networks, "*" for any.
     trusted_proxies: str = "127.0.0.1"
+    # Connections (server/api/connections.py): a request's headers and body must arrive
+    # in time, and one process holds a bounded number of connections, per address too.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=60.0, gt=0)
+    keep_alive_seconds: int = Field(default=5, ge=1)
+    max_connections: int = Field(default=1000, ge=1)
+    max_connections_per_address: int = Field(default=100, ge=0)  # 0: no cap
     hsts_seconds: int = Field(default=365 * 86400, ge=0)  # 0: no Strict-Transport-Security
     login_failures_per_account: int = 5
     login_failures_per_address: int = 30

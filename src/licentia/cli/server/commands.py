@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from typing import TYPE_CHECKING, Annotated
 
@@ -36,6 +37,8 @@ def serve(
     """Serve the API (refuses an un-migrated database or an unsafe master key)."""
     import uvicorn
 
+    from licentia.server.api.connections import bounded_protocol
+
     runtime = Runtime.load()
     runtime.check_ready()
     settings = runtime.settings
@@ -47,6 +50,7 @@ def serve(
         )
     if workers > 1:
         _bind_tcp_sockets(uvicorn.Config)
+    _raise_open_files_limit()
     uvicorn.run(
         "licentia.server.api.asgi:build",
         factory=True,
@@ -57,7 +61,21 @@ def serve(
         access_log=access_log,
         proxy_headers=True,
         forwarded_allow_ips=settings.trusted_proxies,
+        http=bounded_protocol(settings),  # type: ignore[arg-type]  # a partial of a protocol
+        timeout_keep_alive=settings.keep_alive_seconds,
     )
+
+
+def _raise_open_files_limit() -> None:
+    """Allow the process as many open files as the system lets it (the soft limit is
+    often 1024): LICENTIA_MAX_CONNECTIONS, not the descriptors, should bound it."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # An unlimited hard limit is more than the kernel allows: keep the soft one then.
+    with contextlib.suppress(ValueError, OSError):
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _bind_tcp_sockets(config: type[uvicorn.Config]) -> None:
