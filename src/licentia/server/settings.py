@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     login_failures_per_account: int = 5
     login_failures_per_address: int = 30
     login_window_minutes: int = 15
+    password_reset_minutes: int = Field(default=60, ge=5, le=24 * 60)  # a mailed reset link
 
     @model_validator(mode="after")
     def _default_public_url(self) -> Self:

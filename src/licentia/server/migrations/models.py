@@ -12,6 +12,7 @@ from licentia.server.keys.models import SigningKey
 from licentia.server.licenses.models import License
 from licentia.server.logins.models import LoginFailure
 from licentia.server.orders.models import Customer, Order, OrderLine, Ticket
+from licentia.server.password_resets.models import PasswordReset
 from licentia.server.seats.models import SeatEvent, SeatSlot, SeatWaiter
 from licentia.server.tenancy.models import (
     ApiKey,
@@ -42,6 +43,7 @@ __all__ = [
     "LoginFailure",
     "Order",
     "OrderLine",
+    "PasswordReset",
     "Product",
     "SeatEvent",
     "SeatSlot",

@@ -26,13 +26,16 @@ from licentia.server.web.console import products as console_products
 from licentia.server.web.console import tickets as console_tickets
 from licentia.server.web.console.frame import LoginNeeded, login_redirect
 from licentia.server.web.console.pages import router as console_router
+from licentia.server.web.console.password_resets import router as console_resets_router
 from licentia.server.web.errors import SENTENCES, Problem, problem_of, status_of, unexpected
 from licentia.server.web.i18n import LANGUAGE_COOKIE, LANGUAGES
+from licentia.server.web.link_logs import hide_link_tokens
 from licentia.server.web.portal import containers as portal_containers
 from licentia.server.web.portal import counters as portal_counters
 from licentia.server.web.portal import seats as portal_seats
 from licentia.server.web.portal.offline import router as offline_router
 from licentia.server.web.portal.pages import router as portal_router
+from licentia.server.web.portal.password_resets import router as portal_resets_router
 from licentia.server.web.portal.users import router as portal_users_router
 from licentia.server.web.rendering import Pages, pages_of
 
@@ -78,7 +81,9 @@ def install(app: FastAPI, settings: Settings) -> None:
     for portal_area in (portal_containers, portal_seats, portal_counters):
         app.include_router(portal_area.router)
     app.include_router(portal_users_router)
+    app.include_router(portal_resets_router)
     app.include_router(console_router)
+    app.include_router(console_resets_router)
     for console_area in (
         console_dashboard,
         console_products,
@@ -93,6 +98,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_exception_handler(LoginNeeded, login_redirect)
     _page_errors(app)
     app.add_middleware(PageHeaders)
+    hide_link_tokens()
 
 
 class PageHeaders:

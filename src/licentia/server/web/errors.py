@@ -84,7 +84,7 @@ SENTENCES: dict[str, str] = {
     "NO_SIGNING_KEY": N_("This vendor has no signing key yet: rotate to make one."),
     "LAST_ADMIN": N_("The vendor would be left without an active admin."),
     "ALREADY_ACTIVE": N_("This colleague has set a password already or is disabled."),
-    "LINK_INVALID": N_("This link is unknown, used already or expired. Ask for a new invitation."),
+    "LINK_INVALID": N_("This link is unknown, used already or expired. Ask for a new one."),
     "BODY_TOO_LARGE": N_("This form or file is too large for this page."),
     "INTERNAL_ERROR": N_("Something went wrong on our side. It has been logged; try again later."),
 }

@@ -1,0 +1,1 @@
+"""Forgotten passwords: a mailed, single-use link that sets a new one."""

@@ -1,0 +1,96 @@
+"""A forgotten password, for the console's staff and the portal's customer users: the
+link asked for (the same answer whether the account exists or not) and mailed after
+the answer has gone, and the new password set from the link."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from fastapi import Request
+from starlette.background import BackgroundTask
+
+from licentia.server.db.base import utcnow
+from licentia.server.mail import Mail, Mailer
+from licentia.server.orders.mailing import check_address
+from licentia.server.password_resets.services import (
+    Realm,
+    ResetTarget,
+    request_reset,
+    reset_mail,
+    reset_password,
+    reset_target,
+)
+from licentia.server.tenancy.staff import new_password_hash
+from licentia.server.web import units
+
+log = logging.getLogger("licentia.mail")
+
+
+def ask_for_link(request: Request, realm: Realm, *, vendor_slug: str, email: str) -> BackgroundTask:
+    """Make a link for the account, if there is one, and return the task that mails it
+    once the answer is sent (so the time of the answer does not tell whether a mail
+    went out). Raises ValidationError (``EMAIL_INVALID``) for what is no address."""
+    address = check_address(email, field="email")
+    backend = units.backend_of(request)
+    settings, templates = backend.settings, units.mail_templates_of(request)
+    source_ip = request.client.host if request.client else None
+
+    def work(session: units.DbSession) -> Mail | None:
+        link = request_reset(
+            session,
+            realm,
+            vendor_slug=vendor_slug,
+            email=address,
+            ttl=timedelta(minutes=settings.password_reset_minutes),
+            now=utcnow(),
+            source_ip=source_ip,
+        )
+        if link is None:
+            return None
+        return reset_mail(session, templates, link, public_url=settings.public_url)
+
+    mail = units.write(request, work)
+    return BackgroundTask(_send, units.mailer_of(request), mail)
+
+
+def _send(mailer: Mailer, mail: Mail | None) -> None:
+    if mail is None:
+        return
+    try:
+        mailer.send(mail)
+    except Exception as error:  # the visitor has had the answer; the operator is told
+        log.warning("password reset mail to %s not sent: %s", mail.to, type(error).__name__)
+
+
+def target_of(request: Request, realm: Realm, vendor_slug: str, token: str) -> ResetTarget:
+    """Whose password the link sets; raises LinkInvalidError."""
+    return units.read(
+        request,
+        lambda s: reset_target(s, realm, vendor_slug=vendor_slug, token=token, now=utcnow()),
+    )
+
+
+def set_new_password(
+    request: Request, realm: Realm, *, vendor_slug: str, token: str, password: str
+) -> str:
+    """Set the password from the link and end the user's sessions; returns their
+    e-mail. Raises LinkInvalidError, ValidationError (field ``password``: the rule of
+    every password) or ServerBusyError (``LOGINS_BUSY``)."""
+    target_of(request, realm, vendor_slug, token)  # a dead link costs no hashing
+    hashed = new_password_hash(password, units.backend_of(request).password_checks)
+    source_ip = request.client.host if request.client else None
+    email = units.write(
+        request,
+        lambda s: reset_password(
+            s,
+            realm,
+            vendor_slug=vendor_slug,
+            token=token,
+            password_hash=hashed,
+            now=utcnow(),
+            source_ip=source_ip,
+        ),
+    )
+    units.forget_credentials(request)  # the ended sessions stop working in this process at once
+    return email
