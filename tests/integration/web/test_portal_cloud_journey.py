@@ -87,3 +87,41 @@ def test_the_cloud_pages_read_well_on_a_phone_and_in_german(
                 screenshot(page, name if language == "en" else f"{name}-de")
     page.goto(f"{live_server}{container}")
     expect(page.get_by_role("heading", name="Registrierte Computer")).to_be_visible()
+
+
+def test_a_ticket_goes_into_a_new_container_whose_downloaded_file_the_sdk_uses(
+    page: Page, live_server: str, vendors: VendorFactory, database: Database, tmp_path: Path
+):
+    vendor = vendors.create()
+    customer_id, email = customer_with_admin(database, vendor)
+    template = vendor.template({"delivery": "cloud"})
+    order = vendor.order([{"sku": template["sku"], "quantity": 1}], customer_id=customer_id)
+    page.goto(f"{live_server}/portal/{vendor.slug}/login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.locator(f"a[href$='/tickets/{order['ticket_id']}']").click()
+    page.get_by_label("Cloud container").select_option(label="A new cloud container")
+    page.get_by_label("Name of a new container").fill("Studio")
+    screenshot(page, "portal-ticket-cloud")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Put the licenses into the container").click()
+    assert download.value.suggested_filename == "Studio.licred"
+    licred = tmp_path / "Studio.licred"
+    download.value.save_as(licred)
+
+    jwks = vendor.ok("GET", f"/vendors/{vendor.slug}/jwks.json")
+    product = vendor.ok("GET", f"/templates/{template['id']}")["product_code"]
+    client = CloudClient(
+        licred, public_keys=jwks, state_dir=tmp_path / "pc", server_url=live_server
+    )
+    try:
+        assert client.check(product).license_id
+    finally:
+        client.close()
+    page.reload()
+    expect(page.get_by_text("in the cloud container Studio")).to_be_visible()
+    page.get_by_role("link", name="Cloud containers").first.click()
+    page.get_by_role("link", name="Studio").click()
+    expect(page.get_by_role("heading", name="Studio")).to_be_visible()
+    screenshot(page, "portal-container-new")

@@ -1,9 +1,10 @@
 """What a cloud container's customer admin may do: see who holds which seat and free
-one, read the denials, list and deregister the container's devices, rename it (the portal), read
-the unit counters. The API's customer-admin routes open a container with its credential (the
-``.licred`` secret, :func:`customer_admin`); the License Portal opens one of the
-logged-in customer's own containers (:func:`portal_admin`); both then call the same
-functions. The vendor has the same through its own API.
+one, read the denials, list and deregister the container's devices, rename it, read the
+unit counters; in the portal also put one of the customer's tickets into a container.
+The API's customer-admin routes open a container with its credential (the ``.licred``
+secret, :func:`customer_admin`); the License Portal opens one of the logged-in
+customer's own containers (:func:`portal_admin`); both then call the same functions.
+The vendor has the same through its own API.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor, ActorKind
-from licentia.domain.errors import NotFoundError
+from licentia.domain.errors import NotFoundError, ValidationError
 from licentia.server.cloud import services as cloud
 from licentia.server.cloud.models import CloudContainer, CloudDevice
 from licentia.server.counters import services as counters
 from licentia.server.counters.models import LedgerEntry, UnitCounter
 from licentia.server.db.pagination import Page, paginate
 from licentia.server.licenses.models import License
+from licentia.server.orders.customer_tickets import customer_ticket
 from licentia.server.seats import services as seats
 from licentia.server.seats.models import SeatEvent, SeatSlot
 from licentia.server.tenancy.services import get_vendor_by_slug
@@ -68,6 +70,35 @@ def portal_admin(
     if container is None:
         raise NotFoundError("cloud container", container_id)
     return CustomerAdmin(container, Actor(ActorKind.CUSTOMER_ADMIN, user_id, vendor_id))
+
+
+def put_ticket(session: Session, admin: CustomerAdmin, ticket_id: str) -> list[License]:
+    """Put the cloud and seat-pool licenses of one of the container's customer's
+    tickets into the container (idempotent). Raises NotFoundError for a ticket of
+    another customer (or of none), ``WRONG_DELIVERY`` and ``ALREADY_REDEEMED`` as
+    :func:`cloud.put_ticket`."""
+    container = admin.container
+    if container.customer_id is None:
+        raise NotFoundError("ticket", ticket_id)
+    ticket = customer_ticket(session, container.vendor_id, container.customer_id, ticket_id)
+    return cloud.put_ticket(session, admin.actor, container, ticket)
+
+
+def put_ticket_into_new_container(
+    session: Session, vendor_id: str, customer_id: str, user_id: str, ticket_id: str, name: str
+) -> cloud.IssuedCredential:
+    """A new cloud container for the logged-in customer, holding the cloud and
+    seat-pool licenses of one of their tickets; its credential is in the answer, this
+    once. Raises NotFoundError for another customer's ticket, ValidationError (field
+    ``name``) for an empty or too long name, and as
+    :func:`cloud.put_ticket_into_new_container`."""
+    name = name.strip()
+    if not 1 <= len(name) <= cloud.MAX_NAME:
+        raise ValidationError(f"a name has 1 to {cloud.MAX_NAME} characters", field="name")
+    ticket = customer_ticket(session, vendor_id, customer_id, ticket_id)
+    actor = Actor(ActorKind.CUSTOMER_ADMIN, user_id, vendor_id)
+    issued, _ = cloud.put_ticket_into_new_container(session, actor, ticket, name)
+    return issued
 
 
 def customer_containers(

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor, ActorKind
 from licentia.domain.errors import ConflictError
-from licentia.domain.templates import OPTION_DEFAULTS, StoredOptions
+from licentia.domain.templates import StoredOptions
 from licentia.formats.device import device_id, ed25519_from_jwk, unverified_claims
 from licentia.formats.document_types import ACCESS_TYP, BORROW_TYP, RETURN_TYP
 from licentia.server.activation.messages import read_request, read_signed_by
@@ -44,7 +44,6 @@ from licentia.server.db.base import utcnow
 from licentia.server.db.runner import Runner
 from licentia.server.keys.master import MasterKey
 from licentia.server.keys.services import Signer
-from licentia.server.licenses.models import License
 from licentia.server.orders.services import find_ticket
 from licentia.server.seats import services as seats
 from licentia.server.seats.models import SeatSlot
@@ -121,24 +120,10 @@ async def redeem(
         vendor = get_vendor_by_slug(session, slug)
         ticket = find_ticket(session, vendor.id, master, ticket_code)
         actor = Actor(ActorKind.CUSTOMER, None, vendor.id, frozenset(), None)
-        issued = cloud.create_container(
-            session,
-            actor,
-            customer_id=ticket.customer_id,
-            name=name,
-            max_devices=_max_devices(session, ticket.id),
-        )
-        licenses = cloud.redeem_ticket(session, actor, master, issued.container, ticket_code)
-        if not licenses:
-            raise ConflictError("this ticket was redeemed already", code="ALREADY_REDEEMED")
+        issued, licenses = cloud.put_ticket_into_new_container(session, actor, ticket, name)
         return Redeemed(issued.container.id, issued.credential, [item.id for item in licenses])
 
     return await runner.transaction(work)
-
-
-def _max_devices(session: Session, ticket_id: str) -> int:
-    options = session.scalars(select(License.options).where(License.ticket_id == ticket_id)).all()
-    return max((StoredOptions(o).max_devices for o in options), default=OPTION_DEFAULTS.max_devices)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from licentia.server.db.base import utcnow
 from licentia.server.keys.master import MasterKey
 from licentia.server.licenses.models import License
 from licentia.server.licenses.services import state_of
+from licentia.server.orders.models import Ticket
 from licentia.server.orders.services import find_ticket, get_customer
 from licentia.server.seats.services import ensure_slots
 
@@ -180,7 +181,16 @@ def redeem_ticket(
     Raises TICKET_CODE_INVALID / TICKET_NOT_FOUND, ``WRONG_DELIVERY`` (nothing for the
     cloud on this ticket), ``ALREADY_REDEEMED`` (its licenses sit in another container).
     """
-    ticket = find_ticket(session, container.vendor_id, master, code)
+    return put_ticket(
+        session, actor, container, find_ticket(session, container.vendor_id, master, code)
+    )
+
+
+def put_ticket(
+    session: Session, actor: Actor, container: CloudContainer, ticket: Ticket
+) -> list[License]:
+    """Put a found ticket's cloud and seat-pool licenses into the container; raises
+    as :func:`redeem_ticket` (but for the code)."""
     licenses = list(
         session.scalars(
             select(License)
@@ -206,6 +216,31 @@ def redeem_ticket(
         ):
             _place(session, actor, item, container, now)
     return [item for item in cloud if item.container_id == container.id]
+
+
+def put_ticket_into_new_container(
+    session: Session, actor: Actor, ticket: Ticket, name: str
+) -> tuple[IssuedCredential, list[License]]:
+    """A new cloud container for the ticket's customer, admitting as many devices as
+    the largest ``max_devices`` of the ticket's licenses, with the ticket's cloud and
+    seat-pool licenses in it. Raises ``ALREADY_REDEEMED`` for a ticket whose licenses
+    are in a container already, and as :func:`put_ticket`."""
+    issued = create_container(
+        session,
+        actor,
+        customer_id=ticket.customer_id,
+        name=name,
+        max_devices=_max_devices(session, ticket.id),
+    )
+    licenses = put_ticket(session, actor, issued.container, ticket)
+    if not licenses:
+        raise ConflictError("this ticket was redeemed already", code="ALREADY_REDEEMED")
+    return issued, licenses
+
+
+def _max_devices(session: Session, ticket_id: str) -> int:
+    options = session.scalars(select(License.options).where(License.ticket_id == ticket_id)).all()
+    return max((StoredOptions(o).max_devices for o in options), default=OPTION_DEFAULTS.max_devices)
 
 
 def _place(

@@ -33,6 +33,7 @@ from licentia.server.web.link_logs import hide_link_tokens
 from licentia.server.web.portal import containers as portal_containers
 from licentia.server.web.portal import counters as portal_counters
 from licentia.server.web.portal import seats as portal_seats
+from licentia.server.web.portal import ticket_cloud as portal_ticket_cloud
 from licentia.server.web.portal.offline import router as offline_router
 from licentia.server.web.portal.pages import router as portal_router
 from licentia.server.web.portal.password_resets import router as portal_resets_router
@@ -78,7 +79,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.include_router(landing)
     app.include_router(portal_router)
     app.include_router(offline_router)
-    for portal_area in (portal_containers, portal_seats, portal_counters):
+    for portal_area in (portal_containers, portal_seats, portal_counters, portal_ticket_cloud):
         app.include_router(portal_area.router)
     app.include_router(portal_users_router)
     app.include_router(portal_resets_router)

@@ -64,8 +64,10 @@ SENTENCES: dict[str, str] = {
         "This request carries no ticket code. Make it again with the ticket code."
     ),
     "WRONG_DELIVERY": N_(
-        "This license is not delivered to single computers (it is a cloud or seat license)."
+        "This license is not delivered this way: single computers, cloud containers and "
+        "seat pools each take their own licenses."
     ),
+    "ALREADY_REDEEMED": N_("These licenses are in another cloud container already."),
     "VM_NOT_ALLOWED": N_("This license may not run in a virtual machine."),
     "ALREADY_EXISTS": N_("This is taken already: choose another."),
     "UNKNOWN_FEATURE": N_("The product has no such feature."),

@@ -12,6 +12,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.errors import AuthenticationError, LicentiaError, ServerBusyError
 from licentia.server.activation.transfers import TransferAllowance, ticket_transfer_allowances
+from licentia.server.cloud import admin
+from licentia.server.cloud.models import CloudContainer
 from licentia.server.customer_users.services import CustomerIdentity
 from licentia.server.db.base import utcnow
 from licentia.server.keys.master import MasterKey
@@ -36,6 +38,7 @@ from licentia.server.web.sessions import visitor_of
 
 router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
 MAX_CODES = 20
+MAX_CONTAINERS = 200  # offered on a ticket page; a customer has a handful
 
 
 @dataclass(frozen=True)
@@ -86,23 +89,48 @@ def ticket(slug: str, ticket_id: str, request: Request) -> Response:
     front = storefront(request, slug)
     if front.customer is None:
         return RedirectResponse(f"/portal/{slug}/login", status_code=303)
-    who, master = front.customer, units.backend_of(request).master
+    return ticket_page(request, front, front.customer, ticket_id)
 
-    def work(session: units.DbSession) -> TicketLookup:
+
+def ticket_page(
+    request: Request,
+    front: Storefront,
+    who: CustomerIdentity,
+    ticket_id: str,
+    *,
+    problems: Problems | None = None,
+    status_code: int = 200,
+    typed: Mapping[str, str] | None = None,
+) -> Response:
+    """The ticket's licenses and, for a customer admin, the company's cloud containers
+    its cloud licenses can be put into."""
+    master = units.backend_of(request).master
+
+    def work(session: units.DbSession) -> tuple[TicketLookup, list[CloudContainer]]:
         found = customer_ticket(session, who.vendor_id, who.customer_id, ticket_id)
-        return _lookup(session, who.vendor_id, found, master)
+        lookup = _lookup(session, who.vendor_id, found, master)
+        if not who.is_admin:
+            return lookup, []
+        containers = admin.customer_containers(
+            session, who.vendor_id, who.customer_id, cursor=None, limit=MAX_CONTAINERS
+        )
+        return lookup, list(containers.items)
 
-    lookup = units.read(request, work)
+    lookup, containers = units.read(request, work)
     return pages_of(request).render(
         request,
         "portal/tickets.html",
+        status_code=status_code,
         server=units.backend_of(request).settings.public_url,
         brand=front.brand,
         front=front,
-        customer=front.customer,
+        customer=who,
         codes="",
         lookups=[lookup],
-        problems=Problems(),
+        ticket_id=ticket_id,
+        containers=containers,
+        typed=typed or {},
+        problems=problems or Problems(),
     )
 
 
