@@ -88,3 +88,51 @@ def test_the_answers_match_the_declared_problem_schema(client: TestClient, vendo
     assert answer.status_code == 422
     assert answer.headers["content-type"] == PROBLEM
     assert {"type", "title", "status", "detail", "code", "field", "errors"} <= set(answer.json())
+
+
+# Strings a parser turns into a value of its own kind before anything keeps them.
+_PARSED_FORMATS = frozenset({"date-time", "date"})
+
+
+def _unbounded(node: dict[str, Any], where: str, schemas: dict[str, Any], seen: frozenset[str]):
+    """Where ``node`` lets a client send a string, list or map of any length."""
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        if name not in seen:
+            yield from _unbounded(schemas[name], name, schemas, seen | {name})
+        return
+    for key in ("anyOf", "oneOf", "allOf"):
+        for alternative in node.get(key, ()):
+            yield from _unbounded(alternative, where, schemas, seen)
+    kind = node.get("type")
+    bounded = {"maxLength", "enum", "const"} & node.keys() or node.get("format") in _PARSED_FORMATS
+    if kind == "string" and not bounded:
+        yield f"{where}: a string without maxLength"
+    if kind == "array":
+        if "maxItems" not in node:
+            yield f"{where}: a list without maxItems"
+        yield from _unbounded(node.get("items", {}), f"{where}[]", schemas, seen)
+    for name, child in node.get("properties", {}).items():
+        yield from _unbounded(child, f"{where}.{name}", schemas, seen)
+    extra = node.get("additionalProperties")
+    if extra not in (None, False):
+        if "maxProperties" not in node:
+            yield f"{where}: a map without maxProperties"
+        if isinstance(extra, dict):
+            yield from _unbounded(extra, f"{where}{{}}", schemas, seen)
+
+
+def test_every_request_body_bounds_its_strings_lists_and_maps(document: dict[str, Any]) -> None:
+    """A request model's string, list or map without a bound is refused here, so a
+    new field cannot forget it (the body's own limit is only the last defence)."""
+    schemas = document["components"]["schemas"]
+    found = [
+        problem
+        for path, operations in document["paths"].items()
+        for method, spec in operations.items()
+        for kind, media in spec.get("requestBody", {}).get("content", {}).items()
+        for problem in _unbounded(
+            media.get("schema", {}), f"{method.upper()} {path} {kind}", schemas, frozenset()
+        )
+    ]
+    assert found == []

@@ -6,6 +6,7 @@ CLI, demo seed). A rule that is broken names the field so the caller can fix it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -20,6 +21,8 @@ MAX_SEATS = 100_000
 # Custom data is signed into every license document; the JSON readers of documents
 # refuse deeper nesting (licentia.formats.jws.MAX_JSON_DEPTH), leave room for the claims.
 MAX_CUSTOM_DATA_DEPTH = 16
+# ... and is copied into every license issued: an order of many licenses multiplies it.
+MAX_PROTECTED_BYTES = 16 * 1024
 LAST_END_DATE = (LATEST_VALID_UNTIL - timedelta(days=1)).date()
 PositiveDays = Annotated[int, Field(gt=0, le=36_500)]
 MaxDevices = Annotated[int, Field(ge=1, le=1000)]
@@ -121,6 +124,21 @@ class CustomData(_Strict):
         if value is not None and _nests_deeper(value, MAX_CUSTOM_DATA_DEPTH):
             raise ValueError(f"protected data nests deeper than {MAX_CUSTOM_DATA_DEPTH} levels")
         return value
+
+    @model_validator(mode="after")
+    def _small(self) -> Self:
+        if self.protected is not None and _json_size(self.protected) > MAX_PROTECTED_BYTES:
+            raise OptionRuleError(
+                "protected",
+                f"protected data is at most {MAX_PROTECTED_BYTES} bytes of JSON",
+                code="CUSTOM_DATA_TOO_LARGE",
+            )
+        return self
+
+
+def _json_size(value: object) -> int:
+    """The length in bytes of ``value`` as compact JSON (as documents carry it)."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def _nests_deeper(value: object, levels: int) -> bool:

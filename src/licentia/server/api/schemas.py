@@ -13,6 +13,14 @@ from licentia.server.db.pagination import Page
 
 T = TypeVar("T", bound=BaseModel)
 JSON = "application/json"
+# Bounds of the strings every request model takes (a test walks the OpenAPI document
+# and refuses a string without a maxLength): the body's limit bounds them all anyway
+# (api/bodies.py), these say what each field may hold.
+ID = 64  # an id Licentia made (a UUID is 36 characters)
+CODE = 64  # a product's, feature's or template's code (SKU), a vendor's slug
+NAME = 200  # a name people read
+EMAIL = 320  # RFC 5321's longest address
+SECRET = 1024  # a password, a credential, a ticket code as typed
 
 
 class Out(BaseModel):

@@ -19,6 +19,9 @@ from licentia.server.db.base import utcnow
 from licentia.server.keys.master import MasterKey
 
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Every license document names its features and every list of products carries them:
+# a product with 400,000 made GET /products take a minute. Far above any real product.
+MAX_FEATURES = 256
 _SECRET_PURPOSE = "template-secret"  # noqa: S105 - an HKDF purpose label, not a secret
 
 
@@ -83,8 +86,16 @@ def update_product(
 def _add_features(
     product: Product, features: list[dict[str, str]], *, field: str = "features"
 ) -> None:
-    """Errors name ``<field>[i].code``: the request field the feature came in."""
+    """Errors name ``<field>[i].code``: the request field the feature came in.
+    Raises ValidationError ``TOO_MANY_FEATURES`` beyond MAX_FEATURES in all."""
     existing = {f.code for f in product.features}
+    if len(existing) + len(features) > MAX_FEATURES:
+        raise ValidationError(
+            f"a product has at most {MAX_FEATURES} features ({len(existing)} already)",
+            field=field,
+            code="TOO_MANY_FEATURES",
+            limit=MAX_FEATURES,
+        )
     for index, feature in enumerate(features):
         code = feature["code"]
         _check_code(code, f"{field}[{index}].code")

@@ -71,6 +71,8 @@ SENTENCES: dict[str, str] = {
     "VM_NOT_ALLOWED": N_("This license may not run in a virtual machine."),
     "ALREADY_EXISTS": N_("This is taken already: choose another."),
     "UNKNOWN_FEATURE": N_("The product has no such feature."),
+    "TOO_MANY_FEATURES": N_("A product has at most 256 features."),
+    "CUSTOM_DATA_TOO_LARGE": N_("Protected data is at most 16 KiB of JSON."),
     "UNKNOWN_SKU": N_("There is no template with this SKU."),
     "END_DATE_PASSED": N_("This end date has passed: every license would be expired at once."),
     "DATE_OUT_OF_RANGE": N_("This date is too far in the future."),

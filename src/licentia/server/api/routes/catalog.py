@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from licentia.domain.templates import TemplateOptions
 from licentia.server.api.context import Context, require
-from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.schemas import CODE, ID, Out, PageOut, PageParams, page_of, page_params
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.catalog import services as catalog
 from licentia.server.catalog.models import Product, Template
 from licentia.server.db.pagination import paginate
 
 router = APIRouter(tags=["catalog"], route_class=ThreadedRoute)
+MAX_FEATURES = catalog.MAX_FEATURES
+OPTIONS = len(TemplateOptions.model_fields)  # unknown options are refused anyway
 
 
 class FeatureIn(BaseModel):
@@ -27,12 +30,12 @@ class FeatureIn(BaseModel):
 class ProductCreate(BaseModel):
     code: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=200)
-    features: list[FeatureIn] = []
+    features: list[FeatureIn] = Field(default=[], max_length=MAX_FEATURES)
 
 
 class ProductUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    add_features: list[FeatureIn] = []
+    add_features: list[FeatureIn] = Field(default=[], max_length=MAX_FEATURES)
 
 
 class FeatureOut(Out):
@@ -51,17 +54,21 @@ class ProductOut(Out):
 class TemplateCreate(BaseModel):
     sku: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=200)
-    product_id: str
-    features: list[str] = []
+    product_id: str = Field(max_length=ID)
+    features: list[Annotated[str, Field(max_length=CODE)]] = Field(
+        default=[], max_length=MAX_FEATURES
+    )
     options: dict[str, Any] = Field(
-        default_factory=dict, description="see docs/api.md#template-options"
+        default_factory=dict, max_length=OPTIONS, description="see docs/api.md#template-options"
     )
 
 
 class TemplateUpdate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    features: list[str] | None = None
-    options: dict[str, Any] | None = None
+    features: list[Annotated[str, Field(max_length=CODE)]] | None = Field(
+        default=None, max_length=MAX_FEATURES
+    )
+    options: dict[str, Any] | None = Field(default=None, max_length=OPTIONS)
 
 
 class TemplateOut(Out):

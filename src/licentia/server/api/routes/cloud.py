@@ -11,7 +11,15 @@ from pydantic import BaseModel, Field
 from licentia.domain.errors import ValidationError
 from licentia.domain.templates import OPTION_DEFAULTS, MaxDevices
 from licentia.server.api.context import Context, require
-from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.schemas import (
+    ID,
+    SECRET,
+    Out,
+    PageOut,
+    PageParams,
+    page_of,
+    page_params,
+)
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.cloud import services as cloud
 from licentia.server.cloud.models import CloudContainer
@@ -26,7 +34,7 @@ router = APIRouter(tags=["cloud"], route_class=ThreadedRoute)
 
 
 class ContainerCreate(BaseModel):
-    customer_id: str | None = None
+    customer_id: str | None = Field(default=None, max_length=ID)
     name: str = Field(min_length=1, max_length=200)
     max_devices: MaxDevices = OPTION_DEFAULTS.max_devices
 
@@ -58,7 +66,7 @@ class ContainerCredential(ContainerOut):
 
 
 class RedeemIn(BaseModel):
-    ticket: str
+    ticket: str = Field(max_length=SECRET)
 
 
 class SeatOut(BaseModel):

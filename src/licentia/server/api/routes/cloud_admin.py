@@ -17,12 +17,12 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from licentia.domain.errors import AuthenticationError
 from licentia.server.api.bearer import Bearer
 from licentia.server.api.context import Services, services_of
-from licentia.server.api.schemas import PageOut, PageParams, page_of, page_params
+from licentia.server.api.schemas import NAME, PageOut, PageParams, page_of, page_params
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.cloud import admin
 from licentia.server.cloud.admin import CustomerAdmin
@@ -149,7 +149,7 @@ def deregister(device_id: str, call: AdminCall = Depends(admin_call)) -> Registe
 
 
 class ContainerName(BaseModel):
-    name: str
+    name: str = Field(max_length=NAME)
 
 
 class AdminContainer(BaseModel):

@@ -21,6 +21,7 @@ from licentia.server.api.bearer import Bearer
 from licentia.server.api.bodies import DEVICE_MESSAGE
 from licentia.server.api.context import Services, app_services, services_of
 from licentia.server.api.hot import HotRequest, PassOn, hot, parsed_by
+from licentia.server.api.schemas import CODE, SECRET
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.cloud import calls
 from licentia.server.cloud.checkout import checkout as checkout_seat
@@ -71,7 +72,7 @@ def _json(model: BaseModel, status_code: int = 200) -> Response:
 
 
 class RedeemIn(BaseModel):
-    ticket: str
+    ticket: str = Field(max_length=SECRET)
     name: str = Field(default="Cloud container", min_length=1, max_length=200)
 
 
@@ -82,7 +83,7 @@ class CredentialOut(BaseModel):
 
 
 class RegisterIn(BaseModel):
-    credential: str
+    credential: str = Field(max_length=SECRET)
     name: str = Field(min_length=1, max_length=200)
 
 
@@ -121,8 +122,8 @@ async def deregister(call: DeviceCall = Depends(device_call)) -> Response:
 
 
 class CheckIn(BaseModel):
-    product: str
-    feature: str | None = None
+    product: str = Field(max_length=CODE)
+    feature: str | None = Field(default=None, max_length=CODE)
 
 
 class TokenOut(BaseModel):
@@ -145,8 +146,8 @@ async def check(body: CheckIn, call: DeviceCall = Depends(device_call)) -> Token
 
 
 class CheckoutIn(BaseModel):
-    product: str
-    feature: str | None = None
+    product: str = Field(max_length=CODE)
+    feature: str | None = Field(default=None, max_length=CODE)
     user: str = Field(min_length=1, max_length=200)
     device: str = Field(
         min_length=1, max_length=200, description="a stable name or id of the machine"
@@ -215,12 +216,13 @@ async def release(
 
 
 class BorrowIn(BaseModel):
-    product: str
-    feature: str | None = None
+    product: str = Field(max_length=CODE)
+    feature: str | None = Field(default=None, max_length=CODE)
     user: str = Field(min_length=1, max_length=200)
     days: int = Field(ge=1, le=366)
     request: str = Field(
-        description="a device request (op sync) naming the device key and fingerprint"
+        max_length=DEVICE_MESSAGE,
+        description="a device request (op sync) naming the device key and fingerprint",
     )
 
 
@@ -261,8 +263,8 @@ async def return_borrow(
 
 
 class ConsumeIn(BaseModel):
-    product: str
-    feature: str | None = None
+    product: str = Field(max_length=CODE)
+    feature: str | None = Field(default=None, max_length=CODE)
     units: int = Field(ge=1, le=10**9)
     key: str = Field(
         min_length=1, max_length=200, description="idempotency key of this consumption"

@@ -32,7 +32,10 @@ device_router = APIRouter(
 JOSE = "application/jose"
 MAX_BODY = DEVICE_MESSAGE
 _JOSE_BODY: dict[str, Any] = {
-    "requestBody": {"content": {JOSE: {"schema": {"type": "string"}}}, "required": True}
+    "requestBody": {
+        "content": {JOSE: {"schema": {"type": "string", "maxLength": DEVICE_MESSAGE}}},
+        "required": True,
+    }
 }
 _JOSE_ANSWER: dict[int | str, dict[str, Any]] = {
     200: {"content": {JOSE: {}}, "description": "signed update (docs/device-protocol.md)"}

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from licentia.domain.scopes import SCOPES
 from licentia.server.api.context import Context, require, services_of
-from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.schemas import (
+    CODE,
+    Out,
+    PageOut,
+    PageParams,
+    page_of,
+    page_params,
+)
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.pagination import paginate
 from licentia.server.keys import services as keys
@@ -30,7 +39,9 @@ class SigningKeyOut(Out):
 
 class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    scopes: list[str] = Field(min_length=1)
+    scopes: list[Annotated[str, Field(max_length=CODE)]] = Field(
+        min_length=1, max_length=len(SCOPES)
+    )
 
 
 class ApiKeyOut(Out):

@@ -11,7 +11,15 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from licentia.server.api.context import Context, require
 from licentia.server.api.hot import hot
-from licentia.server.api.schemas import Out, PageOut, PageParams, json_of, page_of, page_params
+from licentia.server.api.schemas import (
+    CODE,
+    Out,
+    PageOut,
+    PageParams,
+    json_of,
+    page_of,
+    page_params,
+)
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.base import utcnow
 from licentia.server.db.pagination import paginate
@@ -54,7 +62,9 @@ class ExtendIn(BaseModel):
 
 
 class ReplaceIn(BaseModel):
-    sku: str | None = Field(default=None, description="issue the successor from this template")
+    sku: str | None = Field(
+        default=None, max_length=CODE, description="issue the successor from this template"
+    )
 
 
 def license_out(license_: License | licenses.LicenseRow) -> LicenseOut:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from licentia.server.api.context import Context, require
-from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.schemas import ID, Out, PageOut, PageParams, page_of, page_params
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.pagination import paginate
 from licentia.server.orders import services as orders
@@ -51,7 +51,7 @@ class OrderLineIn(BaseModel):
 
 class OrderCreate(BaseModel):
     external_order_id: str = Field(min_length=1, max_length=200)
-    customer_id: str | None = None
+    customer_id: str | None = Field(default=None, max_length=ID)
     lines: list[OrderLineIn] = Field(min_length=1, max_length=500)
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from licentia.server.api.context import services_of
+from licentia.server.api.schemas import CODE, EMAIL, SECRET
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.base import utcnow
 from licentia.server.logins.bounded import log_in_staff_outside_transactions
@@ -18,9 +19,9 @@ router = APIRouter(tags=["sessions"], route_class=ThreadedRoute)
 
 
 class LoginIn(BaseModel):
-    vendor: str = Field(description="the vendor's slug")
-    email: str
-    password: str
+    vendor: str = Field(max_length=CODE, description="the vendor's slug")
+    email: str = Field(max_length=EMAIL)
+    password: str = Field(max_length=SECRET)
 
 
 class SessionOut(BaseModel):
