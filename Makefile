@@ -7,7 +7,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export LICENTIA_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve test test-sqlite lint format bench clean chromium messages audit
+.PHONY: help install run serve test test-sqlite lint format bench clean chromium nginx messages audit
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -42,7 +42,7 @@ lint: $(STAMP) ## ruff, ruff format --check, mypy, import-linter
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint chromium ## Lint, audit the dependencies, then the whole suite on SQLite and PostgreSQL
+test: lint chromium nginx ## Lint, audit the dependencies, then the whole suite on SQLite and PostgreSQL
 	$(BIN)/python .ci/audit_dependencies.py --allow-unaudited
 	$(BIN)/pytest -n 2 --dist loadgroup
 
@@ -51,6 +51,10 @@ audit: $(STAMP) ## pip-audit the installed dependencies; fails if any could not 
 
 chromium: ## Install Debian's Chromium for the browser tests, if it is missing
 	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+
+nginx: ## Install Debian's nginx for the reverse proxy tests (deploy/nginx), if it is missing
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || \
+	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q nginx; }
 
 messages: $(STAMP) ## Extract the web fronts' texts and update the catalogues (then translate)
 	$(BIN)/pybabel extract -F src/licentia/server/web/babel.cfg -k N_ --no-location \
