@@ -125,3 +125,33 @@ def test_a_ticket_goes_into_a_new_container_whose_downloaded_file_the_sdk_uses(
     page.get_by_role("link", name="Studio").click()
     expect(page.get_by_role("heading", name="Studio")).to_be_visible()
     screenshot(page, "portal-container-new")
+
+
+def test_a_reset_credential_is_downloaded_in_the_browser_and_used_by_the_sdk(
+    page: Page, live_server: str, vendors: VendorFactory, database: Database, tmp_path: Path
+):
+    vendor = vendors.create()
+    mine = customer_container(database, vendor, delivery="cloud", max_devices=1)
+    CloudUser(vendor, mine.credential, "old laptop")  # takes the one place
+    page.goto(f"{live_server}/portal/{vendor.slug}/login")
+    page.get_by_label("E-mail").fill(mine.admin_email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto(f"{live_server}/portal/{vendor.slug}/containers/{mine.container_id}")
+    page.get_by_label("I understand").check()
+    screenshot(page, "portal-container-credential")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Reset the credential and download the new file").click()
+    licred = tmp_path / download.value.suggested_filename
+    download.value.save_as(licred)
+    assert licred.suffix == ".licred"
+    jwks = vendor.ok("GET", f"/vendors/{vendor.slug}/jwks.json")
+    client = CloudClient(
+        licred, public_keys=jwks, state_dir=tmp_path / "new", server_url=live_server
+    )
+    try:
+        assert client.check(mine.product).license_id == mine.license_id
+    finally:
+        client.close()
+    page.reload()
+    expect(page.get_by_text("Registered with an old credential file")).to_be_visible()

@@ -1,6 +1,7 @@
 """What a cloud container's customer admin may do: see who holds which seat and free
 one, read the denials, list and deregister the container's devices, rename it, read the
-unit counters; in the portal also put one of the customer's tickets into a container.
+unit counters; in the portal also put one of the customer's tickets into a container
+and reset the container's credential.
 The API's customer-admin routes open a container with its credential (the ``.licred``
 secret, :func:`customer_admin`); the License Portal opens one of the logged-in
 customer's own containers (:func:`portal_admin`); both then call the same functions.
@@ -175,6 +176,18 @@ def devices(
 def rename_container(session: Session, admin: CustomerAdmin, name: str) -> CloudContainer:
     """Raises ValidationError (field ``name``) as :func:`cloud.rename_container`."""
     return cloud.rename_container(session, admin.actor, admin.container, name)
+
+
+def reset_credential(session: Session, admin: CustomerAdmin) -> cloud.IssuedCredential:
+    """A new credential for the container, in the answer this once (only its hash is
+    kept); every device registered with the old one stops working at once
+    (``CREDENTIAL_RESET``) until it registers with the new one. The portal offers it;
+    the API's customer-admin routes do not, since whoever holds a leaked credential
+    could otherwise lock the company out of its own container."""
+    container = cloud.get_container(
+        session, admin.container.vendor_id, admin.container.id, lock=True
+    )
+    return cloud.reset_credential(session, admin.actor, container)
 
 
 def deregister_device(session: Session, admin: CustomerAdmin, device_id: str) -> CloudDevice:

@@ -1,20 +1,23 @@
 """The customer admin's cloud containers: the list, one container with its registered
 devices, the deregistration of a device (``cloud.admin``, as the API's customer admin
-routes call it) and a new name for the container."""
+routes call it), a new name for the container, and a new credential as its ``.licred``
+file."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from licentia.domain.errors import LicentiaError
+from licentia.domain.errors import LicentiaError, ValidationError
 from licentia.server.cloud import admin
+from licentia.server.cloud.licred import MEDIA_TYPE, licred_file, licred_filename
 from licentia.server.cloud.models import CloudContainer, CloudDevice
 from licentia.server.db.pagination import Page
 from licentia.server.web import units
 from licentia.server.web.csrf import check_csrf
-from licentia.server.web.errors import Problems
+from licentia.server.web.errors import Problems, problem_of, status_of
 from licentia.server.web.portal.desk import PAGE_SIZE, Desk, desk_of, refused, render
+from licentia.server.web.rendering import pages_of
 
 router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
 
@@ -103,3 +106,32 @@ def rename_container(
         problems, status = refused(error, request)
         return _container_page(request, desk, container_id, "", problems, status, name)
     return RedirectResponse(f"/portal/{slug}/containers/{container_id}", status_code=303)
+
+
+@router.post("/{slug}/containers/{container_id}/credential")
+def reset_credential(
+    slug: str, container_id: str, request: Request, understood: str = Form("")
+) -> Response:
+    """A new credential, answered as the container's ``.licred`` file (a download):
+    the old file stops working, so the form asks to confirm that first."""
+    desk = desk_of(request, slug)
+    if not isinstance(desk, Desk):
+        return desk
+    try:
+        if understood != "yes":
+            raise ValidationError(
+                "confirm that the computers registered now must register again",
+                field="understood",
+            )
+        issued = units.write(
+            request, lambda s: admin.reset_credential(s, desk.container_admin(s, container_id))
+        )
+    except LicentiaError as error:
+        problems = Problems()
+        problems.add(problem_of(error, pages_of(request).gettext_for(request).gettext))
+        return _container_page(request, desk, container_id, "", problems, status_of(error))
+    server_url = units.backend_of(request).settings.public_url
+    headers = {
+        "Content-Disposition": f'attachment; filename="{licred_filename(issued.container.name)}"'
+    }
+    return Response(licred_file(issued, server_url, slug), media_type=MEDIA_TYPE, headers=headers)
