@@ -91,8 +91,14 @@ def master() -> MasterKey:
 def settings(database_url: str) -> Settings:
     # Tests change credentials behind the app's back (expire a session, disable a user),
     # so the shared app re-reads them on every request; the cache has tests of its own.
+    # Every test calls this one app from one address, many racing clients at once: the
+    # rate limits are off here, and tests/integration/test_rate_limits.py builds apps
+    # with limits of its own.
     return Settings(
-        database_url=database_url, environment="development", credential_cache_seconds=0
+        database_url=database_url,
+        environment="development",
+        credential_cache_seconds=0,
+        rate_limits=False,
     )
 
 

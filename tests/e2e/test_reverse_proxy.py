@@ -38,14 +38,15 @@ FROM_TLS_PROXY = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"
 
 @pytest.fixture(scope="module")
 def env(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Environment:
-    env = new_environment(database_url, tmp_path_factory.mktemp("proxy"))
+    proxy = {"LICENTIA_TRUSTED_PROXIES": "127.0.0.1"}  # the proxy on this host, named
+    env = new_environment(database_url, tmp_path_factory.mktemp("proxy"), proxy)
     migrate(env)
     return env
 
 
 @pytest.fixture(scope="module")
 def server(env: Environment) -> Iterator[Server]:
-    with running_server(env) as server:  # trusts 127.0.0.1, the default
+    with running_server(env) as server:
         yield server
 
 

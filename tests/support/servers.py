@@ -77,6 +77,9 @@ class Environment:
             "LICENTIA_DATABASE_URL": self.database_url,
             "LICENTIA_MASTER_KEY": self.master_key,
             "LICENTIA_MASTER_KEY_FILE": str(self.workdir / "master.key"),
+            # Tests and benchmarks race hundreds of clients from one loopback address:
+            # rate limits off unless ``extra`` sets them (the abuse tests and benchmark do).
+            "LICENTIA_RATE_LIMITS": "false",
             **self.extra,
         }
 

@@ -33,7 +33,8 @@ branch of the tree to handle a family at once, or a leaf for one condition::
             ├── CredentialInvalidError     CREDENTIAL_INVALID
             ├── CredentialResetError       CREDENTIAL_RESET
             ├── DeviceDeregisteredError    DEVICE_DEREGISTERED
-            └── DeviceLimitReachedError    DEVICE_LIMIT_REACHED
+            ├── DeviceLimitReachedError    DEVICE_LIMIT_REACHED
+            └── RateLimitedError           RATE_LIMITED (+ retry_after, seconds)
 
 When License Central refuses a request, :func:`error_from_problem` turns its
 problem+json answer into the class above that names the same condition (the server's
@@ -66,6 +67,7 @@ __all__ = [
     "NetworkError",
     "NoSeatAvailableError",
     "NotActivatedError",
+    "RateLimitedError",
     "SeatLostError",
     "ServerError",
     "SignatureInvalidError",
@@ -325,6 +327,19 @@ class DeviceLimitReachedError(ServerError):
     code = "DEVICE_LIMIT_REACHED"
 
 
+class RateLimitedError(ServerError):
+    """License Central counted too many requests from this address or with this
+    credential (HTTP 429). ``retry_after`` is how many seconds to wait before the next
+    is counted again (None if the server did not say); the SDK's retries count it as a
+    transient failure."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, status: int | None, server_code: str | None = None) -> None:
+        super().__init__(message, status=status, server_code=server_code)
+        self.retry_after: int | None = None
+
+
 _SERVER_ERRORS: dict[str, type[ServerError]] = {
     "TICKET_CODE_INVALID": TicketCodeInvalidError,
     "TICKET_NOT_FOUND": TicketRejectedError,
@@ -338,6 +353,7 @@ _SERVER_ERRORS: dict[str, type[ServerError]] = {
     "CREDENTIAL_RESET": CredentialResetError,
     "DEVICE_DEREGISTERED": DeviceDeregisteredError,
     "DEVICE_LIMIT_REACHED": DeviceLimitReachedError,
+    "RATE_LIMITED": RateLimitedError,
 }
 
 # The server's own checks of this device, named as the SDK names its offline checks.
@@ -379,7 +395,11 @@ def error_from_problem(status: int, problem: Mapping[str, Any] | None) -> Licent
         error.status, error.server_code = status, server_code
         return error
     kind = _SERVER_ERRORS.get(server_code or "", ServerError)
-    return kind(message, status=status, server_code=server_code)
+    error = kind(message, status=status, server_code=server_code)
+    if isinstance(error, RateLimitedError):
+        wait = problem.get("retry_after_seconds")
+        error.retry_after = wait if isinstance(wait, int) and wait >= 0 else None
+    return error
 
 
 def fresh_copy(error: LicentiaClientError) -> LicentiaClientError:

@@ -18,6 +18,7 @@ to exit codes in ``licentia.cli.output``.
     │   ├── AlreadyExistsError
     │   └── IllegalTransitionError
     ├── ServerBusyError          a bounded resource is in use; try again shortly
+    ├── RateLimitedError         too many requests from one address or credential (retry later)
     ├── ConfigurationError       the operator's set-up is unsafe or incomplete
     └── MailNotSentError         the mail server did not take a message (try again)
 """
@@ -111,6 +112,23 @@ class IllegalTransitionError(ConflictError):
 
 class ServerBusyError(LicentiaError):
     code = "SERVER_BUSY"
+
+
+class RateLimitedError(LicentiaError):
+    """Too many requests of one family (``family``: ``login``, ``api``…) from one client
+    address or with one credential; ``retry_after_seconds`` says when the next is counted."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, family: str, retry_after_seconds: int) -> None:
+        seconds = max(1, retry_after_seconds)
+        super().__init__(
+            f"the rate limit '{family}' is reached for this address or credential; "
+            f"try again in {seconds} second{'s' if seconds > 1 else ''}",
+            family=family,
+            retry_after_seconds=seconds,
+        )
+        self.retry_after_seconds = seconds
 
 
 class ConfigurationError(LicentiaError):

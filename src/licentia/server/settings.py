@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "placeholder", "secret", "dev"})
@@ -36,9 +38,10 @@ class Settings(BaseSettings):
     mail_url: str = "file:var/mail"
     mail_from: str = "Licentia <licentia@localhost>"
     mail_templates_dir: Path | None = None  # per-vendor overrides: <dir>/<vendor slug>/<name>
-    # Addresses whose X-Forwarded-For / X-Forwarded-Proto are believed (the proxy in
-    # front): comma-separated IPs or networks, "*" for any.
-    trusted_proxies: str = "127.0.0.1"
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto `licentia serve` believes (the
+    # proxy in front): comma-separated IPs or networks, "*" for any. Empty, the default:
+    # the headers are ignored, since anyone can send them.
+    trusted_proxies: str = ""
     # Connections (server/api/connections.py): a request's headers and body must arrive
     # in time, and one process holds a bounded number of connections, per address too.
     header_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -51,6 +54,56 @@ class Settings(BaseSettings):
     login_failures_per_address: int = 30
     login_window_minutes: int = 15
     password_reset_minutes: int = Field(default=60, ge=5, le=24 * 60)  # a mailed reset link
+    # Rate limits (docs/security.md): each family's limits, in the `limits` library's
+    # notation ("10/minute;100/hour"; "" for none), count per client address and, apart,
+    # per credential; a request counts against its route's family and its front's.
+    rate_limits: bool = True  # false turns every rate limit off
+    rate_limit_storage: str = "memory://"  # "redis://host:6379/0" to share among nodes
+    rate_limit_strategy: Literal["fixed-window", "moving-window", "sliding-window-counter"] = (
+        "fixed-window"
+    )
+    rate_limit_api: str = "6000/minute"
+    rate_limit_pages: str = "600/minute"
+    rate_limit_login: str = "10/minute;100/hour"
+    rate_limit_ticket: str = "10/minute;100/hour"
+    rate_limit_registration: str = "10/minute;100/hour"
+    rate_limit_activation: str = "60/minute;1000/hour"
+    rate_limit_password_reset: str = "5/minute;20/hour"  # noqa: S105 - not a password
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _known_storage(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://", "redis+unix://")):
+            raise ValueError("a rate limit storage is memory:// or a redis:// URL")
+        return value
+
+    @field_validator(
+        "rate_limit_api",
+        "rate_limit_pages",
+        "rate_limit_login",
+        "rate_limit_ticket",
+        "rate_limit_registration",
+        "rate_limit_activation",
+        "rate_limit_password_reset",
+    )
+    @classmethod
+    def _limits_notation(cls, value: str) -> str:
+        if value.strip():
+            parse_many(value)  # a ValueError names what it could not read
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip() not in ("", "*"):
+                ipaddress.ip_network(item.strip(), strict=False)  # ValueError names it
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """``LICENTIA_TRUSTED_PROXIES`` as a list of addresses and networks."""
+        return [item.strip() for item in self.trusted_proxies.split(",") if item.strip()]
 
     @model_validator(mode="after")
     def _default_public_url(self) -> Self:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from licentia.cli.output import EXIT_SERVER_REFUSED, as_command_error
 from licentia.client import (
     ClockRollbackError,
     DeviceBlacklistedError,
@@ -18,6 +19,7 @@ from licentia.client import (
     MaintenanceEndedError,
     NetworkError,
     NotActivatedError,
+    RateLimitedError,
     ServerError,
     SignatureInvalidError,
     StoreTamperedError,
@@ -30,6 +32,7 @@ from licentia.client import (
     WrongDeviceError,
 )
 from licentia.client._exceptions import error_from_problem
+from licentia.client._retry import is_transient
 
 CODES: dict[type[LicentiaClientError], tuple[str, type[LicentiaClientError]]] = {
     NotActivatedError: ("NOT_ACTIVATED", LicenseUnusableError),
@@ -170,3 +173,23 @@ def test_server_refusals_are_server_errors_with_their_own_code(error: type[Serve
 
     assert isinstance(raised, ServerError)
     assert raised.code == error.code == SERVER_CODES[error]
+
+
+def test_a_rate_limit_is_a_typed_error_saying_when_to_try_again() -> None:
+    problem = {
+        "code": "RATE_LIMITED",
+        "detail": "the rate limit 'login' is reached for this address or credential; "
+        "try again in 42 seconds",
+        "family": "login",
+        "retry_after_seconds": 42,
+    }
+    error = error_from_problem(429, problem)
+    assert isinstance(error, RateLimitedError) and isinstance(error, ServerError)
+    assert (error.code, error.server_code, error.status) == ("RATE_LIMITED", "RATE_LIMITED", 429)
+    assert error.retry_after == 42
+    assert is_transient(error)  # the SDK's own retries wait and try again
+    # The end user's commands print the server's sentence, with the wait, and exit 13.
+    command = as_command_error(error)
+    assert (command.code, command.exit_code) == ("RATE_LIMITED", EXIT_SERVER_REFUSED)
+    assert "try again in 42 seconds" in command.message
+    assert error_from_problem(429, {"code": "RATE_LIMITED"}).retry_after is None  # type: ignore[attr-defined]

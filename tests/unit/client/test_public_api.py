@@ -40,6 +40,7 @@ PUBLIC_NAMES = {
     "NetworkError",
     "NoSeatAvailableError",
     "NotActivatedError",
+    "RateLimitedError",
     "RetryPolicy",
     "Seat",
     "SeatLostError",

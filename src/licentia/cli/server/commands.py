@@ -51,6 +51,10 @@ def serve(
     if workers > 1:
         _bind_tcp_sockets(uvicorn.Config)
     _raise_open_files_limit()
+    # The client's address (what rate limits count) and scheme come from
+    # X-Forwarded-For and -Proto only when the peer is a proxy the operator named:
+    # uvicorn by itself would believe any peer on 127.0.0.1.
+    proxies = settings.trusted_proxy_list
     uvicorn.run(
         "licentia.server.api.asgi:build",
         factory=True,
@@ -59,8 +63,8 @@ def serve(
         workers=workers,
         log_level="info",
         access_log=access_log,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.trusted_proxies,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
         http=bounded_protocol(settings),  # type: ignore[arg-type]  # a partial of a protocol
         timeout_keep_alive=settings.keep_alive_seconds,
     )

@@ -22,6 +22,7 @@ from licentia.server.api.context import Services
 from licentia.server.api.credentials import CredentialCache
 from licentia.server.api.headers import TransportSecurity
 from licentia.server.api.hot import HotCalls, LicentiaApp
+from licentia.server.api.limiting import RequestLimits
 from licentia.server.api.routes import (
     audit,
     catalog,
@@ -45,6 +46,7 @@ from licentia.server.db.schema import schema_status
 from licentia.server.keys.master import MasterKey, load_master_key
 from licentia.server.licenses.reads import LicenseReads
 from licentia.server.migrations import models as all_models
+from licentia.server.rate_limits.limiter import Limiter
 from licentia.server.seats.services import sweep
 from licentia.server.settings import Settings
 from licentia.server.tenancy.passwords import PasswordChecks
@@ -125,6 +127,9 @@ def create_app(
     install_web_fronts(app, settings)
     app.body_limits = BodyLimits.of_routes(app.routes, JSON_BODY)
     _mount_docs(app)
+    limiter = Limiter.of(settings)
+    if limiter is not None:  # every route is in place: the families are read from them
+        app.request_limits = RequestLimits.of_routes(limiter, app.routes)
     return app
 
 

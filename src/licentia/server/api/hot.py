@@ -28,16 +28,14 @@ whenever a hot call hands a request on.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, params
-from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
@@ -59,7 +57,12 @@ from licentia.server.api.hot_requests import (
     body_of,
     parsed_by,
 )
+from licentia.server.api.paths import PathTable, marked_routes
+from licentia.server.api.paths import parameter as path_parameter
 from licentia.server.api.problems import answer_for
+
+if TYPE_CHECKING:
+    from licentia.server.api.limiting import RequestLimits
 
 __all__ = ["MAX_BODY", "HotCall", "HotCalls", "HotRequest", "LicentiaApp", "PassOn"]
 __all__ += ["body_of", "hot", "parsed_by"]
@@ -89,61 +92,25 @@ class HotCall:
     answer: Answer
     json_body: bool = True  # else the body is passed as it comes (e.g. a compact JWS)
 
-    @functools.cached_property
-    def segments(self) -> tuple[str | None, ...]:
-        """The path's segments, None for a parameter."""
-        return tuple(None if _parameter(part) else part for part in self.path.split("/"))
-
-    @functools.cached_property
-    def names(self) -> tuple[str, ...]:
-        """The path's parameters' names, in the path's order."""
-        return tuple(name for part in self.path.split("/") if (name := _parameter(part)))
-
-
-def _parameter(segment: str) -> str | None:
-    if segment.startswith("{") and segment.endswith("}"):
-        return segment[1:-1]
-    return None
-
 
 class HotCalls:
     """The table of hot calls, matched by method, segment count and literal segments."""
 
     def __init__(self, calls: Iterable[HotCall]) -> None:
         self.calls = tuple(calls)
-        self._calls: dict[tuple[str, int], list[tuple[tuple[str | None, ...], HotCall]]] = {}
-        for call in self.calls:
-            segments = call.segments
-            self._calls.setdefault((call.method, len(segments)), []).append((segments, call))
+        self._table = PathTable((call.method, call.path, call) for call in self.calls)
 
     @classmethod
     def of_routes(cls, routes: Sequence[BaseRoute]) -> HotCalls:
         """The table of the routes marked :func:`hot` (each with its full path, its
         routers' prefixes included)."""
         return cls(
-            _hot_call(method, route.path, route.endpoint)
-            for route in iter_route_contexts(routes)
-            if isinstance(route.original_route, APIRoute)
-            and route.path is not None
-            and route.endpoint is not None
-            and getattr(route.endpoint, _HOT, False)
-            for method in sorted(route.methods or ())
+            _hot_call(method, path, endpoint)
+            for method, path, endpoint in marked_routes(routes, lambda e: getattr(e, _HOT, False))
         )
 
     def match(self, method: str, path: str) -> tuple[HotCall, dict[str, str]] | None:
-        parts = path.split("/")
-        for segments, call in self._calls.get((method, len(parts)), ()):
-            values = []
-            for pattern, part in zip(segments, parts, strict=True):
-                if pattern is None:
-                    if not part:
-                        break
-                    values.append(part)
-                elif pattern != part:
-                    break
-            else:
-                return call, dict(zip(call.names, values, strict=True))
-        return None
+        return self._table.match(method, path)
 
 
 def _hot_call(method: str, path: str, endpoint: Answer) -> HotCall:
@@ -152,7 +119,7 @@ def _hot_call(method: str, path: str, endpoint: Answer) -> HotCall:
     hints = typing.get_type_hints(function)
     if not issubclass(hints.get("return", object), Response):
         raise TypeError(f"a hot route answers a Response: {path}")
-    path_names = {name for part in path.split("/") if (name := _parameter(part))}
+    path_names = {name for part in path.split("/") if (name := path_parameter(part))}
     bodies: list[tuple[str, Parse]] = []
     others: list[tuple[str, Parse]] = []
     for name, parameter in inspect.signature(function).parameters.items():
@@ -217,12 +184,14 @@ def _parse_all(steps: list[tuple[str, Parse]]) -> Callable[[HotRequest], Awaitab
 
 
 class LicentiaApp(FastAPI):
-    """FastAPI, with the hot calls (``hot_calls``) answered before its routing, and a
-    body longer than its route takes (``body_limits``) refused before either."""
+    """FastAPI, with the rate limits (``request_limits``, None when off) counted first,
+    then a body longer than its route takes (``body_limits``) refused, and the hot
+    calls (``hot_calls``) answered before its routing."""
 
     hot_calls: HotCalls = HotCalls(())
     transport_security: TransportSecurity = TransportSecurity()
     body_limits: BodyLimits = BodyLimits(JSON_BODY, ())
+    request_limits: RequestLimits | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -230,6 +199,12 @@ class LicentiaApp(FastAPI):
             return
         answer = SecuredSend(scope, send, self.transport_security)
         try:
+            if self.request_limits is not None:
+                scope["app"] = self  # as Starlette would set it: a refusal page reads it
+                refused = await self.request_limits.refusal(scope)
+                if refused is not None:
+                    await refused(scope, receive, answer)
+                    return
             limit = self.body_limits.refusal(scope)
             found = (
                 None if limit is not None else self.hot_calls.match(scope["method"], scope["path"])

@@ -21,6 +21,7 @@ from licentia.domain.errors import (
     MailNotSentError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
     ServerBusyError,
     ValidationError,
     field_path,
@@ -33,6 +34,7 @@ MEDIA_TYPE = "application/problem+json"
 STATUS: tuple[tuple[type[LicentiaError], int], ...] = (
     (ValidationError, 422),
     (LoginThrottledError, 429),
+    (RateLimitedError, 429),
     (AuthenticationError, 401),
     (PermissionDeniedError, 403),
     (NotFoundError, 404),

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from licentia.domain.errors import LicentiaError
+from licentia.domain.errors import LicentiaError, RateLimitedError
 from licentia.server.mail import MailTemplates, mailer_for
 from licentia.server.settings import Settings
 from licentia.server.web.console import audit, devices, keys, licenses, offline, staff_users
@@ -39,6 +39,7 @@ from licentia.server.web.portal.pages import router as portal_router
 from licentia.server.web.portal.password_resets import router as portal_resets_router
 from licentia.server.web.portal.users import router as portal_users_router
 from licentia.server.web.rendering import Pages, pages_of
+from licentia.server.web.sessions import Visitor
 
 STATIC = Path(__file__).parent / "static"
 PAGE_PREFIXES = ("/portal", "/console", "/language")
@@ -116,7 +117,7 @@ class PageHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _is_page(scope["path"]):
+        if scope["type"] != "http" or not is_page(scope["path"]):
             await self.app(scope, receive, send)
             return
 
@@ -131,7 +132,8 @@ class PageHeaders:
         await self.app(scope, receive, sending)
 
 
-def _is_page(path: str) -> bool:
+def is_page(path: str) -> bool:
+    """Whether ``path`` is one of the web fronts' pages (else the API's, or a file's)."""
     return path == "/" or path.startswith(PAGE_PREFIXES)
 
 
@@ -147,7 +149,7 @@ def _page_errors(app: FastAPI) -> None:
 
 def _for_pages(api_handler: Handler) -> Handler:
     async def handle(request: Request, error: Exception) -> Response:
-        if not _is_page(request.url.path):
+        if not is_page(request.url.path):
             return await api_handler(request, error)
         return await run_in_threadpool(error_page, request, error)
 
@@ -175,3 +177,16 @@ def error_page(request: Request, error: Exception) -> Response:
         return HTMLResponse(
             f"<!doctype html><title>Error</title><h1>{problem.code}</h1>", status_code=status
         )
+
+
+def rate_limited_page(scope: Scope, error: RateLimitedError) -> Response:
+    """The page that refuses a request over a rate limit (429, ``Retry-After``). It is
+    answered before any routing and reads nothing: the visitor counts as anonymous, so
+    a flood of refused requests costs no session lookup."""
+    request = Request(scope)
+    request.state.visitor = Visitor("rate-limited")
+    response = error_page(request, error)
+    response.headers["Retry-After"] = str(error.retry_after_seconds)
+    for name, value in PageHeaders._HEADERS:
+        response.headers[name.decode()] = value.decode()
+    return response

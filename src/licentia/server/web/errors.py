@@ -19,6 +19,7 @@ from licentia.domain.errors import (
     LoginThrottledError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
     ServerBusyError,
     ValidationError,
 )
@@ -36,6 +37,9 @@ SENTENCES: dict[str, str] = {
     "TICKET_NOT_FOUND": N_("No ticket has this code. Check it against the one you received."),
     "UNAUTHENTICATED": N_("Wrong e-mail or password."),
     "LOGIN_THROTTLED": N_("Too many failed logins. Wait a few minutes before trying again."),
+    "RATE_LIMITED": N_(
+        "Too many requests came from your network or session. Wait a moment, then try again."
+    ),
     "FORBIDDEN": N_("You are not allowed to do this."),
     "LOGINS_BUSY": N_("Many people are logging in right now. Try again in a moment."),
     "CSRF_FAILED": N_("This form has expired or did not come from this site. Reload the page."),
@@ -141,6 +145,7 @@ def unexpected(error: Exception, path: str) -> Problem:
 
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (LoginThrottledError, 429),
+    (RateLimitedError, 429),
     (ServerBusyError, 503),
     (ValidationError, 422),
     (SignatureInvalidError, 422),  # an uploaded file that is no signed message

@@ -26,6 +26,7 @@ from licentia.server.api.threads import ThreadedRoute
 from licentia.server.cloud import calls
 from licentia.server.cloud.checkout import checkout as checkout_seat
 from licentia.server.cloud.protocol import Presented, SeatGrant, SeatWanted
+from licentia.server.rate_limits.families import Family, limited
 
 router = APIRouter(
     prefix="/vendors/{slug}/cloud", tags=["cloud protocol"], route_class=ThreadedRoute
@@ -94,6 +95,7 @@ class RegistrationOut(BaseModel):
 
 
 @router.post("/redeem", response_model=CredentialOut, status_code=201)
+@limited(Family.TICKET)
 async def redeem(
     slug: str, body: RedeemIn, services: Services = Depends(app_services)
 ) -> CredentialOut:
@@ -104,6 +106,7 @@ async def redeem(
 
 
 @router.post("/devices", response_model=RegistrationOut, status_code=201)
+@limited(Family.REGISTRATION)
 async def register(
     slug: str, body: RegisterIn, services: Services = Depends(app_services)
 ) -> RegistrationOut:

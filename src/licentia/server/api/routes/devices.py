@@ -24,6 +24,7 @@ from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.pagination import paginate
 from licentia.server.devices import services as devices
 from licentia.server.devices.models import Device
+from licentia.server.rate_limits.families import Family, limited
 
 router = APIRouter(tags=["devices"], route_class=ThreadedRoute)
 device_router = APIRouter(
@@ -166,6 +167,7 @@ def _update_answer(result: activation.UpdateIssued | activation.NotModified) -> 
     openapi_extra=_JOSE_BODY,
     responses=_JOSE_ANSWER,
 )
+@limited(Family.ACTIVATION)
 @hot
 async def activate_device(
     message: DeviceMessage = Depends(device_message),
@@ -198,6 +200,7 @@ async def sync_device(
     openapi_extra=_JOSE_BODY,
     responses=_JOSE_ANSWER,
 )
+@limited(Family.ACTIVATION)
 async def process_offline_request(
     message: DeviceMessage = Depends(device_message),
     services: Services = Depends(app_services),

@@ -13,6 +13,7 @@ from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.base import utcnow
 from licentia.server.logins.bounded import log_in_staff_outside_transactions
 from licentia.server.logins.services import ThrottlePolicy
+from licentia.server.rate_limits.families import Family, limited
 from licentia.server.tenancy.services import LoggedIn
 
 router = APIRouter(tags=["sessions"], route_class=ThreadedRoute)
@@ -31,6 +32,7 @@ class SessionOut(BaseModel):
 
 
 @router.post("/sessions", response_model=SessionOut, status_code=201)
+@limited(Family.LOGIN)
 def create_session(body: LoginIn, request: Request) -> SessionOut:
     """Log in with e-mail and password; 401 ``UNAUTHENTICATED`` says nothing more, and
     429 ``LOGIN_THROTTLED`` answers once the account or the address failed too often,

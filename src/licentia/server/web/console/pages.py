@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from licentia.domain.actors import Actor
 from licentia.domain.errors import AuthenticationError, LicentiaError, ServerBusyError
 from licentia.server.logins.bounded import log_in_staff_outside_transactions
+from licentia.server.rate_limits.families import Family, limited
 from licentia.server.tenancy.branding import Branding, branding_of, update_branding
 from licentia.server.tenancy.models import Vendor
 from licentia.server.web import units
@@ -43,6 +44,7 @@ def login_form(request: Request, vendor: str = "") -> Response:
 
 
 @router.post("/login", response_class=HTMLResponse)
+@limited(Family.LOGIN)
 def log_in(
     request: Request,
     vendor: str = Form(""),

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.errors import LicentiaError, LinkInvalidError
 from licentia.server.password_resets.services import Realm
+from licentia.server.rate_limits.families import Family, limited
 from licentia.server.web import resets
 from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, problem_of, status_of
@@ -38,6 +39,7 @@ def forgot_form(request: Request, vendor: str = "", sent: str = "") -> Response:
 
 
 @router.post("/forgot", response_class=HTMLResponse)
+@limited(Family.PASSWORD_RESET)
 def forgot(request: Request, vendor: str = Form(""), email: str = Form("")) -> Response:
     """The same answer whether the account exists or not."""
     slug = vendor.strip()
@@ -59,12 +61,14 @@ def forgot(request: Request, vendor: str = Form(""), email: str = Form("")) -> R
 
 
 @router.get("/reset/{vendor}/{token}", response_class=HTMLResponse)
+@limited(Family.PASSWORD_RESET)
 def reset_form(vendor: str, token: str, request: Request) -> Response:
     target = resets.target_of(request, Realm.STAFF, vendor, token)
     return _page(request, "console/reset.html", email=target.email, vendor=vendor)
 
 
 @router.post("/reset/{vendor}/{token}", response_class=HTMLResponse)
+@limited(Family.PASSWORD_RESET)
 def reset(vendor: str, token: str, request: Request, password: str = Form("")) -> Response:
     try:
         resets.set_new_password(

@@ -16,6 +16,7 @@ from licentia.formats.jws import SignatureInvalidError
 from licentia.server.activation import calls
 from licentia.server.activation.calls import DeviceMessage
 from licentia.server.activation.messages import MAX_MESSAGE_BYTES
+from licentia.server.rate_limits.families import Family, limited
 from licentia.server.web import units
 from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problem, Problems, problem_of, status_of
@@ -97,6 +98,7 @@ async def _upload(
 
 
 @router.post("/{slug}/offline/request")
+@limited(Family.ACTIVATION)
 async def process_request(
     slug: str, request: Request, request_file: UploadFile | None = File(None)
 ) -> Response:

@@ -26,6 +26,7 @@ from licentia.server.orders.customer_tickets import (
 )
 from licentia.server.orders.models import Ticket
 from licentia.server.orders.services import find_ticket, ticket_code
+from licentia.server.rate_limits.families import Family, limited
 from licentia.server.tenancy.branding import Branding, branding_of, logo_of
 from licentia.server.tenancy.models import Vendor
 from licentia.server.tenancy.services import get_vendor_by_slug
@@ -199,6 +200,7 @@ def look_up(request: Request, vendor: Vendor, code: str) -> TicketLookup:
 
 
 @router.post("/{slug}/tickets", response_class=HTMLResponse)
+@limited(Family.TICKET)
 def show_tickets(slug: str, request: Request, codes: str = Form("")) -> Response:
     """The licenses of every code entered (a lookup: the codes stay out of the URL)."""
     front = storefront(request, slug)
@@ -232,6 +234,7 @@ def login_form(slug: str, request: Request) -> Response:
 
 
 @router.post("/{slug}/login", response_class=HTMLResponse)
+@limited(Family.LOGIN)
 def log_in(
     slug: str, request: Request, email: str = Form(""), password: str = Form("")
 ) -> Response:

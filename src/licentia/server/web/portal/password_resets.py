@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.errors import LicentiaError, LinkInvalidError
 from licentia.server.password_resets.services import Realm
+from licentia.server.rate_limits.families import Family, limited
 from licentia.server.web import resets
 from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, problem_of, status_of
@@ -48,6 +49,7 @@ def forgot_form(slug: str, request: Request, sent: str = "") -> Response:
 
 
 @router.post("/{slug}/forgot", response_class=HTMLResponse)
+@limited(Family.PASSWORD_RESET)
 def forgot(slug: str, request: Request, email: str = Form("")) -> Response:
     """The same answer whether the account exists or not."""
     front = storefront(request, slug)
@@ -67,6 +69,7 @@ def forgot(slug: str, request: Request, email: str = Form("")) -> Response:
 
 
 @router.get("/{slug}/reset/{token}", response_class=HTMLResponse)
+@limited(Family.PASSWORD_RESET)
 def reset_form(slug: str, token: str, request: Request) -> Response:
     front = storefront(request, slug)
     target = resets.target_of(request, Realm.CUSTOMER, slug, token)
@@ -74,6 +77,7 @@ def reset_form(slug: str, token: str, request: Request) -> Response:
 
 
 @router.post("/{slug}/reset/{token}", response_class=HTMLResponse)
+@limited(Family.PASSWORD_RESET)
 def reset(slug: str, token: str, request: Request, password: str = Form("")) -> Response:
     front = storefront(request, slug)
     try:

@@ -18,6 +18,7 @@ from licentia.server.customer_users.invitations import (
 from licentia.server.customer_users.services import customer_users
 from licentia.server.db.base import utcnow
 from licentia.server.orders.mailing import send_mail
+from licentia.server.rate_limits.families import Family, limited
 from licentia.server.web import units
 from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, problem_of, status_of
@@ -86,6 +87,7 @@ def invite(slug: str, request: Request, email: str = Form("")) -> Response:
 
 
 @router.get("/{slug}/welcome/{token}", response_class=HTMLResponse)
+@limited(Family.PASSWORD_RESET)
 def welcome(slug: str, token: str, request: Request) -> Response:
     front = storefront(request, slug)
     user = units.read(request, lambda s: invited_user(s, front.vendor.id, token, utcnow()))
@@ -93,6 +95,7 @@ def welcome(slug: str, token: str, request: Request) -> Response:
 
 
 @router.post("/{slug}/welcome/{token}", response_class=HTMLResponse)
+@limited(Family.PASSWORD_RESET)
 def set_password(slug: str, token: str, request: Request, password: str = Form("")) -> Response:
     front = storefront(request, slug)
     try:
