@@ -1,5 +1,6 @@
 """axe-core (vendored from the npm registry under tests/support/axe) finds no serious
-or critical accessibility violation on the main pages, in a real browser."""
+or critical accessibility violation on any main page of the console and the portal,
+each with something to show, in a real browser, in English."""
 
 from __future__ import annotations
 
@@ -10,8 +11,15 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
+from licentia.domain.actors import operator
+from licentia.server.db.engine import Database
+from licentia.server.devices.models import Device
+from licentia.server.devices.services import CLONE, flag_device
 from tests.factories import PASSWORD, VendorFactory
+from tests.integration.device_messages import activate_device
+from tests.integration.test_cloud import CloudUser
 from tests.integration.web.browser import WIDTHS
+from tests.integration.web.cloud_desk import colleague, customer_container
 from tests.integration.web.pages import staff_user
 
 AXE = Path(__file__).resolve().parents[2] / "support" / "axe" / "axe.min.js"
@@ -30,6 +38,13 @@ def checked_page(chromium: Browser) -> Iterator[Page]:
     context.close()
 
 
+def shown(page: Page, url: str) -> None:
+    """Open ``url`` and make sure it is the page itself (not a login page or an error)."""
+    answer = page.goto(url)
+    assert answer is not None and answer.status == 200, url
+    assert page.url == url
+
+
 def violations(page: Page) -> list[dict[str, Any]]:
     page.add_script_tag(content=AXE.read_text())
     found: list[dict[str, Any]] = page.evaluate(
@@ -39,7 +54,7 @@ def violations(page: Page) -> list[dict[str, Any]]:
     return [violation for violation in found if violation["impact"] in SERIOUS]
 
 
-def test_the_console_pages_have_no_serious_accessibility_violation(
+def test_every_console_page_has_no_serious_accessibility_violation(
     checked_page: Page, live_server: str, vendors: VendorFactory
 ):
     page = checked_page
@@ -47,6 +62,11 @@ def test_the_console_pages_have_no_serious_accessibility_violation(
     customer = vendor.ok("POST", "/customers", json={"name": "Acme Corp"})
     template = vendor.template()
     order = vendor.order([{"sku": template["sku"], "quantity": 1}], customer_id=customer["id"])
+    device_id = activate_device(vendor, vendor.order()["ticket_code"])
+    with vendor.database.transaction() as session:
+        device = session.get_one(Device, device_id)
+        flag_device(session, operator(vendor.id), device, CLONE, "seen on other hardware")
+    license_id = vendor.ok("GET", f"/tickets/{order['ticket_id']}")["license_ids"][0]
     page.goto(f"{live_server}/console/login")
     assert violations(page) == [], "login"
     page.get_by_label("Vendor").fill(vendor.slug)
@@ -66,8 +86,55 @@ def test_the_console_pages_have_no_serious_accessibility_violation(
         "/console/orders/new",
         "/console/tickets",
         f"/console/tickets/{order['ticket_id']}",
+        "/console/licenses",
+        "/console/licenses?state=activated",
+        f"/console/licenses/{license_id}",
+        "/console/devices",
+        "/console/devices?flag=any",
+        f"/console/devices/{device_id}",
+        "/console/offline",
+        "/console/api-keys",
+        "/console/signing-keys",
+        "/console/staff",
+        "/console/audit",
+        f"/console/audit?object_type=license&object_id={license_id}",
+        "/console/audit/verify",
+        "/console/branding",
     ):
-        page.goto(f"{live_server}{path}")
+        shown(page, f"{live_server}{path}")
+        assert violations(page) == [], path
+
+
+def test_every_portal_page_of_a_customer_admin_has_no_serious_violation(
+    checked_page: Page, live_server: str, vendors: VendorFactory, database: Database
+):
+    page = checked_page
+    vendor = vendors.create()
+    mine = customer_container(database, vendor, delivery="seat_pool", seats=2, units=50)
+    user = CloudUser(vendor, mine.credential, "office-pc")
+    assert user.checkout(mine.product, "ann", device="office-pc").status_code == 201
+    assert user.consume(mine.product, 5, "job-1").status_code == 200
+    template = vendor.template()
+    order = vendor.order([{"sku": template["sku"], "quantity": 2}], customer_id=mine.customer_id)
+    colleague(database, vendor, mine.customer_id)
+    page.goto(f"{live_server}/portal/{vendor.slug}/login")
+    page.get_by_label("E-mail").fill(mine.admin_email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    portal = f"/portal/{vendor.slug}"
+    container = f"{portal}/containers/{mine.container_id}"
+    for path in (
+        f"{portal}/",
+        f"{portal}/tickets/{order['ticket_id']}",
+        f"{portal}/offline",
+        f"{portal}/containers",
+        container,
+        f"{container}/seats",
+        f"{container}/counters",
+        f"{container}/counters/{mine.license_id}",
+        f"{portal}/users",
+    ):
+        shown(page, f"{live_server}{path}")
         assert violations(page) == [], path
 
 

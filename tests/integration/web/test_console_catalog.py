@@ -190,3 +190,12 @@ def test_the_console_asks_for_a_login_first(app: FastAPI):
     for path in ("/console/products", "/console/templates", "/console/templates/new"):
         answer = Browser(app).get(path)
         assert answer.status_code == 303 and answer.headers["location"] == "/console/login"
+
+
+def test_a_product_page_lists_its_templates(app: FastAPI, vendors: VendorFactory):
+    vendor = vendors.create()
+    template = vendor.template()
+    answer = console(app, vendor).get(f"/console/products/{template['product_id']}")
+    assert answer.status_code == 200
+    assert f'href="/console/templates/{template["id"]}"' in answer.text
+    assert template["sku"] in answer.text
