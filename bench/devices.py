@@ -39,7 +39,8 @@ from licentia.formats.jws import sign_document
 REQUIRE_GOAL_US = 5.0
 COLD_GOAL_RATIO = 2.0
 ACTIVATIONS_GOAL, SYNCS_GOAL = 100.0, 500.0
-ACTIVATION_LINES = 5  # one ticket of 5 x 1000 licenses: more than a bounded run can take
+# Five tickets of 1000 licenses (an order's most): more than a bounded run can take.
+ACTIVATION_TICKETS, TICKET_LICENSES = 5, 1000
 SYNC_DEVICES = 500  # devices that sync (about as many as were activated before 2026-12-03)
 FACTORS = {"machine_id": "bench-machine", "product_uuid": "bench-uuid", "mac_addresses": "aa:bb"}
 
@@ -235,14 +236,18 @@ def _new_device() -> _Device:
 async def measure_activations(
     server: Server,
     slug: str,
-    ticket: str,
+    tickets: list[str],
     devices: list[_Device],
     *,
     concurrency: int,
     seconds: float,
 ) -> LoadResult:
-    """Activate each device once (until all are done or ``seconds`` pass)."""
-    tokens = [d.request(slug, "activate", ticket) for d in devices]
+    """Activate each device once (until all are done or ``seconds`` pass), the first
+    ones on the first ticket, and so on."""
+    tokens = [
+        d.request(slug, "activate", tickets[n * len(tickets) // len(devices)])
+        for n, d in enumerate(devices)
+    ]
     path = f"/api/v1/vendors/{slug}/devices/activate"
 
     def activated(number: int, headers: Mapping[str, str]) -> None:
@@ -385,12 +390,14 @@ def _traffic(
 def _activations(
     server: Server, slug: str, http: httpx.Client, sku: str, seconds: float, concurrency: int
 ) -> tuple[LoadResult, list[_Device]]:
-    """Fresh devices activating on one ticket of 5,000 licenses (more than a bounded
-    run can take): the rate, and the devices (those activated know their state)."""
-    ticket = _ticket(http, [(sku, 1000)] * ACTIVATION_LINES)
-    devices = [_new_device() for _ in range(1000 * ACTIVATION_LINES)]
+    """Fresh devices activating on tickets of 5,000 licenses in all (more than a
+    bounded run can take): the rate, and the devices (those activated know their state)."""
+    tickets = [_ticket(http, [(sku, TICKET_LICENSES)]) for _ in range(ACTIVATION_TICKETS)]
+    devices = [_new_device() for _ in range(TICKET_LICENSES * ACTIVATION_TICKETS)]
     activations = asyncio.run(
-        measure_activations(server, slug, ticket, devices, concurrency=concurrency, seconds=seconds)
+        measure_activations(
+            server, slug, tickets, devices, concurrency=concurrency, seconds=seconds
+        )
     )
     return activations, devices
 

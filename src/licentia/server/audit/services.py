@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
-from licentia.domain.audit import GENESIS, HASHED_FIELDS, ChainBreak, event_hash, find_break
+from licentia.domain.audit import GENESIS, HASHED_FIELDS, ChainBreak, find_break
 from licentia.domain.ids import new_id
 from licentia.server.audit import _postgres
 from licentia.server.audit.models import AuditEvent, AuditHead
@@ -64,6 +65,7 @@ def record(
 
 
 _PENDING = "licentia.audit.pending"
+PENDING_EVENTS = _PENDING  # the session.info key of a transaction's events, in record order
 
 
 @event.listens_for(Session, "before_commit")
@@ -105,15 +107,24 @@ def _ends_transaction(session: Session) -> bool:
 
 def _append_in_python(connection: Connection, chains: dict[str, list[dict[str, Any]]]) -> None:
     """Lock each head, hash the events here, and write them with one multi-row INSERT
-    and one UPDATE: no ORM bookkeeping while the lock is held."""
+    and one UPDATE: no ORM bookkeeping while the lock is held.
+
+    Each event's canonical JSON (``event_hash``'s) is made before any head is locked,
+    cut around the two values only the head gives (``prev_hash`` and ``seq``): under
+    the lock, a large transaction (an order of many licenses) spends one SHA-256 per
+    event and the writes, not the JSON encoding of every event."""
     now = utcnow()
     at = now.isoformat(timespec="microseconds")
+    cut = {
+        chain: [_cut_around_head(noted, at) for noted in events] for chain, events in chains.items()
+    }
     for chain, events in chains.items():
         seq, prev_hash = _lock_head(connection, chain)
         rows = []
-        for noted in events:
+        for noted, (before, between, after) in zip(events, cut[chain], strict=True):
             seq += 1
-            digest = event_hash({**noted, "seq": seq, "at": at}, prev_hash)
+            canonical = f"{before}{prev_hash}{between}{seq}{after}"
+            digest = hashlib.sha256(canonical.encode()).hexdigest()
             rows.append(
                 {
                     **noted,
@@ -126,6 +137,14 @@ def _append_in_python(connection: Connection, chains: dict[str, list[dict[str, A
             )
             prev_hash = digest
         _write_events(connection, chain, rows)
+
+
+def _cut_around_head(noted: dict[str, Any], at: str) -> tuple[str, str, str]:
+    """The canonical JSON of ``noted`` at ``at`` in three pieces: joined with the
+    predecessor's hash and the event's ``seq`` between them, it is what
+    ``licentia.domain.audit.event_hash`` hashes."""
+    first, second, third, fourth = _postgres.canonical_pieces(noted)
+    return first + at + second, third, fourth
 
 
 def _write_events(connection: Connection, chain: str, rows: list[dict[str, Any]]) -> None:

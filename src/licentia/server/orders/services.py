@@ -41,7 +41,12 @@ from licentia.server.orders._rows import Batch, write_rows
 from licentia.server.orders.models import Customer, Order, OrderLine, Ticket
 
 _LOOKUP, _SEALED = "ticket-lookup", "ticket-code"
-MAX_QUANTITY = 1000
+MAX_QUANTITY = 1000  # licenses of one order line
+# Licenses of one order, all its lines together (those added later too). An order is
+# written in one transaction, which on SQLite holds the database's write lock and on
+# PostgreSQL the vendor's audit chain for its events: docs/benchmarks.md has what an
+# order of this size holds them for. Larger volumes are a seat pool or several orders.
+MAX_LICENSES_PER_ORDER = 1000
 
 
 # --- customers -------------------------------------------------------------------------
@@ -197,7 +202,8 @@ def place_order(
     external order id is known, add the lines it does not have yet.
 
     Raises ValidationError (unknown SKU, bad quantity, duplicate line ids, a new line
-    of a template whose fixed end date has passed: ``END_DATE_PASSED``),
+    of a template whose fixed end date has passed: ``END_DATE_PASSED``; more than
+    MAX_LICENSES_PER_ORDER licenses in the order: ``ORDER_TOO_LARGE``),
     NotFoundError (customer), ConflictError (``ORDER_LINE_CONFLICT``: a known line id
     with another SKU or quantity; ``ORDER_CUSTOMER_CONFLICT``: another customer).
 
@@ -390,9 +396,25 @@ def _add_new_lines(
                 code="ORDER_LINE_CONFLICT",
                 field=f"lines[{index}]",
             )
+    _check_size(order, new)
     if new:
         _queue_lines(session, actor, order, new, writes)
     return [line_id for line_id, _, _ in new]
+
+
+def _check_size(order: PlacedOrder, new: list[_Resolved]) -> None:
+    """Raises ValidationError ``ORDER_TOO_LARGE`` when the order would hold more than
+    MAX_LICENSES_PER_ORDER licenses."""
+    known = sum(line.quantity for line in order.lines)
+    added = sum(request.quantity for _, request, _ in new)
+    if known + added > MAX_LICENSES_PER_ORDER:
+        raise ValidationError(
+            f"an order holds at most {MAX_LICENSES_PER_ORDER} licenses"
+            f" ({known} already, {added} asked for)",
+            field="lines",
+            code="ORDER_TOO_LARGE",
+            limit=MAX_LICENSES_PER_ORDER,
+        )
 
 
 def _check_not_ended(template: TemplateRef, index: int) -> None:
