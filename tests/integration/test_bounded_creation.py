@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from licentia.domain.templates import MAX_PROTECTED_BYTES
+from licentia.server.api.schemas import MAX_PAGE_BYTES
 from licentia.server.audit.services import PENDING_EVENTS, verify_chains
 from licentia.server.catalog.services import MAX_FEATURES
 from licentia.server.orders.services import MAX_LICENSES_PER_ORDER
@@ -144,3 +145,23 @@ def test_while_a_large_order_is_written_other_requests_are_served(vendors, parke
         assert verify_chains(session, large.id) == []
     issued = large.ok("GET", "/audit-events?limit=200&action=license.issued")
     assert len(issued["items"]) == 200 and issued["next_cursor"]
+
+
+# --- lists -------------------------------------------------------------------------------
+
+
+def test_a_list_page_holds_about_a_mib_of_json_and_the_rest_follows(vendors):
+    vendor = vendors.create()
+    product = vendor.product()
+    protected = {"custom_data": {"protected": _protected(MAX_PROTECTED_BYTES)}}
+    created = [vendor.template(protected, product=product)["id"] for _ in range(70)]
+    first = vendor.get("/templates?limit=200")
+    assert first.status_code == 200
+    assert len(first.content) <= MAX_PAGE_BYTES + 1024  # the items, and the page around them
+    page = first.json()
+    assert 50 < len(page["items"]) < 70 and page["next_cursor"]  # cut by bytes, not rows
+    seen = [item["id"] for item in page["items"]]
+    while page["next_cursor"]:
+        page = vendor.ok("GET", f"/templates?limit=200&cursor={page['next_cursor']}")
+        seen += [item["id"] for item in page["items"]]
+    assert seen == created  # each once, in order

@@ -21,6 +21,10 @@ CODE = 64  # a product's, feature's or template's code (SKU), a vendor's slug
 NAME = 200  # a name people read
 EMAIL = 320  # RFC 5321's longest address
 SECRET = 1024  # a password, a credential, a ticket code as typed
+# A list's page holds at most ``limit`` items and about this many bytes of JSON: items
+# are bounded (a template's custom data, a ticket's 1000 license ids), but 200 of the
+# largest would make one answer of megabytes.
+MAX_PAGE_BYTES = 1024 * 1024
 
 
 class Out(BaseModel):
@@ -43,7 +47,18 @@ class PageOut(BaseModel, Generic[T]):
 
 
 def page_of(page: Page[Any], convert: Callable[[Any], T]) -> PageOut[T]:
-    return PageOut[T](items=[convert(item) for item in page.items], next_cursor=page.next_cursor)
+    """The page's items as ``convert`` answers them, as many as fit in
+    MAX_PAGE_BYTES of JSON (at least one): the rest come with the next cursor."""
+    items: list[T] = []
+    size = 0
+    for item in page.items:
+        answered = convert(item)
+        size += len(answered.model_dump_json())
+        shorter = page.first(len(items)) if items and size > MAX_PAGE_BYTES else page
+        if shorter is not page:
+            return PageOut[T](items=items, next_cursor=shorter.next_cursor)
+        items.append(answered)
+    return PageOut[T](items=items, next_cursor=page.next_cursor)
 
 
 class PageParams(BaseModel):

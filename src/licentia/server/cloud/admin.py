@@ -122,7 +122,8 @@ def held_seats(
     )
     page = paginate(session, query, SeatSlot.id, cursor=cursor, limit=limit)
     products = {pool.id: pool.product_code for pool in _pools(session, admin)}
-    return Page([_held(slot, products[slot.license_id]) for slot in page.items], page.next_cursor)
+    held = [_held(slot, products[slot.license_id]) for slot in page.items]
+    return Page(held, page.next_cursor, page.after)
 
 
 def _held(slot: SeatSlot, product: str) -> HeldSeat:

@@ -21,8 +21,19 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
+    """``items``, and the cursor that continues after them (None: the last page).
+    ``after`` holds the cursor after each item, so that a page can be cut short."""
+
     items: Sequence[T]
     next_cursor: str | None
+    after: Sequence[str] = ()
+
+    def first(self, count: int) -> Page[T]:
+        """The page cut to its first ``count`` items, continuing after the last of
+        them (the page itself when it has no more, or cannot be cut)."""
+        if count >= len(self.items) or count < 1 or len(self.after) != len(self.items):
+            return self
+        return Page(self.items[:count], self.after[count - 1], self.after[:count])
 
 
 def paginate(
@@ -45,8 +56,8 @@ def paginate(
     rows = list(session.scalars(query.order_by(key).limit(limit + 1)))
     more = len(rows) > limit
     items = rows[:limit]
-    next_cursor = _encode(str(getattr(items[-1], key.key))) if more else None
-    return Page(items, next_cursor)
+    after = [_encode(str(getattr(item, key.key))) for item in items]
+    return Page(items, after[-1] if more else None, after)
 
 
 def _encode(value: str) -> str:
