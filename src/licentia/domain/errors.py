@@ -11,7 +11,9 @@ to exit codes in ``licentia.cli.output``.
     │   └── IdentifierInvalidError   an identifier with invisible or control characters
     ├── AuthenticationError      no or bad credentials
     │   ├── LoginThrottledError  too many failed logins lately (retry later)
-    │   └── LinkInvalidError     an e-mailed link unknown, used or expired
+    │   ├── LinkInvalidError     an e-mailed link unknown, used or expired
+    │   ├── CodeRequiredError    the password was right; the authenticator's code is due
+    │   └── CodeInvalidError     a wrong, used or stale authenticator or recovery code
     ├── PermissionDeniedError    credentials lack the scope
     ├── NotFoundError            no such object for this vendor
     ├── ConflictError            the request clashes with current state
@@ -80,6 +82,22 @@ class LoginThrottledError(AuthenticationError):
 
 class LinkInvalidError(AuthenticationError):
     code = "LINK_INVALID"
+
+
+class CodeRequiredError(AuthenticationError):
+    """The password matched and the user has TOTP on: the login needs the code.
+    ``user_id`` is for the server's next step only (never in ``details``: the API
+    answers with the details)."""
+
+    code = "TOTP_REQUIRED"
+
+    def __init__(self, message: str, *, user_id: str) -> None:
+        super().__init__(message)
+        self.user_id = user_id
+
+
+class CodeInvalidError(AuthenticationError):
+    code = "TOTP_INVALID"
 
 
 class PermissionDeniedError(LicentiaError):

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     login_failures_per_account: int = 5
     login_failures_per_address: int = 30
     login_window_minutes: int = 15
+    totp_required_for_admins: bool = False  # vendor admins must turn TOTP on to act
     password_reset_minutes: int = Field(default=60, ge=5, le=24 * 60)  # a mailed reset link
     # Rate limits (docs/security.md): each family's limits, in the `limits` library's
     # notation ("10/minute;100/hour"; "" for none), count per client address and, apart,

@@ -15,11 +15,12 @@ at once (``LICENTIA_PASSWORD_CHECKS`` per process).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from licentia.domain.errors import AuthenticationError
+from licentia.domain.errors import AuthenticationError, CodeInvalidError
 from licentia.server.customer_users.services import (
     WRONG_CREDENTIALS as WRONG_CUSTOMER_CREDENTIALS,
 )
@@ -59,10 +60,13 @@ def log_in_staff_outside_transactions(
     ttl: timedelta,
     policy: ThrottlePolicy,
     now: datetime,
+    second_factor: Callable[[str], None] | None = None,
 ) -> LoggedIn:
     """A vendor user's session, in units of work of its own. Raises
     LoginThrottledError, AuthenticationError (the same for every wrong credential, its
-    failure counted) or ServerBusyError (``LOGINS_BUSY``: every check slot is taken)."""
+    failure counted) or ServerBusyError (``LOGINS_BUSY``: every check slot is taken).
+    ``second_factor`` (``totp.logins``) runs with the user's id once the password
+    matched; what it raises is raised, a CodeInvalidError counted as a failure."""
     keys = login_keys("staff", vendor_slug, email, source_ip)
 
     def read(session: Session) -> LoginCandidate:
@@ -73,6 +77,12 @@ def log_in_staff_outside_transactions(
     if not checks.matches(candidate.password_hash, password):
         run_write(db, lambda session: record_failure(session, keys, now))
         raise AuthenticationError(WRONG_CREDENTIALS)
+    if second_factor is not None and candidate.user_id is not None:
+        try:
+            second_factor(candidate.user_id)
+        except CodeInvalidError:
+            run_write(db, lambda session: record_failure(session, keys, now))
+            raise
 
     def open_session(session: Session) -> LoggedIn:
         clear_account(session, keys[0])

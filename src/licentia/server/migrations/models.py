@@ -21,6 +21,7 @@ from licentia.server.tenancy.models import (
     VendorBranding,
     VendorUser,
 )
+from licentia.server.totp.models import RecoveryCode, StaffTotp
 
 __all__ = [
     "ApiKey",
@@ -45,10 +46,12 @@ __all__ = [
     "OrderLine",
     "PasswordReset",
     "Product",
+    "RecoveryCode",
     "SeatEvent",
     "SeatSlot",
     "SeatWaiter",
     "SigningKey",
+    "StaffTotp",
     "Template",
     "Ticket",
     "UnitCounter",

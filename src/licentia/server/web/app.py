@@ -24,6 +24,7 @@ from licentia.server.web.console import license_templates as console_templates
 from licentia.server.web.console import orders as console_orders
 from licentia.server.web.console import products as console_products
 from licentia.server.web.console import tickets as console_tickets
+from licentia.server.web.console import totp as console_totp
 from licentia.server.web.console.frame import LoginNeeded, login_redirect
 from licentia.server.web.console.pages import router as console_router
 from licentia.server.web.console.password_resets import router as console_resets_router
@@ -86,6 +87,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.include_router(portal_resets_router)
     app.include_router(console_router)
     app.include_router(console_resets_router)
+    app.include_router(console_totp.router)
     for console_area in (
         console_dashboard,
         console_products,

@@ -94,6 +94,15 @@ SENTENCES: dict[str, str] = {
     "ALREADY_ACTIVE": N_("This colleague has set a password already or is disabled."),
     "LINK_INVALID": N_("This link is unknown, used already or expired. Ask for a new one."),
     "BODY_TOO_LARGE": N_("This form or file is too large for this page."),
+    "TOTP_REQUIRED": N_("Type the code of your authenticator app."),
+    "TOTP_INVALID": N_("This code is wrong or was used already. Type the current one."),
+    "TOTP_ENROLMENT_REQUIRED": N_("Turn two-step login on first: the operator requires it."),
+    "TOTP_ALREADY_ON": N_("Two-step login is on already."),
+    "TOTP_NOT_ENROLLING": N_("Set up your authenticator app first."),
+    "TOTP_REQUIRED_BY_OPERATOR": N_(
+        "The operator requires two-step login of vendor admins: it cannot be turned off."
+    ),
+    "PASSWORD_WRONG": N_("This is not your password."),
     "INTERNAL_ERROR": N_("Something went wrong on our side. It has been logged; try again later."),
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from fastapi import Request, Response
 
@@ -20,10 +21,16 @@ LogIn = Callable[..., LoggedIn | CustomerLoggedIn]
 
 
 def log_in_with(
-    request: Request, log_in: LogIn, *, vendor_slug: str, email: str, password: str
+    request: Request,
+    log_in: LogIn,
+    *,
+    vendor_slug: str,
+    email: str,
+    password: str,
+    **more: Any,
 ) -> LoggedIn | CustomerLoggedIn:
-    """Run a login (``logins.bounded``) for this visitor; raises its
-    AuthenticationError, LoginThrottledError or ServerBusyError."""
+    """Run a login (``logins.bounded``, given ``more`` of its arguments) for this
+    visitor; raises its AuthenticationError, LoginThrottledError or ServerBusyError."""
     backend = units.backend_of(request)
     settings = backend.settings
     return log_in(
@@ -36,6 +43,7 @@ def log_in_with(
         ttl=timedelta(minutes=settings.session_ttl_minutes),
         policy=ThrottlePolicy.of(settings),
         now=utcnow(),
+        **more,
     )
 
 

@@ -27,7 +27,8 @@ from licentia.server.customer_users.services import (
     log_out_customer,
 )
 from licentia.server.tenancy.services import SESSION_PREFIX as STAFF_PREFIX
-from licentia.server.tenancy.services import authenticate, log_out
+from licentia.server.tenancy.services import Credential, authenticate, log_out
+from licentia.server.totp.services import enrolment_needed
 from licentia.server.web import units
 
 SESSION_COOKIE = "licentia_session"
@@ -42,6 +43,9 @@ class Visitor:
     staff: Actor | None = None
     customer: CustomerIdentity | None = None
     new_visit: str | None = None  # a visit cookie to set on the answer
+    # A vendor admin logged in who must turn TOTP on first (the operator requires it):
+    # no page counts them as staff until they have (``/console/totp``).
+    enrolling: Actor | None = None
 
 
 def visitor_of(request: Request) -> Visitor:
@@ -59,7 +63,12 @@ def _resolve(request: Request) -> Visitor:
     source_ip = request.client.host if request.client else None
     try:
         if token.startswith(STAFF_PREFIX):
-            credential = units.read(request, lambda s: authenticate(s, token, source_ip=source_ip))
+            required = units.backend_of(request).settings.totp_required_for_admins
+            credential, must_enrol = units.read(
+                request, lambda s: _staff_session(s, token, source_ip, required)
+            )
+            if must_enrol:
+                return Visitor(token, enrolling=credential.actor)
             return Visitor(token, staff=credential.actor)
         if token.startswith(CUSTOMER_PREFIX):
             identity = units.read(request, lambda s: authenticate_customer(s, token))
@@ -71,6 +80,15 @@ def _resolve(request: Request) -> Visitor:
         return Visitor(visit)
     visit = secrets.token_urlsafe(32)
     return Visitor(visit, new_visit=visit)
+
+
+def _staff_session(
+    session: units.DbSession, token: str, source_ip: str | None, totp_required: bool
+) -> tuple[Credential, bool]:
+    credential = authenticate(session, token, source_ip=source_ip)
+    user_id = credential.actor.id
+    assert user_id is not None
+    return credential, enrolment_needed(session, user_id, required_for_admins=totp_required)
 
 
 def secure_cookies(request: Request) -> bool:

@@ -7,12 +7,20 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from licentia.domain.actors import Actor
-from licentia.domain.errors import AuthenticationError, LicentiaError, ServerBusyError
+from licentia.domain.errors import (
+    AuthenticationError,
+    CodeRequiredError,
+    LicentiaError,
+    ServerBusyError,
+)
+from licentia.server.db.base import utcnow
 from licentia.server.logins.bounded import log_in_staff_outside_transactions
 from licentia.server.rate_limits.families import Family, limited
 from licentia.server.tenancy.branding import Branding, branding_of, update_branding
 from licentia.server.tenancy.models import Vendor
+from licentia.server.totp.logins import second_factor
 from licentia.server.web import units
+from licentia.server.web.console.totp import ask_for_code
 from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, problem_of, status_of
 from licentia.server.web.logins import close_session, log_in_with, open_session
@@ -38,6 +46,8 @@ def _to_login(request: Request) -> RedirectResponse:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, vendor: str = "") -> Response:
+    if visitor_of(request).enrolling is not None:  # logged in, TOTP to turn on first
+        return RedirectResponse("/console/totp", status_code=303)
     return pages_of(request).render(
         request, "console/login.html", values={"vendor": vendor}, problems=Problems()
     )
@@ -52,6 +62,7 @@ def log_in(
     password: str = Form(""),
 ) -> Response:
     pages = pages_of(request)
+    backend = units.backend_of(request)
     try:
         done = log_in_with(
             request,
@@ -59,7 +70,10 @@ def log_in(
             vendor_slug=vendor.strip(),
             email=email,
             password=password,
+            second_factor=second_factor(backend.db, backend.master, None, now=utcnow()),
         )
+    except CodeRequiredError as needed:
+        return ask_for_code(request, needed.user_id)
     except (AuthenticationError, ServerBusyError) as error:
         problems = Problems()
         problems.add(problem_of(error, pages.gettext_for(request).gettext))
