@@ -24,6 +24,7 @@ from licentia.domain.actors import Actor
 from licentia.domain.errors import LicentiaError, ValidationError
 from licentia.server.db.base import utcnow
 from licentia.server.logins.services import ThrottlePolicy
+from licentia.server.rate_limits.families import Family, limited
 from licentia.server.totp import services as totp
 from licentia.server.totp.logins import finish_staff_login
 from licentia.server.web import units
@@ -91,6 +92,7 @@ def code_form(request: Request) -> Response:
 
 
 @router.post("/login/code", response_class=HTMLResponse)
+@limited(Family.LOGIN)
 def enter_code(request: Request, code: str = Form("")) -> Response:
     user_id = _challenged_user(request)
     if user_id is None:
@@ -194,6 +196,7 @@ def confirm(request: Request, code: str = Form("")) -> Response:
 
 
 @router.post("/totp/disable", response_class=HTMLResponse)
+@limited(Family.LOGIN)
 def disable(request: Request, password: str = Form(""), code: str = Form("")) -> Response:
     actor = visitor_of(request).staff
     if actor is None:
