@@ -7,7 +7,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export LICENTIA_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve test test-sqlite lint format bench clean chromium nginx messages audit
+.PHONY: help install run serve test test-sqlite lint format bench clean chromium nginx messages audit crash
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,10 @@ lint: $(STAMP) ## ruff, ruff format --check, mypy, import-linter
 test: lint chromium nginx ## Lint, audit the dependencies, then the whole suite on SQLite and PostgreSQL
 	$(BIN)/python .ci/audit_dependencies.py --allow-unaudited
 	$(BIN)/pytest -n 2 --dist loadgroup
+
+crash: $(STAMP) ## SIGKILL the server 500 times per backend under a mixed write load, then check
+	LICENTIA_CRASH_KILLS=$${LICENTIA_CRASH_KILLS:-500} $(BIN)/pytest tests/e2e/test_crash_safety.py \
+	  -p no:randomly -s
 
 audit: $(STAMP) ## pip-audit the installed dependencies; fails if any could not be audited
 	$(BIN)/python .ci/audit_dependencies.py

@@ -73,8 +73,10 @@ def client_for(race: Race, name: str, history: History, rng: random.Random) -> C
     )
 
 
-def run_client(race: Race, name: str, history: History) -> None:
-    """Alternate seat cycles and consumptions until ``race.stop_at``."""
+def run_client(
+    race: Race, name: str, history: History, stop: threading.Event | None = None
+) -> None:
+    """Alternate seat cycles and consumptions until ``race.stop_at`` (or ``stop``)."""
     rng = random.Random(f"{race.seed}-{name}")
     with client_for(race, name, history, rng) as client:
         try:
@@ -83,7 +85,7 @@ def run_client(race: Race, name: str, history: History) -> None:
             history.fail(f"{name} could not register: {type(error).__name__}: {error}")
             return
         time.sleep(max(0.0, race.start_at - time.time()))
-        while time.time() < race.stop_at:
+        while time.time() < race.stop_at and not (stop and stop.is_set()):
             try:
                 if rng.random() < 0.55:
                     seat_cycle(client, race.product, name, rng)
@@ -117,10 +119,12 @@ def consume_once(client: CloudClient, product: str, rng: random.Random) -> None:
     client.consume(product, units, key)
 
 
-def run_threads(race: Race, names: list[str], history: History) -> None:
+def run_threads(
+    race: Race, names: list[str], history: History, stop: threading.Event | None = None
+) -> None:
     """Start one thread per client name (all at once) and wait for them all."""
     threads = [
-        threading.Thread(target=run_client, args=(race, name, history), daemon=True)
+        threading.Thread(target=run_client, args=(race, name, history, stop), daemon=True)
         for name in names
     ]
     for thread in threads:

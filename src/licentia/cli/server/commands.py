@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,12 +15,15 @@ from licentia.cli.server.runtime import Runtime
 if TYPE_CHECKING:
     import uvicorn
 
+    from licentia.server.settings import Settings
+
 app = typer.Typer(no_args_is_help=True)
 db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit log.")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 
+APP = "licentia.server.api.asgi:build"  # the factory uvicorn calls, once per worker
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
@@ -37,8 +40,6 @@ def serve(
     """Serve the API (refuses an un-migrated database or an unsafe master key)."""
     import uvicorn
 
-    from licentia.server.api.connections import bounded_protocol
-
     runtime = Runtime.load()
     runtime.check_ready()
     settings = runtime.settings
@@ -51,23 +52,32 @@ def serve(
     if workers > 1:
         _bind_tcp_sockets(uvicorn.Config)
     _raise_open_files_limit()
+    uvicorn.run(
+        APP,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        **uvicorn_options(settings, access_log=access_log),
+    )
+
+
+def uvicorn_options(settings: Settings, *, access_log: bool) -> dict[str, Any]:
+    """How ``licentia serve`` has uvicorn run ``APP``, apart from where it listens."""
+    from licentia.server.api.connections import bounded_protocol
+
     # The client's address (what rate limits count) and scheme come from
     # X-Forwarded-For and -Proto only when the peer is a proxy the operator named:
     # uvicorn by itself would believe any peer on 127.0.0.1.
     proxies = settings.trusted_proxy_list
-    uvicorn.run(
-        "licentia.server.api.asgi:build",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_level="info",
-        access_log=access_log,
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or None,
-        http=bounded_protocol(settings),  # type: ignore[arg-type]  # a partial of a protocol
-        timeout_keep_alive=settings.keep_alive_seconds,
-    )
+    return {
+        "factory": True,
+        "log_level": "info",
+        "access_log": access_log,
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or None,
+        "http": bounded_protocol(settings),
+        "timeout_keep_alive": settings.keep_alive_seconds,
+    }
 
 
 def _raise_open_files_limit() -> None:

@@ -46,7 +46,7 @@ class ConnectionLimits:
 
     @classmethod
     def of(cls, settings: Settings) -> ConnectionLimits:
-        entries = [e.strip() for e in settings.trusted_proxies.split(",") if e.strip()]
+        entries = settings.trusted_proxy_list
         return cls(
             header_seconds=settings.header_timeout_seconds,
             body_seconds=settings.body_timeout_seconds,
