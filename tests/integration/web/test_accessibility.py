@@ -114,8 +114,9 @@ def test_every_portal_page_of_a_customer_admin_has_no_serious_violation(
     user = CloudUser(vendor, mine.credential, "office-pc")
     assert user.checkout(mine.product, "ann", device="office-pc").status_code == 201
     assert user.consume(mine.product, 5, "job-1").status_code == 200
-    template = vendor.template()
-    order = vendor.order([{"sku": template["sku"], "quantity": 2}], customer_id=mine.customer_id)
+    template, cloud = vendor.template(), vendor.template({"delivery": "cloud"})
+    lines = [{"sku": template["sku"], "quantity": 2}, {"sku": cloud["sku"], "quantity": 1}]
+    order = vendor.order(lines, customer_id=mine.customer_id)  # the cloud form shows too
     colleague(database, vendor, mine.customer_id)
     page.goto(f"{live_server}/portal/{vendor.slug}/login")
     page.get_by_label("E-mail").fill(mine.admin_email)

@@ -8,10 +8,9 @@ grouped query.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, Float, cast, func, select
+from sqlalchemy import Float, cast, func, select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
@@ -22,16 +21,11 @@ from licentia.server.counters.services import LOW_BALANCE_SHARE
 from licentia.server.devices.models import Device
 from licentia.server.licenses.models import License
 from licentia.server.orders.models import Customer
+from licentia.server.reports.days import DayCount, as_date, day_of, every_day, period
 from licentia.server.seats.models import SeatEvent, SeatSlot
 
 DAYS = 30
 TOP = 10
-
-
-@dataclass(frozen=True)
-class DayCount:
-    day: date
-    count: int
 
 
 @dataclass(frozen=True)
@@ -77,44 +71,24 @@ def dashboard(session: Session, actor: Actor, now: datetime, *, days: int = DAYS
     """The vendor's figures over the ``days`` days up to ``now`` (UTC days, today last)."""
     assert actor.vendor_id is not None, "a dashboard belongs to a vendor"
     vendor_id = actor.vendor_id
-    first = now.date() - timedelta(days=days - 1)
-    since = datetime.combine(first, datetime.min.time(), tzinfo=now.tzinfo)
+    first, since = period(now, days)
     return Dashboard(
         since=first,
-        activations=_every_day(first, days, _activations(session, vendor_id, since)),
+        activations=every_day(first, days, _activations(session, vendor_id, since)),
         active_devices=_active_devices(session, vendor_id, since),
         active_cloud_devices=_active_cloud_devices(session, vendor_id, since),
         seats_in_use=_seats_in_use(session, vendor_id, now),
-        peak_seats=_every_day(first, days, _peak_seats(session, vendor_id, since)),
-        denials=_every_day(first, days, _denials(session, vendor_id, since)),
+        peak_seats=every_day(first, days, _peak_seats(session, vendor_id, since)),
+        denials=every_day(first, days, _denials(session, vendor_id, since)),
         low_counters=low_counters(session, vendor_id),
         top_customers=top_customers(session, vendor_id),
     )
 
 
-def _day(session: Session, column: Any) -> ColumnElement[Any]:
-    """The UTC calendar day of a stored time (SQLite keeps UTC without a zone)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.date(func.timezone("UTC", column))
-    return func.date(column)
-
-
-def _as_date(value: date | str) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(value)
-
-
-def _every_day(first: date, days: int, counts: dict[date, int]) -> list[DayCount]:
-    """One entry per day, zero where nothing happened."""
-    return [
-        DayCount(day, counts.get(day, 0))
-        for day in (first + timedelta(days=offset) for offset in range(days))
-    ]
-
-
 def _activations(session: Session, vendor_id: str, since: datetime) -> dict[date, int]:
     """Activations from the audit log: a license activated twice (after a return)
     counts twice, which the licenses' own ``activated_at`` could not tell."""
-    day = _day(session, AuditEvent.at)
+    day = day_of(session, AuditEvent.at)
     rows = session.execute(
         select(day, func.count())
         .where(
@@ -124,7 +98,7 @@ def _activations(session: Session, vendor_id: str, since: datetime) -> dict[date
         )
         .group_by(day)
     )
-    return {_as_date(value): count for value, count in rows}
+    return {as_date(value): count for value, count in rows}
 
 
 def _active_devices(session: Session, vendor_id: str, since: datetime) -> int:
@@ -167,7 +141,7 @@ def _seats_in_use(session: Session, vendor_id: str, now: datetime) -> int:
 def _peak_seats(session: Session, vendor_id: str, since: datetime) -> dict[date, int]:
     """Per day, the sum over the vendor's seat pools of each pool's highest number of
     seats in use that day (from the seat events, which record it at each change)."""
-    day = _day(session, SeatEvent.at)
+    day = day_of(session, SeatEvent.at)
     per_pool = (
         select(day.label("day"), func.max(SeatEvent.in_use).label("peak"))
         .where(SeatEvent.vendor_id == vendor_id, SeatEvent.at >= since)
@@ -177,17 +151,17 @@ def _peak_seats(session: Session, vendor_id: str, since: datetime) -> dict[date,
     rows = session.execute(
         select(per_pool.c.day, func.sum(per_pool.c.peak)).group_by(per_pool.c.day)
     )
-    return {_as_date(value): int(total) for value, total in rows}
+    return {as_date(value): int(total) for value, total in rows}
 
 
 def _denials(session: Session, vendor_id: str, since: datetime) -> dict[date, int]:
-    day = _day(session, SeatEvent.at)
+    day = day_of(session, SeatEvent.at)
     rows = session.execute(
         select(day, func.count())
         .where(SeatEvent.vendor_id == vendor_id, SeatEvent.kind == "deny", SeatEvent.at >= since)
         .group_by(day)
     )
-    return {_as_date(value): count for value, count in rows}
+    return {as_date(value): count for value, count in rows}
 
 
 def low_counters(session: Session, vendor_id: str, *, limit: int = TOP) -> list[LowCounter]:

@@ -12,6 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from babel.dates import format_skeleton
+
+from licentia.server.reports.days import DayCount
+
 WIDTH, HEIGHT = 640, 220
 _LEFT, _RIGHT, _TOP, _BOTTOM = 40, 24, 22, 30
 
@@ -86,3 +90,8 @@ def _nice_top(highest: int) -> int:
             if top >= highest:
                 return top
         magnitude *= 10
+
+
+def day_chart(days: Sequence[DayCount], language: str) -> BarChart:
+    """A bar per day, labelled with the day in ``language`` ("Dec 3", "3. Dez.")."""
+    return bar_chart([(format_skeleton("MMMd", d.day, locale=language), d.count) for d in days])

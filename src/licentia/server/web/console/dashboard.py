@@ -3,23 +3,18 @@ on the server (``web/charts.py``), read through ``reports.dashboard``."""
 
 from __future__ import annotations
 
-from babel.dates import format_skeleton
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from licentia.server.db.base import utcnow
-from licentia.server.reports.dashboard import DayCount, dashboard
+from licentia.server.reports.dashboard import dashboard
 from licentia.server.web import units
-from licentia.server.web.charts import BarChart, bar_chart
+from licentia.server.web.charts import day_chart
 from licentia.server.web.console.staff import render, staff_of, to_login
 from licentia.server.web.csrf import check_csrf
 from licentia.server.web.rendering import pages_of
 
 router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
-
-
-def _chart(days: list[DayCount], language: str) -> BarChart:
-    return bar_chart([(format_skeleton("MMMd", d.day, locale=language), d.count) for d in days])
 
 
 @router.get("/")
@@ -36,7 +31,7 @@ def show_dashboard(request: Request) -> Response:
         actor,
         "console/dashboard.html",
         figures=figures,
-        activations=_chart(figures.activations, language) if figures else None,
-        peak_seats=_chart(figures.peak_seats, language) if figures else None,
-        denials=_chart(figures.denials, language) if figures else None,
+        activations=day_chart(figures.activations, language) if figures else None,
+        peak_seats=day_chart(figures.peak_seats, language) if figures else None,
+        denials=day_chart(figures.denials, language) if figures else None,
     )

@@ -1,6 +1,7 @@
 """Who holds which seat of a customer's container now, borrowed seats among them, the
 refused checkouts, and a seat freed by the customer admin (``cloud.admin``, as the
-API's customer admin routes call it)."""
+API's customer admin routes call it); the seats in use and the refusals of the last 30
+days as charts (``reports.container_usage``)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from licentia.server.cloud.admin import HeldSeat
 from licentia.server.cloud.models import CloudContainer
 from licentia.server.db.base import utcnow
 from licentia.server.db.pagination import Page
+from licentia.server.reports.container_usage import SeatUsage, seat_usage
 from licentia.server.seats.models import SeatEvent
 from licentia.server.web import units
+from licentia.server.web.charts import day_chart
 from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems
 from licentia.server.web.portal.desk import PAGE_SIZE, Desk, desk_of, refused, render
+from licentia.server.web.rendering import pages_of
 
 router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
 
@@ -29,6 +33,7 @@ class SeatsView:
     container: CloudContainer
     held: Page[HeldSeat]
     denials: Page[SeatEvent]
+    usage: SeatUsage
 
 
 def _seats_page(
@@ -47,15 +52,19 @@ def _seats_page(
             session, opened, utcnow(), cursor=held_cursor or None, limit=PAGE_SIZE
         )
         refusals = admin.denials(session, opened, cursor=denials_cursor or None, limit=PAGE_SIZE)
-        return SeatsView(opened.container, held, refusals)
+        usage = seat_usage(session, opened.container.id, utcnow())
+        return SeatsView(opened.container, held, refusals, usage)
 
     view = units.read(request, work)
+    language = pages_of(request).language(request)
     return render(
         request,
         desk,
         "portal/seats.html",
         status_code=status_code,
         view=view,
+        in_use_chart=day_chart(view.usage.in_use, language),
+        denials_chart=day_chart(view.usage.denials, language),
         cursors=cursors,
         problems=problems or Problems(),
     )
