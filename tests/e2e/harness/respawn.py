@@ -5,10 +5,10 @@ port once, then forks a server process (uvicorn with ``licentia serve``'s own op
 and app factory, reading the same ``LICENTIA_*`` settings) and prints ``SERVING
 <pid>``; whenever that process dies, it forks the next one. A test kills the printed
 process at random moments. Forking from a parent that has imported everything makes
-a restart take a fraction of a second instead of a whole interpreter start, so that
-hundreds of kills fit in minutes; the listening socket stays open across a kill, so
-clients meet what they meet when a process behind a load balancer dies: their
-connections to it are reset, new ones wait for the next process.
+a restart skip the interpreter's start and every import, most of what a restart
+costs, so that hundreds of kills stay affordable. The listening socket stays open
+across a kill, so clients meet what they meet when a process behind a load balancer
+dies: their connections to it are reset, new ones wait for the next process.
 """
 
 from __future__ import annotations
