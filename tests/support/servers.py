@@ -78,8 +78,10 @@ class Environment:
             "LICENTIA_MASTER_KEY": self.master_key,
             "LICENTIA_MASTER_KEY_FILE": str(self.workdir / "master.key"),
             # Tests and benchmarks race hundreds of clients from one loopback address:
-            # rate limits off unless ``extra`` sets them (the abuse tests and benchmark do).
+            # rate limits and the cap of connections per address off unless ``extra``
+            # sets them (the abuse and connection tests and the benchmarks do).
             "LICENTIA_RATE_LIMITS": "false",
+            "LICENTIA_MAX_CONNECTIONS_PER_ADDRESS": "0",
             **self.extra,
         }
 
