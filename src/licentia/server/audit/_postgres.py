@@ -164,3 +164,37 @@ INSERT INTO audit_heads (chain, seq, hash)
 SELECT %(chain)s, seq, hash FROM chained ORDER BY n DESC LIMIT 1
 ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash
 """
+
+
+def write_hashed_events(connection: Connection, chain: str, rows: list[dict[str, Any]]) -> None:
+    """Insert events hashed in Python (``services._append_in_python``, for more than
+    MAX_EVENTS) and move the head to the last, in one statement. The rows go as one
+    JSON text, dumped by the C encoder: psycopg dumps list parameters (one array per
+    column) in Python, and that happened while the head was locked (docs/benchmarks.md,
+    "Large orders")."""
+    last = rows[-1]
+    events = json.dumps([{name: row[name] for name in _HASHED_ROW} for row in rows])
+    parameters = {
+        "chain": chain,
+        "at": rows[0]["at"],  # one time for the whole append
+        "seq": last["seq"],
+        "hash": last["hash"],
+        "events": events,
+    }
+    connection.exec_driver_sql(_WRITE_HASHED, parameters)
+
+
+_HASHED_ROW = (*_STORED, "id", "seq", "prev_hash", "hash")
+_WRITE_HASHED = """\
+WITH moved_head AS (
+    UPDATE audit_heads SET seq = %(seq)s, hash = %(hash)s WHERE chain = %(chain)s
+)
+INSERT INTO audit_events (id, chain, seq, at, actor_type, actor_id, action,
+    object_type, object_id, before, after, source_ip, prev_hash, hash)
+SELECT e.id, %(chain)s, e.seq, %(at)s, e.actor_type, e.actor_id, e.action,
+    e.object_type, e.object_id, coalesce(e.before, 'null'), coalesce(e.after, 'null'),
+    e.source_ip, e.prev_hash, e.hash
+FROM json_to_recordset(%(events)s::json) AS e(id text, seq bigint, actor_type text,
+    actor_id text, action text, object_type text, object_id text, before jsonb,
+    after jsonb, source_ip text, prev_hash text, hash text)
+"""

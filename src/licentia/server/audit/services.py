@@ -14,12 +14,10 @@ from sqlalchemy import (
     Select,
     bindparam,
     event,
-    func,
     insert,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -149,19 +147,18 @@ def _cut_around_head(noted: dict[str, Any], at: str) -> tuple[str, str, str]:
 
 def _write_events(connection: Connection, chain: str, rows: list[dict[str, Any]]) -> None:
     """Insert ``rows`` and move the chain's head to the last of them: on PostgreSQL in
-    one statement (the rows as arrays, unnested; the head moved by a WITH clause), so
-    the head is locked for one round trip fewer."""
-    last = rows[-1]
-    head = {"head_chain": chain, "head_seq": last["seq"], "head_hash": last["hash"]}
+    one statement (``_postgres.write_hashed_events``), so the head is locked for one
+    round trip fewer."""
     if connection.dialect.name == "postgresql":
-        arrays = {f"{column.key}_list": [row[column.key] for row in rows] for column in _COLUMNS}
-        connection.execute(_WRITE_EVENTS_POSTGRES, {**arrays, **head})
+        _postgres.write_hashed_events(connection, chain, rows)
         return
+    last = rows[-1]
     connection.execute(_INSERT_EVENTS, rows)
-    connection.execute(_MOVE_HEAD, head)
+    connection.execute(
+        _MOVE_HEAD, {"head_chain": chain, "head_seq": last["seq"], "head_hash": last["hash"]}
+    )
 
 
-_COLUMNS = tuple(AuditEvent.__table__.columns)
 _MOVE_HEAD = (
     update(AuditHead)
     .where(AuditHead.chain == bindparam("head_chain"))
@@ -170,17 +167,6 @@ _MOVE_HEAD = (
 # With RETURNING, SQLAlchemy sends a list of rows as one multi-row INSERT (its
 # "insertmanyvalues"), compiled once.
 _INSERT_EVENTS = insert(AuditEvent).returning(AuditEvent.seq)
-# One SQL text for any number of rows: compiled, parsed and prepared once.
-_NEW_EVENTS = (
-    func.unnest(*(bindparam(f"{c.key}_list", type_=ARRAY(c.type)) for c in _COLUMNS))
-    .table_valued(*(c.key for c in _COLUMNS))
-    .render_derived(name="new_events")
-)
-_WRITE_EVENTS_POSTGRES = (
-    insert(AuditEvent)
-    .from_select([c.key for c in _COLUMNS], select(*(_NEW_EVENTS.c[c.key] for c in _COLUMNS)))
-    .add_cte(_MOVE_HEAD.cte("moved_head"))
-)
 
 
 @event.listens_for(Session, "after_rollback")
