@@ -5,9 +5,11 @@ each with something to show, in a real browser, in English."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 from playwright.sync_api import Browser, Page
 
@@ -15,15 +17,17 @@ from licentia.domain.actors import operator
 from licentia.server.db.engine import Database
 from licentia.server.devices.models import Device
 from licentia.server.devices.services import CLONE, flag_device
+from licentia.server.password_resets.services import Realm, request_reset
 from tests.factories import PASSWORD, VendorFactory
 from tests.integration.device_messages import activate_device
 from tests.integration.test_cloud import CloudUser
 from tests.integration.web.browser import WIDTHS
 from tests.integration.web.cloud_desk import colleague, customer_container
-from tests.integration.web.pages import staff_user
+from tests.integration.web.pages import customer_with_admin, staff_user
 
 AXE = Path(__file__).resolve().parents[2] / "support" / "axe" / "axe.min.js"
 SERIOUS = {"serious", "critical"}
+HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
@@ -152,3 +156,49 @@ def test_the_start_page_and_the_portals_front_door_have_no_serious_violation(
     page.get_by_label("Ticket codes").fill(code)
     page.get_by_role("button", name="Show licenses").click()
     assert violations(page) == [], "the ticket's licenses"
+
+
+def test_the_password_and_two_step_login_pages_have_no_serious_violation(
+    checked_page: Page, live_server: str, vendors: VendorFactory, database: Database
+):
+    page = checked_page
+    vendor = vendors.create()
+    email = staff_user(vendor, "support")
+    _, customer_email = customer_with_admin(database, vendor)
+    now = datetime.now(UTC)
+    with database.transaction() as session:
+        links = [
+            request_reset(session, realm, vendor_slug=vendor.slug, email=who, ttl=HOUR, now=now)
+            for realm, who in ((Realm.STAFF, email), (Realm.CUSTOMER, customer_email))
+        ]
+    for path in (
+        "/console/forgot",
+        "/console/forgot?sent=1",
+        f"/portal/{vendor.slug}/forgot",
+        f"/portal/{vendor.slug}/forgot?sent=1",
+        *(link.path() for link in links if link is not None),
+    ):
+        shown(page, f"{live_server}{path}")
+        assert violations(page) == [], path
+
+    page.goto(f"{live_server}/console/login")
+    page.get_by_label("Vendor").fill(vendor.slug)
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    shown(page, f"{live_server}/console/totp")
+    assert violations(page) == [], "two-step login, off"
+    page.get_by_role("button", name="Set up two-step login").click()
+    assert violations(page) == [], "two-step login, enrolling"
+    page.get_by_label("Code").fill(pyotp.TOTP(page.locator("#totp-secret").inner_text()).now())
+    page.get_by_role("button", name="Confirm and turn on").click()
+    assert violations(page) == [], "the recovery codes"
+    shown(page, f"{live_server}/console/totp")
+    assert violations(page) == [], "two-step login, on"
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_label("Vendor").fill(vendor.slug)
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    assert page.url == f"{live_server}/console/login/code"
+    assert violations(page) == [], "the code after the password"
