@@ -174,3 +174,32 @@ def test_a_required_admin_can_do_nothing_but_enrol_and_cannot_turn_it_off(
         {"password": PASSWORD, "code": _next(authenticator)},
     )
     assert kept.status_code == 409 and "TOTP_REQUIRED_BY_OPERATOR" in kept.text
+
+
+def test_an_admin_turns_off_a_colleagues_lost_authenticator_at_their_vendor_only(
+    app: FastAPI, vendors: VendorFactory
+):
+    vendor, other = vendors.create(), vendors.create()
+    email = staff_user(vendor, "support")
+    member = Browser(app)
+    log_in_staff(member, vendor, email)
+    _enrol(member)
+    admin = Browser(app)
+    log_in_staff(admin, vendor, staff_user(vendor, "admin"))
+    listed = admin.get("/console/staff").text
+    found = re.search(r'action="/console/staff/([0-9a-f-]+)/totp-reset"', listed)
+    assert found and "two-step login" in listed
+    reset = f"/console/staff/{found.group(1)}/totp-reset"
+
+    stranger = Browser(app)
+    log_in_staff(stranger, other, staff_user(other, "admin"))
+    assert stranger.submit("/console/staff", reset, {}).status_code == 404
+    reader = Browser(app)
+    log_in_staff(reader, vendor, staff_user(vendor, "read-only"))
+    assert reader.submit("/console/staff", reset, {}).status_code == 403
+    _password_step(app, vendor, email)  # still asks for the code
+
+    done = admin.submit("/console/staff", reset, {})
+    assert done.status_code == 303 and "done=totp_reset" in done.headers["location"]
+    assert log_in_staff(Browser(app), vendor, email).headers["location"] == "/console/"
+    assert "user.totp_reset" in [e["action"] for e in vendor.ok("GET", "/audit-events")["items"]]

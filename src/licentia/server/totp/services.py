@@ -31,6 +31,7 @@ from licentia.domain.scopes import Role
 from licentia.server.audit.services import record
 from licentia.server.keys.master import MasterKey
 from licentia.server.tenancy.models import Vendor, VendorUser
+from licentia.server.tenancy.staff import get_staff_user
 from licentia.server.totp.models import RecoveryCode, StaffTotp
 
 STEP_SECONDS = 30
@@ -170,6 +171,29 @@ def disable_totp(
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     session.execute(delete(StaffTotp).where(StaffTotp.user_id == user.id))
     record(session, actor, "user.totp_disabled", "user", user.id, after={"totp": False})
+
+
+def enabled_among(session: Session, user_ids: list[str]) -> set[str]:
+    """Which of these users have TOTP on (for the staff list)."""
+    if not user_ids:
+        return set()
+    query = select(StaffTotp.user_id).where(
+        StaffTotp.user_id.in_(user_ids), StaffTotp.enabled_at.is_not(None)
+    )
+    return set(session.scalars(query))
+
+
+def reset_for_member(session: Session, actor: Actor, user_id: str) -> None:
+    """An admin turns a colleague's TOTP off (a lost phone and lost recovery codes);
+    they log in with the password alone until they enrol again (and must, if the
+    operator requires it of admins). Raises NotFoundError for a user of another
+    vendor. Audited as ``user.totp_reset``."""
+    user = get_staff_user(session, actor, user_id, lock=True)
+    if session.get(StaffTotp, user.id) is None:
+        return
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    session.execute(delete(StaffTotp).where(StaffTotp.user_id == user.id))
+    record(session, actor, "user.totp_reset", "user", user.id, after={"totp": False})
 
 
 def password_hash_of(session: Session, actor: Actor) -> str | None:

@@ -5,6 +5,7 @@ and the page the link leads to. The use cases are ``tenancy/staff.py``."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -15,6 +16,7 @@ from licentia.domain.scopes import Role
 from licentia.server.db.pagination import paginate
 from licentia.server.tenancy import staff
 from licentia.server.tenancy.models import VendorUser
+from licentia.server.totp import services as totp
 from licentia.server.web import units
 from licentia.server.web.console.frame import (
     brand_of,
@@ -42,15 +44,19 @@ def _staff_page(
     status_code: int = 200,
 ) -> Response:
     query, limit = staff.staff_query(actor), limit_of(request)
-    page = units.read(
-        request, lambda s: paginate(s, query, VendorUser.id, cursor=cursor, limit=limit)
-    )
+
+    def work(session: units.DbSession) -> tuple[Any, set[str]]:
+        found = paginate(session, query, VendorUser.id, cursor=cursor, limit=limit)
+        return found, totp.enabled_among(session, [user.id for user in found.items])
+
+    page, with_totp = units.read(request, work)
     return render(
         request,
         actor,
         "console/staff.html",
         status_code=status_code,
         items=page.items,
+        with_totp=with_totp,
         next_page=next_page(request, page.next_cursor),
         roles=ROLES,
         problems=problems or Problems(),
@@ -114,6 +120,18 @@ def change_role(user_id: str, request: Request, role: str = Form("")) -> Respons
 def disable(user_id: str, request: Request) -> Response:
     actor = require_staff(request, "vendor:write")
     return _change(request, actor, lambda s: staff.disable_user(s, actor, user_id), "disabled")
+
+
+@router.post("/staff/{user_id}/totp-reset", response_class=HTMLResponse)
+def reset_totp(user_id: str, request: Request) -> Response:
+    """A colleague lost their authenticator and recovery codes: TOTP off for them."""
+    actor = require_staff(request, "vendor:write")
+
+    def work(session: units.DbSession) -> VendorUser:
+        totp.reset_for_member(session, actor, user_id)
+        return staff.get_staff_user(session, actor, user_id)
+
+    return _change(request, actor, work, "totp_reset")
 
 
 @router.post("/staff/{user_id}/enable", response_class=HTMLResponse)
