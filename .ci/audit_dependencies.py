@@ -7,7 +7,8 @@ JSON report instead:
 
 - a known vulnerability in any package: listed, exit 1;
 - packages the service could not be asked about (unreachable, or a package index
-  without per-release data): listed as NOT AUDITED, exit 1, unless ``--allow-unaudited``
+  without per-release data), or none at all (pip-audit stops without a report when
+  the service cannot be reached): NOT AUDITED, exit 1, unless ``--allow-unaudited``
   is given (``make test`` gives it: the run must not depend on a service outside the
   project, but its log says loudly that the audit did not happen);
 - otherwise: how many packages were audited, exit 0.
@@ -23,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+# What requests says when it cannot reach the service at all.
+NETWORK_ERRORS = ("requests.exceptions.", "Max retries exceeded", "NameResolutionError")
 # The project itself is installed editable and is not on the index.
 COMMAND = ["-m", "pip_audit", "--skip-editable", "--progress-spinner", "off", "-f", "json"]
 
@@ -38,10 +41,23 @@ def main(argv: list[str]) -> int:
             check=False,
         )
         if not report_path.exists():
-            print(f"pip-audit failed (exit {done.returncode}):\n{done.stderr}", file=sys.stderr)
-            return 1
+            return unreachable(done.stderr, allow_unaudited)
         report = json.loads(report_path.read_text())
     return judge(report["dependencies"], allow_unaudited)
+
+
+def unreachable(stderr: str, allow_unaudited: bool) -> int:
+    """pip-audit stopped without a report: the service could not be reached at all
+    (no answer, no name resolution, a refused proxy), or something else went wrong."""
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else "no message"
+    if not any(mark in stderr for mark in NETWORK_ERRORS):
+        print(f"pip-audit failed:\n{stderr}", file=sys.stderr)
+        return 1
+    print(f"NOT AUDITED: the vulnerability service could not be reached ({last})")
+    if not allow_unaudited:
+        print("failing: run where PyPI's vulnerability data is reachable, or pass --allow-unaudited")
+        return 1
+    return 0
 
 
 def judge(dependencies: list[dict], allow_unaudited: bool) -> int:

@@ -53,3 +53,15 @@ def test_an_audited_environment_passes_and_the_project_itself_is_left_out(audit,
     assert audit.judge([CLEAN, EDITABLE], allow_unaudited=False) == 0
     out = capsys.readouterr().out
     assert "NOT AUDITED" not in out and "1 packages audited, 0 with known" in out
+
+
+def test_a_service_out_of_reach_is_not_audited_rather_than_a_crash(audit, capsys) -> None:
+    stderr = (
+        "Traceback (most recent call last):\n  ...\nrequests.exceptions.ConnectionError: "
+        "HTTPSConnectionPool(host='pypi.org', port=443): Max retries exceeded"
+    )
+    assert audit.unreachable(stderr, allow_unaudited=True) == 0
+    assert "NOT AUDITED: the vulnerability service could not be reached" in capsys.readouterr().out
+    assert audit.unreachable(stderr, allow_unaudited=False) == 1
+    # Anything else that stops pip-audit fails the run.
+    assert audit.unreachable("ValueError: bad requirement", allow_unaudited=True) == 1
