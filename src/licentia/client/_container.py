@@ -8,15 +8,12 @@ document) or from an update that was verified already.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from licentia.client._documents import (
     VerifiedUpdate,
@@ -30,9 +27,13 @@ from licentia.client._exceptions import (
     LicentiaClientError,
     SignatureInvalidError,
 )
+from licentia.client._frozen import FrozenValue
 from licentia.client._store import StoreSnapshot
 from licentia.client._virtualization import Virtualization
 from licentia.formats.device import state_hash
+
+if TYPE_CHECKING:  # the key is loaded only when secret data is read
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 __all__ = ["ClientStatus", "ContainerReader", "ContainerState", "SyncResult", "sync_result"]
 
@@ -41,30 +42,43 @@ IDLE_SYNC_INTERVAL = timedelta(days=1)
 _issued_at = attrgetter("issued_at")
 
 
-@dataclass(frozen=True)
-class ContainerState:
+class ContainerState(FrozenValue):
     """One verified container state. ``problem``, when set, refuses every check."""
 
+    __slots__ = _fields = ("seq", "documents", "claims", "index", "last_sync", "problem")
     seq: int
     documents: Mapping[str, str]
     claims: Mapping[str, Mapping[str, Any]]
     index: EntitlementIndex
     last_sync: datetime | None
-    problem: LicentiaClientError | None = None
+    problem: LicentiaClientError | None
+
+    def __init__(
+        self,
+        seq: int,
+        documents: Mapping[str, str],
+        claims: Mapping[str, Mapping[str, Any]],
+        index: EntitlementIndex,
+        last_sync: datetime | None,
+        problem: LicentiaClientError | None = None,
+    ) -> None:
+        self._assign(seq, documents, claims, index, last_sync, problem)
 
     @classmethod
     def refusing(cls, error: LicentiaClientError) -> ContainerState:
         """A state that allows nothing and says why."""
         return cls(0, {}, {}, EntitlementIndex([]), None, error)
 
-    @functools.cached_property
+    @property
     def state(self) -> str:
         """The hash of the content (license ids and versions) that the device protocol
-        exchanges: computed when an exchange needs it, not on every load."""
+        exchanges: computed when an exchange needs it (once or twice), not on every load."""
         return state_hash((license_id, c["ver"]) for license_id, c in self.claims.items())
 
     def synced_at(self, moment: datetime) -> ContainerState:
-        return replace(self, last_sync=moment)
+        return ContainerState(
+            self.seq, self.documents, self.claims, self.index, moment, self.problem
+        )
 
     def sync_due_at(self, now: datetime) -> datetime:
         """When this container should sync: its earliest ``refresh_after``; an empty
@@ -174,18 +188,38 @@ class ContainerReader:
         return lambda token: decrypt_secret(token, key(), license_id=license_id)
 
 
-@dataclass(frozen=True)
-class SyncResult:
+class SyncResult(FrozenValue):
     """What a sync changed. ``changed`` is False when License Central answered 304;
     ``device_status`` is the status the update gave (``blacklisted`` empties it)."""
 
+    __slots__ = _fields = (
+        "changed",
+        "seq",
+        "added",
+        "removed",
+        "updated",
+        "licenses",
+        "device_status",
+    )
     changed: bool
     seq: int
     added: tuple[str, ...]
     removed: tuple[str, ...]
     updated: tuple[str, ...]
     licenses: tuple[Entitlement, ...]
-    device_status: str | None = None
+    device_status: str | None
+
+    def __init__(
+        self,
+        changed: bool,
+        seq: int,
+        added: tuple[str, ...],
+        removed: tuple[str, ...],
+        updated: tuple[str, ...],
+        licenses: tuple[Entitlement, ...],
+        device_status: str | None = None,
+    ) -> None:
+        self._assign(changed, seq, added, removed, updated, licenses, device_status)
 
 
 def sync_result(
@@ -203,8 +237,7 @@ def sync_result(
     )
 
 
-@dataclass(frozen=True)
-class ClientStatus:
+class ClientStatus(FrozenValue):
     """The device's licensing state, for an "about" page or the activation wizard.
 
     ``problem`` is what makes every check fail right now (an untrusted document, a
@@ -212,6 +245,19 @@ class ClientStatus:
     ``refresh_after`` passed, or a problem a sync can clear).
     """
 
+    __slots__ = _fields = (
+        "vendor",
+        "device_id",
+        "seq",
+        "licenses",
+        "next_refresh",
+        "refresh_due",
+        "last_sync",
+        "problem",
+        "virtualization",
+        "auto_update_running",
+        "auto_update_error",
+    )
     vendor: str
     device_id: str
     seq: int
@@ -223,3 +269,31 @@ class ClientStatus:
     virtualization: Virtualization
     auto_update_running: bool
     auto_update_error: LicentiaClientError | None
+
+    def __init__(
+        self,
+        vendor: str,
+        device_id: str,
+        seq: int,
+        licenses: tuple[Entitlement, ...],
+        next_refresh: datetime | None,
+        refresh_due: bool,
+        last_sync: datetime | None,
+        problem: LicentiaClientError | None,
+        virtualization: Virtualization,
+        auto_update_running: bool,
+        auto_update_error: LicentiaClientError | None,
+    ) -> None:
+        self._assign(
+            vendor,
+            device_id,
+            seq,
+            licenses,
+            next_refresh,
+            refresh_due,
+            last_sync,
+            problem,
+            virtualization,
+            auto_update_running,
+            auto_update_error,
+        )

@@ -12,21 +12,23 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from licentia.client._exceptions import (
     SignatureInvalidError,
     UpdateReplayedError,
     WrongDeviceError,
 )
+from licentia.client._frozen import FrozenValue
 from licentia.formats import jws
 from licentia.formats.device import ed25519_from_jwk, state_hash
 from licentia.formats.document_types import LICENSE_TYP, UPDATE_TYP
+
+if TYPE_CHECKING:  # the key is loaded only when secret data is read
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 __all__ = [
     "VerifiedUpdate",
@@ -39,16 +41,27 @@ __all__ = [
 SECRET_ALGORITHMS = ["ECDH-ES", "A256GCM"]
 
 
-@dataclass(frozen=True)
-class VerifiedUpdate:
+class VerifiedUpdate(FrozenValue):
     """An update whose signature, addressee and sequence were checked."""
 
+    __slots__ = _fields = ("seq", "issued_at", "device_status", "documents", "claims", "state")
     seq: int
     issued_at: datetime
     device_status: str | None
     documents: Mapping[str, str]
     claims: Mapping[str, Mapping[str, Any]]
     state: str
+
+    def __init__(
+        self,
+        seq: int,
+        issued_at: datetime,
+        device_status: str | None,
+        documents: Mapping[str, str],
+        claims: Mapping[str, Mapping[str, Any]],
+        state: str,
+    ) -> None:
+        self._assign(seq, issued_at, device_status, documents, claims, state)
 
 
 def load_public_keys(keys: Mapping[str, Any]) -> dict[str, Ed25519PublicKey]:

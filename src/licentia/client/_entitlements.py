@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
 from operator import attrgetter
@@ -32,19 +31,41 @@ from licentia.client._fingerprint import (
     ensure_fingerprint_matches,
     fingerprint_matches,
 )
+from licentia.client._frozen import FrozenValue
 from licentia.client._virtualization import Virtualization, ensure_virtualization_allowed
 
 __all__ = ["Entitlement", "EntitlementIndex", "Grant", "grant_from_claims"]
 
 
-@dataclass(frozen=True, eq=False)
-class Entitlement:
-    """One license on this device, as its verified document says.
+class Entitlement(FrozenValue):
+    """One license on this device, as its verified document says; read-only.
 
     Times are timezone-aware UTC. ``valid_until`` and ``maintenance_until`` are None
     when the license has no such end. ``secret_data`` is decrypted with the device's
-    key on first access (raises SignatureInvalidError if that fails).
+    key on first access (raises SignatureInvalidError if that fails). Two entitlements
+    are equal only if they are the same object.
     """
+
+    # No __slots__: secret_data is cached in the instance's __dict__.
+    _fields = (
+        "license_id",
+        "product",
+        "features",
+        "version",
+        "issued_at",
+        "valid_until",
+        "lease_until",
+        "refresh_after",
+        "maintenance_until",
+        "public_data",
+        "protected_data",
+        "options",
+        "_secret",
+        "_open_secret",
+    )
+    _repr_hidden = frozenset({"options", "_secret", "_open_secret"})
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     license_id: str
     product: str
@@ -57,9 +78,43 @@ class Entitlement:
     maintenance_until: datetime | None
     public_data: str | None
     protected_data: Mapping[str, Any] | None
-    options: Mapping[str, Any] = field(repr=False)
-    _secret: str | None = field(default=None, repr=False)
-    _open_secret: Callable[[str], str] | None = field(default=None, repr=False)
+    options: Mapping[str, Any]
+    _secret: str | None
+    _open_secret: Callable[[str], str] | None
+
+    def __init__(
+        self,
+        license_id: str,
+        product: str,
+        features: frozenset[str],
+        version: int,
+        issued_at: datetime,
+        valid_until: datetime | None,
+        lease_until: datetime,
+        refresh_after: datetime,
+        maintenance_until: datetime | None,
+        public_data: str | None,
+        protected_data: Mapping[str, Any] | None,
+        options: Mapping[str, Any],
+        _secret: str | None = None,
+        _open_secret: Callable[[str], str] | None = None,
+    ) -> None:
+        self._assign(
+            license_id,
+            product,
+            features,
+            version,
+            issued_at,
+            valid_until,
+            lease_until,
+            refresh_after,
+            maintenance_until,
+            public_data,
+            protected_data,
+            options,
+            _secret,
+            _open_secret,
+        )
 
     @property
     def has_secret_data(self) -> bool:
@@ -115,9 +170,9 @@ def grant_from_claims(
     valid_until, maintenance_until = claims["valid_until"], claims["maintenance_until"]
     lease_until = claims["lease_until"]
     maintenance = None if maintenance_until is None else _from_epoch(maintenance_until, UTC)
-    # Every field set at once: the __init__ of a frozen dataclass sets each one through
-    # object.__setattr__, three times the cost, and every cold start builds one
-    # entitlement per license. The instance is the one __init__ would build.
+    # Every field set at once: __init__ sets each one through object.__setattr__, three
+    # times the cost, and every cold start builds one entitlement per license. The
+    # instance is the one __init__ would build.
     entitlement = _new_instance(Entitlement)
     vars(entitlement).update(
         license_id=claims["sub"],

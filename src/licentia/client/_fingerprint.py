@@ -37,11 +37,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from licentia.client._exceptions import FingerprintMismatchError
+from licentia.client._frozen import FrozenValue
 from licentia.client._mac import HmacSha256
 from licentia.formats import fingerprint as shared_rule
 
@@ -149,18 +149,19 @@ ToleranceName = Literal["strict", "medium", "loose", "k-of-n"]
 _K_OF_N = re.compile(r"([1-9][0-9]*)-of-n")
 
 
-@dataclass(frozen=True)
-class Tolerance:
+class Tolerance(FrozenValue):
     """How many of the factors recorded at activation must still match (see module doc)."""
 
+    __slots__ = _fields = ("name", "k")
     name: ToleranceName
-    k: int | None = None
+    k: int | None
 
-    def __post_init__(self) -> None:
-        if (self.name == "k-of-n") != (self.k is not None):
+    def __init__(self, name: ToleranceName, k: int | None = None) -> None:
+        if (name == "k-of-n") != (k is not None):
             raise ValueError("k is given exactly for the k-of-n tolerance")
-        if self.k is not None and self.k < 1:
+        if k is not None and k < 1:
             raise ValueError("k must be at least 1")
+        self._assign(name, k)
 
     @classmethod
     def strict(cls) -> Tolerance:
@@ -226,14 +227,19 @@ _PRESETS: dict[str, Tolerance] = {
 }
 
 
-@dataclass(frozen=True)
-class FingerprintMatch:
+class FingerprintMatch(FrozenValue):
     """The outcome of comparing a current fingerprint with the recorded one."""
 
+    __slots__ = _fields = ("matched", "required", "recorded", "changed")
     matched: int
     required: int
     recorded: int
     changed: tuple[str, ...]
+
+    def __init__(
+        self, matched: int, required: int, recorded: int, changed: tuple[str, ...]
+    ) -> None:
+        self._assign(matched, required, recorded, changed)
 
     @property
     def ok(self) -> bool:
@@ -314,11 +320,14 @@ def read_system_file(path: Path) -> str | None:
     return None if value.lower() in _JUNK_VALUES else value
 
 
-@dataclass(frozen=True)
-class SystemFactorSource:
+class SystemFactorSource(FrozenValue):
     """Reads the factors of the Linux system mounted at ``root`` (tests pass a fake tree)."""
 
-    root: Path = Path("/")
+    __slots__ = _fields = ("root",)
+    root: Path
+
+    def __init__(self, root: Path = Path("/")) -> None:
+        self._assign(root)
 
     def __call__(self) -> dict[str, str]:
         collectors: dict[str, Callable[[], str | None]] = {

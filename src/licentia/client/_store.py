@@ -65,17 +65,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from licentia.client import _files
 from licentia.client._exceptions import NotActivatedError, StoreTamperedError
@@ -101,6 +99,10 @@ from licentia.client._store_records import (
     tampered,
     unb64,
 )
+from licentia.formats.digests import sha256
+
+if TYPE_CHECKING:  # loaded when secret data is read, not on a license check
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 __all__ = ["DeviceStore", "StoreSnapshot", "check_vendor_name", "store_directory"]
 
@@ -168,6 +170,8 @@ class _DeviceKeys:
 
     @classmethod
     def generate(cls) -> _DeviceKeys:
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
         signing = Ed25519PrivateKey.generate().private_bytes_raw()
         encryption = X25519PrivateKey.generate().private_bytes_raw()
         return cls(b64(signing), b64(encryption))
@@ -178,6 +182,8 @@ class _DeviceKeys:
 
     @functools.cached_property
     def encryption(self) -> X25519PrivateKey:
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
         return X25519PrivateKey.from_private_bytes(unb64(self._encryption_key))
 
     @functools.cached_property
@@ -185,7 +191,7 @@ class _DeviceKeys:
         """The RFC 7638 JWK thumbprint of the Ed25519 public key."""
         raw = self.signing.public_key().public_bytes_raw()
         jwk = f'{{"crv":"Ed25519","kty":"OKP","x":"{b64(raw)}"}}'
-        return b64(hashlib.sha256(jwk.encode()).digest())
+        return b64(sha256(jwk.encode()))
 
     def record(self, generation: int) -> KeyRecord:
         return KeyRecord(self._signing_key, self._encryption_key, generation, self.mac_key)

@@ -11,15 +11,14 @@ the file formats sit in one place; nothing here touches the file system.
 
 from __future__ import annotations
 
-import base64
 import binascii
-import hmac
 import json
 import re
 from typing import Any, NamedTuple
 
 from licentia.client._exceptions import StoreTamperedError
-from licentia.client._mac import hmac_sha256
+from licentia.client._mac import hmac_sha256, hmac_sha256_matches
+from licentia.formats import base64url
 
 __all__ = [
     "FORMAT",
@@ -112,12 +111,7 @@ def derive_key(secret: bytes, info: bytes) -> bytes:
     return hmac_sha256(pseudo_random_key, info + b"\x01")
 
 
-def b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+b64, unb64 = base64url.encode, base64url.decode
 
 
 def encode_state(state: StateRecord, key: bytes) -> bytes:
@@ -251,13 +245,11 @@ def decode_generation(raw: bytes, key: bytes) -> int:
     if match is None:
         raise tampered("the generation mirror is malformed")
     generation = int(match[1])
-    expected = mac_of(key, b"generation", b"%d" % generation).encode()
-    if not hmac.compare_digest(match[2], expected):
+    if not hmac_sha256_matches(key, b"generation\x00%d" % generation, match[2]):
         raise tampered("the generation mirror does not verify")
     return generation
 
 
 def _check_mac(key: bytes, purpose: bytes, body: bytes, mac: bytes, what: str) -> None:
-    expected = hmac_sha256(key, purpose + b"\x00" + body).hex().encode()
-    if not hmac.compare_digest(mac, expected):
+    if not hmac_sha256_matches(key, purpose + b"\x00" + body, mac):
         raise tampered(f"{what} does not verify")

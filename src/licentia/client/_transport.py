@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from licentia import __version__
 from licentia.client._exceptions import NetworkError, ServerError, error_from_problem
+from licentia.client._frozen import FrozenValue
 
 if TYPE_CHECKING:
     import httpx
@@ -24,12 +24,15 @@ __all__ = ["Answer", "Transport"]
 JOSE = "application/jose"
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(FrozenValue):
     """A successful answer: 200 with a body, or 304 (``not_modified``)."""
 
+    __slots__ = _fields = ("status", "text")
     status: int
     text: str
+
+    def __init__(self, status: int, text: str) -> None:
+        self._assign(status, text)
 
     @property
     def not_modified(self) -> bool:

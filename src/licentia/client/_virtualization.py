@@ -9,12 +9,12 @@ replace it (tests, other platforms).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from licentia.client._exceptions import VirtualMachineNotAllowedError
 from licentia.client._fingerprint import read_system_file
+from licentia.client._frozen import FrozenValue
 
 __all__ = [
     "SystemVirtualizationProbe",
@@ -24,8 +24,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Virtualization:
+class Virtualization(FrozenValue):
     """What the process runs in; ``None`` means not detected.
 
     ``vm`` names the hypervisor (``kvm``, ``vmware``, ``oracle``…, or ``hypervisor``
@@ -33,8 +32,12 @@ class Virtualization:
     ``podman``, ``kubernetes``, ``lxc``, ``wsl``…). Both can be set: a container in a VM.
     """
 
-    vm: str | None = None
-    container: str | None = None
+    __slots__ = _fields = ("vm", "container")
+    vm: str | None
+    container: str | None
+
+    def __init__(self, vm: str | None = None, container: str | None = None) -> None:
+        self._assign(vm, container)
 
     @property
     def is_virtual(self) -> bool:
@@ -82,11 +85,14 @@ _CGROUP_HINTS = (
 # fmt: on
 
 
-@dataclass(frozen=True)
-class SystemVirtualizationProbe:
+class SystemVirtualizationProbe(FrozenValue):
     """Detects VMs and containers from the Linux system mounted at ``root``."""
 
-    root: Path = Path("/")
+    __slots__ = _fields = ("root",)
+    root: Path
+
+    def __init__(self, root: Path = Path("/")) -> None:
+        self._assign(root)
 
     def __call__(self) -> Virtualization:
         return Virtualization(vm=self._vm(), container=self._container())

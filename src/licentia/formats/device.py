@@ -5,31 +5,21 @@ Pure: the client builds these messages, the server reads them, both with this mo
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
+from licentia.formats import base64url
+from licentia.formats.digests import sha256
 from licentia.formats.jws import MAX_ENCODED_PAYLOAD, SignatureInvalidError, parse_json
 
+if TYPE_CHECKING:  # imported where an encryption key is read: not on a license check
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
 OPERATIONS = ("activate", "sync", "offline")
-_FROM_BASE64URL = bytes.maketrans(b"-_", b"+/")
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    # What base64.urlsafe_b64decode does, without its layers of Python calls: a client
-    # decodes its vendor's keys on every cold start.
-    padded = (text + "=" * (-len(text) % 4)).encode("ascii")
-    return binascii.a2b_base64(padded.translate(_FROM_BASE64URL))
+_b64, _unb64 = base64url.encode, base64url.decode
 
 
 def okp_jwk(key: Ed25519PublicKey | X25519PublicKey) -> dict[str, str]:
@@ -42,7 +32,7 @@ def device_id(key: Ed25519PublicKey) -> str:
     """The RFC 7638 JWK thumbprint (SHA-256) of the device's Ed25519 public key."""
     jwk = okp_jwk(key)
     canonical = json.dumps({k: jwk[k] for k in ("crv", "kty", "x")}, separators=(",", ":"))
-    return _b64(hashlib.sha256(canonical.encode()).digest())
+    return _b64(sha256(canonical.encode()))
 
 
 def ed25519_from_jwk(jwk: Any) -> Ed25519PublicKey:
@@ -56,6 +46,8 @@ def ed25519_from_jwk(jwk: Any) -> Ed25519PublicKey:
 
 
 def x25519_from_jwk(jwk: Any) -> X25519PublicKey:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
     try:
         if jwk.get("kty") != "OKP" or jwk.get("crv") != "X25519":
             raise ValueError("not an X25519 OKP key")
@@ -67,13 +59,13 @@ def x25519_from_jwk(jwk: Any) -> X25519PublicKey:
 def state_hash(licenses: Iterable[tuple[str, int]]) -> str:
     """The hash of a container's content: sorted ``(license id, version)`` pairs."""
     pairs = sorted([license_id, int(version)] for license_id, version in licenses)
-    return _b64(hashlib.sha256(json.dumps(pairs, separators=(",", ":")).encode()).digest())
+    return _b64(sha256(json.dumps(pairs, separators=(",", ":")).encode()))
 
 
 def fingerprint_salt(vendor: str) -> bytes:
     """The per-vendor salt for hashing fingerprint factors: the same machine gives
     unrelated fingerprints to different vendors."""
-    return hashlib.sha256(b"licentia-fingerprint:" + vendor.encode()).digest()
+    return sha256(b"licentia-fingerprint:" + vendor.encode())
 
 
 def unverified_claims(token: str) -> Mapping[str, Any]:

@@ -7,7 +7,6 @@ not any other curve.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import re
@@ -17,6 +16,8 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from licentia.formats import base64url
 
 ALGORITHM = "Ed25519"
 ACCEPTED_ALGORITHMS = ("Ed25519", "EdDSA")
@@ -53,7 +54,7 @@ class SignatureInvalidError(Exception):
 def public_jwk(public_key: Ed25519PublicKey, kid: str) -> dict[str, str]:
     """The public key as an RFC 8037 OKP JWK with ``kid``, ``alg`` and ``use``."""
     raw = public_key.public_bytes_raw()
-    x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    x = base64url.encode(raw)
     return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": ALGORITHM, "use": "sig"}
 
 
@@ -75,8 +76,7 @@ def sign_document(
     return f"{signing_input}.{_b64(signature)}"
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+_b64 = base64url.encode
 
 
 def verify_document(
