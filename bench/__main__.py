@@ -24,6 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench import abuse
 from bench.activations import ratio_row
 from bench.activations import table_row as activation_row
 from bench.api import (
@@ -77,6 +78,7 @@ class Figures:
     devices: list[dict[str, Any]] = field(default_factory=list)
     startup: list[dict[str, Any]] = field(default_factory=list)
     activations_per_s: float | None = None  # PostgreSQL, one server process
+    abuse: dict[str, Any] | None = None  # rate limiter cost, a flood's cost (SQLite)
 
 
 def parse(argv: list[str]) -> tuple[Config, argparse.Namespace]:
@@ -118,6 +120,10 @@ def run(config: Config) -> Figures:
             run_backend(backend, config, figures)
         except BenchSetupError as error:
             figures.problems.append(f"{backend}: {error}")
+    try:
+        figures.abuse = abuse.measure("sqlite", seconds=config.read_seconds)
+    except BenchSetupError as error:
+        figures.problems.append(f"abuse limits: {error}")
     return figures
 
 
@@ -244,6 +250,7 @@ def as_json(figures: Figures, config: Config, elapsed: float) -> dict[str, Any]:
         "devices": figures.devices,
         "startup": figures.startup,
         "activation_ratio": _activation_ratio(figures),
+        "abuse": figures.abuse,
         "problems": figures.problems,
     }
 
@@ -307,6 +314,8 @@ def print_tables(report: dict[str, Any], console: Console) -> None:
         table.add_row(*cells, _met(met))
     for *cells, met in seat_rows(report.get("seats")):
         table.add_row(*cells, _met(met))
+    for *cells, met in abuse.rows(report.get("abuse")):
+        table.add_row(*cells, _met(met))
     console.print(table)
     console.print(
         f"total time {report['elapsed_s']} s; load average at the end "
@@ -329,6 +338,8 @@ def goals_met(report: dict[str, Any]) -> bool:
     rows = [report["signing"], *report["orders"], *report["reads"]]
     rows += list((report.get("seats") or {}).values())
     rows += [report["activation_ratio"]] if report.get("activation_ratio") else []
+    abused = report.get("abuse")
+    rows += [abused["limiter"], abused["flood"]] if abused else []
     devices = [row for row in report["devices"] if "sqlite" not in row["figure"]]
     devices += report["startup"]
     return all(row["goal_met"] is not False for row in rows) and all(r["met"] for r in devices)

@@ -63,10 +63,18 @@ class _Connection(asyncio.Protocol):
 
 class HttpPool:
     """``size`` connections to ``base_url``'s host, each request sent with ``headers``;
-    a request waits for a free connection."""
+    a request waits for a free connection. ``local_address`` is the address they
+    connect from (another loopback address is another client to the server)."""
 
-    def __init__(self, base_url: str, size: int, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        size: int,
+        headers: Mapping[str, str],
+        local_address: str | None = None,
+    ) -> None:
         parts = urlsplit(base_url)
+        self._local = (local_address, 0) if local_address else None
         self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
         self._size = size
         common = {"Host": f"{self._host}:{self._port}", **headers}
@@ -118,7 +126,7 @@ class HttpPool:
 
     async def _connect(self) -> _Connection:
         _transport, connection = await asyncio.get_running_loop().create_connection(
-            _Connection, self._host, self._port
+            _Connection, self._host, self._port, local_addr=self._local
         )
         self._all.append(connection)
         return connection

@@ -1,0 +1,266 @@
+"""Abuse limits (docs/security.md): what the rate limiter costs the hottest call, and
+what a flood of guessers costs a legitimate client. ``python -m bench.abuse`` runs
+only this part; ``python -m bench`` runs it with the rest.
+
+- **Limiter cost**: ``GET /api/v1/licenses/{id}`` per second from 8 wrk connections
+  against a server counting every request (the default storage and strategy, with
+  limits too high to refuse anything), next to a server on the same database with
+  the limits off, in alternating rounds. Goal: ratio ≥ 0.9.
+- **A flood**: the p99 latency of a legitimate client (an ERP reading licenses by id
+  with its API key, 100 a second at a steady pace) while 100 attackers, each from a
+  loopback address of its own, send wrong logins (a new e-mail each time, as a
+  credential-stuffing list does) and well-formed random ticket codes as fast as they
+  are answered, next to its p99 with nobody else calling, against one server with the
+  default limits. Goal: ratio ≤ 3. The legitimate client and the attackers run in
+  processes of their own, so neither's event loop delays the other's measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import secrets
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.api import seed_catalog
+from bench.http import HttpPool
+from bench.load import LoadResult
+from bench.server import (
+    BenchSetupError,
+    Environment,
+    new_environment,
+    prepare,
+    running_server,
+    throwaway_database,
+)
+from bench.wrk import EMPTY, Request, WrkResult, run_wrk
+from licentia.formats.tickets import generate_ticket_code
+
+LIMITER_GOAL = 0.9  # hot call rate with the limiter on / off
+FLOOD_GOAL = 3.0  # legitimate p99 with the flood / without
+ATTACKERS = 100
+LEGIT_RATE = 100.0  # requests a second
+NEVER_REFUSED = "100000000/minute"  # counted, never reached
+
+
+@dataclass(frozen=True)
+class LimiterCost:
+    on: WrkResult
+    off: WrkResult
+
+    @property
+    def ratio(self) -> float:
+        return self.on.rate / self.off.rate if self.off.rate else 0.0
+
+
+@dataclass(frozen=True)
+class FloodCost:
+    quiet: LoadResult
+    flooded: LoadResult
+    attacks: dict[int, int]  # the attackers' answers by status
+
+    @property
+    def ratio(self) -> float:
+        quiet = self.quiet.percentile_ms(99)
+        return self.flooded.percentile_ms(99) / quiet if quiet else 0.0
+
+
+def _variant(env: Environment, **settings: str) -> Environment:
+    extra = {**env.extra, **{f"LICENTIA_{k.upper()}": v for k, v in settings.items()}}
+    return Environment(env.database_url, env.master_key, env.workdir, extra)
+
+
+def measure_limiter_cost(
+    env: Environment, license_id: str, api_key: str, *, rounds: int, seconds: float
+) -> LimiterCost:
+    """Alternating wrk rounds against two servers on one database, limits on and off."""
+    counted = _variant(env, rate_limits="true", rate_limit_api=NEVER_REFUSED)
+    read = Request("GET", f"/api/v1/licenses/{license_id}", 200, f"Bearer {api_key}")
+    on, off = EMPTY, EMPTY
+    with running_server(counted) as limited, running_server(env) as unlimited:
+        for server in (limited, unlimited):  # warm both paths
+            run_wrk(server.url, read, connections=8, seconds=1)
+        for _ in range(rounds):
+            on = on.merge(run_wrk(limited.url, read, connections=8, seconds=seconds))
+            off = off.merge(run_wrk(unlimited.url, read, connections=8, seconds=seconds))
+    return LimiterCost(on=on, off=off)
+
+
+# -- the flood: phases run in processes of their own -----------------------------------
+
+
+def _run(phase: Any, *args: Any) -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(phase(*args))
+    return uvloop.run(phase(*args))
+
+
+async def legitimate_reads(
+    url: str, api_key: str, license_id: str, seconds: float, delay: float
+) -> LoadResult:
+    """``LEGIT_RATE`` reads a second for ``seconds``, after ``delay``; latency of each."""
+    result = LoadResult()
+    async with HttpPool(url, 4, {"Authorization": f"Bearer {api_key}"}) as pool:
+        request = pool.prepare("GET", f"/api/v1/licenses/{license_id}")
+        await asyncio.sleep(delay)
+        started = time.perf_counter()
+        count = int(seconds * LEGIT_RATE)
+        for n in range(count):
+            pause = started + n / LEGIT_RATE - time.perf_counter()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            sent = time.perf_counter()
+            status, body = await pool.send(request)
+            if status == 200:
+                result.latencies.append(time.perf_counter() - sent)
+            else:
+                result.errors += 1
+                result.first_error = result.first_error or f"{status} {body[:200]!r}"
+        result.seconds = time.perf_counter() - started
+    return result
+
+
+async def _attacker(url: str, slug: str, number: int, until: float) -> Counter[int]:
+    seen: Counter[int] = Counter()
+    address = f"127.0.{1 + number // 250}.{1 + number % 250}"
+    async with HttpPool(url, 1, {}, local_address=address) as pool:
+        while time.perf_counter() < until:
+            email = f"{secrets.token_hex(6)}@example.com"
+            login = {"vendor": slug, "email": email, "password": "x"}
+            guess = {"ticket": generate_ticket_code()}
+            for method, path, body in (
+                ("POST", "/api/v1/sessions", login),
+                ("POST", f"/api/v1/vendors/{slug}/cloud/redeem", guess),
+            ):
+                try:
+                    status, _ = await pool.send(pool.prepare(method, path, body))
+                except OSError:
+                    status = 0
+                seen[status] += 1
+    return seen
+
+
+async def attackers(url: str, slug: str, seconds: float) -> dict[int, int]:
+    until = time.perf_counter() + seconds
+    counts = await asyncio.gather(*(_attacker(url, slug, n, until) for n in range(ATTACKERS)))
+    return dict(sum(counts, Counter()))
+
+
+def measure_flood(url: str, slug: str, api_key: str, license_id: str, seconds: float) -> FloodCost:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+        quiet = pool.submit(_run, legitimate_reads, url, api_key, license_id, seconds, 0.0)
+        quiet_result = quiet.result()
+        # The flood starts first and outlasts the measurement on both ends.
+        flood = pool.submit(_run, attackers, url, slug, seconds + 4.0)
+        flooded = pool.submit(_run, legitimate_reads, url, api_key, license_id, seconds, 2.0)
+        return FloodCost(quiet_result, flooded.result(), flood.result())
+
+
+# -- the figures --------------------------------------------------------------------------
+
+
+def measure(backend: str = "sqlite", *, rounds: int = 4, seconds: float = 3.0) -> dict[str, Any]:
+    """Both figures on a throwaway database of ``backend``, as a report dict."""
+    with (
+        tempfile.TemporaryDirectory(prefix="licentia-bench-abuse-") as tmp,
+        throwaway_database(backend, Path(tmp)) as url,
+    ):
+        env = new_environment(url, Path(tmp))
+        tenant = prepare(env)
+        with running_server(env) as server:
+            catalog = asyncio.run(seed_catalog(server.url, tenant.api_key))
+        cost = measure_limiter_cost(
+            env, catalog.license_id, tenant.api_key, rounds=rounds, seconds=seconds
+        )
+        with running_server(_variant(env, rate_limits="true")) as server:
+            flood = measure_flood(
+                server.url, tenant.slug, tenant.api_key, catalog.license_id, 4 * seconds
+            )
+    return report(backend, cost, flood)
+
+
+def report(backend: str, cost: LimiterCost, flood: FloodCost) -> dict[str, Any]:
+    return {
+        "backend": backend,
+        "limiter": {
+            "on_per_s": round(cost.on.rate, 1),
+            "off_per_s": round(cost.off.rate, 1),
+            "ratio": round(cost.ratio, 3),
+            "errors": cost.on.errors + cost.off.errors,
+            "first_error": cost.on.first_error or cost.off.first_error,
+            "goal": f">= {LIMITER_GOAL}",
+            "goal_met": cost.ratio >= LIMITER_GOAL,
+        },
+        "flood": {
+            "quiet_p99_ms": round(flood.quiet.percentile_ms(99), 2),
+            "flooded_p99_ms": round(flood.flooded.percentile_ms(99), 2),
+            "quiet_p50_ms": round(flood.quiet.percentile_ms(50), 2),
+            "flooded_p50_ms": round(flood.flooded.percentile_ms(50), 2),
+            "ratio": round(flood.ratio, 2),
+            "legit_errors": flood.quiet.errors + flood.flooded.errors,
+            "legit_first_error": flood.quiet.first_error or flood.flooded.first_error,
+            "attacks": {str(status): n for status, n in sorted(flood.attacks.items())},
+            "goal": f"<= {FLOOD_GOAL}",
+            "goal_met": 0 < flood.ratio <= FLOOD_GOAL,
+        },
+    }
+
+
+def rows(report: dict[str, Any] | None) -> list[tuple[str, str, str, str, str, bool | None]]:
+    """Table rows: figure, measured, next to, ratio, goal, met."""
+    if report is None:
+        return []
+    limiter, flood = report["limiter"], report["flood"]
+    attacks = sum(flood["attacks"].values())
+    refused = flood["attacks"].get("429", 0)
+    return [
+        (
+            f"GET license, limiter on, {report['backend']}",
+            f"{limiter['on_per_s']:.0f} req/s",
+            f"limiter off {limiter['off_per_s']:.0f} req/s",
+            f"{limiter['ratio']:.2f}",
+            limiter["goal"],
+            limiter["goal_met"],
+        ),
+        (
+            f"legit p99, {ATTACKERS} attackers, {report['backend']}",
+            f"{flood['flooded_p99_ms']:.1f} ms",
+            f"no attackers {flood['quiet_p99_ms']:.1f} ms "
+            f"({attacks} attacks, {refused} answered 429)",
+            f"{flood['ratio']:.2f}",
+            flood["goal"],
+            flood["goal_met"],
+        ),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.abuse", description=__doc__)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--quick", action="store_true", help="short phases (a smoke run)")
+    args = parser.parse_args()
+    seconds = 1.0 if args.quick else 3.0
+    try:
+        figures = measure(args.backend, seconds=seconds)
+    except BenchSetupError as error:
+        print(f"not measured: {error}")
+        return 2
+    print(json.dumps(figures, indent=2))
+    for figure, measured, beside, ratio, goal, met in rows(figures):
+        print(f"{figure}: {measured} (next to {beside}), ratio {ratio}, goal {goal}, met {met}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
