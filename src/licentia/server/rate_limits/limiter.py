@@ -81,15 +81,16 @@ class Limiter:
     ) -> RateLimitedError | None:
         """Count one request of ``families`` from ``address`` with ``credential``; the
         error to answer when one of their limits is reached, else None."""
-        who = [("address", address or "unknown")]
+        who = [f"address/{address or 'unknown'}"]
         if credential:
-            who.append(("credential", _digest(credential)))
+            who.append(f"credential/{_digest(credential)}")
         try:
             for family in families:
                 for item in self.limits[family]:
-                    for kind, value in who:
-                        if not await self.strategy.hit(item, family.value, kind, value):
-                            wait = await self._seconds_to_reset(item, family.value, kind, value)
+                    for key in who:
+                        # One identifier per key: the library builds its key from them.
+                        if not await self.strategy.hit(item, f"{family.value}/{key}"):
+                            wait = await self._seconds_to_reset(item, f"{family.value}/{key}")
                             return RateLimitedError(family.value, wait)
         except StorageError as error:
             self._log_failure(error)
