@@ -70,9 +70,9 @@ class RequestLimits:
 
 def _credential(scope: Scope, front: Family) -> str | None:
     wanted = b"authorization" if front is Family.API else b"cookie"
-    value = next((v for name, v in scope["headers"] if name == wanted), None)
-    if value is None:
-        return None
-    if front is Family.API:
-        return bearer_credential(value.decode("latin-1"))
-    return cookie_parser(value.decode("latin-1")).get(SESSION_COOKIE) or None
+    for name, value in scope["headers"]:
+        if name == wanted:
+            if front is Family.API:
+                return bearer_credential(value.decode("latin-1"))
+            return cookie_parser(value.decode("latin-1")).get(SESSION_COOKIE) or None
+    return None
