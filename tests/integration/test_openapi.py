@@ -136,3 +136,23 @@ def test_every_request_body_bounds_its_strings_lists_and_maps(document: dict[str
         )
     ]
     assert found == []
+
+
+def test_every_query_parameter_is_bounded(document: dict[str, Any]) -> None:
+    """Filters are compared with stored values: each says how long it may be. (A path
+    parameter only names an object, found or not, within the request line's limit.)"""
+    schemas = document["components"]["schemas"]
+    found = [
+        problem
+        for path, operations in document["paths"].items()
+        for method, spec in operations.items()
+        for parameter in spec.get("parameters", ())
+        if parameter["in"] == "query"
+        for problem in _unbounded(
+            parameter.get("schema", {}),
+            f"{method.upper()} {path} ?{parameter['name']}",
+            schemas,
+            frozenset(),
+        )
+    ]
+    assert found == []

@@ -67,7 +67,9 @@ class PageParams(BaseModel):
 
 
 async def page_params(
-    cursor: str | None = Query(None, description="next_cursor of the previous page"),
+    cursor: str | None = Query(
+        None, max_length=NAME, description="next_cursor of the previous page"
+    ),
     limit: int = Query(50, ge=1, le=200),
 ) -> PageParams:
     return PageParams(cursor=cursor, limit=limit)

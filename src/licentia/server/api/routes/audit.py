@@ -6,10 +6,19 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 
 from licentia.server.api.context import Context, require
-from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.schemas import (
+    CODE,
+    ID,
+    NAME,
+    Out,
+    PageOut,
+    PageParams,
+    page_of,
+    page_params,
+)
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.audit.models import AuditEvent
 from licentia.server.audit.services import AuditFilter, query_events
@@ -34,10 +43,10 @@ class AuditEventOut(Out):
 
 
 class AuditQuery(BaseModel):
-    action: str | None = None
-    object_type: str | None = None
-    object_id: str | None = None
-    actor_id: str | None = None
+    action: str | None = Field(default=None, max_length=CODE)
+    object_type: str | None = Field(default=None, max_length=CODE)
+    object_id: str | None = Field(default=None, max_length=NAME)
+    actor_id: str | None = Field(default=None, max_length=ID)
     # Aware only: the log is kept in UTC and a naive time would be a guess.
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -12,6 +12,7 @@ from licentia.domain.errors import ValidationError
 from licentia.domain.templates import OPTION_DEFAULTS, MaxDevices
 from licentia.server.api.context import Context, require
 from licentia.server.api.schemas import (
+    CODE,
     ID,
     SECRET,
     Out,
@@ -164,7 +165,7 @@ def create_container(
 
 @router.get("/cloud-containers", response_model=PageOut[ContainerOut])
 def list_containers(
-    customer_id: str | None = None,
+    customer_id: str | None = Query(None, max_length=ID),
     page: PageParams = Depends(page_params),
     ctx: Context = Depends(require("licenses:read")),
 ) -> PageOut[ContainerOut]:
@@ -259,7 +260,7 @@ def list_seats(
 @router.get("/licenses/{license_id}/seat-events", response_model=PageOut[SeatEventOut])
 def list_seat_events(
     license_id: str,
-    kind: str | None = None,
+    kind: str | None = Query(None, max_length=CODE),
     page: PageParams = Depends(page_params),
     ctx: Context = Depends(require("licenses:read")),
 ) -> PageOut[SeatEventOut]:

@@ -19,7 +19,7 @@ from licentia.server.activation.calls import DeviceMessage
 from licentia.server.api.bodies import DEVICE_MESSAGE
 from licentia.server.api.context import Context, Services, app_services, require
 from licentia.server.api.hot import HotRequest, PassOn, hot, parsed_by
-from licentia.server.api.schemas import Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.schemas import CODE, Out, PageOut, PageParams, page_of, page_params
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.pagination import paginate
 from licentia.server.devices import services as devices
@@ -65,9 +65,10 @@ def device_out(view: devices.DeviceView) -> DeviceOut:
 
 @router.get("/devices", response_model=PageOut[DeviceOut])
 def list_devices(
-    status: str | None = Query(None, description="active or blacklisted"),
+    status: str | None = Query(None, max_length=CODE, description="active or blacklisted"),
     flag: str | None = Query(
         None,
+        max_length=CODE,
         description="held by an active flag: clone_suspected, replay_suspected, "
         "manipulation_suspected, or any",
     ),

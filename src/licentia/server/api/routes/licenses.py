@@ -13,6 +13,7 @@ from licentia.server.api.context import Context, require
 from licentia.server.api.hot import hot
 from licentia.server.api.schemas import (
     CODE,
+    ID,
     Out,
     PageOut,
     PageParams,
@@ -74,14 +75,15 @@ def license_out(license_: License | licenses.LicenseRow) -> LicenseOut:
 
 @router.get("/licenses", response_model=PageOut[LicenseOut])
 def list_licenses(
-    ticket_id: str | None = None,
-    customer_id: str | None = None,
+    ticket_id: str | None = Query(None, max_length=ID),
+    customer_id: str | None = Query(None, max_length=ID),
     state: str | None = Query(
         None,
+        max_length=CODE,
         description="available, activated, returned, suspended, withdrawn, replaced or expired",
     ),
-    product_code: str | None = None,
-    device_id: str | None = Query(None, description="the licenses a device holds"),
+    product_code: str | None = Query(None, max_length=CODE),
+    device_id: str | None = Query(None, max_length=ID, description="the licenses a device holds"),
     page: PageParams = Depends(page_params),
     ctx: Context = Depends(require("licenses:read")),
 ) -> PageOut[LicenseOut]:

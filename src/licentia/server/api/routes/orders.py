@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from licentia.server.api.context import Context, require
-from licentia.server.api.schemas import ID, Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.schemas import ID, NAME, Out, PageOut, PageParams, page_of, page_params
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.pagination import paginate
 from licentia.server.orders import services as orders
@@ -128,7 +128,7 @@ def create_customer(
 
 @router.get("/customers", response_model=PageOut[CustomerOut])
 def list_customers(
-    external_id: str | None = None,
+    external_id: str | None = Query(None, max_length=NAME),
     page: PageParams = Depends(page_params),
     ctx: Context = Depends(require("customers:read")),
 ) -> PageOut[CustomerOut]:
@@ -201,7 +201,7 @@ def place_order(
 
 @router.get("/orders", response_model=PageOut[OrderOut])
 def list_orders(
-    external_order_id: str | None = None,
+    external_order_id: str | None = Query(None, max_length=NAME),
     page: PageParams = Depends(page_params),
     ctx: Context = Depends(require("orders:read")),
 ) -> PageOut[OrderOut]:
@@ -226,7 +226,7 @@ def get_order(order_id: str, ctx: Context = Depends(require("orders:read"))) -> 
 
 @router.get("/tickets", response_model=PageOut[TicketOut])
 def list_tickets(
-    customer_id: str | None = None,
+    customer_id: str | None = Query(None, max_length=ID),
     page: PageParams = Depends(page_params),
     ctx: Context = Depends(require("orders:read")),
 ) -> PageOut[TicketOut]:
