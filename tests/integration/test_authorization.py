@@ -150,6 +150,14 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", f"{API}/licenses/{{license_id}}/units/{{action}}"): Rule(
         "licenses:write", lambda w: {"units": 1}, params={"action": "top-up"}
     ),
+    # named licenses and seats (nobody: the scope is checked before the person)
+    ("GET", f"{API}/licenses/{{license_id}}/assignments"): Rule("licenses:read"),
+    ("PUT", f"{API}/licenses/{{license_id}}/assignments/{{customer_user_id}}"): Rule(
+        "licenses:write", params={"customer_user_id": "nobody"}
+    ),
+    ("DELETE", f"{API}/licenses/{{license_id}}/assignments/{{customer_user_id}}"): Rule(
+        "licenses:write", params={"customer_user_id": "nobody"}
+    ),
     # cloud containers, seats and counters: the device's side (a device token)
     ("POST", f"{API}/vendors/{{slug}}/cloud/redeem"): NOT_A_JWS,
     ("POST", f"{API}/vendors/{{slug}}/cloud/devices"): NOT_A_JWS,

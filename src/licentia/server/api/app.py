@@ -24,6 +24,7 @@ from licentia.server.api.headers import TransportSecurity
 from licentia.server.api.hot import HotCalls, LicentiaApp
 from licentia.server.api.limiting import RequestLimits
 from licentia.server.api.routes import (
+    assignments,
     audit,
     catalog,
     cloud,
@@ -118,7 +119,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(devices.device_router, prefix=API)
     app.include_router(cloud_devices.router, prefix=API)
-    for module in (licenses, orders, sessions, catalog, devices, cloud, keys, audit):
+    for module in (licenses, assignments, orders, sessions, catalog, devices, cloud, keys, audit):
         app.include_router(module.router, prefix=API)
     app.include_router(keys.public_router, prefix=API)
     app.include_router(cloud_admin.router, prefix=API)

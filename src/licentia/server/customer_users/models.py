@@ -41,3 +41,17 @@ class CustomerSession(Base):
     vendor_id: Mapped[str] = vendor_column()
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = created_column()
+
+
+class LicenseAssignment(Base):
+    """A license named to one person of its customer: for a seat pool, one of its
+    seats; for any other license, the license itself (docs/portal.md, Users)."""
+
+    __tablename__ = "license_assignments"
+    __table_args__ = (UniqueConstraint("license_id", "customer_user_id"),)
+
+    id: Mapped[str] = id_column()
+    vendor_id: Mapped[str] = vendor_column()
+    license_id: Mapped[str] = mapped_column(ForeignKey("licenses.id"), index=True)
+    customer_user_id: Mapped[str] = mapped_column(ForeignKey("customer_users.id"), index=True)
+    assigned_at: Mapped[datetime] = created_column()

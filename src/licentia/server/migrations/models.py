@@ -4,7 +4,7 @@ from licentia.server.audit.models import AuditEvent, AuditHead
 from licentia.server.catalog.models import Feature, Product, Template
 from licentia.server.cloud.models import CloudContainer, CloudDevice
 from licentia.server.counters.models import LedgerEntry, UnitCounter
-from licentia.server.customer_users.models import CustomerSession, CustomerUser
+from licentia.server.customer_users.models import CustomerSession, CustomerUser, LicenseAssignment
 from licentia.server.db.base import Base
 from licentia.server.devices.models import Device, DeviceFlag, DeviceUpdate, LicenseReturn
 from licentia.server.idempotency.models import IdempotencyRecord
@@ -40,6 +40,7 @@ __all__ = [
     "IdempotencyRecord",
     "LedgerEntry",
     "License",
+    "LicenseAssignment",
     "LicenseReturn",
     "LoginFailure",
     "Order",

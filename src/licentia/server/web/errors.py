@@ -72,6 +72,10 @@ SENTENCES: dict[str, str] = {
         "seat pools each take their own licenses."
     ),
     "ALREADY_REDEEMED": N_("These licenses are in another cloud container already."),
+    "ASSIGNMENT_LIMIT_REACHED": N_(
+        "Every place of this license is named: remove a name first to free one."
+    ),
+    "ASSIGNMENT_NOT_FOUND": N_("This license is not named to that person (any more)."),
     "VM_NOT_ALLOWED": N_("This license may not run in a virtual machine."),
     "ALREADY_EXISTS": N_("This is taken already: choose another."),
     "UNKNOWN_FEATURE": N_("The product has no such feature."),

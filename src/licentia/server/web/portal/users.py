@@ -1,21 +1,32 @@
-"""The customer admin's colleagues: the list, an invitation by e-mail link, and the
-page where an invited colleague sets a password."""
+"""The customer admin's colleagues: the list, an invitation by e-mail link, the page
+where an invited colleague sets a password, and the company's licenses and seats
+named to its users (``customer_users.assignments``, as the API's
+``/licenses/{id}/assignments``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.errors import LicentiaError, PermissionDeniedError
+from licentia.server.customer_users.assignments import (
+    NamedLicense,
+    assign_license,
+    named_licenses,
+    unassign_license,
+)
 from licentia.server.customer_users.invitations import (
+    actor_of,
     invitation_mail,
     invite_colleague,
     invited_user,
     set_password_by_link,
 )
-from licentia.server.customer_users.services import customer_users
+from licentia.server.customer_users.models import CustomerUser
+from licentia.server.customer_users.services import CustomerIdentity, customer_users
 from licentia.server.db.base import utcnow
 from licentia.server.orders.mailing import send_mail
 from licentia.server.rate_limits.families import Family, limited
@@ -47,14 +58,20 @@ def _admin(request: Request, slug: str) -> Storefront | Response:
 def _users_page(request: Request, front: Storefront, **values: Any) -> Response:
     who = front.customer
     assert who is not None
-    people = units.read(request, lambda s: customer_users(s, who.vendor_id, who.customer_id))
-    return _render(request, front, "portal/users.html", people=people, **values)
+
+    def work(session: units.DbSession) -> tuple[list[CustomerUser], list[NamedLicense]]:
+        people = customer_users(session, who.vendor_id, who.customer_id)
+        return people, named_licenses(session, who.vendor_id, who.customer_id)
+
+    people, named = units.read(request, work)
+    values.setdefault("email", "")
+    return _render(request, front, "portal/users.html", people=people, named=named, **values)
 
 
 @router.get("/{slug}/users", response_class=HTMLResponse)
 def users(slug: str, request: Request) -> Response:
     front = _admin(request, slug)
-    return front if isinstance(front, Response) else _users_page(request, front, email="")
+    return front if isinstance(front, Response) else _users_page(request, front)
 
 
 @router.post("/{slug}/users", response_class=HTMLResponse)
@@ -121,3 +138,59 @@ def set_password(slug: str, token: str, request: Request, password: str = Form("
             status_code=422,
         )
     return RedirectResponse(f"/portal/{slug}/login?welcome={user.email}", status_code=303)
+
+
+# --- named licenses and seats ------------------------------------------------------------
+
+
+@router.post("/{slug}/users/assignments", response_class=HTMLResponse)
+def assign(
+    slug: str, request: Request, license_id: str = Form(""), user_id: str = Form("")
+) -> Response:
+    """Name a license (a seat pool: one of its seats) to one of the company's users."""
+    return _assignment(
+        request,
+        slug,
+        license_id,
+        lambda s, who: assign_license(
+            s, actor_of(who), license_id, user_id, customer_id=who.customer_id
+        ),
+    )
+
+
+@router.post("/{slug}/users/assignments/remove", response_class=HTMLResponse)
+def unassign(
+    slug: str, request: Request, license_id: str = Form(""), user_id: str = Form("")
+) -> Response:
+    """Free the place a user holds on a license."""
+    return _assignment(
+        request,
+        slug,
+        license_id,
+        lambda s, who: unassign_license(
+            s, actor_of(who), license_id, user_id, customer_id=who.customer_id
+        ),
+    )
+
+
+def _assignment(
+    request: Request,
+    slug: str,
+    license_id: str,
+    change: Callable[[units.DbSession, CustomerIdentity], object],
+) -> Response:
+    """Run one change of the customer's named licenses; a refusal is shown at the
+    license it concerns."""
+    front = _admin(request, slug)
+    if isinstance(front, Response):
+        return front
+    who = front.customer
+    assert who is not None
+    try:
+        units.write(request, lambda s: change(s, who))
+    except LicentiaError as error:
+        problems = Problems()
+        gettext = pages_of(request).gettext_for(request).gettext
+        problems.add(problem_of(error, gettext, field=f"license-{license_id}"))
+        return _users_page(request, front, problems=problems, status_code=status_of(error))
+    return RedirectResponse(f"/portal/{slug}/users#named", status_code=303)
