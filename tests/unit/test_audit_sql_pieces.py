@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from licentia.domain.audit import GENESIS, event_hash
+from licentia.server.audit import _postgres
 from licentia.server.audit._postgres import canonical_pieces
 from tests.unit.test_audit_chain import CHAIN, DOCUMENTED_EVENT, DOCUMENTED_HASH, contents
 
@@ -38,3 +39,11 @@ def test_the_pieces_are_plain_ascii_so_the_database_encoding_cannot_change_them(
 def test_the_pieces_hash_like_event_hash_whatever_the_event_holds(body, seq, prev_hash):
     event = {**body, "chain": CHAIN, "seq": seq}
     assert hashed_as_postgres_does(event, prev_hash) == event_hash(event, prev_hash)
+
+
+def test_an_event_that_holds_the_cutting_marker_is_still_cut_right():
+    # The pieces are cut at a random marker put in the holes; an event holding that
+    # very text (it cannot guess it, but may hold it) is encoded field by field.
+    for hole in ("at", "prev_hash", "seq"):
+        event = {**DOCUMENTED_EVENT, "after": {"note": f"{_postgres._MARKER}{hole}"}}
+        assert hashed_as_postgres_does(event, GENESIS) == event_hash(event, GENESIS)

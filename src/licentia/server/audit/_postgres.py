@@ -21,6 +21,7 @@ and releasing it waits for Python:
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,7 +45,26 @@ _STORED = tuple(name for name in HASHED_FIELDS if name not in {"chain", "seq", "
 
 def canonical_pieces(fields: Mapping[str, Any]) -> list[str]:
     """The canonical JSON of ``event_hash`` for ``fields`` as four pieces: joined with
-    the JSON of ``at``, ``prev_hash`` and ``seq`` between them, they are that JSON."""
+    the JSON of ``at``, ``prev_hash`` and ``seq`` between them, they are that JSON.
+
+    Encoded in one call, with a marker no event can hold (this process's random one)
+    in each hole, then cut at the markers: one encoding per event instead of one per
+    field. A text holding a marker all the same is encoded field by field."""
+    content = {key: fields[key] for key in _KEYS if key not in _HOLES}
+    text = _encode({**content, **_MARKED})
+    if text.count(_MARKER) == len(_HOLES):
+        first, rest = text.split(_MARKED["at"], 1)
+        second, rest = rest.split(_MARKED["prev_hash"], 1)
+        third, last = rest.split(f'"{_MARKED["seq"]}"', 1)
+        return [first, second, third, last]
+    return _pieces_field_by_field(fields)
+
+
+_MARKER = secrets.token_hex(16)
+_MARKED = {hole: f"{_MARKER}{hole}" for hole in _HOLES}
+
+
+def _pieces_field_by_field(fields: Mapping[str, Any]) -> list[str]:
     pieces, current = [], "{"
     for label, key in _LABELS:
         current += label
