@@ -338,3 +338,18 @@ def test_two_nodes_sharing_redis_share_the_count(
         refused = second.request("POST", "/api/v1/sessions", address=guesser, json=login)
         assert_refused(refused, "login")
         assert log_in(first, other) == 401 and log_in(second, other) == 401
+
+
+def test_when_the_shared_storage_is_down_requests_are_served_uncounted(
+    vendors: VendorFactory, limited: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    vendor = vendors.create()
+    nowhere = "redis://127.0.0.1:9/0"  # the discard port: nothing answers Redis there
+    with limited(rate_limit_storage=nowhere, rate_limit_api="1/hour") as client:
+        for _ in range(3):
+            answer = client.request(
+                "GET", "/api/v1/products", address="10.0.0.3", headers=vendor.headers
+            )
+            assert answer.status_code == 200, answer.text
+    warnings = [r for r in caplog.records if r.name == "licentia.rate_limits"]
+    assert len(warnings) == 1 and "served uncounted" in warnings[0].getMessage()
