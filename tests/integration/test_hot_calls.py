@@ -8,20 +8,22 @@ answered before FastAPI's routing, except the requests they leave to it.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from httpx import Response as HttpResponse
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from licentia.server.api.hot import MAX_BODY, HotCall, HotCalls, hot
+from licentia.server.api.hot import MAX_BODY, HotCall, HotCalls, HotRequest, PassOn, hot
 from tests.factories import VendorHandle
 from tests.integration.test_cloud import CloudUser, _container
 from tests.integration.test_device_sync import _activated, _post, _sync
@@ -245,6 +247,25 @@ def test_a_route_marked_hot_must_say_how_each_argument_is_parsed() -> None:
 
     with pytest.raises(TypeError, match="request"):
         HotCalls.of_routes(app.routes)
+
+
+def test_a_hot_call_keeps_the_bounds_of_its_query_parameters(vendors) -> None:
+    app = FastAPI()
+
+    @app.get("/x")
+    @hot
+    async def echo(code: str = Query(max_length=3)) -> Response:
+        return Response(code)
+
+    (call,) = HotCalls.of_routes(app.routes).calls
+    request = HotRequest(vendors.create().client.app.state.services, {}, b"", None, None, b"", {})
+
+    async def parsed(query: bytes) -> dict[str, Any]:
+        return await call.parse(replace(request, query=query))
+
+    assert asyncio.run(parsed(b"code=abc")) == {"code": "abc"}
+    with pytest.raises(PassOn):  # FastAPI's route answers the 422 that names the bound
+        asyncio.run(parsed(b"code=abcd"))
 
 
 def test_a_license_read_answers_as_its_route(vendors) -> None:

@@ -32,7 +32,7 @@ import inspect
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, params
@@ -143,9 +143,12 @@ def _path_value(name: str) -> Parse:
 
 
 def _query_parse(name: str, kind: Any, query: params.Query) -> Parse:
-    """The query parameter ``name`` as ``kind``; PassOn (FastAPI's 422) if it is
-    missing and required, or does not validate."""
-    adapter: TypeAdapter[Any] = TypeAdapter(kind)
+    """The query parameter ``name`` as ``kind``, within the bounds its ``Query`` sets
+    (``max_length``, ``le``…); PassOn (FastAPI's 422) if it is missing and required,
+    or does not validate."""
+    adapter: TypeAdapter[Any] = TypeAdapter(
+        Annotated[kind, *query.metadata] if query.metadata else kind
+    )
 
     def parse(request: HotRequest) -> Any:
         values = parse_qs(request.query.decode("latin-1")).get(name)
