@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor, ActorKind
-from licentia.domain.errors import NotFoundError, ValidationError
+from licentia.domain.errors import NotFoundError
 from licentia.server.cloud import services as cloud
 from licentia.server.cloud.models import CloudContainer, CloudDevice
 from licentia.server.counters import services as counters
@@ -93,9 +93,7 @@ def put_ticket_into_new_container(
     once. Raises NotFoundError for another customer's ticket, ValidationError (field
     ``name``) for an empty or too long name, and as
     :func:`cloud.put_ticket_into_new_container`."""
-    name = name.strip()
-    if not 1 <= len(name) <= cloud.MAX_NAME:
-        raise ValidationError(f"a name has 1 to {cloud.MAX_NAME} characters", field="name")
+    name = cloud.container_name(name)
     ticket = customer_ticket(session, vendor_id, customer_id, ticket_id)
     actor = Actor(ActorKind.CUSTOMER_ADMIN, user_id, vendor_id)
     issued, _ = cloud.put_ticket_into_new_container(session, actor, ticket, name)

@@ -107,14 +107,21 @@ def reset_credential(session: Session, actor: Actor, container: CloudContainer) 
 MAX_NAME = 200
 
 
+def container_name(name: str) -> str:
+    """A container's name as typed, trimmed. Raises ValidationError (field ``name``)
+    for a name that is empty or longer than 200 characters."""
+    name = name.strip()
+    if not 1 <= len(name) <= MAX_NAME:
+        raise ValidationError(f"a name has 1 to {MAX_NAME} characters", field="name")
+    return name
+
+
 def rename_container(
     session: Session, actor: Actor, container: CloudContainer, name: str
 ) -> CloudContainer:
     """Give the container the name its users know it by. Raises ValidationError
-    (field ``name``) for a name that is empty or longer than 200 characters."""
-    name = name.strip()
-    if not 1 <= len(name) <= MAX_NAME:
-        raise ValidationError(f"a name has 1 to {MAX_NAME} characters", field="name")
+    as :func:`container_name`."""
+    name = container_name(name)
     if name != container.name:
         before, container.name = container.name, name
         record(
