@@ -73,13 +73,71 @@ def test_failures_are_declared_as_the_problem_documents_that_are_sent(
     problem = document["components"]["schemas"]["Problem"]
     assert {"type", "title", "status", "detail", "code"} <= set(problem["required"])
     create = operation(document, "post", "/templates")
-    assert {"400", "401", "403", "415", "422", "default"} <= set(create["responses"])
-    for status in ("400", "401", "403", "415", "422", "default"):
+    failures = {"400", "401", "403", "409", "413", "415", "422", "429", "500", "503"}
+    assert set(create["responses"]) == {"201"} | failures  # no catch-all "default"
+    for status in failures:
         content = create["responses"][status]["content"]
         assert content == {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     read = operation(document, "get", "/licenses/{license_id}")
     assert {"401", "403", "404", "422"} <= set(read["responses"])
-    assert "415" not in read["responses"]  # it takes no body
+    assert not {"409", "413", "415"} & set(read["responses"])  # a read without a body
+
+
+def every_operation(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, operation)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    ]
+
+
+def test_every_operation_declares_the_limits_and_failures_any_request_can_meet(
+    document: dict[str, Any],
+) -> None:
+    for method, path, declared in every_operation(document):
+        responses = declared["responses"]
+        assert "default" not in responses, (method, path)
+        for status in ("429", "500", "503"):
+            assert PROBLEM in responses[status]["content"], (method, path, status)
+        assert "Retry-After" in responses["429"]["headers"]
+        if "requestBody" in declared:
+            assert PROBLEM in responses["413"]["content"], (method, path)
+
+
+def test_a_creating_post_declares_its_idempotency_key(document: dict[str, Any]) -> None:
+    headers = {
+        parameter["name"]: parameter["schema"]
+        for parameter in operation(document, "post", "/orders")["parameters"]
+        if parameter["in"] == "header"
+    }
+    assert headers["Idempotency-Key"]["maxLength"] == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/vendors/{slug}/devices/activate",
+        "/vendors/{slug}/devices/receipts",
+        "/vendors/{slug}/cloud/borrow/returns",
+    ],
+)
+def test_a_signed_device_message_is_declared_as_a_compact_jws(
+    document: dict[str, Any], path: str
+) -> None:
+    declared = operation(document, "post", path)
+    schema = declared["requestBody"]["content"]["application/jose"]["schema"]
+    assert schema["type"] == "string" and schema["pattern"].count(".") == 2
+    assert declared["security"] == [] and PROBLEM in declared["responses"]["401"]["content"]
+
+
+def test_a_method_a_path_does_not_have_is_answered_with_the_methods_it_has(
+    client: TestClient,
+) -> None:
+    for method in ("PUT", "TRACE", "DELETE"):
+        answer = client.request(method, "/api/v1/products")
+        assert answer.status_code == 405
+        assert answer.headers["content-type"] == PROBLEM
+        assert answer.headers["allow"] == "GET, POST"  # both routes of the path, not one
 
 
 def test_the_answers_match_the_declared_problem_schema(client: TestClient, vendors) -> None:

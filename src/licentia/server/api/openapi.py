@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from licentia.server.api.problems import MEDIA_TYPE
+from licentia.server.api.schemas import JOSE
 
 VENDOR_CREDENTIAL = "VendorCredential"
 _SCHEMES: dict[str, dict[str, Any]] = {
@@ -79,13 +80,45 @@ _PROBLEM: dict[str, Any] = {
 }
 _FAILURES = {
     "400": "BAD_REQUEST: the body is not JSON at all",
-    "401": "UNAUTHENTICATED (or SIGNATURE_INVALID for a signed message): no valid credential",
+    "401": "UNAUTHENTICATED (SIGNATURE_INVALID for a signed message, INVALID_CREDENTIALS "
+    "for a login): no valid credential",
     "403": "FORBIDDEN: the credential lacks the scope (`scope` names it)",
     "404": "NOT_FOUND or a more specific code: no such object for this caller",
+    "409": "CONFLICT or a more specific code: the request clashes with the current state",
+    "413": "BODY_TOO_LARGE: the body is over this operation's size limit",
     "415": "UNSUPPORTED_MEDIA_TYPE: a body sent without Content-Type: application/json",
     "422": "VALIDATION_FAILED or a more specific code: input that breaks a rule",
-    "default": "any other failure (409 conflicts, 5xx) with its stable code",
+    "429": "RATE_LIMITED or a more specific code: too many requests; try again after "
+    "Retry-After seconds",
+    "500": "INTERNAL_ERROR or CONFIGURATION_ERROR: the server failed; nothing is revealed",
+    "503": "DATABASE_UNREACHABLE or another code: the server cannot answer now; try again "
+    "after Retry-After seconds",
 }
+# Answers that every operation can give, whatever it does: an abuse limit reached (429),
+# a failure of the server (500) or of what it depends on (503).
+_EVERY_OPERATION = ("429", "500", "503")
+# What each header of a failure says (docs/api.md, Errors).
+_HEADERS: dict[str, dict[str, Any]] = {
+    "401": {
+        "WWW-Authenticate": {
+            "description": "the scheme to authenticate with (Bearer)",
+            "schema": {"type": "string"},
+        }
+    },
+    "429": {
+        "Retry-After": {
+            "description": "seconds to wait before trying again",
+            "schema": {"type": "string"},
+        }
+    },
+    "503": {
+        "Retry-After": {
+            "description": "seconds to wait before trying again",
+            "schema": {"type": "string"},
+        }
+    },
+}
+_READS = frozenset({"get", "head"})
 
 
 def install(app: FastAPI) -> None:
@@ -114,9 +147,9 @@ def corrected(document: dict[str, Any]) -> dict[str, Any]:
     schemas = components.setdefault("schemas", {})
     schemas["Problem"] = _PROBLEM
     for path, operations in document.get("paths", {}).items():
-        for operation in operations.values():
+        for method, operation in operations.items():
             _secure(operation)
-            _declare_failures(operation, path)
+            _declare_failures(operation, method, path)
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     return document
@@ -126,30 +159,49 @@ def _secure(operation: dict[str, Any]) -> None:
     security = operation.get("security")
     if security == [{VENDOR_CREDENTIAL: []}]:
         operation["security"] = [{"ApiKey": []}, {"StaffSession": []}]
-    elif security is None and "device protocol" in operation.get("tags", []):
+    elif security is None and _signed_by_device(operation):
         operation["security"] = []
         operation["description"] = operation.get("description", "") + _SIGNED_BY_DEVICE
     elif security is None:
         operation["security"] = []
 
 
-def _declare_failures(operation: dict[str, Any], path: str) -> None:
+def _signed_by_device(operation: dict[str, Any]) -> bool:
+    return JOSE in operation.get("requestBody", {}).get("content", {})
+
+
+def _declare_failures(operation: dict[str, Any], method: str, path: str) -> None:
+    """Every problem status the operation can answer, each with the Problem schema: the
+    ones its shape implies (a body, parameters, a credential, an id in the path, a
+    write) and those every operation can give. A route declares any other status it
+    answers in its ``responses`` (a description is enough); the schema is added here."""
     responses = operation.setdefault("responses", {})
-    responses.pop("422", None)
+    for fastapis_own in ("default", "422"):
+        responses.pop(fastapis_own, None)
+    for status in _failures_of(operation, method, path):
+        responses.setdefault(status, {"description": _FAILURES[status]})
+    for status, response in responses.items():
+        if int(status) >= 400:
+            response["content"] = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+            if status in _HEADERS:
+                response["headers"] = _HEADERS[status]
+
+
+def _failures_of(operation: dict[str, Any], method: str, path: str) -> list[str]:
     body = operation.get("requestBody", {}).get("content", {})
-    statuses = ["default"]
+    statuses = list(_EVERY_OPERATION)
+    if body:
+        statuses.append("413")
     if "application/json" in body:
         statuses += ["400", "415"]
     if body or operation.get("parameters"):
         statuses.append("422")
-    if operation["security"] or "device protocol" in operation.get("tags", []):
+    if operation["security"] or _signed_by_device(operation):
         statuses.append("401")
     if operation["security"] and "ApiKey" in operation["security"][0]:
         statuses.append("403")
     if "{" in path:
         statuses.append("404")
-    for status in statuses:
-        responses.setdefault(status, {})["description"] = _FAILURES[status]
-        responses[status]["content"] = {
-            MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
-        }
+    if method not in _READS:
+        statuses.append("409")
+    return statuses

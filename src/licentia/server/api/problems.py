@@ -8,9 +8,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.routing import compile_path
 
 from licentia.domain.errors import (
     AuthenticationError,
@@ -167,7 +169,23 @@ async def _http(request: Request, error: Exception) -> JSONResponse:
             max_bytes=limit,
         )
     code = _HTTP_CODES.get(error.status_code, f"HTTP_{error.status_code}")
-    return problem(error.status_code, code, str(error.detail))
+    answer = problem(error.status_code, code, str(error.detail))
+    answer.headers.update(error.headers or {})
+    if error.status_code == 405:
+        answer.headers["Allow"] = ", ".join(allowed_methods(request))
+    return answer
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the request's path answers (RFC 9110's ``Allow``). Starlette names
+    those of the first route with the path only, and a path here has a route per
+    method."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.path and route.methods and compile_path(route.path)[0].match(path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 def install(app: FastAPI) -> None:

@@ -9,6 +9,7 @@ from fastapi import Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
+from licentia.server.api.bodies import DEVICE_MESSAGE
 from licentia.server.db.pagination import Page
 
 T = TypeVar("T", bound=BaseModel)
@@ -25,6 +26,40 @@ SECRET = 1024  # a password, a credential, a ticket code as typed
 # are bounded (a template's custom data, a ticket's 1000 license ids), but 200 of the
 # largest would make one answer of megabytes.
 MAX_PAGE_BYTES = 1024 * 1024
+JOSE = "application/jose"
+# A JWS in compact serialisation: three base64url parts (docs/formats.md).
+_COMPACT_JWS: dict[str, Any] = {
+    "type": "string",
+    "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$",
+    "description": "a JWS in compact serialisation (docs/formats.md)",
+}
+# ``openapi_extra`` of a route whose body is a message signed by a device
+# (docs/device-protocol.md); the route reads the body itself.
+JOSE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "content": {JOSE: {"schema": {**_COMPACT_JWS, "maxLength": DEVICE_MESSAGE}}},
+        "required": True,
+    }
+}
+
+# ``openapi_extra`` of a creating POST (``Context.create``): it honours an
+# ``Idempotency-Key`` (docs/api.md, Idempotency).
+IDEMPOTENT: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "sent again with the same request, answers what the first answered",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+        }
+    ]
+}
+
+
+def jose_answer(description: str) -> dict[int | str, dict[str, Any]]:
+    """``responses`` of a route that answers a signed document (200)."""
+    return {200: {"content": {JOSE: {"schema": _COMPACT_JWS}}, "description": description}}
 
 
 class Out(BaseModel):

@@ -11,7 +11,16 @@ from pydantic import BaseModel, Field
 
 from licentia.domain.templates import TemplateOptions
 from licentia.server.api.context import Context, require
-from licentia.server.api.schemas import CODE, ID, Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.schemas import (
+    CODE,
+    ID,
+    IDEMPOTENT,
+    Out,
+    PageOut,
+    PageParams,
+    page_of,
+    page_params,
+)
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.catalog import services as catalog
 from licentia.server.catalog.models import Product, Template
@@ -107,7 +116,7 @@ def _features(items: list[FeatureIn]) -> list[dict[str, str]]:
     return [{"code": f.code, "name": f.name or f.code} for f in items]
 
 
-@router.post("/products", status_code=201, response_model=ProductOut)
+@router.post("/products", status_code=201, response_model=ProductOut, openapi_extra=IDEMPOTENT)
 def create_product(
     body: ProductCreate, request: Request, ctx: Context = Depends(require("catalog:write"))
 ) -> JSONResponse:
@@ -158,7 +167,7 @@ def update_product(
     )
 
 
-@router.post("/templates", status_code=201, response_model=TemplateOut)
+@router.post("/templates", status_code=201, response_model=TemplateOut, openapi_extra=IDEMPOTENT)
 def create_template(
     body: TemplateCreate, request: Request, ctx: Context = Depends(require("catalog:write"))
 ) -> JSONResponse:

@@ -14,6 +14,7 @@ from licentia.server.api.context import Context, require
 from licentia.server.api.schemas import (
     CODE,
     ID,
+    IDEMPOTENT,
     SECRET,
     Out,
     PageOut,
@@ -144,7 +145,12 @@ def _units(view: counters.UnitsView) -> UnitsOut:
     )
 
 
-@router.post("/cloud-containers", status_code=201, response_model=ContainerCredential)
+@router.post(
+    "/cloud-containers",
+    status_code=201,
+    response_model=ContainerCredential,
+    openapi_extra=IDEMPOTENT,
+)
 def create_container(
     body: ContainerCreate, request: Request, ctx: Context = Depends(require("licenses:write"))
 ) -> JSONResponse:

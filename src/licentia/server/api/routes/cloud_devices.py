@@ -21,7 +21,7 @@ from licentia.server.api.bearer import Bearer
 from licentia.server.api.bodies import DEVICE_MESSAGE
 from licentia.server.api.context import Services, app_services, services_of
 from licentia.server.api.hot import HotRequest, PassOn, hot, parsed_by
-from licentia.server.api.schemas import CODE, SECRET
+from licentia.server.api.schemas import CODE, JOSE_BODY, SECRET
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.cloud import calls
 from licentia.server.cloud.checkout import checkout as checkout_seat
@@ -251,7 +251,12 @@ class ReturnOut(BaseModel):
     state: str = "returned"
 
 
-@router.post("/borrow/returns", response_model=ReturnOut, max_body_size=DEVICE_MESSAGE)
+@router.post(
+    "/borrow/returns",
+    response_model=ReturnOut,
+    max_body_size=DEVICE_MESSAGE,
+    openapi_extra=JOSE_BODY,
+)
 async def return_borrow(
     slug: str, request: Request, services: Services = Depends(app_services)
 ) -> ReturnOut:

@@ -6,7 +6,7 @@ Device-facing bodies are compact JWS (``application/jose``), see docs/device-pro
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -19,7 +19,17 @@ from licentia.server.activation.calls import DeviceMessage
 from licentia.server.api.bodies import DEVICE_MESSAGE
 from licentia.server.api.context import Context, Services, app_services, require
 from licentia.server.api.hot import HotRequest, PassOn, hot, parsed_by
-from licentia.server.api.schemas import CODE, Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.schemas import (
+    CODE,
+    JOSE,
+    JOSE_BODY,
+    Out,
+    PageOut,
+    PageParams,
+    jose_answer,
+    page_of,
+    page_params,
+)
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.pagination import paginate
 from licentia.server.devices import services as devices
@@ -30,17 +40,8 @@ router = APIRouter(tags=["devices"], route_class=ThreadedRoute)
 device_router = APIRouter(
     tags=["device protocol"], route_class=ThreadedRoute, max_body_size=DEVICE_MESSAGE
 )
-JOSE = "application/jose"
 MAX_BODY = DEVICE_MESSAGE
-_JOSE_BODY: dict[str, Any] = {
-    "requestBody": {
-        "content": {JOSE: {"schema": {"type": "string", "maxLength": DEVICE_MESSAGE}}},
-        "required": True,
-    }
-}
-_JOSE_ANSWER: dict[int | str, dict[str, Any]] = {
-    200: {"content": {JOSE: {}}, "description": "signed update (docs/device-protocol.md)"}
-}
+_JOSE_ANSWER = jose_answer("signed update (docs/device-protocol.md)")
 
 
 class DeviceOut(Out):
@@ -165,7 +166,7 @@ def _update_answer(result: activation.UpdateIssued | activation.NotModified) -> 
 @device_router.post(
     "/vendors/{slug}/devices/activate",
     response_class=Response,
-    openapi_extra=_JOSE_BODY,
+    openapi_extra=JOSE_BODY,
     responses=_JOSE_ANSWER,
 )
 @limited(Family.ACTIVATION)
@@ -181,7 +182,7 @@ async def activate_device(
 @device_router.post(
     "/vendors/{slug}/devices/sync",
     response_class=Response,
-    openapi_extra=_JOSE_BODY,
+    openapi_extra=JOSE_BODY,
     responses={**_JOSE_ANSWER, 304: {"description": "unchanged"}},
 )
 @hot  # a fleet of devices syncs all day, most finding the device current
@@ -198,7 +199,7 @@ async def sync_device(
 @device_router.post(
     "/vendors/{slug}/devices/offline",
     response_class=Response,
-    openapi_extra=_JOSE_BODY,
+    openapi_extra=JOSE_BODY,
     responses=_JOSE_ANSWER,
 )
 @limited(Family.ACTIVATION)
@@ -217,7 +218,7 @@ class ReceiptOut(BaseModel):
 
 
 @device_router.post(
-    "/vendors/{slug}/devices/receipts", response_model=ReceiptOut, openapi_extra=_JOSE_BODY
+    "/vendors/{slug}/devices/receipts", response_model=ReceiptOut, openapi_extra=JOSE_BODY
 )
 async def confirm_receipt(
     message: DeviceMessage = Depends(device_message),
@@ -235,7 +236,7 @@ class ReturnOut(BaseModel):
 
 
 @device_router.post(
-    "/vendors/{slug}/devices/returns", response_model=ReturnOut, openapi_extra=_JOSE_BODY
+    "/vendors/{slug}/devices/returns", response_model=ReturnOut, openapi_extra=JOSE_BODY
 )
 async def return_license(
     message: DeviceMessage = Depends(device_message),

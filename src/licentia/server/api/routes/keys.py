@@ -13,6 +13,7 @@ from licentia.domain.scopes import SCOPES
 from licentia.server.api.context import Context, require, services_of
 from licentia.server.api.schemas import (
     CODE,
+    IDEMPOTENT,
     Out,
     PageOut,
     PageParams,
@@ -76,7 +77,9 @@ def list_signing_keys(
     )
 
 
-@router.post("/signing-keys/rotate", status_code=201, response_model=SigningKeyOut)
+@router.post(
+    "/signing-keys/rotate", status_code=201, response_model=SigningKeyOut, openapi_extra=IDEMPOTENT
+)
 def rotate_signing_key(
     request: Request, ctx: Context = Depends(require("keys:write"))
 ) -> JSONResponse:
@@ -113,7 +116,7 @@ def list_api_keys(
     )
 
 
-@router.post("/api-keys", status_code=201, response_model=ApiKeyIssued)
+@router.post("/api-keys", status_code=201, response_model=ApiKeyIssued, openapi_extra=IDEMPOTENT)
 def create_api_key(
     body: ApiKeyCreate, request: Request, ctx: Context = Depends(require("keys:write"))
 ) -> JSONResponse:

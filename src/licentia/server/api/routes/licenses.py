@@ -14,9 +14,11 @@ from licentia.server.api.hot import hot
 from licentia.server.api.schemas import (
     CODE,
     ID,
+    JOSE,
     Out,
     PageOut,
     PageParams,
+    jose_answer,
     json_of,
     page_of,
     page_params,
@@ -28,7 +30,6 @@ from licentia.server.licenses import services as licenses
 from licentia.server.licenses.models import License
 
 router = APIRouter(tags=["licenses"], route_class=ThreadedRoute)
-JOSE = "application/jose"
 
 
 class LicenseOut(Out):
@@ -140,7 +141,7 @@ def replace_license(
 @router.get(
     "/licenses/{license_id}/document",
     response_class=Response,
-    responses={200: {"content": {JOSE: {}}, "description": "compact JWS, see docs/formats.md"}},
+    responses=jose_answer("the signed license document (docs/formats.md)"),
 )
 def license_document(license_id: str, ctx: Context = Depends(require("licenses:read"))) -> Response:
     """The license as a signed document (compact JWS, ``typ`` licentia-license+jwt)."""

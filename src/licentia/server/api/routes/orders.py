@@ -9,7 +9,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from licentia.server.api.context import Context, require
-from licentia.server.api.schemas import ID, NAME, Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.schemas import (
+    ID,
+    IDEMPOTENT,
+    NAME,
+    Out,
+    PageOut,
+    PageParams,
+    page_of,
+    page_params,
+)
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.pagination import paginate
 from licentia.server.orders import services as orders
@@ -111,7 +120,7 @@ def order_placed(result: orders.OrderResult) -> OrderPlaced:
     )
 
 
-@router.post("/customers", status_code=201, response_model=CustomerOut)
+@router.post("/customers", status_code=201, response_model=CustomerOut, openapi_extra=IDEMPOTENT)
 def create_customer(
     body: CustomerCreate, request: Request, ctx: Context = Depends(require("customers:write"))
 ) -> JSONResponse:
@@ -172,6 +181,7 @@ def update_customer(
     status_code=201,
     response_model=OrderPlaced,
     responses={200: {"model": OrderPlaced, "description": "a known order, replayed or extended"}},
+    openapi_extra=IDEMPOTENT,
 )
 def place_order(
     body: OrderCreate, request: Request, ctx: Context = Depends(require("orders:write"))
