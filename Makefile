@@ -7,7 +7,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export LICENTIA_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve test test-sqlite lint format bench clean chromium nginx messages audit crash
+.PHONY: help install run serve test test-sqlite lint format bench fuzz clean chromium nginx messages audit crash
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,16 @@ crash: $(STAMP) ## SIGKILL the server 500 times per backend under a mixed write 
 
 audit: $(STAMP) ## pip-audit the installed dependencies; fails if any could not be audited
 	$(BIN)/python .ci/audit_dependencies.py
+
+FUZZ_SEED := $(shell date +%s)
+# The suite fuzzes every API operation with a few cases and a fixed seed; this is the
+# long run, with a new seed each time (pass LICENTIA_FUZZ_SEED=N to repeat one).
+fuzz: export LICENTIA_FUZZ_EXAMPLES ?= 1000
+fuzz: export LICENTIA_FUZZ_STATEFUL_STEPS ?= 20
+fuzz: export LICENTIA_FUZZ_SEED ?= $(FUZZ_SEED)
+fuzz: $(STAMP) ## Fuzz every API operation with Schemathesis (1,000 cases each), SQLite and PostgreSQL
+	@echo "==> Fuzzing with seed $$LICENTIA_FUZZ_SEED, $$LICENTIA_FUZZ_EXAMPLES cases per operation"
+	$(BIN)/pytest tests/e2e/test_api_fuzzing.py
 
 chromium: ## Install Debian's Chromium for the browser tests, if it is missing
 	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }

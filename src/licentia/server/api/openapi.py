@@ -149,7 +149,7 @@ def corrected(document: dict[str, Any]) -> dict[str, Any]:
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
             _secure(operation)
-            _declare_failures(operation, method, path)
+            _declare_failures(operation, method, path, schemas)
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     return document
@@ -170,7 +170,9 @@ def _signed_by_device(operation: dict[str, Any]) -> bool:
     return JOSE in operation.get("requestBody", {}).get("content", {})
 
 
-def _declare_failures(operation: dict[str, Any], method: str, path: str) -> None:
+def _declare_failures(
+    operation: dict[str, Any], method: str, path: str, schemas: dict[str, Any]
+) -> None:
     """Every problem status the operation can answer, each with the Problem schema: the
     ones its shape implies (a body, parameters, a credential, an id in the path, a
     write) and those every operation can give. A route declares any other status it
@@ -178,7 +180,7 @@ def _declare_failures(operation: dict[str, Any], method: str, path: str) -> None
     responses = operation.setdefault("responses", {})
     for fastapis_own in ("default", "422"):
         responses.pop(fastapis_own, None)
-    for status in _failures_of(operation, method, path):
+    for status in _failures_of(operation, method, path, schemas):
         responses.setdefault(status, {"description": _FAILURES[status]})
     for status, response in responses.items():
         if int(status) >= 400:
@@ -187,7 +189,17 @@ def _declare_failures(operation: dict[str, Any], method: str, path: str) -> None
                 response["headers"] = _HEADERS[status]
 
 
-def _failures_of(operation: dict[str, Any], method: str, path: str) -> list[str]:
+def _names_an_object(body: dict[str, Any], schemas: dict[str, Any]) -> bool:
+    """Whether a JSON body names another object by its id (``customer_id``), which
+    may not exist."""
+    reference = body.get("application/json", {}).get("schema", {}).get("$ref", "")
+    fields = schemas.get(reference.rsplit("/", 1)[-1], {}).get("properties", {})
+    return any(name.endswith("_id") for name in fields)
+
+
+def _failures_of(
+    operation: dict[str, Any], method: str, path: str, schemas: dict[str, Any]
+) -> list[str]:
     body = operation.get("requestBody", {}).get("content", {})
     statuses = list(_EVERY_OPERATION)
     if body:
@@ -200,7 +212,7 @@ def _failures_of(operation: dict[str, Any], method: str, path: str) -> list[str]
         statuses.append("401")
     if operation["security"] and "ApiKey" in operation["security"][0]:
         statuses.append("403")
-    if "{" in path:
+    if "{" in path or _names_an_object(body, schemas):
         statuses.append("404")
     if method not in _READS:
         statuses.append("409")

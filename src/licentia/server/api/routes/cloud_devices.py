@@ -105,7 +105,12 @@ async def redeem(
     return CredentialOut.model_validate(redeemed, from_attributes=True)
 
 
-@router.post("/devices", response_model=RegistrationOut, status_code=201)
+@router.post(
+    "/devices",
+    response_model=RegistrationOut,
+    status_code=201,
+    responses={401: {"description": "UNAUTHENTICATED: not the container's credential"}},
+)
 @limited(Family.REGISTRATION)
 async def register(
     slug: str, body: RegisterIn, services: Services = Depends(app_services)

@@ -141,7 +141,10 @@ def replace_license(
 @router.get(
     "/licenses/{license_id}/document",
     response_class=Response,
-    responses=jose_answer("the signed license document (docs/formats.md)"),
+    responses={
+        **jose_answer("the signed license document (docs/formats.md)"),
+        409: {"description": "LICENSE_NOT_USABLE or NO_SIGNING_KEY: no document to sign"},
+    },
 )
 def license_document(license_id: str, ctx: Context = Depends(require("licenses:read"))) -> Response:
     """The license as a signed document (compact JWS, ``typ`` licentia-license+jwt)."""

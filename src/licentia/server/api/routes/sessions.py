@@ -38,7 +38,12 @@ class SessionOut(BaseModel):
     expires_at: datetime
 
 
-@router.post("/sessions", response_model=SessionOut, status_code=201)
+@router.post(
+    "/sessions",
+    response_model=SessionOut,
+    status_code=201,
+    responses={401: {"description": "UNAUTHENTICATED: a wrong vendor, e-mail or password"}},
+)
 @limited(Family.LOGIN)
 def create_session(body: LoginIn, request: Request) -> SessionOut:
     """Log in with e-mail and password; 401 ``UNAUTHENTICATED`` says nothing more, and
