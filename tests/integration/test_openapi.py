@@ -215,3 +215,36 @@ def test_every_query_parameter_is_bounded(document: dict[str, Any]) -> None:
         )
     ]
     assert found == []
+
+
+def declared_statuses(document: dict[str, Any], method: str, path: str) -> set[str]:
+    return set(document["paths"][f"/api/v1{path}"][method]["responses"])
+
+
+def test_answers_the_fuzzer_found_undeclared_are_declared(
+    client: TestClient, vendors, document: dict[str, Any]
+) -> None:
+    """Each of these answers was sent by a real server and missing from the document
+    (tests/e2e/test_api_fuzzing.py found them); each is now declared."""
+    vendor = vendors.create()
+    login = client.post(
+        "/api/v1/sessions", json={"vendor": vendor.slug, "email": "no@x.example", "password": "x"}
+    )
+    assert login.status_code == 401
+    assert "401" in declared_statuses(document, "post", "/sessions")
+
+    register = client.post(
+        f"/api/v1/vendors/{vendor.slug}/cloud/devices",
+        json={"credential": "lcc_0000_wrong", "name": "Workstation"},
+    )
+    assert register.status_code == 401
+    assert "401" in declared_statuses(document, "post", "/vendors/{slug}/cloud/devices")
+
+    withdrawn = vendor.license()
+    vendor.ok("POST", f"/licenses/{withdrawn['id']}/actions/withdraw")
+    assert vendor.get(f"/licenses/{withdrawn['id']}/document").status_code == 409
+    assert "409" in declared_statuses(document, "get", "/licenses/{license_id}/document")
+
+    container = vendor.post("/cloud-containers", json={"customer_id": "0" * 36, "name": "C"})
+    assert container.status_code == 404
+    assert "404" in declared_statuses(document, "post", "/cloud-containers")
