@@ -27,7 +27,7 @@ from limits.aio.strategies import (
     SlidingWindowCounterRateLimiter,
 )
 from limits.errors import StorageError
-from limits.storage import storage_from_string
+from limits.storage import StorageTypes, storage_from_string
 
 from licentia.domain.errors import RateLimitedError
 from licentia.server.rate_limits.families import Family
@@ -43,7 +43,7 @@ KEY_PREFIX = "licentia"
 _LOG_EVERY = 60.0  # seconds between two logs of a failing storage
 
 
-def storage_for(url: str) -> object:
+def storage_for(url: str) -> StorageTypes:
     """The asynchronous storage for ``LICENTIA_RATE_LIMIT_STORAGE``: ``memory://`` or a
     Redis URL (spoken to with redis-py's asyncio client, each call bounded by a
     timeout so that a stalled Redis stalls no request for long)."""
@@ -74,7 +74,7 @@ class Limiter:
             return None
         storage = storage_for(settings.rate_limit_storage)
         limits = {family: _parsed(getattr(settings, family.setting)) for family in Family}
-        return cls(STRATEGIES[settings.rate_limit_strategy](storage), limits)  # type: ignore[arg-type]
+        return cls(STRATEGIES[settings.rate_limit_strategy](storage), limits)
 
     async def refusal(
         self, families: tuple[Family, ...], address: str | None, credential: str | None
