@@ -186,3 +186,54 @@ def test_a_customer_admin_names_a_seat_in_the_browser(
     page.set_viewport_size({"width": WIDTHS["phone"], "height": 800})
     assert page.evaluate("document.documentElement.scrollWidth") <= WIDTHS["phone"]
     screenshot(page, "portal-users-named")
+
+
+def test_a_removed_colleague_is_logged_out_and_their_names_are_freed(
+    app: FastAPI, vendors: VendorFactory, database: Database
+):
+    vendor = vendors.create()
+    customer_id, admin_email = customer_with_admin(database, vendor)
+    ann = colleague(database, vendor, customer_id)
+    pool = _license(vendor, customer_id, delivery="seat_pool", seats=1)
+    vendor.ok("PUT", f"/licenses/{pool}/assignments/{_user_id(database, ann)}")
+    theirs = Browser(app)
+    log_in_customer(theirs, vendor, ann)
+    assert theirs.get(f"/portal/{vendor.slug}/").text.count(ann) == 1  # logged in
+    browser = Browser(app)
+    log_in_customer(browser, vendor, admin_email)
+    here = f"/portal/{vendor.slug}/users"
+    done = browser.submit(here, f"{here}/{_user_id(database, ann)}/remove", {})
+    assert done.status_code == 303
+    page = browser.get(done.headers["location"]).text
+    assert "The colleague was removed" in page and "1 seat, 1 free" in page
+    assert vendor.ok("GET", f"/licenses/{pool}/assignments") == []
+    assert ann not in theirs.get(f"/portal/{vendor.slug}/").text  # their session ended
+    again = Browser(app)
+    assert log_in_customer(again, vendor, ann).status_code == 401
+    twice = browser.submit(here, f"{here}/{_user_id(database, ann)}/remove", {})
+    assert twice.status_code == 404
+
+
+def test_nobody_else_is_removed(app: FastAPI, vendors: VendorFactory, database: Database):
+    vendor = vendors.create()
+    customer_id, admin_email = customer_with_admin(database, vendor)
+    other_customer, _ = customer_with_admin(database, vendor)
+    stranger = colleague(database, vendor, other_customer)
+    mine = colleague(database, vendor, customer_id)
+    browser = Browser(app)
+    log_in_customer(browser, vendor, admin_email)
+    here = f"/portal/{vendor.slug}/users"
+    for person in (stranger, admin_email):  # another customer's; the customer admin
+        refused = browser.submit(here, f"{here}/{_user_id(database, person)}/remove", {})
+        assert refused.status_code == 404 and "NOT_FOUND" in refused.text
+    forged = browser.client.post(f"{here}/{_user_id(database, mine)}/remove", data={})
+    assert forged.status_code == 403 and "CSRF_FAILED" in forged.text
+    helper = Browser(app)
+    log_in_customer(helper, vendor, mine)
+    as_colleague = helper.client.post(
+        f"{here}/{_user_id(database, mine)}/remove",
+        data={"csrf_token": helper.token(f"/portal/{vendor.slug}/")},
+    )
+    assert as_colleague.status_code == 403
+    for person in (stranger, mine):
+        assert log_in_customer(Browser(app), vendor, person).status_code == 303

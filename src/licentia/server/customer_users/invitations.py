@@ -1,5 +1,6 @@
 """A customer admin invites colleagues: an account without a password and a mailed
-link (valid 7 days, once) where the colleague sets one."""
+link (valid 7 days, once) where the colleague sets one; and removes a colleague who
+has left."""
 
 from __future__ import annotations
 
@@ -7,19 +8,24 @@ import hashlib
 from dataclasses import asdict
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor, ActorKind
 from licentia.domain.errors import NotFoundError, PermissionDeniedError
 from licentia.server.audit.services import record
-from licentia.server.customer_users.models import CustomerUser
+from licentia.server.customer_users.models import (
+    CustomerSession,
+    CustomerUser,
+    LicenseAssignment,
+)
 from licentia.server.customer_users.services import (
     CustomerIdentity,
     CustomerRole,
     NewCustomerUser,
     create_customer_user,
 )
+from licentia.server.db.base import utcnow
 from licentia.server.mail import Mail, MailTemplates
 from licentia.server.orders.mailing import check_address
 from licentia.server.orders.models import Customer
@@ -94,4 +100,42 @@ def set_password_by_link(
     user.link_token_hash, user.link_expires_at = None, None
     actor = Actor(ActorKind.CUSTOMER_USER, user.id, vendor_id)
     record(session, actor, "customer_user.password_set", "customer_user", user.id)
+    return user
+
+
+def remove_colleague(session: Session, admin: CustomerIdentity, user_id: str) -> CustomerUser:
+    """Remove a colleague who has left: they can no longer log in, their portal
+    sessions end at once, and the licenses and seats named to them are free again.
+    The account is kept (disabled) for the audit log. Raises PermissionDeniedError
+    unless ``admin`` is the customer admin, NotFoundError for anybody who is not a
+    colleague of theirs (another customer's user, a customer admin, removed already)."""
+    if not admin.is_admin:
+        raise PermissionDeniedError("only the customer admin removes colleagues")
+    user = session.scalar(
+        select(CustomerUser)
+        .where(
+            CustomerUser.id == user_id,
+            CustomerUser.vendor_id == admin.vendor_id,
+            CustomerUser.customer_id == admin.customer_id,
+            CustomerUser.role == CustomerRole.MEMBER,
+            CustomerUser.disabled_at.is_(None),
+        )
+        .with_for_update()
+    )
+    if user is None:
+        raise NotFoundError("colleague", user_id)
+    user.disabled_at, user.link_token_hash = utcnow(), None
+    session.execute(delete(CustomerSession).where(CustomerSession.customer_user_id == user.id))
+    freed = session.scalars(
+        select(LicenseAssignment.license_id).where(LicenseAssignment.customer_user_id == user.id)
+    ).all()
+    session.execute(delete(LicenseAssignment).where(LicenseAssignment.customer_user_id == user.id))
+    record(
+        session,
+        actor_of(admin),
+        "customer_user.removed",
+        "customer_user",
+        user.id,
+        before={"email": user.email, "named_licenses": list(freed)},
+    )
     return user

@@ -23,6 +23,7 @@ from licentia.server.customer_users.invitations import (
     invitation_mail,
     invite_colleague,
     invited_user,
+    remove_colleague,
     set_password_by_link,
 )
 from licentia.server.customer_users.models import CustomerUser
@@ -194,3 +195,15 @@ def _assignment(
         problems.add(problem_of(error, gettext, field=f"license-{license_id}"))
         return _users_page(request, front, problems=problems, status_code=status_of(error))
     return RedirectResponse(f"/portal/{slug}/users#named", status_code=303)
+
+
+@router.post("/{slug}/users/{user_id}/remove", response_class=HTMLResponse)
+def remove(slug: str, user_id: str, request: Request) -> Response:
+    """Remove a colleague who has left (their sessions end, their names are freed)."""
+    front = _admin(request, slug)
+    if isinstance(front, Response):
+        return front
+    who = front.customer
+    assert who is not None
+    units.write(request, lambda s: remove_colleague(s, who, user_id))
+    return RedirectResponse(f"/portal/{slug}/users?removed=1", status_code=303)
