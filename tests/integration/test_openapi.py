@@ -248,3 +248,19 @@ def test_answers_the_fuzzer_found_undeclared_are_declared(
     container = vendor.post("/cloud-containers", json={"customer_id": "0" * 36, "name": "C"})
     assert container.status_code == 404
     assert "404" in declared_statuses(document, "post", "/cloud-containers")
+
+
+@pytest.mark.parametrize(
+    ("path", "name"), [("/licenses", "state"), ("/devices", "status"), ("/devices", "flag")]
+)
+def test_a_list_filter_declares_the_values_the_server_accepts(
+    vendors, document: dict[str, Any], path: str, name: str
+) -> None:
+    declared = next(
+        parameter["schema"]
+        for parameter in document["paths"][f"/api/v1{path}"]["get"]["parameters"]
+        if parameter["name"] == name
+    )
+    refused = vendors.create().get(path, params={name: "nonsense"})
+    assert refused.status_code == 422
+    assert sorted(declared["enum"]) == sorted(refused.json()["allowed"])

@@ -66,12 +66,18 @@ def device_out(view: devices.DeviceView) -> DeviceOut:
 
 @router.get("/devices", response_model=PageOut[DeviceOut])
 def list_devices(
-    status: str | None = Query(None, max_length=CODE, description="active or blacklisted"),
+    status: str | None = Query(
+        None,
+        max_length=CODE,
+        description="active or blacklisted",
+        json_schema_extra={"enum": list(devices.STATUSES)},
+    ),
     flag: str | None = Query(
         None,
         max_length=CODE,
         description="held by an active flag: clone_suspected, replay_suspected, "
         "manipulation_suspected, or any",
+        json_schema_extra={"enum": [devices.ANY_FLAG, *devices.FLAG_KINDS]},
     ),
     page: PageParams = Depends(page_params),
     ctx: Context = Depends(require("licenses:read")),

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
 
+from licentia.domain.licenses import LicenseState
 from licentia.server.api.context import Context, require
 from licentia.server.api.hot import hot
 from licentia.server.api.schemas import (
@@ -82,6 +83,7 @@ def list_licenses(
         None,
         max_length=CODE,
         description="available, activated, returned, suspended, withdrawn, replaced or expired",
+        json_schema_extra={"enum": [state.value for state in LicenseState]},
     ),
     product_code: str | None = Query(None, max_length=CODE),
     device_id: str | None = Query(None, max_length=ID, description="the licenses a device holds"),
