@@ -13,17 +13,12 @@ import pyotp
 import pytest
 from playwright.sync_api import Browser, Page
 
-from licentia.domain.actors import operator
 from licentia.server.db.engine import Database
-from licentia.server.devices.models import Device
-from licentia.server.devices.services import CLONE, flag_device
 from licentia.server.password_resets.services import Realm, request_reset
 from tests.factories import PASSWORD, VendorFactory
-from tests.integration.device_messages import activate_device
-from tests.integration.test_cloud import CloudUser
 from tests.integration.web.browser import WIDTHS
-from tests.integration.web.cloud_desk import colleague, customer_container
 from tests.integration.web.pages import customer_with_admin, staff_user
+from tests.integration.web.showcase import console_pages, portal_pages
 
 AXE = Path(__file__).resolve().parents[2] / "support" / "axe" / "axe.min.js"
 SERIOUS = {"serious", "critical"}
@@ -63,48 +58,14 @@ def test_every_console_page_has_no_serious_accessibility_violation(
 ):
     page = checked_page
     vendor = vendors.create()
-    customer = vendor.ok("POST", "/customers", json={"name": "Acme Corp"})
-    template = vendor.template()
-    order = vendor.order([{"sku": template["sku"], "quantity": 1}], customer_id=customer["id"])
-    device_id = activate_device(vendor, vendor.order()["ticket_code"])
-    with vendor.database.transaction() as session:
-        device = session.get_one(Device, device_id)
-        flag_device(session, operator(vendor.id), device, CLONE, "seen on other hardware")
-    license_id = vendor.ok("GET", f"/tickets/{order['ticket_id']}")["license_ids"][0]
+    paths = console_pages(vendor)
     page.goto(f"{live_server}/console/login")
     assert violations(page) == [], "login"
     page.get_by_label("Vendor").fill(vendor.slug)
     page.get_by_label("E-mail").fill(staff_user(vendor))
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    for path in (
-        "/console/",
-        "/console/products",
-        f"/console/products/{template['product_id']}",
-        "/console/templates",
-        "/console/templates/new",
-        f"/console/templates/{template['id']}",
-        "/console/customers",
-        f"/console/customers/{customer['id']}",
-        "/console/orders",
-        "/console/orders/new",
-        "/console/tickets",
-        f"/console/tickets/{order['ticket_id']}",
-        "/console/licenses",
-        "/console/licenses?state=activated",
-        f"/console/licenses/{license_id}",
-        "/console/devices",
-        "/console/devices?flag=any",
-        f"/console/devices/{device_id}",
-        "/console/offline",
-        "/console/api-keys",
-        "/console/signing-keys",
-        "/console/staff",
-        "/console/audit",
-        f"/console/audit?object_type=license&object_id={license_id}",
-        "/console/audit/verify",
-        "/console/branding",
-    ):
+    for path in paths:
         shown(page, f"{live_server}{path}")
         assert violations(page) == [], path
 
@@ -114,31 +75,12 @@ def test_every_portal_page_of_a_customer_admin_has_no_serious_violation(
 ):
     page = checked_page
     vendor = vendors.create()
-    mine = customer_container(database, vendor, delivery="seat_pool", seats=2, units=50)
-    user = CloudUser(vendor, mine.credential, "office-pc")
-    assert user.checkout(mine.product, "ann", device="office-pc").status_code == 201
-    assert user.consume(mine.product, 5, "job-1").status_code == 200
-    template, cloud = vendor.template(), vendor.template({"delivery": "cloud"})
-    lines = [{"sku": template["sku"], "quantity": 2}, {"sku": cloud["sku"], "quantity": 1}]
-    order = vendor.order(lines, customer_id=mine.customer_id)  # the cloud form shows too
-    colleague(database, vendor, mine.customer_id)
+    showcase = portal_pages(database, vendor)
     page.goto(f"{live_server}/portal/{vendor.slug}/login")
-    page.get_by_label("E-mail").fill(mine.admin_email)
+    page.get_by_label("E-mail").fill(showcase.admin_email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    portal = f"/portal/{vendor.slug}"
-    container = f"{portal}/containers/{mine.container_id}"
-    for path in (
-        f"{portal}/",
-        f"{portal}/tickets/{order['ticket_id']}",
-        f"{portal}/offline",
-        f"{portal}/containers",
-        container,
-        f"{container}/seats",
-        f"{container}/counters",
-        f"{container}/counters/{mine.license_id}",
-        f"{portal}/users",
-    ):
+    for path in showcase.pages:
         shown(page, f"{live_server}{path}")
         assert violations(page) == [], path
 

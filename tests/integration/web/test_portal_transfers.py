@@ -51,7 +51,7 @@ def _ticket(shop: VendorHandle, returns: int, customer_id: str | None = None) ->
 
 
 def _moves(page: str) -> str:
-    found = re.search(r"<td>\s*((?:\d+ of \d+ left|none left|no limit)[^<]*)</td>", page)
+    found = re.search(r"<td[^>]*>\s*((?:\d+ of \d+ left|none left|no limit)[^<]*)</td>", page)
     assert found, page
     return " ".join(found.group(1).split())
 
