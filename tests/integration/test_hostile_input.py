@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
+import time
 from typing import Any
 
 import pytest
 from httpx import Response
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from licentia.formats.device import okp_jwk
 from licentia.formats.document_types import REQUEST_TYP, RETURN_TYP
 from tests.factories import VendorHandle
-from tests.integration.device_messages import BareDevice
+from tests.integration.device_messages import FACTORS, BareDevice
 from tests.integration.test_errors import assert_problem
 
 JOSE = {"Content-Type": "application/jose"}
@@ -95,6 +99,97 @@ def test_a_deeply_nested_payload_signed_by_its_own_key_is_refused(vendors, path)
     typ = RETURN_TYP if path.endswith("returns") else REQUEST_TYP
     answer = _post_jose(vendor, path, _signed_raw(device, payload, typ))
     assert_problem(answer, 401, "SIGNATURE_INVALID")
+
+
+# Claims a device could sign with a key of its own making: the protocol's names with
+# values of any JSON type and size (huge integers, wrong types, nesting), and others.
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_CLAIMS = st.dictionaries(
+    st.sampled_from(
+        [
+            "op",
+            "ticket",
+            "device_key",
+            "enc_key",
+            "fingerprint",
+            "vm",
+            "seq",
+            "state",
+            "iat",
+            "aud",
+            "iss",
+            "jti",
+            "license",
+            "lease",
+            "typ",
+            "x",
+        ]
+    ),
+    _JSON,
+    max_size=10,
+)
+
+
+@pytest.mark.parametrize("path", DEVICE_PATHS)
+def test_any_claims_signed_by_a_device_get_a_problem_never_a_server_error(vendors, path):
+    """A well-formed activation request with some of its claims replaced by anything:
+    signed by the key it names, so every claim is read."""
+    vendor = vendors.create()
+    device = BareDevice(vendor.slug)
+    ticket = _ticket(vendor)
+    typ = RETURN_TYP if path.endswith("returns") else REQUEST_TYP
+
+    @settings(max_examples=25, derandomize=True, database=None, deadline=None)
+    @given(replaced=_CLAIMS)
+    def answered(replaced: dict[str, Any]) -> None:
+        claims = {
+            "iss": device.id,
+            "aud": vendor.slug,
+            "iat": int(time.time()),
+            "jti": secrets.token_urlsafe(12),
+            "op": "activate",
+            "ticket": ticket,
+            "device_key": okp_jwk(device.key.public_key()),
+            "enc_key": okp_jwk(device.enc.public_key()),
+            "fingerprint": dict(FACTORS),
+            "vm": False,
+            "seq": 0,
+            "state": None,
+            **replaced,
+        }
+        answer = _post_jose(vendor, path, _signed_raw(device, json.dumps(claims).encode(), typ))
+        assert answer.status_code < 500, answer.text
+        if answer.status_code >= 400:
+            assert answer.headers["content-type"] == "application/problem+json"
+
+    answered()
+
+
+@pytest.mark.parametrize("lease", [None, 7, ["a"], "", "x" * 65])
+def test_a_borrow_return_proof_without_a_lease_id_is_refused(vendors, lease):
+    """It was answered 200 with the lease id "None" (found by the test above)."""
+    vendor = vendors.create()
+    device = BareDevice(vendor.slug)
+    claims = {
+        "iss": device.id,
+        "aud": vendor.slug,
+        "iat": int(time.time()),
+        "jti": secrets.token_urlsafe(12),
+        "device_key": okp_jwk(device.key.public_key()),
+    } | ({} if lease is None else {"lease": lease})
+    proof = _signed_raw(device, json.dumps(claims).encode(), RETURN_TYP)
+    answer = _post_jose(vendor, "/cloud/borrow/returns", proof)
+    assert assert_problem(answer, 422, "VALIDATION_FAILED")["field"] == "lease"
 
 
 def test_a_sane_device_request_still_activates(vendors):

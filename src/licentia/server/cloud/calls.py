@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor, ActorKind
-from licentia.domain.errors import ConflictError
+from licentia.domain.errors import ConflictError, ValidationError
 from licentia.domain.templates import StoredOptions
 from licentia.formats.device import device_id, ed25519_from_jwk, unverified_claims
 from licentia.formats.document_types import ACCESS_TYP, BORROW_TYP, RETURN_TYP
@@ -292,17 +292,23 @@ async def borrow(
     return borrowed
 
 
+MAX_LEASE_ID = 64  # a lease id is a UUID
+
+
 async def return_borrow(runner: Runner, slug: str, proof: str) -> str:
     """An offline return of a borrowed seat: a return proof (``lease`` claim) signed
     by the borrowing device's key (the key is in the proof; its thumbprint must be
     the device the seat was lent to). Returns the lease id; returning twice is
-    harmless. Raises ``LEASE_NOT_FOUND`` for a seat lent to another device."""
+    harmless. Raises ``LEASE_NOT_FOUND`` for a seat lent to another device, and
+    ValidationError for a proof without a lease id."""
 
     def work(session: Session) -> str:
         vendor = get_vendor_by_slug(session, slug)
         key = ed25519_from_jwk(unverified_claims(proof).get("device_key"))
         claims = read_signed_by(proof, key, typ=RETURN_TYP, vendor_slug=slug, now=utcnow())
-        lease_id = str(claims.get("lease"))
+        lease_id = claims.get("lease")
+        if not isinstance(lease_id, str) or not 0 < len(lease_id) <= MAX_LEASE_ID:
+            raise ValidationError("the return proof names no lease (claim 'lease')", field="lease")
         slot = session.scalar(
             select(SeatSlot).where(SeatSlot.vendor_id == vendor.id, SeatSlot.lease_id == lease_id)
         )
