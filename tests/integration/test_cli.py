@@ -207,6 +207,38 @@ def test_a_weak_password_exits_2(operator):
     assert "password" in result.stderr
 
 
+def test_the_operator_sees_a_locked_out_user_and_unlocks_them(operator):
+    slug = new_vendor(operator)
+    email = "locked@example.com"
+    operator.json(
+        "admin",
+        "user",
+        "create",
+        "--vendor",
+        slug,
+        "--email",
+        email,
+        LICENTIA_NEW_USER_PASSWORD=PASSWORD,
+    )
+    login = {"vendor": slug, "email": email, "password": PASSWORD}
+    with operator.api() as api:
+        for _ in range(5):
+            wrong = api.post("/api/v1/sessions", json={**login, "password": "not the password"})
+            assert wrong.status_code == 401
+        assert api.post("/api/v1/sessions", json=login).json()["code"] == "LOGIN_LOCKED"
+        [row] = operator.json("admin", "user", "locks", "--vendor", slug)
+        assert (row["email"], row["failures"], row["locked"]) == (email, 5, True)
+        assert row["locked_until"]
+        assert operator.json("admin", "user", "locks", "--vendor", slug, "--customers") == []
+
+        unlocked = operator.run("admin", "user", "unlock", "--vendor", slug, email)
+        assert unlocked.exit_code == 0 and f"{email} may log in again" in unlocked.stdout
+        assert api.post("/api/v1/sessions", json=login).status_code == 201
+    assert operator.json("admin", "user", "locks", "--vendor", slug) == []
+    unknown = operator.run("admin", "user", "unlock", "--vendor", slug, "nobody@example.com")
+    assert unknown.exit_code == 4 and "nobody@example.com" in unknown.stderr
+
+
 # --- API keys ------------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ to exit codes in ``licentia.cli.output``.
     │   └── IdentifierInvalidError   an identifier with invisible or control characters
     ├── AuthenticationError      no or bad credentials
     │   ├── LoginThrottledError  too many failed logins lately (retry later)
+    │   │   └── LoginLockedError     this account is locked for a while (backoff)
     │   ├── LinkInvalidError     an e-mailed link unknown, used or expired
     │   ├── CodeRequiredError    the password was right; the authenticator's code is due
     │   └── CodeInvalidError     a wrong, used or stale authenticator or recovery code
@@ -69,15 +70,27 @@ class AuthenticationError(LicentiaError):
 
 
 class LoginThrottledError(AuthenticationError):
-    code = "LOGIN_THROTTLED"
+    """Too many failed logins from one address lately."""
 
-    def __init__(self, retry_after_seconds: int) -> None:
+    code = "LOGIN_THROTTLED"
+    reason = "too many failed logins"
+
+    def __init__(self, retry_after_seconds: int, **details: Any) -> None:
         minutes = max(1, -(-retry_after_seconds // 60))
         super().__init__(
-            f"too many failed logins; try again in {minutes} minute{'s' if minutes > 1 else ''}",
+            f"{self.reason}; try again in {minutes} minute{'s' if minutes > 1 else ''}",
             retry_after_seconds=retry_after_seconds,
+            **details,
         )
         self.retry_after_seconds = retry_after_seconds
+
+
+class LoginLockedError(LoginThrottledError):
+    """An account locked after failed logins, until ``locked_until`` (an RFC 3339
+    time): even the right password is refused until then, or until an admin unlocks."""
+
+    code = "LOGIN_LOCKED"
+    reason = "this account is locked after too many failed logins"
 
 
 class LinkInvalidError(AuthenticationError):

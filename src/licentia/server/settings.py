@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     login_window_minutes: int = 15
     totp_required_for_admins: bool = False  # vendor admins must turn TOTP on to act
     password_reset_minutes: int = Field(default=60, ge=5, le=24 * 60)  # a mailed reset link
+    # An account's backoff: locked for the first time at its per-account failure, then
+    # twice as long per further failure, never longer than the maximum.
+    login_lock_minutes: int = Field(default=1, ge=1)
+    login_lock_max_minutes: int = Field(default=60, ge=1)
+    login_lock_reset_hours: int = Field(default=24, ge=1)  # failures forgotten after
     # Rate limits (docs/security.md): each family's limits, in the `limits` library's
     # notation ("10/minute;100/hour"; "" for none), count per client address and, apart,
     # per credential; a request counts against its route's family and its front's.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import FastAPI
 
 from licentia.server.db.engine import Database
@@ -146,7 +148,7 @@ def test_a_staff_token_does_not_log_in_to_the_console_of_another_vendor_by_url(
 # --- throttling ------------------------------------------------------------------------
 
 
-def test_an_account_is_throttled_after_five_failures_with_a_clear_message(
+def test_an_account_is_locked_after_five_failures_with_a_clear_message(
     app: FastAPI, vendors: VendorFactory
 ):
     vendor = vendors.create()
@@ -157,13 +159,15 @@ def test_an_account_is_throttled_after_five_failures_with_a_clear_message(
         assert Browser(app).submit("/console/login", "/console/login", wrong).status_code == 401
     right = {**wrong, "password": PASSWORD}
     answer = Browser(app).submit("/console/login", "/console/login", right)
+    # The right password too: a guesser must not learn it was right.
     assert answer.status_code == 429
-    assert "LOGIN_THROTTLED" in answer.text and "Too many failed logins" in answer.text
+    assert "LOGIN_LOCKED" in answer.text and "even for the right password" in answer.text
     api = vendor.client.post(
         "/api/v1/sessions", json={"vendor": vendor.slug, "email": email, "password": PASSWORD}
     )
-    assert api.status_code == 429 and api.json()["code"] == "LOGIN_THROTTLED"
-    assert int(api.headers["Retry-After"]) > 0
+    assert api.status_code == 429 and api.json()["code"] == "LOGIN_LOCKED"
+    assert 0 < int(api.headers["Retry-After"]) <= 61
+    assert datetime.fromisoformat(api.json()["locked_until"]) > datetime.now(UTC)
 
 
 def test_an_address_is_throttled_after_thirty_failures_on_any_accounts(
@@ -200,4 +204,4 @@ def test_customer_logins_are_throttled_the_same_way(
     for _ in range(5):
         Browser(app).submit(login, login, {"email": email, "password": "wrong password!"})
     answer = log_in_customer(Browser(app), vendor, email)
-    assert answer.status_code == 429 and "LOGIN_THROTTLED" in answer.text
+    assert answer.status_code == 429 and "LOGIN_LOCKED" in answer.text

@@ -13,8 +13,11 @@ from licentia.cli.server.errors import server_guarded as guarded
 from licentia.cli.server.runtime import Runtime
 from licentia.domain.actors import operator
 from licentia.domain.scopes import SCOPES, Role
+from licentia.server.db.base import utcnow
 from licentia.server.keys import services as keys
 from licentia.server.keys.master import new_master_key_text
+from licentia.server.logins import locks
+from licentia.server.logins.services import CUSTOMER, STAFF, ThrottlePolicy
 from licentia.server.tenancy import services as tenancy
 
 app = typer.Typer(no_args_is_help=True)
@@ -29,6 +32,10 @@ app.add_typer(signing_app, name="signing-key")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 VendorOpt = Annotated[str, typer.Option("--vendor", help="The vendor's slug.")]
+CustomersFlag = Annotated[
+    bool,
+    typer.Option("--customers", help="The vendor's customer users (License Portal), not staff."),
+]
 
 
 @vendor_app.command("create")
@@ -84,6 +91,44 @@ def user_create(
         )
         data = {"id": user.id, "email": user.email, "role": user.role, "vendor": vendor}
     Output(as_json).record(data, title="User created")
+
+
+@user_app.command("locks")
+@guarded
+def user_locks(
+    vendor: VendorOpt, customers: CustomersFlag = False, as_json: JsonFlag = False
+) -> None:
+    """Staff (or customer users) with failed logins in a row, and who is locked until when."""
+    runtime = Runtime.load()
+    policy, now = ThrottlePolicy.of(runtime.settings), utcnow()
+    realm = CUSTOMER if customers else STAFF
+    with runtime.db.read() as session:
+        found = tenancy.get_vendor_by_slug(session, vendor)
+        rows = [
+            {
+                "email": email,
+                "failures": state.failures,
+                "locked": state.locked_at(now),
+                "locked_until": state.locked_until if state.locked_at(now) else None,
+            }
+            for email, state in locks.locked_accounts(session, realm, found.id, policy, now)
+        ]
+    Output(as_json).rows(rows, ["email", "failures", "locked", "locked_until"], title="Logins")
+
+
+@user_app.command("unlock")
+@guarded
+def user_unlock(
+    vendor: VendorOpt, email: str, customers: CustomersFlag = False, as_json: JsonFlag = False
+) -> None:
+    """Let a locked-out staff member (or customer user) log in again at once."""
+    runtime = Runtime.load()
+    with runtime.db.transaction() as session:
+        found = tenancy.get_vendor_by_slug(session, vendor)
+        realm = CUSTOMER if customers else STAFF
+        user_id = locks.unlock_by_email(session, operator(found.id), realm, email)
+    data = {"id": user_id, "email": email.lower(), "vendor": vendor}
+    Output(as_json).message(data, f"{email} may log in again.")
 
 
 @key_app.command("create")

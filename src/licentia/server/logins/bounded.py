@@ -6,7 +6,8 @@ a pooled connection and, on SQLite, the write lock for that long: 32 concurrent 
 passwords slowed a legitimate order to seconds and 80 exhausted the pool. Here a login
 is three steps: a read (the throttle, then the user), the check on the process's
 bounded :class:`~licentia.server.tenancy.passwords.PasswordChecks`, and a short write
-(the failure counted, or the session opened and the account's count cleared).
+(the failure counted, or the session opened and the account's count cleared), which
+also records the login's audit event (:mod:`licentia.server.logins.events`).
 
 The throttle is read before the check and counted after it, so logins checked at the
 same moment may pass the per-account limit by at most the number of checks running
@@ -31,7 +32,10 @@ from licentia.server.customer_users.services import (
     start_customer_session,
 )
 from licentia.server.db.engine import Database, run_read, run_write
+from licentia.server.logins.events import LoginAttempt
 from licentia.server.logins.services import (
+    CUSTOMER,
+    STAFF,
     ThrottlePolicy,
     clear_account,
     ensure_not_throttled,
@@ -46,6 +50,7 @@ from licentia.server.tenancy.services import (
     find_login,
     get_vendor_by_slug,
     start_session,
+    vendor_id_of,
 )
 
 
@@ -67,26 +72,38 @@ def log_in_staff_outside_transactions(
     failure counted) or ServerBusyError (``LOGINS_BUSY``: every check slot is taken).
     ``second_factor`` (``totp.logins``) runs with the user's id once the password
     matched; what it raises is raised, a CodeInvalidError counted as a failure."""
-    keys = login_keys("staff", vendor_slug, email, source_ip)
+    keys = login_keys(STAFF, vendor_slug, email, source_ip)
 
-    def read(session: Session) -> LoginCandidate:
+    def read(session: Session) -> tuple[str | None, LoginCandidate]:
         ensure_not_throttled(session, keys, policy, now)
-        return find_login(session, vendor_slug=vendor_slug, email=email)
+        return vendor_id_of(session, vendor_slug), find_login(
+            session, vendor_slug=vendor_slug, email=email
+        )
 
-    candidate = run_read(db, read)
+    vendor_id, candidate = run_read(db, read)
+    login = LoginAttempt(STAFF, vendor_id, candidate.user_id, email, source_ip)
     if not checks.matches(candidate.password_hash, password):
-        run_write(db, lambda session: record_failure(session, keys, now))
+        run_write(
+            db, lambda session: login.failed(session, record_failure(session, keys, policy, now))
+        )
         raise AuthenticationError(WRONG_CREDENTIALS)
     if second_factor is not None and candidate.user_id is not None:
         try:
             second_factor(candidate.user_id)
         except CodeInvalidError:
-            run_write(db, lambda session: record_failure(session, keys, now))
+            run_write(
+                db,
+                lambda session: login.failed(
+                    session, record_failure(session, keys, policy, now), reason="code"
+                ),
+            )
             raise
 
     def open_session(session: Session) -> LoggedIn:
         clear_account(session, keys[0])
-        return start_session(session, candidate, ttl=ttl)
+        done = start_session(session, candidate, ttl=ttl)
+        login.succeeded(session)
+        return done
 
     return run_write(db, open_session)
 
@@ -105,19 +122,25 @@ def log_in_customer_outside_transactions(
 ) -> CustomerLoggedIn:
     """A customer user's portal session, in the same three steps and with the same
     errors as :func:`log_in_staff_outside_transactions` (its own account counts)."""
-    keys = login_keys("customer", vendor_slug, email, source_ip)
+    keys = login_keys(CUSTOMER, vendor_slug, email, source_ip)
 
-    def read(session: Session) -> CustomerLoginCandidate:
+    def read(session: Session) -> tuple[str, CustomerLoginCandidate]:
         ensure_not_throttled(session, keys, policy, now)
-        return find_customer_login(session, get_vendor_by_slug(session, vendor_slug), email=email)
+        vendor = get_vendor_by_slug(session, vendor_slug)
+        return vendor.id, find_customer_login(session, vendor, email=email)
 
-    candidate = run_read(db, read)
+    vendor_id, candidate = run_read(db, read)
+    login = LoginAttempt(CUSTOMER, vendor_id, candidate.user_id, email, source_ip)
     if not checks.matches(candidate.password_hash, password):
-        run_write(db, lambda session: record_failure(session, keys, now))
+        run_write(
+            db, lambda session: login.failed(session, record_failure(session, keys, policy, now))
+        )
         raise AuthenticationError(WRONG_CUSTOMER_CREDENTIALS)
 
     def open_session(session: Session) -> CustomerLoggedIn:
         clear_account(session, keys[0])
-        return start_customer_session(session, candidate, ttl=ttl)
+        done = start_customer_session(session, candidate, ttl=ttl)
+        login.succeeded(session)
+        return done
 
     return run_write(db, open_session)

@@ -10,7 +10,7 @@ from licentia.server.devices.models import Device, DeviceFlag, DeviceUpdate, Lic
 from licentia.server.idempotency.models import IdempotencyRecord
 from licentia.server.keys.models import SigningKey
 from licentia.server.licenses.models import License
-from licentia.server.logins.models import LoginFailure
+from licentia.server.logins.models import LoginFailure, LoginLock
 from licentia.server.orders.models import Customer, Order, OrderLine, Ticket
 from licentia.server.password_resets.models import PasswordReset
 from licentia.server.seats.models import SeatEvent, SeatSlot, SeatWaiter
@@ -43,6 +43,7 @@ __all__ = [
     "LicenseAssignment",
     "LicenseReturn",
     "LoginFailure",
+    "LoginLock",
     "Order",
     "OrderLine",
     "PasswordReset",

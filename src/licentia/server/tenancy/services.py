@@ -63,6 +63,11 @@ def get_vendor_by_slug(session: Session, slug: str) -> Vendor:
     return vendor
 
 
+def vendor_id_of(session: Session, slug: str) -> str | None:
+    """The id of the vendor with this slug; None if there is none."""
+    return session.scalar(select(Vendor.id).where(Vendor.slug == slug))
+
+
 def list_vendors(session: Session) -> list[Vendor]:
     return list(session.scalars(select(Vendor).order_by(Vendor.slug)))
 

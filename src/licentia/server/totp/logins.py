@@ -24,7 +24,9 @@ from licentia.domain.errors import (
 )
 from licentia.server.db.engine import Database, run_read, run_write
 from licentia.server.keys.master import MasterKey
+from licentia.server.logins.events import LoginAttempt
 from licentia.server.logins.services import (
+    STAFF,
     ThrottlePolicy,
     clear_account,
     ensure_not_throttled,
@@ -91,7 +93,7 @@ def finish_staff_login(
     LoginThrottledError, CodeInvalidError (counted as a failed login) and
     AuthenticationError for a user disabled meanwhile."""
 
-    def read(session: Session) -> tuple[tuple[str, str], LoginCandidate]:
+    def read(session: Session) -> tuple[tuple[str, str], LoginCandidate, LoginAttempt]:
         row = session.execute(
             select(VendorUser, Vendor.slug)
             .join(Vendor, Vendor.id == VendorUser.vendor_id)
@@ -99,19 +101,28 @@ def finish_staff_login(
         ).first()
         if row is None:
             raise AuthenticationError("this login has ended; log in again")
-        keys = login_keys("staff", row[1], row[0].email, source_ip)
+        user = row[0]
+        keys = login_keys(STAFF, row[1], user.email, source_ip)
         ensure_not_throttled(session, keys, policy, now)
-        return keys, LoginCandidate(row[0].id, row[0].password_hash)
+        login = LoginAttempt(STAFF, user.vendor_id, user.id, user.email, source_ip)
+        return keys, LoginCandidate(user.id, user.password_hash), login
 
-    keys, candidate = run_read(db, read)
+    keys, candidate, login = run_read(db, read)
 
     def open_session(session: Session) -> LoggedIn:
         check_code(session, master, user_id, code, now)
         clear_account(session, keys[0])
-        return start_session(session, candidate, ttl=ttl)
+        done = start_session(session, candidate, ttl=ttl)
+        login.succeeded(session)
+        return done
 
     try:
         return run_write(db, open_session)
     except CodeInvalidError:
-        run_write(db, lambda session: record_failure(session, keys, now))
+        run_write(
+            db,
+            lambda session: login.failed(
+                session, record_failure(session, keys, policy, now), reason="code"
+            ),
+        )
         raise

@@ -40,6 +40,10 @@ SENTENCES: dict[str, str] = {
     "RATE_LIMITED": N_(
         "Too many requests came from your network or session. Wait a moment, then try again."
     ),
+    "LOGIN_LOCKED": N_(
+        "This account is locked after too many failed logins, even for the right password."
+        " Wait as long as it says, or ask your administrator to unlock it."
+    ),
     "FORBIDDEN": N_("You are not allowed to do this."),
     "LOGINS_BUSY": N_("Many people are logging in right now. Try again in a moment."),
     "CSRF_FAILED": N_("This form has expired or did not come from this site. Reload the page."),

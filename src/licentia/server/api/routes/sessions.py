@@ -46,8 +46,9 @@ class SessionOut(BaseModel):
 )
 @limited(Family.LOGIN)
 def create_session(body: LoginIn, request: Request) -> SessionOut:
-    """Log in with e-mail and password; 401 ``UNAUTHENTICATED`` says nothing more, and
-    429 ``LOGIN_THROTTLED`` answers once the account or the address failed too often,
+    """Log in with e-mail and password; 401 ``UNAUTHENTICATED`` says nothing more;
+    429 ``LOGIN_LOCKED`` while the account is locked after failed logins in a row (the
+    right password too), 429 ``LOGIN_THROTTLED`` once the address failed too often;
     503 ``LOGINS_BUSY`` while the process checks as many passwords as it may at once.
     A user with TOTP on sends ``totp_code`` too: 401 ``TOTP_REQUIRED`` without it,
     ``TOTP_INVALID`` when wrong (counted as a failed login); 403

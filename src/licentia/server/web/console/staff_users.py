@@ -1,6 +1,7 @@
 """Console: the vendor's staff. Invite a colleague by e-mail (a link to set their
-password, sent through the mail module), change a role, disable or enable an account;
-and the page the link leads to. The use cases are ``tenancy/staff.py``."""
+password, sent through the mail module), change a role, disable or enable an account,
+see who is locked out after failed logins and unlock them; and the page the link leads
+to. The use cases are ``tenancy/staff.py`` and ``logins/locks.py``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from licentia.domain.actors import Actor
 from licentia.domain.errors import LicentiaError
 from licentia.domain.scopes import Role
+from licentia.server.db.base import utcnow
 from licentia.server.db.pagination import paginate
+from licentia.server.logins import locks
+from licentia.server.logins.services import STAFF, ThrottlePolicy
 from licentia.server.tenancy import staff
 from licentia.server.tenancy.models import VendorUser
 from licentia.server.totp import services as totp
@@ -44,12 +48,20 @@ def _staff_page(
     status_code: int = 200,
 ) -> Response:
     query, limit = staff.staff_query(actor), limit_of(request)
+    policy, now = ThrottlePolicy.of(units.backend_of(request).settings), utcnow()
+    assert actor.vendor_id is not None
+    vendor_id = actor.vendor_id
 
-    def work(session: units.DbSession) -> tuple[Any, set[str]]:
+    def work(session: units.DbSession) -> tuple[Any, set[str], dict[str, Any]]:
         found = paginate(session, query, VendorUser.id, cursor=cursor, limit=limit)
-        return found, totp.enabled_among(session, [user.id for user in found.items])
+        emails = [user.email for user in found.items]
+        return (
+            found,
+            totp.enabled_among(session, [user.id for user in found.items]),
+            locks.lock_states(session, STAFF, vendor_id, emails, policy, now),
+        )
 
-    page, with_totp = units.read(request, work)
+    page, with_totp, logins = units.read(request, work)
     return render(
         request,
         actor,
@@ -57,6 +69,8 @@ def _staff_page(
         status_code=status_code,
         items=page.items,
         with_totp=with_totp,
+        logins=logins,
+        now=now,
         next_page=next_page(request, page.next_cursor),
         roles=ROLES,
         problems=problems or Problems(),
@@ -138,6 +152,13 @@ def reset_totp(user_id: str, request: Request) -> Response:
 def enable(user_id: str, request: Request) -> Response:
     actor = require_staff(request, "vendor:write")
     return _change(request, actor, lambda s: staff.enable_user(s, actor, user_id), "enabled")
+
+
+@router.post("/staff/{user_id}/unlock", response_class=HTMLResponse)
+def unlock(user_id: str, request: Request) -> Response:
+    """Lift a colleague's login lock (and forget their failed logins)."""
+    actor = require_staff(request, "vendor:write")
+    return _change(request, actor, lambda s: locks.unlock_staff_user(s, actor, user_id), "unlocked")
 
 
 def _change(

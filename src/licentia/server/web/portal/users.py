@@ -1,7 +1,7 @@
-"""The customer admin's colleagues: the list, an invitation by e-mail link, the page
-where an invited colleague sets a password, and the company's licenses and seats
-named to its users (``customer_users.assignments``, as the API's
-``/licenses/{id}/assignments``)."""
+"""The customer admin's colleagues: the list (with who is locked out after failed
+logins, and an unlock), an invitation by e-mail link, the page where an invited
+colleague sets a password, and the company's licenses and seats named to its users
+(``customer_users.assignments``, as the API's ``/licenses/{id}/assignments``)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ from licentia.server.customer_users.invitations import (
 from licentia.server.customer_users.models import CustomerUser
 from licentia.server.customer_users.services import CustomerIdentity, customer_users
 from licentia.server.db.base import utcnow
+from licentia.server.logins import locks
+from licentia.server.logins.services import CUSTOMER, ThrottlePolicy
 from licentia.server.orders.mailing import send_mail
 from licentia.server.rate_limits.families import Family, limited
 from licentia.server.web import units
@@ -59,14 +61,28 @@ def _admin(request: Request, slug: str) -> Storefront | Response:
 def _users_page(request: Request, front: Storefront, **values: Any) -> Response:
     who = front.customer
     assert who is not None
+    policy, now = ThrottlePolicy.of(units.backend_of(request).settings), utcnow()
 
-    def work(session: units.DbSession) -> tuple[list[CustomerUser], list[NamedLicense]]:
+    def work(
+        session: units.DbSession,
+    ) -> tuple[list[CustomerUser], list[NamedLicense], dict[str, Any]]:
         people = customer_users(session, who.vendor_id, who.customer_id)
-        return people, named_licenses(session, who.vendor_id, who.customer_id)
+        emails = [person.email for person in people]
+        logins = locks.lock_states(session, CUSTOMER, who.vendor_id, emails, policy, now)
+        return people, named_licenses(session, who.vendor_id, who.customer_id), logins
 
-    people, named = units.read(request, work)
+    people, named, logins = units.read(request, work)
     values.setdefault("email", "")
-    return _render(request, front, "portal/users.html", people=people, named=named, **values)
+    return _render(
+        request,
+        front,
+        "portal/users.html",
+        people=people,
+        named=named,
+        logins=logins,
+        now=now,
+        **values,
+    )
 
 
 @router.get("/{slug}/users", response_class=HTMLResponse)
@@ -102,6 +118,18 @@ def invite(slug: str, request: Request, email: str = Form("")) -> Response:
             request, front, email=email, problems=problems, status_code=status_of(error)
         )
     return RedirectResponse(f"/portal/{slug}/users?invited=1", status_code=303)
+
+
+@router.post("/{slug}/users/{user_id}/unlock", response_class=HTMLResponse)
+def unlock(slug: str, user_id: str, request: Request) -> Response:
+    """Lift a colleague's login lock (and forget their failed logins)."""
+    front = _admin(request, slug)
+    if isinstance(front, Response):
+        return front
+    who = front.customer
+    assert who is not None
+    units.write(request, lambda s: locks.unlock_colleague(s, who, user_id))
+    return RedirectResponse(f"/portal/{slug}/users?unlocked=1", status_code=303)
 
 
 @router.get("/{slug}/welcome/{token}", response_class=HTMLResponse)
