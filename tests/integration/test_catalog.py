@@ -138,6 +138,9 @@ def post_template(vendor: VendorHandle, options: dict[str, Any], **body: Any) ->
             {"transfer_limit": {"returns": 1, "period_days": -1}},
             "options.transfer_limit.period_days",
         ),
+        ({"churn_limit": {"count": 0, "days": 30}}, "options.churn_limit.count"),
+        ({"churn_limit": {"count": 3}}, "options.churn_limit.days"),
+        ({"churn_limit": {"count": 3, "days": 30}, "delivery": "cloud"}, "options.churn_limit"),
     ],
 )
 def test_a_broken_option_rule_is_refused_naming_the_option(

@@ -227,3 +227,27 @@ def test_a_vendor_command_run_where_there_is_no_database_says_so_and_creates_non
     assert result.exit_code == 6
     assert "DATABASE_MISSING" in result.output and "licentia db upgrade" in result.output
     assert not (tmp_path / "var").exists()
+
+
+def test_a_return_beyond_the_churn_limit_is_refused_with_its_code_and_exit_13(
+    vendors, live_server, tmp_path: Path
+):
+    vendor = vendors.create()
+    template = vendor.template({"churn_limit": {"count": 1, "days": 30}})
+    code = vendor.order([{"sku": template["sku"], "quantity": 1}])["ticket_code"]
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(vendor.client.get(f"/api/v1/vendors/{vendor.slug}/jwks.json").text)
+    common = ["--vendor", vendor.slug, "--jwks", str(jwks), "--store", str(tmp_path / "store")]
+    activated = runner.invoke(app, ["device", "activate", code, "--server", live_server, *common])
+    assert activated.exit_code == 0, activated.output
+    status = runner.invoke(app, ["device", "status", *common, "--json"])
+    (license_,) = json.loads(status.output)["licenses"]
+
+    returned = runner.invoke(
+        app, ["device", "return", license_["license"], "--server", live_server, *common]
+    )
+
+    assert returned.exit_code == 13, returned.output
+    assert "CHURN_LIMIT_REACHED" in returned.output
+    assert "churn limit (1 activations and returns in 30 days)" in returned.output
+    assert vendor.ok("GET", f"/licenses/{license_['license']}")["state"] == "activated"

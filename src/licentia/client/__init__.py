@@ -21,6 +21,7 @@ from licentia.client._clock import (
 )
 from licentia.client._entitlements import Entitlement
 from licentia.client._exceptions import (
+    ChurnLimitReachedError,
     ClockRollbackError,
     CredentialInvalidError,
     CredentialResetError,
@@ -109,6 +110,7 @@ __all__ = [
     "DEFAULT_ROLLBACK_TOLERANCE",
     "AccessToken",
     "BorrowedSeat",
+    "ChurnLimitReachedError",
     "ClientStatus",
     "ClockRollbackError",
     "CloudClient",

@@ -30,6 +30,7 @@ branch of the tree to handle a family at once, or a leaf for one condition::
             ├── DeviceBlacklistedError     DEVICE_BLACKLISTED
             ├── DeviceFlaggedError         DEVICE_FLAGGED
             ├── TransferLimitReachedError  TRANSFER_LIMIT_REACHED
+            ├── ChurnLimitReachedError     CHURN_LIMIT_REACHED
             ├── CredentialInvalidError     CREDENTIAL_INVALID
             ├── CredentialResetError       CREDENTIAL_RESET
             ├── DeviceDeregisteredError    DEVICE_DEREGISTERED
@@ -49,6 +50,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "ChurnLimitReachedError",
     "ClockRollbackError",
     "CredentialInvalidError",
     "CredentialResetError",
@@ -301,6 +303,13 @@ class TransferLimitReachedError(ServerError):
     code = "TRANSFER_LIMIT_REACHED"
 
 
+class ChurnLimitReachedError(ServerError):
+    """The license was activated and returned as often as its churn limit allows within
+    its period; ``until`` (in ``problem``) says when it may be again."""
+
+    code = "CHURN_LIMIT_REACHED"
+
+
 class CredentialInvalidError(ServerError):
     """The container credential (the ``.licred`` file) is not valid: mistyped, or replaced
     by a reset. Ask the customer admin for the current file."""
@@ -349,6 +358,7 @@ _SERVER_ERRORS: dict[str, type[ServerError]] = {
     "DEVICE_BLACKLISTED": DeviceBlacklistedError,
     "DEVICE_FLAGGED": DeviceFlaggedError,
     "TRANSFER_LIMIT_REACHED": TransferLimitReachedError,
+    "CHURN_LIMIT_REACHED": ChurnLimitReachedError,
     "CREDENTIAL_INVALID": CredentialInvalidError,
     "CREDENTIAL_RESET": CredentialResetError,
     "DEVICE_DEREGISTERED": DeviceDeregisteredError,

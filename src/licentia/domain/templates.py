@@ -113,6 +113,14 @@ class TransferLimit(_Strict):
     period_days: PositiveDays
 
 
+class ChurnLimit(_Strict):
+    """At most ``count`` activations and returns of one license within ``days`` days,
+    counted from the first of them (then a new period starts with the next one)."""
+
+    count: int = Field(ge=1, le=1000)
+    days: PositiveDays
+
+
 class CustomData(_Strict):
     public: str | None = Field(default=None, max_length=4096)
     protected: dict[str, object] | None = None
@@ -166,6 +174,7 @@ class TemplateOptions(_Strict):
     fingerprint_tolerance: FingerprintTolerance = FingerprintTolerance()
     vm_policy: Literal["allow", "deny"] = "allow"
     transfer_limit: TransferLimit | None = None
+    churn_limit: ChurnLimit | None = None
     max_devices: MaxDevices = 3
     seat_lease_seconds: int = Field(default=300, ge=10, le=86_400)
     access_token_seconds: int = Field(default=300, ge=10, le=86_400)
@@ -179,6 +188,8 @@ class TemplateOptions(_Strict):
             raise OptionRuleError("refresh_days", "refresh_days cannot exceed lease_days")
         if self.max_borrow_days is not None and self.delivery is not Delivery.SEAT_POOL:
             raise OptionRuleError("max_borrow_days", "max_borrow_days only applies to seat pools")
+        if self.churn_limit is not None and self.delivery is not Delivery.DEVICE:
+            raise OptionRuleError("churn_limit", "churn_limit only applies to device licenses")
         if self.seats is not None and self.seats > MAX_SEATS:
             raise OptionRuleError("seats", f"seats cannot exceed {MAX_SEATS}")
         return self
@@ -248,6 +259,11 @@ class StoredOptions:
     @property
     def transfer_limit(self) -> dict[str, Any] | None:
         limit = self._value("transfer_limit")
+        return None if limit is None else dict(limit)
+
+    @property
+    def churn_limit(self) -> dict[str, Any] | None:
+        limit = self._value("churn_limit")
         return None if limit is None else dict(limit)
 
     @property

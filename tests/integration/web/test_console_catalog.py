@@ -93,6 +93,8 @@ def test_a_template_with_every_kind_of_option_is_created_as_the_api_would(
         fingerprint_tolerance__n="5",
         transfer_limit__returns="2",
         transfer_limit__period_days="365",
+        churn_limit__count="6",
+        churn_limit__days="90",
         custom_data__public="Thank you",
         custom_data__protected='{"tier": "gold"}',
         custom_data__secret="s3cret",
@@ -108,6 +110,7 @@ def test_a_template_with_every_kind_of_option_is_created_as_the_api_would(
     assert options["validity"] == {"kind": "days_from_issue", "days": 365, "end_date": None}
     assert options["fingerprint_tolerance"] == {"preset": None, "k": 3, "n": 5}
     assert options["transfer_limit"] == {"returns": 2, "period_days": 365}
+    assert options["churn_limit"] == {"count": 6, "days": 90}
     assert options["vm_policy"] == "deny" and options["maintenance_days"] == 365
     assert options["custom_data"]["protected"] == {"tier": "gold"}
     edit = browser.get(f"/console/templates/{template['id']}").text
@@ -127,6 +130,8 @@ def test_a_broken_option_rule_is_shown_next_to_the_option_it_names(
         "options.lease_days": {"lease_days": "thirty"},
         "options.custom_data.protected": {"custom_data__protected": "[1, 2"},
         "options.max_borrow_days": {"max_borrow_days": "5"},  # only for seat pools
+        "options.churn_limit.count": {"churn_limit__count": "0", "churn_limit__days": "30"},
+        "options.churn_limit.days": {"churn_limit__count": "3"},  # a count without a period
     }
     for field, options in cases.items():
         form = template_form(product["id"], vendor.unique("SKU"), **options)

@@ -12,6 +12,7 @@ PUBLIC_NAMES = {
     "DEFAULT_ROLLBACK_TOLERANCE",
     "AccessToken",
     "BorrowedSeat",
+    "ChurnLimitReachedError",
     "ClientStatus",
     "ClockRollbackError",
     "CloudClient",

@@ -430,6 +430,8 @@ def _free(candidate: Any, template_id: Any) -> Select[Any]:
             candidate.c.state.in_(_BINDABLE),
             candidate.c.device_id.is_(None),
             candidate.c.valid_until.is_(None) | (candidate.c.valid_until > _NOW),
+            # not churned out (activation/churn.py): its period's count is not full
+            candidate.c.churn_full_until.is_(None) | (candidate.c.churn_full_until <= _NOW),
         )
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -525,6 +527,31 @@ def has_expired_free(connection: Connection, ticket_id: str, now: datetime) -> b
     says so rather than that every license is in use)."""
     found = connection.execute(_EXPIRED_FREE, {"on_ticket": ticket_id, "now": now}).first()
     return found is not None
+
+
+def churned_free(
+    connection: Connection, ticket_id: str, now: datetime
+) -> tuple[datetime, dict[str, Any]] | None:
+    """The free, live device license of the ticket that is churned out (its churn
+    limit's period is full) and may be activated again first: when, and its options;
+    None if no free license is churned out."""
+    row = connection.execute(_CHURNED_FREE, {"on_ticket": ticket_id, "now": now}).first()
+    return None if row is None else (row.churn_full_until, row.options)
+
+
+_CHURNED_FREE = (
+    select(_LICENSE.churn_full_until, _LICENSE.options)
+    .where(
+        _LICENSE.ticket_id == bindparam("on_ticket", type_=String),
+        _LICENSE.delivery == "device",
+        _LICENSE.state.in_(_BINDABLE),
+        _LICENSE.device_id.is_(None),
+        _LICENSE.valid_until.is_(None) | (_LICENSE.valid_until > _NOW),
+        _LICENSE.churn_full_until > _NOW,
+    )
+    .order_by(_LICENSE.churn_full_until)
+    .limit(1)
+)
 
 
 _EXPIRED_FREE = (

@@ -21,6 +21,7 @@ from licentia.domain.licenses import LicenseState
 from licentia.domain.templates import StoredOptions
 from licentia.server.activation import _binding
 from licentia.server.activation._binding import DeviceLicense, Found, KnownDevice, Presented
+from licentia.server.activation.churn import churn_limit_reached, count_churn
 from licentia.server.activation.documents import sign_update
 from licentia.server.activation.exchange import (
     SEEN_GRANULARITY,
@@ -45,9 +46,9 @@ def activate(session: Session, ex: Exchange, request: DeviceRequest) -> UpdateIs
 
     Idempotent: a device that already holds a license of the ticket's template keeps
     it and takes no other. Raises TICKET_CODE_INVALID / TICKET_NOT_FOUND,
-    ``NO_LICENSE_AVAILABLE``, ``EXPIRED``, ``WRONG_DELIVERY``, ``VM_NOT_ALLOWED``,
-    ``DEVICE_BLACKLISTED``, ``DEVICE_FLAGGED``. A suspicious request flags the device
-    and answers ``Refused``.
+    ``NO_LICENSE_AVAILABLE``, ``EXPIRED``, ``CHURN_LIMIT_REACHED``, ``WRONG_DELIVERY``,
+    ``VM_NOT_ALLOWED``, ``DEVICE_BLACKLISTED``, ``DEVICE_FLAGGED``. A suspicious request
+    flags the device and answers ``Refused``.
     """
     if request.ticket is None:
         raise ConflictError("an activation needs a ticket code", code="TICKET_REQUIRED")
@@ -123,6 +124,10 @@ def _none_available(connection: Connection, ticket_id: str, now: datetime) -> Co
         return ConflictError(
             "the licenses of this ticket that are not in use have expired", code="EXPIRED"
         )
+    churned = _binding.churned_free(connection, ticket_id, now)
+    if churned is not None:
+        until, options = churned
+        return churn_limit_reached(StoredOptions(options).churn_limit or {}, until)
     return ConflictError(
         "every license of this ticket is in use on other devices", code="NO_LICENSE_AVAILABLE"
     )
@@ -175,13 +180,15 @@ def _bound(
             license_ = replace(license_, valid_until=until)
             started[license_.id] = until
         bound.append(license_)
+        churn = count_churn(session.connection(), license_.id, license_.options, ex.now)
+        after = {"state": LicenseState.ACTIVATED.value, "device_id": device.id}
         record(
             session,
             ex.actor(device.key_id),
             "license.activated",
             "license",
             license_.id,
-            after={"state": LicenseState.ACTIVATED.value, "device_id": device.id},
+            after=after | ({"churn": churn.as_audited()} if churn else {}),
         )
     _binding.start_validity(session.connection(), started)
     return bound

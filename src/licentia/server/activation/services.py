@@ -24,6 +24,7 @@ from licentia.domain.licenses import LicenseState
 from licentia.domain.templates import StoredOptions
 from licentia.formats.device import state_hash
 from licentia.formats.document_types import RECEIPT_TYP, RETURN_TYP
+from licentia.server.activation.churn import count_churn, ensure_churn_left
 from licentia.server.activation.documents import build_update
 from licentia.server.activation.exchange import SEEN_GRANULARITY as SEEN_GRANULARITY
 from licentia.server.activation.exchange import Exchange as Exchange
@@ -122,13 +123,14 @@ def preview_return(session: Session, ex: Exchange, token: str) -> ReturnPreview:
 def return_license(session: Session, ex: Exchange, token: str) -> License:
     """Make a license the device gave up available again.
 
-    Idempotent per proof. Raises ``LICENSE_NOT_ON_DEVICE`` and
-    ``TRANSFER_LIMIT_REACHED`` (the license then stays on the device).
+    Idempotent per proof. Raises ``LICENSE_NOT_ON_DEVICE``, ``TRANSFER_LIMIT_REACHED``
+    and ``CHURN_LIMIT_REACHED`` (the license then stays on the device).
     """
     device, proof_id, license_ = _returning(session, ex, token, lock=True)
     if _returned_already(session, proof_id):
         return license_
     _check_move(session, device, license_, ex.now)
+    churn = count_churn(session.connection(), license_.id, license_.options, ex.now)
     before = {"state": license_.state, "device_id": device.id}
     license_.state = (
         LicenseState.RETURNED.value if license_.state == LicenseState.ACTIVATED else license_.state
@@ -150,7 +152,8 @@ def return_license(session: Session, ex: Exchange, token: str) -> License:
         "license",
         license_.id,
         before=before,
-        after={"state": license_.state, "device_id": None},
+        after={"state": license_.state, "device_id": None}
+        | ({"churn": churn.as_audited()} if churn else {}),
     )
     return license_
 
@@ -210,7 +213,9 @@ def _check_move(
 ) -> TransferAllowance | None:
     if license_.device_id != device.id:
         raise ConflictError("this license is not on this device", code="LICENSE_NOT_ON_DEVICE")
-    return check_transfer_allowed(session, license_, now)
+    allowance = check_transfer_allowed(session, license_, now)
+    ensure_churn_left(license_, now)
+    return allowance
 
 
 def _registered(session: Session, ex: Exchange, token: str, *, lock: bool = True) -> Device:

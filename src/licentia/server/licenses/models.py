@@ -40,3 +40,8 @@ class License(Base):
     replaced_by_id: Mapped[str | None] = mapped_column(String(36))
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = created_column()
+    # The churn limit's period (``activation/churn.py``): activations and returns
+    # counted since the period began, its end, and while the count is full, until when.
+    churn_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    churn_period_ends: Mapped[datetime | None]
+    churn_full_until: Mapped[datetime | None]

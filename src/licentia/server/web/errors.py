@@ -65,6 +65,10 @@ SENTENCES: dict[str, str] = {
     ),
     "REQUEST_EXPIRED": N_("This file is too old. Make a new one on the computer and upload it."),
     "TRANSFER_LIMIT_REACHED": N_("This license has been moved as often as its terms allow."),
+    "CHURN_LIMIT_REACHED": N_(
+        "This license has been activated and returned as often as its terms allow for now."
+        " It can be activated or returned again when the period ends."
+    ),
     "LICENSE_NOT_ON_DEVICE": N_("This license is not on that computer."),
     "FINGERPRINT_MISMATCH": N_("This file comes from a different computer than the one activated."),
     "EXPIRED": N_("The free licenses of this ticket have expired."),

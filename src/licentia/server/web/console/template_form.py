@@ -31,6 +31,8 @@ INTEGERS = (
     "fingerprint_tolerance.n",
     "transfer_limit.returns",
     "transfer_limit.period_days",
+    "churn_limit.count",
+    "churn_limit.days",
     "max_devices",
     "seat_lease_seconds",
     "access_token_seconds",
