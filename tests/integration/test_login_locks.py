@@ -220,7 +220,12 @@ def test_failed_and_successful_logins_are_audited_with_their_address(
         (user_id, email),
         (None, "nobody@example.test"),
     ]
-    assert failed[0]["after"] == {"email": email, "failures": 1, "locked_until": None}
+    assert failed[0]["after"] == {
+        "email": email,
+        "failures": 1,
+        "locked_until": None,
+        "reason": "password",
+    }
     assert failed[0]["actor_type"] == "user" and failed[0]["source_ip"] == "testclient"
     [succeeded] = all_events(vendor, action="login.succeeded")
     assert (succeeded["actor_id"], succeeded["object_id"]) == (user_id, user_id)
