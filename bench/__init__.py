@@ -8,9 +8,11 @@ something even on a busy or slow machine (docs/benchmarks.md lists them all), e.
 - seat operations, and online activations through one server process, vs. the bare
   conditional ``UPDATE`` a checkout needs, on PostgreSQL;
 - the end user's commands and an application's first check as fresh processes vs.
-  processes that only import what they stand on.
+  processes that only import what they stand on;
+- the web fronts' main pages of a vendor with 100,000 licenses vs. ``/healthz`` of
+  the same server.
 
 Everything runs on the loopback interface, against servers and databases this run
 creates and removes, and each phase is bounded in time. Sections run alone too:
-``python -m bench.seats``, ``python -m bench.activations``.
+``python -m bench.seats``, ``python -m bench.activations``, ``python -m bench.pages``.
 """

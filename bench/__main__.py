@@ -37,6 +37,9 @@ from bench.api import (
 )
 from bench.devices import measure_device_traffic, measure_devices, traffic_rows
 from bench.devices import rows as device_rows
+from bench.pages import goals_met as page_goals_met
+from bench.pages import measure_backend as measure_pages
+from bench.pages import rows as page_rows
 from bench.seats import SeatBenchConfig, measure_seats
 from bench.seats import rows as seat_rows
 from bench.server import (
@@ -66,6 +69,7 @@ class Config:
     signing_seconds: float
     seat_seconds: float
     device_seconds: float
+    page_rounds: int
 
 
 @dataclass
@@ -77,6 +81,7 @@ class Figures:
     seats: dict[str, Any] | None = None
     devices: list[dict[str, Any]] = field(default_factory=list)
     startup: list[dict[str, Any]] = field(default_factory=list)
+    pages: list[dict[str, Any]] = field(default_factory=list)
     activations_per_s: float | None = None  # PostgreSQL, one server process
     abuse: dict[str, Any] | None = None  # rate limiter cost, a flood's cost (SQLite)
 
@@ -108,6 +113,7 @@ def parse(argv: list[str]) -> tuple[Config, argparse.Namespace]:
         signing_seconds=4 * scale,
         seat_seconds=8 * scale,
         device_seconds=6 * scale,
+        page_rounds=2 if args.quick else 5,
     )
     return config, args
 
@@ -118,6 +124,7 @@ def run(config: Config) -> Figures:
     for backend in config.backends:
         try:
             run_backend(backend, config, figures)
+            figures.pages.append(measure_pages(backend, rounds=config.page_rounds))
         except BenchSetupError as error:
             figures.problems.append(f"{backend}: {error}")
     try:
@@ -251,6 +258,7 @@ def as_json(figures: Figures, config: Config, elapsed: float) -> dict[str, Any]:
         "startup": figures.startup,
         "activation_ratio": _activation_ratio(figures),
         "abuse": figures.abuse,
+        "pages": figures.pages,
         "problems": figures.problems,
     }
 
@@ -316,6 +324,8 @@ def print_tables(report: dict[str, Any], console: Console) -> None:
         table.add_row(*cells, _met(met))
     for *cells, met in abuse.rows(report.get("abuse")):
         table.add_row(*cells, _met(met))
+    for *cells, met in page_rows(report.get("pages") or []):
+        table.add_row(*cells, _met(met))
     console.print(table)
     console.print(
         f"total time {report['elapsed_s']} s; load average at the end "
@@ -342,7 +352,11 @@ def goals_met(report: dict[str, Any]) -> bool:
     rows += [abused["limiter"], abused["flood"]] if abused else []
     devices = [row for row in report["devices"] if "sqlite" not in row["figure"]]
     devices += report["startup"]
-    return all(row["goal_met"] is not False for row in rows) and all(r["met"] for r in devices)
+    return (
+        all(row["goal_met"] is not False for row in rows)
+        and all(r["met"] for r in devices)
+        and page_goals_met(report.get("pages") or [])
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

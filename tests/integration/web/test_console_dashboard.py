@@ -67,3 +67,24 @@ def test_a_bar_chart_scales_to_a_round_top_and_labels_every_bar_with_its_value()
     tallest = chart.bars[1]
     assert tallest.value == 7 and tallest.height > chart.bars[2].height > chart.bars[0].height == 0
     assert not chart.empty and bar_chart([("1", 0)]).empty
+
+
+def test_top_customers_rank_by_every_license_they_hold(app: FastAPI, vendors: VendorFactory):
+    """The ranking reads kept counts: each way of issuing licenses adds to them."""
+    vendor = vendors.create()
+    small = vendor.ok("POST", "/customers", json={"name": "Small Buyer"})
+    big = vendor.ok("POST", "/customers", json={"name": "Big Buyer"})
+    template = vendor.template()
+    vendor.order([{"sku": template["sku"], "quantity": 2}], customer_id=small["id"])
+    first = vendor.order([{"sku": template["sku"], "quantity": 1}], customer_id=big["id"])
+    vendor.order(  # the same order again, with a line it did not have: one more license
+        [{"sku": template["sku"], "quantity": 1}, {"sku": template["sku"], "line_id": "2"}],
+        customer_id=big["id"],
+        external_order_id=first["external_order_id"],
+    )
+    license_id = vendor.ok("GET", f"/tickets/{first['ticket_id']}")["license_ids"][0]
+    vendor.ok("POST", f"/licenses/{license_id}/actions/replace")  # a successor: one more
+    vendor.order()  # no customer: counted for nobody
+    html = console(app, vendor).get("/console/").text
+    ranked = re.findall(r"(Big|Small) Buyer</a></td><td[^>]*>(\d+)</td>", html)
+    assert ranked == [("Big", "3"), ("Small", "2")]

@@ -44,6 +44,7 @@ from licentia.server.db.engine import Database, connect, run_write
 from licentia.server.db.loop_statements import LoopStatements
 from licentia.server.db.runner import Runner
 from licentia.server.db.schema import schema_status
+from licentia.server.db.statistics import REFRESH_SECONDS, refresh_statistics
 from licentia.server.keys.master import MasterKey, load_master_key
 from licentia.server.licenses.reads import LicenseReads
 from licentia.server.migrations import models as all_models
@@ -91,8 +92,12 @@ def create_app(
         executor = install_executor(settings.threads)
         await runner.loop.open()
         sweeper = asyncio.create_task(_sweep_forever(db, settings.sweep_seconds))
+        # the app's own database only: a test's shared one may be inside a transaction
+        statistics = None if database else asyncio.create_task(_refresh_statistics_forever(db))
         yield
         sweeper.cancel()
+        if statistics is not None:
+            statistics.cancel()
         await runner.loop.close()
         executor.shutdown(wait=False)
         if database is None:
@@ -146,6 +151,17 @@ async def _sweep_forever(db: Database, every: float) -> None:
             await run_in_threadpool(run_write, db, lambda session: sweep(session, utcnow()))
         except Exception:  # a failed sweep must not stop the next one
             log.exception("seat sweep failed")
+
+
+async def _refresh_statistics_forever(db: Database) -> None:
+    """SQLite's planner statistics at start, then every ``REFRESH_SECONDS``."""
+    while True:
+        try:
+            if not await run_in_threadpool(refresh_statistics, db):
+                return
+        except Exception:  # stale statistics make queries slower, not wrong
+            log.exception("refreshing the query planner's statistics failed")
+        await asyncio.sleep(REFRESH_SECONDS)
 
 
 def _mount_docs(app: FastAPI) -> None:

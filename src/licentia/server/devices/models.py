@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from licentia.server.db.base import Base, created_column, id_column, vendor_column
@@ -15,7 +23,11 @@ class Device(Base):
     """One machine, known by its Ed25519 key (``key_id`` is the key's JWK thumbprint)."""
 
     __tablename__ = "devices"
-    __table_args__ = (UniqueConstraint("vendor_id", "key_id"),)
+    __table_args__ = (
+        UniqueConstraint("vendor_id", "key_id"),
+        # the dashboard's active devices, counted from the index alone
+        Index("ix_devices_vendor_activity", "vendor_id", "status", "last_seen_at", "created_at"),
+    )
 
     id: Mapped[str] = id_column()
     vendor_id: Mapped[str] = vendor_column()

@@ -16,6 +16,12 @@ class License(Base):
     __table_args__ = (
         Index("ix_licenses_ticket_delivery", "ticket_id", "delivery", "template_id"),
         Index("ix_licenses_ticket_free", "ticket_id", "template_id", "state", "device_id"),
+        # a customer's licenses, and how many of them are in one state (the dashboard)
+        Index("ix_licenses_customer_state", "customer_id", "state"),
+        # a vendor's licenses in one state, in id order: a page of the filtered list
+        # is read from the index in order (SQLite cannot tell a rare state from a
+        # common one, and otherwise walks every license in id order looking for it)
+        Index("ix_licenses_state_vendor_id", "state", "vendor_id", "id"),
     )
 
     id: Mapped[str] = id_column()
@@ -23,13 +29,13 @@ class License(Base):
     ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), index=True)
     template_id: Mapped[str] = mapped_column(ForeignKey("templates.id"), index=True)
     order_line_id: Mapped[str | None] = mapped_column(ForeignKey("order_lines.id"), index=True)
-    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"))
     product_code: Mapped[str] = mapped_column(String(64))
     # Copied from options so that activation and redemption can filter in SQL.
     delivery: Mapped[str] = mapped_column(String(16), default="device", server_default="device")
     features: Mapped[list[str]]
     options: Mapped[dict[str, Any]]
-    state: Mapped[str] = mapped_column(String(16), index=True)
+    state: Mapped[str] = mapped_column(String(16))
     state_before_suspend: Mapped[str | None] = mapped_column(String(16))
     issued_at: Mapped[datetime] = created_column()
     valid_until: Mapped[datetime | None]
@@ -45,3 +51,19 @@ class License(Base):
     churn_count: Mapped[int] = mapped_column(Integer, server_default="0")
     churn_period_ends: Mapped[datetime | None]
     churn_full_until: Mapped[datetime | None]
+
+
+class CustomerLicenseCount(Base):
+    """How many licenses (in any state) each customer holds, added to wherever licenses
+    are issued (``licenses.services.count_issued``). The dashboard ranks customers by it
+    on its index instead of counting every license of the vendor; licenses are never
+    deleted and never change customer, so the count only grows."""
+
+    __tablename__ = "customer_license_counts"
+    __table_args__ = (
+        Index("ix_customer_license_counts_vendor_licenses", "vendor_id", "licenses", "customer_id"),
+    )
+
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    vendor_id: Mapped[str] = mapped_column(String(36), ForeignKey("vendors.id"))
+    licenses: Mapped[int] = mapped_column(Integer)

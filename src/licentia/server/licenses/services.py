@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
@@ -30,7 +33,7 @@ from licentia.server.catalog.services import TemplateRef, template_by_sku
 from licentia.server.db.base import utcnow
 from licentia.server.keys.master import MasterKey
 from licentia.server.keys.services import current_signer
-from licentia.server.licenses.models import License
+from licentia.server.licenses.models import CustomerLicenseCount, License
 from licentia.server.tenancy.models import Vendor
 
 
@@ -65,6 +68,7 @@ def issue_licenses(
     licenses = [License(**row) for row in rows]
     session.add_all(licenses)
     session.flush()
+    count_issued(session, rows)
     for license_ in licenses:
         record(
             session,
@@ -116,6 +120,26 @@ def new_license_rows(
         }
         for _ in range(quantity)
     ]
+
+
+def count_issued(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Add licenses just written from ``new_license_rows`` to their customers'
+    ``CustomerLicenseCount`` (one upsert per customer; licenses without a customer
+    are not counted)."""
+    per_customer = Counter(
+        (row["vendor_id"], row["customer_id"]) for row in rows if row["customer_id"]
+    )
+    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    for (vendor_id, customer_id), added in per_customer.items():
+        statement = upsert(CustomerLicenseCount).values(
+            customer_id=customer_id, vendor_id=vendor_id, licenses=added
+        )
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[CustomerLicenseCount.customer_id],
+                set_={"licenses": CustomerLicenseCount.licenses + added},
+            )
+        )
 
 
 def record_issued(

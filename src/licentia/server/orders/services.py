@@ -36,7 +36,7 @@ from licentia.server.catalog.services import (
 from licentia.server.db.base import utcnow
 from licentia.server.keys.master import MasterKey
 from licentia.server.licenses.models import License
-from licentia.server.licenses.services import new_license_rows, record_issued
+from licentia.server.licenses.services import count_issued, new_license_rows, record_issued
 from licentia.server.orders._rows import Batch, write_rows
 from licentia.server.orders.models import Customer, Order, OrderLine, Ticket
 
@@ -236,6 +236,7 @@ def place_order(
         created = False
     added = _add_new_lines(session, actor, order, resolved, writes)
     write_rows(session.connection(), writes)
+    count_issued(session, [row for entity, rows in writes if entity is License for row in rows])
     return OrderResult(order, created, added, code)
 
 

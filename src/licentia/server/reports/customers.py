@@ -153,12 +153,19 @@ def _containers(session: Session, customer: Customer, shown: int) -> list[Contai
 
 
 def _devices(session: Session, customer: Customer, shown: int) -> list[DeviceRow]:
-    """The device containers holding at least one of the customer's licenses."""
+    """The device containers holding at least one of the customer's licenses: the
+    customer's licenses counted per device first (on their customer index), so that
+    only those devices are read."""
+    held = (
+        select(License.device_id, func.count().label("licenses"))
+        .where(License.customer_id == customer.id, License.device_id.is_not(None))
+        .group_by(License.device_id)
+        .subquery()
+    )
     rows = session.execute(
-        select(Device.id, Device.key_id, Device.status, func.count(License.id), Device.last_seen_at)
-        .join(License, License.device_id == Device.id)
-        .where(Device.vendor_id == customer.vendor_id, License.customer_id == customer.id)
-        .group_by(Device.id, Device.key_id, Device.status, Device.last_seen_at)
+        select(Device.id, Device.key_id, Device.status, held.c.licenses, Device.last_seen_at)
+        .join(held, held.c.device_id == Device.id)
+        .where(Device.vendor_id == customer.vendor_id)
         .order_by(Device.id)
         .limit(shown)
     )

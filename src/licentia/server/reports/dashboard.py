@@ -7,8 +7,9 @@ grouped query.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Float, cast, func, select
 from sqlalchemy.orm import Session
@@ -19,7 +20,7 @@ from licentia.server.cloud.models import CloudDevice
 from licentia.server.counters.models import UnitCounter
 from licentia.server.counters.services import LOW_BALANCE_SHARE
 from licentia.server.devices.models import Device
-from licentia.server.licenses.models import License
+from licentia.server.licenses.models import CustomerLicenseCount, License
 from licentia.server.orders.models import Customer
 from licentia.server.reports.days import DayCount, as_date, day_of, every_day, period
 from licentia.server.seats.models import SeatEvent, SeatSlot
@@ -74,7 +75,7 @@ def dashboard(session: Session, actor: Actor, now: datetime, *, days: int = DAYS
     first, since = period(now, days)
     return Dashboard(
         since=first,
-        activations=every_day(first, days, _activations(session, vendor_id, since)),
+        activations=_activations(session, vendor_id, first, days),
         active_devices=_active_devices(session, vendor_id, since),
         active_cloud_devices=_active_cloud_devices(session, vendor_id, since),
         seats_in_use=_seats_in_use(session, vendor_id, now),
@@ -85,34 +86,44 @@ def dashboard(session: Session, actor: Actor, now: datetime, *, days: int = DAYS
     )
 
 
-def _activations(session: Session, vendor_id: str, since: datetime) -> dict[date, int]:
-    """Activations from the audit log: a license activated twice (after a return)
-    counts twice, which the licenses' own ``activated_at`` could not tell."""
-    day = day_of(session, AuditEvent.at)
-    rows = session.execute(
-        select(day, func.count())
+def _activations(session: Session, vendor_id: str, first: date, days: int) -> list[DayCount]:
+    """Activations per UTC day, from the audit log: a license activated twice (after a
+    return) counts twice, which the licenses' own ``activated_at`` could not tell.
+
+    One count per day over its range of the (chain, action, at) index: counting index
+    entries, where grouping by a day computed from each event's time read them all
+    through a function and a temporary table."""
+    starts = [
+        datetime.combine(first + timedelta(days=n), datetime.min.time(), tzinfo=UTC)
+        for n in range(days + 1)
+    ]
+    counts = [
+        select(func.count())
         .where(
             AuditEvent.chain == vendor_id,
             AuditEvent.action == "license.activated",
-            AuditEvent.at >= since,
+            AuditEvent.at >= start,
+            AuditEvent.at < end,
         )
-        .group_by(day)
-    )
-    return {as_date(value): count for value, count in rows}
+        .scalar_subquery()
+        for start, end in itertools.pairwise(starts)
+    ]
+    row = session.execute(select(*counts)).one()
+    return [DayCount(start.date(), int(count)) for start, count in zip(starts, row, strict=False)]
 
 
 def _active_devices(session: Session, vendor_id: str, since: datetime) -> int:
-    """Device containers not blacklisted that were registered or called since ``since``."""
-    return int(
-        session.scalar(
-            select(func.count()).where(
-                Device.vendor_id == vendor_id,
-                Device.status == "active",
-                (Device.last_seen_at >= since) | (Device.created_at >= since),
-            )
-        )
-        or 0
+    """Device containers not blacklisted that were registered or called since ``since``.
+
+    A device's calls all come after its registration, so that is: called since, or
+    never called and registered since; two ranges of the (vendor, status, last seen,
+    registered) index, counted without reading the other devices."""
+    active = (Device.vendor_id == vendor_id, Device.status == "active")
+    called = select(func.count()).where(*active, Device.last_seen_at >= since)
+    registered = select(func.count()).where(
+        *active, Device.last_seen_at.is_(None), Device.created_at >= since
     )
+    return int(session.scalar(select(called.scalar_subquery() + registered.scalar_subquery())) or 0)
 
 
 def _active_cloud_devices(session: Session, vendor_id: str, since: datetime) -> int:
@@ -191,21 +202,18 @@ def low_counters(session: Session, vendor_id: str, *, limit: int = TOP) -> list[
 def top_customers(session: Session, vendor_id: str, *, limit: int = TOP) -> list[TopCustomer]:
     """The customers holding the most licenses, with how many of them are activated.
 
-    Counted per customer on the licenses' customer index (a lookup each), which reads
-    far less than grouping every license of the vendor."""
-    held = (
-        select(func.count())
-        .where(License.customer_id == Customer.id)
-        .correlate(Customer)
-        .scalar_subquery()
-    )
+    Ranked on the index of the kept counts (``CustomerLicenseCount``), then the
+    activated licenses counted for those few customers only, on the licenses'
+    (customer, state) index: the vendor's other licenses are never read."""
+    counts = CustomerLicenseCount
     top = session.execute(
-        select(Customer.id, Customer.name, held.label("held"))
-        .where(Customer.vendor_id == vendor_id)
-        .order_by(held.desc(), Customer.id)
+        select(counts.customer_id, Customer.name, counts.licenses)
+        .join(Customer, Customer.id == counts.customer_id)
+        .where(counts.vendor_id == vendor_id, counts.licenses > 0)
+        .order_by(counts.licenses.desc(), counts.customer_id.desc())
         .limit(limit)
     ).all()
-    ids = [customer_id for customer_id, _, count in top if count]
+    ids = [customer_id for customer_id, _, _ in top]
     activated: dict[str | None, int] = {
         customer_id: count
         for customer_id, count in session.execute(
@@ -217,5 +225,4 @@ def top_customers(session: Session, vendor_id: str, *, limit: int = TOP) -> list
     return [
         TopCustomer(customer_id, name, int(count), activated.get(customer_id, 0))
         for customer_id, name, count in top
-        if count
     ]

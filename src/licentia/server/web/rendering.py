@@ -28,15 +28,16 @@ from licentia.server.web.sessions import remember_visit, visitor_of
 
 TEMPLATES = Path(__file__).parent / "templates"
 LICENTIA_BRAND = Branding("", "Licentia", DEFAULT_PRIMARY, DEFAULT_ACCENT, None, None, False)
-_catalogue: ContextVar[gettext.NullTranslations] = ContextVar("catalogue")
+_UNTRANSLATED = gettext.NullTranslations()
+_catalogue: ContextVar[gettext.NullTranslations] = ContextVar("catalogue", default=_UNTRANSLATED)
 
 
 def _gettext(message: str) -> str:
-    return _catalogue.get(gettext.NullTranslations()).gettext(message)
+    return _catalogue.get().gettext(message)
 
 
 def _ngettext(singular: str, plural: str, n: int) -> str:
-    return _catalogue.get(gettext.NullTranslations()).ngettext(singular, plural, n)
+    return _catalogue.get().ngettext(singular, plural, n)
 
 
 class Pages:
