@@ -6,6 +6,11 @@ key, a session token, a device's token, a container credential): a guesser behin
 one address, and a credential used from many addresses, each meet the limit. A
 credential is counted under a digest, so no storage ever holds it in clear.
 
+In one process's memory, a count is an increment done at once: the library's memory
+storage would also start a task to expire old counts at every count, which cost the
+hottest call more than the count itself (docs/benchmarks.md, "Abuse limits"); here
+expired counts are dropped when next counted, and all of them once a second.
+
 When the storage fails (Redis unreachable), requests are served uncounted and the
 failure is logged: the limits protect the service, and must not become what stops it.
 """
@@ -20,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import (
     FixedWindowRateLimiter,
     MovingWindowRateLimiter,
@@ -41,6 +47,36 @@ STRATEGIES: dict[str, type[RateLimiter]] = {
 }
 KEY_PREFIX = "licentia"
 _LOG_EVERY = 60.0  # seconds between two logs of a failing storage
+_SWEEP_EVERY = 1.0  # seconds between two sweeps of expired counts in memory
+
+
+class CountingMemoryStorage(MemoryStorage):
+    """The library's memory storage, counting without a task per count.
+
+    An increment has no ``await`` in it, so on the event loop it cannot interleave
+    with another and needs no lock. The counts that expired are dropped together at
+    most once every ``_SWEEP_EVERY`` seconds, so addresses and credentials seen once
+    do not pile up."""
+
+    _swept_at: float = -math.inf
+
+    async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        now = time.time()
+        if self.expirations.get(key, 0) <= now:
+            self.storage[key] = amount
+            self.expirations[key] = now + expiry
+            if now - self._swept_at >= _SWEEP_EVERY:
+                self._sweep(now)
+            return amount
+        self.storage[key] += amount
+        return self.storage[key]
+
+    def _sweep(self, now: float) -> None:
+        self._swept_at = now
+        for key in [k for k, at in self.expirations.items() if at <= now]:
+            self.storage.pop(key, None)
+            self.expirations.pop(key, None)
+            self.locks.pop(key, None)
 
 
 def storage_for(url: str) -> StorageTypes:
@@ -48,7 +84,7 @@ def storage_for(url: str) -> StorageTypes:
     Redis URL (spoken to with redis-py's asyncio client, each call bounded by a
     timeout so that a stalled Redis stalls no request for long)."""
     if url.startswith("memory://"):
-        return storage_from_string("async+memory://", wrap_exceptions=True)
+        return CountingMemoryStorage("async+memory://", wrap_exceptions=True)
     return storage_from_string(
         f"async+{url}",
         implementation="redispy",
