@@ -99,6 +99,7 @@ def settings(database_url: str) -> Settings:
         environment="development",
         credential_cache_seconds=0,
         rate_limits=False,
+        webhook_poll_seconds=0,  # webhook tests run the delivery job themselves
     )
 
 

@@ -26,13 +26,15 @@ SCOPES: tuple[str, ...] = (
     "audit:read",
     "vendor:read",
     "vendor:write",
+    "webhooks:read",
+    "webhooks:write",
 )
 
 _READ = frozenset(s for s in SCOPES if s.endswith(":read"))
 
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
     Role.ADMIN: frozenset(SCOPES),
-    Role.SALES: _READ - {"audit:read", "keys:read"}
+    Role.SALES: _READ - {"audit:read", "keys:read", "webhooks:read"}
     | {"catalog:write", "customers:write", "orders:write"},
     Role.SUPPORT: _READ | {"customers:write", "licenses:write"},
     Role.READ_ONLY: _READ,

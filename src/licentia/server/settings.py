@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     session_ttl_minutes: int = 8 * 60
     database_pool_size: int = 10
     sweep_seconds: float = 30.0
+    # Webhooks (docs/integrations.md): how often this process looks for due deliveries
+    # (0: it delivers none; another node must), and how long a receiver may take to answer.
+    webhook_poll_seconds: float = Field(default=1.0, ge=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     credential_cache_seconds: float = 2.0
     threads: int = 40  # requests that run blocking code at once, per process
     password_checks: int = Field(default=4, ge=1)  # argon2id checks at once, per process

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -36,6 +37,7 @@ from licentia.server.api.routes import (
     licenses,
     orders,
     sessions,
+    webhooks,
 )
 from licentia.server.api.threads import install_executor
 from licentia.server.cloud.renewals import Renewals
@@ -53,6 +55,7 @@ from licentia.server.seats.services import sweep
 from licentia.server.settings import Settings
 from licentia.server.tenancy.passwords import PasswordChecks
 from licentia.server.web import install as install_web_fronts
+from licentia.server.webhooks.delivery import Deliverer
 
 # Every table must be mapped before the first flush: foreign keys span contexts.
 assert all_models.Base.metadata.tables
@@ -94,8 +97,10 @@ def create_app(
         sweeper = asyncio.create_task(_sweep_forever(db, settings.sweep_seconds))
         # the app's own database only: a test's shared one may be inside a transaction
         statistics = None if database else asyncio.create_task(_refresh_statistics_forever(db))
+        deliverer = asyncio.create_task(_deliver_forever(db, master, settings))
         yield
         sweeper.cancel()
+        deliverer.cancel()
         if statistics is not None:
             statistics.cancel()
         await runner.loop.close()
@@ -124,7 +129,18 @@ def create_app(
     app.include_router(health.router)
     app.include_router(devices.device_router, prefix=API)
     app.include_router(cloud_devices.router, prefix=API)
-    for module in (licenses, assignments, orders, sessions, catalog, devices, cloud, keys, audit):
+    for module in (
+        licenses,
+        assignments,
+        orders,
+        sessions,
+        catalog,
+        devices,
+        cloud,
+        keys,
+        audit,
+        webhooks,
+    ):
         app.include_router(module.router, prefix=API)
     app.include_router(keys.public_router, prefix=API)
     app.include_router(cloud_admin.router, prefix=API)
@@ -162,6 +178,22 @@ async def _refresh_statistics_forever(db: Database) -> None:
         except Exception:  # stale statistics make queries slower, not wrong
             log.exception("refreshing the query planner's statistics failed")
         await asyncio.sleep(REFRESH_SECONDS)
+
+
+async def _deliver_forever(db: Database, master: MasterKey, settings: Settings) -> None:
+    """Deliver the webhook outbox (licentia.server.webhooks.delivery) every
+    ``webhook_poll_seconds``: on several nodes at once, each claims other deliveries."""
+    every = settings.webhook_poll_seconds
+    if every <= 0:
+        return
+    with httpx.Client(timeout=settings.webhook_timeout_seconds) as http:
+        deliverer = Deliverer(db, master, http)
+        while True:
+            try:
+                await run_in_threadpool(deliverer.deliver_due)
+            except Exception:  # a failed round must not stop the next one
+                log.exception("webhook delivery failed")
+            await asyncio.sleep(every)
 
 
 def _mount_docs(app: FastAPI) -> None:

@@ -22,6 +22,12 @@ from licentia.server.tenancy.models import (
     VendorUser,
 )
 from licentia.server.totp.models import RecoveryCode, StaffTotp
+from licentia.server.webhooks.models import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 
 __all__ = [
     "ApiKey",
@@ -61,4 +67,8 @@ __all__ = [
     "Vendor",
     "VendorBranding",
     "VendorUser",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
 ]

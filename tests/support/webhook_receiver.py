@@ -1,0 +1,81 @@
+"""A vendor's webhook receiver on a loopback port: it verifies each request's Standard
+Webhooks signature with the reference library, as a vendor's system would, and keeps
+what it accepted. It can go down (nothing listens on its port) and come back, or
+answer with an error status."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from standardwebhooks import Webhook, WebhookVerificationError
+
+
+@dataclass
+class Received:
+    webhook_id: str
+    payload: dict[str, Any]
+
+
+@dataclass
+class WebhookReceiver:
+    secrets: list[str] = field(default_factory=list)  # any of them may verify
+    status: int = 204  # what it answers a verified request
+    received: list[Received] = field(default_factory=list)
+    refused: int = 0
+    port: int = 0
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+    def start(self) -> WebhookReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                self.send_response(receiver.accept(body, headers))
+                self.end_headers()
+                self.wfile.write(b"receiver says hello")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def accept(self, body: bytes, headers: dict[str, str]) -> int:
+        for secret in self.secrets:
+            try:
+                payload = Webhook(secret).verify(body, headers)
+            except WebhookVerificationError:
+                continue
+            if self.status < 300:
+                with self._lock:
+                    self.received.append(Received(headers["webhook-id"], payload))
+            return self.status
+        with self._lock:
+            self.refused += 1
+        return 401
+
+    def stop(self) -> None:
+        """Go down: nothing listens on the port until ``start`` again."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def types(self) -> list[str]:
+        return [r.payload["type"] for r in self.received]
+
+    def json(self) -> str:
+        return json.dumps([r.payload for r in self.received])
