@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from licentia.server.webhooks.delivery import fan_out
 from tests.factories import VendorHandle
 from tests.integration.device_messages import activate_device
 
@@ -22,6 +23,15 @@ class Objects:
 
 def one_of_each(vendor: VendorHandle, marker: str) -> Objects:
     """Create the objects, each name and external id carrying ``marker``."""
+    endpoint = vendor.ok(
+        "POST",
+        "/webhook-endpoints",
+        json={
+            "url": "http://127.0.0.1:9/hooks",  # never called: the tests' app delivers nothing
+            "event_types": ["order.created"],
+            "description": f"W-{marker}",
+        },
+    )
     product = vendor.ok(
         "POST",
         "/products",
@@ -49,6 +59,9 @@ def one_of_each(vendor: VendorHandle, marker: str) -> Objects:
     )
     ticket = vendor.ok("GET", f"/tickets/{order['ticket_id']}")
     device_id = activate_device(vendor, order["ticket_code"])
+    with vendor.database.transaction() as session:
+        fan_out(session)  # the order's event becomes a delivery to the endpoint
+    (delivery,) = vendor.ok("GET", f"/webhook-endpoints/{endpoint['id']}/deliveries")["items"]
     old_kid = vendor.ok("GET", "/signing-keys")["items"][0]["kid"]
     vendor.ok("POST", "/signing-keys/rotate")
     spare = vendor.ok("POST", "/api-keys", json={"name": f"K-{marker}", "scopes": ["audit:read"]})
@@ -65,5 +78,7 @@ def one_of_each(vendor: VendorHandle, marker: str) -> Objects:
         "key_id": spare["id"],
         "container_id": container["id"],
         "lease_id": "no-such-lease",
+        "endpoint_id": endpoint["id"],
+        "delivery_id": delivery["id"],
     }
     return Objects(ids, template["sku"], order["ticket_code"], ticket["license_ids"])

@@ -189,6 +189,22 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("DELETE", f"{API}/api-keys/{{key_id}}"): Rule("keys:write"),
     # audit
     ("GET", f"{API}/audit-events"): Rule("audit:read"),
+    # webhooks
+    ("GET", f"{API}/webhook-endpoints"): Rule("webhooks:read"),
+    ("POST", f"{API}/webhook-endpoints"): Rule(
+        "webhooks:write", lambda w: {"url": "http://127.0.0.1:9/hooks"}
+    ),
+    ("GET", f"{API}/webhook-endpoints/{{endpoint_id}}"): Rule("webhooks:read"),
+    ("PATCH", f"{API}/webhook-endpoints/{{endpoint_id}}"): Rule(
+        "webhooks:write", lambda w: {"description": "changed"}
+    ),
+    ("DELETE", f"{API}/webhook-endpoints/{{endpoint_id}}"): Rule("webhooks:write"),
+    ("POST", f"{API}/webhook-endpoints/{{endpoint_id}}/actions/rotate-secret"): Rule(
+        "webhooks:write", lambda w: {}
+    ),
+    ("GET", f"{API}/webhook-endpoints/{{endpoint_id}}/deliveries"): Rule("webhooks:read"),
+    ("GET", f"{API}/webhook-deliveries/{{delivery_id}}"): Rule("webhooks:read"),
+    ("POST", f"{API}/webhook-deliveries/{{delivery_id}}/actions/replay"): Rule("webhooks:write"),
 }
 PROTECTED = sorted(endpoint for endpoint, rule in MATRIX.items() if rule.scope is not None)
 

@@ -42,6 +42,8 @@ OBJECT_PARAMS = {
     "key_id",
     "container_id",
     "lease_id",
+    "endpoint_id",
+    "delivery_id",
 }
 # Path parameters that are not objects: the public vendor address and action verbs.
 OTHER_PARAMS = {"slug", "action"}
@@ -61,6 +63,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", f"{API}/licenses/{{license_id}}/actions/replace"): {},
     ("POST", f"{API}/licenses/{{license_id}}/units/{{action}}"): {"units": 1},
     ("POST", f"{API}/cloud-containers/{{container_id}}/redeem"): {"ticket": "placeholder"},
+    ("PATCH", f"{API}/webhook-endpoints/{{endpoint_id}}"): {"description": "taken over"},
+    ("POST", f"{API}/webhook-endpoints/{{endpoint_id}}/actions/rotate-secret"): {},
 }
 
 
