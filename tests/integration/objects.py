@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from licentia.domain.actors import operator
+from licentia.server.customer_users.services import create_customer_user
 from licentia.server.webhooks.delivery import fan_out
 from tests.factories import VendorHandle
 from tests.integration.device_messages import activate_device
@@ -62,6 +64,10 @@ def one_of_each(vendor: VendorHandle, marker: str) -> Objects:
     with vendor.database.transaction() as session:
         fan_out(session)  # the order's event becomes a delivery to the endpoint
     (delivery,) = vendor.ok("GET", f"/webhook-endpoints/{endpoint['id']}/deliveries")["items"]
+    with vendor.database.transaction() as session:
+        colleague = create_customer_user(
+            session, operator(vendor.id), customer["id"], email=f"u-{marker}@x.t", role="member"
+        ).user.id
     old_kid = vendor.ok("GET", "/signing-keys")["items"][0]["kid"]
     vendor.ok("POST", "/signing-keys/rotate")
     spare = vendor.ok("POST", "/api-keys", json={"name": f"K-{marker}", "scopes": ["audit:read"]})
@@ -80,5 +86,6 @@ def one_of_each(vendor: VendorHandle, marker: str) -> Objects:
         "lease_id": "no-such-lease",
         "endpoint_id": endpoint["id"],
         "delivery_id": delivery["id"],
+        "customer_user_id": colleague,
     }
     return Objects(ids, template["sku"], order["ticket_code"], ticket["license_ids"])

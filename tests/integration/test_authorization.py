@@ -244,7 +244,7 @@ def call(world: World, endpoint: tuple[str, str], token: str | None) -> Response
     method, path = endpoint
     rule = MATRIX[endpoint]
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    url = path.format(**world.params, **rule.params)
+    url = path.format(**(world.params | rule.params))
     body = rule.body(world)
     if isinstance(body, str):
         headers["Content-Type"] = "application/jose"

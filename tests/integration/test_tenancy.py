@@ -44,6 +44,7 @@ OBJECT_PARAMS = {
     "lease_id",
     "endpoint_id",
     "delivery_id",
+    "customer_user_id",
 }
 # Path parameters that are not objects: the public vendor address and action verbs.
 OTHER_PARAMS = {"slug", "action"}
