@@ -157,7 +157,10 @@ def test_each_filter_narrows_the_list_to_what_it_names(vendors):
     key_id = admin_key_id(vendor)
     assert ids(actor_id=key_id) == expected(lambda e: e["actor_id"] == key_id)
     (user_event,) = all_events(vendor, object_id=by_user["id"])
-    assert ids(actor_id=user_event["actor_id"]) == [user_event["seq"]]
+    # The user's own events: logging in (for the token), then the product.
+    by_actor = all_events(vendor, actor_id=user_event["actor_id"])
+    assert [e["action"] for e in by_actor] == ["login.succeeded", "product.created"]
+    assert by_actor[-1]["seq"] == user_event["seq"]
     assert ids(action="product.created", object_id=made[0]["id"]) == expected(
         lambda e: e["action"] == "product.created" and e["object_id"] == made[0]["id"]
     )

@@ -54,11 +54,19 @@ CREATORS = {
         ),
         Creator("/signing-keys/rotate", lambda v: None, "/signing-keys"),
         Creator("/cloud-containers", lambda v: {"name": v.unique("box")}, "/cloud-containers"),
+        Creator(
+            "/webhook-endpoints",
+            lambda v: {"url": "http://127.0.0.1:9/hooks", "description": v.unique("erp")},
+            "/webhook-endpoints",
+        ),
     )
 }
 # Logging in makes a session, but it is no vendor resource: there is no caller's
 # vendor to keep the key under, and a retry may simply log in again.
 LOGIN = f"{API}/sessions"
+# A replay asks for the event to be sent once more: a retried replay sends it again,
+# with the same webhook-id, by which receivers drop what they have seen.
+REPLAY = f"{API}/webhook-deliveries/{{delivery_id}}/actions/replay"
 # The device protocol is idempotent by device and ticket, not by Idempotency-Key.
 DEVICE_PROTOCOL = f"{API}/vendors/{{slug}}/"
 
@@ -96,7 +104,7 @@ def test_every_creating_endpoint_is_covered_here(app: FastAPI) -> None:
         and "POST" in (route.methods or ())
         and getattr(route.original_route, "status_code", None) == 201
     }
-    assert creating - {LOGIN} == {f"{API}{path}" for path in CREATORS}
+    assert creating - {LOGIN, REPLAY} == {f"{API}{path}" for path in CREATORS}
 
 
 @creators

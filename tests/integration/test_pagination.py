@@ -59,6 +59,9 @@ SEEDS: dict[str, Callable[[VendorHandle], None]] = {
         AT_LEAST - 1,
     ),
     "/cloud-containers": _times(lambda v: v.ok("POST", "/cloud-containers", json={"name": "c"})),
+    "/webhook-endpoints": _times(
+        lambda v: v.ok("POST", "/webhook-endpoints", json={"url": "http://127.0.0.1:9/hooks"})
+    ),
 }
 lists = pytest.mark.parametrize("path", SEEDS, ids=list(SEEDS))
 

@@ -11,7 +11,16 @@ from pydantic import AnyHttpUrl, BaseModel, Field, UrlConstraints
 
 from licentia.domain.webhooks import ALL_EVENTS, EVENT_TYPES
 from licentia.server.api.context import Context, require
-from licentia.server.api.schemas import CODE, NAME, Out, PageOut, PageParams, page_of, page_params
+from licentia.server.api.schemas import (
+    CODE,
+    IDEMPOTENT,
+    NAME,
+    Out,
+    PageOut,
+    PageParams,
+    page_of,
+    page_params,
+)
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.db.pagination import Page, paginate
 from licentia.server.webhooks import services as webhooks
@@ -106,7 +115,12 @@ def _delivery_out(view: webhooks.DeliveryView) -> DeliveryOut:
     )
 
 
-@router.post("/webhook-endpoints", status_code=201, response_model=EndpointWithSecret)
+@router.post(
+    "/webhook-endpoints",
+    status_code=201,
+    response_model=EndpointWithSecret,
+    openapi_extra=IDEMPOTENT,
+)
 def create_endpoint(
     body: EndpointCreate, request: Request, ctx: Context = Depends(require("webhooks:write"))
 ) -> JSONResponse:
