@@ -123,13 +123,9 @@ def invite(slug: str, request: Request, email: str = Form("")) -> Response:
 @router.post("/{slug}/users/{user_id}/unlock", response_class=HTMLResponse)
 def unlock(slug: str, user_id: str, request: Request) -> Response:
     """Lift a colleague's login lock (and forget their failed logins)."""
-    front = _admin(request, slug)
-    if isinstance(front, Response):
-        return front
-    who = front.customer
-    assert who is not None
-    units.write(request, lambda s: locks.unlock_colleague(s, who, user_id))
-    return RedirectResponse(f"/portal/{slug}/users?unlocked=1", status_code=303)
+    return _on_colleague(
+        request, slug, lambda s, who: locks.unlock_colleague(s, who, user_id), done="unlocked"
+    )
 
 
 @router.get("/{slug}/welcome/{token}", response_class=HTMLResponse)
@@ -228,10 +224,24 @@ def _assignment(
 @router.post("/{slug}/users/{user_id}/remove", response_class=HTMLResponse)
 def remove(slug: str, user_id: str, request: Request) -> Response:
     """Remove a colleague who has left (their sessions end, their names are freed)."""
+    return _on_colleague(
+        request, slug, lambda s, who: remove_colleague(s, who, user_id), done="removed"
+    )
+
+
+def _on_colleague(
+    request: Request,
+    slug: str,
+    act: Callable[[units.DbSession, CustomerIdentity], object],
+    *,
+    done: str,
+) -> Response:
+    """Run a customer admin's action on a colleague, then show the users page saying
+    it is ``done``."""
     front = _admin(request, slug)
     if isinstance(front, Response):
         return front
     who = front.customer
     assert who is not None
-    units.write(request, lambda s: remove_colleague(s, who, user_id))
-    return RedirectResponse(f"/portal/{slug}/users?removed=1", status_code=303)
+    units.write(request, lambda s: act(s, who))
+    return RedirectResponse(f"/portal/{slug}/users?{done}=1", status_code=303)
