@@ -4,8 +4,15 @@ running low and top customers, as charts that carry their numbers as text."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from fastapi import FastAPI
+
+from licentia.domain.actors import operator
+from licentia.server.db.base import utcnow
+from licentia.server.db.engine import Database
+from licentia.server.reports.dashboard import dashboard
+from licentia.server.seats.models import SeatEvent
 
 from licentia.server.web.charts import bar_chart
 from tests.factories import VendorFactory, VendorHandle
@@ -52,6 +59,65 @@ def test_the_dashboard_counts_what_happened_today(app: FastAPI, vendors: VendorF
     assert "5 / 100" in html  # the counter running low
     assert re.search(r"Busy Customer</a></td><td[^>]*>2</td><td[^>]*>2</td>", html)
     assert 'class="value">4</text>' in html  # today's bar says its number
+
+
+def chart_figures(html: str, chart: str) -> list[int]:
+    """The values of a chart's table of figures, oldest day first."""
+    found = re.search(rf'aria-labelledby="{chart}-title">(.*?)</figure>', html, re.S)
+    assert found, f"no chart {chart}"
+    table = found.group(1).split("<tbody>")[1]
+    return [int(value) for value in re.findall(r"<tr><td>[^<]*</td><td>(\d+)</td></tr>", table)]
+
+
+def test_the_most_seats_in_use_per_day_counts_every_seat_checked_out(
+    app: FastAPI, vendors: VendorFactory
+):
+    """Three seats taken at once, then one given back: the day's peak is three, not the
+    two the release recorded (a checkout's event does not count the seats in use)."""
+    vendor = vendors.create()
+    seats, product = cloud_user(vendor, delivery="seat_pool", seats=3)
+    leases = [seats.checkout(product, name, device=name) for name in ("ann", "bob", "cy")]
+    assert [lease.status_code for lease in leases] == [201, 201, 201]
+    first = leases[0].json()
+    assert seats.release(first["lease_id"], first["fence"]).status_code == 204
+    html = console(app, vendor).get("/console/").text
+    assert figure(html, "seats in use now") == 2
+    peaks = chart_figures(html, "peak-seats")
+    assert len(peaks) == 30 and peaks[-1] == 3 and sum(peaks[:-1]) == 0
+
+
+def test_seats_held_for_days_count_on_each_of_them_summed_over_the_pools(
+    vendors: VendorFactory, database: Database
+):
+    """The days replayed from each pool's events (hand-written here, to span days)."""
+    vendor = vendors.create()
+    license_ids = [vendor.license({"delivery": "seat_pool", "seats": 2})["id"] for _ in "ab"]
+    now = utcnow()
+    with database.transaction() as session:
+        for license_id, history in zip(
+            license_ids,
+            (
+                ((40, "checkout", 0), (3, "release", 0)),  # held from before the period
+                ((5, "checkout", 0), (5, "checkout", 0), (2, "expire", 0)),
+            ),
+            strict=True,
+        ):
+            for days_ago, kind, in_use in history:
+                session.add(
+                    SeatEvent(
+                        vendor_id=vendor.id,
+                        license_id=license_id,
+                        kind=kind,
+                        in_use=in_use,
+                        at=now - timedelta(days=days_ago),
+                    )
+                )
+    with database.read() as session:
+        figures = dashboard(session, operator(vendor.id), now)
+    counts = [day.count for day in figures.peak_seats]
+    assert counts[:24] == [1] * 24  # the first pool's seat, held since before the period
+    assert counts[24:27] == [3, 3, 3]  # and the second pool's two, from five days ago
+    assert counts[27:] == [2, 1, 1]  # the first pool's given back, one of the two expired
 
 
 def test_another_vendors_activity_is_not_counted(app: FastAPI, vendors: VendorFactory):

@@ -2,7 +2,8 @@
 denials, counters running low and the customers holding the most licenses.
 
 A read model over several contexts' tables, for one vendor: every figure is one
-grouped query.
+grouped query, but for the seats in use per day, replayed from the seat events
+(``reports.seat_peaks``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from licentia.server.devices.models import Device
 from licentia.server.licenses.models import CustomerLicenseCount, License
 from licentia.server.orders.models import Customer
 from licentia.server.reports.days import DayCount, as_date, day_of, every_day, period
+from licentia.server.reports.seat_peaks import daily_peaks
 from licentia.server.seats.models import SeatEvent, SeatSlot
 
 DAYS = 30
@@ -79,7 +81,7 @@ def dashboard(session: Session, actor: Actor, now: datetime, *, days: int = DAYS
         active_devices=_active_devices(session, vendor_id, since),
         active_cloud_devices=_active_cloud_devices(session, vendor_id, since),
         seats_in_use=_seats_in_use(session, vendor_id, now),
-        peak_seats=every_day(first, days, _peak_seats(session, vendor_id, since)),
+        peak_seats=every_day(first, days, _peak_seats(session, vendor_id, first, since, days)),
         denials=every_day(first, days, _denials(session, vendor_id, since)),
         low_counters=low_counters(session, vendor_id),
         top_customers=top_customers(session, vendor_id),
@@ -149,20 +151,13 @@ def _seats_in_use(session: Session, vendor_id: str, now: datetime) -> int:
     )
 
 
-def _peak_seats(session: Session, vendor_id: str, since: datetime) -> dict[date, int]:
-    """Per day, the sum over the vendor's seat pools of each pool's highest number of
-    seats in use that day (from the seat events, which record it at each change)."""
-    day = day_of(session, SeatEvent.at)
-    per_pool = (
-        select(day.label("day"), func.max(SeatEvent.in_use).label("peak"))
-        .where(SeatEvent.vendor_id == vendor_id, SeatEvent.at >= since)
-        .group_by(day, SeatEvent.license_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(per_pool.c.day, func.sum(per_pool.c.peak)).group_by(per_pool.c.day)
-    )
-    return {as_date(value): int(total) for value, total in rows}
+def _peak_seats(
+    session: Session, vendor_id: str, first: date, since: datetime, days: int
+) -> dict[date, int]:
+    """Per day, the sum over the vendor's seat pools of each pool's most seats in use
+    that day, replayed from the seat events as the portal's charts do (a checkout's
+    event does not count the seats in use: their highest ``in_use`` is not the peak)."""
+    return daily_peaks(session, SeatEvent.vendor_id == vendor_id, first, since, days)
 
 
 def _denials(session: Session, vendor_id: str, since: datetime) -> dict[date, int]:
