@@ -127,3 +127,65 @@ def test_the_customer_admin_sees_and_unlocks_a_locked_colleague(
         action, data={"csrf_token": member.token(f"/portal/{vendor.slug}/")}
     )
     assert refused.status_code == 403
+
+
+def _locked_customer_user(app: FastAPI, vendor: VendorHandle, database: Database) -> tuple[str, str]:
+    """A customer whose user is locked out of the portal after five wrong passwords;
+    the customer's id and the user's e-mail."""
+    customer_id, _ = customer_with_admin(database, vendor)
+    email = f"colleague-{vendor.unique('c')}@customer.test"
+    with database.transaction() as session:
+        create_customer_user(
+            session, operator(vendor.id), customer_id, email=email, role="member", password=PASSWORD
+        )
+    login = f"/portal/{vendor.slug}/login"
+    for _ in range(5):
+        Browser(app).submit(login, login, {"email": email, "password": "wrong password!"})
+    assert log_in_customer(Browser(app), vendor, email).status_code == 429
+    return customer_id, email
+
+
+def test_vendor_staff_see_a_customers_locked_user_and_unlock_them(
+    app: FastAPI, vendors: VendorFactory, database: Database
+):
+    vendor = vendors.create()
+    customer_id, locked = _locked_customer_user(app, vendor, database)
+    page = f"/console/customers/{customer_id}"
+    support = staff_browser(app, vendor, "support")
+    row = _row_of(support.get(page).text, locked)
+    assert "locked until" in row and "5 failed logins in a row" in row
+    unlock = re.search(r'action="(/console/customers/[^"]+/unlock)"', row)
+    assert unlock, row
+    reader = staff_browser(app, vendor, "read-only")
+    seen = _row_of(reader.get(page).text, locked)
+    assert "locked until" in seen and "/unlock" not in seen  # sees, may not unlock
+    assert reader.submit(page, unlock.group(1), {}).status_code == 403
+    assert log_in_customer(Browser(app), vendor, locked).status_code == 429
+
+    answer = support.submit(page, unlock.group(1), {})
+    assert answer.status_code == 303
+    after = support.get(answer.headers["location"]).text
+    assert "it may log in again at once" in after and "no failures" in _row_of(after, locked)
+    assert log_in_customer(Browser(app), vendor, locked).status_code == 303
+    events = vendor.ok("GET", "/audit-events", params={"action": "login.unlocked"})["items"]
+    assert [event["object_type"] for event in events] == ["customer_user"]
+
+
+def test_staff_cannot_unlock_another_vendors_or_another_customers_user(
+    app: FastAPI, vendors: VendorFactory, database: Database
+):
+    vendor, other = vendors.create(), vendors.create()
+    customer_id, locked = _locked_customer_user(app, vendor, database)
+    second_customer, _ = customer_with_admin(database, vendor)
+    admin = staff_browser(app, vendor)
+    action = re.search(
+        r'action="(/console/customers/[^"]+/unlock)"',
+        _row_of(admin.get(f"/console/customers/{customer_id}").text, locked),
+    )
+    assert action
+    user_part = action.group(1).rsplit("/users/", 1)[1]
+    elsewhere = f"/console/customers/{second_customer}/users/{user_part}"
+    assert admin.submit("/console/customers", elsewhere, {}).status_code == 404
+    stranger = staff_browser(app, other)
+    assert stranger.submit("/console/customers", action.group(1), {}).status_code == 404
+    assert log_in_customer(Browser(app), vendor, locked).status_code == 429

@@ -5,6 +5,7 @@ another customer's license or person."""
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI
@@ -212,6 +213,33 @@ def test_a_removed_colleague_is_logged_out_and_their_names_are_freed(
     assert log_in_customer(again, vendor, ann).status_code == 401
     twice = browser.submit(here, f"{here}/{_user_id(database, ann)}/remove", {})
     assert twice.status_code == 404
+
+
+def test_removing_a_colleague_asks_first(
+    app: FastAPI, vendors: VendorFactory, database: Database
+):
+    """The users page's button leads to a page that asks; only its form removes (no
+    script needed), and "keep them" leads back with nobody removed."""
+    vendor = vendors.create()
+    customer_id, admin_email = customer_with_admin(database, vendor)
+    ann = colleague(database, vendor, customer_id)
+    browser = Browser(app)
+    log_in_customer(browser, vendor, admin_email)
+    here = f"/portal/{vendor.slug}/users"
+    users = browser.get(here).text
+    link = re.search(rf'href="([^"]+/remove)">Remove {re.escape(ann)} from the company', users)
+    assert link, users
+    assert f'action="{link.group(1)}"' not in users  # no form of the list removes anybody
+    asked = browser.get(link.group(1))
+    assert asked.status_code == 200 and f"Remove {ann} from the company?" in asked.text
+    assert f'action="{link.group(1)}"' in asked.text and f'href="{here}">Keep them' in asked.text
+    assert log_in_customer(Browser(app), vendor, ann).status_code == 303  # asking removed nobody
+    done = browser.submit(link.group(1), link.group(1), {})
+    assert done.status_code == 303 and done.headers["location"].endswith("?removed=1")
+    assert log_in_customer(Browser(app), vendor, ann).status_code == 401
+    assert browser.get(link.group(1)).status_code == 404  # removed already: nothing to ask
+    admin_page = f"{here}/{_user_id(database, admin_email)}/remove"
+    assert browser.get(admin_page).status_code == 404  # the customer admin is not removable
 
 
 def test_nobody_else_is_removed(app: FastAPI, vendors: VendorFactory, database: Database):

@@ -103,27 +103,37 @@ def set_password_by_link(
     return user
 
 
+def removable_colleague(session: Session, admin: CustomerIdentity, user_id: str) -> CustomerUser:
+    """The colleague :func:`remove_colleague` would remove (to ask the admin first);
+    raises as it does."""
+    return _colleague(session, admin, user_id, lock=False)
+
+
+def _colleague(
+    session: Session, admin: CustomerIdentity, user_id: str, *, lock: bool
+) -> CustomerUser:
+    if not admin.is_admin:
+        raise PermissionDeniedError("only the customer admin removes colleagues")
+    query = select(CustomerUser).where(
+        CustomerUser.id == user_id,
+        CustomerUser.vendor_id == admin.vendor_id,
+        CustomerUser.customer_id == admin.customer_id,
+        CustomerUser.role == CustomerRole.MEMBER,
+        CustomerUser.disabled_at.is_(None),
+    )
+    user = session.scalar(query.with_for_update() if lock else query)
+    if user is None:
+        raise NotFoundError("colleague", user_id)
+    return user
+
+
 def remove_colleague(session: Session, admin: CustomerIdentity, user_id: str) -> CustomerUser:
     """Remove a colleague who has left: they can no longer log in, their portal
     sessions end at once, and the licenses and seats named to them are free again.
     The account is kept (disabled) for the audit log. Raises PermissionDeniedError
     unless ``admin`` is the customer admin, NotFoundError for anybody who is not a
     colleague of theirs (another customer's user, a customer admin, removed already)."""
-    if not admin.is_admin:
-        raise PermissionDeniedError("only the customer admin removes colleagues")
-    user = session.scalar(
-        select(CustomerUser)
-        .where(
-            CustomerUser.id == user_id,
-            CustomerUser.vendor_id == admin.vendor_id,
-            CustomerUser.customer_id == admin.customer_id,
-            CustomerUser.role == CustomerRole.MEMBER,
-            CustomerUser.disabled_at.is_(None),
-        )
-        .with_for_update()
-    )
-    if user is None:
-        raise NotFoundError("colleague", user_id)
+    user = _colleague(session, admin, user_id, lock=True)
     user.disabled_at, user.link_token_hash = utcnow(), None
     session.execute(delete(CustomerSession).where(CustomerSession.customer_user_id == user.id))
     freed = session.scalars(

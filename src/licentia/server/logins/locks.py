@@ -2,7 +2,8 @@
 and until when, and unlocking one (which also forgets its failures).
 
 A vendor's staff admins look after their colleagues (the console's staff page), a
-customer admin after the customer's users (the portal's users page), the operator after
+customer admin after the customer's users (the portal's users page), vendor staff who
+manage customers after those users too (the console's customer page), the operator after
 anyone (``licentia admin user locks|unlock``). Every unlock is audited as
 ``login.unlocked``.
 """
@@ -20,7 +21,7 @@ from licentia.domain.errors import NotFoundError, PermissionDeniedError
 from licentia.server.audit.services import record
 from licentia.server.customer_users.invitations import actor_of
 from licentia.server.customer_users.models import CustomerUser
-from licentia.server.customer_users.services import CustomerIdentity
+from licentia.server.customer_users.services import CustomerIdentity, customer_users
 from licentia.server.logins.services import (
     CUSTOMER,
     STAFF,
@@ -98,6 +99,43 @@ def unlock_colleague(session: Session, admin: CustomerIdentity, user_id: str) ->
     _unlock(
         session, actor_of(admin), CUSTOMER, user.vendor_id, user.email, "customer_user", user.id
     )
+    return user
+
+
+def customer_logins(
+    session: Session,
+    actor: Actor,
+    customer_id: str,
+    policy: ThrottlePolicy,
+    now: datetime,
+) -> tuple[list[CustomerUser], dict[str, AccountState]]:
+    """A customer's users (by e-mail) and, of those that failed to log in lately, their
+    throttle states, for vendor staff. Raises PermissionDeniedError without
+    ``customers:read``; a customer of another vendor has no users here."""
+    actor.require("customers:read")
+    assert actor.vendor_id is not None, "staff look at their own vendor's customers"
+    people = customer_users(session, actor.vendor_id, customer_id)
+    emails = [person.email for person in people]
+    return people, lock_states(session, CUSTOMER, actor.vendor_id, emails, policy, now)
+
+
+def unlock_customer_user(
+    session: Session, actor: Actor, customer_id: str, user_id: str
+) -> CustomerUser:
+    """Vendor staff lift the login lock of one of a customer's users (and forget their
+    failures). Raises PermissionDeniedError without ``customers:write``, NotFoundError
+    for a user of another customer or vendor."""
+    actor.require("customers:write")
+    user = session.scalar(
+        select(CustomerUser).where(
+            CustomerUser.id == user_id,
+            CustomerUser.vendor_id == actor.vendor_id,
+            CustomerUser.customer_id == customer_id,
+        )
+    )
+    if user is None:
+        raise NotFoundError("user", user_id)
+    _unlock(session, actor, CUSTOMER, user.vendor_id, user.email, "customer_user", user.id)
     return user
 
 

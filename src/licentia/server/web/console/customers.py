@@ -1,8 +1,11 @@
 """Console pages for customers: search, create, edit, and a customer with all their
-tickets, licenses, cloud containers and devices. The same use cases as
+tickets, licenses, cloud containers and devices, and their users with any login lock
+(which staff may lift, as the customer's admin can in the portal). The same use cases as
 ``/api/v1/customers``; the overview is ``reports.customers``."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -12,7 +15,9 @@ from licentia.server.db.base import utcnow
 from licentia.server.db.pagination import Page, paginate
 from licentia.server.orders import services as orders
 from licentia.server.orders.models import Customer
-from licentia.server.reports.customers import customer_overview
+from licentia.server.logins import locks
+from licentia.server.logins.services import ThrottlePolicy
+from licentia.server.reports.customers import CustomerOverview, customer_overview
 from licentia.server.web import units
 from licentia.server.web.console.staff import problems_of, query_string, render, staff_of, to_login
 from licentia.server.web.csrf import check_csrf
@@ -116,7 +121,13 @@ def _detail(
 ) -> Response:
     actor = staff_of(request)
     assert actor is not None
-    overview = units.read(request, lambda s: customer_overview(s, actor, customer_id, utcnow()))
+    policy, now = ThrottlePolicy.of(units.backend_of(request).settings), utcnow()
+
+    def work(session: units.DbSession) -> tuple[CustomerOverview, Any]:
+        overview = customer_overview(session, actor, customer_id, now)
+        return overview, locks.customer_logins(session, actor, overview.customer.id, policy, now)
+
+    overview, (people, logins) = units.read(request, work)
     customer = overview.customer
     if values is None:
         values = {
@@ -131,9 +142,23 @@ def _detail(
         status_code=status_code,
         overview=overview,
         customer=customer,
+        people=people,
+        logins=logins,
+        now=now,
         values=values,
         problems=problems,
     )
+
+
+@router.post("/customers/{customer_id}/users/{user_id}/unlock")
+def unlock_user(request: Request, customer_id: str, user_id: str) -> Response:
+    """Lift a customer user's login lock (and forget their failed logins), as their
+    customer admin can in the portal."""
+    actor = staff_of(request)
+    if actor is None:
+        return to_login(request)
+    units.write(request, lambda s: locks.unlock_customer_user(s, actor, customer_id, user_id))
+    return RedirectResponse(f"/console/customers/{customer_id}?unlocked=1", status_code=303)
 
 
 @router.post("/customers/{customer_id}")

@@ -1,5 +1,6 @@
 """The customer admin's colleagues: the list (with who is locked out after failed
-logins, and an unlock), an invitation by e-mail link, the page where an invited
+logins, and an unlock), removing one (after a page that asks first), an invitation
+by e-mail link, the page where an invited
 colleague sets a password, and the company's licenses and seats named to its users
 (``customer_users.assignments``, as the API's ``/licenses/{id}/assignments``)."""
 
@@ -23,6 +24,7 @@ from licentia.server.customer_users.invitations import (
     invitation_mail,
     invite_colleague,
     invited_user,
+    removable_colleague,
     remove_colleague,
     set_password_by_link,
 )
@@ -219,6 +221,19 @@ def _assignment(
         problems.add(problem_of(error, gettext, field=f"license-{license_id}"))
         return _users_page(request, front, problems=problems, status_code=status_of(error))
     return RedirectResponse(f"/portal/{slug}/users#named", status_code=303)
+
+
+@router.get("/{slug}/users/{user_id}/remove", response_class=HTMLResponse)
+def confirm_removal(slug: str, user_id: str, request: Request) -> Response:
+    """Ask before a colleague is removed: the users page's button leads here, and only
+    this page's form removes them (no script needed)."""
+    front = _admin(request, slug)
+    if isinstance(front, Response):
+        return front
+    who = front.customer
+    assert who is not None
+    person = units.read(request, lambda s: removable_colleague(s, who, user_id))
+    return _render(request, front, "portal/remove_colleague.html", person=person)
 
 
 @router.post("/{slug}/users/{user_id}/remove", response_class=HTMLResponse)
