@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
 
 from babel.dates import format_skeleton
 
@@ -94,4 +96,11 @@ def _nice_top(highest: int) -> int:
 
 def day_chart(days: Sequence[DayCount], language: str) -> BarChart:
     """A bar per day, labelled with the day in ``language`` ("Dec 3", "3. Dez.")."""
-    return bar_chart([(format_skeleton("MMMd", d.day, locale=language), d.count) for d in days])
+    return bar_chart([(day_label(d.day, language), d.count) for d in days])
+
+
+@lru_cache(maxsize=4096)
+def day_label(day: date, language: str) -> str:
+    """A day's short label. Kept once made: Babel matches the skeleton against every
+    pattern of the locale on each call, and a dashboard labels 90 bars."""
+    return format_skeleton("MMMd", day, locale=language)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import gettext
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -99,13 +100,25 @@ class Pages:
 
 
 def _when(value: datetime | None, lang: str) -> str:
+    return "—" if value is None else _moment_text(value, lang)
+
+
+def _day(value: date | None, lang: str) -> str:
     if value is None:
         return "—"
+    return _day_text(value.date() if isinstance(value, datetime) else value, lang)
+
+
+# Formatted texts are kept once made: Babel costs tens of microseconds a call, and a
+# list of 50 to 80 rows formats a day or a time in each (the same days, often).
+@lru_cache(maxsize=8192)
+def _moment_text(value: datetime, lang: str) -> str:
     return format_datetime(value, "medium", tzinfo=UTC, locale=lang) + " UTC"
 
 
-def _day(value: datetime | None, lang: str) -> str:
-    return "—" if value is None else format_date(value, "medium", locale=lang)
+@lru_cache(maxsize=4096)
+def _day_text(value: date, lang: str) -> str:
+    return format_date(value, "medium", locale=lang)
 
 
 def pages_of(request: Request) -> Pages:
