@@ -13,7 +13,6 @@ from licentia.server.db.base import utcnow
 from licentia.server.db.engine import Database
 from licentia.server.reports.dashboard import dashboard
 from licentia.server.seats.models import SeatEvent
-
 from licentia.server.web.charts import bar_chart
 from tests.factories import VendorFactory, VendorHandle
 from tests.integration.device_messages import activate_device

@@ -129,7 +129,9 @@ def test_the_customer_admin_sees_and_unlocks_a_locked_colleague(
     assert refused.status_code == 403
 
 
-def _locked_customer_user(app: FastAPI, vendor: VendorHandle, database: Database) -> tuple[str, str]:
+def _locked_customer_user(
+    app: FastAPI, vendor: VendorHandle, database: Database
+) -> tuple[str, str]:
     """A customer whose user is locked out of the portal after five wrong passwords;
     the customer's id and the user's e-mail."""
     customer_id, _ = customer_with_admin(database, vendor)

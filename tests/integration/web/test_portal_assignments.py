@@ -215,9 +215,7 @@ def test_a_removed_colleague_is_logged_out_and_their_names_are_freed(
     assert twice.status_code == 404
 
 
-def test_removing_a_colleague_asks_first(
-    app: FastAPI, vendors: VendorFactory, database: Database
-):
+def test_removing_a_colleague_asks_first(app: FastAPI, vendors: VendorFactory, database: Database):
     """The users page's button leads to a page that asks; only its form removes (no
     script needed), and "keep them" leads back with nobody removed."""
     vendor = vendors.create()

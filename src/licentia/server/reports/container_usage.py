@@ -47,7 +47,9 @@ def seat_usage(
     days, not only on the day it was taken."""
     first, since = period(now, days)
     pools = list(session.scalars(select(License.id).where(License.container_id == container_id)))
-    peaks = daily_peaks(session, SeatEvent.license_id.in_(pools), first, since, days) if pools else {}
+    peaks = (
+        daily_peaks(session, SeatEvent.license_id.in_(pools), first, since, days) if pools else {}
+    )
     return SeatUsage(
         first,
         every_day(first, days, peaks),

@@ -13,10 +13,10 @@ from fastapi.responses import RedirectResponse, Response
 from licentia.domain.errors import LicentiaError
 from licentia.server.db.base import utcnow
 from licentia.server.db.pagination import Page, paginate
-from licentia.server.orders import services as orders
-from licentia.server.orders.models import Customer
 from licentia.server.logins import locks
 from licentia.server.logins.services import ThrottlePolicy
+from licentia.server.orders import services as orders
+from licentia.server.orders.models import Customer
 from licentia.server.reports.customers import CustomerOverview, customer_overview
 from licentia.server.web import units
 from licentia.server.web.console.staff import problems_of, query_string, render, staff_of, to_login
