@@ -40,6 +40,8 @@ from bench.devices import rows as device_rows
 from bench.pages import goals_met as page_goals_met
 from bench.pages import measure_backend as measure_pages
 from bench.pages import rows as page_rows
+from bench.push import measure_push
+from bench.push import rows as push_rows
 from bench.seats import SeatBenchConfig, measure_seats
 from bench.seats import rows as seat_rows
 from bench.server import (
@@ -70,6 +72,7 @@ class Config:
     seat_seconds: float
     device_seconds: float
     page_rounds: int
+    push_devices: int
 
 
 @dataclass
@@ -84,6 +87,7 @@ class Figures:
     pages: list[dict[str, Any]] = field(default_factory=list)
     activations_per_s: float | None = None  # PostgreSQL, one server process
     abuse: dict[str, Any] | None = None  # rate limiter cost, a flood's cost (SQLite)
+    pushes: list[dict[str, Any]] = field(default_factory=list)  # per backend
 
 
 def parse(argv: list[str]) -> tuple[Config, argparse.Namespace]:
@@ -114,6 +118,7 @@ def parse(argv: list[str]) -> tuple[Config, argparse.Namespace]:
         seat_seconds=8 * scale,
         device_seconds=6 * scale,
         page_rounds=2 if args.quick else 5,
+        push_devices=200 if args.quick else 1000,
     )
     return config, args
 
@@ -125,6 +130,7 @@ def run(config: Config) -> Figures:
         try:
             run_backend(backend, config, figures)
             figures.pages.append(measure_pages(backend, rounds=config.page_rounds))
+            figures.pushes.append(measure_push(backend, devices=config.push_devices))
         except BenchSetupError as error:
             figures.problems.append(f"{backend}: {error}")
     try:
@@ -259,6 +265,7 @@ def as_json(figures: Figures, config: Config, elapsed: float) -> dict[str, Any]:
         "activation_ratio": _activation_ratio(figures),
         "abuse": figures.abuse,
         "pages": figures.pages,
+        "push": figures.pushes,
         "problems": figures.problems,
     }
 
@@ -326,6 +333,8 @@ def print_tables(report: dict[str, Any], console: Console) -> None:
         table.add_row(*cells, _met(met))
     for *cells, met in page_rows(report.get("pages") or []):
         table.add_row(*cells, _met(met))
+    for *cells, met in push_rows(report.get("push") or []):
+        table.add_row(*cells, _met(met))
     console.print(table)
     console.print(
         f"total time {report['elapsed_s']} s; load average at the end "
@@ -350,6 +359,7 @@ def goals_met(report: dict[str, Any]) -> bool:
     rows += [report["activation_ratio"]] if report.get("activation_ratio") else []
     abused = report.get("abuse")
     rows += [abused["limiter"], abused["flood"]] if abused else []
+    rows += report.get("push") or []
     devices = [row for row in report["devices"] if "sqlite" not in row["figure"]]
     devices += report["startup"]
     return (

@@ -130,6 +130,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", f"{API}/vendors/{{slug}}/devices/offline"): NOT_A_JWS,
     ("POST", f"{API}/vendors/{{slug}}/devices/receipts"): NOT_A_JWS,
     ("POST", f"{API}/vendors/{{slug}}/devices/returns"): NOT_A_JWS,
+    ("POST", f"{API}/vendors/{{slug}}/devices/events"): NOT_A_JWS,
     # cloud containers, seats and counters: the vendor's side
     ("POST", f"{API}/cloud-containers"): Rule("licenses:write", lambda w: {"name": fresh("C")}),
     ("GET", f"{API}/cloud-containers"): Rule("licenses:read"),
@@ -169,6 +170,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", f"{API}/vendors/{{slug}}/cloud/borrow"): NOT_A_JWS,
     ("POST", f"{API}/vendors/{{slug}}/cloud/borrow/returns"): NOT_A_JWS,
     ("POST", f"{API}/vendors/{{slug}}/cloud/counters/consume"): NOT_A_JWS,
+    ("POST", f"{API}/vendors/{{slug}}/cloud/events"): NOT_A_JWS,
     # the customer admin's view (the container credential)
     ("GET", f"{API}/vendors/{{slug}}/cloud/admin/seats"): NOT_A_JWS,
     ("DELETE", f"{API}/vendors/{{slug}}/cloud/admin/seats/{{lease_id}}"): NOT_A_JWS,

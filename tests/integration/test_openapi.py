@@ -47,6 +47,8 @@ def test_each_kind_of_caller_has_its_own_security_scheme(document: dict[str, Any
             [{"ContainerCredential": []}],
         ),
         ("post", "/vendors/{slug}/devices/activate", []),
+        ("post", "/vendors/{slug}/devices/events", []),
+        ("post", "/vendors/{slug}/cloud/events", [{"CloudDeviceToken": []}]),
         ("post", "/vendors/{slug}/cloud/redeem", []),
         ("post", "/sessions", []),
         ("get", "/vendors/{slug}/jwks.json", []),

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 
     from licentia.client._autoupdate import AutoUpdater
     from licentia.client._messages import DeviceSigner
+    from licentia.client._push import PushListener
 
 
 __all__ = ["ClientStatus", "LicenseClient", "SyncResult"]
@@ -73,6 +74,7 @@ STORE_CHECK_INTERVAL = 1.0
 # the tolerance its vendor chose (possibly looser than any preset) to the fingerprint
 # License Central recorded for it.
 _STORE_TOLERANCE = Tolerance.at_least(1)
+_LONGEST_PUSH_PAUSE = 600.0  # a server without push is asked again after this
 
 
 class LicenseClient:
@@ -199,6 +201,7 @@ class LicenseClient:
             virtualization=self._virtualization,
             auto_update_running=auto is not None and auto.running,
             auto_update_error=auto.last_error if auto is not None else None,
+            push_connected=auto is not None and auto.push is not None and auto.push.connected,
         )
 
     # -- online --------------------------------------------------------------------------
@@ -321,12 +324,17 @@ class LicenseClient:
         jitter: timedelta = timedelta(minutes=5),
         max_backoff: timedelta = timedelta(hours=1),
         check_interval: timedelta = timedelta(minutes=5),
+        push: bool = True,
+        poll_interval: timedelta | None = timedelta(minutes=15),
     ) -> None:
         """Sync in a daemon thread whenever a sync is due (see docs/sdk.md).
 
-        Does nothing if it runs already. Raises NetworkError without a server address.
+        With ``push``, it also listens to License Central's push stream and syncs as
+        soon as the vendor changes this device's licenses; while no stream is open it
+        polls every ``poll_interval`` (None: it syncs only when due). Does nothing if
+        it runs already. Raises NetworkError without a server address.
         """
-        self._online()
+        transport = self._online()
         with self._lock:
             if self._auto is not None and self._auto.running:
                 return
@@ -339,8 +347,32 @@ class LicenseClient:
                 max_backoff=max_backoff,
                 check_interval=check_interval,
                 on_tick=self._time.mark.flush_quietly,
+                poll_interval=poll_interval,
+                push=self._push_listener(transport, max_backoff) if push else None,
             )
             self._auto.start()
+
+    def _push_listener(
+        self, transport: Transport, max_backoff: timedelta
+    ) -> Callable[[Callable[[], None]], PushListener]:
+        """Builds the listener of this device's push stream (imported only now)."""
+        from licentia.client._push import READ_TIMEOUT, PushListener, StreamEndpoint
+
+        endpoint = StreamEndpoint(
+            transport.url("events"),
+            self._listen_request,
+            transport=transport.http_transport,
+            timeout=transport.timeout,
+            read_timeout=READ_TIMEOUT,
+        )
+        pause = min(max_backoff.total_seconds(), _LONGEST_PUSH_PAUSE)
+        return lambda nudge: PushListener(endpoint, nudge, max_pause=pause)
+
+    def _listen_request(self) -> tuple[str, dict[str, str]]:
+        """A fresh signed ``listen`` request, the body that opens a push stream."""
+        with self._lock:
+            token = self._request("listen", self._loaded)
+        return token, {"Content-Type": "application/jose"}
 
     def stop_auto_update(self, timeout: float | None = 10.0) -> None:
         """Stop the background sync (a sync in flight finishes first)."""

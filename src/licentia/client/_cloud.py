@@ -20,6 +20,7 @@ License Central's code. docs/cloud.md describes the protocol and the guarantees.
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import socket
 import threading
@@ -62,9 +63,12 @@ from licentia.formats.jws import SignatureInvalidError as MalformedDocumentError
 if TYPE_CHECKING:
     import httpx
 
+    from licentia.client._push import PushListener
+
 __all__ = ["MAX_WAIT_SECONDS", "AccessToken", "CloudClient", "Consumption"]
 
 MAX_WAIT_SECONDS = 60.0  # the longest a checkout may wait in line (the server's limit)
+_PUSH_PAUSE = 600.0  # the longest pause between attempts to open the push stream
 REFRESH_SHARE = 0.25  # renew an access token once less than a quarter of its life is left
 
 
@@ -175,6 +179,7 @@ class CloudClient:
         self._fingerprint_value: Fingerprint | None = None
         self._lock = threading.RLock()
         self._tokens: dict[tuple[str, str | None], _Cached] = {}
+        self._push: PushListener | None = None
 
     @property
     def vendor(self) -> str:
@@ -191,8 +196,52 @@ class CloudClient:
         self.close()
 
     def close(self) -> None:
-        """Close the HTTP connections (seats still open keep their own threads)."""
+        """Stop listening for pushes and close the HTTP connections (seats still open
+        keep their own threads)."""
+        self.stop_push()
         self._api.close()
+
+    # -- push --------------------------------------------------------------------
+
+    def start_push(self) -> None:
+        """Listen to License Central's push stream for this container in a daemon
+        thread: when the vendor changes its licenses (an extension, a withdrawal), the
+        access tokens kept here stop counting as fresh, so the next :meth:`check` asks
+        License Central. Reconnects with backoff; does nothing if it runs already."""
+        with self._lock:
+            if self._push is not None:
+                return
+            from licentia.client._push import READ_TIMEOUT, PushListener, StreamEndpoint
+
+            endpoint = StreamEndpoint(
+                self._api.url("events"),
+                self._listen_headers,
+                transport=self._api.http_transport,
+                timeout=self._api.timeout,
+                read_timeout=READ_TIMEOUT,
+            )
+            self._push = PushListener(endpoint, self._tokens_changed, max_pause=_PUSH_PAUSE)
+            self._push.start()
+
+    def stop_push(self) -> None:
+        """Stop listening for pushes."""
+        with self._lock:
+            push, self._push = self._push, None
+        if push is not None:
+            push.stop()
+
+    @property
+    def push_connected(self) -> bool:
+        """Whether a push stream is open now."""
+        push = self._push
+        return push is not None and push.connected
+
+    def _listen_headers(self) -> tuple[str, dict[str, str]]:
+        return "", {"Authorization": f"Bearer {self._session.registration().token}"}
+
+    def _tokens_changed(self) -> None:
+        for key, cached in list(self._tokens.items()):
+            self._tokens[key] = replace(cached, fresh_until=-math.inf)
 
     # -- registration -----------------------------------------------------------
 

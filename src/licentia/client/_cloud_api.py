@@ -92,6 +92,19 @@ class CloudApi:
             return {}
         return _expect_object(response)
 
+    @property
+    def http_transport(self) -> httpx.BaseTransport | None:
+        """The httpx transport given (None: httpx's own)."""
+        return self._transport
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    def url(self, path: str) -> str:
+        """The address of ``cloud/<path>``."""
+        return self._cloud + path
+
     def jwks(self) -> dict[str, Any]:
         """The vendor's JWK Set (public, no authentication)."""
         response = self._send("GET", self._jwks, headers={}, timeout=self._timeout)

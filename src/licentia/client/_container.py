@@ -242,7 +242,8 @@ class ClientStatus(FrozenValue):
 
     ``problem`` is what makes every check fail right now (an untrusted document, a
     clock set back), or None. ``refresh_due`` says a sync should run (the earliest
-    ``refresh_after`` passed, or a problem a sync can clear).
+    ``refresh_after`` passed, or a problem a sync can clear). ``push_connected``: the
+    auto-update listens to License Central's push stream now (else it polls).
     """
 
     __slots__ = _fields = (
@@ -257,6 +258,7 @@ class ClientStatus(FrozenValue):
         "virtualization",
         "auto_update_running",
         "auto_update_error",
+        "push_connected",
     )
     vendor: str
     device_id: str
@@ -269,6 +271,7 @@ class ClientStatus(FrozenValue):
     virtualization: Virtualization
     auto_update_running: bool
     auto_update_error: LicentiaClientError | None
+    push_connected: bool
 
     def __init__(
         self,
@@ -283,6 +286,7 @@ class ClientStatus(FrozenValue):
         virtualization: Virtualization,
         auto_update_running: bool,
         auto_update_error: LicentiaClientError | None,
+        push_connected: bool = False,
     ) -> None:
         self._assign(
             vendor,
@@ -296,4 +300,5 @@ class ClientStatus(FrozenValue):
             virtualization,
             auto_update_running,
             auto_update_error,
+            push_connected,
         )

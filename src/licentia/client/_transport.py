@@ -72,6 +72,19 @@ class Transport:
         self._http: httpx.Client | None = None
         self._lock = threading.Lock()
 
+    @property
+    def http_transport(self) -> httpx.BaseTransport | None:
+        """The httpx transport given (None: httpx's own)."""
+        return self._transport
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    def url(self, endpoint: str) -> str:
+        """The address of the device endpoint ``endpoint``."""
+        return self._base + endpoint
+
     def post(self, endpoint: str, token: str, *, if_none_match: str | None = None) -> Answer:
         """POST ``token`` to ``endpoint`` (``activate``, ``sync``, ``returns``…).
 

@@ -18,7 +18,7 @@ from licentia.formats.jws import MAX_ENCODED_PAYLOAD, SignatureInvalidError, par
 if TYPE_CHECKING:  # imported where an encryption key is read: not on a license check
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-OPERATIONS = ("activate", "sync", "offline")
+OPERATIONS = ("activate", "sync", "offline", "listen")
 _b64, _unb64 = base64url.encode, base64url.decode
 
 

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     keep_alive_seconds: int = Field(default=5, ge=1)
     max_connections: int = Field(default=1000, ge=1)
     max_connections_per_address: int = Field(default=100, ge=0)  # 0: no cap
+    # Push streams (server/push, docs/operations.md#push-streams): each holds a
+    # connection, so a process holds at most push_stream_cap of them (/healthz and
+    # ordinary requests keep the rest of max_connections); 0 turns push off.
+    push_max_streams: int = Field(default=500, ge=0)
+    push_streams_per_device: int = Field(default=4, ge=1)
+    push_keepalive_seconds: int = Field(default=15, ge=1)
+    push_stream_seconds: float = Field(default=900.0, gt=0)
     hsts_seconds: int = Field(default=365 * 86400, ge=0)  # 0: no Strict-Transport-Security
     login_failures_per_account: int = 5
     login_failures_per_address: int = 30
@@ -120,6 +127,12 @@ class Settings(BaseSettings):
         if not self.public_url:
             self.public_url = f"http://{self.host}:{self.port}"
         return self
+
+    @property
+    def push_stream_cap(self) -> int:
+        """The push streams one process may hold: ``push_max_streams``, but never more
+        than nine tenths of ``max_connections``."""
+        return min(self.push_max_streams, self.max_connections * 9 // 10)
 
     @property
     def is_development(self) -> bool:

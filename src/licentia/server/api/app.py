@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -36,6 +36,7 @@ from licentia.server.api.routes import (
     keys,
     licenses,
     orders,
+    push,
     sessions,
     webhooks,
 )
@@ -50,6 +51,8 @@ from licentia.server.db.statistics import REFRESH_SECONDS, refresh_statistics
 from licentia.server.keys.master import MasterKey, load_master_key
 from licentia.server.licenses.reads import LicenseReads
 from licentia.server.migrations import models as all_models
+from licentia.server.push import changes as push_changes
+from licentia.server.push.hub import PushHub
 from licentia.server.rate_limits.limiter import Limiter
 from licentia.server.seats.services import sweep
 from licentia.server.settings import Settings
@@ -88,6 +91,7 @@ def create_app(
         Renewals(runner, master),
         LicenseReads(runner),
         PasswordChecks(settings.password_checks),
+        PushHub(max_streams=settings.push_stream_cap, per_address=settings.push_streams_per_device),
     )
 
     @asynccontextmanager
@@ -98,7 +102,9 @@ def create_app(
         # the app's own database only: a test's shared one may be inside a transaction
         statistics = None if database else asyncio.create_task(_refresh_statistics_forever(db))
         deliverer = asyncio.create_task(_deliver_forever(db, master, settings))
+        stop_push = _start_push(services.push, db, settings)
         yield
+        stop_push()
         sweeper.cancel()
         deliverer.cancel()
         if statistics is not None:
@@ -129,6 +135,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(devices.device_router, prefix=API)
     app.include_router(cloud_devices.router, prefix=API)
+    app.include_router(push.router, prefix=API)
     for module in (
         licenses,
         assignments,
@@ -153,6 +160,26 @@ def create_app(
     if limiter is not None:  # every route is in place: the families are read from them
         app.request_limits = RequestLimits.of_routes(limiter, app.routes)
     return app
+
+
+def _start_push(hub: PushHub, db: Database, settings: Settings) -> Callable[[], None]:
+    """Tell ``hub`` this process's commits and, on PostgreSQL, the other nodes'
+    (``server/push``); returns what ends it at shutdown."""
+    hub.bind(asyncio.get_running_loop())
+    forget = push_changes.on_commit(db.write_engine, hub.publish)
+    listener = None
+    if db.write_engine.dialect.name == "postgresql" and settings.push_stream_cap > 0:
+        from licentia.server.push.postgres import listen_forever
+
+        listener = asyncio.create_task(listen_forever(settings.database_url, hub))
+
+    def stop() -> None:
+        forget()
+        hub.close_all()
+        if listener is not None:
+            listener.cancel()
+
+    return stop
 
 
 async def _sweep_forever(db: Database, every: float) -> None:

@@ -37,6 +37,7 @@ from licentia.server.idempotency.services import (
 )
 from licentia.server.keys.master import MasterKey
 from licentia.server.licenses.reads import LicenseReads
+from licentia.server.push.hub import PushHub
 from licentia.server.settings import Settings
 from licentia.server.tenancy.passwords import PasswordChecks
 from licentia.server.tenancy.services import authenticate, touch_api_key
@@ -62,6 +63,7 @@ class Services:
     renewals: Renewals
     license_reads: LicenseReads
     password_checks: PasswordChecks
+    push: PushHub  # the push streams of this process (licentia.server.push)
 
 
 @dataclass(frozen=True)
