@@ -73,7 +73,7 @@ class AutoUpdater:
         self._pushed = threading.Event()  # a change was announced: sync at once
         self._thread: threading.Thread | None = None
         self._just_synced = False
-        self._last_attempt = time.monotonic()
+        self._last_attempt = self._retry_at = time.monotonic()
         self.failures = 0
         self.last_error: LicentiaClientError | None = None
         self.pushed_syncs = 0  # syncs that a push started
@@ -117,6 +117,8 @@ class AutoUpdater:
             if self._stop.is_set():
                 return
             self._on_tick()
+            if self.failures and time.monotonic() < self._retry_at:
+                continue  # a push during a backoff waits for its end (a loop stays slow)
             pushed = self._pushed.is_set()
             self._pushed.clear()
             if pushed or self.failures or self._is_due() or self._poll_due():
@@ -138,10 +140,10 @@ class AutoUpdater:
         the due time (plus jitter once it is reached) or the next poll, re-checked at
         least every ``check_interval`` because the clock or the licenses may change
         meanwhile. A push or :meth:`stop` ends the wait early."""
+        if self.failures:
+            return max(0.0, self._retry_at - time.monotonic())
         if self._pushed.is_set():
             return 0.0
-        if self.failures:
-            return self._backoff()
         wait = self._until_due()
         if self._polling():
             assert self._poll is not None
@@ -176,10 +178,12 @@ class AutoUpdater:
             self._sync()
         except LicentiaClientError as error:
             self.failures, self.last_error = self.failures + 1, error
+            self._retry_at = time.monotonic() + self._backoff()
         except Exception as error:  # the thread must survive anything
             self.failures += 1
             self.last_error = LicentiaClientError(
                 "AUTO_UPDATE_FAILED", f"The background sync failed unexpectedly: {error!r}."
             )
+            self._retry_at = time.monotonic() + self._backoff()
         else:
             self.failures, self.last_error, self._just_synced = 0, None, True

@@ -21,6 +21,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Engine, bindparam, event, select, text
 from sqlalchemy.orm import Session
 
+from licentia.domain.actors import ActorKind
 from licentia.server.audit.services import PENDING_EVENTS
 from licentia.server.licenses.models import License
 
@@ -29,6 +30,9 @@ NODE = uuid.uuid4().hex  # this process: it skips its own notifications, told lo
 DEVICE, CONTAINER = "d:", "c:"
 # A license that was only issued sits on no device yet; an order may issue thousands.
 _SILENT_ACTIONS = frozenset({"license.issued"})
+# What a device did itself (activate, return; a suspicion recorded while it synced) it
+# learns from the answer of that very exchange: telling it would only make it sync again.
+_DEVICE = ActorKind.DEVICE.value
 _ADDRESSES = "licentia.push.addresses"
 _NOTIFY_BYTES = 7000  # PostgreSQL's payload limit is 8000 bytes
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
@@ -122,20 +126,22 @@ def _forget(session: Session) -> None:
 
 
 def _addresses(session: Session, noted: list[dict[str, Any]]) -> frozenset[str]:
-    """The containers the entries touch. A license entry names its device in its views
+    """The containers the entries touch: a device's or cloud container's own entries,
+    and a license's changes of state (``license.*``; its counters and seats are no
+    change of what a device holds). A license entry names its device in its views
     (``license_view``); a license on no device may be in a cloud container, which is
     read from its row (one statement, only then)."""
     found: set[str] = set()
     unplaced: list[str] = []
     for entry in noted:
-        kind, object_id = entry["object_type"], entry["object_id"]
-        if object_id is None or entry["action"] in _SILENT_ACTIONS:
+        kind, object_id, action = entry["object_type"], entry["object_id"], entry["action"]
+        if object_id is None or action in _SILENT_ACTIONS or entry["actor_type"] == _DEVICE:
             continue
         if kind == "device":
             found.add(address_of_device(object_id))
         elif kind == "cloud_container":
             found.add(address_of_container(object_id))
-        elif kind == "license":
+        elif kind == "license" and action.startswith("license."):
             devices = {
                 view.get("device_id")
                 for view in (entry["before"], entry["after"])
