@@ -102,7 +102,7 @@ def test_on_postgresql_other_nodes_hear_of_the_change_by_notify(vendors, databas
     with psycopg.connect(conninfo(url), autocommit=True) as other_node:
         other_node.execute(f"LISTEN {changes.CHANNEL}")
         vendor.ok("POST", f"/licenses/{license_id}/actions/extend", json={"days": 5})
-        heard = set()
+        heard: set[str] = set()
         for notification in other_node.notifies(timeout=30, stop_after=50):
             node, addresses = changes.decode(notification.payload)
             heard |= addresses

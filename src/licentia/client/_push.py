@@ -51,12 +51,12 @@ class ServerEvent:
 def read_events(lines: Iterator[str]) -> Iterator[ServerEvent]:
     """The events of a ``text/event-stream`` given line by line (comments, ``id`` and
     ``retry`` are skipped; the pause between streams is the listener's own)."""
-    name, data = "", []
+    name, data = "", list[str]()
     for line in lines:
         if not line:
             if data or name:
                 yield ServerEvent(name or "message", "\n".join(data))
-            name, data = "", []
+            name, data = "", list[str]()
             continue
         if line.startswith(":"):
             continue

@@ -142,11 +142,11 @@ def _addresses(session: Session, noted: list[dict[str, Any]]) -> frozenset[str]:
         elif kind == "cloud_container":
             found.add(address_of_container(object_id))
         elif kind == "license" and action.startswith("license."):
-            devices = {
-                view.get("device_id")
+            devices: set[str] = {
+                view["device_id"]
                 for view in (entry["before"], entry["after"])
-                if isinstance(view, dict)
-            } - {None}
+                if isinstance(view, dict) and isinstance(view.get("device_id"), str)
+            }
             found.update(address_of_device(d) for d in devices)
             if not devices:
                 unplaced.append(object_id)

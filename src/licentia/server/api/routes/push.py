@@ -11,6 +11,8 @@ describes the stream, docs/operations.md its bounds.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends
 from sse_starlette import EventSourceResponse
 
@@ -25,7 +27,7 @@ from licentia.server.push.calls import StreamTimes
 from licentia.server.push.hub import Subscription
 
 router = APIRouter(tags=["push"], max_body_size=DEVICE_MESSAGE)
-_STREAM = {
+_STREAM: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Server-Sent Events: `ready`, then `changed` whenever the container "
         "changes; keep-alive comments between them",
