@@ -61,6 +61,10 @@ class CountingMemoryStorage(MemoryStorage):
     _swept_at: float = -math.inf
 
     async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        return self.count(key, expiry, amount)
+
+    def count(self, key: str, expiry: float, amount: int = 1) -> int:
+        """:meth:`incr` without a coroutine: what a fixed window counts per request."""
         now = time.time()
         if self.expirations.get(key, 0) <= now:
             self.storage[key] = amount
@@ -95,6 +99,22 @@ def storage_for(url: str) -> StorageTypes:
     )
 
 
+@dataclass(frozen=True)
+class _Window:
+    """One limit of one family, counted in a fixed window of the process's memory: the
+    library's key for it, cut around the identifier, and its expiry, made once."""
+
+    item: RateLimitItem
+    before: str
+    after: str
+    expiry: int
+
+    @classmethod
+    def of(cls, item: RateLimitItem, family: Family) -> _Window:
+        before, after = item.key_for(family.value, "\x00").split("\x00")
+        return cls(item, before, after, item.get_expiry())
+
+
 @dataclass
 class Limiter:
     """The limits of every family and the strategy that counts them."""
@@ -102,6 +122,21 @@ class Limiter:
     strategy: RateLimiter
     limits: Mapping[Family, tuple[RateLimitItem, ...]]
     _failed_at: float = -math.inf
+    # The fixed window in memory (the default) is counted without the library's
+    # coroutines, under the keys it would use: a count on every hot call is a dict
+    # update, and its window statistics still come from the library.
+    _windows: Mapping[Family, tuple[_Window, ...]] | None = None
+
+    def __post_init__(self) -> None:
+        storage = self.strategy.storage
+        if type(self.strategy) is FixedWindowRateLimiter and isinstance(
+            storage, CountingMemoryStorage
+        ):
+            self._memory = storage
+            self._windows = {
+                family: tuple(_Window.of(item, family) for item in items)
+                for family, items in self.limits.items()
+            }
 
     @classmethod
     def of(cls, settings: Settings) -> Limiter | None:
@@ -120,6 +155,8 @@ class Limiter:
         who = [f"address/{address or 'unknown'}"]
         if credential:
             who.append(f"credential/{_digest(credential)}")
+        if self._windows is not None:
+            return await self._counted_in_memory(families, who)
         try:
             for family in families:
                 for item in self.limits[family]:
@@ -130,6 +167,21 @@ class Limiter:
                             return RateLimitedError(family.value, wait)
         except StorageError as error:
             self._log_failure(error)
+        return None
+
+    async def _counted_in_memory(
+        self, families: tuple[Family, ...], who: list[str]
+    ) -> RateLimitedError | None:
+        assert self._windows is not None
+        count = self._memory.count
+        for family in families:
+            for window in self._windows[family]:
+                for key in who:
+                    if count(f"{window.before}{key}{window.after}", window.expiry) > (
+                        window.item.amount
+                    ):
+                        wait = await self._seconds_to_reset(window.item, f"{family.value}/{key}")
+                        return RateLimitedError(family.value, wait)
         return None
 
     async def _seconds_to_reset(self, item: RateLimitItem, *identifiers: str) -> int:

@@ -125,8 +125,7 @@ def new_password_hash(password: str, checks: PasswordChecks) -> str:
     it). Raises ValidationError (field ``password``) for a weak one, ServerBusyError
     ``LOGINS_BUSY`` when every slot is taken."""
     check_password_rule(password)
-    with checks.slot():
-        return hash_password(password)
+    return checks.run(lambda: hash_password(password))
 
 
 def set_password_with_link(session: Session, token: str, password_hash: str) -> VendorUser:
