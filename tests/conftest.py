@@ -100,6 +100,9 @@ def settings(database_url: str) -> Settings:
         credential_cache_seconds=0,
         rate_limits=False,
         webhook_poll_seconds=0,  # webhook tests run the delivery job themselves
+        # their receivers listen on loopback, by plain http (docs/security.md)
+        webhook_allow_http=True,
+        webhook_allowed_networks="127.0.0.0/8",
     )
 
 

@@ -94,7 +94,16 @@ def world(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         # Without rate limits: thousands of requests from one address and one key are
         # what a fuzzer sends, and its inputs must reach the routes (the limits have
         # tests of their own; a 429 would pass as declared, and test nothing).
-        extra = {"LICENTIA_DATABASE_POOL_SIZE": "4", "LICENTIA_RATE_LIMITS": "false"}
+        # Webhook endpoints with any generated http(s) URL are accepted, so that the
+        # operations on an endpoint get real ones (the address rules have tests of their
+        # own), and this server delivers nothing: no request leaves for a generated host.
+        extra = {
+            "LICENTIA_DATABASE_POOL_SIZE": "4",
+            "LICENTIA_RATE_LIMITS": "false",
+            "LICENTIA_WEBHOOK_ALLOW_HTTP": "true",
+            "LICENTIA_WEBHOOK_ALLOWED_NETWORKS": "*",
+            "LICENTIA_WEBHOOK_POLL_SECONDS": "0",
+        }
         env = new_environment(url, workdir, extra)
         env.cli("db", "upgrade")
         slug = "fuzz"

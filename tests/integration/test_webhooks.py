@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jsonschema
 import pytest
 from fastapi.testclient import TestClient
@@ -30,7 +29,9 @@ from licentia.server.db.base import utcnow
 from licentia.server.db.engine import Database
 from licentia.server.keys.master import MasterKey
 from licentia.server.licenses.services import change_state
+from licentia.server.settings import Settings
 from licentia.server.webhooks.delivery import Deliverer, claim, fan_out
+from licentia.server.webhooks.egress import delivery_client
 from licentia.server.webhooks.models import WebhookEvent
 from tests.factories import VendorHandle
 from tests.integration.device_messages import BareDevice
@@ -66,8 +67,10 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def deliverer(database: Database, master: MasterKey, clock: Clock) -> Iterator[Deliverer]:
-    with httpx.Client(timeout=10) as http:
+def deliverer(
+    database: Database, master: MasterKey, clock: Clock, settings: Settings
+) -> Iterator[Deliverer]:
+    with delivery_client(settings.webhook_targets, timeout=10) as http:
         yield Deliverer(database, master, http, clock=clock)
 
 
@@ -366,7 +369,7 @@ def test_licentia_serve_delivers_in_the_background(settings, database, master, v
 
 
 def test_two_workers_on_postgresql_claim_different_deliveries(
-    backend, vendors, receiver, database, deliverer
+    backend, vendors, receiver, database, deliverer, settings
 ):
     if backend != "postgresql":
         pytest.skip("SQLite has no row locks to skip: one process delivers")
@@ -383,7 +386,7 @@ def test_two_workers_on_postgresql_claim_different_deliveries(
         assert mine and theirs  # the second worker did not wait for the first's rows
         assert not {c.delivery_id for c in mine} & {c.delivery_id for c in theirs}
 
-    with httpx.Client(timeout=10) as http:
+    with delivery_client(settings.webhook_targets, timeout=10) as http:
         other = Deliverer(database, deliverer.master, http, clock=lambda: now + timedelta(hours=1))
         workers = [threading.Thread(target=w.deliver_due) for w in (other, deliverer)]
         deliverer.clock = other.clock

@@ -24,6 +24,7 @@ class Received:
 class WebhookReceiver:
     secrets: list[str] = field(default_factory=list)  # any of them may verify
     status: int = 204  # what it answers a verified request
+    redirect_to: str | None = None  # answer every request with a redirect there instead
     received: list[Received] = field(default_factory=list)
     refused: int = 0
     port: int = 0
@@ -40,6 +41,11 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
+                if receiver.redirect_to is not None:
+                    self.send_response(307)
+                    self.send_header("location", receiver.redirect_to)
+                    self.end_headers()
+                    return
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 self.send_response(receiver.accept(body, headers))
                 self.end_headers()

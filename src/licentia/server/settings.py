@@ -10,6 +10,8 @@ from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from licentia.domain.webhook_targets import TargetPolicy
+
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "placeholder", "secret", "dev"})
 
 
@@ -34,6 +36,11 @@ class Settings(BaseSettings):
     # (0: it delivers none; another node must), and how long a receiver may take to answer.
     webhook_poll_seconds: float = Field(default=1.0, ge=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Webhook receivers (docs/security.md): public https addresses only, unless these
+    # allow plain http and non-public networks (comma-separated networks, or "*" for
+    # every private, loopback, link-local and unique-local address).
+    webhook_allow_http: bool = False
+    webhook_allowed_networks: str = ""
     credential_cache_seconds: float = 2.0
     threads: int = 40  # requests that run blocking code at once, per process
     password_checks: int = Field(default=4, ge=1)  # argon2id checks at once, per process
@@ -116,6 +123,19 @@ class Settings(BaseSettings):
             if item.strip() not in ("", "*"):
                 ipaddress.ip_network(item.strip(), strict=False)  # ValueError names it
         return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        TargetPolicy.of(allow_http=False, networks=value.split(","))  # ValueError names it
+        return value
+
+    @property
+    def webhook_targets(self) -> TargetPolicy:
+        """Where webhooks may be delivered (``licentia.domain.webhook_targets``)."""
+        return TargetPolicy.of(
+            allow_http=self.webhook_allow_http, networks=self.webhook_allowed_networks.split(",")
+        )
 
     @property
     def trusted_proxy_list(self) -> list[str]:

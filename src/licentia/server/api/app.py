@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-import httpx
 import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -59,6 +58,7 @@ from licentia.server.settings import Settings
 from licentia.server.tenancy.passwords import PasswordChecks
 from licentia.server.web import install as install_web_fronts
 from licentia.server.webhooks.delivery import Deliverer
+from licentia.server.webhooks.egress import delivery_client
 
 # Every table must be mapped before the first flush: foreign keys span contexts.
 assert all_models.Base.metadata.tables
@@ -213,7 +213,8 @@ async def _deliver_forever(db: Database, master: MasterKey, settings: Settings) 
     every = settings.webhook_poll_seconds
     if every <= 0:
         return
-    with httpx.Client(timeout=settings.webhook_timeout_seconds) as http:
+    http = delivery_client(settings.webhook_targets, timeout=settings.webhook_timeout_seconds)
+    with http:
         deliverer = Deliverer(db, master, http)
         while True:
             try:

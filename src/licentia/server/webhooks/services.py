@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
 from licentia.domain.errors import NotFoundError, ValidationError
+from licentia.domain.webhook_targets import TargetPolicy
 from licentia.domain.webhooks import new_secret, unknown_event_types
 from licentia.server.audit.services import record
 from licentia.server.db.base import utcnow
@@ -46,11 +47,14 @@ def create_endpoint(
     *,
     url: str,
     event_types: list[str],
+    targets: TargetPolicy,
     description: str = "",
 ) -> IssuedSecret:
-    """Register an endpoint of the actor's vendor. Raises ValidationError
-    (``UNKNOWN_EVENT_TYPE``) for a filter naming an event outside the catalogue."""
+    """Register an endpoint of the actor's vendor. Raises ValidationError:
+    ``UNKNOWN_EVENT_TYPE`` for a filter naming an event outside the catalogue,
+    ``WEBHOOK_URL_FORBIDDEN`` for a URL ``targets`` does not allow."""
     _check_filter(event_types)
+    targets.check_url(url)
     secret = new_secret()
     endpoint = WebhookEndpoint(
         vendor_id=_vendor(actor),
@@ -74,11 +78,19 @@ def create_endpoint(
 
 
 def update_endpoint(
-    session: Session, actor: Actor, endpoint_id: str, changes: dict[str, Any]
+    session: Session,
+    actor: Actor,
+    endpoint_id: str,
+    changes: dict[str, Any],
+    *,
+    targets: TargetPolicy,
 ) -> WebhookEndpoint:
     """Change ``url``, ``description``, ``event_types`` or ``enabled``. Enabling an
-    endpoint that was disabled resumes its pending deliveries, oldest first."""
+    endpoint that was disabled resumes its pending deliveries, oldest first. Raises
+    ValidationError as :func:`create_endpoint` does."""
     endpoint = get_endpoint(session, actor, endpoint_id)
+    if changes.get("url") is not None:
+        targets.check_url(changes["url"])
     before = endpoint_view(endpoint)
     if changes.get("event_types") is not None:
         _check_filter(changes["event_types"])

@@ -124,7 +124,9 @@ def _delivery_out(view: webhooks.DeliveryView) -> DeliveryOut:
 def create_endpoint(
     body: EndpointCreate, request: Request, ctx: Context = Depends(require("webhooks:write"))
 ) -> JSONResponse:
-    """Register an endpoint; the answer holds its signing secret, shown only here."""
+    """Register an endpoint; the answer holds its signing secret, shown only here. The
+    URL must be a public ``https`` address unless the operator allows more
+    (``WEBHOOK_URL_FORBIDDEN``; docs/security.md)."""
     return ctx.create(
         request,
         body,
@@ -135,6 +137,7 @@ def create_endpoint(
                 ctx.master,
                 url=str(body.url),
                 event_types=body.event_types,
+                targets=ctx.services.settings.webhook_targets,
                 description=body.description,
             )
         ),
@@ -172,7 +175,9 @@ def update_endpoint(
         changes["url"] = str(body.url)
     return ctx.write(
         lambda s: EndpointOut.model_validate(
-            webhooks.update_endpoint(s, ctx.actor, endpoint_id, changes)
+            webhooks.update_endpoint(
+                s, ctx.actor, endpoint_id, changes, targets=ctx.services.settings.webhook_targets
+            )
         )
     )
 
@@ -232,3 +237,4 @@ def replay_delivery(
 ) -> DeliveryOut:
     """Send the delivery's event to its endpoint again, as a new delivery due now."""
     return ctx.write(lambda s: _delivery_out(webhooks.replay_delivery(s, ctx.actor, delivery_id)))
+
