@@ -23,8 +23,23 @@ EVENT_TYPES: tuple[str, ...] = (
     "license.resumed",
     "license.withdrawn",
     "license.extended",
+    "device.flagged",
+    "device.blacklisted",
+    "seat.denied",
+    "units.low",
+    "units.exhausted",
 )
 ALL_EVENTS = "*"  # an endpoint filter entry that matches every event type
+
+# Most events are written from the audit entry of their change, whose action has the
+# event's name; a counter's are named for what the vendor watches. seat.denied has no
+# audit entry: the seats context writes it itself, at most once a minute per pool.
+EVENT_OF_ACTION: dict[str, str] = {
+    **{name: name for name in EVENT_TYPES if not name.startswith(("seat.", "units."))},
+    "counter.low_balance": "units.low",
+    "counter.exhausted": "units.exhausted",
+}
+SEAT_DENIED_WINDOW_SECONDS = 60
 
 MAX_ATTEMPTS = 13
 FIRST_DELAY = timedelta(minutes=1)

@@ -214,6 +214,8 @@ def _entry(session: Session, license_id: str, key: str) -> LedgerEntry | None:
 
 
 def _maybe_low(session: Session, actor: Actor, license_: License, balance: int, units: int) -> None:
+    """Audit the consumption that crossed the low-balance mark, and the one that took
+    the last unit (the webhooks' ``units.low`` and ``units.exhausted``)."""
     threshold = low_balance_threshold(license_.options)
     if balance < threshold <= balance + units:
         record(
@@ -224,6 +226,8 @@ def _maybe_low(session: Session, actor: Actor, license_: License, balance: int, 
             license_.id,
             after={"balance": balance, "threshold": threshold},
         )
+    if balance == 0:
+        record(session, actor, "counter.exhausted", "license", license_.id, after={"balance": 0})
 
 
 # -- the one-statement consumption -------------------------------------------------------
@@ -247,14 +251,15 @@ def _param(table: Table, column: str, name: str) -> Any:
 
 
 def _take_units() -> Any:
-    """UPDATE the balance if it covers the units, the key is new and the balance does
-    not cross the low-balance threshold (that consumption needs its audit event)."""
+    """UPDATE the balance if it covers the units, the key is new, and the balance
+    neither crosses the low-balance threshold nor reaches zero (those consumptions
+    need their audit events)."""
     units, threshold = _param(_counters, "balance", "units"), _param(_counters, "balance", "low")
     return (
         update(_counters)
         .where(
             _counters.c.license_id == bindparam("license"),
-            _counters.c.balance >= units,
+            _counters.c.balance > units,
             or_(_counters.c.balance - units >= threshold, _counters.c.balance < threshold),
             ~exists(
                 select(_ledger.c.id).where(
@@ -317,7 +322,7 @@ def consume_at_once(
     write transaction. Returns None, having changed nothing, whenever :func:`consume`
     has more to do: the key was used before (a replay, or a concurrent twin), too few
     units are left, or the balance would cross ``low_balance`` (see
-    :func:`low_balance_threshold`)."""
+    :func:`low_balance_threshold`) or reach zero."""
     if units <= 0 or not 1 <= len(key) <= 200:
         return None
     entry_id = new_id()

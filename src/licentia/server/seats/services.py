@@ -21,10 +21,12 @@ from licentia.domain.actors import Actor
 from licentia.domain.errors import ConflictError, NotFoundError, ValidationError
 from licentia.domain.ids import new_id
 from licentia.domain.templates import Delivery, StoredOptions
+from licentia.domain.webhooks import SEAT_DENIED_WINDOW_SECONDS
 from licentia.server.audit.services import record
 from licentia.server.licenses.models import License
 from licentia.server.seats import leases
 from licentia.server.seats.models import SeatEvent, SeatSlot, SeatWaiter
+from licentia.server.webhooks import outbox
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,26 @@ def _take_free(
 
 
 def record_denial(session: Session, denied: Denied, now: datetime) -> None:
-    """Record a refusal answered to a caller (a ``deny`` event with its ``in_use``)."""
+    """Record a refusal answered to a caller (a ``deny`` event with its ``in_use``),
+    and tell the vendor's webhooks: the first denial of a pool in each minute writes a
+    ``seat.denied`` event, the others of that minute only their ``deny`` row (a full
+    pool may refuse a client every few seconds; the usage reports count each one)."""
+    window = int(now.timestamp()) // SEAT_DENIED_WINDOW_SECONDS
+    outbox.emit_once(
+        session,
+        f"seat.denied:{denied.license_id}:{window}",
+        vendor_id=denied.vendor_id,
+        event_type="seat.denied",
+        object_type="license",
+        object_id=denied.license_id,
+        data={
+            "id": denied.license_id,
+            "holder_key": denied.holder_key,
+            "in_use": denied.in_use,
+            "seats": denied.seats,
+            "window_seconds": SEAT_DENIED_WINDOW_SECONDS,
+        },
+    )
     session.add(
         SeatEvent(
             vendor_id=denied.vendor_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from licentia.domain.ids import new_id
@@ -40,7 +40,16 @@ class WebhookEndpoint(Base):
 
 class WebhookEvent(Base):
     __tablename__ = "webhook_events"
-    __table_args__ = (Index("ix_webhook_events_dispatched_seq", "dispatched", "seq"),)
+    __table_args__ = (
+        Index("ix_webhook_events_dispatched_seq", "dispatched", "seq"),
+        Index(
+            "uq_webhook_events_once_key",
+            "once_key",
+            unique=True,
+            postgresql_where=text("once_key IS NOT NULL"),
+            sqlite_where=text("once_key IS NOT NULL"),
+        ),
+    )
 
     seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(36), unique=True, default=new_id)  # webhook-id
@@ -51,6 +60,9 @@ class WebhookEvent(Base):
     payload: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = created_column()
     dispatched: Mapped[bool] = mapped_column(default=False)  # deliveries made
+    # An event sent at most once per key (``outbox.emit_once``): seat.denied's is its
+    # pool and minute.
+    once_key: Mapped[str | None] = mapped_column(String(200))
 
 
 class WebhookDelivery(Base):

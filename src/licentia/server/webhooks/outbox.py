@@ -12,17 +12,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import OPERATOR_CHAIN
 from licentia.domain.ids import new_id
-from licentia.domain.webhooks import EVENT_TYPES
+from licentia.domain.webhooks import EVENT_OF_ACTION
 from licentia.server.audit.services import PENDING_EVENTS
 from licentia.server.db.base import utcnow
 from licentia.server.webhooks.models import WebhookEvent
 
-_CATALOGUE = frozenset(EVENT_TYPES)
 _INSERT = insert(WebhookEvent)
 
 
@@ -40,23 +41,72 @@ def _write_events(session: Session) -> None:
 
 
 def _emitted(entry: dict[str, Any]) -> bool:
-    return entry["action"] in _CATALOGUE and entry["chain"] != OPERATOR_CHAIN
+    return entry["action"] in EVENT_OF_ACTION and entry["chain"] != OPERATOR_CHAIN
 
 
 def _row(entry: dict[str, Any]) -> dict[str, Any]:
+    data = {"id": entry["object_id"], **(entry["after"] or {})}
+    return _event_row(
+        entry["chain"],
+        EVENT_OF_ACTION[entry["action"]],
+        entry["object_type"],
+        entry["object_id"],
+        data,
+    )
+
+
+def _event_row(
+    vendor_id: str,
+    event_type: str,
+    object_type: str,
+    object_id: str | None,
+    data: dict[str, Any],
+    once_key: str | None = None,
+) -> dict[str, Any]:
     now = utcnow()
     event_id = new_id()
-    data = {"id": entry["object_id"], **(entry["after"] or {})}
     return {
         "id": event_id,
-        "vendor_id": entry["chain"],
-        "type": entry["action"],
-        "object_type": entry["object_type"],
-        "object_id": entry["object_id"],
-        "payload": payload(event_id, entry["action"], now.isoformat(), data),
+        "vendor_id": vendor_id,
+        "type": event_type,
+        "object_type": object_type,
+        "object_id": object_id,
+        "payload": payload(event_id, event_type, now.isoformat(), data),
         "created_at": now,
         "dispatched": False,
+        "once_key": once_key,
     }
+
+
+def emit_once(
+    session: Session,
+    once_key: str,
+    *,
+    vendor_id: str,
+    event_type: str,
+    object_type: str,
+    object_id: str,
+    data: dict[str, Any],
+) -> bool:
+    """Write an event that has no audit entry, in the session's transaction, unless an
+    event with ``once_key`` exists already; returns whether it wrote one. Of two
+    transactions writing the same key at once, one writes and the other waits for it
+    to end, then writes nothing (a unique index); once that one has committed, a look
+    up by the key (no wait) answers every later caller."""
+    known = select(WebhookEvent.seq).where(WebhookEvent.once_key == once_key)
+    if session.scalar(known) is not None:
+        return False
+    row = _event_row(vendor_id, event_type, object_type, object_id, data, once_key)
+    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    written = session.execute(
+        upsert(WebhookEvent)
+        .values(row)
+        .on_conflict_do_nothing(
+            index_elements=["once_key"], index_where=WebhookEvent.once_key.is_not(None)
+        )
+        .returning(WebhookEvent.seq)
+    ).first()
+    return written is not None
 
 
 def payload(event_id: str, event_type: str, timestamp: str, data: dict[str, Any]) -> dict[str, Any]:
