@@ -49,6 +49,7 @@ from licentia.server.db.schema import schema_status
 from licentia.server.db.statistics import REFRESH_SECONDS, refresh_statistics
 from licentia.server.keys.master import MasterKey, load_master_key
 from licentia.server.licenses.reads import LicenseReads
+from licentia.server.mail import MailTemplates, mailer_for
 from licentia.server.migrations import models as all_models
 from licentia.server.push import changes as push_changes
 from licentia.server.push.hub import PushHub
@@ -59,6 +60,7 @@ from licentia.server.tenancy.passwords import PasswordChecks
 from licentia.server.web import install as install_web_fronts
 from licentia.server.webhooks.delivery import Deliverer
 from licentia.server.webhooks.egress import delivery_client
+from licentia.server.webhooks.notices import DisabledNotices
 
 # Every table must be mapped before the first flush: foreign keys span contexts.
 assert all_models.Base.metadata.tables
@@ -214,8 +216,11 @@ async def _deliver_forever(db: Database, master: MasterKey, settings: Settings) 
     if every <= 0:
         return
     http = delivery_client(settings.webhook_targets, timeout=settings.webhook_timeout_seconds)
+    notices = DisabledNotices(
+        db, mailer_for(settings), MailTemplates(settings.mail_templates_dir), settings.public_url
+    )
     with http:
-        deliverer = Deliverer(db, master, http)
+        deliverer = Deliverer(db, master, http, on_disabled=notices)
         while True:
             try:
                 await run_in_threadpool(deliverer.deliver_due)

@@ -11,8 +11,9 @@ One round (``deliver_due``) has three steps, each its own transaction:
    other). A delivery waits while an earlier one for the same object and endpoint is
    still pending, so a receiver sees an object's events in order even after failures.
 3. **Send and record**: each claimed delivery is POSTed, signed per Standard
-   Webhooks; its attempt goes into the log and the delivery is done, or due again
-   after ``retry_delay``; when it has failed for good its endpoint is disabled.
+   Webhooks; the attempts of the claim go into the log together, and each delivery
+   is done, or due again after ``retry_delay``; when it has failed for good its
+   endpoint is disabled (and the vendor mailed: ``notices``).
 
 SQLite has no row locks to skip: there the single server process runs the job.
 A worker that dies holding a lease leaves its deliveries pending; they are claimed
@@ -84,6 +85,9 @@ class Deliverer:
     http: httpx.Client
     lease: timedelta = timedelta(minutes=5)
     clock: Callable[[], datetime] = utcnow
+    # Called with the failed delivery's id, after the commit, when it disabled its
+    # endpoint (``notices.DisabledNotices`` mails the vendor).
+    on_disabled: Callable[[str], None] | None = None
 
     def deliver_due(self) -> int:
         """One round; returns how many deliveries were attempted."""
@@ -93,15 +97,23 @@ class Deliverer:
             claimed = self._claim(new_id())
             if not claimed:
                 return attempted
-            for item in claimed:
-                self._record(item, self.send(item))
-                attempted += 1
+            self._record([(item, self.send(item)) for item in claimed])
+            attempted += len(claimed)
 
     def _claim(self, token: str) -> list[Claimed]:
         return run_write(self.db, lambda s: claim(s, token, self.clock(), self.lease))
 
-    def _record(self, item: Claimed, outcome: Outcome) -> None:
-        run_write(self.db, lambda s: record_outcome(s, item, outcome, self.clock()))
+    def _record(self, outcomes: list[tuple[Claimed, Outcome]]) -> None:
+        """The outcomes of one claim, in one transaction (a transaction per attempt
+        would cost more than the HTTP calls on a fast receiver)."""
+        now = self.clock()
+        disabled = run_write(
+            self.db,
+            lambda s: [i.delivery_id for i, o in outcomes if record_outcome(s, i, o, now)],
+        )
+        if self.on_disabled is not None:
+            for delivery_id in disabled:
+                self.on_disabled(delivery_id)
 
     def send(self, item: Claimed) -> Outcome:
         """POST the event, signed with every secret that signs now. The timestamp is
@@ -228,15 +240,16 @@ def _claimed(
     return claimed
 
 
-def record_outcome(session: Session, item: Claimed, outcome: Outcome, now: datetime) -> None:
-    """Log the attempt and settle the delivery, if this worker still holds its lease."""
+def record_outcome(session: Session, item: Claimed, outcome: Outcome, now: datetime) -> bool:
+    """Log the attempt and settle the delivery, if this worker still holds its lease.
+    Returns whether this failure disabled the endpoint (it was enabled until now)."""
     delivery = session.scalars(
         select(WebhookDelivery)
         .where(WebhookDelivery.id == item.delivery_id, WebhookDelivery.claimed_by == item.token)
         .with_for_update()
     ).one_or_none()
     if delivery is None:
-        return
+        return False
     session.execute(
         insert(WebhookAttempt).values(
             id=new_id(),
@@ -252,14 +265,15 @@ def record_outcome(session: Session, item: Claimed, outcome: Outcome, now: datet
     delivery.claimed_by, delivery.claimed_until = None, None
     if outcome.delivered:
         delivery.status, delivery.delivered_at = "delivered", now
-        return
+        return False
     delay = retry_delay(delivery.attempts)
     if delay is not None:
         delivery.next_attempt_at = now + delay
-        return
+        return False
     delivery.status = "failed"
-    session.execute(
+    disabled = session.execute(
         update(WebhookEndpoint)
         .where(and_(WebhookEndpoint.id == delivery.endpoint_id, WebhookEndpoint.enabled.is_(True)))
         .values(enabled=False, disabled_reason="failing", updated_at=now)
     )
+    return bool(getattr(disabled, "rowcount", 0))
