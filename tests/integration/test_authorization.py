@@ -207,6 +207,9 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", f"{API}/webhook-endpoints/{{endpoint_id}}/deliveries"): Rule("webhooks:read"),
     ("GET", f"{API}/webhook-deliveries/{{delivery_id}}"): Rule("webhooks:read"),
     ("POST", f"{API}/webhook-deliveries/{{delivery_id}}/actions/replay"): Rule("webhooks:write"),
+    ("POST", f"{API}/webhook-endpoints/{{endpoint_id}}/actions/replay-failed"): Rule(
+        "webhooks:write", lambda w: {}
+    ),
 }
 PROTECTED = sorted(endpoint for endpoint, rule in MATRIX.items() if rule.scope is not None)
 

@@ -66,6 +66,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", f"{API}/cloud-containers/{{container_id}}/redeem"): {"ticket": "placeholder"},
     ("PATCH", f"{API}/webhook-endpoints/{{endpoint_id}}"): {"description": "taken over"},
     ("POST", f"{API}/webhook-endpoints/{{endpoint_id}}/actions/rotate-secret"): {},
+    ("POST", f"{API}/webhook-endpoints/{{endpoint_id}}/actions/replay-failed"): {},
 }
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, delete, exists, select
+from sqlalchemy.orm import Session, aliased
 
 from licentia.domain.actors import Actor
 from licentia.domain.errors import NotFoundError, ValidationError
@@ -259,6 +259,93 @@ def replay_delivery(session: Session, actor: Actor, delivery_id: str) -> Deliver
         after={"replay_of": original.id},
     )
     return delivery_views(session, [replay])[0]
+
+
+BULK_REPLAY_LIMIT = 1000  # events per call; ``more`` says when to call again
+
+
+@dataclass(frozen=True)
+class BulkReplay:
+    replayed: int  # events sent again with this call
+    more: bool  # failed events of the range are left: call again
+
+
+def replay_failed(
+    session: Session,
+    actor: Actor,
+    endpoint_id: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = BULK_REPLAY_LIMIT,
+) -> BulkReplay:
+    """Send again, as new deliveries due now, the events whose delivery to the endpoint
+    failed and that happened in ``[since, until)``: the oldest ``limit`` of them.
+
+    Idempotent: an event that has a delivery to the endpoint pending or delivered is
+    left alone, so a second call (or one racing this one: the endpoint's row is locked)
+    adds nothing until those replays fail again. Raises ValidationError when ``until``
+    is not after ``since``."""
+    if since is not None and until is not None and until <= since:
+        raise ValidationError("until must be after since", field="until")
+    endpoint = get_endpoint(session, actor, endpoint_id, lock=True)
+    found = session.execute(_failed_events(endpoint.id, since, until).limit(limit + 1)).all()
+    now = utcnow()
+    replays = [
+        WebhookDelivery(
+            vendor_id=endpoint.vendor_id,
+            endpoint_id=endpoint.id,
+            event_seq=seq,
+            object_id=object_id,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for seq, object_id in found[:limit]
+    ]
+    session.add_all(replays)
+    session.flush()
+    record(
+        session,
+        actor,
+        "webhook_endpoint.failed_replayed",
+        "webhook_endpoint",
+        endpoint.id,
+        after={"events": len(replays), "since": _iso(since), "until": _iso(until)},
+    )
+    return BulkReplay(len(replays), more=len(found) > limit)
+
+
+_other = aliased(WebhookDelivery)
+
+
+def _failed_events(
+    endpoint_id: str, since: datetime | None, until: datetime | None
+) -> Select[int, str | None]:
+    """The events (seq, object) failed to the endpoint and not pending or delivered
+    to it since, oldest first."""
+    settled = exists().where(
+        _other.endpoint_id == endpoint_id,
+        _other.event_seq == WebhookDelivery.event_seq,
+        _other.status.in_(("pending", "delivered")),
+    )
+    query = (
+        select(WebhookDelivery.event_seq, WebhookDelivery.object_id)
+        .join(WebhookEvent, WebhookEvent.seq == WebhookDelivery.event_seq)
+        .where(
+            WebhookDelivery.endpoint_id == endpoint_id,
+            WebhookDelivery.status == "failed",
+            ~settled,
+        )
+        .group_by(WebhookDelivery.event_seq, WebhookDelivery.object_id)
+        .order_by(WebhookDelivery.event_seq)
+    )
+    if since is not None:
+        query = query.where(WebhookEvent.created_at >= since)
+    if until is not None:
+        query = query.where(WebhookEvent.created_at < until)
+    return query
 
 
 def _check_filter(event_types: list[str]) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AnyHttpUrl, BaseModel, Field, UrlConstraints
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, Field, UrlConstraints
 
 from licentia.domain.webhooks import ALL_EVENTS, EVENT_TYPES
 from licentia.server.api.context import Context, require
@@ -238,3 +238,35 @@ def replay_delivery(
     """Send the delivery's event to its endpoint again, as a new delivery due now."""
     return ctx.write(lambda s: _delivery_out(webhooks.replay_delivery(s, ctx.actor, delivery_id)))
 
+
+class FailedReplay(BaseModel):
+    since: AwareDatetime | None = Field(
+        default=None, description="only events that happened at or after this time"
+    )
+    until: AwareDatetime | None = Field(default=None, description="only events before this time")
+
+
+class FailedReplayOut(BaseModel):
+    replayed: int = Field(description="events sent again by this call")
+    more: bool = Field(
+        description=f"more failed events of the range are left (at most "
+        f"{webhooks.BULK_REPLAY_LIMIT} per call): call again"
+    )
+
+
+@router.post(
+    "/webhook-endpoints/{endpoint_id}/actions/replay-failed", response_model=FailedReplayOut
+)
+def replay_failed(
+    endpoint_id: str, body: FailedReplay, ctx: Context = Depends(require("webhooks:write"))
+) -> FailedReplayOut:
+    """Send again every event whose delivery to this endpoint failed, optionally within
+    ``[since, until)``, oldest first, as new deliveries due now. Idempotent: an event
+    pending or delivered to the endpoint is not sent again, so a repeated call adds
+    nothing while the replays wait."""
+    result = ctx.write(
+        lambda s: webhooks.replay_failed(
+            s, ctx.actor, endpoint_id, since=body.since, until=body.until
+        )
+    )
+    return FailedReplayOut(replayed=result.replayed, more=result.more)
