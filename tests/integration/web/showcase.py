@@ -10,6 +10,7 @@ from licentia.domain.actors import operator
 from licentia.server.db.engine import Database
 from licentia.server.devices.models import Device
 from licentia.server.devices.services import CLONE, flag_device
+from licentia.server.webhooks.delivery import fan_out
 from tests.factories import VendorHandle
 from tests.integration.device_messages import activate_device
 from tests.integration.test_cloud import CloudUser
@@ -29,6 +30,11 @@ def console_pages(vendor: VendorHandle) -> list[str]:
         flag_device(session, operator(vendor.id), device, CLONE, "seen on other hardware")
     staff_user(vendor, "support")
     license_id = vendor.ok("GET", f"/tickets/{order['ticket_id']}")["license_ids"][0]
+    endpoint = vendor.ok("POST", "/webhook-endpoints", json={"url": "https://erp.example/h"})
+    vendor.order()
+    with vendor.database.transaction() as session:  # its events become logged deliveries
+        while fan_out(session):
+            pass
     return [
         "/console/",
         "/console/products",
@@ -51,6 +57,8 @@ def console_pages(vendor: VendorHandle) -> list[str]:
         "/console/offline",
         "/console/api-keys",
         "/console/signing-keys",
+        "/console/webhooks",
+        f"/console/webhooks/{endpoint['id']}",
         "/console/staff",
         "/console/audit",
         f"/console/audit?object_type=license&object_id={license_id}",

@@ -17,7 +17,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from licentia.domain.errors import LicentiaError, RateLimitedError
 from licentia.server.mail import MailTemplates, mailer_for
 from licentia.server.settings import Settings
-from licentia.server.web.console import audit, devices, keys, licenses, offline, staff_users
+from licentia.server.web.console import (
+    audit,
+    devices,
+    keys,
+    licenses,
+    offline,
+    staff_users,
+    webhooks,
+)
 from licentia.server.web.console import customers as console_customers
 from licentia.server.web.console import dashboard as console_dashboard
 from licentia.server.web.console import license_templates as console_templates
@@ -97,7 +105,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         console_tickets,
     ):
         app.include_router(console_area.router)
-    for area in (licenses, devices, offline, keys, staff_users, audit):
+    for area in (licenses, devices, offline, keys, webhooks, staff_users, audit):
         app.include_router(area.router)
     app.add_exception_handler(LoginNeeded, login_redirect)
     _page_errors(app)

@@ -36,3 +36,4 @@ DEVICE_FLAGS = (
 )
 STAFF_ROLES = (N_("admin"), N_("sales"), N_("support"), N_("read-only"))
 SIGNING_KEY_STATUSES = (N_("current"), N_("previous"), N_("retired"))
+WEBHOOK_DELIVERY_STATUSES = (N_("pending"), N_("delivered"), N_("failed"))
