@@ -42,6 +42,7 @@ from bench.pages import measure_backend as measure_pages
 from bench.pages import rows as page_rows
 from bench.push import measure_push
 from bench.push import rows as push_rows
+from bench import shops as shop_bench
 from bench.seats import SeatBenchConfig, measure_seats
 from bench.seats import rows as seat_rows
 from bench.server import (
@@ -73,6 +74,7 @@ class Config:
     device_seconds: float
     page_rounds: int
     push_devices: int
+    shop_requests: int
 
 
 @dataclass
@@ -88,6 +90,7 @@ class Figures:
     activations_per_s: float | None = None  # PostgreSQL, one server process
     abuse: dict[str, Any] | None = None  # rate limiter cost, a flood's cost (SQLite)
     pushes: list[dict[str, Any]] = field(default_factory=list)  # per backend
+    shops: list[dict[str, Any]] = field(default_factory=list)  # shop event → ticket
 
 
 def parse(argv: list[str]) -> tuple[Config, argparse.Namespace]:
@@ -119,6 +122,7 @@ def parse(argv: list[str]) -> tuple[Config, argparse.Namespace]:
         device_seconds=6 * scale,
         page_rounds=2 if args.quick else 5,
         push_devices=200 if args.quick else 1000,
+        shop_requests=60 if args.quick else 300,
     )
     return config, args
 
@@ -131,6 +135,9 @@ def run(config: Config) -> Figures:
             run_backend(backend, config, figures)
             figures.pages.append(measure_pages(backend, rounds=config.page_rounds))
             figures.pushes.append(measure_push(backend, devices=config.push_devices))
+            figures.shops.append(
+                shop_bench.measure_backend(backend, requests=config.shop_requests)
+            )
         except BenchSetupError as error:
             figures.problems.append(f"{backend}: {error}")
     try:
@@ -266,6 +273,7 @@ def as_json(figures: Figures, config: Config, elapsed: float) -> dict[str, Any]:
         "abuse": figures.abuse,
         "pages": figures.pages,
         "push": figures.pushes,
+        "shops": figures.shops,
         "problems": figures.problems,
     }
 
@@ -334,6 +342,7 @@ def print_tables(report: dict[str, Any], console: Console) -> None:
     for *cells, met in page_rows(report.get("pages") or []):
         table.add_row(*cells, _met(met))
     for *cells, met in push_rows(report.get("push") or []):
+    for *cells, met in shop_bench.rows(report.get("shops") or []):
         table.add_row(*cells, _met(met))
     console.print(table)
     console.print(
@@ -366,6 +375,7 @@ def goals_met(report: dict[str, Any]) -> bool:
         all(row["goal_met"] is not False for row in rows)
         and all(r["met"] for r in devices)
         and page_goals_met(report.get("pages") or [])
+        and shop_bench.goals_met(report.get("shops") or [])
     )
 
 

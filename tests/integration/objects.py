@@ -10,6 +10,7 @@ from licentia.server.customer_users.services import create_customer_user
 from licentia.server.webhooks.delivery import fan_out
 from tests.factories import VendorHandle
 from tests.integration.device_messages import activate_device
+from tests.support.shops import checkout_session, connect, stripe_event
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,10 @@ def one_of_each(vendor: VendorHandle, marker: str) -> Objects:
     vendor.ok("POST", "/signing-keys/rotate")
     spare = vendor.ok("POST", "/api-keys", json={"name": f"K-{marker}", "scopes": ["audit:read"]})
     container = vendor.ok("POST", "/cloud-containers", json={"name": f"B-{marker}"})
+    shop = connect(vendor)
+    mapping = shop.map(f"price_{marker}", template["sku"])
+    shop.send(stripe_event("checkout.session.completed", checkout_session([("price_x", 1)])))
+    [shop_event] = vendor.ok("GET", "/shop-events")["items"]
     ids = {
         "product_id": product["id"],
         "template_id": template["id"],
@@ -90,5 +95,7 @@ def one_of_each(vendor: VendorHandle, marker: str) -> Objects:
         "endpoint_id": endpoint["id"],
         "delivery_id": delivery["id"],
         "customer_user_id": colleague,
+        "mapping_id": mapping["id"],
+        "shop_event_id": shop_event["id"],
     }
     return Objects(ids, template["sku"], order["ticket_code"], ticket["license_ids"])

@@ -210,6 +210,25 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", f"{API}/webhook-endpoints/{{endpoint_id}}/actions/replay-failed"): Rule(
         "webhooks:write", lambda w: {}
     ),
+    # web shops: the vendor's settings, mappings and event log
+    ("PUT", f"{API}/shops/{{provider}}"): Rule(
+        "shops:write", lambda w: {"enabled": True}, params={"provider": "stripe"}
+    ),
+    ("GET", f"{API}/shops/{{provider}}"): Rule("shops:read", params={"provider": "stripe"}),
+    ("DELETE", f"{API}/shops/{{provider}}"): Rule("shops:write", params={"provider": "paddle"}),
+    ("POST", f"{API}/shop-mappings"): Rule(
+        "shops:write",
+        lambda w: {"provider": "paddle", "provider_ref": fresh("pri"), "sku": w.sku},
+    ),
+    ("GET", f"{API}/shop-mappings"): Rule("shops:read"),
+    ("GET", f"{API}/shop-mappings/{{mapping_id}}"): Rule("shops:read"),
+    ("PATCH", f"{API}/shop-mappings/{{mapping_id}}"): Rule("shops:write", lambda w: {"sku": w.sku}),
+    ("DELETE", f"{API}/shop-mappings/{{mapping_id}}"): Rule("shops:write"),
+    ("GET", f"{API}/shop-events"): Rule("shops:read"),
+    ("GET", f"{API}/shop-events/{{shop_event_id}}"): Rule("shops:read"),
+    # web shops: the shop's side (signed by the shop, not by a bearer)
+    ("POST", f"{API}/vendors/{{slug}}/shops/stripe/events"): NOT_A_JWS,
+    ("POST", f"{API}/vendors/{{slug}}/shops/paddle/events"): NOT_A_JWS,
 }
 PROTECTED = sorted(endpoint for endpoint, rule in MATRIX.items() if rule.scope is not None)
 

@@ -59,6 +59,15 @@ CREATORS = {
             lambda v: {"url": "http://127.0.0.1:9/hooks", "description": v.unique("erp")},
             "/webhook-endpoints",
         ),
+        Creator(
+            "/shop-mappings",
+            lambda v: {
+                "provider": "stripe",
+                "provider_ref": v.unique("price"),
+                "sku": v.template()["sku"],
+            },
+            "/shop-mappings",
+        ),
     )
 }
 # Logging in makes a session, but it is no vendor resource: there is no caller's

@@ -14,6 +14,7 @@ from licentia.server.db.engine import Database
 from licentia.server.keys.master import MasterKey
 from tests.factories import VendorFactory, VendorHandle
 from tests.integration.device_messages import BareDevice
+from tests.support.shops import checkout_session, connect, stripe_event
 
 API = "/api/v1"
 AT_LEAST = 5
@@ -30,6 +31,19 @@ def _orders(vendor: VendorHandle) -> None:
             headers={"Content-Type": "application/jose"},
         )
         assert activated.status_code == 200, activated.text
+
+
+def _shop_mappings(vendor: VendorHandle) -> None:
+    sku = vendor.template()["sku"]
+    for _ in range(AT_LEAST):
+        body = {"provider": "stripe", "provider_ref": vendor.unique("price"), "sku": sku}
+        vendor.ok("POST", "/shop-mappings", json=body)
+
+
+def _shop_events(vendor: VendorHandle) -> None:
+    shop = connect(vendor)
+    for _ in range(AT_LEAST):  # each refused (its price is mapped to nothing) and logged
+        shop.send(stripe_event("checkout.session.completed", checkout_session([("price_x", 1)])))
 
 
 def _times(
@@ -62,6 +76,8 @@ SEEDS: dict[str, Callable[[VendorHandle], None]] = {
     "/webhook-endpoints": _times(
         lambda v: v.ok("POST", "/webhook-endpoints", json={"url": "http://127.0.0.1:9/hooks"})
     ),
+    "/shop-mappings": _shop_mappings,
+    "/shop-events": _shop_events,
 }
 lists = pytest.mark.parametrize("path", SEEDS, ids=list(SEEDS))
 

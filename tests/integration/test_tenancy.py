@@ -45,9 +45,11 @@ OBJECT_PARAMS = {
     "endpoint_id",
     "delivery_id",
     "customer_user_id",
+    "mapping_id",
+    "shop_event_id",
 }
 # Path parameters that are not objects: the public vendor address and action verbs.
-OTHER_PARAMS = {"slug", "action"}
+OTHER_PARAMS = {"slug", "action", "provider"}
 # The device protocol is addressed by vendor slug and authenticated by the device, not
 # by a vendor's credential; its own tests keep devices apart.
 DEVICE_PROTOCOL = f"{API}/vendors/{{slug}}/"
@@ -67,6 +69,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", f"{API}/webhook-endpoints/{{endpoint_id}}"): {"description": "taken over"},
     ("POST", f"{API}/webhook-endpoints/{{endpoint_id}}/actions/rotate-secret"): {},
     ("POST", f"{API}/webhook-endpoints/{{endpoint_id}}/actions/replay-failed"): {},
+    ("PATCH", f"{API}/shop-mappings/{{mapping_id}}"): {"sku": "TAKEN-OVER"},
 }
 
 

@@ -23,6 +23,7 @@ class ActorKind(StrEnum):
     CUSTOMER = "customer"  # whoever redeems a ticket (the ticket is the secret)
     CUSTOMER_ADMIN = "customer_admin"  # a cloud container's admin, by its credential
     CUSTOMER_USER = "customer_user"  # a customer's person, logged in to the License Portal
+    SHOP = "shop"  # a vendor's web shop (Stripe, Paddle), by its signed event
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ SCOPES: tuple[str, ...] = (
     "vendor:write",
     "webhooks:read",
     "webhooks:write",
+    "shops:read",
+    "shops:write",
 )
 
 _READ = frozenset(s for s in SCOPES if s.endswith(":read"))

@@ -16,6 +16,7 @@ from tests.integration.device_messages import activate_device
 from tests.integration.test_cloud import CloudUser
 from tests.integration.web.cloud_desk import colleague, customer_container
 from tests.integration.web.pages import staff_user
+from tests.support.shops import checkout_session, connect, stripe_event
 
 
 def console_pages(vendor: VendorHandle) -> list[str]:
@@ -35,6 +36,10 @@ def console_pages(vendor: VendorHandle) -> list[str]:
     with vendor.database.transaction() as session:  # its events become logged deliveries
         while fan_out(session):
             pass
+    shop = connect(vendor)
+    shop.map("price_showcase", template["sku"])
+    for price in ("price_showcase", "price_unmapped"):  # an order, and a failed event
+        shop.send(stripe_event("checkout.session.completed", checkout_session([(price, 1)])))
     return [
         "/console/",
         "/console/products",
@@ -55,6 +60,7 @@ def console_pages(vendor: VendorHandle) -> list[str]:
         "/console/devices?flag=any",
         f"/console/devices/{device_id}",
         "/console/offline",
+        "/console/shops",
         "/console/api-keys",
         "/console/signing-keys",
         "/console/webhooks",

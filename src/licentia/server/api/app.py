@@ -37,6 +37,7 @@ from licentia.server.api.routes import (
     orders,
     push,
     sessions,
+    shops,
     webhooks,
 )
 from licentia.server.api.threads import install_executor
@@ -149,9 +150,11 @@ def create_app(
         keys,
         audit,
         webhooks,
+        shops,
     ):
         app.include_router(module.router, prefix=API)
     app.include_router(keys.public_router, prefix=API)
+    app.include_router(shops.event_router, prefix=API)
     app.include_router(cloud_admin.router, prefix=API)
     app.hot_calls = HotCalls.of_routes(app.routes)  # the routes marked @hot
     openapi.install(app)

@@ -2,8 +2,9 @@
 
 Every route takes at most :data:`JSON_BODY` bytes, its page forms included. The few
 that take more say so with FastAPI's own ``max_body_size`` (on the route, or on the
-router that holds them): a device's signed message (:data:`DEVICE_MESSAGE`), and the
-pages that upload a file (``web/units.py``, ``FORM_WITH_FILE``).
+router that holds them): a device's signed message (:data:`DEVICE_MESSAGE`), a web
+shop's event (:data:`SHOP_EVENT`), and the pages that upload a file
+(``web/units.py``, ``FORM_WITH_FILE``).
 
 Two checks make the limit hold before a large body costs anything:
 
@@ -32,6 +33,9 @@ from licentia.server.activation.messages import MAX_MESSAGE_BYTES
 
 JSON_BODY = 64 * 1024
 DEVICE_MESSAGE = MAX_MESSAGE_BYTES  # a compact JWS from a device, or JSON carrying one
+# A web shop's event: Stripe's largest (a Checkout Session with expanded line items)
+# stays well under this.
+SHOP_EVENT = 512 * 1024
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from licentia.server.orders.models import Customer, Order, OrderLine, Ticket
 from licentia.server.password_resets.models import PasswordReset
 from licentia.server.push import changes as push_changes  # noqa: F401 - its commit listener
 from licentia.server.seats.models import SeatEvent, SeatSlot, SeatWaiter
+from licentia.server.shops.models import ShopEvent, ShopMapping, ShopReference, ShopSettings
 from licentia.server.tenancy.models import (
     ApiKey,
     UserSession,
@@ -59,6 +60,10 @@ __all__ = [
     "SeatEvent",
     "SeatSlot",
     "SeatWaiter",
+    "ShopEvent",
+    "ShopMapping",
+    "ShopReference",
+    "ShopSettings",
     "SigningKey",
     "StaffTotp",
     "Template",

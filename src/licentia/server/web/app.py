@@ -23,6 +23,7 @@ from licentia.server.web.console import (
     keys,
     licenses,
     offline,
+    shops,
     staff_users,
     webhooks,
 )
@@ -105,7 +106,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         console_tickets,
     ):
         app.include_router(console_area.router)
-    for area in (licenses, devices, offline, keys, webhooks, staff_users, audit):
+    for area in (licenses, devices, offline, keys, webhooks, shops, staff_users, audit):
         app.include_router(area.router)
     app.add_exception_handler(LoginNeeded, login_redirect)
     _page_errors(app)

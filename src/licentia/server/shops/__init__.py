@@ -1,0 +1,1 @@
+"""Web-shop gateways: paid sales from Stripe and Paddle become orders (docs/integrations.md)."""

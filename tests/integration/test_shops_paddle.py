@@ -1,0 +1,135 @@
+"""Paddle Billing's notifications, built and signed as Paddle signs them
+(``Paddle-Signature: ts=…;h1=…``), become orders once; an approved full refund or a
+cancelled subscription acts on the licenses as the vendor chose."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from tests.factories import VendorFactory
+from tests.support.shops import connect, new_id, paddle_event, paddle_refund, paddle_transaction
+
+
+def _states(vendor, order_id):
+    ticket = vendor.ok("GET", f"/tickets/{vendor.ok('GET', f'/orders/{order_id}')['ticket_id']}")
+    return {vendor.ok("GET", f"/licenses/{i}")["state"] for i in ticket["license_ids"]}
+
+
+def test_a_completed_transaction_becomes_an_order_for_the_paddle_customer(vendors: VendorFactory):
+    shop = connect(vendors.create(), "paddle")
+    price, sku = shop.mapped_price()
+    transaction = paddle_transaction([(price, 2)], customer="ctm_01jane")
+    answer = shop.send(paddle_event("transaction.completed", transaction))
+    assert answer.status_code == 200, answer.text
+    order = shop.vendor.ok("GET", f"/orders/{answer.json()['order_id']}")
+    assert order["external_order_id"] == f"paddle:{transaction['id']}"
+    assert [(line["sku"], line["quantity"]) for line in order["lines"]] == [(sku, 2)]
+    customer = shop.vendor.ok("GET", f"/customers/{order['customer_id']}")
+    assert customer["external_id"] == "ctm_01jane"
+
+
+def test_ten_concurrent_copies_of_one_notification_make_one_order(vendors: VendorFactory):
+    shop = connect(vendors.create(), "paddle")
+    price, _ = shop.mapped_price()
+    body = paddle_event("transaction.completed", paddle_transaction([(price, 1)]))
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(lambda _: shop.send(body), range(10)))
+    assert [a.status_code for a in answers] == [200] * 10, [a.text for a in answers]
+    assert sorted(a.json()["status"] for a in answers) == ["processed"] + ["replayed"] * 9
+    assert len(shop.vendor.ok("GET", "/orders")["items"]) == 1
+
+
+def test_a_wrong_or_stale_signature_is_refused(vendors: VendorFactory):
+    shop = connect(vendors.create(), "paddle")
+    price, _ = shop.mapped_price()
+    body = paddle_event("transaction.completed", paddle_transaction([(price, 1)]))
+    for header in (
+        shop.header(body, secret="pdl_ntfset_01wrong_" + "y" * 24),
+        shop.header(body, timestamp=int(time.time()) - 60),
+        "ts=abc;h1=00",
+        "nonsense",
+        "",
+    ):
+        answer = shop.send(body, header=header)
+        assert answer.status_code == 401, (header, answer.text)
+        assert answer.json()["code"] == "SHOP_SIGNATURE_INVALID"
+    assert shop.vendor.ok("GET", "/orders")["items"] == []
+
+
+def test_subscription_renewals_extend_the_same_order(vendors: VendorFactory):
+    shop = connect(vendors.create(), "paddle")
+    template = shop.vendor.template({"validity": {"kind": "days_from_issue", "days": 30}})
+    price, _ = shop.mapped_price(template)
+    subscription, customer = new_id("sub"), new_id("ctm")
+    first_end = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    first = paddle_transaction(
+        [(price, 1)], customer=customer, subscription=subscription, ends_at=first_end.isoformat()
+    )
+    placed = shop.send(paddle_event("transaction.completed", first)).json()
+    assert placed["outcome"] == "order_created"
+    next_end = first_end + timedelta(days=30)
+    renewal = paddle_transaction(
+        [(price, 1)], customer=customer, subscription=subscription, ends_at=next_end.isoformat()
+    )
+    renewal["origin"] = "subscription_recurring"
+    renewed = shop.send(paddle_event("transaction.completed", renewal)).json()
+    assert (renewed["order_id"], renewed["outcome"]) == (placed["order_id"], "renewed")
+    order = shop.vendor.ok("GET", f"/orders/{placed['order_id']}")
+    [license_id] = shop.vendor.ok("GET", f"/tickets/{order['ticket_id']}")["license_ids"]
+    license_ = shop.vendor.ok("GET", f"/licenses/{license_id}")
+    assert datetime.fromisoformat(license_["valid_until"]) == next_end
+    # A refund of the renewal's transaction finds the subscription's order.
+    refund = shop.send(paddle_event("adjustment.created", paddle_refund(renewal["id"]))).json()
+    assert (refund["order_id"], refund["outcome"]) == (placed["order_id"], "licenses_suspended")
+
+
+def test_an_approved_full_refund_acts_and_a_partial_or_pending_one_does_not(
+    vendors: VendorFactory,
+):
+    shop = connect(vendors.create(), "paddle", refund_action="withdraw")
+    price, _ = shop.mapped_price()
+    transaction = paddle_transaction([(price, 1)])
+    placed = shop.send(paddle_event("transaction.completed", transaction)).json()
+    pending = paddle_refund(transaction["id"]) | {"status": "pending_approval"}
+    partial = paddle_refund(transaction["id"], partial=True)
+    for data in (pending, partial):
+        assert shop.send(paddle_event("adjustment.created", data)).json()["status"] == "ignored"
+    assert _states(shop.vendor, placed["order_id"]) == {"available"}
+    approved = paddle_refund(transaction["id"])
+    assert shop.send(paddle_event("adjustment.updated", approved)).status_code == 200
+    assert _states(shop.vendor, placed["order_id"]) == {"withdrawn"}
+
+
+def test_a_cancelled_subscription_suspends_when_the_vendor_says_so(vendors: VendorFactory):
+    shop = connect(vendors.create(), "paddle", cancel_action="suspend")
+    price, _ = shop.mapped_price()
+    subscription = new_id("sub")
+    transaction = paddle_transaction(
+        [(price, 1)], subscription=subscription, ends_at="2999-01-01T00:00:00Z"
+    )
+    placed = shop.send(paddle_event("transaction.completed", transaction)).json()
+    canceled = {"id": subscription, "status": "canceled"}
+    answer = shop.send(paddle_event("subscription.canceled", canceled)).json()
+    assert answer["outcome"] == "licenses_suspended"
+    assert _states(shop.vendor, placed["order_id"]) == {"suspended"}
+
+
+def test_an_unmapped_paddle_price_is_refused_and_recorded(vendors: VendorFactory):
+    shop = connect(vendors.create(), "paddle")
+    answer = shop.send(paddle_event("transaction.completed", paddle_transaction([("pri_x", 1)])))
+    assert (answer.status_code, answer.json()["code"]) == (422, "SHOP_ITEM_UNMAPPED")
+    [event] = shop.vendor.ok("GET", "/shop-events", params={"provider": "paddle"})["items"]
+    assert (event["status"], event["event_type"]) == ("failed", "transaction.completed")
+
+
+def test_stripe_and_paddle_of_one_vendor_are_kept_apart(vendors: VendorFactory):
+    vendor = vendors.create()
+    stripe_shop, paddle_shop = connect(vendor, "stripe"), connect(vendor, "paddle")
+    price, _ = stripe_shop.mapped_price()
+    # A Paddle event naming a price mapped for Stripe only is not Stripe's sale.
+    body = paddle_event("transaction.completed", paddle_transaction([(price, 1)]))
+    assert paddle_shop.send(body).json()["code"] == "SHOP_ITEM_UNMAPPED"
+    # A Paddle body signed with Paddle's secret is no Stripe event.
+    assert stripe_shop.send(body, header=paddle_shop.header(body)).status_code == 401
