@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import abuse
+from bench import shops as shop_bench
 from bench.activations import ratio_row
 from bench.activations import table_row as activation_row
 from bench.api import (
@@ -42,7 +43,6 @@ from bench.pages import measure_backend as measure_pages
 from bench.pages import rows as page_rows
 from bench.push import measure_push
 from bench.push import rows as push_rows
-from bench import shops as shop_bench
 from bench.seats import SeatBenchConfig, measure_seats
 from bench.seats import rows as seat_rows
 from bench.server import (
@@ -135,9 +135,7 @@ def run(config: Config) -> Figures:
             run_backend(backend, config, figures)
             figures.pages.append(measure_pages(backend, rounds=config.page_rounds))
             figures.pushes.append(measure_push(backend, devices=config.push_devices))
-            figures.shops.append(
-                shop_bench.measure_backend(backend, requests=config.shop_requests)
-            )
+            figures.shops.append(shop_bench.measure_backend(backend, requests=config.shop_requests))
         except BenchSetupError as error:
             figures.problems.append(f"{backend}: {error}")
     try:
@@ -342,6 +340,7 @@ def print_tables(report: dict[str, Any], console: Console) -> None:
     for *cells, met in page_rows(report.get("pages") or []):
         table.add_row(*cells, _met(met))
     for *cells, met in push_rows(report.get("push") or []):
+        table.add_row(*cells, _met(met))
     for *cells, met in shop_bench.rows(report.get("shops") or []):
         table.add_row(*cells, _met(met))
     console.print(table)

@@ -8,11 +8,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from tests.factories import VendorFactory
+from tests.factories import VendorFactory, VendorHandle
 from tests.support.shops import connect, new_id, paddle_event, paddle_refund, paddle_transaction
 
 
-def _states(vendor, order_id):
+def _states(vendor: VendorHandle, order_id: str) -> set[str]:
     ticket = vendor.ok("GET", f"/tickets/{vendor.ok('GET', f'/orders/{order_id}')['ticket_id']}")
     return {vendor.ok("GET", f"/licenses/{i}")["state"] for i in ticket["license_ids"]}
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from tests.factories import VendorFactory
+from tests.factories import VendorFactory, VendorHandle
 from tests.support.shops import (
     checkout_session,
     connect,
@@ -19,7 +20,7 @@ from tests.support.shops import (
 )
 
 
-def _licenses(vendor, order_id):
+def _licenses(vendor: VendorHandle, order_id: str) -> list[dict[str, Any]]:
     order = vendor.ok("GET", f"/orders/{order_id}")
     ticket = vendor.ok("GET", f"/tickets/{order['ticket_id']}")
     return [vendor.ok("GET", f"/licenses/{i}") for i in ticket["license_ids"]]
@@ -237,7 +238,7 @@ def test_a_renewal_invoice_of_a_subscription_made_outside_checkout_places_its_or
 ):
     shop = connect(vendors.create())
     template = shop.vendor.template({"validity": {"kind": "days_from_issue", "days": 30}})
-    price, sku = shop.mapped_price(template)
+    price, _ = shop.mapped_price(template)
     end = int((datetime.now(UTC) + timedelta(days=40)).timestamp())
     invoice = paid_invoice(new_id("sub"), new_id("cus"), [(price, 1)], end)
     receipt = shop.send(stripe_event("invoice.paid", invoice)).json()

@@ -1,6 +1,6 @@
 """Shop events built and signed as Stripe and Paddle build and sign them.
 
-Stripe's header comes from the ``stripe`` package's own test helper
+Stripe's header comes from the ``stripe`` package's own signing helper
 (``t=<time>,v1=<HMAC-SHA256(secret, "<time>.<body>")>``); Paddle's from its SDK's
 HMAC (``ts=<time>;h1=<HMAC-SHA256(secret, "<time>:<body>")>``). The bodies follow
 the shape of the providers' documented events, with only the fields Licentia reads
@@ -32,8 +32,8 @@ def new_id(prefix: str) -> str:
 
 def stripe_header(body: str, secret: str = STRIPE_SECRET, timestamp: int | None = None) -> str:
     return str(
-        stripe.Webhook.generate_test_header_string(
-            payload=body, secret=secret, timestamp=timestamp or int(time.time())
+        stripe.WebhookSignature.generate_signature_header(
+            body, secret, timestamp=timestamp or int(time.time())
         )
     )
 

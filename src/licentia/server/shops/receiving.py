@@ -104,8 +104,9 @@ def receive(
     actor = shop_actor(shop.vendor_id, provider)
     try:
         return run_write(db, lambda s: carry_out(s, actor, master, provider, event, shop.actions))
-    except LicentiaError:
-        run_write(db, lambda s: _record_failure(s, shop.vendor_id, provider, event, error))
+    except LicentiaError as error:
+        failure = error
+        run_write(db, lambda s: _record_failure(s, shop.vendor_id, provider, event, failure))
         raise
 
 
@@ -135,6 +136,7 @@ def carry_out(
     if claim.status == "processed":
         return Receipt("replayed", event.event_id, event.event_type, claim.outcome, claim.order_id)
     command = event.command
+    order_id: str | None
     if isinstance(command, Sale):
         outcome, order_id = _sell(session, actor, master, provider, command)
     else:
@@ -195,6 +197,8 @@ def _record_failure(
         session.add(known)
     elif known.status == "processed":
         return
+    else:
+        known.attempts += 1  # the attempt's own count was rolled back with its work
     known.status = "failed"
     known.error_code = error.code
     known.error_message = error.message[:MAX_ERROR]
@@ -243,15 +247,14 @@ def _lines(
     if not items:
         raise ValidationError("the sale has no items", code="SHOP_ITEMS_MISSING", field="items")
     refs = {ref for item in items for ref in item.refs}
-    mapped = dict(
-        session.execute(
-            select(ShopMapping.provider_ref, ShopMapping.sku).where(
-                ShopMapping.vendor_id == actor.vendor_id,
-                ShopMapping.provider == provider.value,
-                ShopMapping.provider_ref.in_(refs),
-            )
-        ).tuples()
+    rows = session.execute(
+        select(ShopMapping.provider_ref, ShopMapping.sku).where(
+            ShopMapping.vendor_id == actor.vendor_id,
+            ShopMapping.provider == provider.value,
+            ShopMapping.provider_ref.in_(refs),
+        )
     )
+    mapped = {ref: sku for ref, sku in rows}
     quantities: dict[str, int] = {}
     for index, item in enumerate(items):
         sku = next((mapped[ref] for ref in item.refs if ref in mapped), None)

@@ -279,7 +279,7 @@ def tickets_of_events(session: Session, events: list[ShopEvent]) -> dict[str, st
     if not order_ids:
         return {}
     rows = session.execute(select(Order.id, Order.ticket_id).where(Order.id.in_(order_ids)))
-    return dict(rows.tuples())
+    return {order_id: ticket_id for order_id, ticket_id in rows}
 
 
 def get_event(session: Session, actor: Actor, event_id: str) -> ShopEvent:

@@ -41,7 +41,7 @@ _EVENT_BODY: dict[str, Any] = {
         "description": "the event exactly as the shop sent it (its signature covers the raw body)",
     }
 }
-_SIGNATURE = {"max_length": 2048}
+MAX_SIGNATURE = 2048
 
 
 class ReceiptOut(BaseModel):
@@ -72,7 +72,7 @@ async def _receive(
 async def receive_stripe_event(
     slug: str,
     request: Request,
-    stripe_signature: str | None = Header(None, alias=STRIPE_SIGNATURE, **_SIGNATURE),
+    stripe_signature: str | None = Header(None, alias=STRIPE_SIGNATURE, max_length=MAX_SIGNATURE),
     services: Services = Depends(app_services),
 ) -> JSONResponse:
     """Stripe's webhook endpoint for this vendor: ``checkout.session.completed`` and
@@ -87,7 +87,7 @@ async def receive_stripe_event(
 async def receive_paddle_event(
     slug: str,
     request: Request,
-    paddle_signature: str | None = Header(None, alias=PADDLE_SIGNATURE, **_SIGNATURE),
+    paddle_signature: str | None = Header(None, alias=PADDLE_SIGNATURE, max_length=MAX_SIGNATURE),
     services: Services = Depends(app_services),
 ) -> JSONResponse:
     """Paddle's notification destination for this vendor: ``transaction.completed``
