@@ -15,6 +15,7 @@ from licentia.server.orders.models import Customer, Order, OrderLine, Ticket
 from licentia.server.password_resets.models import PasswordReset
 from licentia.server.push import changes as push_changes  # noqa: F401 - its commit listener
 from licentia.server.seats.models import SeatEvent, SeatSlot, SeatWaiter
+from licentia.server.subscriptions.models import SubscriptionRenewal
 from licentia.server.tenancy.models import (
     ApiKey,
     UserSession,
@@ -61,6 +62,7 @@ __all__ = [
     "SeatWaiter",
     "SigningKey",
     "StaffTotp",
+    "SubscriptionRenewal",
     "Template",
     "Ticket",
     "UnitCounter",
