@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -79,7 +80,7 @@ def test_broken_subscription_terms_are_shown_next_to_their_field(
         assert re.search(r'class="code">[A-Z_]+</span>', field_problem(answer.text, field)), field
 
 
-def _subscription(vendor: VendorHandle, **terms: object) -> dict:
+def _subscription(vendor: VendorHandle, **terms: object) -> dict[str, Any]:
     return vendor.license({"subscription": {"period": "monthly", "grace_days": 3, **terms}})
 
 
