@@ -13,8 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from licentia.client import LicenseExpiredError
 from licentia.domain.actors import Actor, ActorKind
 from licentia.domain.scopes import SCOPES
 from licentia.server.db.engine import Database, run_write
@@ -369,18 +370,24 @@ def test_a_renewal_reaches_an_offline_device_at_its_next_sync(lab):  # noqa: F81
     assert device.require(before.product).valid_until == before.valid_until + timedelta(days=30)
 
 
-def test_a_cloud_check_after_a_renewal_gets_a_token_valid_beyond_the_old_end(cloud):  # noqa: F811
-    setup = cloud(
-        delivery="cloud",
-        access_token_seconds=86_400,
-        subscription={"period": "days", "days": 1},
-    )
-    old_end = at(setup.vendor.ok("GET", f"/licenses/{setup.license_id}")["valid_until"])
-    before = setup.client("laptop").check(setup.product)
-    assert before.expires_at == old_end.replace(microsecond=0)  # the token ends with the license
+def test_a_cloud_check_after_a_late_renewal_gets_a_token_at_once(cloud, database):  # noqa: F811
+    setup = cloud(delivery="cloud", subscription={"period": "days", "days": 30})
+    client = setup.client("laptop")
+    client.check(setup.product)
+    lapsed = datetime.now(UTC) - timedelta(hours=1)
+    with database.transaction() as session:  # the paid period (no grace) ended an hour ago
+        session.execute(
+            update(License)
+            .where(License.id == setup.license_id)
+            .values(paid_until=lapsed, valid_until=lapsed)
+        )
+    with pytest.raises(LicenseExpiredError):
+        setup.client("desk").check(setup.product)
 
     renew(setup.vendor, setup.license_id, external_id="INV-9")
-    after = setup.client("desk").check(setup.product)
+    token = setup.client("desk").check(setup.product)
 
-    assert after.expires_at > old_end
-    assert after.expires_at <= datetime.now(UTC) + timedelta(days=1)
+    assert token.license_id == setup.license_id and token.source == "server"
+    assert token.expires_at > datetime.now(UTC)
+    renewed = setup.vendor.ok("GET", f"/licenses/{setup.license_id}")
+    assert at(renewed["valid_until"]) == lapsed + timedelta(days=30)

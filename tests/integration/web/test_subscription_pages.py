@@ -8,6 +8,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from babel.dates import format_datetime
 from fastapi import FastAPI
 
 from tests.factories import VendorFactory, VendorHandle
@@ -98,7 +99,7 @@ def test_the_license_page_shows_the_subscription_and_cancels_it(
     paid_until = vendor.ok("GET", f"/licenses/{license_['id']}")["subscription"]["paid_until"]
     shown = page.split('id="subscription"')[1].split("</section>")[0]
     assert "monthly" in shown and "active" in shown and "3 days" in shown
-    assert datetime.fromisoformat(paid_until).strftime("%Y-%m-%d") in shown
+    assert format_datetime(datetime.fromisoformat(paid_until), "medium", locale="en") in shown
     assert "subscription.renewed" in page  # the history
 
     answer = browser.submit(detail, f"{detail}/subscription/cancel", {})
