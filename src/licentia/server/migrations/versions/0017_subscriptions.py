@@ -1,8 +1,8 @@
 """subscriptions: a license's paid period, its cancellation and next automatic renewal,
 and one row per renewal (what makes a renewal idempotent)
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-03
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from licentia.server.db.base import UTCDateTime
 
-revision: str = "0016"
-down_revision: str | None = "0015"
+revision: str = "0017"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
