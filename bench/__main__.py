@@ -57,6 +57,8 @@ from bench.server import (
 from bench.signing import GOAL_RATIO, SigningResult, measure_signing
 from bench.startup import measure_startup
 from bench.startup import rows as startup_rows
+from bench.webhooks import measure as measure_webhooks
+from bench.webhooks import rows as webhook_rows
 from bench.wrk import WrkResult
 
 
@@ -75,6 +77,8 @@ class Config:
     page_rounds: int
     push_devices: int
     shop_requests: int
+    webhook_events: int
+    webhook_seconds: float
 
 
 @dataclass
@@ -91,6 +95,7 @@ class Figures:
     abuse: dict[str, Any] | None = None  # rate limiter cost, a flood's cost (SQLite)
     pushes: list[dict[str, Any]] = field(default_factory=list)  # per backend
     shops: list[dict[str, Any]] = field(default_factory=list)  # shop event → ticket
+    webhooks: list[dict[str, Any]] = field(default_factory=list)
 
 
 def parse(argv: list[str]) -> tuple[Config, argparse.Namespace]:
@@ -123,6 +128,8 @@ def parse(argv: list[str]) -> tuple[Config, argparse.Namespace]:
         page_rounds=2 if args.quick else 5,
         push_devices=200 if args.quick else 1000,
         shop_requests=60 if args.quick else 300,
+        webhook_events=int(3000 * scale),
+        webhook_seconds=10 * scale,
     )
     return config, args
 
@@ -136,6 +143,11 @@ def run(config: Config) -> Figures:
             figures.pages.append(measure_pages(backend, rounds=config.page_rounds))
             figures.pushes.append(measure_push(backend, devices=config.push_devices))
             figures.shops.append(shop_bench.measure_backend(backend, requests=config.shop_requests))
+            figures.webhooks.append(
+                measure_webhooks(
+                    backend, events=config.webhook_events, seconds=config.webhook_seconds
+                )
+            )
         except BenchSetupError as error:
             figures.problems.append(f"{backend}: {error}")
     try:
@@ -272,6 +284,7 @@ def as_json(figures: Figures, config: Config, elapsed: float) -> dict[str, Any]:
         "pages": figures.pages,
         "push": figures.pushes,
         "shops": figures.shops,
+        "webhooks": figures.webhooks,
         "problems": figures.problems,
     }
 
@@ -343,6 +356,8 @@ def print_tables(report: dict[str, Any], console: Console) -> None:
         table.add_row(*cells, _met(met))
     for *cells, met in shop_bench.rows(report.get("shops") or []):
         table.add_row(*cells, _met(met))
+    for *cells, met in webhook_rows(report.get("webhooks") or []):
+        table.add_row(*cells, _met(met))
     console.print(table)
     console.print(
         f"total time {report['elapsed_s']} s; load average at the end "
@@ -368,6 +383,11 @@ def goals_met(report: dict[str, Any]) -> bool:
     abused = report.get("abuse")
     rows += [abused["limiter"], abused["flood"]] if abused else []
     rows += report.get("push") or []
+    for hooks in report.get("webhooks") or []:
+        rows += [
+            {"goal_met": hooks["delivered_goal_met"]},
+            {"goal_met": hooks["lag_goal_met"]},
+        ]
     devices = [row for row in report["devices"] if "sqlite" not in row["figure"]]
     devices += report["startup"]
     return (

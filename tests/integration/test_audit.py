@@ -77,6 +77,10 @@ def test_each_kind_of_change_records_who_did_what_to_which_object(vendors):
     for action, body in [("suspend", {}), ("resume", {}), ("extend", {"days": 3})]:
         vendor.ok("POST", f"/licenses/{license_id}/actions/{action}", json=body)
     vendor.ok("POST", f"/licenses/{license_id}/actions/replace", json={})
+    subscription = vendor.license({"subscription": {"period": "monthly"}})["id"]
+    renewal = {"external_id": "INV-1"}
+    vendor.ok("POST", f"/licenses/{subscription}/subscription/actions/renew", json=renewal)
+    vendor.ok("POST", f"/licenses/{subscription}/subscription/actions/cancel")
     kid = vendor.ok("GET", "/signing-keys")["items"][0]["kid"]
     vendor.ok("POST", "/signing-keys/rotate")
     vendor.ok("POST", f"/signing-keys/{kid}/retire")
@@ -101,6 +105,8 @@ def test_each_kind_of_change_records_who_did_what_to_which_object(vendors):
         "license.resumed",
         "license.extended",
         "license.replaced",
+        "subscription.renewed",
+        "subscription.cancelled",
         "signing_key.created",
         "signing_key.retired",
         "api_key.created",

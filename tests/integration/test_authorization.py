@@ -118,6 +118,12 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", f"{API}/licenses/{{license_id}}/actions/{{action}}"): Rule(
         "licenses:write", params={"action": "suspend"}
     ),
+    ("POST", f"{API}/licenses/{{license_id}}/subscription/actions/renew"): Rule(
+        "licenses:write", lambda w: {"external_id": fresh("INV")}
+    ),
+    ("POST", f"{API}/licenses/{{license_id}}/subscription/actions/cancel"): Rule(
+        "licenses:write", lambda w: {}
+    ),
     # devices: the vendor's side
     ("GET", f"{API}/devices"): Rule("licenses:read"),
     ("GET", f"{API}/devices/{{device_id}}"): Rule("licenses:read"),

@@ -64,6 +64,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", f"{API}/customers/{{customer_id}}"): {"name": "taken over"},
     ("POST", f"{API}/licenses/{{license_id}}/actions/extend"): {"days": 30},
     ("POST", f"{API}/licenses/{{license_id}}/actions/replace"): {},
+    ("POST", f"{API}/licenses/{{license_id}}/subscription/actions/renew"): {"external_id": "x"},
     ("POST", f"{API}/licenses/{{license_id}}/units/{{action}}"): {"units": 1},
     ("POST", f"{API}/cloud-containers/{{container_id}}/redeem"): {"ticket": "placeholder"},
     ("PATCH", f"{API}/webhook-endpoints/{{endpoint_id}}"): {"description": "taken over"},

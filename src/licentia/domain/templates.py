@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from licentia.domain.errors import DateOutOfRangeError
 from licentia.domain.licenses import LATEST_VALID_UNTIL
+from licentia.domain.subscriptions import SubscriptionPeriod
 
 MAX_SEATS = 100_000
 # Custom data is signed into every license document; the JSON readers of documents
@@ -121,6 +122,24 @@ class ChurnLimit(_Strict):
     days: PositiveDays
 
 
+class Subscription(_Strict):
+    """Licenses paid one period at a time (``domain/subscriptions.py``): ``period``
+    ``monthly``, ``yearly`` or ``days`` (then ``days`` long); ``automatic`` renews them
+    each period until cancelled; ``grace_days`` keeps them valid that long past the
+    paid end when a renewal is late (a failed payment)."""
+
+    period: SubscriptionPeriod
+    days: PositiveDays | None = None
+    automatic: bool = False
+    grace_days: int = Field(default=0, ge=0, le=365)
+
+    @model_validator(mode="after")
+    def _days_for_days(self) -> Self:
+        if (self.period is SubscriptionPeriod.DAYS) != (self.days is not None):
+            raise OptionRuleError("days", "days is required for a period of days and only for it")
+        return self
+
+
 class CustomData(_Strict):
     public: str | None = Field(default=None, max_length=4096)
     protected: dict[str, object] | None = None
@@ -178,6 +197,7 @@ class TemplateOptions(_Strict):
     max_devices: MaxDevices = 3
     seat_lease_seconds: int = Field(default=300, ge=10, le=86_400)
     access_token_seconds: int = Field(default=300, ge=10, le=86_400)
+    subscription: Subscription | None = None
     custom_data: CustomData = CustomData()
 
     @model_validator(mode="after")
@@ -190,6 +210,10 @@ class TemplateOptions(_Strict):
             raise OptionRuleError("max_borrow_days", "max_borrow_days only applies to seat pools")
         if self.churn_limit is not None and self.delivery is not Delivery.DEVICE:
             raise OptionRuleError("churn_limit", "churn_limit only applies to device licenses")
+        if self.subscription is not None and self.validity.kind is not ValidityKind.PERPETUAL:
+            raise OptionRuleError(
+                "validity.kind", "a subscription sets the validity itself: leave it perpetual"
+            )
         if self.seats is not None and self.seats > MAX_SEATS:
             raise OptionRuleError("seats", f"seats cannot exceed {MAX_SEATS}")
         return self
@@ -277,6 +301,11 @@ class StoredOptions:
     @property
     def access_token_seconds(self) -> int:
         return int(self._value("access_token_seconds"))
+
+    @property
+    def subscription(self) -> dict[str, Any] | None:
+        terms = self._raw.get("subscription")
+        return None if terms is None else dict(terms)
 
 
 def _int_or_none(value: Any) -> int | None:

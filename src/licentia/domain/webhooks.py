@@ -28,6 +28,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "seat.denied",
     "units.low",
     "units.exhausted",
+    "subscription.renewed",
+    "subscription.cancelled",
 )
 ALL_EVENTS = "*"  # an endpoint filter entry that matches every event type
 

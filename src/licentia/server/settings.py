@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     session_ttl_minutes: int = 8 * 60
     database_pool_size: int = 10
     sweep_seconds: float = 30.0
+    # How often this process renews the automatic subscriptions that are due (0: never;
+    # another node must). Several nodes may: each renewal happens once.
+    subscription_renew_seconds: float = Field(default=60.0, ge=0)
     # Webhooks (docs/integrations.md): how often this process looks for due deliveries
     # (0: it delivers none; another node must), and how long a receiver may take to answer.
     webhook_poll_seconds: float = Field(default=1.0, ge=0)

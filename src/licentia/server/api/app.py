@@ -38,6 +38,7 @@ from licentia.server.api.routes import (
     push,
     sessions,
     shops,
+    subscriptions,
     webhooks,
 )
 from licentia.server.api.threads import install_executor
@@ -57,6 +58,7 @@ from licentia.server.push.hub import PushHub
 from licentia.server.rate_limits.limiter import Limiter
 from licentia.server.seats.services import sweep
 from licentia.server.settings import Settings
+from licentia.server.subscriptions.services import renew_due
 from licentia.server.tenancy.passwords import PasswordChecks
 from licentia.server.web import install as install_web_fronts
 from licentia.server.webhooks.delivery import Deliverer
@@ -102,6 +104,7 @@ def create_app(
         executor = install_executor(settings.threads)
         await runner.loop.open()
         sweeper = asyncio.create_task(_sweep_forever(db, settings.sweep_seconds))
+        renewer = asyncio.create_task(_renew_forever(db, settings.subscription_renew_seconds))
         # the app's own database only: a test's shared one may be inside a transaction
         statistics = None if database else asyncio.create_task(_refresh_statistics_forever(db))
         deliverer = asyncio.create_task(_deliver_forever(db, master, settings))
@@ -109,6 +112,7 @@ def create_app(
         yield
         stop_push()
         sweeper.cancel()
+        renewer.cancel()
         deliverer.cancel()
         if statistics is not None:
             statistics.cancel()
@@ -141,6 +145,7 @@ def create_app(
     app.include_router(push.router, prefix=API)
     for module in (
         licenses,
+        subscriptions,
         assignments,
         orders,
         sessions,
@@ -199,6 +204,19 @@ async def _sweep_forever(db: Database, every: float) -> None:
             await run_in_threadpool(run_write, db, lambda session: sweep(session, utcnow()))
         except Exception:  # a failed sweep must not stop the next one
             log.exception("seat sweep failed")
+
+
+async def _renew_forever(db: Database, every: float) -> None:
+    """Renew the automatic subscriptions that are due (``subscriptions.renew_due``),
+    every ``every`` seconds: each renewal once, whichever node gets to it."""
+    if every <= 0:
+        return
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await run_in_threadpool(run_write, db, lambda session: renew_due(session, utcnow()))
+        except Exception:  # a failed round must not stop the next one
+            log.exception("renewing subscriptions failed")
 
 
 async def _refresh_statistics_forever(db: Database) -> None:

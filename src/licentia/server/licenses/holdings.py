@@ -9,11 +9,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from licentia.domain.subscriptions import SubscriptionView
 from licentia.server.catalog.models import Product, Template
 from licentia.server.cloud.models import CloudContainer
 from licentia.server.devices.models import Device
 from licentia.server.licenses.models import License
-from licentia.server.licenses.services import state_of
+from licentia.server.licenses.services import state_of, subscription_of
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Holding:
     activated_at: datetime | None
     device_key_id: str | None  # in use on this device
     container_name: str | None  # or in this cloud container
+    subscription: SubscriptionView | None = None  # paid one period at a time
 
 
 def ticket_holdings(
@@ -62,6 +64,7 @@ def ticket_holdings(
             activated_at=license_.activated_at,
             device_key_id=key_id,
             container_name=container_name,
+            subscription=subscription_of(license_, now),
         )
         for license_, product_name, template_name, key_id, container_name in rows
     ]

@@ -22,6 +22,8 @@ class License(Base):
         # is read from the index in order (SQLite cannot tell a rare state from a
         # common one, and otherwise walks every license in id order looking for it)
         Index("ix_licenses_state_vendor_id", "state", "vendor_id", "id"),
+        # automatic renewals: the subscriptions due soonest
+        Index("ix_licenses_renews_at", "renews_at"),
     )
 
     id: Mapped[str] = id_column()
@@ -51,6 +53,12 @@ class License(Base):
     churn_count: Mapped[int] = mapped_column(Integer, server_default="0")
     churn_period_ends: Mapped[datetime | None]
     churn_full_until: Mapped[datetime | None]
+    # A subscription's paid period (``domain/subscriptions.py``; None: no subscription),
+    # when it was cancelled (then it is never renewed again), and when an automatic
+    # subscription renews next (None: it does not renew by itself).
+    paid_until: Mapped[datetime | None]
+    subscription_cancelled_at: Mapped[datetime | None]
+    renews_at: Mapped[datetime | None]
 
 
 class CustomerLicenseCount(Base):

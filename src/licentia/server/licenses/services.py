@@ -25,7 +25,8 @@ from licentia.domain.licenses import (
     extended_until,
     target_state,
 )
-from licentia.domain.templates import TemplateOptions, validity_end
+from licentia.domain.subscriptions import SubscriptionView, Terms, describe
+from licentia.domain.templates import StoredOptions, TemplateOptions, validity_end
 from licentia.formats.document_types import LICENSE_TYP
 from licentia.server.audit.services import record
 from licentia.server.catalog.models import Template
@@ -111,6 +112,7 @@ def new_license_rows(
         "version": 1,
         "updated_at": now,
     }
+    shared.update(_subscription_columns(options, now))
     return [
         {
             **shared,
@@ -120,6 +122,19 @@ def new_license_rows(
         }
         for _ in range(quantity)
     ]
+
+
+def _subscription_columns(options: TemplateOptions, now: datetime) -> dict[str, Any]:
+    """A subscription's first period (paid from issue), or no subscription."""
+    terms = Terms.of(options.subscription.model_dump(mode="json") if options.subscription else None)
+    if terms is None:
+        return {"paid_until": None, "renews_at": None}
+    first = terms.first_period(now, options.refresh_days)
+    return {
+        "paid_until": first.paid_until,
+        "renews_at": first.renews_at,
+        "valid_until": first.valid_until,
+    }
 
 
 def count_issued(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -194,6 +209,22 @@ class Documented(Stateful, Protocol):
 
 def state_of(license_: Stateful, now: datetime) -> LicenseState:
     return effective_state(LicenseState(license_.state), license_.valid_until, now)
+
+
+def subscription_of(license_: Any, now: datetime) -> SubscriptionView | None:
+    """The subscription of a License (or a row of its columns); None if it has none."""
+    terms = Terms.of(StoredOptions(license_.options).subscription)
+    if terms is None or license_.paid_until is None:
+        return None
+    return describe(
+        terms,
+        paid_until=license_.paid_until,
+        valid_until=license_.valid_until,
+        cancelled_at=license_.subscription_cancelled_at,
+        renews_at=license_.renews_at,
+        live=LicenseState(license_.state) not in FINAL,
+        now=now,
+    )
 
 
 def license_view(license_: License, now: datetime) -> dict[str, Any]:

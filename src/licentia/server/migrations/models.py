@@ -16,6 +16,7 @@ from licentia.server.password_resets.models import PasswordReset
 from licentia.server.push import changes as push_changes  # noqa: F401 - its commit listener
 from licentia.server.seats.models import SeatEvent, SeatSlot, SeatWaiter
 from licentia.server.shops.models import ShopEvent, ShopMapping, ShopReference, ShopSettings
+from licentia.server.subscriptions.models import SubscriptionRenewal
 from licentia.server.tenancy.models import (
     ApiKey,
     UserSession,
@@ -66,6 +67,7 @@ __all__ = [
     "ShopSettings",
     "SigningKey",
     "StaffTotp",
+    "SubscriptionRenewal",
     "Template",
     "Ticket",
     "UnitCounter",

@@ -33,6 +33,19 @@ from licentia.server.licenses.models import License
 router = APIRouter(tags=["licenses"], route_class=ThreadedRoute)
 
 
+class SubscriptionOut(Out):
+    period: str = Field(description="monthly, yearly or days")
+    days: int | None = Field(description="the period's length, for a period of days")
+    automatic: bool = Field(description="Licentia renews it each period until cancelled")
+    grace_days: int = Field(description="valid this long past paid_until if a renewal is late")
+    paid_until: datetime = Field(description="the end of the paid period")
+    cancelled_at: datetime | None
+    next_renewal_at: datetime | None = Field(
+        description="when the next renewal is due (automatic) or expected; null once cancelled"
+    )
+    status: str = Field(description="active, grace (renewal late), cancelled or ended")
+
+
 class LicenseOut(Out):
     id: str
     ticket_id: str
@@ -54,6 +67,9 @@ class LicenseOut(Out):
     )
     version: int
     options: dict[str, Any]
+    subscription: SubscriptionOut | None = Field(
+        description="the license's subscription (docs/api.md#subscriptions); null if none"
+    )
 
 
 class ExtendIn(BaseModel):
@@ -70,9 +86,20 @@ class ReplaceIn(BaseModel):
     )
 
 
+_COMPUTED = ("state", "subscription")
+
+
 def license_out(license_: License | licenses.LicenseRow) -> LicenseOut:
-    data = {name: getattr(license_, name) for name in LicenseOut.model_fields if name != "state"}
-    return LicenseOut(**data, state=licenses.state_of(license_, utcnow()).value)
+    data = {
+        name: getattr(license_, name) for name in LicenseOut.model_fields if name not in _COMPUTED
+    }
+    now = utcnow()
+    subscription = licenses.subscription_of(license_, now)
+    return LicenseOut(
+        **data,
+        state=licenses.state_of(license_, now).value,
+        subscription=None if subscription is None else SubscriptionOut.model_validate(subscription),
+    )
 
 
 @router.get("/licenses", response_model=PageOut[LicenseOut])

@@ -1,6 +1,7 @@
 """Console: licenses. A list filtered by state, product, customer and device (the
 filters stay in the address, pages follow a cursor), a license's detail with its
-history, and the vendor's actions on it: extend, suspend, resume, withdraw, replace.
+history and its subscription, and the vendor's actions on it: extend, suspend, resume,
+withdraw, replace, cancel the subscription.
 The same use cases as ``api/routes/licenses.py``; a refusal of the state machine
 (``ILLEGAL_TRANSITION``, naming the current state) is shown above the actions."""
 
@@ -20,6 +21,7 @@ from licentia.server.db.base import utcnow
 from licentia.server.db.pagination import paginate
 from licentia.server.licenses import services as licenses
 from licentia.server.licenses.models import License
+from licentia.server.subscriptions import services as subscriptions
 from licentia.server.web import units
 from licentia.server.web.console.frame import (
     filters_of,
@@ -37,6 +39,7 @@ router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Dep
 FILTERS = ("state", "product", "customer", "device")
 STATES = tuple(state.value for state in LicenseState)
 Action = Callable[[units.DbSession, Actor], License]
+SOURCE = "console"  # the source of a subscription cancelled on these pages
 
 
 @router.get("/licenses", response_class=HTMLResponse)
@@ -83,7 +86,8 @@ def _detail(
         return {"item": license_, "history": history_of(session, actor, "license", license_id)}
 
     found = units.read(request, work)
-    state = licenses.state_of(found["item"], utcnow())
+    now = utcnow()
+    state = licenses.state_of(found["item"], now)
     return render(
         request,
         actor,
@@ -93,6 +97,7 @@ def _detail(
         allowed=allowed_actions(state),
         problems=problems,
         done=request.query_params.get("done"),
+        subscription=licenses.subscription_of(found["item"], now),
         **found,
     )
 
@@ -151,6 +156,14 @@ def replace(license_id: str, request: Request, sku: str = Form("")) -> Response:
         return licenses.replace_license(session, actor, license_id, sku=sku.strip() or None)
 
     return _act(request, license_id, "replaced", action)
+
+
+@router.post("/licenses/{license_id}/subscription/cancel", response_class=HTMLResponse)
+def cancel_subscription(license_id: str, request: Request) -> Response:
+    def action(session: units.DbSession, actor: Actor) -> License:
+        return subscriptions.cancel_subscription(session, actor, license_id, source=SOURCE)
+
+    return _act(request, license_id, "subscription_cancelled", action)
 
 
 @router.post("/licenses/{license_id}/{verb}", response_class=HTMLResponse)

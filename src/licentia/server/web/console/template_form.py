@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from licentia.domain.errors import ValidationError
+from licentia.domain.subscriptions import SubscriptionPeriod
 from licentia.domain.templates import (
     OPTION_DEFAULTS,
     Delivery,
@@ -33,6 +34,8 @@ INTEGERS = (
     "transfer_limit.period_days",
     "churn_limit.count",
     "churn_limit.days",
+    "subscription.days",
+    "subscription.grace_days",
     "max_devices",
     "seat_lease_seconds",
     "access_token_seconds",
@@ -44,6 +47,8 @@ TEXTS = (
     "seat_counting",
     "fingerprint_tolerance.preset",
     "vm_policy",
+    "subscription.period",
+    "subscription.automatic",
     "custom_data.public",
     "custom_data.protected",
     "custom_data.secret",
@@ -55,7 +60,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "seat_counting": tuple(counting.value for counting in SeatCounting),
     "fingerprint_tolerance.preset": ("loose", "medium", "strict", CUSTOM),
     "vm_policy": ("allow", "deny"),
+    "subscription.period": ("", *(period.value for period in SubscriptionPeriod)),
+    "subscription.automatic": ("false", "true"),
 }
+# A choice always posts a value: without a period (no subscription) it is left out.
+NEEDS_PERIOD = "subscription.automatic"
 
 
 def options_from_form(form: Mapping[str, str]) -> dict[str, Any]:
@@ -66,6 +75,8 @@ def options_from_form(form: Mapping[str, str]) -> dict[str, Any]:
     for path in FIELDS:
         raw = form.get(PREFIX + path, "").strip()
         if not raw or (path == "fingerprint_tolerance.preset" and raw == CUSTOM):
+            continue
+        if path == NEEDS_PERIOD and not form.get(PREFIX + "subscription.period", "").strip():
             continue
         _put(options, path, _value(path, raw))
     if form.get(PREFIX + "fingerprint_tolerance.preset") == CUSTOM:
@@ -84,6 +95,8 @@ def _value(path: str, raw: str) -> Any:
             return json.loads(raw)
         except ValueError:
             raise ValidationError("protected data is a JSON object", field=PREFIX + path) from None
+    if path == NEEDS_PERIOD:
+        return raw == "true"
     return raw
 
 
@@ -103,6 +116,8 @@ def form_from_options(options: Mapping[str, Any] | None) -> dict[str, str]:
         value = _get(stored, path)
         if path == "custom_data.protected" and value is not None:
             values[PREFIX + path] = json.dumps(value, indent=2, sort_keys=True)
+        elif isinstance(value, bool):
+            values[PREFIX + path] = "true" if value else "false"
         else:
             values[PREFIX + path] = "" if value is None else str(value)
     tolerance = stored.get("fingerprint_tolerance") or {}

@@ -1,0 +1,1 @@
+"""Subscriptions: licenses renewed one paid period at a time."""
