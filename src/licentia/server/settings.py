@@ -96,6 +96,20 @@ class Settings(BaseSettings):
     rate_limit_registration: str = "10/minute;100/hour"
     rate_limit_activation: str = "60/minute;1000/hour"
     rate_limit_password_reset: str = "5/minute;20/hour"  # noqa: S105 - not a password
+    # Observability (docs/operations.md): logs as JSON lines or for a person to read
+    # (default: console in development, JSON in production), at this level; /metrics
+    # answers only a scraper that presents this bearer token (unset: 404 to everyone).
+    log_format: Literal["json", "console"] | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    metrics_token: SecretStr | None = None
+    count_requests: bool = True  # false: no licentia_http_* series (a proxy counts them)
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("a metrics token has at least 16 characters (or is unset)")
+        return value
 
     @field_validator("rate_limit_storage")
     @classmethod
@@ -156,6 +170,14 @@ class Settings(BaseSettings):
         """The push streams one process may hold: ``push_max_streams``, but never more
         than nine tenths of ``max_connections``."""
         return min(self.push_max_streams, self.max_connections * 9 // 10)
+
+    @property
+    def logs_as_json(self) -> bool:
+        """JSON lines unless ``LICENTIA_LOG_FORMAT`` says console, or it is unset in
+        development."""
+        if self.log_format is None:
+            return not self.is_development
+        return self.log_format == "json"
 
     @property
     def is_development(self) -> bool:

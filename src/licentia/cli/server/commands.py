@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -24,6 +25,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 
 APP = "licentia.server.api.asgi:build"  # the factory uvicorn calls, once per worker
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's multiprocess folder
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
@@ -52,18 +54,20 @@ def serve(
     if workers > 1:
         _bind_tcp_sockets(uvicorn.Config)
     _raise_open_files_limit()
-    uvicorn.run(
-        APP,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        **uvicorn_options(settings, access_log=access_log),
-    )
+    with _metrics_folder(workers):
+        uvicorn.run(
+            APP,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers,
+            **uvicorn_options(settings, access_log=access_log),
+        )
 
 
 def uvicorn_options(settings: Settings, *, access_log: bool) -> dict[str, Any]:
     """How ``licentia serve`` has uvicorn run ``APP``, apart from where it listens."""
     from licentia.server.api.connections import bounded_protocol
+    from licentia.server.observability.logs import uvicorn_log_config
 
     # The client's address (what rate limits count) and scheme come from
     # X-Forwarded-For and -Proto only when the peer is a proxy the operator named:
@@ -71,13 +75,43 @@ def uvicorn_options(settings: Settings, *, access_log: bool) -> dict[str, Any]:
     proxies = settings.trusted_proxy_list
     return {
         "factory": True,
-        "log_level": "info",
+        "log_level": settings.log_level,
+        "log_config": uvicorn_log_config(as_json=settings.logs_as_json, level=settings.log_level),
         "access_log": access_log,
         "proxy_headers": bool(proxies),
         "forwarded_allow_ips": proxies or None,
         "http": bounded_protocol(settings),
         "timeout_keep_alive": settings.keep_alive_seconds,
     }
+
+
+@contextlib.contextmanager
+def _metrics_folder(workers: int) -> Iterator[None]:
+    """Several workers count their metrics in files of one folder, which ``/metrics``
+    adds up (prometheus-client's multiprocess mode, docs/operations.md#metrics): the
+    operator's ``PROMETHEUS_MULTIPROC_DIR`` emptied of an earlier run's files, else a
+    temporary folder removed at the end. One process counts in its memory."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    if workers == 1:
+        yield
+        return
+    given = os.environ.get(METRICS_DIR)
+    if given:
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="licentia-metrics-")
+    os.environ[METRICS_DIR] = folder  # the workers are started with this environment
+    try:
+        yield
+    finally:
+        del os.environ[METRICS_DIR]
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _raise_open_files_limit() -> None:

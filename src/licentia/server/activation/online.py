@@ -38,6 +38,8 @@ from licentia.server.audit.services import record
 from licentia.server.devices import services as devices
 from licentia.server.devices.models import Device
 from licentia.server.keys.master import MasterKey
+from licentia.server.observability.metrics import ACTIVATIONS
+from licentia.server.observability.tallies import tally
 from licentia.server.orders.services import ticket_lookup_hash
 
 
@@ -182,6 +184,7 @@ def _bound(
         bound.append(license_)
         churn = count_churn(session.connection(), license_.id, license_.options, ex.now)
         after = {"state": LicenseState.ACTIVATED.value, "device_id": device.id}
+        tally(session, ACTIVATIONS, ex.vendor_slug, license_.product_code, "device")
         record(
             session,
             ex.actor(device.key_id),

@@ -23,6 +23,7 @@ from licentia.server.api.credentials import CredentialCache
 from licentia.server.api.headers import TransportSecurity
 from licentia.server.api.hot import HotCalls, LicentiaApp
 from licentia.server.api.limiting import RequestLimits
+from licentia.server.api.metrics import Exposition
 from licentia.server.api.routes import (
     assignments,
     audit,
@@ -34,6 +35,7 @@ from licentia.server.api.routes import (
     health,
     keys,
     licenses,
+    metrics,
     orders,
     push,
     sessions,
@@ -53,6 +55,7 @@ from licentia.server.keys.master import MasterKey, load_master_key
 from licentia.server.licenses.reads import LicenseReads
 from licentia.server.mail import MailTemplates, mailer_for
 from licentia.server.migrations import models as all_models
+from licentia.server.observability.requests import RequestCounts
 from licentia.server.push import changes as push_changes
 from licentia.server.push.hub import PushHub
 from licentia.server.rate_limits.limiter import Limiter
@@ -132,6 +135,7 @@ def create_app(
         "with a stable `code`; lists are cursor-paginated.",
     )
     app.state.services = services
+    app.state.metrics = Exposition(db)
     app.transport_security = TransportSecurity(
         settings.hsts_seconds, settings.public_url.startswith("https:")
     )
@@ -140,6 +144,7 @@ def create_app(
     # other: the calls that come most often (devices and cloud clients, then the
     # vendor's reads and orders) are tried first. No two routes share a path.
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(devices.device_router, prefix=API)
     app.include_router(cloud_devices.router, prefix=API)
     app.include_router(push.router, prefix=API)
@@ -166,6 +171,8 @@ def create_app(
     install_web_fronts(app, settings)
     app.body_limits = BodyLimits.of_routes(app.routes, JSON_BODY)
     _mount_docs(app)
+    # every route is in place: their full templates label the request counts
+    app.request_counts = RequestCounts.of_routes(app.routes) if settings.count_requests else None
     limiter = Limiter.of(settings)
     if limiter is not None:  # every route is in place: the families are read from them
         app.request_limits = RequestLimits.of_routes(limiter, app.routes)

@@ -29,6 +29,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from licentia.server.observability.requests import PEER_TRUSTED
 from licentia.server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,17 @@ class ConnectionLimits:
             exempt=tuple(_network(e) for e in entries if e != "*"),
             exempt_all="*" in entries,
         )
+
+    def trusted(self, address: str | None) -> bool:
+        """Whether ``address`` is a proxy the operator trusts (its ``X-Request-ID``
+        names the request, :mod:`licentia.server.observability.requests`)."""
+        if self.exempt_all:
+            return True
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(ip in network for network in self.exempt)
 
     def capped(self, address: str) -> bool:
         """Whether connections from ``address`` count against ``max_per_address``."""
@@ -104,6 +116,7 @@ class BoundedProtocol(HttpToolsProtocol):
         self._address: str | None = None  # counted in the book
         self._refused = False
         self._deadline: asyncio.TimerHandle | None = None
+        self._trusted_peer = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         peer = transport.get_extra_info("peername")
@@ -113,6 +126,7 @@ class BoundedProtocol(HttpToolsProtocol):
             transport.abort()
             return
         self._address = address if address and self._book.limits.capped(address) else None
+        self._trusted_peer = self._book.limits.trusted(address)
         super().connection_made(transport)
         self._arm(self._book.limits.header_seconds)
 
@@ -126,6 +140,8 @@ class BoundedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        # Before uvicorn puts the forwarded client's address in place of the peer's.
+        self.scope[PEER_TRUSTED] = self._trusted_peer  # type: ignore[literal-required]
         if self._deadline is None:  # the next request on a kept-alive connection
             self._arm(self._book.limits.header_seconds)
 

@@ -10,6 +10,8 @@
   visitor came over https: directly, through a proxy the server trusts (its
   ``X-Forwarded-Proto``, which uvicorn puts in the scope's scheme), or whenever the
   operator's public address is https. Browsers then never try plain http again.
+- ``X-Request-ID``: the id the request's log lines carry
+  (:mod:`licentia.server.observability.requests`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ _NOSNIFF = (b"x-content-type-options", b"nosniff")
 _CACHE_CONTROL = b"cache-control"
 _NO_STORE = (_CACHE_CONTROL, b"no-store")
 _PUBLIC_SUFFIXES = ("/jwks.json",)
+_REQUEST_ID = b"x-request-id"
 
 
 @dataclass(frozen=True)
@@ -39,23 +42,36 @@ class TransportSecurity:
 
 class SecuredSend:
     """The ``send`` of one HTTP exchange: adds the headers above to the start of the
-    answer, and remembers whether the answer has started."""
+    answer, and remembers whether the answer has started, with which status."""
 
-    __slots__ = ("_extra", "_private", "_send", "started")
+    __slots__ = ("_extra", "_private", "_send", "status")
 
     def __init__(
-        self, scope: Scope, send: Send, transport: TransportSecurity = TransportSecurity()
+        self,
+        scope: Scope,
+        send: Send,
+        transport: TransportSecurity = TransportSecurity(),
+        request_id: str | None = None,
     ) -> None:
         path = scope["path"]
         self._private = path.startswith("/api/") and not path.endswith(_PUBLIC_SUFFIXES)
+        extra = [_NOSNIFF]
         strict = transport.header(scope)
-        self._extra = (_NOSNIFF, strict) if strict else (_NOSNIFF,)
+        if strict:
+            extra.append(strict)
+        if request_id is not None:
+            extra.append((_REQUEST_ID, request_id.encode("ascii")))
+        self._extra = tuple(extra)
         self._send = send
-        self.started = False
+        self.status: int | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.status is not None
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            self.started = True
+            self.status = message["status"]
             # Starlette's header names are lower case already; none of this app's
             # answers sets nosniff itself, a few set their own Cache-Control.
             headers = [*message.get("headers", ()), *self._extra]

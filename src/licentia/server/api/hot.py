@@ -29,12 +29,14 @@ whenever a hot call hands a request on.
 from __future__ import annotations
 
 import inspect
+import time
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs
 
+import structlog
 from fastapi import FastAPI, params
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
@@ -60,6 +62,7 @@ from licentia.server.api.hot_requests import (
 from licentia.server.api.paths import PathTable, marked_routes
 from licentia.server.api.paths import parameter as path_parameter
 from licentia.server.api.problems import answer_for
+from licentia.server.observability.requests import ROUTE, RequestCounts, request_id_of
 
 if TYPE_CHECKING:
     from licentia.server.api.limiting import RequestLimits
@@ -189,18 +192,23 @@ def _parse_all(steps: list[tuple[str, Parse]]) -> Callable[[HotRequest], Awaitab
 class LicentiaApp(FastAPI):
     """FastAPI, with the rate limits (``request_limits``, None when off) counted first,
     then a body longer than its route takes (``body_limits``) refused, and the hot
-    calls (``hot_calls``) answered before its routing."""
+    calls (``hot_calls``) answered before its routing. Every answer, whichever of these
+    gave it, carries the request's id and is counted (``request_counts``)."""
 
     hot_calls: HotCalls = HotCalls(())
     transport_security: TransportSecurity = TransportSecurity()
     body_limits: BodyLimits = BodyLimits(JSON_BODY, ())
     request_limits: RequestLimits | None = None
+    request_counts: RequestCounts | None = RequestCounts()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        answer = SecuredSend(scope, send, self.transport_security)
+        request_id = request_id_of(scope)
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        answer = SecuredSend(scope, send, self.transport_security, request_id)
+        started = time.perf_counter()
         try:
             if self.request_limits is not None:
                 scope["app"] = self  # as Starlette would set it: a refusal page reads it
@@ -225,6 +233,11 @@ class LicentiaApp(FastAPI):
             # pools. Raised on only when nothing was answered.
             if not answer.started:
                 raise
+        finally:
+            if self.request_counts is not None:
+                elapsed = time.perf_counter() - started
+                self.request_counts.count(scope, answer.status or 500, elapsed)
+            structlog.contextvars.reset_contextvars(**bound)
 
     async def _refuse_body(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         """413, by the handler that answers FastAPI's own refusals: problem+json for
@@ -240,6 +253,7 @@ class LicentiaApp(FastAPI):
     async def _answer_hot(
         self, scope: Scope, receive: Receive, send: Send, call: HotCall, params: dict[str, str]
     ) -> None:
+        scope[ROUTE] = call.path
         headers = _headers(scope)
         body = await _read_body(receive, headers)
         if body.disconnected:

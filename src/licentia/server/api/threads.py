@@ -46,8 +46,10 @@ def in_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
 
 async def blocking(function: Callable[..., T], *args: Any) -> T:
-    """Run ``function(*args)`` on the loop's default executor (the pool routes use)."""
-    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+    """Run ``function(*args)`` on the loop's default executor (the pool routes use), in
+    a copy of the caller's context (its log lines carry the request's id)."""
+    call = functools.partial(contextvars.copy_context().run, function, *args)
+    return await asyncio.get_running_loop().run_in_executor(None, call)
 
 
 def install_executor(threads: int) -> ThreadPoolExecutor:

@@ -44,6 +44,7 @@ from licentia.server.db.base import utcnow
 from licentia.server.db.runner import Runner
 from licentia.server.keys.master import MasterKey
 from licentia.server.keys.services import Signer
+from licentia.server.observability.metrics import UNITS_CONSUMED
 from licentia.server.orders.services import find_ticket
 from licentia.server.seats import services as seats
 from licentia.server.seats.models import SeatSlot
@@ -340,6 +341,8 @@ async def consume(
     consumed = await consume_at_once(runner, who, wanted)
     if consumed is None:  # a replay, the last units, a low balance: the full service decides
         consumed = await consume_in_full(runner, master, who, wanted)
+    if not consumed.replayed:
+        UNITS_CONSUMED.labels(who.slug, wanted.product).inc(consumed.units)
     return consumed
 
 

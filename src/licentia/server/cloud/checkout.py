@@ -39,6 +39,7 @@ from licentia.server.db.base import utcnow
 from licentia.server.db.runner import Runner
 from licentia.server.keys.master import MasterKey
 from licentia.server.licenses.models import License
+from licentia.server.observability.metrics import SEAT_CHECKOUTS, SEAT_DENIALS
 from licentia.server.seats import services as seats
 
 LINE = timedelta(seconds=5)  # a waiter that stops asking leaves the line after this
@@ -50,6 +51,23 @@ async def checkout(
     """A seat for ``wanted``'s holder (its own back, or a free one). Raises
     ConflictError ``NO_SEAT_AVAILABLE`` (``queued`` when others wait ahead),
     ``SEAT_HELD_EXCLUSIVELY``, and the access and license errors."""
+    try:
+        grant = await _checkout(runner, master, who, wanted, wait_seconds=wait_seconds)
+    except ConflictError as error:
+        if error.code in DENIALS:  # the product is the container's: a bounded label
+            SEAT_DENIALS.labels(who.slug, wanted.product, error.code).inc()
+        raise
+    if not grant.reconnected:
+        SEAT_CHECKOUTS.labels(who.slug, wanted.product).inc()
+    return grant
+
+
+DENIALS = frozenset({"NO_SEAT_AVAILABLE", "SEAT_HELD_EXCLUSIVELY"})
+
+
+async def _checkout(
+    runner: Runner, master: MasterKey, who: Presented, wanted: SeatWanted, *, wait_seconds: float
+) -> SeatGrant:
     if wait_seconds == 0:  # the common case first, in two statements
         grant = await checkout_at_once(runner, master, who, wanted)
         if grant is not None:

@@ -29,9 +29,12 @@ from licentia.server.db.base import utcnow
 from licentia.server.keys.master import MasterKey
 from licentia.server.licenses.models import License
 from licentia.server.licenses.services import state_of
+from licentia.server.observability.metrics import ACTIVATIONS
+from licentia.server.observability.tallies import tally
 from licentia.server.orders.models import Ticket
 from licentia.server.orders.services import find_ticket, get_customer
 from licentia.server.seats.services import ensure_slots
+from licentia.server.tenancy.models import Vendor
 
 CREDENTIAL_PREFIX, DEVICE_TOKEN_PREFIX = "lcc_", "lcd_"
 ACTIVATED = LicenseState.ACTIVATED
@@ -259,6 +262,9 @@ def _place(
     license_.updated_at = now
     ensure_slots(session, license_)
     open_counter(session, license_, now)
+    vendor = session.get(Vendor, license_.vendor_id)
+    if vendor is not None:
+        tally(session, ACTIVATIONS, vendor.slug, license_.product_code, license_.delivery)
     record(
         session,
         actor,

@@ -38,6 +38,8 @@ from licentia.domain.webhooks import matches, retry_delay
 from licentia.server.db.base import utcnow
 from licentia.server.db.engine import Database, run_write
 from licentia.server.keys.master import MasterKey
+from licentia.server.observability.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_FAILED_DELIVERIES
+from licentia.server.observability.tallies import tally
 from licentia.server.webhooks.models import (
     WebhookAttempt,
     WebhookDelivery,
@@ -265,12 +267,15 @@ def record_outcome(session: Session, item: Claimed, outcome: Outcome, now: datet
     delivery.claimed_by, delivery.claimed_until = None, None
     if outcome.delivered:
         delivery.status, delivery.delivered_at = "delivered", now
+        tally(session, WEBHOOK_ATTEMPTS, "delivered")
         return False
+    tally(session, WEBHOOK_ATTEMPTS, "failed")
     delay = retry_delay(delivery.attempts)
     if delay is not None:
         delivery.next_attempt_at = now + delay
         return False
     delivery.status = "failed"
+    tally(session, WEBHOOK_FAILED_DELIVERIES)
     disabled = session.execute(
         update(WebhookEndpoint)
         .where(and_(WebhookEndpoint.id == delivery.endpoint_id, WebhookEndpoint.enabled.is_(True)))
