@@ -21,10 +21,14 @@ _PACKAGE_TEMPLATES = PackageLoader("licentia.server.mail", "templates")
 
 @dataclass(frozen=True)
 class Mail:
+    """A rendered message. ``message_id``, when set, is its Message-ID's local part:
+    sending it again (a retried job) repeats the same id, so that it is one message."""
+
     to: str
     subject: str
     text: str
     html: str
+    message_id: str | None = None
 
 
 class MailTemplates:

@@ -8,6 +8,7 @@ from licentia.server.customer_users.models import CustomerSession, CustomerUser,
 from licentia.server.db.base import Base
 from licentia.server.devices.models import Device, DeviceFlag, DeviceUpdate, LicenseReturn
 from licentia.server.idempotency.models import IdempotencyRecord
+from licentia.server.jobs.models import JobRow
 from licentia.server.keys.models import SigningKey
 from licentia.server.licenses.models import License
 from licentia.server.logins.models import LoginFailure, LoginLock
@@ -46,6 +47,7 @@ __all__ = [
     "DeviceUpdate",
     "Feature",
     "IdempotencyRecord",
+    "JobRow",
     "LedgerEntry",
     "License",
     "LicenseAssignment",
