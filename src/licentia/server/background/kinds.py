@@ -14,6 +14,7 @@ from licentia.server.jobs.queue import prune
 from licentia.server.keys.master import MasterKey
 from licentia.server.mail import Mailer, MailTemplates
 from licentia.server.notifications.mail_jobs import MAIL_JOB, mail_sender
+from licentia.server.orders.issuing import ISSUING_JOB, issue_batch
 from licentia.server.seats.services import sweep
 from licentia.server.settings import Settings
 
@@ -35,10 +36,18 @@ def job_kinds(r: Resources) -> Registry:
     """The registry of every kind this server runs."""
     jobs = Registry()
     jobs.one_off(MAIL_JOB, mail_sender(r.master, r.mailer))
+    jobs.one_off(ISSUING_JOB, _issue_order_batch(r))
     if r.settings.sweep_seconds > 0:
         jobs.every("seats.sweep", timedelta(seconds=r.settings.sweep_seconds), _sweep_seats(r))
     jobs.every("jobs.prune", timedelta(hours=1), _prune_jobs(r))
     return jobs
+
+
+def _issue_order_batch(r: Resources) -> Callable[[Job], Effect]:
+    """Issue the next batch of a large order's licenses (exactly once: counted from the
+    licenses written, in the transaction that ends the job)."""
+    batch = r.settings.order_issue_batch
+    return lambda job: lambda session: issue_batch(session, job.payload, r.clock(), batch)
 
 
 def _sweep_seats(r: Resources) -> Callable[[Job], Effect]:
