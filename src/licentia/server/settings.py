@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     job_poll_seconds: float = Field(default=1.0, ge=0)
     job_lease_seconds: float = Field(default=120.0, gt=0)
     job_retention_days: int = Field(default=7, ge=1)
+    reminder_seconds: float = Field(default=3600.0, ge=0)  # expiry reminders' period; 0: none
     # An order adding more licenses than this is answered 202 and issued by a job.
     order_synchronous_licenses: int = Field(default=1000, ge=1, le=1000)
     order_issue_batch: int = Field(default=500, ge=1, le=1000)  # licenses per transaction

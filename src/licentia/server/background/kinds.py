@@ -7,13 +7,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm import Session
+
 from licentia.server.db.base import utcnow
-from licentia.server.db.engine import Database
-from licentia.server.jobs import Effect, Job, Registry
+from licentia.server.db.engine import Database, run_read
+from licentia.server.jobs import Effect, Job, Registry, enqueue
 from licentia.server.jobs.queue import prune
 from licentia.server.keys.master import MasterKey
 from licentia.server.mail import Mailer, MailTemplates
 from licentia.server.notifications.mail_jobs import MAIL_JOB, mail_sender
+from licentia.server.notifications.reminders import (
+    BATCH,
+    REMINDERS_JOB,
+    ReminderMail,
+    due_reminders,
+    send_reminders,
+)
 from licentia.server.orders.issuing import ISSUING_JOB, issue_batch
 from licentia.server.seats.services import sweep
 from licentia.server.settings import Settings
@@ -37,6 +46,8 @@ def job_kinds(r: Resources) -> Registry:
     jobs = Registry()
     jobs.one_off(MAIL_JOB, mail_sender(r.master, r.mailer))
     jobs.one_off(ISSUING_JOB, _issue_order_batch(r))
+    if r.settings.reminder_seconds > 0:
+        jobs.every(REMINDERS_JOB, timedelta(seconds=r.settings.reminder_seconds), _remind(r))
     if r.settings.sweep_seconds > 0:
         jobs.every("seats.sweep", timedelta(seconds=r.settings.sweep_seconds), _sweep_seats(r))
     jobs.every("jobs.prune", timedelta(hours=1), _prune_jobs(r))
@@ -48,6 +59,25 @@ def _issue_order_batch(r: Resources) -> Callable[[Job], Effect]:
     licenses written, in the transaction that ends the job)."""
     batch = r.settings.order_issue_batch
     return lambda job: lambda session: issue_batch(session, job.payload, r.clock(), batch)
+
+
+def _remind(r: Resources) -> Callable[[Job], Effect]:
+    """Send the expiry reminders that are due (once per license and end: noted in
+    the transaction that ends the job); a full batch asks for the next at once."""
+    mail = ReminderMail(r.master, r.templates, r.settings.public_url)
+
+    def remind(_job: Job) -> Effect:
+        now = r.clock()
+        due = run_read(r.db, lambda s: due_reminders(s, now))
+
+        def effect(session: Session) -> None:
+            send_reminders(session, due, mail)
+            if len(due) >= BATCH:
+                enqueue(session, REMINDERS_JOB, {"continued": True})
+
+        return effect
+
+    return remind
 
 
 def _sweep_seats(r: Resources) -> Callable[[Job], Effect]:

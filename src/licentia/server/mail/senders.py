@@ -31,6 +31,8 @@ def _message(mail: Mail, sender: str) -> EmailMessage:
         if mail.message_id is None
         else f"<{mail.message_id}@licentia>"
     )
+    if mail.unsubscribe_url is not None:
+        message["List-Unsubscribe"] = f"<{mail.unsubscribe_url}>"
     message.set_content(mail.text)
     message.add_alternative(mail.html, subtype="html")
     return message

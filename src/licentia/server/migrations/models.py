@@ -12,6 +12,7 @@ from licentia.server.jobs.models import JobRow
 from licentia.server.keys.models import SigningKey
 from licentia.server.licenses.models import License
 from licentia.server.logins.models import LoginFailure, LoginLock
+from licentia.server.notifications.models import LicenseNotice, MailUnsubscribe
 from licentia.server.orders.models import Customer, Order, OrderLine, Ticket
 from licentia.server.password_resets.models import PasswordReset
 from licentia.server.push import changes as push_changes  # noqa: F401 - its commit listener
@@ -51,9 +52,11 @@ __all__ = [
     "LedgerEntry",
     "License",
     "LicenseAssignment",
+    "LicenseNotice",
     "LicenseReturn",
     "LoginFailure",
     "LoginLock",
+    "MailUnsubscribe",
     "Order",
     "OrderLine",
     "PasswordReset",
