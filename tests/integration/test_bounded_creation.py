@@ -73,22 +73,22 @@ def test_protected_custom_data_is_at_most_16_kib_of_json(vendors):
 # --- orders ------------------------------------------------------------------------------
 
 
-def test_an_order_holds_at_most_100_000_licenses(vendors):
+def test_an_order_holds_at_most_20_000_licenses(vendors):
     vendor = vendors.create()
     sku = vendor.template()["sku"]
     full = vendor.order([{"sku": sku, "quantity": SYNCHRONOUS_LICENSES}])
-    assert (MAX_LICENSES_PER_ORDER, MAX_QUANTITY) == (100_000, 100_000)
-    lines = [{"sku": sku, "quantity": SYNCHRONOUS_LICENSES}, {"sku": sku, "quantity": 99_001}]
+    assert (MAX_LICENSES_PER_ORDER, MAX_QUANTITY) == (20_000, 20_000)
+    lines = [{"sku": sku, "quantity": SYNCHRONOUS_LICENSES}, {"sku": sku, "quantity": 19_001}]
     more = {"external_order_id": full["external_order_id"], "lines": lines}
     extended = vendor.post("/orders", json=more)  # line "1" is known, line "2" is new
     problem = assert_problem(extended, 422, "ORDER_TOO_LARGE")
     assert (problem["field"], problem["limit"]) == ("lines", MAX_LICENSES_PER_ORDER)
-    split = [{"sku": sku, "quantity": 60_000}, {"sku": sku, "quantity": 40_001}]
+    split = [{"sku": sku, "quantity": 12_000}, {"sku": sku, "quantity": 8_001}]
     refused = vendor.post("/orders", json={"external_order_id": "SPLIT", "lines": split})
     assert_problem(refused, 422, "ORDER_TOO_LARGE")
     one_line = vendor.post(
         "/orders",
-        json={"external_order_id": "LINE", "lines": [{"sku": sku, "quantity": 100_001}]},
+        json={"external_order_id": "LINE", "lines": [{"sku": sku, "quantity": 20_001}]},
     )
     assert assert_problem(one_line, 422, "VALIDATION_FAILED")["field"] == "lines[0].quantity"
     # Nothing of the refused orders was written; the full one is whole and usable.

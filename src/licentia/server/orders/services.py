@@ -42,9 +42,9 @@ from licentia.server.orders.issuing import start_issuing
 from licentia.server.orders.models import Customer, Order, OrderLine, Ticket
 
 _LOOKUP, _SEALED = "ticket-lookup", "ticket-code"
-MAX_QUANTITY = 100_000  # licenses of one order line
+MAX_QUANTITY = 20_000  # licenses of one order line
 # Licenses of one order, all its lines together (those added later too).
-MAX_LICENSES_PER_ORDER = 100_000
+MAX_LICENSES_PER_ORDER = 20_000
 # A request adding up to this many licenses is written in its own transaction, which
 # on SQLite holds the database's write lock and on PostgreSQL the vendor's audit chain
 # for its events (docs/benchmarks.md has for how long). A larger one writes its order
