@@ -90,7 +90,7 @@ def events_of(database: Database, license_id: str) -> list[dict[str, Any]]:
 
 def customer_license(vendor: VendorHandle, days: int, **options: Any) -> tuple[str, str]:
     """A license of ``days`` days from issue for a customer with an address of its own."""
-    email = f"{vendor.unique('buyer').lower()}@customer.test"
+    email = f"{vendor.unique('buyer').lower()}@{vendor.slug}.test"
     customer = vendor.ok("POST", "/customers", json={"name": "Buyer", "email": email})
     validity = {"validity": {"kind": "days_from_issue", "days": days}}
     template = vendor.template(validity | options)
@@ -146,7 +146,7 @@ def test_the_unsubscribe_link_stops_reminders_but_not_the_events(
     app: FastAPI, vendors, settings, database, master
 ):
     vendor = vendors.create()
-    email = f"{vendor.unique('buyer').lower()}@customer.test"
+    email = f"{vendor.unique('buyer').lower()}@{vendor.slug}.test"
     customer = vendor.ok("POST", "/customers", json={"name": "Buyer", "email": email})
     validity = {"validity": {"kind": "days_from_issue", "days": 10}}
     sku = vendor.template(validity)["sku"]
