@@ -127,7 +127,7 @@ class Shop:
         )
         self.base_url = base_url
         product = self.call("POST", "/products", json={"code": "JOBS", "name": "Jobs"})
-        self.skus = {}
+        self.skus: dict[str, str] = {}
         for name, options in (
             ("BIG", {"delivery": "device"}),
             ("SHORT", {"validity": {"kind": "days_from_issue", "days": 5}}),

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from licentia.server.audit.models import AuditEvent
 from licentia.server.db.base import utcnow
@@ -36,12 +37,18 @@ class Clock:
         return utcnow() + self.ahead
 
 
-def issuing_worker(database: Database, clock: Clock | None = None, **kwargs: object) -> Worker:
+def issuing_worker(
+    database: Database,
+    clock: Clock | None = None,
+    *,
+    lease: timedelta = timedelta(minutes=2),
+    batch: int = 10,
+) -> Worker:
     registry = Registry()
     registry.one_off(
         ISSUING_JOB, lambda job: lambda s: issue_batch(s, job.payload, utcnow()), max_attempts=5
     )
-    return Worker(database, registry, clock=clock or utcnow, **kwargs)  # type: ignore[arg-type]
+    return Worker(database, registry, lease=lease, clock=clock or utcnow, batch=batch)
 
 
 def place(vendor: VendorHandle, sku: str, quantity: int, **headers: str) -> tuple[int, dict, str]:
@@ -168,8 +175,8 @@ def test_workers_racing_on_one_large_order_issue_each_license_once(vendors, data
 def _job_of(database: Database, order_id: str) -> str:
     """The order's pending issuing job."""
 
-    def find(session: object) -> str:
-        rows = session.execute(  # type: ignore[attr-defined]
+    def find(session: Session) -> str:
+        rows = session.execute(
             select(JobRow.id, JobRow.payload).where(
                 JobRow.kind == ISSUING_JOB, JobRow.status == "pending"
             )

@@ -26,7 +26,7 @@ from licentia.server.db.engine import Database, run_read, run_write
 from licentia.server.jobs import Registry, Worker, enqueue
 from licentia.server.jobs.models import JobRow
 from licentia.server.keys.master import MasterKey
-from licentia.server.mail import Mail, MailTemplates
+from licentia.server.mail import Mail, Mailer, MailTemplates
 from licentia.server.notifications.mail_jobs import MAIL_JOB, opened
 from licentia.server.notifications.reminders import REMINDERS_JOB
 from licentia.server.settings import Settings
@@ -45,19 +45,16 @@ class Clock:
         return utcnow() + self.ahead
 
 
+def _no_mailer() -> Mailer:
+    raise AssertionError("the reminders' job queues mails; mail jobs send them")
+
+
 class Reminders:
     """The reminders' job of one node, on the test's clock."""
 
     def __init__(self, settings: Settings, database: Database, master: MasterKey) -> None:
         self.clock = Clock()
-        resources = Resources(
-            settings,
-            database,
-            master,
-            lambda: None,
-            MailTemplates(),
-            self.clock,  # type: ignore[arg-type,return-value]
-        )
+        resources = Resources(settings, database, master, _no_mailer, MailTemplates(), self.clock)
         registry = Registry()
         registry.one_off(REMINDERS_JOB, _remind(resources))
         self.worker = Worker(database, registry, clock=self.clock)

@@ -76,7 +76,7 @@ def enqueue(
     dialect = session.connection().dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
     statement = module.insert(JobRow).values(row).on_conflict_do_nothing(index_elements=["key"])
-    added = session.execute(statement).rowcount  # type: ignore[attr-defined]
+    added = getattr(session.execute(statement), "rowcount", 0)
     return str(row["id"]) if added else None
 
 
@@ -175,7 +175,7 @@ def prune(session: Session, before: datetime) -> int:
     result = session.execute(
         delete(JobRow).where(JobRow.status == "done", JobRow.finished_at < before)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return int(getattr(result, "rowcount", 0))
 
 
 def pending_job(session: Session, job_id: str) -> bool:

@@ -15,6 +15,7 @@ import base64
 import hmac
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -75,10 +76,9 @@ def unsubscribe(session: Session, subscription: Subscription, source_ip: str | N
         "topic": subscription.topic,
         "created_at": utcnow(),
     }
-    module = postgresql if session.connection().dialect.name == "postgresql" else sqlite
-    added = session.execute(
-        module.insert(MailUnsubscribe).values(row).on_conflict_do_nothing()
-    ).rowcount  # type: ignore[attr-defined]
+    module: Any = postgresql if session.connection().dialect.name == "postgresql" else sqlite
+    done = session.execute(module.insert(MailUnsubscribe).values(row).on_conflict_do_nothing())
+    added = getattr(done, "rowcount", 0)
     if added:
         actor = Actor(ActorKind.CUSTOMER, None, subscription.vendor_id, source_ip=source_ip)
         after = {"email": subscription.email, "topic": subscription.topic}
