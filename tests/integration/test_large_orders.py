@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -51,7 +52,9 @@ def issuing_worker(
     return Worker(database, registry, lease=lease, clock=clock or utcnow, batch=batch)
 
 
-def place(vendor: VendorHandle, sku: str, quantity: int, **headers: str) -> tuple[int, dict, str]:
+def place(
+    vendor: VendorHandle, sku: str, quantity: int, **headers: str
+) -> tuple[int, dict[str, Any], str]:
     body = {
         "external_order_id": vendor.unique("BIG"),
         "lines": [{"sku": sku, "quantity": quantity}],
