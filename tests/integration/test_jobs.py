@@ -43,7 +43,7 @@ class Kinds:
     """Kinds of this test only: ``work`` leaves a marker per run it commits."""
 
     def __init__(self) -> None:
-        self.prefix = f"test-{new_id()[:8]}"
+        self.prefix = f"test-{new_id().replace('-', '')[-16:]}"  # the tail: random
         self.work = f"{self.prefix}.work"
         self.marker = f"{self.prefix}.marker"
         self.calls: list[str] = []

@@ -76,8 +76,8 @@ def enqueue(
     dialect = session.connection().dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
     statement = module.insert(JobRow).values(row).on_conflict_do_nothing(index_elements=["key"])
-    added = getattr(session.execute(statement), "rowcount", 0)
-    return str(row["id"]) if added else None
+    added = session.execute(statement.returning(JobRow.id)).scalar_one_or_none()
+    return None if added is None else str(added)
 
 
 def _due(now: datetime) -> Any:

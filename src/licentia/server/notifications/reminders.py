@@ -169,7 +169,8 @@ def _note(session: Session, item: Due) -> bool:
     statement = module.insert(LicenseNotice).values(
         license_id=item.license_id, kind=item.kind, valid_until=item.valid_until
     )
-    return bool(getattr(session.execute(statement.on_conflict_do_nothing()), "rowcount", 0))
+    noted = statement.on_conflict_do_nothing().returning(LicenseNotice.license_id)
+    return session.execute(noted).scalar_one_or_none() is not None
 
 
 def _mail_customers(session: Session, sent: list[Due], mail: ReminderMail) -> None:

@@ -77,9 +77,9 @@ def unsubscribe(session: Session, subscription: Subscription, source_ip: str | N
         "created_at": utcnow(),
     }
     module: Any = postgresql if session.connection().dialect.name == "postgresql" else sqlite
-    done = session.execute(module.insert(MailUnsubscribe).values(row).on_conflict_do_nothing())
-    added = getattr(done, "rowcount", 0)
-    if added:
+    statement = module.insert(MailUnsubscribe).values(row).on_conflict_do_nothing()
+    added = session.execute(statement.returning(MailUnsubscribe.email)).scalar_one_or_none()
+    if added is not None:
         actor = Actor(ActorKind.CUSTOMER, None, subscription.vendor_id, source_ip=source_ip)
         after = {"email": subscription.email, "topic": subscription.topic}
         record(session, actor, "mail.unsubscribed", "customer", None, after=after)

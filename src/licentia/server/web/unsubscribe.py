@@ -30,10 +30,12 @@ def _subscription(request: Request, token: str) -> Subscription | None:
 
 def _page(request: Request, subscription: Subscription | None, *, done: bool = False) -> Response:
     if subscription is None:
-        return pages_of(request).render(request, "unsubscribe.html", status_code=404, invalid=True)
+        return pages_of(request).render(
+            request, "unsubscribe.html", status_code=404, invalid=True, done=False, email=""
+        )
     brand = units.read(request, lambda s: branding_for(s, subscription.vendor_id))
     return pages_of(request).render(
-        request, "unsubscribe.html", brand=brand, email=subscription.email, done=done
+        request, "unsubscribe.html", brand=brand, email=subscription.email, done=done, invalid=False
     )
 
 
