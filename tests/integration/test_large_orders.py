@@ -78,6 +78,7 @@ def audited(database: Database, vendor: VendorHandle, action: str) -> int:
                 )
             ),
         )
+        or 0
     )
 
 

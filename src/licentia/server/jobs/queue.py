@@ -166,8 +166,9 @@ def retry_later(session: Session, job: Job, now: datetime, error: str, *, retry:
 def retry_delay(attempts: int) -> timedelta:
     """5 s after the first failure, doubling to an hour at most, each with jitter
     (between half and all of it) so that failed jobs do not return in step."""
-    delay = min(FIRST_RETRY * 2 ** (attempts - 1), LONGEST_RETRY)
-    return delay * random.uniform(0.5, 1.0)  # noqa: S311 - spreading retries, not a secret
+    delay: timedelta = min(FIRST_RETRY * 2 ** (attempts - 1), LONGEST_RETRY)
+    jitter: float = random.uniform(0.5, 1.0)  # noqa: S311 - spreading retries, not a secret
+    return delay * jitter
 
 
 def prune(session: Session, before: datetime) -> int:

@@ -226,7 +226,7 @@ def place_order(
         status_for=_placed_status,
     )
     if answer.status_code == 202:  # the same on a replay: it is made from the stored body
-        answer.headers["Location"] = f"/api/v1/orders/{json.loads(answer.body)['id']}"
+        answer.headers["Location"] = f"/api/v1/orders/{json.loads(bytes(answer.body))['id']}"
     return answer
 
 
