@@ -46,7 +46,8 @@ from licentia.server.api.routes import (
 from licentia.server.api.threads import install_executor
 from licentia.server.background import Resources, job_kinds, run_jobs_forever
 from licentia.server.cloud.renewals import Renewals
-from licentia.server.db.engine import Database, connect
+from licentia.server.db.base import utcnow
+from licentia.server.db.engine import Database, connect, run_write
 from licentia.server.db.loop_statements import LoopStatements
 from licentia.server.db.runner import Runner
 from licentia.server.db.schema import schema_status

@@ -1,8 +1,8 @@
 """expiry reminders: license_notices (one per license, kind and end), mail_unsubscribes,
 and licenses (valid_until) for the reminders' scan
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-03
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from licentia.server.db.base import UTCDateTime
 
-revision: str = "0019"
-down_revision: str | None = "0018"
+revision: str = "0020"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
