@@ -103,6 +103,7 @@ def settings(database_url: str) -> Settings:
         # their receivers listen on loopback, by plain http (docs/security.md)
         webhook_allow_http=True,
         webhook_allowed_networks="127.0.0.0/8",
+        job_poll_seconds=0,  # job tests run their worker themselves
     )
 
 

@@ -97,12 +97,15 @@ def world(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         # Webhook endpoints with any generated http(s) URL are accepted, so that the
         # operations on an endpoint get real ones (the address rules have tests of their
         # own), and this server delivers nothing: no request leaves for a generated host.
+        # Jobs do not run either: an accepted large order (up to 20,000 licenses) stays
+        # processing instead of taking the server's CPU for the rest of the run.
         extra = {
             "LICENTIA_DATABASE_POOL_SIZE": "4",
             "LICENTIA_RATE_LIMITS": "false",
             "LICENTIA_WEBHOOK_ALLOW_HTTP": "true",
             "LICENTIA_WEBHOOK_ALLOWED_NETWORKS": "*",
             "LICENTIA_WEBHOOK_POLL_SECONDS": "0",
+            "LICENTIA_JOB_POLL_SECONDS": "0",
         }
         env = new_environment(url, workdir, extra)
         env.cli("db", "upgrade")

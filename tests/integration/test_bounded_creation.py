@@ -17,7 +17,11 @@ from licentia.domain.templates import MAX_PROTECTED_BYTES
 from licentia.server.api.schemas import MAX_PAGE_BYTES
 from licentia.server.audit.services import PENDING_EVENTS, verify_chains
 from licentia.server.catalog.services import MAX_FEATURES
-from licentia.server.orders.services import MAX_LICENSES_PER_ORDER
+from licentia.server.orders.services import (
+    MAX_LICENSES_PER_ORDER,
+    MAX_QUANTITY,
+    SYNCHRONOUS_LICENSES,
+)
 from tests.integration.test_errors import assert_problem
 
 
@@ -69,27 +73,28 @@ def test_protected_custom_data_is_at_most_16_kib_of_json(vendors):
 # --- orders ------------------------------------------------------------------------------
 
 
-def test_an_order_holds_at_most_1000_licenses(vendors):
+def test_an_order_holds_at_most_20_000_licenses(vendors):
     vendor = vendors.create()
     sku = vendor.template()["sku"]
-    full = vendor.order([{"sku": sku, "quantity": MAX_LICENSES_PER_ORDER}])
-    assert MAX_LICENSES_PER_ORDER == 1000
-    lines = [{"sku": sku, "quantity": 1000}, {"sku": sku, "quantity": 1}]
+    full = vendor.order([{"sku": sku, "quantity": SYNCHRONOUS_LICENSES}])
+    assert (MAX_LICENSES_PER_ORDER, MAX_QUANTITY) == (20_000, 20_000)
+    lines = [{"sku": sku, "quantity": SYNCHRONOUS_LICENSES}, {"sku": sku, "quantity": 19_001}]
     more = {"external_order_id": full["external_order_id"], "lines": lines}
     extended = vendor.post("/orders", json=more)  # line "1" is known, line "2" is new
     problem = assert_problem(extended, 422, "ORDER_TOO_LARGE")
     assert (problem["field"], problem["limit"]) == ("lines", MAX_LICENSES_PER_ORDER)
-    split = [{"sku": sku, "quantity": 600}, {"sku": sku, "quantity": 401}]
+    split = [{"sku": sku, "quantity": 12_000}, {"sku": sku, "quantity": 8_001}]
     refused = vendor.post("/orders", json={"external_order_id": "SPLIT", "lines": split})
     assert_problem(refused, 422, "ORDER_TOO_LARGE")
     one_line = vendor.post(
-        "/orders", json={"external_order_id": "LINE", "lines": [{"sku": sku, "quantity": 1001}]}
+        "/orders",
+        json={"external_order_id": "LINE", "lines": [{"sku": sku, "quantity": 20_001}]},
     )
     assert assert_problem(one_line, 422, "VALIDATION_FAILED")["field"] == "lines[0].quantity"
     # Nothing of the refused orders was written; the full one is whole and usable.
     assert vendor.ok("GET", "/orders?external_order_id=SPLIT")["items"] == []
     ticket = vendor.ok("GET", f"/tickets/{full['ticket_id']}")
-    assert len(ticket["license_ids"]) == 1000
+    assert len(ticket["license_ids"]) == SYNCHRONOUS_LICENSES
     assert vendor.ok("GET", f"/licenses/{ticket['license_ids'][-1]}")["state"] == "available"
 
 
@@ -103,7 +108,7 @@ class _ParkedOrders:
         self.go_on = threading.Event()
 
     def __call__(self, session: Session) -> None:
-        if len(session.info.get(PENDING_EVENTS, ())) >= MAX_LICENSES_PER_ORDER:
+        if len(session.info.get(PENDING_EVENTS, ())) >= SYNCHRONOUS_LICENSES:
             self.inside.set()
             assert self.go_on.wait(120), "the test never let the order go on"
 
@@ -122,7 +127,7 @@ def test_while_a_large_order_is_written_other_requests_are_served(vendors, parke
     large_sku, other_sku = large.template()["sku"], other.template()["sku"]
     other_license = other.license()["id"]
     with ThreadPoolExecutor(max_workers=3) as pool:
-        big = pool.submit(large.order, [{"sku": large_sku, "quantity": MAX_LICENSES_PER_ORDER}])
+        big = pool.submit(large.order, [{"sku": large_sku, "quantity": SYNCHRONOUS_LICENSES}])
         assert parked_orders.inside.wait(120)
         # The large order's rows are written and its transaction is open. Reads never
         # wait for a writer, on either backend.

@@ -1,11 +1,13 @@
 """Mail: rendered from the vendor's templates, received by a real SMTP server
-(aiosmtpd, in this process), or written to a folder in development."""
+(aiosmtpd, in this process), or written to a folder in development; sent as a
+durable job (sealed at rest, retried, one Message-ID however often it runs)."""
 
 from __future__ import annotations
 
 import email
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,12 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from licentia.server.mail import FolderMailer, MailTemplates, mailer_for
+from licentia.server.db.engine import Database, run_read, run_write
+from licentia.server.jobs import Registry, Worker
+from licentia.server.jobs.models import JobRow
+from licentia.server.keys.master import MasterKey
+from licentia.server.mail import FolderMailer, MailTemplates, SmtpMailer, mailer_for
+from licentia.server.notifications.mail_jobs import MAIL_JOB, enqueue_mail, mail_sender
 from licentia.server.settings import Settings
 
 BRAND = {
@@ -82,3 +89,53 @@ def test_development_mail_is_written_to_a_folder(tmp_path: Path):
     [written] = list(tmp_path.glob("*.eml"))
     assert b"ABCDE-FGHJK" in written.read_bytes()
     assert isinstance(mailer_for(Settings()), FolderMailer)  # the default needs no server
+
+
+# --- mail as a durable job ---------------------------------------------------------------
+
+
+def _mail_worker(database: Database, master: MasterKey, mailer: Any) -> Worker:
+    registry = Registry()
+    registry.one_off(MAIL_JOB, mail_sender(master, lambda: mailer))
+    return Worker(database, registry)
+
+
+def test_a_queued_mail_is_sealed_and_sent_once_under_its_jobs_message_id(
+    smtp: tuple[int, Inbox], database: Database, master: MasterKey
+):
+    port, inbox = smtp
+    worker = _mail_worker(database, master, SmtpMailer("127.0.0.1", port, "noreply@acme.test"))
+    job_id = run_write(database, lambda s: enqueue_mail(s, master, ticket_mail()))
+    assert job_id is not None
+    row = run_read(database, lambda s: s.get(JobRow, job_id))
+    assert row is not None and "ABCDE-FGHJK" not in str(row.payload)  # sealed at rest
+    outcome = worker.run_now(job_id)
+    assert outcome is not None and outcome.done
+    assert worker.run_now(job_id) is None  # done: never sent again
+    [message] = inbox.messages
+    assert message["Message-ID"] == f"<{job_id}@licentia>"
+
+
+def test_a_mail_the_server_refused_is_retried_and_arrives_once(
+    smtp: tuple[int, Inbox], database: Database, master: MasterKey, dead_server_url: str
+):
+    port, inbox = smtp
+    mailer = SmtpMailer("127.0.0.1", int(dead_server_url.rsplit(":", 1)[1]), "noreply@acme.test")
+    worker = _mail_worker(database, master, mailer)
+    job_id = run_write(database, lambda s: enqueue_mail(s, master, ticket_mail()))
+    assert job_id is not None
+    failed = worker.run_now(job_id)
+    assert failed is not None and not failed.done and failed.again and inbox.messages == []
+    mailer.port = port  # the mail server is back
+    sent = worker.run_now(job_id)
+    assert sent is not None and sent.done
+    assert [m["Message-ID"] for m in inbox.messages] == [f"<{job_id}@licentia>"]
+
+
+def test_a_message_written_again_to_the_folder_stays_one_file(tmp_path: Path):
+    mailer = FolderMailer(tmp_path, "dev@localhost")
+    mail = replace(ticket_mail(), message_id="job-1")
+    mailer.send(mail)
+    mailer.send(mail)  # the job ran again after its node died
+    [written] = list(tmp_path.glob("*.eml"))
+    assert b"<job-1@licentia>" in written.read_bytes()

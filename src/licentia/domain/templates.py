@@ -19,6 +19,7 @@ from licentia.domain.licenses import LATEST_VALID_UNTIL
 from licentia.domain.subscriptions import SubscriptionPeriod
 
 MAX_SEATS = 100_000
+MAX_REMINDER_DAYS = 90  # the longest notice a template can ask for before a license ends
 # Custom data is signed into every license document; the JSON readers of documents
 # refuse deeper nesting (licentia.formats.jws.MAX_JSON_DEPTH), leave room for the claims.
 MAX_CUSTOM_DATA_DEPTH = 16
@@ -199,6 +200,9 @@ class TemplateOptions(_Strict):
     access_token_seconds: int = Field(default=300, ge=10, le=86_400)
     subscription: Subscription | None = None
     custom_data: CustomData = CustomData()
+    # Days before a license's end when ``license.expiring`` is sent (event and mail);
+    # 0: never for this template's licenses.
+    expiry_reminder_days: int = Field(default=14, ge=0, le=MAX_REMINDER_DAYS)
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:
@@ -263,6 +267,10 @@ class StoredOptions:
     @property
     def lease_days(self) -> int:
         return int(self._value("lease_days"))
+
+    @property
+    def expiry_reminder_days(self) -> int:
+        return int(self._value("expiry_reminder_days"))
 
     @property
     def refresh_days(self) -> int:

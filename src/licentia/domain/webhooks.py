@@ -30,6 +30,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "units.exhausted",
     "subscription.renewed",
     "subscription.cancelled",
+    "license.expiring",
+    "license.expired",
 )
 ALL_EVENTS = "*"  # an endpoint filter entry that matches every event type
 

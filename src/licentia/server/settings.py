@@ -31,10 +31,20 @@ class Settings(BaseSettings):
     public_url: str = ""  # empty: http://<host>:<port>, where `licentia serve` listens
     session_ttl_minutes: int = 8 * 60
     database_pool_size: int = 10
-    sweep_seconds: float = 30.0
+    sweep_seconds: float = 30.0  # the seat lease sweep's period (a periodic job; 0: none)
     # How often this process renews the automatic subscriptions that are due (0: never;
     # another node must). Several nodes may: each renewal happens once.
     subscription_renew_seconds: float = Field(default=60.0, ge=0)
+    # Durable jobs (docs/operations.md): how often this process looks for due jobs (0: it
+    # runs none; another node must), how long a claimed job is leased to its worker (a
+    # job whose node died runs again after that), and how long done jobs are kept.
+    job_poll_seconds: float = Field(default=1.0, ge=0)
+    job_lease_seconds: float = Field(default=120.0, gt=0)
+    job_retention_days: int = Field(default=7, ge=1)
+    reminder_seconds: float = Field(default=3600.0, ge=0)  # expiry reminders' period; 0: none
+    # An order adding more licenses than this is answered 202 and issued by a job.
+    order_synchronous_licenses: int = Field(default=1000, ge=1, le=1000)
+    order_issue_batch: int = Field(default=500, ge=1, le=1000)  # licenses per transaction
     # Webhooks (docs/integrations.md): how often this process looks for due deliveries
     # (0: it delivers none; another node must), and how long a receiver may take to answer.
     webhook_poll_seconds: float = Field(default=1.0, ge=0)

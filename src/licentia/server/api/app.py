@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import swagger_ui_bundle
 from fastapi import FastAPI
@@ -44,6 +45,7 @@ from licentia.server.api.routes import (
     webhooks,
 )
 from licentia.server.api.threads import install_executor
+from licentia.server.background import Resources, job_kinds, run_jobs_forever
 from licentia.server.cloud.renewals import Renewals
 from licentia.server.db.base import utcnow
 from licentia.server.db.engine import Database, connect, run_write
@@ -51,6 +53,7 @@ from licentia.server.db.loop_statements import LoopStatements
 from licentia.server.db.runner import Runner
 from licentia.server.db.schema import schema_status
 from licentia.server.db.statistics import REFRESH_SECONDS, refresh_statistics
+from licentia.server.jobs import Worker
 from licentia.server.keys.master import MasterKey, load_master_key
 from licentia.server.licenses.reads import LicenseReads
 from licentia.server.mail import MailTemplates, mailer_for
@@ -59,7 +62,6 @@ from licentia.server.observability.requests import RequestCounts
 from licentia.server.push import changes as push_changes
 from licentia.server.push.hub import PushHub
 from licentia.server.rate_limits.limiter import Limiter
-from licentia.server.seats.services import sweep
 from licentia.server.settings import Settings
 from licentia.server.subscriptions.services import renew_due
 from licentia.server.tenancy.passwords import PasswordChecks
@@ -103,19 +105,19 @@ def create_app(
     )
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(started: FastAPI) -> AsyncIterator[None]:
         executor = install_executor(settings.threads)
         await runner.loop.open()
-        sweeper = asyncio.create_task(_sweep_forever(db, settings.sweep_seconds))
         renewer = asyncio.create_task(_renew_forever(db, settings.subscription_renew_seconds))
+        jobs = asyncio.create_task(run_jobs_forever(started.state.jobs, settings.job_poll_seconds))
         # the app's own database only: a test's shared one may be inside a transaction
         statistics = None if database else asyncio.create_task(_refresh_statistics_forever(db))
         deliverer = asyncio.create_task(_deliver_forever(db, master, settings))
         stop_push = _start_push(services.push, db, settings)
         yield
         stop_push()
-        sweeper.cancel()
         renewer.cancel()
+        jobs.cancel()
         deliverer.cancel()
         if statistics is not None:
             statistics.cancel()
@@ -170,6 +172,7 @@ def create_app(
     openapi.install(app)
     install_web_fronts(app, settings)
     app.body_limits = BodyLimits.of_routes(app.routes, JSON_BODY)
+    app.state.jobs = _worker(app, settings, db, master)
     _mount_docs(app)
     # every route is in place: their full templates label the request counts
     app.request_counts = RequestCounts.of_routes(app.routes) if settings.count_requests else None
@@ -199,18 +202,12 @@ def _start_push(hub: PushHub, db: Database, settings: Settings) -> Callable[[], 
     return stop
 
 
-async def _sweep_forever(db: Database, every: float) -> None:
-    """Record expired seat leases now and then. Safe on several nodes at once (rows are
-    claimed with SKIP LOCKED) and not needed for correctness: expiry is computed in
-    every query."""
-    if every <= 0:
-        return
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await run_in_threadpool(run_write, db, lambda session: sweep(session, utcnow()))
-        except Exception:  # a failed sweep must not stop the next one
-            log.exception("seat sweep failed")
+def _worker(app: FastAPI, settings: Settings, db: Database, master: MasterKey) -> Worker:
+    """The durable jobs' worker of this process (licentia.server.background), also
+    run at once by pages that send a mail while someone waits."""
+    resources = Resources(settings, db, master, lambda: app.state.mailer, app.state.mail_templates)
+    lease = timedelta(seconds=settings.job_lease_seconds)
+    return Worker(db, job_kinds(resources), lease=lease)
 
 
 async def _renew_forever(db: Database, every: float) -> None:

@@ -24,6 +24,8 @@ class License(Base):
         Index("ix_licenses_state_vendor_id", "state", "vendor_id", "id"),
         # automatic renewals: the subscriptions due soonest
         Index("ix_licenses_renews_at", "renews_at"),
+        # the licenses that end within a window: the expiry reminders' scan
+        Index("ix_licenses_valid_until", "valid_until"),
     )
 
     id: Mapped[str] = id_column()

@@ -10,7 +10,7 @@ and the message's own values.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,19 @@ _PACKAGE_TEMPLATES = PackageLoader("licentia.server.mail", "templates")
 
 @dataclass(frozen=True)
 class Mail:
+    """A rendered message. ``message_id``, when set, is its Message-ID's local part:
+    sending it again (a retried job) repeats the same id, so that it is one message.
+    ``unsubscribe_url``, on reminders only, becomes its ``List-Unsubscribe`` header."""
+
     to: str
     subject: str
     text: str
     html: str
+    message_id: str | None = None
+    unsubscribe_url: str | None = None
+
+    def with_unsubscribe(self, url: str) -> Mail:
+        return replace(self, unsubscribe_url=url)
 
 
 class MailTemplates:

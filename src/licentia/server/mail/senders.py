@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import smtplib
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -25,23 +26,33 @@ class Mailer(Protocol):
 def _message(mail: Mail, sender: str) -> EmailMessage:
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = sender, mail.to, mail.subject
-    message["Message-ID"] = make_msgid(domain="licentia")
+    message["Message-ID"] = (
+        make_msgid(domain="licentia")
+        if mail.message_id is None
+        else f"<{mail.message_id}@licentia>"
+    )
+    if mail.unsubscribe_url is not None:
+        message["List-Unsubscribe"] = f"<{mail.unsubscribe_url}>"
     message.set_content(mail.text)
     message.add_alternative(mail.html, subtype="html")
     return message
 
 
 class FolderMailer:
-    """Writes each message as an ``.eml`` file into ``folder`` and logs where."""
+    """Writes each message as an ``.eml`` file into ``folder`` and logs where. A
+    message with a ``message_id`` is written under that id, whole or not at all: sent
+    again, it replaces itself and stays one file."""
 
     def __init__(self, folder: Path, sender: str) -> None:
         self.folder, self.sender = folder, sender
 
     def send(self, mail: Mail) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        path = self.folder / f"{stamp}-{mail.to.replace('@', '_at_')}.eml"
-        path.write_bytes(bytes(_message(mail, self.sender)))
+        name = mail.message_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        path = self.folder / f"{name}-{mail.to.replace('@', '_at_')}.eml"
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(bytes(_message(mail, self.sender)))
+        os.replace(partial, path)
         log.info("mail to %s (%s) written to %s", mail.to, mail.subject, path)
 
 

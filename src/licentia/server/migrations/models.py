@@ -8,9 +8,11 @@ from licentia.server.customer_users.models import CustomerSession, CustomerUser,
 from licentia.server.db.base import Base
 from licentia.server.devices.models import Device, DeviceFlag, DeviceUpdate, LicenseReturn
 from licentia.server.idempotency.models import IdempotencyRecord
+from licentia.server.jobs.models import JobRow
 from licentia.server.keys.models import SigningKey
 from licentia.server.licenses.models import License
 from licentia.server.logins.models import LoginFailure, LoginLock
+from licentia.server.notifications.models import LicenseNotice, MailUnsubscribe
 from licentia.server.orders.models import Customer, Order, OrderLine, Ticket
 from licentia.server.password_resets.models import PasswordReset
 from licentia.server.push import changes as push_changes  # noqa: F401 - its commit listener
@@ -47,12 +49,15 @@ __all__ = [
     "DeviceUpdate",
     "Feature",
     "IdempotencyRecord",
+    "JobRow",
     "LedgerEntry",
     "License",
     "LicenseAssignment",
+    "LicenseNotice",
     "LicenseReturn",
     "LoginFailure",
     "LoginLock",
+    "MailUnsubscribe",
     "Order",
     "OrderLine",
     "PasswordReset",

@@ -1,29 +1,26 @@
 """Sending a ticket's code to the customer by e-mail, in the vendor's brand.
 
 Three steps, so that no transaction waits for a mail server: ``ticket_mail`` reads
-the ticket and renders the message (a read), the caller sends it, and
-``record_ticket_mailed`` audits the sending once it happened (a write). A mail that
-could not be sent leaves no record that it was.
+the ticket and renders the message, the caller queues and sends it (a mail job,
+``notifications.mail_jobs``), and ``record_ticket_mailed`` audits the sending once it
+happened (a write). A mail that could not be sent leaves no record that it was.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import smtplib
 from dataclasses import asdict
 
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
-from licentia.domain.errors import MailNotSentError, ValidationError
+from licentia.domain.errors import ValidationError
 from licentia.server.audit.services import record
 from licentia.server.keys.master import MasterKey
-from licentia.server.mail import Mail, Mailer, MailTemplates
+from licentia.server.mail import Mail, MailTemplates
 from licentia.server.orders.services import get_ticket, ticket_code
 from licentia.server.tenancy.branding import branding_for
 
-log = logging.getLogger("licentia.mail")
 # One address, as a person types it: something@domain.tld, no spaces, no list.
 _ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 
@@ -64,15 +61,6 @@ def ticket_mail(
         ticket_code=ticket_code(ticket, master),
         portal_url=f"{public_url.rstrip('/')}/portal/{brand.vendor_slug}/",
     )
-
-
-def send_mail(mailer: Mailer, mail: Mail) -> None:
-    """Hand ``mail`` to the mail server; raises MailNotSentError if it would not take it."""
-    try:
-        mailer.send(mail)
-    except (OSError, smtplib.SMTPException) as error:
-        log.warning("mail to %s (%s) not sent: %s", mail.to, mail.subject, error)
-        raise MailNotSentError(f"the mail server did not take the message: {error}") from error
 
 
 def record_ticket_mailed(session: Session, actor: Actor, ticket_id: str, to: str) -> None:

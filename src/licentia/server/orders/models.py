@@ -44,6 +44,8 @@ class Order(Base):
     external_order_id: Mapped[str] = mapped_column(String(200))
     customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
     ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), index=True)
+    # "processing" while a job issues its licenses (a large order), then "completed".
+    status: Mapped[str] = mapped_column(String(16), default="completed", server_default="completed")
     created_at: Mapped[datetime] = created_column()
     lines: Mapped[list[OrderLine]] = relationship(
         order_by="OrderLine.line_id", lazy="selectin", cascade="all, delete-orphan"

@@ -38,15 +38,21 @@ from licentia.server.keys.master import MasterKey
 from licentia.server.licenses.models import License
 from licentia.server.licenses.services import count_issued, new_license_rows, record_issued
 from licentia.server.orders._rows import Batch, write_rows
+from licentia.server.orders.issuing import start_issuing
 from licentia.server.orders.models import Customer, Order, OrderLine, Ticket
 
 _LOOKUP, _SEALED = "ticket-lookup", "ticket-code"
-MAX_QUANTITY = 1000  # licenses of one order line
-# Licenses of one order, all its lines together (those added later too). An order is
-# written in one transaction, which on SQLite holds the database's write lock and on
-# PostgreSQL the vendor's audit chain for its events: docs/benchmarks.md has what an
-# order of this size holds them for. Larger volumes are a seat pool or several orders.
-MAX_LICENSES_PER_ORDER = 1000
+MAX_QUANTITY = 20_000  # licenses of one order line
+# Licenses of one order, all its lines together (those added later too).
+MAX_LICENSES_PER_ORDER = 20_000
+# A request adding up to this many licenses is written in its own transaction, which
+# on SQLite holds the database's write lock and on PostgreSQL the vendor's audit chain
+# for its events (docs/benchmarks.md has for how long). A larger one writes its order
+# and lines, answers at once with the order "processing", and leaves the licenses to
+# a job that issues them ISSUE_BATCH at a time, each batch its own short transaction
+# (``orders.issuing``).
+SYNCHRONOUS_LICENSES = 1000
+PROCESSING, COMPLETED = "processing", "completed"
 
 
 # --- customers -------------------------------------------------------------------------
@@ -179,6 +185,7 @@ class PlacedOrder:
     ticket_id: str
     created_at: datetime
     lines: list[PlacedLine]
+    status: str = COMPLETED
 
 
 @dataclass(frozen=True)
@@ -197,9 +204,13 @@ def place_order(
     external_order_id: str,
     customer_id: str | None,
     lines: list[LineRequest],
+    synchronous_licenses: int = SYNCHRONOUS_LICENSES,
 ) -> OrderResult:
     """Create the order with a ticket holding one license per ordered unit, or, if the
-    external order id is known, add the lines it does not have yet.
+    external order id is known, add the lines it does not have yet. When the new lines
+    hold more than ``synchronous_licenses`` licenses, the order is "processing": its
+    lines are written, and a job (``orders.issuing``) issues their licenses in batches
+    and then marks it "completed".
 
     Raises ValidationError (unknown SKU, bad quantity, duplicate line ids, a new line
     of a template whose fixed end date has passed: ``END_DATE_PASSED``; more than
@@ -221,9 +232,13 @@ def place_order(
     if customer_id is not None:
         get_customer(session, actor, customer_id)
     writes: list[Batch] = []
+    later = _adding(known, resolved) > synchronous_licenses
     if known is None:
         code = generate_ticket_code()
-        order = _new_order(session, actor, master, code, external_order_id, customer_id, writes)
+        status = PROCESSING if later else COMPLETED
+        order = _new_order(
+            session, actor, master, code, external_order_id, customer_id, writes, status
+        )
         created = True
     else:
         order, code = known[0], ticket_code_of(known[1], master)
@@ -234,10 +249,19 @@ def place_order(
                 field="customer_id",
             )
         created = False
-    added = _add_new_lines(session, actor, order, resolved, writes)
+    added = _add_new_lines(session, actor, order, resolved, writes, with_licenses=not later)
     write_rows(session.connection(), writes)
     count_issued(session, [row for entity, rows in writes if entity is License for row in rows])
+    if later and added:
+        start_issuing(session, actor, order.id)
+        order = replace(order, status=PROCESSING)
     return OrderResult(order, created, added, code)
+
+
+def _adding(known: tuple[PlacedOrder, bytes] | None, resolved: list[_Resolved]) -> int:
+    """How many licenses the lines that ``known`` lacks would add."""
+    have = set() if known is None else {line.line_id for line in known[0].lines}
+    return sum(request.quantity for line_id, request, _ in resolved if line_id not in have)
 
 
 _Resolved = tuple[str, LineRequest, TemplateRef]
@@ -300,6 +324,7 @@ def _read_for_order(
         ticket_id=row.order_ticket_id,
         created_at=row.order_created_at,
         lines=[PlacedLine(*line) for line in known],
+        status=row.order_status,
     )
     return templates, (order, row.code_encrypted)
 
@@ -311,6 +336,7 @@ _LOCKED_ORDER = (
         Order.customer_id.label("order_customer_id"),
         Order.ticket_id.label("order_ticket_id"),
         Order.created_at.label("order_created_at"),
+        Order.status.label("order_status"),
         Ticket.code_encrypted,
     )
     .join(Ticket, Ticket.id == Order.ticket_id)
@@ -339,6 +365,7 @@ def _new_order(
     external_order_id: str,
     customer_id: str | None,
     writes: list[Batch],
+    status: str,
 ) -> PlacedOrder:
     """The new order and its ticket, their rows queued on ``writes``."""
     ticket_id = _new_ticket(session, actor, master, code, customer_id, writes)
@@ -349,6 +376,7 @@ def _new_order(
         ticket_id=ticket_id,
         created_at=utcnow(),
         lines=[],
+        status=status,
     )
     row = {
         "id": order.id,
@@ -356,6 +384,7 @@ def _new_order(
         "external_order_id": external_order_id,
         "customer_id": customer_id,
         "ticket_id": ticket_id,
+        "status": status,
         "created_at": order.created_at,
     }
     writes.append((Order, [row]))
@@ -380,10 +409,13 @@ def _add_new_lines(
     order: PlacedOrder,
     resolved: list[_Resolved],
     writes: list[Batch],
+    *,
+    with_licenses: bool,
 ) -> list[str]:
-    """Queue the lines ``order`` lacks and their licenses on ``writes``; appends them
-    to ``order.lines``. Raises ConflictError for a known line id ordered otherwise,
-    ValidationError ``END_DATE_PASSED`` for a new line of a template that has ended."""
+    """Queue the lines ``order`` lacks and (``with_licenses``) their licenses on
+    ``writes``; appends them to ``order.lines``. Raises ConflictError for a known line
+    id ordered otherwise, ValidationError ``END_DATE_PASSED`` for a new line of a
+    template that has ended."""
     known = {line.line_id: line for line in order.lines}
     new = []
     for index, (line_id, request, template) in enumerate(resolved):
@@ -399,7 +431,7 @@ def _add_new_lines(
             )
     _check_size(order, new)
     if new:
-        _queue_lines(session, actor, order, new, writes)
+        _queue_lines(session, actor, order, new, writes, with_licenses)
     return [line_id for line_id, _, _ in new]
 
 
@@ -436,6 +468,7 @@ def _queue_lines(
     order: PlacedOrder,
     new: list[_Resolved],
     writes: list[Batch],
+    with_licenses: bool,
 ) -> None:
     now = utcnow()
     rows: list[dict[str, Any]] = [
@@ -452,16 +485,17 @@ def _queue_lines(
     ]
     licenses: list[dict[str, Any]] = []
     for row, (line_id, request, template) in zip(rows, new, strict=True):
-        issued = new_license_rows(
-            template,
-            now,
-            ticket_id=order.ticket_id,
-            order_line_id=row["id"],
-            customer_id=order.customer_id,
-            quantity=request.quantity,
-        )
-        record_issued(session, actor, issued, now)
-        licenses.extend(issued)
+        if with_licenses:
+            issued = new_license_rows(
+                template,
+                now,
+                ticket_id=order.ticket_id,
+                order_line_id=row["id"],
+                customer_id=order.customer_id,
+                quantity=request.quantity,
+            )
+            record_issued(session, actor, issued, now)
+            licenses.extend(issued)
         record(
             session,
             actor,

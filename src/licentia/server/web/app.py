@@ -50,6 +50,7 @@ from licentia.server.web.portal.password_resets import router as portal_resets_r
 from licentia.server.web.portal.users import router as portal_users_router
 from licentia.server.web.rendering import Pages, pages_of
 from licentia.server.web.sessions import Visitor
+from licentia.server.web.unsubscribe import router as unsubscribe_router
 
 STATIC = Path(__file__).parent / "static"
 PAGE_PREFIXES = ("/portal", "/console", "/language")
@@ -94,6 +95,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         app.include_router(portal_area.router)
     app.include_router(portal_users_router)
     app.include_router(portal_resets_router)
+    app.include_router(unsubscribe_router)
     app.include_router(console_router)
     app.include_router(console_resets_router)
     app.include_router(console_totp.router)

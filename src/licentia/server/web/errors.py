@@ -92,7 +92,7 @@ SENTENCES: dict[str, str] = {
     "UNKNOWN_SKU": N_("There is no template with this SKU."),
     "END_DATE_PASSED": N_("This end date has passed: every license would be expired at once."),
     "DATE_OUT_OF_RANGE": N_("This date is too far in the future."),
-    "ORDER_TOO_LARGE": N_("An order holds at most 1000 licenses, all its lines together."),
+    "ORDER_TOO_LARGE": N_("An order holds at most 20,000 licenses, all its lines together."),
     "ORDER_LINE_CONFLICT": N_("This order already has this line, with another SKU or quantity."),
     "ORDER_CUSTOMER_CONFLICT": N_("This order belongs to another customer."),
     "EMAIL_INVALID": N_("This is not an e-mail address."),

@@ -4,14 +4,13 @@ the answer has gone, and the new password set from the link."""
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from fastapi import Request
 from starlette.background import BackgroundTask
 
 from licentia.server.db.base import utcnow
-from licentia.server.mail import Mail, Mailer
+from licentia.server.notifications.mail_jobs import enqueue_mail
 from licentia.server.orders.mailing import check_address
 from licentia.server.password_resets.services import (
     Realm,
@@ -24,19 +23,18 @@ from licentia.server.password_resets.services import (
 from licentia.server.tenancy.staff import new_password_hash
 from licentia.server.web import units
 
-log = logging.getLogger("licentia.mail")
-
 
 def ask_for_link(request: Request, realm: Realm, *, vendor_slug: str, email: str) -> BackgroundTask:
-    """Make a link for the account, if there is one, and return the task that mails it
-    once the answer is sent (so the time of the answer does not tell whether a mail
-    went out). Raises ValidationError (``EMAIL_INVALID``) for what is no address."""
+    """Make a link for the account, if there is one, with its mail queued in the same
+    transaction, and return the task that sends it once the answer is sent (so the
+    time of the answer does not tell whether a mail went out; a failed send is
+    retried by the queue). Raises ValidationError (``EMAIL_INVALID``) for what is no address."""
     address = check_address(email, field="email")
     backend = units.backend_of(request)
     settings, templates = backend.settings, units.mail_templates_of(request)
     source_ip = request.client.host if request.client else None
 
-    def work(session: units.DbSession) -> Mail | None:
+    def work(session: units.DbSession) -> str | None:
         link = request_reset(
             session,
             realm,
@@ -48,19 +46,11 @@ def ask_for_link(request: Request, realm: Realm, *, vendor_slug: str, email: str
         )
         if link is None:
             return None
-        return reset_mail(session, templates, link, public_url=settings.public_url)
+        mail = reset_mail(session, templates, link, public_url=settings.public_url)
+        return enqueue_mail(session, backend.master, mail, sent_here=True)
 
-    mail = units.write(request, work)
-    return BackgroundTask(_send, units.mailer_of(request), mail)
-
-
-def _send(mailer: Mailer, mail: Mail | None) -> None:
-    if mail is None:
-        return
-    try:
-        mailer.send(mail)
-    except Exception as error:  # the visitor has had the answer; the operator is told
-        log.warning("password reset mail to %s not sent: %s", mail.to, type(error).__name__)
+    job_id = units.write(request, work)
+    return BackgroundTask(units.send_mail_now, request, job_id, retry=True)
 
 
 def target_of(request: Request, realm: Realm, vendor_slug: str, token: str) -> ResetTarget:

@@ -12,8 +12,10 @@ from sqlalchemy.orm import Session
 from licentia.server.activation.messages import MAX_MESSAGE_BYTES
 from licentia.server.db.engine import Database, run_write
 from licentia.server.db.runner import Runner
+from licentia.server.jobs import Worker
 from licentia.server.keys.master import MasterKey
 from licentia.server.mail import Mailer, MailTemplates
+from licentia.server.notifications.mail_jobs import send_now
 from licentia.server.settings import Settings
 from licentia.server.tenancy.passwords import PasswordChecks
 
@@ -57,6 +59,18 @@ def backend_of(request: Request) -> Backend:
 def mailer_of(request: Request) -> Mailer:
     mailer: Mailer = request.app.state.mailer
     return mailer
+
+
+def jobs_of(request: Request) -> Worker:
+    """This process's worker of durable jobs."""
+    worker: Worker = request.app.state.jobs
+    return worker
+
+
+def send_mail_now(request: Request, job_id: str | None, *, retry: bool) -> None:
+    """Send the queued mail ``job_id`` at once (``notifications.mail_jobs.send_now``):
+    with ``retry`` a failure leaves it to the queue, without it raises MailNotSentError."""
+    send_now(jobs_of(request), job_id, retry=retry)
 
 
 def mail_templates_of(request: Request) -> MailTemplates:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -76,6 +78,10 @@ class OrderOut(Out):
     customer_id: str | None
     ticket_id: str
     lines: list[OrderLineOut]
+    status: Literal["processing", "completed"] = Field(
+        description="`processing` while a large order's licenses are issued in the"
+        " background (its ticket gains them batch by batch), then `completed`"
+    )
     created_at: datetime
 
 
@@ -180,19 +186,30 @@ def update_customer(
     "/orders",
     status_code=201,
     response_model=OrderPlaced,
-    responses={200: {"model": OrderPlaced, "description": "a known order, replayed or extended"}},
+    responses={
+        200: {"model": OrderPlaced, "description": "a known order, replayed or extended"},
+        202: {
+            "model": OrderPlaced,
+            "description": "a large order accepted: its licenses are issued in the"
+            " background (`status` `processing`); poll the order at `Location`",
+            "headers": {"Location": {"schema": {"type": "string"}}},
+        },
+    },
     openapi_extra=IDEMPOTENT,
 )
 def place_order(
     body: OrderCreate, request: Request, ctx: Context = Depends(require("orders:write"))
 ) -> JSONResponse:
     """Idempotent by ``external_order_id``: 201 when created, 200 when it was known
-    (new ``line_id``s are added to the same ticket)."""
+    (new ``line_id``s are added to the same ticket). An order still `processing` is
+    answered 202 with its `Location`: one adding more than
+    `LICENTIA_ORDER_SYNCHRONOUS_LICENSES` licenses (1,000) has them issued in the
+    background, in batches, and is then `completed`."""
     lines = [
         orders.LineRequest(sku=x.sku, quantity=x.quantity, line_id=x.line_id) for x in body.lines
     ]
-
-    return ctx.create(
+    synchronous = ctx.services.settings.order_synchronous_licenses
+    answer = ctx.create(
         request,
         body,
         lambda s: order_placed(
@@ -203,10 +220,20 @@ def place_order(
                 external_order_id=body.external_order_id,
                 customer_id=body.customer_id,
                 lines=lines,
+                synchronous_licenses=synchronous,
             )
         ),
-        status_for=lambda placed: 201 if placed.created else 200,
+        status_for=_placed_status,
     )
+    if answer.status_code == 202:  # the same on a replay: it is made from the stored body
+        answer.headers["Location"] = f"/api/v1/orders/{json.loads(bytes(answer.body))['id']}"
+    return answer
+
+
+def _placed_status(placed: OrderPlaced) -> int:
+    if placed.status == "processing":
+        return 202
+    return 201 if placed.created else 200
 
 
 @router.get("/orders", response_model=PageOut[OrderOut])

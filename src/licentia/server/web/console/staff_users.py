@@ -18,6 +18,7 @@ from licentia.server.db.base import utcnow
 from licentia.server.db.pagination import paginate
 from licentia.server.logins import locks
 from licentia.server.logins.services import STAFF, ThrottlePolicy
+from licentia.server.notifications.mail_jobs import enqueue_mail
 from licentia.server.tenancy import staff
 from licentia.server.tenancy.models import VendorUser
 from licentia.server.totp import services as totp
@@ -85,7 +86,7 @@ def staff_list(request: Request, cursor: str | None = None) -> Response:
 
 
 def _mail_link(request: Request, actor: Actor, invitation: staff.Invitation) -> None:
-    """Send the invitation through the mail module, in the vendor's brand."""
+    """Queue the invitation's mail, in the vendor's brand, and send it at once."""
     brand = brand_of(request, actor)
     public_url = units.backend_of(request).settings.public_url.rstrip("/")
     mail = units.mail_templates_of(request).render(
@@ -96,7 +97,9 @@ def _mail_link(request: Request, actor: Actor, invitation: staff.Invitation) -> 
         link=f"{public_url}/console/password/{invitation.link_token}",
         role=invitation.user.role,
     )
-    units.mailer_of(request).send(mail)
+    master = units.backend_of(request).master
+    job_id = units.write(request, lambda s: enqueue_mail(s, master, mail, sent_here=True))
+    units.send_mail_now(request, job_id, retry=True)  # or later, from the queue
 
 
 @router.post("/staff", response_class=HTMLResponse)

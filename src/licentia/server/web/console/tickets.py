@@ -14,6 +14,7 @@ from licentia.domain.errors import LicentiaError, ValidationError
 from licentia.server.db.base import utcnow
 from licentia.server.db.pagination import Page, paginate
 from licentia.server.licenses.holdings import ticket_holdings
+from licentia.server.notifications.mail_jobs import enqueue_mail
 from licentia.server.orders import mailing
 from licentia.server.orders import services as orders
 from licentia.server.orders.models import Ticket
@@ -116,26 +117,28 @@ def mail_code(request: Request, ticket_id: str, to: str = Form("")) -> Response:
     actor.require("orders:write")
     backend = units.backend_of(request)
     templates = request.app.state.mail_templates
-    try:
-        mail = units.read(
-            request,
-            lambda s: mailing.ticket_mail(
-                s,
-                actor,
-                backend.master,
-                templates,
-                ticket_id,
-                to=to,
-                public_url=backend.settings.public_url,
-            ),
+
+    def queue(session: units.DbSession) -> tuple[str | None, str]:
+        mail = mailing.ticket_mail(
+            session,
+            actor,
+            backend.master,
+            templates,
+            ticket_id,
+            to=to,
+            public_url=backend.settings.public_url,
         )
+        return enqueue_mail(session, backend.master, mail, sent_here=True), mail.to
+
+    try:
+        job_id, address = units.write(request, queue)
     except ValidationError as error:  # another vendor's ticket stays a 404 page
         problems = problems_of(request, error)
         return _page(request, actor, ticket_id, to=to, problems=problems, status_code=422)
-    try:
-        mailing.send_mail(units.mailer_of(request), mail)
+    try:  # the member waits and is told: a mail that failed is not sent later
+        units.send_mail_now(request, job_id, retry=False)
     except LicentiaError as error:
         problems = problems_of(request, error, field="to")
         return _page(request, actor, ticket_id, to=to, problems=problems, status_code=502)
-    units.write(request, lambda s: mailing.record_ticket_mailed(s, actor, ticket_id, mail.to))
+    units.write(request, lambda s: mailing.record_ticket_mailed(s, actor, ticket_id, address))
     return RedirectResponse(f"/console/tickets/{ticket_id}?mailed=1", status_code=303)

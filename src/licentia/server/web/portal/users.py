@@ -33,7 +33,7 @@ from licentia.server.customer_users.services import CustomerIdentity, customer_u
 from licentia.server.db.base import utcnow
 from licentia.server.logins import locks
 from licentia.server.logins.services import CUSTOMER, ThrottlePolicy
-from licentia.server.orders.mailing import send_mail
+from licentia.server.notifications.mail_jobs import enqueue_mail
 from licentia.server.rate_limits.families import Family, limited
 from licentia.server.web import units
 from licentia.server.web.csrf import check_csrf
@@ -106,11 +106,11 @@ def invite(slug: str, request: Request, email: str = Form("")) -> Response:
     def work(session: units.DbSession) -> Any:
         invited = invite_colleague(session, who, email=email)
         url = backend.settings.public_url
-        return invitation_mail(session, templates, who, invited, public_url=url)
+        mail = invitation_mail(session, templates, who, invited, public_url=url)
+        return enqueue_mail(session, backend.master, mail, sent_here=True)
 
     try:
-        mail = units.write(request, work)
-        send_mail(units.mailer_of(request), mail)
+        job_id = units.write(request, work)
     except LicentiaError as error:
         problems = Problems()
         problems.add(
@@ -119,6 +119,7 @@ def invite(slug: str, request: Request, email: str = Form("")) -> Response:
         return _users_page(
             request, front, email=email, problems=problems, status_code=status_of(error)
         )
+    units.send_mail_now(request, job_id, retry=True)  # or later, from the queue
     return RedirectResponse(f"/portal/{slug}/users?invited=1", status_code=303)
 
 
