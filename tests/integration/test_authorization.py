@@ -99,6 +99,22 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", f"{API}/orders"): Rule(
         "orders:write", lambda w: {"external_order_id": fresh("O"), "lines": [{"sku": w.sku}]}
     ),
+    ("POST", f"{API}/orders/bulk"): Rule(
+        "orders:write",
+        lambda w: {"orders": [{"external_order_id": fresh("O"), "lines": [{"sku": w.sku}]}]},
+    ),
+    ("PUT", f"{API}/customers/by-external-id/{{external_id}}"): Rule(
+        "customers:write", lambda w: {"name": "Acme"}, params={"external_id": "C-upserted"}
+    ),
+    # (nobody: the scope is checked before the order, and the world's order stays whole)
+    ("POST", f"{API}/orders/{{order_id}}/actions/cancel"): Rule(
+        "orders:write", lambda w: {}, params={"order_id": "nobody"}
+    ),
+    ("POST", f"{API}/orders/{{order_id}}/actions/return"): Rule(
+        "orders:write",
+        lambda w: {"return_id": "R-1", "lines": [{"line_id": "1"}]},
+        params={"order_id": "nobody"},
+    ),
     ("GET", f"{API}/orders"): Rule("orders:read"),
     ("GET", f"{API}/orders/{{order_id}}"): Rule("orders:read"),
     ("GET", f"{API}/tickets"): Rule("orders:read"),

@@ -80,6 +80,44 @@ REPLAY = f"{API}/webhook-deliveries/{{delivery_id}}/actions/replay"
 DEVICE_PROTOCOL = f"{API}/vendors/{{slug}}/"
 
 
+# Endpoints that need no Idempotency-Key, being idempotent by what they are sent: each
+# order of a batch by its external order id, a customer by its external id, a return
+# by its return id, a cancellation by its order. Sent twice they answer alike (but
+# for ``replayed``/``status``) and change nothing the second time.
+@dataclass(frozen=True)
+class ByContent:
+    method: str
+    path: str
+    body: Callable[[VendorHandle], dict[str, Any]]
+    listed_at: str
+
+
+def _path(vendor: VendorHandle, template: str) -> str:
+    """``template`` naming a new customer external id, or a new order of two licenses."""
+    ids = {"external_id": vendor.unique("KD")}
+    if "{order_id}" in template:
+        ids["order_id"] = vendor.order([{"sku": vendor.template()["sku"], "quantity": 2}])["id"]
+    return template.format(**ids)
+
+
+BY_CONTENT = {
+    f"{entry.method} {entry.path}": entry
+    for entry in (
+        ByContent("POST", "/orders/bulk", lambda v: {"orders": [_order(v), _order(v)]}, "/orders"),
+        ByContent(
+            "PUT", "/customers/by-external-id/{external_id}", lambda v: {"name": "A"}, "/customers"
+        ),
+        ByContent("POST", "/orders/{order_id}/actions/cancel", lambda v: {}, "/audit-events"),
+        ByContent(
+            "POST",
+            "/orders/{order_id}/actions/return",
+            lambda v: {"return_id": "RMA-1", "lines": [{"line_id": "1", "quantity": 1}]},
+            "/audit-events",
+        ),
+    )
+}
+
+
 def post(vendor: VendorHandle, path: str, body: dict[str, Any] | None, key: str) -> Response:
     return vendor.post(path, json=body, headers={"Idempotency-Key": key})
 
@@ -176,6 +214,45 @@ def test_twenty_concurrent_requests_with_one_key_create_exactly_one_object(
         answers = list(pool.map(lambda _: post(vendor, creator.path, body, key), range(20)))
     assert {(a.status_code, a.text) for a in answers} == {(201, answers[0].text)}
     assert count(vendor, creator.listed_at) == before + 1
+
+
+def _same_but_replayed(first: dict[str, Any], again: dict[str, Any]) -> bool:
+    if "results" in first:  # a batch: each order replayed
+        replays = [
+            {
+                **item,
+                "status": "replayed",
+                "order": {**item["order"], "created": False, "added_lines": []},
+            }
+            for item in first["results"]
+        ]
+        return bool(again["results"] == replays and again["replayed"] == len(replays))
+    return again == ({**first, "replayed": True} if "replayed" in first else first)
+
+
+@pytest.mark.parametrize("entry", BY_CONTENT.values(), ids=list(BY_CONTENT))
+def test_what_is_idempotent_by_its_content_answers_a_repeat_alike_and_changes_nothing(
+    vendors: VendorFactory, entry: ByContent
+) -> None:
+    vendor = vendors.create()
+    path = _path(vendor, entry.path)
+    body = entry.body(vendor)
+    first = vendor.request(entry.method, path, json=body)
+    assert first.status_code in (200, 201), first.text
+    before = count(vendor, entry.listed_at)
+    again = vendor.request(entry.method, path, json=body)
+    assert again.status_code == 200, again.text
+    assert _same_but_replayed(first.json(), again.json())
+    assert count(vendor, entry.listed_at) == before
+
+
+def test_every_endpoint_idempotent_by_content_is_declared_without_a_key(app: FastAPI) -> None:
+    """They take no Idempotency-Key: a key would promise what they give anyway."""
+    declared = app.openapi()["paths"]
+    for entry in BY_CONTENT.values():
+        operation = declared[f"{API}{entry.path}"][entry.method.lower()]
+        headers = [p["name"] for p in operation.get("parameters", ()) if p["in"] == "header"]
+        assert "Idempotency-Key" not in headers
 
 
 def test_a_failed_request_does_not_use_up_its_key(vendors: VendorFactory) -> None:

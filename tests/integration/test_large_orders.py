@@ -189,3 +189,20 @@ def _job_of(database: Database, order_id: str) -> str:
         return str(job_id)
 
     return run_read(database, find)
+
+
+def test_an_order_still_issuing_is_taken_back_only_once_completed(vendors, database):
+    vendor = vendors.create()
+    sku = vendor.template()["sku"]
+    status, order, _ = place(vendor, sku, SYNCHRONOUS_LICENSES + 1)
+    assert status == 202
+    cancel = f"/orders/{order['id']}/actions/cancel"
+    refused = vendor.post(cancel, json={})
+    assert refused.status_code == 409 and refused.json()["code"] == "ORDER_PROCESSING"
+    issuing_worker(database).run_due()
+    assert vendor.ok("GET", f"/orders/{order['id']}")["status"] == "completed"
+    cancelled = vendor.post(cancel, json={})
+    assert cancelled.status_code == 200, cancelled.text
+    ids = licenses_of(vendor, order["ticket_id"])
+    assert len(ids) == SYNCHRONOUS_LICENSES + 1
+    assert {vendor.ok("GET", f"/licenses/{i}")["state"] for i in ids[:3]} == {"withdrawn"}

@@ -266,3 +266,28 @@ def test_a_list_filter_declares_the_values_the_server_accepts(
     refused = vendors.create().get(path, params={name: "nonsense"})
     assert refused.status_code == 422
     assert sorted(declared["enum"]) == sorted(refused.json()["allowed"])
+
+
+def test_the_erp_calls_declare_their_per_item_results_and_their_refusals(
+    document: dict[str, Any],
+) -> None:
+    batch = operation(document, "post", "/orders/bulk")
+    assert "201" not in batch["responses"]  # always 200, one result per order
+    answer = batch["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    item = document["components"]["schemas"]["BatchItem"]
+    assert answer.endswith("/BatchOut")
+    assert set(item["properties"]["status"]["enum"]) == {
+        "created",
+        "extended",
+        "replayed",
+        "failed",
+    }
+    for status in ("413", "422"):
+        assert PROBLEM in batch["responses"][status]["content"]
+    body = document["components"]["schemas"]["Batch"]["properties"]["orders"]
+    assert body["maxItems"] == 100
+    upsert = operation(document, "put", "/customers/by-external-id/{external_id}")
+    assert {"200", "201", "422"} <= set(upsert["responses"])
+    for action in ("cancel", "return"):
+        declared = operation(document, "post", f"/orders/{{order_id}}/actions/{action}")
+        assert {"200", "404", "409"} <= set(declared["responses"])

@@ -48,8 +48,10 @@ OBJECT_PARAMS = {
     "mapping_id",
     "shop_event_id",
 }
-# Path parameters that are not objects: the public vendor address and action verbs.
-OTHER_PARAMS = {"slug", "action", "provider"}
+# Path parameters that are not objects: the public vendor address, action verbs, a
+# shop's name, and a customer's external id, which names (or makes) one of the caller's
+# own customers (test_upserting_another_vendors_external_id_makes_a_customer_of_ones_own).
+OTHER_PARAMS = {"slug", "action", "provider", "external_id"}
 # The device protocol is addressed by vendor slug and authenticated by the device, not
 # by a vendor's credential; its own tests keep devices apart.
 DEVICE_PROTOCOL = f"{API}/vendors/{{slug}}/"
@@ -71,6 +73,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", f"{API}/webhook-endpoints/{{endpoint_id}}/actions/rotate-secret"): {},
     ("POST", f"{API}/webhook-endpoints/{{endpoint_id}}/actions/replay-failed"): {},
     ("PATCH", f"{API}/shop-mappings/{{mapping_id}}"): {"sku": "TAKEN-OVER"},
+    ("POST", f"{API}/orders/{{order_id}}/actions/cancel"): {},
+    ("POST", f"{API}/orders/{{order_id}}/actions/return"): {
+        "return_id": "taken over",
+        "lines": [{"line_id": "1"}],
+    },
 }
 
 
@@ -332,6 +339,42 @@ def test_an_order_cannot_name_another_vendors_customer_or_sku(
     assert response.status_code == 422
     assert response.json()["code"] == "UNKNOWN_SKU"
     assert everything(b.vendor, "/orders", external_order_id="X-1") == []
+
+
+def test_a_batch_of_orders_cannot_name_another_vendors_customer_or_sku(
+    tenants: tuple[Tenant, Tenant],
+) -> None:
+    a, b = tenants
+    orders = [
+        {
+            "external_order_id": "XB-1",
+            "customer_id": a.ids["customer_id"],
+            "lines": [{"sku": b.sku}],
+        },
+        {
+            "external_order_id": "XB-2",
+            "customer": {"external_id": f"C-{a.marker}"},
+            "lines": [{"sku": b.sku}],
+        },
+        {"external_order_id": "XB-3", "lines": [{"sku": a.sku}]},
+    ]
+    answer = b.vendor.ok("POST", "/orders/bulk", json={"orders": orders})
+    problems = [(item["status"], item["problem"]["code"]) for item in answer["results"]]
+    assert problems == [("failed", "NOT_FOUND"), ("failed", "NOT_FOUND"), ("failed", "UNKNOWN_SKU")]
+    assert everything(b.vendor, "/orders", external_order_id="XB-1") == []
+
+
+def test_upserting_another_vendors_external_id_makes_a_customer_of_ones_own(
+    tenants: tuple[Tenant, Tenant],
+) -> None:
+    a, b = tenants
+    path = f"/customers/by-external-id/SHARED-{secrets.token_hex(4)}"
+    mine = a.vendor.request("PUT", path, json={"name": "A's"}).json()
+    response = b.vendor.request("PUT", path, json={"name": "taken over"})
+    assert response.status_code == 201
+    assert response.json()["id"] != mine["id"]
+    assert leaked(a, response) == []
+    assert a.vendor.ok("GET", f"/customers/{mine['id']}")["name"] == "A's"
 
 
 def test_a_license_cannot_be_replaced_by_another_vendors_template(

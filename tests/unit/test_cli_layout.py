@@ -46,6 +46,7 @@ def modules_loaded_by(module: str, app: str, *args: str) -> list[str]:
         ["device", "activate", "--help"],
         ["admin", "--help"],
         ["admin", "offline", "process", "--help"],
+        ["admin", "import", "orders", "--help"],
     ],
     ids=" ".join,
 )

@@ -26,7 +26,8 @@ COMMANDS = {
     "db": LazyCommand(SERVER, "The database schema.", "db"),
     "audit": LazyCommand(SERVER, "The audit log.", "audit"),
     "admin": LazyCommand(
-        "licentia.cli.server.admin:app", "Vendors, users, API keys, signing keys, offline files."
+        "licentia.cli.server.admin:app",
+        "Vendors, users, API keys, signing keys, offline files, order imports.",
     ),
 }
 

@@ -37,6 +37,7 @@ EXIT_NOT_FOUND = 4  # an unknown vendor, license, key…
 EXIT_CONFLICT = 5
 EXIT_CONFIGURATION = 6  # master key, a missing or un-migrated database
 EXIT_BROKEN = 7  # a check (db status, audit verify) found a problem
+EXIT_ROWS_FAILED = 8  # an import placed what it could, and some rows failed (the report says)
 EXIT_LICENSE_UNUSABLE = 10
 EXIT_DEVICE_UNTRUSTED = 11
 EXIT_NETWORK = 12

@@ -19,6 +19,9 @@ COMMANDS = {
         "Print a new random master key (for LICENTIA_MASTER_KEY or the key file).",
         pick="master-key",
     ),
+    "import": LazyCommand(
+        "licentia.cli.server.imports:app", "Orders from a CSV file (an ERP's export)."
+    ),
     "offline": LazyCommand(
         "licentia.cli.server.offline:app", "File-based activation (request → update → receipt)."
     ),
@@ -26,10 +29,10 @@ COMMANDS = {
 app = typer.Typer(
     cls=lazy_group(COMMANDS),
     no_args_is_help=True,
-    help="Vendors, users, API keys, signing keys, offline files.",
+    help="Vendors, users, API keys, signing keys, offline files, order imports.",
 )
 
 
 @app.callback()
 def admin() -> None:
-    """Vendors, users, API keys, signing keys, offline files."""
+    """Vendors, users, API keys, signing keys, offline files, order imports."""

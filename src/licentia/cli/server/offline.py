@@ -18,17 +18,14 @@ import typer
 from licentia.cli.lazy import server_missing
 from licentia.cli.output import (
     EXIT_CONFIGURATION,
-    EXIT_CONFLICT,
     EXIT_INVALID,
     EXIT_NETWORK,
-    EXIT_NOT_ALLOWED,
-    EXIT_NOT_FOUND,
     EXIT_SERVER_REFUSED,
-    CommandError,
     Output,
     fail,
 )
 from licentia.cli.output import guarded as client_guarded
+from licentia.cli.server.remote import problem_in, refusal
 
 app = typer.Typer(no_args_is_help=True, help="File-based activation (request → update → receipt).")
 VendorOpt = Annotated[str, typer.Option("--vendor", help="The vendor's slug.")]
@@ -42,9 +39,6 @@ ServerOpt = Annotated[
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 JOSE = "application/jose"
-# A refusal's HTTP status, read back as the exit code its error has on this machine.
-_EXIT_BY_STATUS = {400: EXIT_INVALID, 401: EXIT_NOT_ALLOWED, 403: EXIT_NOT_ALLOWED}
-_EXIT_BY_STATUS |= {404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT, 422: EXIT_INVALID}
 
 
 def guarded(function: Any) -> Any:
@@ -105,25 +99,7 @@ def _send(server: str, vendor: str, endpoint: str, token: str) -> str:
         )
     if response.status_code == 200:
         return response.text.strip()
-    raise _refusal(response.status_code, _problem(response), server)
-
-
-def _problem(response: Any) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _refusal(status: int, problem: dict[str, Any], server: str) -> CommandError:
-    code = problem.get("code") if isinstance(problem.get("code"), str) else f"HTTP_{status}"
-    detail = problem.get("detail")
-    message = detail if isinstance(detail, str) and detail else f"License Central answered {status}"
-    if status == 404 and code in ("NOT_FOUND", f"HTTP_{status}"):
-        message = f"{message} (is {server} License Central, and the vendor slug right?)"
-    exit_code = _EXIT_BY_STATUS.get(status, EXIT_SERVER_REFUSED)
-    return CommandError(str(message), str(code), exit_code if status < 500 else EXIT_NETWORK)
+    raise refusal(response.status_code, problem_in(response), server)
 
 
 @app.command("process")

@@ -53,8 +53,9 @@ _HTTP_CODES = {
 }
 
 
-def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {
+def problem_body(status: int, code: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """The problem document (RFC 9457) of an answer, or of one item of a batch."""
+    return {
         "type": f"urn:licentia:problem:{code}",
         "title": code.replace("_", " ").capitalize(),
         "status": status,
@@ -62,6 +63,22 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
         "code": code,
         **extra,
     }
+
+
+def problem_of(error: LicentiaError) -> dict[str, Any]:
+    """The problem document a request failing with ``error`` alone would be answered
+    with: what a batch reports for one of its items (a 5xx without its internals)."""
+    status = status_of(error)
+    if status >= 500 and not isinstance(error, ServerBusyError):
+        log.error("server-side problem in a batch item: %s", error.message)
+        return problem_body(
+            status, error.code, "the server is misconfigured; the operator was told"
+        )
+    return problem_body(status, error.code, error.message, **error.details)
+
+
+def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    body = problem_body(status, code, detail, **extra)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status == 429 and "retry_after_seconds" in extra:
         headers = {"Retry-After": str(extra["retry_after_seconds"])}

@@ -13,7 +13,7 @@ from licentia.server.keys.models import SigningKey
 from licentia.server.licenses.models import License
 from licentia.server.logins.models import LoginFailure, LoginLock
 from licentia.server.notifications.models import LicenseNotice, MailUnsubscribe
-from licentia.server.orders.models import Customer, Order, OrderLine, Ticket
+from licentia.server.orders.models import Customer, Order, OrderLine, OrderReturn, Ticket
 from licentia.server.password_resets.models import PasswordReset
 from licentia.server.push import changes as push_changes  # noqa: F401 - its commit listener
 from licentia.server.seats.models import SeatEvent, SeatSlot, SeatWaiter
@@ -60,6 +60,7 @@ __all__ = [
     "MailUnsubscribe",
     "Order",
     "OrderLine",
+    "OrderReturn",
     "PasswordReset",
     "Product",
     "RecoveryCode",

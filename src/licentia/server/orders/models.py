@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -64,4 +65,24 @@ class OrderLine(Base):
     sku: Mapped[str] = mapped_column(String(64))
     template_id: Mapped[str] = mapped_column(ForeignKey("templates.id"))
     quantity: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = created_column()
+
+
+CANCELLATION = ""  # the ``return_id`` under which an order's cancellation is kept
+
+
+class OrderReturn(Base):
+    """A return of some of an order's licenses, or its cancellation (``return_id``
+    ""), as the ERP sent it: kept with its answer so that the same return sent again
+    is answered as before and changes nothing more."""
+
+    __tablename__ = "order_returns"
+    __table_args__ = (UniqueConstraint("order_id", "return_id"),)
+
+    id: Mapped[str] = id_column()
+    vendor_id: Mapped[str] = vendor_column()
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))  # leads the unique key
+    return_id: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    answer: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = created_column()

@@ -39,7 +39,14 @@ from licentia.server.licenses.models import License
 from licentia.server.licenses.services import count_issued, new_license_rows, record_issued
 from licentia.server.orders._rows import Batch, write_rows
 from licentia.server.orders.issuing import start_issuing
-from licentia.server.orders.models import Customer, Order, OrderLine, Ticket
+from licentia.server.orders.models import (
+    CANCELLATION,
+    Customer,
+    Order,
+    OrderLine,
+    OrderReturn,
+    Ticket,
+)
 
 _LOOKUP, _SEALED = "ticket-lookup", "ticket-code"
 MAX_QUANTITY = 20_000  # licenses of one order line
@@ -216,7 +223,8 @@ def place_order(
     of a template whose fixed end date has passed: ``END_DATE_PASSED``; more than
     MAX_LICENSES_PER_ORDER licenses in the order: ``ORDER_TOO_LARGE``),
     NotFoundError (customer), ConflictError (``ORDER_LINE_CONFLICT``: a known line id
-    with another SKU or quantity; ``ORDER_CUSTOMER_CONFLICT``: another customer).
+    with another SKU or quantity; ``ORDER_CUSTOMER_CONFLICT``: another customer;
+    ``ORDER_CANCELLED``: new lines for an order the ERP cancelled).
 
     Rows are written with Core INSERTs and ids made here: nothing is read back. Two
     requests creating one order race on its unique external id; the loser's
@@ -430,9 +438,22 @@ def _add_new_lines(
                 field=f"lines[{index}]",
             )
     _check_size(order, new)
+    if new and order.lines and _cancelled(session, order.id):
+        raise ConflictError(
+            "this order was cancelled: it takes no new lines", code="ORDER_CANCELLED"
+        )
     if new:
         _queue_lines(session, actor, order, new, writes, with_licenses)
     return [line_id for line_id, _, _ in new]
+
+
+def _cancelled(session: Session, order_id: str) -> bool:
+    """Whether the ERP cancelled the order (``returns.cancel_order``): asked only when
+    a known order gains lines, never on the path of a new order or a replay."""
+    cancellation = select(OrderReturn.id).where(
+        OrderReturn.order_id == order_id, OrderReturn.return_id == CANCELLATION
+    )
+    return session.scalar(cancellation) is not None
 
 
 def _check_size(order: PlacedOrder, new: list[_Resolved]) -> None:
