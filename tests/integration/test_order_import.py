@@ -164,7 +164,7 @@ def test_the_report_for_people_is_a_table_with_a_summary(
 ) -> None:
     vendor, cad, _ = shop
     path = write(tmp_path, HEADER + f"SO-1,10,{cad},1,,\nSO-2,10,NOPE,1,,\n")
-    result = remote(vendor, live_server, path)
+    result = run(str(path), "--server", live_server, "--api-key", vendor.api_key, COLUMNS="250")
     assert result.exit_code == 8
     assert "UNKNOWN_SKU" in result.stdout
     assert "2 rows: 1 created, 0 replayed, 1 failed" in result.stdout
