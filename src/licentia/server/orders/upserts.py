@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
-from licentia.domain.errors import ValidationError
+from licentia.domain.errors import AlreadyExistsError, ValidationError
 from licentia.domain.identifiers import clean_identifier
 from licentia.server.audit.services import record
 from licentia.server.catalog.services import check_name
@@ -45,18 +45,24 @@ def upsert_customer(
         if fields["name"] is None:
             raise ValidationError("a customer's name cannot be removed", field="name")
         check_name(fields["name"])
-    known = session.scalar(
-        select(Customer)
-        .where(Customer.vendor_id == _vendor(actor), Customer.external_id == external_id)
-        .with_for_update()
-    )
+    known = _locked(session, actor, external_id)
     if known is None:
         if "name" not in fields:
             raise ValidationError("a new customer needs a name", field="name")
-        created = create_customer(
-            session, actor, name=fields["name"], external_id=external_id, email=fields.get("email")
-        )
-        return Upserted(created, created=True, changed=True)
+        try:
+            created = create_customer(
+                session,
+                actor,
+                name=fields["name"],
+                external_id=external_id,
+                email=fields.get("email"),
+            )
+            return Upserted(created, created=True, changed=True)
+        except AlreadyExistsError:
+            # A concurrent request created it since our first read (PostgreSQL's
+            # READ COMMITTED shows it to the next statement): update that one.
+            known = _locked(session, actor, external_id)
+            assert known is not None
     changes = {
         name: fields[name]
         for name in _FIELDS
@@ -70,6 +76,14 @@ def upsert_customer(
         after = customer_view(known)
         record(session, actor, "customer.updated", "customer", known.id, before=before, after=after)
     return Upserted(known, created=False, changed=bool(changes))
+
+
+def _locked(session: Session, actor: Actor, external_id: str) -> Customer | None:
+    return session.scalar(
+        select(Customer)
+        .where(Customer.vendor_id == _vendor(actor), Customer.external_id == external_id)
+        .with_for_update()
+    )
 
 
 def _vendor(actor: Actor) -> str:
