@@ -33,7 +33,7 @@ def test_staff_connect_stripe_map_a_price_and_open_the_ticket_of_a_sale(
     page.get_by_label("Price or product id").fill("price_journey")
     page.get_by_label("SKU", exact=True).fill(sku)
     page.get_by_role("button", name="Map the price").click()
-    expect(page.get_by_role("cell", name="price_journey")).to_be_visible()
+    expect(page.get_by_role("cell", name="price_journey", exact=True)).to_be_visible()
     body = stripe_event("checkout.session.completed", checkout_session([("price_journey", 2)]))
     sent = httpx.post(
         f"{live_server}/api/v1/vendors/{vendor.slug}/shops/stripe/events",
