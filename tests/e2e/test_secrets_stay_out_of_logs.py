@@ -232,6 +232,8 @@ def test_a_day_at_debug_leaves_no_secret_and_no_customer_address_in_any_log(
                 "LICENTIA_LOG_FORMAT": "json",
                 "LICENTIA_METRICS_TOKEN": metrics_token,
                 "LICENTIA_WEBHOOK_POLL_SECONDS": "0.2",
+                "LICENTIA_WEBHOOK_ALLOW_HTTP": "true",  # the receiver that never answers
+                "LICENTIA_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
                 "LICENTIA_TRUSTED_PROXIES": "127.0.0.1",
             },
         )

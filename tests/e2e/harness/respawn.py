@@ -40,9 +40,12 @@ class RespawningServer:
     def next_pid(self) -> int:
         """Wait for the next ``SERVING <pid>`` line; that process, once ready."""
         assert self.parent.stdout is not None
+        # The server's own log lines share the output (structlog writes to stdout).
         line = self.parent.stdout.readline()
-        if not line.startswith("SERVING "):
-            raise AssertionError(f"the server did not come back: {line!r}\n{tail(self.log)}")
+        while line and not line.startswith("SERVING "):
+            line = self.parent.stdout.readline()
+        if not line:
+            raise AssertionError(f"the server did not come back\n{tail(self.log)}")
         self.pid = int(line.split()[1])
         self._await_ready()
         return self.pid
