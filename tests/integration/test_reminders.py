@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -73,7 +73,7 @@ class Reminders:
         )
         return [mail for mail in self._readable(payloads) if mail.to == address]
 
-    def _readable(self, payloads: list[dict[str, Any]]) -> Iterator[Mail]:
+    def _readable(self, payloads: Sequence[dict[str, Any]]) -> Iterator[Mail]:
         # The job table is shared by every test of this database, and apps built by
         # other tests seal their mail under master keys of their own.
         for payload in payloads:
