@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0)
     body_timeout_seconds: float = Field(default=60.0, gt=0)
     keep_alive_seconds: int = Field(default=5, ge=1)
+    # `licentia serve --workers N`: a worker that does not answer its supervisor's
+    # ping within this time is killed and started again (with its requests in flight).
+    worker_healthcheck_seconds: int = Field(default=30, ge=1)
     max_connections: int = Field(default=1000, ge=1)
     max_connections_per_address: int = Field(default=100, ge=0)  # 0: no cap
     # Push streams (server/push, docs/operations.md#push-streams): each holds a

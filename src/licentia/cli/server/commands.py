@@ -82,6 +82,7 @@ def uvicorn_options(settings: Settings, *, access_log: bool) -> dict[str, Any]:
         "forwarded_allow_ips": proxies or None,
         "http": bounded_protocol(settings),
         "timeout_keep_alive": settings.keep_alive_seconds,
+        "timeout_worker_healthcheck": settings.worker_healthcheck_seconds,
     }
 
 
