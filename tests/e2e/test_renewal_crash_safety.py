@@ -1,8 +1,9 @@
 """Automatic renewals survive SIGKILL: a server renewing hundreds of due subscriptions is
 killed at random moments and comes back; in the end every subscription was renewed for
 its period exactly once, and each renewal has exactly one ``subscription.renewed``
-event in the outbox (a round of renewals is one transaction: a kill loses all of it or
-none, and the next process renews what is still due).
+event in the outbox. The renewals are a periodic durable job (``subscriptions.renew``):
+a round of renewals is committed with the job's end, so a kill loses all of it or none,
+and the next process (or the next period's job) renews what is still due.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ PERIOD_DAYS = 30
 
 @pytest.fixture(scope="module")
 def env(backend: str, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Environment:
-    # set up without renewals; the respawning server renews every 50 ms
+    # set up without renewals; the respawning server's job renews every 50 ms
     env = new_environment(
         database_url,
         tmp_path_factory.mktemp(f"renewals-{backend}"),
@@ -122,7 +123,15 @@ def test_every_due_subscription_is_renewed_once_across_sigkills(
     assert len(paid_before) == LICENSES
     _make_due(db, vendor_id)
 
-    renewing = replace(env, extra={**env.extra, "LICENTIA_SUBSCRIPTION_RENEW_SECONDS": "0.05"})
+    renewing = replace(
+        env,
+        extra={
+            **env.extra,
+            "LICENTIA_SUBSCRIPTION_RENEW_SECONDS": "0.05",
+            "LICENTIA_JOB_POLL_SECONDS": "0.05",
+            "LICENTIA_JOB_LEASE_SECONDS": "2",  # a killed node's job is taken over soon
+        },
+    )
     server = respawn.start(renewing)
     rng = random.Random(SEED)
     try:

@@ -18,11 +18,20 @@ from sqlalchemy import func, select, update
 from licentia.client import LicenseExpiredError
 from licentia.domain.actors import Actor, ActorKind
 from licentia.domain.scopes import SCOPES
+from licentia.server.background.kinds import Resources, _renew_subscriptions, job_kinds
 from licentia.server.db.engine import Database, run_write
+from licentia.server.jobs import Registry, Worker
+from licentia.server.jobs.models import JobRow
+from licentia.server.jobs.runner import period_start
 from licentia.server.licenses.models import License
 from licentia.server.licenses.services import state_of, subscription_of
+from licentia.server.mail import Mailer, MailTemplates
 from licentia.server.subscriptions.models import SubscriptionRenewal
-from licentia.server.subscriptions.services import renew_due, renew_subscription
+from licentia.server.subscriptions.services import (
+    RENEWALS_JOB,
+    renew_due,
+    renew_subscription,
+)
 from licentia.server.webhooks.models import WebhookEvent
 from tests.factories import VendorHandle
 from tests.integration.test_audit import all_events
@@ -298,6 +307,51 @@ def test_an_automatic_subscription_renews_each_period_once_whoever_runs_the_job(
     (event,) = all_events(vendor, action="subscription.renewed")
     assert event["after"]["renewal"]["source"] == "automatic"
     assert event["actor_type"] == "system"
+
+
+def test_the_renewal_job_renews_a_period_once_however_many_nodes_run_it(
+    vendors, database, settings, master
+):
+    vendor = vendors.create()
+    license_ = subscription_license(vendor, period="days", days=30, automatic=True)
+    paid_until = at(license_["subscription"]["paid_until"])
+    due = at(license_["subscription"]["next_renewal_at"])
+    resources = Resources(settings, database, master, _no_mailer, MailTemplates(), lambda: due)
+    racing = threading.Barrier(3, timeout=10)
+
+    def node(_: int) -> None:
+        # the renewal kind alone: the shared job table holds other tests' jobs too
+        registry = Registry()
+        registry.every(RENEWALS_JOB, timedelta(minutes=1), _renew_subscriptions(resources))
+        worker = Worker(database, registry, clock=lambda: due)
+        racing.wait()
+        worker.run_due()
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(node, range(3)))
+
+    # one job for the period, whichever node asked first
+    key = f"{RENEWALS_JOB}@{period_start(due, timedelta(minutes=1)).isoformat()}"
+    with database.read() as session:
+        jobs = session.scalars(select(JobRow.status).where(JobRow.key == key)).all()
+    assert jobs == ["done"]
+    assert _renewals(database, vendor) == 1
+    after = vendor.ok("GET", f"/licenses/{license_['id']}")
+    assert at(after["subscription"]["paid_until"]) == paid_until + timedelta(days=30)
+    assert events_of(database, license_["id"], "subscription.renewed") == 1
+
+
+def test_the_renewal_job_runs_where_the_settings_ask_for_it(settings, database, master):
+    def kinds(seconds: float) -> list[str]:
+        renewing = settings.model_copy(update={"subscription_renew_seconds": seconds})
+        return job_kinds(Resources(renewing, database, master, _no_mailer, MailTemplates())).names
+
+    assert RENEWALS_JOB in kinds(60)
+    assert RENEWALS_JOB not in kinds(0)
+
+
+def _no_mailer() -> Mailer:
+    raise AssertionError("renewals send no mail")
 
 
 def test_a_cancelled_automatic_subscription_is_not_renewed(vendors, database):

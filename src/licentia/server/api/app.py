@@ -48,8 +48,7 @@ from licentia.server.api.routes import (
 from licentia.server.api.threads import install_executor
 from licentia.server.background import Resources, job_kinds, run_jobs_forever
 from licentia.server.cloud.renewals import Renewals
-from licentia.server.db.base import utcnow
-from licentia.server.db.engine import Database, connect, run_write
+from licentia.server.db.engine import Database, connect
 from licentia.server.db.loop_statements import LoopStatements
 from licentia.server.db.runner import Runner
 from licentia.server.db.schema import schema_status
@@ -64,7 +63,6 @@ from licentia.server.push import changes as push_changes
 from licentia.server.push.hub import PushHub
 from licentia.server.rate_limits.limiter import Limiter
 from licentia.server.settings import Settings
-from licentia.server.subscriptions.services import renew_due
 from licentia.server.tenancy.passwords import PasswordChecks
 from licentia.server.web import install as install_web_fronts
 from licentia.server.webhooks.delivery import Deliverer
@@ -109,7 +107,6 @@ def create_app(
     async def lifespan(started: FastAPI) -> AsyncIterator[None]:
         executor = install_executor(settings.threads)
         await runner.loop.open()
-        renewer = asyncio.create_task(_renew_forever(db, settings.subscription_renew_seconds))
         jobs = asyncio.create_task(run_jobs_forever(started.state.jobs, settings.job_poll_seconds))
         # the app's own database only: a test's shared one may be inside a transaction
         statistics = None if database else asyncio.create_task(_refresh_statistics_forever(db))
@@ -117,7 +114,6 @@ def create_app(
         stop_push = _start_push(services.push, db, settings)
         yield
         stop_push()
-        renewer.cancel()
         jobs.cancel()
         deliverer.cancel()
         if statistics is not None:
@@ -210,19 +206,6 @@ def _worker(app: FastAPI, settings: Settings, db: Database, master: MasterKey) -
     resources = Resources(settings, db, master, lambda: app.state.mailer, app.state.mail_templates)
     lease = timedelta(seconds=settings.job_lease_seconds)
     return Worker(db, job_kinds(resources), lease=lease)
-
-
-async def _renew_forever(db: Database, every: float) -> None:
-    """Renew the automatic subscriptions that are due (``subscriptions.renew_due``),
-    every ``every`` seconds: each renewal once, whichever node gets to it."""
-    if every <= 0:
-        return
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await run_in_threadpool(run_write, db, lambda session: renew_due(session, utcnow()))
-        except Exception:  # a failed round must not stop the next one
-            log.exception("renewing subscriptions failed")
 
 
 async def _refresh_statistics_forever(db: Database) -> None:

@@ -26,6 +26,7 @@ from licentia.server.notifications.reminders import (
 from licentia.server.orders.issuing import ISSUING_JOB, issue_batch
 from licentia.server.seats.services import sweep
 from licentia.server.settings import Settings
+from licentia.server.subscriptions.services import RENEWAL_BATCH, RENEWALS_JOB, renew_due
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ def job_kinds(r: Resources) -> Registry:
         jobs.every(REMINDERS_JOB, timedelta(seconds=r.settings.reminder_seconds), _remind(r))
     if r.settings.sweep_seconds > 0:
         jobs.every("seats.sweep", timedelta(seconds=r.settings.sweep_seconds), _sweep_seats(r))
+    if r.settings.subscription_renew_seconds > 0:
+        period = timedelta(seconds=r.settings.subscription_renew_seconds)
+        jobs.every(RENEWALS_JOB, period, _renew_subscriptions(r))
     jobs.every("jobs.prune", timedelta(hours=1), _prune_jobs(r))
     return jobs
 
@@ -84,6 +88,23 @@ def _sweep_seats(r: Resources) -> Callable[[Job], Effect]:
     """Record seat leases that expired without a release (idempotent: a swept slot is
     not swept again)."""
     return lambda _job: lambda session: sweep(session, r.clock())
+
+
+def _renew_subscriptions(r: Resources) -> Callable[[Job], Effect]:
+    """Renew the automatic subscriptions that are due, in the transaction that ends
+    the job: a node that dies before that commit renewed nothing, and the next run
+    finds the same periods due. Each period is renewed once whichever job gets to it
+    (``renew_due`` locks the licenses, and a paid period is no longer due); a full
+    round asks for the next at once."""
+
+    def renew(_job: Job) -> Effect:
+        def effect(session: Session) -> None:
+            if renew_due(session, r.clock(), limit=RENEWAL_BATCH) >= RENEWAL_BATCH:
+                enqueue(session, RENEWALS_JOB, {"continued": True})
+
+        return effect
+
+    return renew
 
 
 def _prune_jobs(r: Resources) -> Callable[[Job], Effect]:

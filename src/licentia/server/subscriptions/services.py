@@ -43,6 +43,8 @@ from licentia.server.licenses.services import (
 )
 from licentia.server.subscriptions.models import SubscriptionRenewal
 
+RENEWALS_JOB = "subscriptions.renew"  # the periodic job that runs renew_due (server/background)
+RENEWAL_BATCH = 200  # licenses one automatic round renews at most, in one transaction
 # Periods one automatic round renews for one license at most (a server that was down
 # for a long time catches up over several rounds rather than in one transaction).
 MAX_CATCH_UP = 24
@@ -147,7 +149,7 @@ def cancel_subscription(
     return license_
 
 
-def renew_due(session: Session, now: datetime, *, limit: int = 200) -> int:
+def renew_due(session: Session, now: datetime, *, limit: int = RENEWAL_BATCH) -> int:
     """Renew the automatic subscriptions whose renewal is due by ``now``; returns how
     many periods were paid. Idempotent per license and period: rows are claimed with
     SKIP LOCKED (several nodes share the work) and a period already paid is not due
