@@ -134,7 +134,6 @@ def create_app(
         "with a stable `code`; lists are cursor-paginated.",
     )
     app.state.services = services
-    app.state.metrics = Exposition(db)
     app.transport_security = TransportSecurity(
         settings.hsts_seconds, settings.public_url.startswith("https:")
     )
@@ -171,6 +170,7 @@ def create_app(
     install_web_fronts(app, settings)
     app.body_limits = BodyLimits.of_routes(app.routes, JSON_BODY)
     app.state.jobs = _worker(app, settings, db, master)
+    app.state.metrics = Exposition(db, kinds=app.state.jobs.registry.names)
     _mount_docs(app)
     # every route is in place: their full templates label the request counts
     app.request_counts = RequestCounts.of_routes(app.routes) if settings.count_requests else None

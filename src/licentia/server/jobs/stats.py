@@ -3,10 +3,12 @@ the oldest due one is."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from licentia.server.jobs.models import JobRow
@@ -28,8 +30,15 @@ class KindFigures:
 
 def queue_figures(session: Session, now: datetime) -> list[KindFigures]:
     """One entry per kind that has pending or failed jobs, by kind name."""
+    rows = session.execute(figures_query(now).order_by(JobRow.kind)).all()
+    return figures_of(rows, now)
+
+
+def figures_query(now: datetime) -> Select[str, int, int, Any, int]:
+    """The grouped query behind ``queue_figures``: rows of kind, depth, due, the oldest
+    due job's time, failed (a caller may join other queues' rows to it)."""
     is_due = (JobRow.status == "pending") & (JobRow.run_at <= now)
-    rows = session.execute(
+    return (
         select(
             JobRow.kind,
             func.count().filter(JobRow.status == "pending"),
@@ -39,8 +48,11 @@ def queue_figures(session: Session, now: datetime) -> list[KindFigures]:
         )
         .where(JobRow.status.in_(("pending", "failed")))
         .group_by(JobRow.kind)
-        .order_by(JobRow.kind)
-    ).all()
+    )
+
+
+def figures_of(rows: Iterable[Sequence[Any]], now: datetime) -> list[KindFigures]:
+    """``KindFigures`` of rows shaped as ``figures_query``'s."""
     return [
         KindFigures(kind, depth, due, lag_seconds(now, oldest), failed)
         for kind, depth, due, oldest, failed in rows
