@@ -209,3 +209,51 @@ def test_a_top_up_makes_the_next_crossing_send_again(vendors, database):
     assert user.consume(product, 3, "again").json()["balance_after"] == 0
     assert len(events_of(database, vendor, "units.low")) == 2
     assert len(events_of(database, vendor, "units.exhausted")) == 2
+
+
+# --- orders taken back by the ERP ---------------------------------------------------------
+
+
+def test_a_cancellation_and_a_return_each_send_one_event_after_their_licenses(
+    vendors, receiver, deliver, database
+):
+    vendor = vendors.create()
+    order_events = ("order.cancelled", "order.returned", "license.withdrawn")
+    listen(vendor, receiver, *order_events)
+    sku = vendor.template()["sku"]
+    order = vendor.order([{"sku": sku, "quantity": 3, "line_id": "10"}], external_order_id="ERP-77")
+    path = f"/orders/{order['id']}/actions"
+    body = {"return_id": "RMA-1", "lines": [{"line_id": "10", "quantity": 1}]}
+    for _ in range(2):  # sent again: a replay, no second event
+        vendor.ok("POST", f"{path}/return", json=body)
+        vendor.ok("POST", f"{path}/cancel", json={})
+    for event_type in ("order.returned", "order.cancelled"):
+        (event,) = events_of(database, vendor, event_type)
+        assert event.object_id == order["id"]
+    deliver()
+    assert receiver.types() == ["license.withdrawn", "order.returned"] + [
+        "license.withdrawn"
+    ] * 2 + ["order.cancelled"]
+    conform(receiver)
+    returned, cancelled = (
+        got.payload["data"] for got in receiver.received if got.payload["type"].startswith("order.")
+    )
+    assert returned == {
+        "id": order["id"],
+        "external_order_id": "ERP-77",
+        "return_id": "RMA-1",
+        "activated": "withdraw",
+        "withdrawn": 1,
+        "suspended": 0,
+        "refused": 0,
+    }
+    assert (cancelled["return_id"], cancelled["withdrawn"]) == (None, 2)
+
+
+def test_a_return_refused_whole_sends_no_event(vendors, database):
+    vendor = vendors.create()
+    order = vendor.order([{"sku": vendor.template()["sku"], "quantity": 1, "line_id": "1"}])
+    body = {"return_id": "RMA-2", "lines": [{"line_id": "1", "quantity": 5}]}
+    refused = vendor.post(f"/orders/{order['id']}/actions/return", json=body)
+    assert (refused.status_code, refused.json()["code"]) == (409, "RETURN_EXCEEDS_LINE")
+    assert events_of(database, vendor, "order.returned") == []

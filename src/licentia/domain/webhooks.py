@@ -16,6 +16,8 @@ from datetime import timedelta
 # The events sent to webhook endpoints; each has a JSON Schema in docs/webhook-events/.
 EVENT_TYPES: tuple[str, ...] = (
     "order.created",
+    "order.cancelled",
+    "order.returned",
     "ticket.created",
     "license.activated",
     "license.returned",

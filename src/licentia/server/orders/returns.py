@@ -264,7 +264,13 @@ def _keep(
     for item in answer.licenses:
         counts[item.outcome.value] += 1
     action = "order.cancelled" if answer.cancellation else "order.returned"
-    after = {"return_id": answer.return_id, "activated": request.activated.value, **counts}
+    # also the order.cancelled / order.returned event's data (docs/webhook-events/)
+    after = {
+        "external_order_id": order.external_order_id,
+        "return_id": answer.return_id,
+        "activated": request.activated.value,
+        **counts,
+    }
     record(session, actor, action, "order", order.id, after=after)
 
 
