@@ -7,9 +7,18 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tests.factories import VendorFactory, VendorHandle
-from tests.support.shops import connect, new_id, paddle_event, paddle_refund, paddle_transaction
+from tests.integration.test_audit import all_events
+from tests.support.shops import (
+    Shop,
+    connect,
+    new_id,
+    paddle_event,
+    paddle_refund,
+    paddle_transaction,
+)
 
 
 def _states(vendor: VendorHandle, order_id: str) -> set[str]:
@@ -133,3 +142,69 @@ def test_stripe_and_paddle_of_one_vendor_are_kept_apart(vendors: VendorFactory):
     assert paddle_shop.send(body).json()["code"] == "SHOP_ITEM_UNMAPPED"
     # A Paddle body signed with Paddle's secret is no Stripe event.
     assert stripe_shop.send(body, header=paddle_shop.header(body)).status_code == 401
+
+
+def _subscription(shop: Shop) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A Paddle subscription of a subscription template: its first transaction's
+    order, and its one license."""
+    template = shop.vendor.template({"subscription": {"period": "monthly", "grace_days": 7}})
+    price, _ = shop.mapped_price(template)
+    subscription, customer = new_id("sub"), new_id("ctm")
+    first_end = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    first = paddle_transaction(
+        [(price, 1)], customer=customer, subscription=subscription, ends_at=first_end.isoformat()
+    )
+    placed = shop.send(paddle_event("transaction.completed", first)).json()
+    order = shop.vendor.ok("GET", f"/orders/{placed['order_id']}")
+    [license_id] = shop.vendor.ok("GET", f"/tickets/{order['ticket_id']}")["license_ids"]
+    return first, shop.vendor.ok("GET", f"/licenses/{license_id}")
+
+
+def _renewal(first: dict[str, Any], license_: dict[str, Any]) -> tuple[dict[str, Any], datetime]:
+    paid_until = datetime.fromisoformat(license_["subscription"]["paid_until"])
+    end = (paid_until + timedelta(days=30)).replace(microsecond=0)
+    renewal = paddle_transaction(
+        [(first["items"][0]["price"]["id"], 1)],
+        customer=first["customer_id"],
+        subscription=first["subscription_id"],
+        ends_at=end.isoformat(),
+    )
+    renewal["origin"] = "subscription_recurring"
+    return renewal, end
+
+
+def test_a_renewal_transaction_renews_the_subscription_once_however_often_it_comes(
+    vendors: VendorFactory, live_server: str
+):
+    shop = connect(vendors.create(), "paddle")
+    first, license_ = _subscription(shop)
+    renewal, end = _renewal(first, license_)
+    event_id = new_id("evt")
+    body = paddle_event("transaction.completed", renewal, event_id)
+
+    answers = shop.send_together(body, 10, live_server)
+
+    assert [a.status_code for a in answers] == [200] * 10, [a.text for a in answers]
+    assert sorted(a.json()["status"] for a in answers) == ["processed"] + ["replayed"] * 9
+    assert {a.json()["outcome"] for a in answers} == {"renewed"}
+    renewed = shop.vendor.ok("GET", f"/licenses/{license_['id']}")
+    assert datetime.fromisoformat(renewed["subscription"]["paid_until"]) == end
+    [event] = all_events(shop.vendor, action="subscription.renewed")
+    assert event["after"]["renewal"]["source"] == "paddle"
+    assert event["after"]["renewal"]["external_id"] == event_id
+
+
+def test_a_renewal_of_a_subscription_licentia_has_no_order_for_places_none(
+    vendors: VendorFactory,
+):
+    shop = connect(vendors.create(), "paddle")
+    price, _ = shop.mapped_price()
+    end = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    renewal = paddle_transaction([(price, 1)], subscription=new_id("sub"), ends_at=end.isoformat())
+    renewal["origin"] = "subscription_recurring"
+
+    answer = shop.send(paddle_event("transaction.completed", renewal))
+
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["status"], answer.json()["outcome"]) == ("processed", "no_order")
+    assert shop.vendor.ok("GET", "/orders")["items"] == []

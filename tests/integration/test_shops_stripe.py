@@ -4,13 +4,17 @@ cancelled subscription suspends or withdraws the licenses, as the vendor chose."
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.factories import VendorFactory, VendorHandle
+from tests.integration.test_audit import all_events
 from tests.support.shops import (
+    Shop,
     checkout_session,
     connect,
     new_id,
@@ -233,7 +237,7 @@ def test_a_subscription_renews_its_licenses_until_the_end_of_the_period_paid(
     assert len(shop.vendor.ok("GET", "/orders")["items"]) == 1
 
 
-def test_a_renewal_invoice_of_a_subscription_made_outside_checkout_places_its_order(
+def test_the_first_invoice_of_a_subscription_made_outside_checkout_places_its_order(
     vendors: VendorFactory,
 ):
     shop = connect(vendors.create())
@@ -241,6 +245,7 @@ def test_a_renewal_invoice_of_a_subscription_made_outside_checkout_places_its_or
     price, _ = shop.mapped_price(template)
     end = int((datetime.now(UTC) + timedelta(days=40)).timestamp())
     invoice = paid_invoice(new_id("sub"), new_id("cus"), [(price, 1)], end)
+    invoice["billing_reason"] = "subscription_create"
     receipt = shop.send(stripe_event("invoice.paid", invoice)).json()
     assert receipt["outcome"] == "order_created"
     [license_] = _licenses(shop.vendor, receipt["order_id"])
@@ -298,3 +303,105 @@ def test_what_a_shop_did_is_audited_as_the_shop(vendors: VendorFactory):
     events = shop.vendor.ok("GET", "/audit-events", params={"limit": 200})["items"]
     created = next(e for e in events if e["action"] == "order.created")
     assert (created["actor_type"], created["actor_id"]) == ("shop", "stripe")
+
+
+# --- renewals of subscription licenses -------------------------------------------------
+
+
+@dataclass
+class Subscribed:
+    """A Stripe subscription sold through Checkout: its order and its one license."""
+
+    shop: Shop
+    order_id: str
+    license: dict[str, Any]
+    price: str
+    subscription: str
+    customer: str
+
+    def renewal(self, days: int = 30, event_id: str | None = None) -> str:
+        """The signed body of the next period's ``invoice.paid`` (``days`` past the
+        license's paid end)."""
+        paid_until = datetime.fromisoformat(self.license["subscription"]["paid_until"])
+        end = int((paid_until + timedelta(days=days)).timestamp())
+        invoice = paid_invoice(self.subscription, self.customer, [(self.price, 1)], end)
+        return stripe_event("invoice.paid", invoice, event_id)
+
+    def now(self) -> dict[str, Any]:
+        return dict(self.shop.vendor.ok("GET", f"/licenses/{self.license['id']}"))
+
+
+def _subscribed(vendors: VendorFactory) -> Subscribed:
+    shop = connect(vendors.create())
+    template = shop.vendor.template({"subscription": {"period": "monthly", "grace_days": 7}})
+    price, _ = shop.mapped_price(template)
+    subscription, customer = new_id("sub"), new_id("cus")
+    session = checkout_session([(price, 1)], customer=customer, subscription=subscription)
+    placed = shop.send(stripe_event("checkout.session.completed", session)).json()
+    [license_] = _licenses(shop.vendor, placed["order_id"])
+    return Subscribed(shop, placed["order_id"], license_, price, subscription, customer)
+
+
+def test_a_renewal_invoice_renews_the_subscription_through_its_use_case(vendors: VendorFactory):
+    sold = _subscribed(vendors)
+    event_id = new_id("evt")
+    body = sold.renewal(30, event_id)
+    end = datetime.fromtimestamp(
+        json.loads(body)["data"]["object"]["lines"]["data"][0]["period"]["end"], UTC
+    )
+
+    receipt = sold.shop.send(body).json()
+
+    assert (receipt["outcome"], receipt["order_id"]) == ("renewed", sold.order_id)
+    renewed = sold.now()
+    assert datetime.fromisoformat(renewed["subscription"]["paid_until"]) == end
+    assert datetime.fromisoformat(renewed["valid_until"]) == end + timedelta(days=7)  # grace
+    [event] = all_events(sold.shop.vendor, action="subscription.renewed")
+    assert (event["actor_type"], event["actor_id"]) == ("shop", "stripe")
+    assert event["after"]["renewal"]["source"] == "stripe"
+    assert event["after"]["renewal"]["external_id"] == event_id
+    assert all_events(sold.shop.vendor, action="license.extended") == []
+    assert len(_licenses(sold.shop.vendor, sold.order_id)) == 1  # a renewal adds no license
+
+
+def test_ten_concurrent_copies_of_a_renewal_renew_once(vendors: VendorFactory, live_server: str):
+    sold = _subscribed(vendors)
+    body = sold.renewal(30)
+
+    answers = sold.shop.send_together(body, 10, live_server)
+
+    assert [a.status_code for a in answers] == [200] * 10, [a.text for a in answers]
+    assert sorted(a.json()["status"] for a in answers) == ["processed"] + ["replayed"] * 9
+    assert {a.json()["outcome"] for a in answers} == {"renewed"}
+    assert len(all_events(sold.shop.vendor, action="subscription.renewed")) == 1
+    paid_before = datetime.fromisoformat(sold.license["subscription"]["paid_until"])
+    paid_now = datetime.fromisoformat(sold.now()["subscription"]["paid_until"])
+    assert paid_now - paid_before < timedelta(days=31)  # one period, not ten
+    assert sold.shop.send(body).json()["status"] == "replayed"  # and the shop's retry later
+
+
+def test_a_renewal_of_a_subscription_licentia_has_no_order_for_is_logged_and_answered_200(
+    vendors: VendorFactory,
+):
+    shop = connect(vendors.create())
+    price, _ = shop.mapped_price()
+    end = int((datetime.now(UTC) + timedelta(days=30)).timestamp())
+    invoice = paid_invoice(new_id("sub"), new_id("cus"), [(price, 1)], end)
+
+    answer = shop.send(stripe_event("invoice.paid", invoice))
+
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["status"], answer.json()["outcome"]) == ("processed", "no_order")
+    assert shop.vendor.ok("GET", "/orders")["items"] == []
+    [event] = shop.vendor.ok("GET", "/shop-events", params={"provider": "stripe"})["items"]
+    assert (event["status"], event["outcome"], event["order_id"]) == ("processed", "no_order", None)
+
+
+def test_a_subscription_cancelled_in_licentia_is_not_renewed_by_the_shop(vendors: VendorFactory):
+    sold = _subscribed(vendors)
+    sold.shop.vendor.ok("POST", f"/licenses/{sold.license['id']}/subscription/actions/cancel")
+
+    receipt = sold.shop.send(sold.renewal(30)).json()
+
+    assert (receipt["status"], receipt["outcome"]) == ("processed", "unchanged")
+    assert sold.now()["subscription"]["paid_until"] == sold.license["subscription"]["paid_until"]

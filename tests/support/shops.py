@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import stripe
 from paddle_billing.Notifications.PaddleSignature import PaddleSignature
 
@@ -230,6 +233,21 @@ class Shop:
                 name: header if header is not None else self.header(body),
             },
         )
+
+    def send_together(self, body: str, copies: int, base_url: str) -> list[httpx.Response]:
+        """``copies`` of one signed event to the server at ``base_url`` at the same
+        moment, each on its own connection, as a shop's retries race its replays."""
+        name = "Stripe-Signature" if self.provider == "stripe" else "Paddle-Signature"
+        headers = {"Content-Type": "application/json", name: self.header(body)}
+        together = threading.Barrier(copies, timeout=30)
+
+        def send(_: int) -> httpx.Response:
+            with httpx.Client(base_url=base_url, timeout=60) as http:
+                together.wait()
+                return http.post(self.url, content=body, headers=headers)
+
+        with ThreadPoolExecutor(max_workers=copies) as pool:
+            return list(pool.map(send, range(copies)))
 
     def map(self, provider_ref: str, sku: str) -> dict[str, Any]:
         body = {"provider": self.provider, "provider_ref": provider_ref, "sku": sku}

@@ -87,6 +87,35 @@ def test_paddle_transactions_of_a_subscription_go_to_its_order_until_the_period_
     assert set(sale.references) == {data["id"], "sub_1"}
 
 
+@pytest.mark.parametrize(
+    ("reason", "renewal"),
+    [("subscription_cycle", True), ("subscription_create", False), ("subscription_update", False)],
+)
+def test_only_a_subscriptions_next_period_is_a_stripe_renewal(reason: str, renewal: bool):
+    invoice = paid_invoice("sub_1", "cus_1", [("price_a", 1)], 2_000_000_000) | {
+        "billing_reason": reason
+    }
+    sale = stripe("invoice.paid", invoice)
+    assert isinstance(sale, Sale) and (sale.order_ref, sale.renewal) == ("sub_1", renewal)
+
+
+@pytest.mark.parametrize(
+    ("origin", "subscription", "renewal"),
+    [
+        ("subscription_recurring", "sub_1", True),
+        ("web", "sub_1", False),
+        ("subscription_update", "sub_1", False),
+        ("subscription_recurring", None, False),
+    ],
+)
+def test_only_a_subscriptions_recurring_transaction_is_a_paddle_renewal(
+    origin: str, subscription: str | None, renewal: bool
+):
+    data = paddle_transaction([("pri_a", 1)], subscription=subscription) | {"origin": origin}
+    sale = paddle_events.read_event(json.loads(paddle_event("transaction.completed", data))).command
+    assert isinstance(sale, Sale) and sale.renewal is renewal
+
+
 def test_only_an_approved_full_paddle_refund_revokes():
     def command(data: dict) -> object:
         return paddle_events.read_event(

@@ -6,7 +6,9 @@ reads it into one of these commands; the same use cases then carry them out:
 - ``Sale``: a paid sale becomes an order (or adds to the one it belongs to) for a
   customer found or created by the shop's customer id; its items are the shop's
   price or product ids, mapped to SKUs per vendor. ``valid_until``, given for a
-  subscription's paid period, moves the order's time-limited licenses to its end.
+  subscription's paid period, moves the order's time-limited licenses to its end
+  (a subscription license is renewed up to it). A ``renewal`` (the shop's next
+  period of a subscription) changes the subscription's order and never places one.
 - ``Revocation``: a refund or a cancellation; the vendor's settings say whether the
   order's licenses are then suspended, withdrawn or left alone.
 - ``Ignored``: an event the gateway does not act on (answered 200, so the shop stops
@@ -69,6 +71,7 @@ class Sale:
     items: tuple[Item, ...]
     references: tuple[str, ...]  # the shop's ids a later refund or cancellation names
     valid_until: datetime | None = None  # end of a subscription's paid period
+    renewal: bool = False  # a subscription's next period: renews its order, places none
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ Nothing here calls Paddle (docs/integrations.md, "Paddle").
 - ``transaction.completed``: a Sale of the transaction's items. A subscription's
   transactions (the first and each renewal) go to the subscription's order, valid
   until the end of the billing period paid for; any other is the transaction's own.
+  A renewal (``origin`` ``subscription_recurring``) renews the order's licenses and
+  places no order.
 - ``subscription.canceled``: a cancellation of the subscription's order.
 - ``adjustment.created`` / ``adjustment.updated``: an approved refund or chargeback of
   a whole transaction is a refund of the order the transaction belongs to.
@@ -34,6 +36,7 @@ from licentia.domain.shops import (
 SIGNATURE_HEADER = "Paddle-Signature"
 TOLERANCE_SECONDS = 5  # Paddle's SDK's default: Paddle signs each attempt when it sends it
 REFUNDS = frozenset({"refund", "chargeback"})
+RENEWAL = "subscription_recurring"  # the origin of a subscription's next period
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ def _transaction(data: dict[str, Any]) -> Sale:
         items=tuple(_item(item) for item in data["items"]),
         references=tuple(ref for ref in (data["id"], subscription) if ref),
         valid_until=_time(period.get("ends_at")) if subscription else None,
+        renewal=bool(subscription) and data.get("origin") == RENEWAL,
     )
 
 

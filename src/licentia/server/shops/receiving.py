@@ -15,6 +15,7 @@ the vendor fixed the cause, the next retry makes the order.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor, ActorKind
 from licentia.domain.errors import (
+    ConflictError,
     IllegalTransitionError,
     LicentiaError,
     NotFoundError,
@@ -50,8 +52,10 @@ from licentia.server.orders.models import Customer, OrderLine
 from licentia.server.shops import paddle_events, stripe_events
 from licentia.server.shops.models import ShopEvent, ShopMapping, ShopReference
 from licentia.server.shops.services import settings_for_events, signing_secret
+from licentia.server.subscriptions.services import renew_subscription
 from licentia.server.tenancy.services import vendor_id_of
 
+log = logging.getLogger("licentia.shops")
 MAX_NAME = 200
 MAX_ERROR = 500
 _VERIFIERS: dict[Provider, Callable[[bytes, str | None, str], ShopEventIn]] = {
@@ -138,7 +142,7 @@ def carry_out(
     command = event.command
     order_id: str | None
     if isinstance(command, Sale):
-        outcome, order_id = _sell(session, actor, master, provider, command)
+        outcome, order_id = _sell(session, actor, master, provider, command, event.event_id)
     else:
         assert isinstance(command, Revocation)
         outcome, order_id = _revoke(session, actor, provider, command, actions[command.reason])
@@ -210,13 +214,26 @@ def _record_failure(
 
 
 def _sell(
-    session: Session, actor: Actor, master: MasterKey, provider: Provider, sale: Sale
-) -> tuple[str, str]:
+    session: Session,
+    actor: Actor,
+    master: MasterKey,
+    provider: Provider,
+    sale: Sale,
+    event_id: str,
+) -> tuple[str, str | None]:
     """Place the sale's order (or add its new SKUs to the one it belongs to), link the
-    shop's references to it, and move its licenses to the end of the paid period."""
-    lines = _lines(session, actor, provider, sale.items)
+    shop's references to it, and move its licenses to the end of the paid period. A
+    renewal of a subscription Licentia has no order for places none (``no_order``)."""
     external_order_id = f"{provider.value}:{sale.order_ref}"
     known = session.scalars(orders.orders_query(actor, external_order_id)).one_or_none()
+    if sale.renewal and known is None:
+        log.warning(
+            "%s renewal of subscription %s: Licentia has no order for it, nothing renewed",
+            provider.value,
+            sale.order_ref,
+        )
+        return "no_order", None
+    lines = _lines(session, actor, provider, sale.items)
     outcome = "unchanged"
     if known is None or {line.sku for line in lines} - {line.sku for line in known.lines}:
         customer_id = _customer_id(session, actor, sale.buyer) if known is None else None
@@ -234,7 +251,8 @@ def _sell(
     else:
         order_id = known.id
     _link(session, actor, provider, sale.references, order_id)
-    if sale.valid_until is not None and _renew(session, actor, order_id, sale.valid_until):
+    paid_until = sale.valid_until
+    if paid_until is not None and _renew(session, actor, provider, event_id, order_id, paid_until):
         outcome = "renewed" if outcome == "unchanged" else outcome
     return outcome, order_id
 
@@ -324,22 +342,55 @@ def _licenses_of(session: Session, order_id: str) -> list[License]:
     )
 
 
-def _renew(session: Session, actor: Actor, order_id: str, until: datetime) -> bool:
-    """Move the order's time-limited licenses to ``until`` where it lies later than
-    their end; True if any moved. The extend use case of the licenses context does it
-    (audited, ``license.extended`` sent to the vendor's webhooks)."""
+def _renew(
+    session: Session,
+    actor: Actor,
+    provider: Provider,
+    event_id: str,
+    order_id: str,
+    until: datetime,
+) -> bool:
+    """Move the order's licenses to ``until``, the end of the period paid; True if any
+    moved. A subscription license is renewed by the subscriptions' use case (its paid
+    period, audited and sent as ``subscription.renewed``, once per license and event
+    id); any other time-limited license is extended by the licenses' (audited and sent
+    as ``license.extended``) where ``until`` lies later than its end."""
     now, moved = utcnow(), False
-    if until <= now:
-        return False
     for license_ in _licenses_of(session, order_id):
-        if license_.valid_until is None or license_.valid_until >= until:
-            continue
         try:
-            extend_license(session, actor, license_.id, until=until, days=None)
+            if license_.paid_until is not None:
+                moved |= _pay_period(session, actor, provider, event_id, license_.id, until)
+            elif license_.valid_until is not None and license_.valid_until < until and now < until:
+                extend_license(session, actor, license_.id, until=until, days=None)
+                moved = True
         except IllegalTransitionError:
             continue  # withdrawn or replaced: a payment does not bring it back
-        moved = True
     return moved
+
+
+def _pay_period(
+    session: Session,
+    actor: Actor,
+    provider: Provider,
+    event_id: str,
+    license_id: str,
+    until: datetime,
+) -> bool:
+    """Renew the subscription up to ``until``; True if a period was paid now."""
+    try:
+        result = renew_subscription(
+            session,
+            actor,
+            license_id,
+            source=provider.value,
+            external_id=event_id,
+            paid_until=until,
+        )
+    except ConflictError as error:
+        if error.code != "SUBSCRIPTION_CANCELLED":
+            raise
+        return False  # cancelled in Licentia: it runs out, whatever the shop still bills
+    return result.renewal is not None and not result.replayed
 
 
 # --- a refund or a cancellation --------------------------------------------------------

@@ -8,8 +8,10 @@ needs must be in the event (docs/integrations.md, "Stripe").
   (``price_…`` or ``price_…:2``, separated by commas). A subscription's session is
   the subscription's order; any other is the session's own.
 - ``invoice.paid`` of a subscription: a Sale of the invoice's lines into the
-  subscription's order, valid until the end of the period paid for (a renewal, or
-  the first invoice of a subscription made outside Checkout).
+  subscription's order, valid until the end of the period paid for. A renewal
+  (``billing_reason`` ``subscription_cycle``) renews the order's licenses and places
+  no order; any other (the first invoice of a subscription made outside Checkout, an
+  update's) places the order if the subscription has none yet.
 - ``charge.refunded`` (refunded in full): a refund of the order its payment belongs to.
 - ``customer.subscription.deleted``: a cancellation of the subscription's order.
 """
@@ -39,6 +41,7 @@ SIGNATURE_HEADER = "Stripe-Signature"
 TOLERANCE_SECONDS = 300  # Stripe's own default: an older signature is a replay
 ITEMS_METADATA = "licentia_items"
 PAID = frozenset({"paid", "no_payment_required"})
+RENEWAL = "subscription_cycle"  # the billing_reason of a subscription's next period
 
 
 def verified_event(payload: bytes, signature: str | None, secret: str) -> ShopEventIn:
@@ -158,6 +161,7 @@ def _invoice(invoice: dict[str, Any]) -> Command:
             )
         ),
         valid_until=datetime.fromtimestamp(max(ends), UTC) if ends else None,
+        renewal=invoice.get("billing_reason") == RENEWAL,
     )
 
 
