@@ -26,10 +26,6 @@ app.add_typer(audit_app, name="audit")
 
 APP = "licentia.server.api.asgi:build"  # the factory uvicorn calls, once per worker
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's multiprocess folder
-# uvicorn kills a worker that does not answer its supervisor's ping within this time,
-# from its start on: its 5 s default killed every worker of ``--workers 2`` in a loop
-# on a busy machine, whose spawned workers took longer to import the application.
-WORKER_HEALTHCHECK_SECONDS = 30
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
@@ -64,7 +60,6 @@ def serve(
             host=host or settings.host,
             port=port or settings.port,
             workers=workers,
-            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
             **uvicorn_options(settings, access_log=access_log),
         )
 
