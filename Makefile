@@ -46,10 +46,13 @@ test: lint chromium nginx ## Lint, audit the dependencies, then the whole suite 
 	$(BIN)/python .ci/audit_dependencies.py --allow-unaudited
 	$(BIN)/pytest -n 2 --dist loadgroup
 
-crash: $(STAMP) ## SIGKILL the server 500 times per backend under a mixed write load (100 while it runs jobs), then check
+crash: $(STAMP) ## SIGKILL the server 500 times per backend under a mixed write load (100 while it runs jobs, 70 while it renews and delivers webhooks), then check
 	LICENTIA_CRASH_KILLS=$${LICENTIA_CRASH_KILLS:-500} \
 	LICENTIA_JOB_CRASH_KILLS=$${LICENTIA_JOB_CRASH_KILLS:-100} \
-	  $(BIN)/pytest tests/e2e/test_crash_safety.py tests/e2e/test_job_crash_safety.py -p no:randomly -s
+	LICENTIA_RENEWAL_KILLS=$${LICENTIA_RENEWAL_KILLS:-50} \
+	LICENTIA_DELIVERY_KILLS=$${LICENTIA_DELIVERY_KILLS:-20} \
+	  $(BIN)/pytest tests/e2e/test_crash_safety.py tests/e2e/test_job_crash_safety.py \
+	  tests/e2e/test_renewal_crash_safety.py -p no:randomly -s
 
 audit: $(STAMP) ## pip-audit the installed dependencies; fails if any could not be audited
 	$(BIN)/python .ci/audit_dependencies.py

@@ -1,12 +1,13 @@
 """A vendor's webhook receiver on a loopback port: it verifies each request's Standard
 Webhooks signature with the reference library, as a vendor's system would, and keeps
-what it accepted. It can go down (nothing listens on its port) and come back, or
-answer with an error status."""
+what it accepted. It can take its time over each request, go down (nothing listens on
+its port) and come back, or answer with an error status."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,8 +26,10 @@ class WebhookReceiver:
     secrets: list[str] = field(default_factory=list)  # any of them may verify
     status: int = 204  # what it answers a verified request
     redirect_to: str | None = None  # answer every request with a redirect there instead
+    delay: float = 0.0  # seconds it takes before answering a request
     received: list[Received] = field(default_factory=list)
     refused: int = 0
+    active: int = 0  # requests it is answering now
     port: int = 0
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -40,13 +43,29 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
+                with receiver._lock:
+                    receiver.active += 1
+                try:
+                    self._answer()
+                except ConnectionError:
+                    pass  # the sender went away (it was killed) before the answer
+                finally:
+                    with receiver._lock:
+                        receiver.active -= 1
+
+            def _answer(self) -> None:
+                length = int(self.headers["content-length"])
+                body = self.rfile.read(length)
+                if len(body) < length:
+                    return  # the sender died in the middle of its request: nothing came
                 if receiver.redirect_to is not None:
                     self.send_response(307)
                     self.send_header("location", receiver.redirect_to)
                     self.end_headers()
                     return
                 headers = {name.lower(): value for name, value in self.headers.items()}
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 self.send_response(receiver.accept(body, headers))
                 self.end_headers()
                 self.wfile.write(b"receiver says hello")
@@ -79,6 +98,11 @@ class WebhookReceiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def ids(self) -> set[str]:
+        """The ``webhook-id`` of every event it accepted (a redelivery counts once)."""
+        with self._lock:
+            return {r.webhook_id for r in self.received}
 
     def types(self) -> list[str]:
         return [r.payload["type"] for r in self.received]

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # (0: it delivers none; another node must), and how long a receiver may take to answer.
     webhook_poll_seconds: float = Field(default=1.0, ge=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # How long a claim of deliveries is this process's own: a dead process's deliveries
+    # are sent again once it ends (a claim sends up to 20, one after the other).
+    webhook_lease_seconds: float = Field(default=300.0, gt=0)
     # Webhook receivers (docs/security.md): public https addresses only, unless these
     # allow plain http and non-public networks (comma-separated networks, or "*" for
     # every private, loopback, link-local and unique-local address).

@@ -230,7 +230,8 @@ async def _deliver_forever(db: Database, master: MasterKey, settings: Settings) 
         db, mailer_for(settings), MailTemplates(settings.mail_templates_dir), settings.public_url
     )
     with http:
-        deliverer = Deliverer(db, master, http, on_disabled=notices)
+        lease = timedelta(seconds=settings.webhook_lease_seconds)
+        deliverer = Deliverer(db, master, http, lease=lease, on_disabled=notices)
         while True:
             try:
                 await run_in_threadpool(deliverer.deliver_due)
