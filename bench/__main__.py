@@ -24,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import abuse
+from bench import abuse, observability
 from bench import shops as shop_bench
 from bench.activations import ratio_row
 from bench.activations import table_row as activation_row
@@ -79,6 +79,7 @@ class Config:
     shop_requests: int
     webhook_events: int
     webhook_seconds: float
+    pair_rounds: int  # rounds of a feature on and off (bench/pairs.py)
 
 
 @dataclass
@@ -93,6 +94,7 @@ class Figures:
     pages: list[dict[str, Any]] = field(default_factory=list)
     activations_per_s: float | None = None  # PostgreSQL, one server process
     abuse: dict[str, Any] | None = None  # rate limiter cost, a flood's cost (SQLite)
+    observability: dict[str, Any] | None = None  # what counting requests costs (SQLite)
     pushes: list[dict[str, Any]] = field(default_factory=list)  # per backend
     shops: list[dict[str, Any]] = field(default_factory=list)  # shop event → ticket
     webhooks: list[dict[str, Any]] = field(default_factory=list)
@@ -130,6 +132,7 @@ def parse(argv: list[str]) -> tuple[Config, argparse.Namespace]:
         shop_requests=60 if args.quick else 300,
         webhook_events=int(3000 * scale),
         webhook_seconds=10 * scale,
+        pair_rounds=2 if args.quick else 8,
     )
     return config, args
 
@@ -154,6 +157,12 @@ def run(config: Config) -> Figures:
         figures.abuse = abuse.measure("sqlite", seconds=config.read_seconds)
     except BenchSetupError as error:
         figures.problems.append(f"abuse limits: {error}")
+    try:
+        figures.observability = observability.measure(
+            "sqlite", rounds=config.pair_rounds, seconds=config.read_seconds
+        )
+    except BenchSetupError as error:
+        figures.problems.append(f"metrics: {error}")
     return figures
 
 
@@ -281,6 +290,7 @@ def as_json(figures: Figures, config: Config, elapsed: float) -> dict[str, Any]:
         "startup": figures.startup,
         "activation_ratio": _activation_ratio(figures),
         "abuse": figures.abuse,
+        "observability": figures.observability,
         "pages": figures.pages,
         "push": figures.pushes,
         "shops": figures.shops,
@@ -350,6 +360,8 @@ def print_tables(report: dict[str, Any], console: Console) -> None:
         table.add_row(*cells, _met(met))
     for *cells, met in abuse.rows(report.get("abuse")):
         table.add_row(*cells, _met(met))
+    for *cells, met in observability.rows(report.get("observability")):
+        table.add_row(*cells, _met(met))
     for *cells, met in page_rows(report.get("pages") or []):
         table.add_row(*cells, _met(met))
     for *cells, met in push_rows(report.get("push") or []):
@@ -382,6 +394,7 @@ def goals_met(report: dict[str, Any]) -> bool:
     rows += [report["activation_ratio"]] if report.get("activation_ratio") else []
     abused = report.get("abuse")
     rows += [abused["limiter"], abused["flood"]] if abused else []
+    rows += [report["observability"]] if report.get("observability") else []
     rows += report.get("push") or []
     for hooks in report.get("webhooks") or []:
         rows += [

@@ -5,8 +5,8 @@ only this part; ``python -m bench`` runs it with the rest.
 - **Limiter cost**: ``GET /api/v1/licenses/{id}`` per second from 8 wrk connections
   against a server counting every request (the default storage and strategy, with
   limits too high to refuse anything), next to a server on the same database with
-  the limits off, in 8 pairs of rounds back to back; the ratio is the median pair's.
-  Goal: ratio ≥ 0.9.
+  the limits off, in 8 pairs of rounds back to back (``bench/pairs.py``); the ratio is
+  the median pair's. Goal: ratio ≥ 0.9.
 - **A flood**: the p99 latency of a legitimate client (an ERP reading licenses by id
   with its API key, 100 a second at a steady pace) while 100 attackers, each from a
   loopback address of its own, send wrong logins (a new e-mail each time, as a
@@ -23,7 +23,6 @@ import asyncio
 import json
 import multiprocessing
 import secrets
-import statistics
 import tempfile
 import time
 from collections import Counter
@@ -35,6 +34,7 @@ from typing import Any
 from bench.api import seed_catalog
 from bench.http import HttpPool
 from bench.load import LoadResult
+from bench.pairs import PairedRates, measure_pairs, variant
 from bench.server import (
     BenchSetupError,
     Environment,
@@ -43,7 +43,7 @@ from bench.server import (
     running_server,
     throwaway_database,
 )
-from bench.wrk import EMPTY, Request, WrkResult, run_wrk
+from bench.wrk import Request
 from licentia.formats.tickets import generate_ticket_code
 
 LIMITER_GOAL = 0.9  # hot call rate with the limiter on / off
@@ -51,19 +51,6 @@ FLOOD_GOAL = 3.0  # legitimate p99 with the flood / without
 ATTACKERS = 100
 LEGIT_RATE = 100.0  # requests a second
 NEVER_REFUSED = "100000000/minute"  # counted, never reached
-
-
-@dataclass(frozen=True)
-class LimiterCost:
-    on: WrkResult
-    off: WrkResult
-    pair_ratios: tuple[float, ...]  # each round's on/off, measured back to back
-
-    @property
-    def ratio(self) -> float:
-        """The median round's: a burst of load from elsewhere on a shared machine moves
-        one round, not the figure."""
-        return statistics.median(self.pair_ratios) if self.pair_ratios else 0.0
 
 
 @dataclass(frozen=True)
@@ -78,29 +65,13 @@ class FloodCost:
         return self.flooded.percentile_ms(99) / quiet if quiet else 0.0
 
 
-def _variant(env: Environment, **settings: str) -> Environment:
-    extra = {**env.extra, **{f"LICENTIA_{k.upper()}": v for k, v in settings.items()}}
-    return Environment(env.database_url, env.master_key, env.workdir, extra)
-
-
 def measure_limiter_cost(
     env: Environment, license_id: str, api_key: str, *, rounds: int, seconds: float
-) -> LimiterCost:
-    """Alternating wrk rounds against two servers on one database, limits on and off."""
-    counted = _variant(env, rate_limits="true", rate_limit_api=NEVER_REFUSED)
+) -> PairedRates:
+    """Pairs of wrk rounds against two servers on one database, limits on and off."""
+    counted = variant(env, rate_limits="true", rate_limit_api=NEVER_REFUSED)
     read = Request("GET", f"/api/v1/licenses/{license_id}", 200, f"Bearer {api_key}")
-    on, off, ratios = EMPTY, EMPTY, []
-    with running_server(counted) as limited, running_server(env) as unlimited:
-        for server in (limited, unlimited):  # warm both paths
-            run_wrk(server.url, read, connections=8, seconds=1)
-        for round_ in range(rounds):
-            # Which goes first alternates, so a drift in the machine's load favours neither.
-            order = (limited, unlimited) if round_ % 2 == 0 else (unlimited, limited)
-            results = {s.url: run_wrk(s.url, read, connections=8, seconds=seconds) for s in order}
-            on_round, off_round = results[limited.url], results[unlimited.url]
-            on, off = on.merge(on_round), off.merge(off_round)
-            ratios.append(on_round.rate / off_round.rate if off_round.rate else 0.0)
-    return LimiterCost(on=on, off=off, pair_ratios=tuple(ratios))
+    return measure_pairs(counted, env, read, rounds=rounds, seconds=seconds)
 
 
 # -- the flood: phases run in processes of their own -----------------------------------
@@ -192,14 +163,14 @@ def measure(backend: str = "sqlite", *, rounds: int = 8, seconds: float = 3.0) -
         cost = measure_limiter_cost(
             env, catalog.license_id, tenant.api_key, rounds=rounds, seconds=seconds
         )
-        with running_server(_variant(env, rate_limits="true")) as server:
+        with running_server(variant(env, rate_limits="true")) as server:
             flood = measure_flood(
                 server.url, tenant.slug, tenant.api_key, catalog.license_id, 4 * seconds
             )
     return report(backend, cost, flood)
 
 
-def report(backend: str, cost: LimiterCost, flood: FloodCost) -> dict[str, Any]:
+def report(backend: str, cost: PairedRates, flood: FloodCost) -> dict[str, Any]:
     return {
         "backend": backend,
         "limiter": {
@@ -207,8 +178,8 @@ def report(backend: str, cost: LimiterCost, flood: FloodCost) -> dict[str, Any]:
             "off_per_s": round(cost.off.rate, 1),
             "ratio": round(cost.ratio, 3),
             "round_ratios": [round(r, 3) for r in cost.pair_ratios],
-            "errors": cost.on.errors + cost.off.errors,
-            "first_error": cost.on.first_error or cost.off.first_error,
+            "errors": cost.errors,
+            "first_error": cost.first_error,
             "goal": f">= {LIMITER_GOAL}",
             "goal_met": cost.ratio >= LIMITER_GOAL,
         },

@@ -1,11 +1,12 @@
 """What counting requests for ``/metrics`` costs the hottest call (docs/operations.md#metrics).
-``python -m bench.observability`` runs it.
+``python -m bench.observability`` runs only this part; ``python -m bench`` runs it with
+the rest.
 
 ``GET /api/v1/licenses/{id}`` per second from 8 wrk connections against a server that
 counts every request (``licentia_http_requests_total`` and the latency histogram, the
 default), next to a server on the same database with ``LICENTIA_COUNT_REQUESTS=false``,
-in pairs of rounds back to back; the ratio is the median pair's. Both give every
-request its id and bind it to the logs' context. Goal: ratio ≥ 0.95.
+in pairs of rounds back to back (``bench/pairs.py``); the ratio is the median pair's.
+Both give every request its id and bind it to the logs' context. Goal: ratio ≥ 0.95.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.abuse import _variant
 from bench.api import seed_catalog
+from bench.pairs import PairedRates, measure_pairs, variant
 from bench.server import (
     BenchSetupError,
     Environment,
@@ -29,43 +28,21 @@ from bench.server import (
     running_server,
     throwaway_database,
 )
-from bench.wrk import EMPTY, Request, WrkResult, run_wrk
+from bench.wrk import Request
 
 GOAL = 0.95  # hot call rate with requests counted / not counted
 
 
-@dataclass(frozen=True)
-class CountingCost:
-    on: WrkResult
-    off: WrkResult
-    pair_ratios: tuple[float, ...]
-
-    @property
-    def ratio(self) -> float:
-        return statistics.median(self.pair_ratios) if self.pair_ratios else 0.0
-
-
 def measure_counting_cost(
     env: Environment, license_id: str, api_key: str, *, rounds: int, seconds: float
-) -> CountingCost:
+) -> PairedRates:
     read = Request("GET", f"/api/v1/licenses/{license_id}", 200, f"Bearer {api_key}")
-    on, off, ratios = EMPTY, EMPTY, []
-    with (
-        running_server(env) as counting,
-        running_server(_variant(env, count_requests="false")) as quiet,
-    ):
-        for server in (counting, quiet):
-            run_wrk(server.url, read, connections=8, seconds=1)
-        for round_ in range(rounds):
-            order = (counting, quiet) if round_ % 2 == 0 else (quiet, counting)
-            results = {s.url: run_wrk(s.url, read, connections=8, seconds=seconds) for s in order}
-            on_round, off_round = results[counting.url], results[quiet.url]
-            on, off = on.merge(on_round), off.merge(off_round)
-            ratios.append(on_round.rate / off_round.rate if off_round.rate else 0.0)
-    return CountingCost(on=on, off=off, pair_ratios=tuple(ratios))
+    quiet = variant(env, count_requests="false")
+    return measure_pairs(env, quiet, read, rounds=rounds, seconds=seconds)
 
 
 def measure(backend: str = "sqlite", *, rounds: int = 8, seconds: float = 3.0) -> dict[str, Any]:
+    """The figure on a throwaway database of ``backend``, as a report dict."""
     with (
         tempfile.TemporaryDirectory(prefix="licentia-bench-metrics-") as tmp,
         throwaway_database(backend, Path(tmp)) as url,
@@ -83,11 +60,27 @@ def measure(backend: str = "sqlite", *, rounds: int = 8, seconds: float = 3.0) -
         "not_counted_per_s": round(cost.off.rate, 1),
         "ratio": round(cost.ratio, 3),
         "round_ratios": [round(r, 3) for r in cost.pair_ratios],
-        "errors": cost.on.errors + cost.off.errors,
-        "first_error": cost.on.first_error or cost.off.first_error,
+        "errors": cost.errors,
+        "first_error": cost.first_error,
         "goal": f">= {GOAL}",
         "goal_met": cost.ratio >= GOAL,
     }
+
+
+def rows(report: dict[str, Any] | None) -> list[tuple[str, str, str, str, str, bool | None]]:
+    """Table rows: figure, measured, next to, ratio, goal, met."""
+    if report is None:
+        return []
+    return [
+        (
+            f"GET license, requests counted, {report['backend']}",
+            f"{report['counted_per_s']:.0f} req/s",
+            f"not counted {report['not_counted_per_s']:.0f} req/s",
+            f"{report['ratio']:.2f}",
+            report["goal"],
+            report["goal_met"],
+        )
+    ]
 
 
 def main() -> int:
@@ -95,13 +88,17 @@ def main() -> int:
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--quick", action="store_true", help="short phases (a smoke run)")
     args = parser.parse_args()
+    rounds, seconds = (2, 1.0) if args.quick else (args.rounds, args.seconds)
     try:
-        figures = measure(args.backend, rounds=args.rounds, seconds=args.seconds)
+        figures = measure(args.backend, rounds=rounds, seconds=seconds)
     except BenchSetupError as error:
         print(f"not measured: {error}")
         return 2
     print(json.dumps(figures, indent=2))
+    for figure, measured, beside, ratio, goal, met in rows(figures):
+        print(f"{figure}: {measured} (next to {beside}), ratio {ratio}, goal {goal}, met {met}")
     return 0
 
 
