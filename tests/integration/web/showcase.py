@@ -15,6 +15,7 @@ from tests.factories import VendorHandle
 from tests.integration.device_messages import activate_device
 from tests.integration.test_cloud import CloudUser
 from tests.integration.web.cloud_desk import colleague, customer_container
+from tests.integration.web.failed_jobs import failed_job
 from tests.integration.web.pages import staff_user
 from tests.support.shops import checkout_session, connect, stripe_event
 
@@ -40,6 +41,9 @@ def console_pages(vendor: VendorHandle) -> list[str]:
     shop.map("price_showcase", template["sku"])
     for price in ("price_showcase", "price_unmapped"):  # an order, and a failed event
         shop.send(stripe_event("checkout.session.completed", checkout_session([(price, 1)])))
+    cancelled = vendor.order()  # the orders' list shows a cancelled order
+    vendor.ok("POST", f"/orders/{cancelled['id']}/actions/cancel", json={})
+    failed_job(vendor.database, vendor.id)
     return [
         "/console/",
         "/console/products",
@@ -65,6 +69,7 @@ def console_pages(vendor: VendorHandle) -> list[str]:
         "/console/signing-keys",
         "/console/webhooks",
         f"/console/webhooks/{endpoint['id']}",
+        "/console/jobs",
         "/console/staff",
         "/console/audit",
         f"/console/audit?object_type=license&object_id={license_id}",

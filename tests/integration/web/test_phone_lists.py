@@ -62,6 +62,7 @@ def test_the_consoles_lists_fit_a_phone_with_their_actions_in_sight(
     assert buttons["/console/staff"] >= 3  # change the role, disable, for the colleague
     assert buttons["/console/signing-keys"] >= 1  # retire
     assert buttons["/console/api-keys"] >= 1  # revoke
+    assert buttons["/console/jobs"] >= 1  # retry
     page.goto(f"{live_server}/console/staff")
     expect(page.get_by_role("button", name="Disable").first).to_be_in_viewport()
 

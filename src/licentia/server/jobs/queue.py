@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import Select, delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from licentia.domain.errors import NotFoundError
 from licentia.domain.ids import new_id
 from licentia.server.db.base import utcnow
 from licentia.server.jobs.models import JobRow
@@ -54,14 +55,17 @@ def enqueue(
     run_at: datetime | None = None,
     max_attempts: int = DEFAULT_ATTEMPTS,
     job_id: str | None = None,
+    vendor_id: str | None = None,
 ) -> str | None:
     """Add a job in the caller's transaction; returns its id. With ``key``, a job that
     already has that key (pending, done or failed) wins: nothing is added and None is
-    returned, so asking twice for one natural effect makes one job."""
+    returned, so asking twice for one natural effect makes one job. ``vendor_id``: the
+    vendor it works for, whose staff may see it fail and retry it."""
     now = utcnow()
     row = {
         "id": job_id or new_id(),
         "kind": kind,
+        "vendor_id": vendor_id,
         "key": key,
         "payload": payload,
         "status": "pending",
@@ -177,6 +181,26 @@ def prune(session: Session, before: datetime) -> int:
         delete(JobRow).where(JobRow.status == "done", JobRow.finished_at < before)
     )
     return int(getattr(result, "rowcount", 0))
+
+
+def failed_jobs_query(vendor_id: str | None) -> Select[JobRow]:
+    """Jobs failed for good, of ``vendor_id`` (None: the server's own jobs, which work
+    for no vendor). Paginated by the caller, by id."""
+    owner = JobRow.vendor_id.is_(None) if vendor_id is None else JobRow.vendor_id == vendor_id
+    return select(JobRow).where(JobRow.status == "failed", owner)
+
+
+def retry_failed(session: Session, job_id: str, vendor_id: str | None, now: datetime) -> JobRow:
+    """Make the failed job ``job_id`` of ``vendor_id`` due again at ``now``, with all
+    its attempts. Raises NotFoundError if no such failed job is there (it is another
+    vendor's, pending again already, or gone)."""
+    row = session.scalars(
+        failed_jobs_query(vendor_id).where(JobRow.id == job_id).with_for_update()
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError("failed job", job_id)
+    row.status, row.attempts, row.run_at, row.finished_at = "pending", 0, now, None
+    return row
 
 
 def pending_job(session: Session, job_id: str) -> bool:

@@ -46,16 +46,21 @@ def enqueue_mail(
     *,
     key: str | None = None,
     sent_here: bool = False,
+    vendor_id: str | None = None,
 ) -> str | None:
     """Ask for ``mail`` to be sent, in the caller's transaction; returns the job's id
     (also the message's id), or None when a job with ``key`` exists already.
-    ``sent_here``: the caller will ``send_now`` it once the transaction committed."""
+    ``sent_here``: the caller will ``send_now`` it once the transaction committed.
+    ``vendor_id``: the vendor it is sent for, whose staff see it if it fails for good
+    (never its content: the message stays sealed)."""
     job_id = new_id()
     fields = asdict(mail) | {"message_id": job_id}
     sealed = master.encrypt(json.dumps(fields).encode(), purpose=_PURPOSE)
     payload = {"sealed": base64.b64encode(sealed).decode()}
     run_at = utcnow() + FIRST_TRY if sent_here else None
-    return enqueue(session, MAIL_JOB, payload, key=key, job_id=job_id, run_at=run_at)
+    return enqueue(
+        session, MAIL_JOB, payload, key=key, job_id=job_id, run_at=run_at, vendor_id=vendor_id
+    )
 
 
 def opened(master: MasterKey, payload: dict[str, Any]) -> Mail:

@@ -215,7 +215,7 @@ def _queue_mail(
         portal_url=f"{mail.public_url.rstrip('/')}/portal/{brand.vendor_slug}/",
         unsubscribe_url=link,
     )
-    enqueue_mail(session, mail.master, message.with_unsubscribe(link))
+    enqueue_mail(session, mail.master, message.with_unsubscribe(link), vendor_id=vendor_id)
 
 
 def _product_names(session: Session, vendor_id: str, codes: set[str]) -> dict[str, str]:

@@ -38,7 +38,7 @@ def start_issuing(session: Session, actor: Actor, order_id: str) -> None:
     """Mark the order "processing" and ask for the job that issues its missing
     licenses, both in the caller's transaction."""
     session.execute(update(Order).where(Order.id == order_id).values(status=_PROCESSING))
-    enqueue(session, ISSUING_JOB, issuing_payload(order_id, actor))
+    enqueue(session, ISSUING_JOB, issuing_payload(order_id, actor), vendor_id=actor.vendor_id)
 
 
 def issuing_payload(order_id: str, actor: Actor) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def issue_batch(
         total = sum(line.quantity for line in order.lines)
         record(session, actor, "order.completed", "order", order.id, after={"licenses": total})
     else:
-        enqueue(session, ISSUING_JOB, payload)
+        enqueue(session, ISSUING_JOB, payload, vendor_id=order.vendor_id)
     return len(rows)
 
 

@@ -148,6 +148,23 @@ def _take_back(
     return answer
 
 
+def taken_back(session: Session, actor: Actor, order_ids: list[str]) -> dict[str, str]:
+    """Of ``order_ids``, those the ERP took licenses back from: ``cancelled``, or
+    ``returned`` (one or more returns, not cancelled)."""
+    rows = session.execute(
+        select(OrderReturn.order_id, OrderReturn.return_id).where(
+            OrderReturn.vendor_id == actor.vendor_id, OrderReturn.order_id.in_(order_ids)
+        )
+    ).all()
+    states: dict[str, str] = {}
+    for order_id, return_id in rows:
+        if return_id == CANCELLATION:
+            states[order_id] = "cancelled"
+        else:
+            states.setdefault(order_id, "returned")
+    return states
+
+
 def _locked_order(session: Session, actor: Actor, order_id: str) -> Order:
     """The order, locked: two returns of one order queue, and the second sees the first."""
     assert actor.vendor_id is not None, "order calls need a vendor-scoped actor"

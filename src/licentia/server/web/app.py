@@ -20,6 +20,7 @@ from licentia.server.settings import Settings
 from licentia.server.web.console import (
     audit,
     devices,
+    jobs,
     keys,
     licenses,
     offline,
@@ -108,7 +109,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         console_tickets,
     ):
         app.include_router(console_area.router)
-    for area in (licenses, devices, offline, keys, webhooks, shops, staff_users, audit):
+    for area in (licenses, devices, offline, keys, webhooks, jobs, shops, staff_users, audit):
         app.include_router(area.router)
     app.add_exception_handler(LoginNeeded, login_redirect)
     _page_errors(app)

@@ -1,4 +1,6 @@
-"""Console pages for orders: the list (the ERP's orders with their lines) and an order
+"""Console pages for orders: the list (the ERP's orders with their lines and status:
+``processing`` while a large order's licenses are issued in the background,
+``completed``, or ``cancelled``/``returned`` once the ERP took licenses back) and an order
 entered by hand, placed by the same use case as ``POST /api/v1/orders``, so it is
 idempotent by its external order id (the form proposes a fresh one, and sending the
 form twice gives the one ticket)."""
@@ -19,6 +21,7 @@ from licentia.domain.errors import LicentiaError, ValidationError
 from licentia.server.catalog import services as catalog
 from licentia.server.catalog.models import Template
 from licentia.server.db.pagination import Page, paginate
+from licentia.server.orders import returns
 from licentia.server.orders import services as orders
 from licentia.server.orders.models import Customer, Order
 from licentia.server.web import units
@@ -40,17 +43,19 @@ def list_orders(request: Request, external_order_id: str = "", cursor: str = "")
         return to_login(request)
     actor.require("orders:read")
 
-    def work(session: units.DbSession) -> Page[Order]:
+    def work(session: units.DbSession) -> tuple[Page[Order], dict[str, str]]:
         query = orders.orders_query(actor, external_order_id.strip() or None)
-        return paginate(session, query, Order.id, cursor=cursor or None, limit=PAGE_SIZE)
+        page = paginate(session, query, Order.id, cursor=cursor or None, limit=PAGE_SIZE)
+        return page, returns.taken_back(session, actor, [order.id for order in page.items])
 
-    page = units.read(request, work)
+    page, taken_back = units.read(request, work)
     filters = {"external_order_id": external_order_id}
     return render(
         request,
         actor,
         "console/orders.html",
         page=page,
+        statuses={order.id: taken_back.get(order.id, order.status) for order in page.items},
         filters=filters,
         next_link=query_string(filters, cursor=page.next_cursor) if page.next_cursor else None,
     )

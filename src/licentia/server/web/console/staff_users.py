@@ -98,7 +98,10 @@ def _mail_link(request: Request, actor: Actor, invitation: staff.Invitation) -> 
         role=invitation.user.role,
     )
     master = units.backend_of(request).master
-    job_id = units.write(request, lambda s: enqueue_mail(s, master, mail, sent_here=True))
+    job_id = units.write(
+        request,
+        lambda s: enqueue_mail(s, master, mail, sent_here=True, vendor_id=actor.vendor_id),
+    )
     units.send_mail_now(request, job_id, retry=True)  # or later, from the queue
 
 

@@ -128,7 +128,10 @@ def mail_code(request: Request, ticket_id: str, to: str = Form("")) -> Response:
             to=to,
             public_url=backend.settings.public_url,
         )
-        return enqueue_mail(session, backend.master, mail, sent_here=True), mail.to
+        vendor_id = actor.vendor_id
+        return enqueue_mail(
+            session, backend.master, mail, sent_here=True, vendor_id=vendor_id
+        ), mail.to
 
     try:
         job_id, address = units.write(request, queue)

@@ -107,7 +107,7 @@ def invite(slug: str, request: Request, email: str = Form("")) -> Response:
         invited = invite_colleague(session, who, email=email)
         url = backend.settings.public_url
         mail = invitation_mail(session, templates, who, invited, public_url=url)
-        return enqueue_mail(session, backend.master, mail, sent_here=True)
+        return enqueue_mail(session, backend.master, mail, sent_here=True, vendor_id=who.vendor_id)
 
     try:
         job_id = units.write(request, work)
