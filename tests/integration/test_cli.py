@@ -23,9 +23,11 @@ from typer.testing import CliRunner, Result
 
 from licentia.cli.main import app as cli
 from licentia.server.api import create_app
+from licentia.server.db.engine import connect
 from licentia.server.keys.master import MasterKey, load_master_key, new_master_key_text
 from licentia.server.settings import Settings
 from tests.e2e.databases import fresh_database
+from tests.integration.web.failed_jobs import failed_job
 
 PASSWORD = "a long enough password"
 
@@ -386,3 +388,29 @@ def test_the_printed_master_key_is_one_the_server_accepts(tmp_path):
     )
     key = load_master_key(settings)
     assert key.decrypt(key.encrypt(b"x", purpose="p"), purpose="p") == b"x"
+
+
+# --- failed jobs -----------------------------------------------------------------------------
+
+
+def test_the_operator_lists_and_retries_failed_jobs_the_servers_own_or_a_vendors(operator):
+    slug = new_vendor(operator)
+    vendor_id = next(v["id"] for v in operator.json("admin", "vendor", "list") if v["slug"] == slug)
+    db = connect(operator.database_url)
+    try:
+        servers = failed_job(db, None, "seats.sweep", "OperationalError: the database went away")
+        vendors = failed_job(db, vendor_id)
+    finally:
+        db.dispose()
+    own = {job["id"]: job for job in operator.json("admin", "jobs", "failed")}
+    assert servers in own and vendors not in own
+    assert own[servers]["kind"] == "seats.sweep" and own[servers]["attempts"] == 12
+    assert "went away" in own[servers]["last_error"]
+    theirs = operator.json("admin", "jobs", "failed", "--vendor", slug)
+    assert [job["id"] for job in theirs] == [vendors]
+    refused = operator.run("admin", "jobs", "retry", vendors)  # not one of the server's
+    assert refused.exit_code == 4
+    retried = operator.json("admin", "jobs", "retry", vendors, "--vendor", slug)
+    assert retried == {"id": vendors, "kind": "mail.send", "status": "pending"}
+    assert operator.json("admin", "jobs", "failed", "--vendor", slug) == []
+    assert operator.json("admin", "jobs", "retry", servers)["status"] == "pending"

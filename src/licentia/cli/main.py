@@ -27,7 +27,7 @@ COMMANDS = {
     "audit": LazyCommand(SERVER, "The audit log.", "audit"),
     "admin": LazyCommand(
         "licentia.cli.server.admin:app",
-        "Vendors, users, API keys, signing keys, offline files, order imports.",
+        "Vendors, users, API keys, signing keys, offline files, order imports, failed jobs.",
     ),
 }
 

@@ -1,6 +1,6 @@
-"""``licentia admin``: vendors, their staff and keys, and the vendor's side of offline
-files. Each sub-command group is imported when it runs: ``admin offline … --server``
-works where only the ``cli`` extra is installed."""
+"""``licentia admin``: vendors, their staff and keys, the vendor's side of offline
+files, and failed jobs. Each sub-command group is imported when it runs: ``admin
+offline … --server`` works where only the ``cli`` extra is installed."""
 
 from __future__ import annotations
 
@@ -25,14 +25,15 @@ COMMANDS = {
     "offline": LazyCommand(
         "licentia.cli.server.offline:app", "File-based activation (request → update → receipt)."
     ),
+    "jobs": LazyCommand("licentia.cli.server.jobs:app", "Durable jobs that failed for good."),
 }
 app = typer.Typer(
     cls=lazy_group(COMMANDS),
     no_args_is_help=True,
-    help="Vendors, users, API keys, signing keys, offline files, order imports.",
+    help="Vendors, users, API keys, signing keys, offline files, order imports, failed jobs.",
 )
 
 
 @app.callback()
 def admin() -> None:
-    """Vendors, users, API keys, signing keys, offline files, order imports."""
+    """Vendors, users, API keys, signing keys, offline files, order imports, failed jobs."""
