@@ -1,6 +1,7 @@
 """Paddle Billing's notifications, built and signed as Paddle signs them
 (``Paddle-Signature: ts=…;h1=…``), become orders once; an approved full refund or a
-cancelled subscription acts on the licenses as the vendor chose."""
+cancelled subscription acts on the licenses as the vendor chose, and a subscription
+Paddle canceled is cancelled once and renewed no more."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from licentia.server.db.engine import Database
 from tests.factories import VendorFactory, VendorHandle
 from tests.integration.test_audit import all_events
+from tests.integration.test_shops_stripe import renew_all_due
+from tests.integration.test_subscriptions import events_of
 from tests.support.shops import (
     Shop,
     connect,
     new_id,
+    paddle_canceled_subscription,
     paddle_event,
     paddle_refund,
     paddle_transaction,
@@ -144,10 +149,11 @@ def test_stripe_and_paddle_of_one_vendor_are_kept_apart(vendors: VendorFactory):
     assert stripe_shop.send(body, header=paddle_shop.header(body)).status_code == 401
 
 
-def _subscription(shop: Shop) -> tuple[dict[str, Any], dict[str, Any]]:
+def _subscription(shop: Shop, **terms: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """A Paddle subscription of a subscription template: its first transaction's
     order, and its one license."""
-    template = shop.vendor.template({"subscription": {"period": "monthly", "grace_days": 7}})
+    subscription_terms = {"period": "monthly", "grace_days": 7, **terms}
+    template = shop.vendor.template({"subscription": subscription_terms})
     price, _ = shop.mapped_price(template)
     subscription, customer = new_id("sub"), new_id("ctm")
     first_end = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
@@ -208,3 +214,36 @@ def test_a_renewal_of_a_subscription_licentia_has_no_order_for_places_none(
     assert answer.status_code == 200, answer.text
     assert (answer.json()["status"], answer.json()["outcome"]) == ("processed", "no_order")
     assert shop.vendor.ok("GET", "/orders")["items"] == []
+
+
+def test_a_subscription_canceled_in_paddle_is_cancelled_once_and_renewed_no_more(
+    vendors: VendorFactory, database: Database, live_server: str
+):
+    shop = connect(vendors.create(), "paddle")
+    first, license_ = _subscription(shop, automatic=True)
+    paid_until = license_["subscription"]["paid_until"]
+    event_id = new_id("evt")
+    canceled = paddle_canceled_subscription(first["subscription_id"], first["customer_id"])
+    body = paddle_event("subscription.canceled", canceled, event_id)
+
+    answers = shop.send_together(body, 10, live_server)
+
+    assert [a.status_code for a in answers] == [200] * 10, [a.text for a in answers]
+    assert sorted(a.json()["status"] for a in answers) == ["processed"] + ["replayed"] * 9
+    assert {a.json()["outcome"] for a in answers} == {"subscription_cancelled"}
+    assert events_of(database, license_["id"], "subscription.cancelled") == 1
+    [event] = all_events(shop.vendor, action="subscription.cancelled")
+    assert (event["actor_type"], event["actor_id"]) == ("shop", "paddle")
+    assert event["after"]["cancellation"] == {"source": "paddle", "external_id": event_id}
+    cancelled = shop.vendor.ok("GET", f"/licenses/{license_['id']}")
+    assert (cancelled["state"], cancelled["subscription"]["status"]) == ("available", "cancelled")
+    assert cancelled["valid_until"] == paid_until  # without the grace
+
+    renew_all_due(database, datetime.fromisoformat(paid_until) + timedelta(days=1))
+    renewal, _ = _renewal(first, license_)
+    late = shop.send(paddle_event("transaction.completed", renewal)).json()
+
+    assert late["outcome"] == "unchanged"
+    after = shop.vendor.ok("GET", f"/licenses/{license_['id']}")
+    assert after["subscription"]["paid_until"] == paid_until
+    assert all_events(shop.vendor, action="subscription.renewed") == []

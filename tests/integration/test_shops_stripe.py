@@ -1,6 +1,8 @@
 """Stripe's events, built and signed as Stripe signs them, become orders once: a
-retry, a replay and ten concurrent copies of one event make one order; a refund or a
-cancelled subscription suspends or withdraws the licenses, as the vendor chose."""
+retry, a replay and ten concurrent copies of one event make one order; a renewal
+renews a subscription once; a subscription Stripe ended is cancelled once and renewed
+no more; a refund or a cancelled subscription suspends or withdraws the licenses, as
+the vendor chose."""
 
 from __future__ import annotations
 
@@ -11,12 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from licentia.server.db.engine import Database, run_write
+from licentia.server.subscriptions.services import renew_due
 from tests.factories import VendorFactory, VendorHandle
 from tests.integration.test_audit import all_events
+from tests.integration.test_subscriptions import events_of
 from tests.support.shops import (
     Shop,
     checkout_session,
     connect,
+    deleted_subscription,
     new_id,
     paid_invoice,
     refunded_charge,
@@ -327,13 +333,21 @@ class Subscribed:
         invoice = paid_invoice(self.subscription, self.customer, [(self.price, 1)], end)
         return stripe_event("invoice.paid", invoice, event_id)
 
+    def cancellation(self, event_id: str | None = None) -> str:
+        """The signed body of ``customer.subscription.deleted``: the subscription ended
+        at the end of the period the license is paid to."""
+        paid_until = datetime.fromisoformat(self.license["subscription"]["paid_until"])
+        ended = deleted_subscription(self.subscription, self.customer, int(paid_until.timestamp()))
+        return stripe_event("customer.subscription.deleted", ended, event_id)
+
     def now(self) -> dict[str, Any]:
         return dict(self.shop.vendor.ok("GET", f"/licenses/{self.license['id']}"))
 
 
-def _subscribed(vendors: VendorFactory) -> Subscribed:
+def _subscribed(vendors: VendorFactory, **terms: Any) -> Subscribed:
     shop = connect(vendors.create())
-    template = shop.vendor.template({"subscription": {"period": "monthly", "grace_days": 7}})
+    subscription_terms = {"period": "monthly", "grace_days": 7, **terms}
+    template = shop.vendor.template({"subscription": subscription_terms})
     price, _ = shop.mapped_price(template)
     subscription, customer = new_id("sub"), new_id("cus")
     session = checkout_session([(price, 1)], customer=customer, subscription=subscription)
@@ -405,3 +419,85 @@ def test_a_subscription_cancelled_in_licentia_is_not_renewed_by_the_shop(vendors
 
     assert (receipt["status"], receipt["outcome"]) == ("processed", "unchanged")
     assert sold.now()["subscription"]["paid_until"] == sold.license["subscription"]["paid_until"]
+
+
+# --- cancellations of subscription licenses --------------------------------------------
+
+
+def renew_all_due(database: Database, now: datetime) -> None:
+    """Licentia's automatic renewals up to ``now``, every round of them (the shared
+    database holds other tests' subscriptions too)."""
+    while run_write(database, lambda session: renew_due(session, now)):
+        pass
+
+
+def test_a_subscription_ended_in_stripe_is_cancelled_and_not_renewed_automatically(
+    vendors: VendorFactory, database: Database
+):
+    sold = _subscribed(vendors, automatic=True)
+    paid_until = sold.license["subscription"]["paid_until"]
+    event_id = new_id("evt")
+
+    receipt = sold.shop.send(sold.cancellation(event_id)).json()
+
+    assert (receipt["status"], receipt["outcome"]) == ("processed", "subscription_cancelled")
+    assert receipt["order_id"] == sold.order_id
+    cancelled = sold.now()
+    assert cancelled["state"] == "available"  # the cancel action is "none"
+    assert cancelled["subscription"]["status"] == "cancelled"
+    assert cancelled["subscription"]["next_renewal_at"] is None
+    assert cancelled["subscription"]["paid_until"] == paid_until
+    assert cancelled["valid_until"] == paid_until  # the grace is gone: no payment will come
+    [event] = all_events(sold.shop.vendor, action="subscription.cancelled")
+    assert (event["actor_type"], event["actor_id"]) == ("shop", "stripe")
+    assert event["after"]["cancellation"] == {"source": "stripe", "external_id": event_id}
+
+    renew_all_due(database, datetime.fromisoformat(paid_until) + timedelta(days=1))
+
+    assert sold.now()["subscription"]["paid_until"] == paid_until
+    assert all_events(sold.shop.vendor, action="subscription.renewed") == []
+
+
+def test_a_payment_after_stripe_ended_the_subscription_renews_nothing(vendors: VendorFactory):
+    sold = _subscribed(vendors)
+    sold.shop.send(sold.cancellation())
+
+    late = sold.shop.send(sold.renewal(30)).json()  # Stripe's events come in any order
+
+    assert (late["status"], late["outcome"]) == ("processed", "unchanged")
+    assert sold.now()["subscription"]["paid_until"] == sold.license["subscription"]["paid_until"]
+    assert sold.now()["subscription"]["status"] == "cancelled"
+
+
+def test_ten_concurrent_copies_of_a_cancellation_cancel_once_and_send_one_event(
+    vendors: VendorFactory, database: Database, live_server: str
+):
+    sold = _subscribed(vendors)
+    body = sold.cancellation()
+
+    answers = sold.shop.send_together(body, 10, live_server)
+
+    assert [a.status_code for a in answers] == [200] * 10, [a.text for a in answers]
+    assert sorted(a.json()["status"] for a in answers) == ["processed"] + ["replayed"] * 9
+    assert {a.json()["outcome"] for a in answers} == {"subscription_cancelled"}
+    assert events_of(database, sold.license["id"], "subscription.cancelled") == 1
+    assert len(all_events(sold.shop.vendor, action="subscription.cancelled")) == 1
+    assert sold.now()["version"] == sold.license["version"] + 1
+    assert sold.shop.send(body).json()["status"] == "replayed"  # and the shop's retry later
+
+
+def test_a_cancel_action_still_applies_to_a_cancelled_subscriptions_licenses(
+    vendors: VendorFactory,
+):
+    sold = _subscribed(vendors)
+    sold.shop.vendor.ok("PUT", "/shops/stripe", json={"cancel_action": "suspend"})
+
+    receipt = sold.shop.send(sold.cancellation()).json()
+
+    assert receipt["outcome"] == "licenses_suspended"
+    after = sold.now()
+    assert (after["state"], after["subscription"]["status"]) == ("suspended", "cancelled")
+    # a cancellation of a subscription the license is already cancelled for changes nothing
+    again = sold.shop.send(sold.cancellation()).json()
+    assert (again["status"], again["outcome"]) == ("processed", "licenses_suspended")
+    assert len(all_events(sold.shop.vendor, action="subscription.cancelled")) == 1

@@ -141,6 +141,24 @@ def paid_invoice(
     }
 
 
+def deleted_subscription(subscription: str, customer: str, period_end: int) -> dict[str, Any]:
+    """The subscription of ``customer.subscription.deleted``: ended now, at the end of
+    the period it was paid to (``cancel_at_period_end``), as Stripe sends it."""
+    now = int(time.time())
+    return {
+        "id": subscription,
+        "object": "subscription",
+        "status": "canceled",
+        "customer": customer,
+        "cancel_at_period_end": True,
+        "canceled_at": now - 86400,
+        "ended_at": now,
+        "cancellation_details": {"reason": "cancellation_requested", "feedback": None},
+        "current_period_end": period_end,
+        "items": {"object": "list", "data": []},
+    }
+
+
 def refunded_charge(payment_intent: str, *, full: bool = True) -> dict[str, Any]:
     return {
         "id": new_id("ch"),
@@ -188,6 +206,21 @@ def paddle_transaction(
             {"price": {"id": price, "product_id": new_id("pro")}, "quantity": quantity}
             for price, quantity in items
         ],
+    }
+
+
+def paddle_canceled_subscription(subscription: str, customer: str) -> dict[str, Any]:
+    """The subscription of ``subscription.canceled``: Paddle sends it when the
+    cancellation takes effect (a scheduled one at the end of the billing period)."""
+    return {
+        "id": subscription,
+        "status": "canceled",
+        "customer_id": customer,
+        "canceled_at": "2026-12-03T20:00:00Z",
+        "current_billing_period": None,
+        "next_billed_at": None,
+        "scheduled_change": None,
+        "items": [],
     }
 
 

@@ -10,7 +10,8 @@ reads it into one of these commands; the same use cases then carry them out:
   (a subscription license is renewed up to it). A ``renewal`` (the shop's next
   period of a subscription) changes the subscription's order and never places one.
 - ``Revocation``: a refund or a cancellation; the vendor's settings say whether the
-  order's licenses are then suspended, withdrawn or left alone.
+  order's licenses are then suspended, withdrawn or left alone. A cancellation (the
+  shop's subscription has ended) also cancels the order's subscriptions.
 - ``Ignored``: an event the gateway does not act on (answered 200, so the shop stops
   sending it).
 """

@@ -52,7 +52,7 @@ from licentia.server.orders.models import Customer, OrderLine
 from licentia.server.shops import paddle_events, stripe_events
 from licentia.server.shops.models import ShopEvent, ShopMapping, ShopReference
 from licentia.server.shops.services import settings_for_events, signing_secret
-from licentia.server.subscriptions.services import renew_subscription
+from licentia.server.subscriptions.services import cancel_subscription, renew_subscription
 from licentia.server.tenancy.services import vendor_id_of
 
 log = logging.getLogger("licentia.shops")
@@ -145,7 +145,8 @@ def carry_out(
         outcome, order_id = _sell(session, actor, master, provider, command, event.event_id)
     else:
         assert isinstance(command, Revocation)
-        outcome, order_id = _revoke(session, actor, provider, command, actions[command.reason])
+        action = actions[command.reason]
+        outcome, order_id = _revoke(session, actor, provider, command, action, event.event_id)
     claim.status, claim.outcome, claim.order_id = "processed", outcome, order_id
     claim.error_code = claim.error_message = None
     claim.updated_at = utcnow()
@@ -402,7 +403,11 @@ def _revoke(
     provider: Provider,
     revocation: Revocation,
     action: RevocationAction,
+    event_id: str,
 ) -> tuple[str, str | None]:
+    """The vendor's action for a refund or a cancellation on the order's licenses. A
+    cancellation first cancels the order's subscriptions: the shop's subscription has
+    ended, so no payment and no automatic renewal will renew them again."""
     order_id = session.scalar(
         select(ShopReference.order_id)
         .where(
@@ -414,8 +419,11 @@ def _revoke(
     )
     if order_id is None:
         return "no_order", None
+    cancelled = revocation.reason is RevocationReason.CANCEL and _cancel_subscriptions(
+        session, actor, provider, event_id, order_id
+    )
     if action is RevocationAction.NONE:
-        return "no_action", order_id
+        return ("subscription_cancelled" if cancelled else "no_action"), order_id
     verb, outcome = _VERBS[action]
     now = utcnow()
     for license_ in _licenses_of(session, order_id):
@@ -426,6 +434,25 @@ def _revoke(
         except IllegalTransitionError:
             continue  # withdrawn, replaced or expired already: nothing left to stop
     return outcome, order_id
+
+
+def _cancel_subscriptions(
+    session: Session, actor: Actor, provider: Provider, event_id: str, order_id: str
+) -> bool:
+    """Cancel the subscription of each subscription license of the order with the
+    subscriptions' use case (audited and sent as ``subscription.cancelled``, once: a
+    subscription cancelled before stays as it is); True if the order has any.
+
+    Both shops send the event when the subscription has ended, at the end of its
+    period or at once; a cancelled subscription runs to the end of its paid period
+    without the grace, which is now for one that ended at its period's end or after
+    its payments failed. Stopping a license before the end of what was paid is the
+    cancel action's work."""
+    licenses = _licenses_of(session, order_id)
+    subscriptions = [license_.id for license_ in licenses if license_.paid_until is not None]
+    for license_id in subscriptions:
+        cancel_subscription(session, actor, license_id, source=provider.value, external_id=event_id)
+    return bool(subscriptions)
 
 
 _VERBS = {

@@ -50,7 +50,7 @@ class ReceiptOut(BaseModel):
     event_type: str
     outcome: str | None = Field(
         description="order_created, lines_added, renewed, unchanged, licenses_suspended,"
-        " licenses_withdrawn, no_action or no_order"
+        " licenses_withdrawn, subscription_cancelled, no_action or no_order"
     )
     order_id: str | None
     detail: str | None = Field(description="why an event was ignored")
