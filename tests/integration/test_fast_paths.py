@@ -10,6 +10,8 @@ the full path decides.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -20,9 +22,11 @@ from licentia.server.activation import calls as device_calls
 from licentia.server.activation.calls import DeviceMessage
 from licentia.server.activation.services import NotModified, UpdateIssued
 from licentia.server.api.context import Services
-from licentia.server.cloud import calls
+from licentia.server.cloud import calls, protocol
 from licentia.server.cloud.checkout import checkout_at_once, checkout_in_line
-from licentia.server.cloud.protocol import Presented, SeatGrant, SeatWanted
+from licentia.server.cloud.protocol import Presented, SeatGrant, SeatWanted, UnitsWanted
+from licentia.server.counters.services import UnitsClaim, consume_many
+from licentia.server.db.base import utcnow
 from tests.factories import VendorHandle
 from tests.integration.test_cloud import CloudUser, _container
 from tests.integration.test_device_sync import _activated
@@ -125,18 +129,64 @@ def test_heartbeats_renewed_together_answer_as_a_heartbeat_alone(vendors, backen
 def test_a_consumption_at_once_counts_as_the_full_consumption(vendors) -> None:
     _vendor, services, who, product = _seat_pool(vendors, seats=1)
     runner, master = services.runner, services.master
-    fast = _run(calls.consume_at_once(runner, who, calls.UnitsWanted(product, None, 2, "a")))
-    full = _run(
-        calls.consume_in_full(runner, master, who, calls.UnitsWanted(product, None, 2, "b"))
-    )
+    fast = _run(calls.consume_at_once(runner, who, UnitsWanted(product, None, 2, "a")))
+    full = _run(calls.consume_in_full(runner, master, who, UnitsWanted(product, None, 2, "b")))
     assert fast is not None
     assert (fast.license_id, fast.units, fast.replayed) == (full.license_id, 2, False)
     assert full.balance_after == fast.balance_after - 2
     # A repeated key: the fast path takes nothing, the full one replays.
-    assert (
-        _run(calls.consume_at_once(runner, who, calls.UnitsWanted(product, None, 2, "a"))) is None
-    )
-    replay = _run(
-        calls.consume_in_full(runner, master, who, calls.UnitsWanted(product, None, 2, "a"))
-    )
+    assert _run(calls.consume_at_once(runner, who, UnitsWanted(product, None, 2, "a"))) is None
+    replay = _run(calls.consume_in_full(runner, master, who, UnitsWanted(product, None, 2, "a")))
     assert (replay.replayed, replay.balance_after) == (True, fast.balance_after)
+
+
+def test_consumptions_taken_together_count_as_each_taken_alone(vendors, backend) -> None:
+    _vendor, services, who, product = _seat_pool(vendors, seats=1)  # 50 units
+    first, second = (UnitsWanted(product, None, 2, key) for key in ("a", "b"))
+    together = _run(services.consumptions.consume(who, first))
+    alone = _run(calls.consume_at_once(services.runner, who, second))
+    assert alone is not None
+    if backend == "sqlite":
+        assert together is None  # taken together on PostgreSQL only
+        return
+    assert together is not None
+    assert (together.license_id, together.units, together.replayed) == (alone.license_id, 2, False)
+    assert (together.balance_after, alone.balance_after) == (48, 46)
+    # A key used before: taken by neither fast path; the full one replays it.
+    for fast in (services.consumptions.consume, partial(calls.consume_at_once, services.runner)):
+        assert _run(fast(who, UnitsWanted(product, None, 2, "a"))) is None
+
+
+def _claims(services: Services, who: Presented, product: str) -> Callable[[str, int], UnitsClaim]:
+    counter = _run(
+        services.runner.autocommit(
+            lambda c: protocol.find_counter(c, who, product, None, now=utcnow())
+        )
+    )
+    access = counter.access
+    return lambda key, units: UnitsClaim(
+        counter.license_id, access.vendor_id, access.device_id, units, key, counter.low_balance
+    )
+
+
+def test_a_batch_of_consumptions_takes_all_of_a_counters_claims_or_none(vendors, backend) -> None:
+    if backend == "sqlite":
+        pytest.skip("consumptions are taken together on PostgreSQL only")
+    vendor, services, who, product = _seat_pool(vendors, seats=1)  # 50 units, low mark 5
+    claim = _claims(services, who, product)
+
+    def take(*claims: UnitsClaim) -> list[int | None]:
+        taken = _run(
+            services.runner.autocommit(lambda c: consume_many(c, list(claims), now=utcnow()))
+        )
+        return [None if item is None else item.balance_after for item in taken]
+
+    assert take(claim("a", 2), claim("b", 3), claim("c", 1)) == [48, 45, 44]
+    assert take(claim("d", 1), claim("a", 1)) == [None, None]  # "a" was used
+    assert take(claim("e", 30), claim("f", 12)) == [None, None]  # 44 → 2 crosses the mark
+    assert take(claim("g", 40), claim("h", 4)) == [None, None]  # 44 → 0: the last units
+    assert take(claim("i", 39)) == [5]
+    units = vendor.ok("GET", f"/licenses/{claim('x', 1).license_id}/units")
+    consumed = [(e["key"], e["balance_after"]) for e in units["ledger"] if e["kind"] == "consume"]
+    assert consumed == [("a", 48), ("b", 45), ("c", 44), ("i", 5)]
+    assert units["balance"] == units["recomputed_from_ledger"] == 5

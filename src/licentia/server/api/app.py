@@ -47,6 +47,7 @@ from licentia.server.api.routes import (
 )
 from licentia.server.api.threads import install_executor
 from licentia.server.background import Resources, job_kinds, run_jobs_forever
+from licentia.server.cloud.consumptions import Consumptions
 from licentia.server.cloud.renewals import Renewals
 from licentia.server.db.engine import Database, connect
 from licentia.server.db.loop_statements import LoopStatements
@@ -98,6 +99,7 @@ def create_app(
         CredentialCache(settings.credential_cache_seconds),
         runner,
         Renewals(runner, master),
+        Consumptions(runner),
         LicenseReads(runner),
         PasswordChecks(settings.password_checks),
         PushHub(max_streams=settings.push_stream_cap, per_address=settings.push_streams_per_device),

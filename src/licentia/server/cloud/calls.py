@@ -9,9 +9,10 @@ their full path:
   (:class:`licentia.server.cloud.renewals.Renewals`), else alone
   (:func:`licentia.server.cloud.protocol.renew_seat`), which says why it failed;
 - a release is one statement (:func:`licentia.server.cloud.protocol.release_seat`);
-- a consumption takes its units in one statement
-  (:func:`licentia.server.cloud.protocol.consume_units`), else the full counter
-  service decides (:func:`consume_in_full`);
+- a consumption takes its units with the others that arrive together
+  (:class:`licentia.server.cloud.consumptions.Consumptions`), else alone in one
+  statement (:func:`licentia.server.cloud.protocol.consume_units`), else the full
+  counter service decides (:func:`consume_in_full`);
 - a checkout: :mod:`licentia.server.cloud.checkout`.
 
 Each full path runs in one write transaction, after the device's access check
@@ -37,7 +38,8 @@ from licentia.server.activation.messages import read_request, read_signed_by
 from licentia.server.cloud import protocol
 from licentia.server.cloud import services as cloud
 from licentia.server.cloud.access import DeviceAccess, touch_device
-from licentia.server.cloud.protocol import Consumed, Presented, SeatGrant
+from licentia.server.cloud.consumptions import Consumptions
+from licentia.server.cloud.protocol import Consumed, Presented, SeatGrant, UnitsWanted
 from licentia.server.cloud.renewals import Renewals
 from licentia.server.counters import services as counters
 from licentia.server.db.base import utcnow
@@ -325,20 +327,18 @@ async def return_borrow(runner: Runner, slug: str, proof: str) -> str:
 # --- counters -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class UnitsWanted:
-    product: str
-    feature: str | None
-    units: int
-    key: str  # the consumption's idempotency key
-
-
 async def consume(
-    runner: Runner, master: MasterKey, who: Presented, wanted: UnitsWanted
+    runner: Runner,
+    consumptions: Consumptions,
+    master: MasterKey,
+    who: Presented,
+    wanted: UnitsWanted,
 ) -> Consumed:
     """Take units atomically; the same key never counts twice. Raises ConflictError
     ``UNITS_EXHAUSTED``, ``NO_COUNTER`` and the access errors."""
-    consumed = await consume_at_once(runner, who, wanted)
+    consumed = await consumptions.consume(who, wanted)
+    if consumed is None:
+        consumed = await consume_at_once(runner, who, wanted)
     if consumed is None:  # a replay, the last units, a low balance: the full service decides
         consumed = await consume_in_full(runner, master, who, wanted)
     if not consumed.replayed:

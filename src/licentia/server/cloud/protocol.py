@@ -432,6 +432,41 @@ class Consumed:
     replayed: bool = False
 
 
+@dataclass(frozen=True)
+class UnitsWanted:
+    """A consumption as the device asks for it."""
+
+    product: str
+    feature: str | None
+    units: int
+    key: str  # the consumption's idempotency key
+
+
+@dataclass(frozen=True)
+class Counter:
+    """The counter a consumption takes its units from, and the device that takes them."""
+
+    access: DeviceAccess
+    license_id: str
+    low_balance: int  # :func:`licentia.server.counters.services.low_balance_threshold`
+
+
+def find_counter(
+    connection: CoreConnection, who: Presented, product: str, feature: str | None, *, now: datetime
+) -> Counter:
+    """The first usable counter for ``product`` (one statement: access and licenses).
+    Raises ConflictError ``NO_COUNTER``, the access errors and those of
+    ``choose_usable``."""
+    rows = connection.execute(_CONSUME_QUERY, who.parameters() | {"product": product}).all()
+    access = _authenticated(connection, rows[0] if rows else None, who)
+    found = [row for row in rows if row.id is not None]
+    usable = choose_usable(found, product, feature, delivery=CLOUD_USES, now=now)
+    counted = [row for row in usable if StoredOptions(row.options).units is not None]
+    if not counted:
+        raise ConflictError("no license here counts units", code="NO_COUNTER")
+    return Counter(access, counted[0].id, low_balance_threshold(counted[0].options))
+
+
 def consume_units(
     connection: CoreConnection,
     who: Presented,
@@ -443,28 +478,20 @@ def consume_units(
     now: datetime,
 ) -> Consumed | None:
     """Take ``units`` from the first usable counter for ``product``, in two statements
-    (access and licenses; the balance with its ledger row). None, having taken
-    nothing, when the full consumption must decide. Raises ConflictError
-    ``NO_COUNTER``, the access errors and those of ``choose_usable``."""
-    rows = connection.execute(_CONSUME_QUERY, who.parameters() | {"product": product}).all()
-    access = _authenticated(connection, rows[0] if rows else None, who)
-    found = [row for row in rows if row.id is not None]
-    usable = choose_usable(found, product, feature, delivery=CLOUD_USES, now=now)
-    counted = [row for row in usable if StoredOptions(row.options).units is not None]
-    if not counted:
-        raise ConflictError("no license here counts units", code="NO_COUNTER")
-    license_ = counted[0]
+    (:func:`find_counter`; the balance with its ledger row). None, having taken
+    nothing, when the full consumption must decide. Raises as :func:`find_counter`."""
+    counter = find_counter(connection, who, product, feature, now=now)
     taken = consume_at_once(
         connection,
-        license_id=license_.id,
-        vendor_id=access.vendor_id,
-        actor_id=access.device_id,
+        license_id=counter.license_id,
+        vendor_id=counter.access.vendor_id,
+        actor_id=counter.access.device_id,
         units=units,
         key=key,
-        low_balance=low_balance_threshold(license_.options),
+        low_balance=counter.low_balance,
         now=now,
     )
     if taken is None:
         return None
-    touch_device(connection, access, now)
-    return Consumed(license_.id, units, taken.balance_after, key)
+    touch_device(connection, counter.access, now)
+    return Consumed(counter.license_id, units, taken.balance_after, key)

@@ -13,8 +13,11 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
+    String,
     Table,
     bindparam,
+    column,
     exists,
     func,
     insert,
@@ -23,6 +26,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,6 +39,7 @@ from licentia.server.counters.models import LedgerEntry, UnitCounter
 from licentia.server.db.core import CoreConnection
 from licentia.server.licenses.models import License
 
+MAX_KEY = 200  # a consumption's key, as long as the ledger keeps it
 LOW_BALANCE_SHARE = 0.1  # an event when the balance falls below 10 % of the initial units
 _counters = cast(Table, UnitCounter.__table__)
 _ledger = cast(Table, LedgerEntry.__table__)
@@ -323,7 +328,7 @@ def consume_at_once(
     has more to do: the key was used before (a replay, or a concurrent twin), too few
     units are left, or the balance would cross ``low_balance`` (see
     :func:`low_balance_threshold`) or reach zero."""
-    if units <= 0 or not 1 <= len(key) <= 200:
+    if units <= 0 or not 1 <= len(key) <= MAX_KEY:
         return None
     entry_id = new_id()
     values: dict[str, Any] = {
@@ -347,3 +352,134 @@ def consume_at_once(
         except IntegrityError:
             return None  # a twin with the same key won meanwhile: consume() replays it
     return None if balance is None else Taken(entry_id, int(balance))
+
+
+# -- many consumptions in one statement (PostgreSQL) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class UnitsClaim:
+    """One consumption of :func:`consume_many`'s batch, as :func:`consume_at_once`
+    takes it (``low_balance``: :func:`low_balance_threshold` of the license)."""
+
+    license_id: str
+    vendor_id: str
+    actor_id: str | None
+    units: int
+    key: str
+    low_balance: int
+
+
+def _consume_many_statement() -> Any:
+    """PostgreSQL: the consumptions of several claims in one statement. Per counter,
+    all of its claims or none: the balance falls by their sum under the conditions
+    of :func:`_take_units` (every one of their keys new, the sum leaving more than
+    zero and not crossing the low-balance mark, which a falling balance crosses at
+    most once), and each claim gets its ledger row with the balance after it, in the
+    order given."""
+    wanted = (
+        func.unnest(
+            bindparam("entry_ids", type_=ARRAY(String)),
+            bindparam("licenses", type_=ARRAY(String)),
+            bindparam("vendors", type_=ARRAY(String)),
+            bindparam("actors", type_=ARRAY(String)),
+            bindparam("units_each", type_=ARRAY(BigInteger)),
+            bindparam("keys", type_=ARRAY(String)),
+            bindparam("lows", type_=ARRAY(BigInteger)),
+        )
+        .table_valued(
+            column("entry_id", String),
+            column("license", String),
+            column("vendor", String),
+            column("actor", String),
+            column("units", BigInteger),
+            column("key", String),
+            column("low", BigInteger),
+            with_ordinality="n",
+        )
+        .render_derived(name="wanted")
+    )
+    upto = func.sum(wanted.c.units).over(partition_by=wanted.c.license, order_by=wanted.c.n)
+    ordered = select(*wanted.c, upto.label("upto")).cte("ordered")
+    totals = (
+        select(
+            ordered.c.license,
+            func.sum(ordered.c.units).label("total"),
+            func.max(ordered.c.low).label("low"),
+        )
+        .group_by(ordered.c.license)
+        .cte("totals")
+    )
+    used = select(_ledger.c.id).where(
+        _ledger.c.license_id == ordered.c.license,
+        _ledger.c.key == ordered.c.key,
+        ordered.c.license == totals.c.license,
+    )
+    taken = (
+        update(_counters)
+        .where(
+            _counters.c.license_id == totals.c.license,
+            _counters.c.balance > totals.c.total,
+            or_(
+                _counters.c.balance - totals.c.total >= totals.c.low,
+                _counters.c.balance < totals.c.low,
+            ),
+            ~exists(used),
+        )
+        .values(
+            balance=_counters.c.balance - totals.c.total,
+            updated_at=_param(_counters, "updated_at", "now"),
+        )
+        .returning(_counters.c.license_id, (_counters.c.balance + totals.c.total).label("before"))
+        .cte("taken")
+    )
+    entries = {
+        "id": ordered.c.entry_id,
+        "vendor_id": ordered.c.vendor,
+        "license_id": ordered.c.license,
+        "kind": literal("consume", _ledger.c.kind.type),
+        "delta": -ordered.c.units,
+        "balance_after": taken.c.before - ordered.c.upto,
+        "key": ordered.c.key,
+        "actor_id": ordered.c.actor,
+        "at": _param(_ledger, "at", "now"),
+    }
+    rows = select(*entries.values()).select_from(
+        ordered.join(taken, taken.c.license_id == ordered.c.license)
+    )
+    return (
+        insert(_ledger)
+        .from_select(list(entries), rows)
+        .returning(_ledger.c.id, _ledger.c.balance_after)
+        .add_cte(ordered, totals, taken)
+    )
+
+
+_CONSUME_MANY = _consume_many_statement()
+
+
+def consume_many(
+    connection: CoreConnection, claims: list[UnitsClaim], *, now: datetime
+) -> list[Taken | None]:
+    """PostgreSQL only: :func:`consume_at_once` for several claims in one statement
+    (one round trip, one commit, the counter's row lock taken once). Per counter, all
+    of its claims are taken or none (None for each: :func:`consume` then decides, as
+    after :func:`consume_at_once`). A key may appear once per counter in ``claims``;
+    a key another consumption committed meanwhile fails the statement
+    (IntegrityError), having taken nothing."""
+    entry_ids = sorted(new_id() for _ in claims)  # the ledger's (at, id) order: the batch's
+    parameters = {
+        "entry_ids": entry_ids,
+        "licenses": [claim.license_id for claim in claims],
+        "vendors": [claim.vendor_id for claim in claims],
+        "actors": [claim.actor_id for claim in claims],
+        "units_each": [claim.units for claim in claims],
+        "keys": [claim.key for claim in claims],
+        "lows": [claim.low_balance for claim in claims],
+        "now": now,
+    }
+    rows = connection.execute(_CONSUME_MANY, parameters).all()
+    taken = {row.id: int(row.balance_after) for row in rows}
+    return [
+        Taken(entry_id, taken[entry_id]) if entry_id in taken else None for entry_id in entry_ids
+    ]

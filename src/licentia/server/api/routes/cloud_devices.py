@@ -25,7 +25,7 @@ from licentia.server.api.schemas import CODE, JOSE_BODY, SECRET
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.cloud import calls
 from licentia.server.cloud.checkout import checkout as checkout_seat
-from licentia.server.cloud.protocol import Presented, SeatGrant, SeatWanted
+from licentia.server.cloud.protocol import Presented, SeatGrant, SeatWanted, UnitsWanted
 from licentia.server.rate_limits.families import Family, limited
 
 router = APIRouter(
@@ -296,7 +296,9 @@ class ConsumeOut(BaseModel):
 @hot
 async def consume(body: ConsumeIn, call: DeviceCall = Depends(device_call)) -> Response:
     """Take units atomically; the same ``key`` never counts twice. 409 ``UNITS_EXHAUSTED``."""
-    wanted = calls.UnitsWanted(body.product, body.feature, body.units, body.key)
+    wanted = UnitsWanted(body.product, body.feature, body.units, body.key)
     services = call.services
-    consumed = await calls.consume(services.runner, services.master, call.presented, wanted)
+    consumed = await calls.consume(
+        services.runner, services.consumptions, services.master, call.presented, wanted
+    )
     return _json(ConsumeOut.model_validate(consumed, from_attributes=True))
