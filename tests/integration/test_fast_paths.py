@@ -25,8 +25,10 @@ from licentia.server.api.context import Services
 from licentia.server.cloud import calls, protocol
 from licentia.server.cloud.checkout import checkout_at_once, checkout_in_line
 from licentia.server.cloud.protocol import Presented, SeatGrant, SeatWanted, UnitsWanted
+from licentia.server.cloud.releases import Release, release_many
 from licentia.server.counters.services import UnitsClaim, consume_many
 from licentia.server.db.base import utcnow
+from licentia.server.seats import leases
 from tests.factories import VendorHandle
 from tests.integration.test_cloud import CloudUser, _container
 from tests.integration.test_device_sync import _activated
@@ -190,3 +192,65 @@ def test_a_batch_of_consumptions_takes_all_of_a_counters_claims_or_none(vendors,
     consumed = [(e["key"], e["balance_after"]) for e in units["ledger"] if e["kind"] == "consume"]
     assert consumed == [("a", 48), ("b", 45), ("c", 44), ("i", 5)]
     assert units["balance"] == units["recomputed_from_ledger"] == 5
+
+
+def test_seats_released_together_are_recorded_as_released_one_after_the_other(
+    vendors, backend
+) -> None:
+    vendor, services, who, product = _seat_pool(vendors, seats=4)
+    runner, master = services.runner, services.master
+    wanted = [SeatWanted(product, None, name, "pc", name) for name in ("a", "b", "c", "d")]
+    leases = [_run(checkout_at_once(runner, master, who, w)) for w in wanted]
+    if backend == "sqlite":
+        assert _run(services.releases.release(who, leases[0].lease_id, leases[0].fence)) is False
+        return
+    stale = leases[0].fence + 1
+    batch = [Release(who, lease.lease_id, lease.fence) for lease in leases[:3]]
+    batch.append(Release(who, leases[3].lease_id, stale))  # released by none
+    done = _run(runner.autocommit(lambda c: release_many(c, batch)))
+    assert done == [True, True, True, False]
+    _run(calls.release_alone(runner, who, leases[3].lease_id, leases[3].fence))
+    events = vendor.ok(
+        "GET", f"/licenses/{leases[0].license_id}/seat-events", params={"kind": "release"}
+    )["items"]
+    recorded = {e["lease_id"]: e["in_use"] for e in events}
+    assert recorded == {lease.lease_id: 3 - n for n, lease in enumerate(leases)}
+    # Releasing again, or with a stale fence: nothing is done, by either path.
+    assert _run(services.releases.release(who, leases[0].lease_id, leases[0].fence)) is False
+    _run(calls.release_alone(runner, who, leases[0].lease_id, leases[0].fence))
+    assert len(vendor.ok("GET", f"/licenses/{leases[0].license_id}/seat-events")["items"]) == 8
+
+
+def test_seats_taken_together_are_granted_as_a_seat_taken_alone(vendors, backend) -> None:
+    _vendor, services, who, product = _seat_pool(vendors, seats=3)
+    runner, master, takes = services.runner, services.master, services.seat_takes
+    ann, bob, cid, dan = (SeatWanted(product, None, n, "pc", n) for n in ("a", "b", "c", "d"))
+    together = _run(takes.take(who, ann))
+    alone = _run(checkout_at_once(runner, master, who, bob))
+    assert together is not None and alone is not None
+    assert (together.fence, alone.fence) == (1, 1)
+    _same_grant(together, alone)
+    # A holder coming back: taken by neither fast path; the full one reconnects.
+    assert _run(takes.take(who, ann)) is None
+    assert _run(checkout_at_once(runner, master, who, ann)) is None
+    if backend == "sqlite":
+        return
+
+    # One seat left for two new holders and one coming back, in one statement.
+    def claim(wanted: SeatWanted) -> leases.Claim:
+        claimed = _run(
+            runner.autocommit(lambda c: protocol.claim_seat(c, who, wanted, now=utcnow()))
+        )
+        assert claimed is not None
+        return claimed.claim
+
+    claims = [claim(wanted) for wanted in (cid, dan, ann)]
+    taken = _run(runner.autocommit(lambda c: leases.take_many(c, claims)))
+    assert [(t.fence, t.holds_own) for _lease, t in taken] == [
+        (1, False),
+        (None, False),
+        (None, True),
+    ]
+    with pytest.raises(ConflictError) as refused:
+        _run(checkout_in_line(runner, master, who, dan, wait_seconds=0))
+    assert refused.value.code == "NO_SEAT_AVAILABLE"

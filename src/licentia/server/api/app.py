@@ -47,7 +47,9 @@ from licentia.server.api.routes import (
 )
 from licentia.server.api.threads import install_executor
 from licentia.server.background import Resources, job_kinds, run_jobs_forever
+from licentia.server.cloud.checkout import SeatTakes
 from licentia.server.cloud.consumptions import Consumptions
+from licentia.server.cloud.releases import Releases
 from licentia.server.cloud.renewals import Renewals
 from licentia.server.db.engine import Database, connect
 from licentia.server.db.loop_statements import LoopStatements
@@ -100,6 +102,8 @@ def create_app(
         runner,
         Renewals(runner, master),
         Consumptions(runner),
+        Releases(runner),
+        SeatTakes(runner, master),
         LicenseReads(runner),
         PasswordChecks(settings.password_checks),
         PushHub(max_streams=settings.push_stream_cap, per_address=settings.push_streams_per_device),

@@ -25,7 +25,9 @@ from licentia.server.api.credentials import CredentialCache
 from licentia.server.api.hot_requests import HotRequest, PassOn, parsed_by
 from licentia.server.api.openapi import VENDOR_CREDENTIAL
 from licentia.server.api.threads import blocking
+from licentia.server.cloud.checkout import SeatTakes
 from licentia.server.cloud.consumptions import Consumptions
+from licentia.server.cloud.releases import Releases
 from licentia.server.cloud.renewals import Renewals
 from licentia.server.db.engine import Database, run_read, run_write
 from licentia.server.db.runner import Runner
@@ -63,6 +65,8 @@ class Services:
     runner: Runner  # where hot statements run (licentia.server.db.runner)
     renewals: Renewals
     consumptions: Consumptions
+    releases: Releases
+    seat_takes: SeatTakes
     license_reads: LicenseReads
     password_checks: PasswordChecks
     push: PushHub  # the push streams of this process (licentia.server.push)

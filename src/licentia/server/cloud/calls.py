@@ -8,7 +8,9 @@ their full path:
 - a heartbeat is renewed with the others that arrive together
   (:class:`licentia.server.cloud.renewals.Renewals`), else alone
   (:func:`licentia.server.cloud.protocol.renew_seat`), which says why it failed;
-- a release is one statement (:func:`licentia.server.cloud.protocol.release_seat`);
+- a release is done with the others that arrive together
+  (:class:`licentia.server.cloud.releases.Releases`), else alone
+  (:func:`licentia.server.cloud.protocol.release_seat`);
 - a consumption takes its units with the others that arrive together
   (:class:`licentia.server.cloud.consumptions.Consumptions`), else alone in one
   statement (:func:`licentia.server.cloud.protocol.consume_units`), else the full
@@ -40,6 +42,7 @@ from licentia.server.cloud import services as cloud
 from licentia.server.cloud.access import DeviceAccess, touch_device
 from licentia.server.cloud.consumptions import Consumptions
 from licentia.server.cloud.protocol import Consumed, Presented, SeatGrant, UnitsWanted
+from licentia.server.cloud.releases import Releases
 from licentia.server.cloud.renewals import Renewals
 from licentia.server.counters import services as counters
 from licentia.server.db.base import utcnow
@@ -219,9 +222,18 @@ async def heartbeat_alone(
     )
 
 
-async def release(runner: Runner, who: Presented, lease_id: str, fence: int) -> None:
+async def release(
+    runner: Runner, releases: Releases, who: Presented, lease_id: str, fence: int
+) -> None:
     """Free the seat at once (also ends a borrow early), if the lease still has
     ``fence``. Releasing twice, or with a stale fence, is harmless."""
+    if await releases.release(who, lease_id, fence):
+        return
+    await release_alone(runner, who, lease_id, fence)
+
+
+async def release_alone(runner: Runner, who: Presented, lease_id: str, fence: int) -> None:
+    """The full path of a release (not done with others): it says why it fails."""
     await runner.autocommit(lambda c: protocol.release_seat(c, who, lease_id, fence, now=utcnow()))
 
 

@@ -4,7 +4,9 @@ The rule, in one place:
 
 - a checkout that nobody waits ahead of takes the lowest free seat of the first
   usable pool with its checkout event, in two statements
-  (:func:`checkout_at_once`, :func:`licentia.server.cloud.protocol.take_seat`);
+  (:func:`checkout_at_once`, :func:`licentia.server.cloud.protocol.take_seat`), the
+  second shared on PostgreSQL with the checkouts that arrive together
+  (:class:`SeatTakes`);
 - anything else runs the full checkout (:func:`checkout_in_line`) in a transaction
   per try: a holder coming back to its own seat (a reconnect) never waits; while
   others wait, as many callers as there are free seats may go at once, first come
@@ -23,36 +25,43 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from licentia.domain.errors import ConflictError
 from licentia.domain.templates import StoredOptions
 from licentia.server.cloud import protocol
 from licentia.server.cloud import services as cloud
+from licentia.server.cloud.access import seen_lately, touch_device
 from licentia.server.cloud.calls import Caller, as_device
 from licentia.server.cloud.protocol import Presented, SeatGrant, SeatWanted
 from licentia.server.db.base import utcnow
+from licentia.server.db.batches import Batches
 from licentia.server.db.runner import Runner
 from licentia.server.keys.master import MasterKey
 from licentia.server.licenses.models import License
 from licentia.server.observability.metrics import SEAT_CHECKOUTS, SEAT_DENIALS
+from licentia.server.seats import leases
 from licentia.server.seats import services as seats
 
+log = logging.getLogger("licentia.seats")
 LINE = timedelta(seconds=5)  # a waiter that stops asking leaves the line after this
 
 
 async def checkout(
-    runner: Runner, master: MasterKey, who: Presented, wanted: SeatWanted, *, wait_seconds: float
+    takes: SeatTakes, who: Presented, wanted: SeatWanted, *, wait_seconds: float
 ) -> SeatGrant:
     """A seat for ``wanted``'s holder (its own back, or a free one). Raises
     ConflictError ``NO_SEAT_AVAILABLE`` (``queued`` when others wait ahead),
     ``SEAT_HELD_EXCLUSIVELY``, and the access and license errors."""
     try:
-        grant = await _checkout(runner, master, who, wanted, wait_seconds=wait_seconds)
+        grant = await _checkout(takes, who, wanted, wait_seconds=wait_seconds)
     except ConflictError as error:
         if error.code in DENIALS:  # the product is the container's: a bounded label
             SEAT_DENIALS.labels(who.slug, wanted.product, error.code).inc()
@@ -66,13 +75,15 @@ DENIALS = frozenset({"NO_SEAT_AVAILABLE", "SEAT_HELD_EXCLUSIVELY"})
 
 
 async def _checkout(
-    runner: Runner, master: MasterKey, who: Presented, wanted: SeatWanted, *, wait_seconds: float
+    takes: SeatTakes, who: Presented, wanted: SeatWanted, *, wait_seconds: float
 ) -> SeatGrant:
     if wait_seconds == 0:  # the common case first, in two statements
-        grant = await checkout_at_once(runner, master, who, wanted)
+        grant = await takes.take(who, wanted)
         if grant is not None:
             return grant
-    return await checkout_in_line(runner, master, who, wanted, wait_seconds=wait_seconds)
+    return await checkout_in_line(
+        takes.runner, takes.master, who, wanted, wait_seconds=wait_seconds
+    )
 
 
 async def checkout_at_once(
@@ -82,6 +93,51 @@ async def checkout_at_once(
     return await runner.autocommit(
         lambda c: protocol.take_seat(c, master, who, wanted, now=utcnow())
     )
+
+
+class SeatTakes:
+    """The fast path's seats taken together: on PostgreSQL, the checkouts one worker
+    receives while a take statement is on its way go out together in the next one
+    (:class:`licentia.server.db.batches.Batches`, as heartbeats do), each with its own
+    access check and choice of pool first (:func:`protocol.claim_seat`), and take
+    their seats in one statement (:func:`licentia.server.seats.leases.take_many`).
+    Elsewhere a checkout takes its seat alone (:func:`checkout_at_once`)."""
+
+    def __init__(self, runner: Runner, master: MasterKey) -> None:
+        self.runner = runner
+        self.master = master
+        # Two checkouts of one holder at once are taken by a statement each.
+        self._batches: Batches[leases.Claim, tuple[str, leases.Taken]] = Batches(
+            self._take_all, key=lambda claim: (claim.license_id, claim.holder_key), share=False
+        )
+
+    async def take(self, who: Presented, wanted: SeatWanted) -> SeatGrant | None:
+        """A new lease, or None having taken nothing: the full checkout decides."""
+        if not self.runner.postgresql:
+            return await checkout_at_once(self.runner, self.master, who, wanted)
+        now = utcnow()
+        claimed = await self.runner.autocommit(
+            lambda c: protocol.claim_seat(c, who, wanted, now=now)
+        )
+        if claimed is None:
+            return None
+        try:
+            answer = await self._batches.ask(claimed.claim)
+        except IntegrityError:  # the holder took a seat meanwhile: the full path reconnects
+            return None
+        except Exception:  # the full checkout then says its own error
+            log.warning("taking seats together failed", exc_info=True)
+            return None
+        if answer is None or answer[1].fence is None:
+            return None
+        access = claimed.access
+        if not seen_lately(access, now):
+            await self.runner.autocommit(lambda c: touch_device(c, access, utcnow()))
+        return claimed.granted(self.master, answer[0], answer[1].fence)
+
+    async def _take_all(self, batch: list[leases.Claim]) -> list[tuple[str, leases.Taken] | None]:
+        taken: list[Any] = await self.runner.autocommit(lambda c: leases.take_many(c, batch))
+        return taken
 
 
 async def checkout_in_line(

@@ -167,7 +167,7 @@ _LEASE_QUERY = (
 )
 
 
-def _device_access_holds(
+def device_access_holds(
     slug: ColumnElement[Any], prefix: ColumnElement[Any], digest: ColumnElement[Any]
 ) -> tuple[ColumnElement[bool], ...]:
     """The access check of a device call (the vendor ``slug``, the token's ``prefix``
@@ -214,7 +214,7 @@ def _renew_many() -> Any:
     return (
         update(SeatSlot)
         .where(
-            *_device_access_holds(wanted.c.slug, wanted.c.prefix, wanted.c.digest),
+            *device_access_holds(wanted.c.slug, wanted.c.prefix, wanted.c.digest),
             SigningKey.vendor_id == Vendor.id,
             SigningKey.status == CURRENT,
             SeatSlot.vendor_id == CloudDevice.vendor_id,
@@ -291,7 +291,7 @@ def renew_seat(
 _RELEASE_AT_ONCE = leases.end_statement(
     select(SeatSlot.id, SeatSlot.license_id, SeatSlot.holder_key, SeatSlot.vendor_id)
     .where(
-        *_device_access_holds(bindparam("slug"), bindparam("prefix"), bindparam("digest")),
+        *device_access_holds(bindparam("slug"), bindparam("prefix"), bindparam("digest")),
         SeatSlot.vendor_id == CloudDevice.vendor_id,
         SeatSlot.lease_id == bindparam("lease"),
         SeatSlot.fence == bindparam("held_fence"),
@@ -380,18 +380,25 @@ class SeatWanted:
         return f":{self.product}:{self.feature or ''}"
 
 
-def take_seat(
-    connection: CoreConnection,
-    master: MasterKey,
-    who: Presented,
-    wanted: SeatWanted,
-    *,
-    now: datetime,
-) -> SeatGrant | None:
-    """A new lease on the first usable pool's lowest free seat, in two statements
-    (access and pools; the take with its checkout event). None, having taken nothing,
-    when the full checkout must decide (see the module docstring). Raises the access
-    errors and those of :func:`licentia.server.cloud.services.choose_usable`."""
+@dataclass(frozen=True)
+class SeatClaim:
+    """A checkout ready to take a seat: who takes it, the pool, and what to record."""
+
+    access: DeviceAccess
+    pool: Any  # a row of the checkout query: what :func:`seat_grant` needs
+    claim: leases.Claim
+
+    def granted(self, master: MasterKey, lease_id: str, fence: int) -> SeatGrant:
+        lease = Lease(lease_id, self.pool.id, fence, self.claim.expires_at)
+        return seat_grant(master, self.access, self.pool, lease, self.claim.now)
+
+
+def claim_seat(
+    connection: CoreConnection, who: Presented, wanted: SeatWanted, *, now: datetime
+) -> SeatClaim | None:
+    """The claim of a new lease on the first usable pool (one statement: access and
+    pools), or None when others wait in line (the full checkout decides). Raises the
+    access errors and those of :func:`licentia.server.cloud.services.choose_usable`."""
     parameters = who.parameters() | {
         "product": wanted.product,
         "queue_suffix": wanted.queue_suffix(),
@@ -404,7 +411,6 @@ def take_seat(
     if rows[0].waiting:
         return None
     holder = wanted.holder(access.device_id)
-    ttl = lease_seconds(pool.options)
     claim = leases.Claim(
         license_id=pool.id,
         vendor_id=access.vendor_id,
@@ -413,14 +419,31 @@ def take_seat(
         device=wanted.device,
         process=wanted.process,
         now=now,
-        expires_at=now + timedelta(seconds=ttl),
+        expires_at=now + timedelta(seconds=lease_seconds(pool.options)),
     )
-    lease_id, taken = leases.take_free(connection, claim)
+    return SeatClaim(access, pool, claim)
+
+
+def take_seat(
+    connection: CoreConnection,
+    master: MasterKey,
+    who: Presented,
+    wanted: SeatWanted,
+    *,
+    now: datetime,
+) -> SeatGrant | None:
+    """A new lease on the first usable pool's lowest free seat, in two statements
+    (:func:`claim_seat`; the take with its checkout event). None, having taken nothing,
+    when the full checkout must decide (see the module docstring). Raises as
+    :func:`claim_seat`."""
+    claimed = claim_seat(connection, who, wanted, now=now)
+    if claimed is None:
+        return None
+    lease_id, taken = leases.take_free(connection, claimed.claim)
     if taken.fence is None:
         return None
-    touch_device(connection, access, now)
-    lease = Lease(lease_id, pool.id, taken.fence, claim.expires_at)
-    return seat_grant(master, access, pool, lease, now)
+    touch_device(connection, claimed.access, now)
+    return claimed.granted(master, lease_id, taken.fence)
 
 
 @dataclass(frozen=True)

@@ -23,19 +23,26 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    DateTime,
     Integer,
+    String,
     Table,
     and_,
     bindparam,
+    case,
+    column,
     exists,
     false,
     func,
     insert,
+    literal,
     null,
     or_,
     select,
+    true,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
 from licentia.domain.errors import ConflictError
@@ -156,6 +163,42 @@ def end_statement(found: Any) -> Any:
         insert(_events)
         .from_select(_EVENT_COLUMNS, event)
         .returning(_events.c.license_id)
+        .add_cte(old)
+        .add_cte(ended)
+    )
+
+
+def end_many_statement(found: Any) -> Any:
+    """PostgreSQL: :func:`end_statement` for several slots in one statement. ``found``
+    also gives each slot's ``expires_at`` as it was, its ``lease``, its event's id
+    ``event_id`` and its place ``n`` in the batch. Each release event counts the
+    seats still in use after it, as if the batch's releases ran one after the other
+    in ``n`` order. Returns the event id of each slot ended."""
+    old = found.cte("old")
+    ended = (
+        update(_slots)
+        .where(_slots.c.id == old.c.id)
+        .values(**_ending_values())
+        .returning(*old.c)
+        .cte("ended")
+    )
+    now = bindparam("now", type_=_slots.c.expires_at.type)
+    held = case((ended.c.expires_at > now, 1), else_=0)
+    held_so_far = func.sum(held).over(partition_by=ended.c.license_id, order_by=ended.c.n)
+    event = select(
+        ended.c.event_id,
+        ended.c.vendor_id,
+        ended.c.license_id,
+        literal("release", _events.c.kind.type),
+        ended.c.lease,
+        ended.c.holder_key,
+        _in_use_besides(ended.c.id, ended.c.license_id) - (held_so_far - held),
+        now,
+    ).select_from(ended)
+    return (
+        insert(_events)
+        .from_select(_EVENT_COLUMNS, event)
+        .returning(_events.c.id)
         .add_cte(old)
         .add_cte(ended)
     )
@@ -350,6 +393,157 @@ def take_free(connection: CoreConnection, claim: Claim) -> tuple[str, Taken]:
     if fence is not None:
         connection.execute(_EVENT, values)
     return lease_id, Taken(fence)
+
+
+def _take_many_statement() -> Any:
+    """PostgreSQL: :func:`_take_statement` for several claims (each of its own holder)
+    in one statement. Per pool, the claims whose holder has no slot of its own take
+    the pool's lowest free seats that no other checkout is taking (SKIP LOCKED), the
+    first claim the lowest; a claim left without a seat takes nothing. Answers a row
+    per claim: its place ``n``, the fence of its new lease (or NULL) and whether its
+    holder has a slot of its own."""
+    now = bindparam("now", type_=_slots.c.expires_at.type)
+    given = (
+        func.unnest(
+            bindparam("licenses", type_=ARRAY(String)),
+            bindparam("vendors", type_=ARRAY(String)),
+            bindparam("holders", type_=ARRAY(String)),
+            bindparam("users", type_=ARRAY(String)),
+            bindparam("devices", type_=ARRAY(String)),
+            bindparam("processes", type_=ARRAY(String)),
+            bindparam("untils", type_=ARRAY(DateTime(timezone=True))),
+            bindparam("leases", type_=ARRAY(String)),
+            bindparam("event_ids", type_=ARRAY(String)),
+        )
+        .table_valued(
+            column("license", String),
+            column("vendor", String),
+            column("holder", String),
+            column("user", String),
+            column("device", String),
+            column("process", String),
+            column("until", DateTime(timezone=True)),
+            column("lease", String),
+            column("event_id", String),
+            with_ordinality="n",
+        )
+        .render_derived(name="given")
+    )
+    wanted = select(*given.c).cte("wanted")
+    own = (
+        select(wanted.c.n)
+        .join(
+            _slots,
+            and_(_slots.c.license_id == wanted.c.license, _slots.c.holder_key == wanted.c.holder),
+        )
+        .cte("own")
+    )
+    rank = func.row_number().over(partition_by=wanted.c.license, order_by=wanted.c.n)
+    asking = (
+        select(*wanted.c, rank.label("rank"))
+        .where(wanted.c.n.not_in(select(own.c.n)))
+        .cte("asking")
+    )
+    need = (
+        select(asking.c.license, func.count().label("seats"))
+        .group_by(asking.c.license)
+        .subquery("need")
+    )
+    candidate = _slots.alias("candidate")
+    lowest = (
+        select(candidate.c.id, candidate.c.license_id, candidate.c.slot)
+        .where(candidate.c.license_id == need.c.license, _free(candidate, now))
+        .order_by(candidate.c.slot)
+        .limit(need.c.seats)
+        .with_for_update(skip_locked=True)
+        .lateral("lowest")
+    )
+    place = func.row_number().over(partition_by=lowest.c.license_id, order_by=lowest.c.slot)
+    free = (
+        select(lowest.c.id, lowest.c.license_id, place.label("rank"))
+        .select_from(need.join(lowest, true()))
+        .cte("free")
+    )
+    pairs = (
+        select(*asking.c, free.c.id.label("slot_id"))
+        .join(free, and_(free.c.license_id == asking.c.license, free.c.rank == asking.c.rank))
+        .cte("pairs")
+    )
+    taken = (
+        update(_slots)
+        .where(_slots.c.id == pairs.c.slot_id, _free(_slots, now))
+        .values(
+            holder_key=pairs.c.holder,
+            lease_id=pairs.c.lease,
+            fence=_slots.c.fence + 1,
+            acquired_at=now,
+            expires_at=pairs.c.until,
+            released_at=null(),
+            borrowed=false(),
+            user_name=pairs.c.user,
+            device_name=pairs.c.device,
+            process_id=pairs.c.process,
+        )
+        .returning(
+            pairs.c.n,
+            _slots.c.fence,
+            pairs.c.event_id,
+            pairs.c.vendor,
+            pairs.c.license,
+            pairs.c.lease,
+            pairs.c.holder,
+        )
+        .cte("taken")
+    )
+    event = select(
+        taken.c.event_id,
+        taken.c.vendor,
+        taken.c.license,
+        literal("checkout", _events.c.kind.type),
+        taken.c.lease,
+        taken.c.holder,
+        literal(0, _events.c.in_use.type),
+        now,
+    ).select_from(taken)
+    recorded = insert(_events).from_select(_EVENT_COLUMNS, event).cte("recorded")
+    return (
+        select(
+            wanted.c.n,
+            taken.c.fence,
+            wanted.c.n.in_(select(own.c.n)).label("holds_own"),
+        )
+        .select_from(wanted.outerjoin(taken, taken.c.n == wanted.c.n))
+        .add_cte(wanted, own, asking, free, pairs, taken, recorded)
+    )
+
+
+_TAKE_MANY = _take_many_statement()
+
+
+def take_many(connection: CoreConnection, claims: list[Claim]) -> list[tuple[str, Taken]]:
+    """PostgreSQL only: :func:`take_free` for several checkouts (not borrows) in one
+    statement; the lease id and what was taken, per claim. Each (pool, holder) may
+    appear once in ``claims``; a holder that took a slot meanwhile (through another
+    statement) fails the statement (IntegrityError), having taken nothing."""
+    assert not any(claim.borrowed for claim in claims), "a borrow is taken alone"
+    lease_ids = [new_id() for _ in claims]
+    parameters = {
+        "licenses": [claim.license_id for claim in claims],
+        "vendors": [claim.vendor_id for claim in claims],
+        "holders": [claim.holder_key for claim in claims],
+        "users": [claim.user for claim in claims],
+        "devices": [claim.device for claim in claims],
+        "processes": [claim.process for claim in claims],
+        "untils": [claim.expires_at for claim in claims],
+        "leases": lease_ids,
+        "event_ids": [new_id() for _ in claims],
+        "now": max(claim.now for claim in claims),
+    }
+    rows = {row.n: row for row in connection.execute(_TAKE_MANY, parameters).all()}
+    return [
+        (lease_id, Taken(rows[n].fence, bool(rows[n].holds_own)))
+        for n, lease_id in enumerate(lease_ids, start=1)
+    ]
 
 
 def in_use(connection: CoreConnection, license_id: str, now: datetime) -> int:

@@ -189,7 +189,7 @@ async def checkout(body: CheckoutIn, call: DeviceCall = Depends(device_call)) ->
     services = call.services
     wanted = SeatWanted(body.product, body.feature, body.user, body.device, body.process)
     grant = await checkout_seat(
-        services.runner, services.master, call.presented, wanted, wait_seconds=body.wait_seconds
+        services.seat_takes, call.presented, wanted, wait_seconds=body.wait_seconds
     )
     return _lease_out(grant, 201)
 
@@ -216,7 +216,8 @@ async def release(
 ) -> Response:
     """Free the seat at once (also ends a borrow early). Releasing twice, or with a
     fence the lease no longer has, is harmless: nothing is freed."""
-    await calls.release(call.services.runner, call.presented, lease_id, fence)
+    services = call.services
+    await calls.release(services.runner, services.releases, call.presented, lease_id, fence)
     return Response(status_code=204)
 
 
