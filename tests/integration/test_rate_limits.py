@@ -1,6 +1,7 @@
 """Rate limits: each family answers 429 with ``Retry-After`` and ``RATE_LIMITED`` once
 its limit is reached, while another client (another address, another credential) is
-served meanwhile.
+served meanwhile; a client refused again gets its refusal late while everyone else is
+served.
 
 Each test builds an app of its own with small limits per hour, so no window ends
 during a test; requests say which peer they come from through ``PEER``, which a shim
@@ -10,9 +11,12 @@ app sees the request.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,8 +27,10 @@ from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
 from licentia.server.api import create_app
+from licentia.server.api.hot import LicentiaApp
 from licentia.server.db.engine import Database
 from licentia.server.keys.master import MasterKey
+from licentia.server.rate_limits.tarpit import Tarpit
 from licentia.server.settings import Settings
 from tests.factories import VendorFactory
 
@@ -49,10 +55,12 @@ class Peers:
 
 
 class Client:
-    """A test client whose requests come from ``address`` unless told otherwise."""
+    """A test client of ``app`` whose requests come from ``address`` unless told
+    otherwise."""
 
-    def __init__(self, client: TestClient) -> None:
+    def __init__(self, client: TestClient, app: LicentiaApp) -> None:
         self.client = client
+        self.app = app
 
     def request(self, method: str, path: str, *, address: str, **kwargs: Any) -> Any:
         headers = {PEER: address, **kwargs.pop("headers", {})}
@@ -63,10 +71,12 @@ class Client:
 def limited_client(
     settings: Settings, database: Database, master: MasterKey, **limits: Any
 ) -> Iterator[Client]:
-    update = {"rate_limits": True, **limits}
+    # Refusals are answered at once unless a test is about holding them back.
+    update = {"rate_limits": True, "rate_limit_hold_seconds": 0, **limits}
     app = create_app(settings.model_copy(update=update), database=database, master=master)
+    assert isinstance(app, LicentiaApp)
     with TestClient(Peers(app), raise_server_exceptions=False) as client:
-        yield Client(client)
+        yield Client(client, app)
 
 
 @pytest.fixture
@@ -258,6 +268,56 @@ def test_the_set_password_link_page_counts_as_a_password_reset(
         link = f"/portal/{vendor.slug}/welcome/{secrets.token_urlsafe(16)}"
         assert client.request("GET", link, address=guesser).status_code != 429
         assert_page_refused(client.request("GET", link, address=guesser))
+
+
+# --- floods ----------------------------------------------------------------------------
+
+WAIT = 30.0  # seconds: only so that a broken test fails instead of hanging
+
+
+class Gate:
+    """What a held refusal sleeps on instead of time passing: the test opens it."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.opened = threading.Event()
+        self.slept: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.reached.set()
+        await asyncio.to_thread(self.opened.wait, WAIT)
+
+
+def test_a_client_refused_again_waits_for_its_refusal_while_others_are_served(
+    vendors: VendorFactory, limited: Callable[..., Any]
+) -> None:
+    vendor = vendors.create()
+    attacker, other = address(), address()
+    gate = Gate()
+    with limited(rate_limit_api="2/hour") as client, ThreadPoolExecutor(1) as background:
+        limits = client.app.request_limits
+        assert limits is not None
+        limits.tarpit = Tarpit(30.0, max_held=1, sleep=gate.sleep)
+
+        def products(source: str, headers: dict[str, str] = vendor.headers) -> Any:
+            return client.request("GET", "/api/v1/products", address=source, headers=headers)
+
+        assert [products(attacker).status_code for _ in range(2)] == [200, 200]
+        assert_refused(products(attacker), "api")  # its first refusal: at once
+        assert gate.slept == []
+        held = background.submit(products, attacker)  # refused again: held back
+        assert gate.reached.wait(WAIT)
+        assert gate.slept == [30.0]  # the hold, shorter than its Retry-After (an hour)
+        # Meanwhile another client is served, and the attacker's next refusal is
+        # answered at once: one refusal is held at a time at most here.
+        own_key = {"Authorization": f"Bearer {vendor.new_api_key(['catalog:read'])}"}
+        assert products(other, own_key).status_code == 200
+        assert_refused(products(attacker), "api")
+        assert not held.done() and gate.slept == [30.0]
+        gate.opened.set()
+        assert_refused(held.result(WAIT), "api")
+        assert limits.tarpit.held == 0
 
 
 # --- settings --------------------------------------------------------------------------

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     rate_limit_registration: str = "10/minute;100/hour"
     rate_limit_activation: str = "60/minute;1000/hour"
     rate_limit_password_reset: str = "5/minute;20/hour"  # noqa: S105 - not a password
+    # A client refused again before its Retry-After has passed gets its refusals only
+    # after this long (rate_limits/tarpit.py); 0 answers every refusal at once.
+    rate_limit_hold_seconds: float = Field(default=2.0, ge=0, le=30)
     # Observability (docs/operations.md): logs as JSON lines or for a person to read
     # (default: console in development, JSON in production), at this level; /metrics
     # answers only a scraper that presents this bearer token (unset: 404 to everyone).

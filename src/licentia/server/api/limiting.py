@@ -10,6 +10,9 @@ client address (the peer; ``licentia serve`` puts a trusted proxy's
 bearer credential on the API, read by the one parser every route uses, and the
 session cookie on the pages. Other paths (``/healthz``, ``/readyz``, static files, the
 API's documentation) are not counted.
+
+A client refused again before its ``Retry-After`` has passed gets its refusal late
+(:mod:`licentia.server.rate_limits.tarpit`), so that it cannot ask again at once.
 """
 
 from __future__ import annotations
@@ -26,29 +29,34 @@ from licentia.server.api.paths import PathTable, marked_routes
 from licentia.server.api.problems import answer_for
 from licentia.server.rate_limits.families import Family, family_of
 from licentia.server.rate_limits.limiter import Limiter
+from licentia.server.rate_limits.tarpit import Tarpit
 from licentia.server.web.app import is_page, rate_limited_page
 from licentia.server.web.sessions import SESSION_COOKIE
 
 
 class RequestLimits:
-    """The limiter and the table of routes that declared a family of their own."""
+    """The limiter, the table of routes that declared a family of their own, and the
+    tarpit that holds repeated refusals back."""
 
-    def __init__(self, limiter: Limiter, families: PathTable[Family]) -> None:
+    def __init__(self, limiter: Limiter, families: PathTable[Family], tarpit: Tarpit) -> None:
         self.limiter = limiter
         self.families = families
+        self.tarpit = tarpit
 
     @classmethod
-    def of_routes(cls, limiter: Limiter, routes: Sequence[BaseRoute]) -> RequestLimits:
+    def of_routes(
+        cls, limiter: Limiter, routes: Sequence[BaseRoute], tarpit: Tarpit
+    ) -> RequestLimits:
         declared = (
             (method, path, family)
             for method, path, endpoint in marked_routes(routes, lambda e: bool(family_of(e)))
             if (family := family_of(endpoint)) is not None
         )
-        return cls(limiter, PathTable(declared))
+        return cls(limiter, PathTable(declared), tarpit)
 
     async def refusal(self, scope: Scope) -> Response | None:
-        """The answer refusing this request when it is over a limit, else None (it
-        has been counted)."""
+        """The answer refusing this request when it is over a limit (held back by the
+        tarpit), else None: it has been counted."""
         path: str = scope["path"]
         if path.startswith("/api/"):
             front = Family.API
@@ -63,6 +71,7 @@ class RequestLimits:
         error = await self.limiter.refusal(families, address, _credential(scope, front))
         if error is None:
             return None
+        await self.tarpit.hold(address, error.retry_after_seconds)
         if front is Family.API:
             return answer_for(error, scope["method"], path)
         return rate_limited_page(scope, error)
