@@ -73,6 +73,18 @@ def test_an_unknown_state_is_shown_next_to_its_filter(app: FastAPI, vendors: Ven
     assert "VALIDATION_FAILED" in problem
 
 
+def test_a_license_page_names_only_the_outcomes_of_its_actions(
+    app: FastAPI, vendors: VendorFactory
+):
+    vendor = vendors.create()
+    license_ = vendor.license()
+    browser = staff_browser(app, vendor)
+    page = browser.get(f"/console/licenses/{license_['id']}?done=<b>forged</b>")
+    assert page.status_code == 200 and "forged" not in page.text
+    page = browser.get(f"/console/licenses/{license_['id']}?done=suspended")
+    assert "Done: the license is suspended." in page.text
+
+
 def test_suspend_and_resume_from_the_detail_page_and_see_the_history(
     app: FastAPI, vendors: VendorFactory
 ):

@@ -40,6 +40,9 @@ FILTERS = ("state", "product", "customer", "device")
 STATES = tuple(state.value for state in LicenseState)
 Action = Callable[[units.DbSession, Actor], License]
 SOURCE = "console"  # the source of a subscription cancelled on these pages
+# What an action's redirect says was done (``?done=``): the page names it, translated,
+# so an address may carry only these (any other text would be shown as the page's own).
+OUTCOMES = ("extended", "replaced", "subscription_cancelled", "suspended", "resumed", "withdrawn")
 
 
 @router.get("/licenses", response_class=HTMLResponse)
@@ -96,10 +99,14 @@ def _detail(
         state=state.value,
         allowed=allowed_actions(state),
         problems=problems,
-        done=request.query_params.get("done"),
+        done=_outcome(request.query_params.get("done")),
         subscription=licenses.subscription_of(found["item"], now),
         **found,
     )
+
+
+def _outcome(done: str | None) -> str | None:
+    return done if done in OUTCOMES else None
 
 
 @router.get("/licenses/{license_id}", response_class=HTMLResponse)
