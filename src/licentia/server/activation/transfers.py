@@ -88,14 +88,14 @@ def ticket_transfer_allowances(
     """The allowance of each device license of one of the vendor's tickets that has a
     transfer limit, by license id."""
     rows = session.execute(
-        select(License.id, License.options).where(
+        select(License.id, License.options["transfer_limit"]).where(
             License.vendor_id == vendor_id,
             License.ticket_id == ticket_id,
             License.delivery == "device",
         )
-    )
+    )  # of the options, the limit only: a ticket's whole options cost more to decode
     return transfer_allowances(
-        session, [(license_id, options) for license_id, options in rows], now
+        session, [(license_id, {"transfer_limit": limit}) for license_id, limit in rows], now
     )
 
 

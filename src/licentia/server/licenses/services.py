@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -213,7 +214,16 @@ def state_of(license_: Stateful, now: datetime) -> LicenseState:
 
 def subscription_of(license_: Any, now: datetime) -> SubscriptionView | None:
     """The subscription of a License (or a row of its columns); None if it has none."""
-    terms = Terms.of(StoredOptions(license_.options).subscription)
+    return subscription_in(StoredOptions(license_.options).subscription, license_, now)
+
+
+def subscription_in(
+    stored_terms: Mapping[str, Any] | None, license_: Any, now: datetime
+) -> SubscriptionView | None:
+    """The subscription of a license (or a row of its columns) whose stored options
+    hold ``stored_terms`` under ``subscription``: for read models that select that
+    part of the options only (the whole options are a license's largest column)."""
+    terms = Terms.of(None if stored_terms is None else dict(stored_terms))
     if terms is None or license_.paid_until is None:
         return None
     return describe(

@@ -114,23 +114,33 @@ def _tickets(session: Session, customer: Customer, shown: int) -> list[TicketRow
 
 
 def _licenses(session: Session, customer: Customer, now: datetime, shown: int) -> list[LicenseRow]:
-    licenses = session.scalars(
-        select(License)
+    """The columns the rows show, not whole licenses (their options and features are
+    JSON documents to decode, for nothing)."""
+    rows = session.execute(
+        select(
+            License.id,
+            License.product_code,
+            License.delivery,
+            License.state,
+            License.valid_until,
+            License.device_id,
+            License.container_id,
+        )
         .where(License.vendor_id == customer.vendor_id, License.customer_id == customer.id)
         .order_by(License.id.desc())
         .limit(shown)
     )
     return [
         LicenseRow(
-            license_.id,
-            license_.product_code,
-            license_.delivery,
-            state_of(license_, now).value,
-            license_.valid_until,
-            license_.device_id,
-            license_.container_id,
+            row.id,
+            row.product_code,
+            row.delivery,
+            state_of(row, now).value,
+            row.valid_until,
+            row.device_id,
+            row.container_id,
         )
-        for license_ in licenses
+        for row in rows
     ]
 
 
