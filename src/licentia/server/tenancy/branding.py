@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
@@ -29,28 +32,45 @@ class Branding:
 
 def branding_of(session: Session, vendor: Vendor) -> Branding:
     """The vendor's branding; its name and the default colours when it set none."""
-    row = session.get(VendorBranding, vendor.id)
+    row = session.execute(_CHOSEN.where(VendorBranding.vendor_id == vendor.id)).first()
     if row is None:
         return Branding(
             vendor.slug, vendor.name, DEFAULT_PRIMARY, DEFAULT_ACCENT, None, None, False
         )
-    return Branding(
-        vendor.slug,
-        row.display_name,
-        row.primary_colour,
-        row.accent_colour,
-        row.support_email,
-        row.support_url,
-        row.logo is not None,
-    )
+    return _chosen(vendor.slug, row)
 
 
 def branding_for(session: Session, vendor_id: str) -> Branding:
-    """The branding of the vendor with this id (a vendor-scoped actor's own)."""
-    vendor = session.get(Vendor, vendor_id)
-    if vendor is None:
+    """The branding of the vendor with this id (a vendor-scoped actor's own).
+
+    One query, on every console page: the vendor and its choices together, and of
+    the logo only whether there is one (its bytes are the logo address's)."""
+    row = session.execute(
+        select(Vendor.slug, Vendor.name, VendorBranding.vendor_id, *_CHOSEN.selected_columns)
+        .outerjoin(VendorBranding, VendorBranding.vendor_id == Vendor.id)
+        .where(Vendor.id == vendor_id)
+    ).first()
+    if row is None:
         raise NotFoundError("vendor", vendor_id)
-    return branding_of(session, vendor)
+    slug, name, chosen = row[:3]
+    if chosen is None:
+        return Branding(slug, name, DEFAULT_PRIMARY, DEFAULT_ACCENT, None, None, False)
+    return _chosen(slug, row[3:])
+
+
+_CHOSEN = select(
+    VendorBranding.display_name,
+    VendorBranding.primary_colour,
+    VendorBranding.accent_colour,
+    VendorBranding.support_email,
+    VendorBranding.support_url,
+    VendorBranding.logo.is_not(None),
+)
+
+
+def _chosen(slug: str, row: Sequence[Any]) -> Branding:
+    display_name, primary, accent, support_email, support_url, has_logo = row
+    return Branding(slug, display_name, primary, accent, support_email, support_url, bool(has_logo))
 
 
 def logo_of(session: Session, vendor: Vendor) -> tuple[bytes, str] | None:
