@@ -18,7 +18,9 @@ docs/security.md says what is checked and how to run it.
 
 from __future__ import annotations
 
+import base64
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +28,12 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+from hypothesis import strategies as st
 from schemathesis import Case, Config
+from schemathesis.generation import GenerationMode
 from schemathesis.schemas import BaseSchema
 
+from licentia.formats.tickets import ALPHABET, DATA_SYMBOLS, GROUP, check_symbol
 from tests.e2e.databases import fresh_database
 from tests.integration.device_messages import BareDevice
 from tests.support.servers import Server, new_environment, running_server
@@ -39,13 +44,57 @@ EXAMPLES = int(os.environ.get("LICENTIA_FUZZ_EXAMPLES", "4"))
 SEED = int(os.environ.get("LICENTIA_FUZZ_SEED", "20261203"))
 STATEFUL_STEPS = int(os.environ.get("LICENTIA_FUZZ_STATEFUL_STEPS", "6"))
 JOSE = "application/jose"
-# What the document promises for every answer (docs/security.md, Fuzzing).
+# What the document promises for every answer (docs/security.md, Fuzzing), and for
+# every request: one its schemas allow is not refused as malformed (400, 413, 415,
+# 422); one they do not allow is refused.
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
     "content_type_conformance",
     "response_schema_conformance",
     "response_headers_conformance",
+    "positive_data_acceptance",
+    "negative_data_rejection",
+)
+# Schemathesis' own list of refusals, and 413: a string beyond its maxLength can make a
+# body longer than its route takes, which is refused before it is read.
+REJECTIONS = [
+    *("400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"),
+    "5xx",
+]
+# Schemathesis' list of answers to a valid request (refused for its state: 401, 403,
+# 404, 409), and 422 for the operations whose rules go beyond what a JSON Schema says.
+ACCEPTANCES = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
+BEYOND_SCHEMA = {
+    # a SKU the vendor has not defined (UNKNOWN_SKU); in a batch, also at most 5,000
+    # licenses in all: a sum over its orders' lines
+    "POST /api/v1/orders",
+    "POST /api/v1/orders/bulk",
+    # a top-up adds at least one unit, a reset may set none: the path decides
+    "POST /api/v1/licenses/{license_id}/units/{action}",
+    # rules between options (docs/api.md, Template options): a seat pool needs seats,
+    # refresh_days within lease_days, ...; a change is checked merged with the options
+    # the template has
+    "POST /api/v1/templates",
+    "PATCH /api/v1/templates/{template_id}",
+}
+
+# The formats the document names beyond JSON Schema's own (api/schemas.py): cursors,
+# which only the server makes (the one of any position in any list is the base64url
+# of its key), and ticket codes, whose check symbol no pattern says.
+schemathesis.openapi.format(
+    "cursor",
+    st.integers(min_value=0, max_value=2**63 - 1).map(
+        lambda key: base64.urlsafe_b64encode(str(key).encode()).rstrip(b"=").decode()
+    ),
+)
+schemathesis.openapi.format(
+    "ticket-code",
+    st.text(ALPHABET, min_size=DATA_SYMBOLS, max_size=DATA_SYMBOLS).map(
+        lambda data: "-".join(
+            (data + check_symbol(data))[i : i + GROUP] for i in range(0, DATA_SYMBOLS + 1, GROUP)
+        )
+    ),
 )
 
 # A device message is text on the wire; its answers are text too (a signed update).
@@ -69,7 +118,16 @@ class World:
     ids: dict[str, list[str]]
 
     def headers_for(self, case: Case) -> dict[str, str]:
-        """The credential the case's operation declares, if any."""
+        """The credential the case's operation declares, if any; and a valid case's
+        ``Idempotency-Key`` made new: the same key with another request is refused
+        (IDEMPOTENCY_KEY_REUSED), and which keys the vendor used is state, not schema."""
+        headers = self._credential(case)
+        valid = case.meta is not None and case.meta.generation.mode is GenerationMode.POSITIVE
+        if valid and "Idempotency-Key" in (case.headers or {}):
+            headers["Idempotency-Key"] = str(uuid.uuid4())
+        return headers
+
+    def _credential(self, case: Case) -> dict[str, str]:
         schemes = {
             name
             for requirement in case.operation.definition.raw["security"]
@@ -217,7 +275,20 @@ def fuzz_config(world: World) -> Config:
             "seed": SEED,
             "suppress-health-check": ["all"],
             "generation": {"max-examples": EXAMPLES, "database": "none"},
-            "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
+            "checks": {
+                "enabled": False,
+                **{name: {"enabled": True} for name in CHECKS},
+                "negative_data_rejection": {"expected-statuses": REJECTIONS},
+            },
+            "operations": [
+                {
+                    "include-name": name,
+                    "checks": {
+                        "positive_data_acceptance": {"expected-statuses": [*ACCEPTANCES, "422"]}
+                    },
+                }
+                for name in sorted(BEYOND_SCHEMA)
+            ],
             "parameters": parameters,
             "dictionaries": {name: {"values": values} for name, values in world.ids.items()},
             "request-timeout": 60,

@@ -81,6 +81,8 @@ def test_a_product_code_is_unique_per_vendor(vendors: VendorFactory) -> None:
     [
         ({"code": "has space", "name": "P"}, "code"),
         ({"code": "-leading-dash", "name": "P"}, "code"),
+        # Python's ``$`` also matches before a final newline: this code was taken.
+        ({"code": "APP\n", "name": "P"}, "code"),
         (
             {"code": "P", "name": "P", "features": [{"code": "ok"}, {"code": "bad/code"}]},
             "features[1].code",

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from fastapi.testclient import TestClient
+
+from licentia.formats.tickets import generate_ticket_code
 
 PROBLEM = "application/problem+json"
 
@@ -291,3 +294,60 @@ def test_the_erp_calls_declare_their_per_item_results_and_their_refusals(
     for action in ("cancel", "return"):
         declared = operation(document, "post", f"/orders/{{order_id}}/actions/{action}")
         assert {"200", "404", "409"} <= set(declared["responses"])
+
+
+def _valid(schema: dict[str, Any], value: str) -> bool:
+    # A validator with ECMA-262's ``$`` (the end of the text), as Schemathesis uses:
+    # Python's ``re``, under the ``jsonschema`` package, also matches before a final
+    # newline.
+    return bool(jsonschema_rs.validator_for(schema).is_valid(value))
+
+
+def _schema_of(document: dict[str, Any], model: str, field: str) -> dict[str, Any]:
+    schema = document["components"]["schemas"][model]["properties"][field]
+    return dict(next((s for s in schema.get("anyOf", []) if s["type"] == "string"), schema))
+
+
+@pytest.mark.parametrize(
+    ("path", "model", "field", "body"),
+    [
+        ("/customers", "CustomerCreate", "external_id", {"name": "Acme"}),
+        ("/customers", "CustomerCreate", "name", {}),
+        ("/products", "ProductCreate", "name", {"code": "P"}),
+        ("/products", "ProductCreate", "code", {"name": "P"}),
+    ],
+)
+@pytest.mark.parametrize(
+    "value", ["ACME-1", "Émile", " ", "\u3000", "A\u200bB", "A\u0007", "\u001f", "A\n", "\ufeffA"]
+)
+def test_a_string_the_document_allows_is_taken_and_one_it_does_not_is_refused(
+    vendors,
+    document: dict[str, Any],
+    path: str,
+    model: str,
+    field: str,
+    body: dict[str, Any],
+    value: str,
+) -> None:
+    """The patterns of the document say what the services check (Schemathesis'
+    positive_data_acceptance and negative_data_rejection found where they did not)."""
+    schema = _schema_of(document, model, field)
+    answer = vendors.create().post(path, json={**body, field: value})
+    allowed = _valid(schema, value)
+    assert (answer.status_code == 201) == allowed, (value, answer.text)
+
+
+def test_the_formats_beyond_json_schema_are_named(client: TestClient, vendors, document) -> None:
+    """A cursor is only the server's to make, and a ticket code's check symbol is beyond
+    a pattern: the document names their formats (the fuzzer knows how to make them), and
+    a well-formed code no ticket has is a 404 it declares."""
+    listing = operation(document, "get", "/products")["parameters"]
+    cursor = next(p for p in listing if p["name"] == "cursor")["schema"]
+    assert (cursor["type"], cursor["format"]) == ("string", "cursor")
+    code = _schema_of(document, "TicketLookup", "code")
+    assert code["format"] == "ticket-code"
+    well_formed = generate_ticket_code().lower().replace("-", " ")
+    assert _valid(code, well_formed)
+    lookup = vendors.create().post("/tickets/lookup", json={"code": well_formed})
+    assert lookup.status_code == 404
+    assert "404" in declared_statuses(document, "post", "/tickets/lookup")

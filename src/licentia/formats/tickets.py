@@ -24,6 +24,10 @@ _ALIASES = {"O": "0", "I": "1", "L": "1"}
 DATA_SYMBOLS = 24
 _FIELD_POLYNOMIAL = 0b100101  # x^5 + x^2 + 1
 GROUP = 5
+# What reading takes, as a JSON Schema pattern: 25 symbols of the alphabet or its
+# aliases, in either case (every ASCII letter but U), with any dashes and spaces. The
+# check symbol is beyond a pattern: a code that matches can still be a typo.
+PATTERN = "^[ -]*(?:[0-9A-TV-Za-tv-z][ -]*){25}$"
 
 
 class TicketCodeError(ValueError):

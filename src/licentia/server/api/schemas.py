@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from licentia.domain.identifiers import identifier_pattern
+from licentia.formats import tickets
 from licentia.server.api.bodies import DEVICE_MESSAGE
+from licentia.server.catalog.services import CODE_PATTERN, NAME_PATTERN
 from licentia.server.db.pagination import Page
 
 T = TypeVar("T", bound=BaseModel)
@@ -26,6 +29,41 @@ SECRET = 1024  # a password, a credential, a ticket code as typed
 # are bounded (a template's custom data, a ticket's 1000 license ids), but 200 of the
 # largest would make one answer of megabytes.
 MAX_PAGE_BYTES = 1024 * 1024
+
+
+def _identifier_syntax(schema: dict[str, Any]) -> None:
+    # Called when the document is built, not at import: the pattern is made from the
+    # Unicode tables (domain/identifiers.py).
+    schema["pattern"] = identifier_pattern()
+
+
+# What the services check of a string beyond its length, declared so that the document
+# says it too (JSON Schema patterns); the services stay the ones that refuse, with
+# their own codes. A code or SKU:
+Code = Annotated[
+    str, Field(min_length=1, max_length=CODE, json_schema_extra={"pattern": CODE_PATTERN})
+]
+# A name people read, not only spaces:
+Name = Annotated[
+    str, Field(min_length=1, max_length=NAME, json_schema_extra={"pattern": NAME_PATTERN})
+]
+# An identifier of the vendor's systems (an external customer or order id), without
+# control or invisible characters (IDENTIFIER_INVALID):
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=NAME, json_schema_extra=_identifier_syntax)
+]
+# An order line's id, the same kind of identifier, shorter:
+LineId = Annotated[str, Field(min_length=1, max_length=CODE, json_schema_extra=_identifier_syntax)]
+# A ticket code as people type it (formats/tickets.py); its check symbol is beyond a
+# pattern, hence the format, which says what the pattern cannot (TICKET_CODE_INVALID).
+TypedTicketCode = Annotated[
+    str,
+    Field(
+        max_length=SECRET,
+        description="XXXXX-XXXXX-XXXXX-XXXXX-XXXXX: case, dashes and spaces do not matter",
+        json_schema_extra={"pattern": tickets.PATTERN, "format": "ticket-code"},
+    ),
+]
 JOSE = "application/jose"
 # A JWS in compact serialisation: three base64url parts (docs/formats.md).
 _COMPACT_JWS: dict[str, Any] = {
@@ -102,9 +140,14 @@ class PageParams(BaseModel):
 
 
 async def page_params(
-    cursor: str | None = Query(
-        None, max_length=NAME, description="next_cursor of the previous page"
+    cursor: str = Query(
+        "",
+        max_length=NAME,
+        description="next_cursor of the previous page (none: the first page); any other "
+        "text is refused (422, field cursor)",
+        # Opaque: only the server makes them, which no pattern can say.
+        json_schema_extra={"format": "cursor"},
     ),
     limit: int = Query(50, ge=1, le=200),
 ) -> PageParams:
-    return PageParams(cursor=cursor, limit=limit)
+    return PageParams(cursor=cursor or None, limit=limit)

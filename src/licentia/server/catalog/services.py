@@ -18,7 +18,17 @@ from licentia.server.catalog.models import Feature, Product, Template
 from licentia.server.db.base import utcnow
 from licentia.server.keys.master import MasterKey
 
-_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# A code or SKU, and what a name holds besides spaces; the OpenAPI document states
+# both (api/schemas.py), in JSON Schema's regular expressions, where ``$`` is the end
+# of the text: Python's would also match before a final newline, so codes are matched
+# whole.
+CODE_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# Not only spaces: a character that ``str.strip`` keeps (its whitespace, spelled out,
+# as ECMA-262's \\s differs from it).
+NAME_PATTERN = "[^{}]".format(
+    "".join(f"\\u{point:04X}" for point in range(0x3001) if chr(point).isspace())
+)
+_CODE = re.compile(CODE_PATTERN)
 # Every license document names its features and every list of products carries them:
 # a product with 400,000 made GET /products take a minute. Far above any real product.
 MAX_FEATURES = 256
@@ -26,7 +36,7 @@ _SECRET_PURPOSE = "template-secret"  # noqa: S105 - an HKDF purpose label, not a
 
 
 def _check_code(value: str, field: str) -> None:
-    if not _CODE.match(value):
+    if not _CODE.fullmatch(value):
         raise ValidationError(f"{field} must be 1-64 letters, digits, '.', '_' or '-'", field=field)
 
 

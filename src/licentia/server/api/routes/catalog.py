@@ -15,6 +15,8 @@ from licentia.server.api.schemas import (
     CODE,
     ID,
     IDEMPOTENT,
+    Code,
+    Name,
     Out,
     PageOut,
     PageParams,
@@ -32,18 +34,18 @@ OPTIONS = len(TemplateOptions.model_fields)  # unknown options are refused anywa
 
 
 class FeatureIn(BaseModel):
-    code: str = Field(min_length=1, max_length=64)
+    code: Code
     name: str | None = Field(default=None, max_length=200)
 
 
 class ProductCreate(BaseModel):
-    code: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
+    code: Code
+    name: Name
     features: list[FeatureIn] = Field(default=[], max_length=MAX_FEATURES)
 
 
 class ProductUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = Field(default=None, description="null or left out: unchanged")
     add_features: list[FeatureIn] = Field(default=[], max_length=MAX_FEATURES)
 
 
@@ -61,8 +63,8 @@ class ProductOut(Out):
 
 
 class TemplateCreate(BaseModel):
-    sku: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
+    sku: Code
+    name: Name
     product_id: str = Field(max_length=ID)
     features: list[Annotated[str, Field(max_length=CODE)]] = Field(
         default=[], max_length=MAX_FEATURES
@@ -73,7 +75,7 @@ class TemplateCreate(BaseModel):
 
 
 class TemplateUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = Field(default=None, description="null or left out: unchanged")
     features: list[Annotated[str, Field(max_length=CODE)]] | None = Field(
         default=None, max_length=MAX_FEATURES
     )

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from licentia.domain.errors import ValidationError
 from licentia.domain.templates import OPTION_DEFAULTS, MaxDevices
 from licentia.server.api.context import Context, require
 from licentia.server.api.schemas import (
     CODE,
     ID,
     IDEMPOTENT,
-    SECRET,
     Out,
     PageOut,
     PageParams,
+    TypedTicketCode,
     page_of,
     page_params,
 )
@@ -68,7 +68,7 @@ class ContainerCredential(ContainerOut):
 
 
 class RedeemIn(BaseModel):
-    ticket: str = Field(max_length=SECRET)
+    ticket: TypedTicketCode
 
 
 class SeatOut(BaseModel):
@@ -307,12 +307,13 @@ def get_units(license_id: str, ctx: Context = Depends(require("licenses:read")))
 
 @router.post("/licenses/{license_id}/units/{action}", response_model=LedgerOut)
 def adjust_units(
-    license_id: str, action: str, body: UnitsIn, ctx: Context = Depends(require("licenses:write"))
+    license_id: str,
+    action: Literal["top-up", "reset"],
+    body: UnitsIn,
+    ctx: Context = Depends(require("licenses:write")),
 ) -> LedgerOut:
     """``top-up`` adds units; ``reset`` sets the balance."""
     kinds = {"top-up": "top_up", "reset": "reset"}
-    if action not in kinds:
-        raise ValidationError("the action is top-up or reset", field="action")
     return ctx.write(
         lambda s: LedgerOut.model_validate(
             counters.adjust(

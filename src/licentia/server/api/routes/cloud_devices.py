@@ -21,7 +21,7 @@ from licentia.server.api.bearer import Bearer
 from licentia.server.api.bodies import DEVICE_MESSAGE
 from licentia.server.api.context import Services, app_services, services_of
 from licentia.server.api.hot import HotRequest, PassOn, hot, parsed_by
-from licentia.server.api.schemas import CODE, JOSE_BODY, SECRET
+from licentia.server.api.schemas import CODE, JOSE_BODY, SECRET, TypedTicketCode
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.cloud import calls
 from licentia.server.cloud.checkout import checkout as checkout_seat
@@ -73,7 +73,7 @@ def _json(model: BaseModel, status_code: int = 200) -> Response:
 
 
 class RedeemIn(BaseModel):
-    ticket: str = Field(max_length=SECRET)
+    ticket: TypedTicketCode
     name: str = Field(default="Cloud container", min_length=1, max_length=200)
 
 

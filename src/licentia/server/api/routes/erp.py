@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from licentia.server.api.context import Context, require
 from licentia.server.api.problems import problem_of
@@ -21,7 +21,7 @@ from licentia.server.api.routes.orders import (
     OrderPlaced,
     order_placed,
 )
-from licentia.server.api.schemas import EMAIL, ID, NAME
+from licentia.server.api.schemas import EMAIL, ID, Identifier, LineId, Name
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.orders import bulk, returns, upserts
 from licentia.server.orders.services import MAX_LICENSES_PER_ORDER, LineRequest
@@ -37,7 +37,7 @@ MAX_RETURNED = MAX_LICENSES_PER_ORDER
 
 
 class CustomerUpsert(BaseModel):
-    name: str = Field(min_length=1, max_length=NAME)
+    name: Name
     email: str | None = Field(
         default=None, max_length=EMAIL, description="left out or null: the customer has none"
     )
@@ -50,7 +50,7 @@ class CustomerUpsert(BaseModel):
 )
 def upsert_customer(
     body: CustomerUpsert,
-    external_id: str = Path(max_length=NAME, description="the ERP's or CRM's customer id"),
+    external_id: Annotated[Identifier, Path(description="the ERP's or CRM's customer id")],
     ctx: Context = Depends(require("customers:write")),
 ) -> JSONResponse:
     """Create the customer with this external id, or set its name and e-mail: 201
@@ -72,11 +72,9 @@ def upsert_customer(
 
 
 class BatchCustomer(BaseModel):
-    external_id: str = Field(min_length=1, max_length=NAME)
-    name: str | None = Field(
+    external_id: Identifier
+    name: Name | None = Field(
         default=None,
-        min_length=1,
-        max_length=NAME,
         description="given: the customer is created or updated (as PUT "
         "/customers/by-external-id does); left out: it must exist",
     )
@@ -166,7 +164,7 @@ class Cancellation(BaseModel):
 
 
 class ReturnLineIn(BaseModel):
-    line_id: str = Field(min_length=1, max_length=64)
+    line_id: LineId
     quantity: int | None = Field(
         default=None,
         ge=1,
@@ -176,12 +174,23 @@ class ReturnLineIn(BaseModel):
 
 
 class ReturnIn(Cancellation):
-    return_id: str = Field(
-        min_length=1, max_length=NAME, description="the ERP's id of the return (credit memo)"
+    # A return names something to take back: lines, licenses, or both (else 422).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["lines"], "properties": {"lines": {"minItems": 1}}},
+                {"required": ["license_ids"], "properties": {"license_ids": {"minItems": 1}}},
+            ]
+        }
     )
+
+    return_id: Identifier = Field(description="the ERP's id of the return (credit memo)")
     lines: list[ReturnLineIn] = Field(default_factory=list, max_length=500)
     license_ids: list[Annotated[str, Field(max_length=ID)]] = Field(
-        default_factory=list, max_length=MAX_RETURNED
+        default_factory=list,
+        max_length=MAX_RETURNED,
+        json_schema_extra={"uniqueItems": True},
+        description="each license once",
     )
 
 

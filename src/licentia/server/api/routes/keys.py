@@ -40,9 +40,9 @@ class SigningKeyOut(Out):
 
 class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    scopes: list[Annotated[str, Field(max_length=CODE)]] = Field(
-        min_length=1, max_length=len(SCOPES)
-    )
+    scopes: list[
+        Annotated[str, Field(max_length=CODE, json_schema_extra={"enum": list(SCOPES)})]
+    ] = Field(min_length=1, max_length=len(SCOPES))
 
 
 class ApiKeyOut(Out):

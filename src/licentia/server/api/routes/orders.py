@@ -9,15 +9,21 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from licentia.server.api.context import Context, require
 from licentia.server.api.schemas import (
     ID,
     IDEMPOTENT,
     NAME,
+    Code,
+    Identifier,
+    LineId,
+    Name,
     Out,
     PageOut,
     PageParams,
+    TypedTicketCode,
     page_of,
     page_params,
 )
@@ -30,14 +36,16 @@ router = APIRouter(tags=["orders"], route_class=ThreadedRoute)
 
 
 class CustomerCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    external_id: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name
+    external_id: Identifier | None = None
     email: str | None = Field(default=None, max_length=320)
 
 
 class CustomerUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    external_id: str | None = Field(default=None, min_length=1, max_length=200)
+    # A customer always has a name: it may be left out, not set to null (the service
+    # refuses null), so the document does not offer null.
+    name: Name | SkipJsonSchema[None] = None
+    external_id: Identifier | None = Field(default=None, description="null: removed")
     email: str | None = Field(default=None, max_length=320)
 
 
@@ -50,18 +58,16 @@ class CustomerOut(Out):
 
 
 class OrderLineIn(BaseModel):
-    sku: str = Field(min_length=1, max_length=64)
+    sku: Code
     quantity: int = Field(default=1, ge=1, le=orders.MAX_QUANTITY)
-    line_id: str | None = Field(
+    line_id: LineId | None = Field(
         default=None,
-        min_length=1,
-        max_length=64,
         description="the ERP's position id; defaults to the 1-based index",
     )
 
 
 class OrderCreate(BaseModel):
-    external_order_id: str = Field(min_length=1, max_length=200)
+    external_order_id: Identifier
     customer_id: str | None = Field(default=None, max_length=ID)
     lines: list[OrderLineIn] = Field(min_length=1, max_length=500)
 
@@ -104,7 +110,7 @@ class TicketCode(BaseModel):
 
 
 class TicketLookup(BaseModel):
-    code: str = Field(min_length=1, max_length=64)
+    code: TypedTicketCode
 
 
 def order_out(order: Order) -> OrderOut:
@@ -300,7 +306,11 @@ def reveal_ticket_code(
     )
 
 
-@router.post("/tickets/lookup", response_model=TicketOut)
+@router.post(
+    "/tickets/lookup",
+    response_model=TicketOut,
+    responses={404: {"description": "TICKET_NOT_FOUND: a well-formed code no ticket has"}},
+)
 def lookup_ticket(body: TicketLookup, ctx: Context = Depends(require("orders:read"))) -> TicketOut:
     """Find a ticket by the code a customer reads out; a typo is caught by its check symbol."""
     return ctx.read(

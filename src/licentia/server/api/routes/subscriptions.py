@@ -8,10 +8,9 @@ from datetime import datetime
 from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, Field
 
-from licentia.domain.subscriptions import MAX_EXTERNAL_ID
 from licentia.server.api.context import Context, require
 from licentia.server.api.routes.licenses import LicenseOut, license_out
-from licentia.server.api.schemas import Out
+from licentia.server.api.schemas import Identifier, Out
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.subscriptions import services as subscriptions
 
@@ -20,9 +19,7 @@ SOURCE = "api"  # the source of the renewals and cancellations sent to these rou
 
 
 class RenewIn(BaseModel):
-    external_id: str = Field(
-        min_length=1,
-        max_length=MAX_EXTERNAL_ID,
+    external_id: Identifier = Field(
         description="your system's id of this renewal (an invoice number): the same id "
         "again renews nothing and answers the first renewal with replayed true",
     )
@@ -34,9 +31,7 @@ class RenewIn(BaseModel):
 
 
 class CancelIn(BaseModel):
-    external_id: str | None = Field(
-        default=None, min_length=1, max_length=MAX_EXTERNAL_ID, description="your id of it"
-    )
+    external_id: Identifier | None = Field(default=None, description="your id of it")
 
 
 class RenewalOut(Out):
