@@ -12,9 +12,11 @@ from tests.factories import VendorHandle
 from tests.integration.web.pages import Browser, log_in_staff, staff_user
 
 
-def console(app: FastAPI, vendor: VendorHandle, role: str = "admin") -> Browser:
+def console(
+    app: FastAPI, vendor: VendorHandle, role: str = "admin", *, language: str = "en"
+) -> Browser:
     """A browser logged in to ``vendor``'s console as a new member with ``role``."""
-    browser = Browser(app)
+    browser = Browser(app, language=language)
     log_in_staff(browser, vendor, staff_user(vendor, role))
     return browser
 

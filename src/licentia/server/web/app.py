@@ -3,6 +3,8 @@ for every path that is a page (an API path keeps its problem+json)."""
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from licentia.server.web.console import totp as console_totp
 from licentia.server.web.console.frame import LoginNeeded, login_redirect
 from licentia.server.web.console.pages import router as console_router
 from licentia.server.web.console.password_resets import router as console_resets_router
+from licentia.server.web.console.staff import brand_of, staff_of
 from licentia.server.web.errors import SENTENCES, Problem, problem_of, status_of, unexpected
 from licentia.server.web.i18n import LANGUAGE_COOKIE, LANGUAGES
 from licentia.server.web.link_logs import hide_link_tokens
@@ -47,16 +50,19 @@ from licentia.server.web.portal import seats as portal_seats
 from licentia.server.web.portal import ticket_cloud as portal_ticket_cloud
 from licentia.server.web.portal.offline import router as offline_router
 from licentia.server.web.portal.pages import router as portal_router
+from licentia.server.web.portal.pages import storefront
 from licentia.server.web.portal.password_resets import router as portal_resets_router
 from licentia.server.web.portal.users import router as portal_users_router
-from licentia.server.web.rendering import Pages, pages_of
+from licentia.server.web.rendering import LICENTIA_BRAND, Pages, pages_of
 from licentia.server.web.sessions import Visitor
 from licentia.server.web.unsubscribe import router as unsubscribe_router
 
+log = logging.getLogger("licentia.web")
 STATIC = Path(__file__).parent / "static"
 PAGE_PREFIXES = ("/portal", "/console", "/language")
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "BODY_TOO_LARGE"}
+_PORTAL = re.compile(r"/portal/([^/]+)/")
 # What a page may load: only this site's scripts and styles (no CDN), inline style
 # attributes for the vendor's colours, a logo from this site.
 _CSP = (
@@ -185,12 +191,37 @@ def error_page(request: Request, error: Exception) -> Response:
     else:
         problem = unexpected(error, request.url.path)
         problem = Problem(problem.code, gettext(problem.sentence))
+    frame = {} if isinstance(error, RateLimitedError) else _frame_of(request)
     try:
-        return pages.render(request, "error.html", status_code=status, problem=problem)
+        return pages.render(request, "error.html", status_code=status, problem=problem, **frame)
     except Exception:  # the error page itself failed: still never a blank page
         return HTMLResponse(
             f"<!doctype html><title>Error</title><h1>{problem.code}</h1>", status_code=status
         )
+
+
+def _frame_of(request: Request) -> dict[str, Any]:
+    """What the error page keeps of the front it happened on: the vendor's brand, the
+    front's navigation and start page (none for an unknown vendor or a failed lookup)."""
+    path = request.url.path
+    try:
+        portal = _PORTAL.match(path)
+        if portal is not None:
+            front = storefront(request, portal.group(1))
+            return {
+                "layout": "portal/base.html",
+                "brand": front.brand,
+                "front": front,
+                "customer": front.customer,
+                "start": f"/portal/{front.vendor.slug}/",
+            }
+        if path.startswith("/console"):
+            actor = staff_of(request)
+            brand = LICENTIA_BRAND if actor is None else brand_of(request, actor)
+            return {"layout": "console/base.html", "brand": brand, "start": "/console/"}
+    except Exception:  # noqa: BLE001 - an error page without its frame beats none
+        log.warning("no frame for the error page of %s", path, exc_info=True)
+    return {}
 
 
 def rate_limited_page(scope: Scope, error: RateLimitedError) -> Response:

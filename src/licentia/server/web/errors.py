@@ -3,12 +3,16 @@ to the field or action it concerns; an error page for anything a handler did not
 expect, never a stack trace and never a blank page.
 
 The sentences are keyed by the error's code and translated; a code without a sentence
-here shows the service's own message.
+here shows the service's own message. A service's message that carries more than its
+code's sentence (which field rule broke, which feature is unknown) has a translated
+sentence of its own in DETAILS; any other English message is shown only to a visitor
+reading English, never in brackets after a sentence that says the same.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -58,7 +62,9 @@ SENTENCES: dict[str, str] = {
     "SIGNATURE_INVALID": N_("This file is damaged or was not made by the Licentia software."),
     "FILE_MISSING": N_("Choose the file to upload."),
     "DEVICE_UNKNOWN": N_(
-        "This computer has not been activated here yet: upload its request file first."
+        "This computer has not been activated here yet. Its first request file needs the"
+        " ticket code: make the request again on the computer with --ticket CODE"
+        " (licentia device request FILE --ticket CODE) and upload the new file."
     ),
     "RECEIPT_MISMATCH": N_(
         "This receipt does not match the update we issued. Upload the newest receipt."
@@ -116,8 +122,83 @@ SENTENCES: dict[str, str] = {
         "The operator requires two-step login of vendor admins: it cannot be turned off."
     ),
     "PASSWORD_WRONG": N_("This is not your password."),
+    "ERROR": N_("This cannot be done now: the code names the reason."),
     "INTERNAL_ERROR": N_("Something went wrong on our side. It has been logged; try again later."),
 }
+
+
+# The services' messages that say more than their code's sentence, as sentences of
+# their own: a pattern of the message (named groups fill the sentence's placeholders).
+DETAILS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), sentence)
+    for pattern, sentence in (
+        (
+            r"symbol (?P<n>\d+) \('(?P<c>.*)'\) is not used in ticket codes",
+            N_("Symbol %(n)s (%(c)s) is not used in ticket codes."),
+        ),
+        (
+            r"a ticket code has 25 symbols in groups of five, not (?P<n>\d+)",
+            N_("A ticket code has 25 symbols; this one has %(n)s."),
+        ),
+        (
+            r"this ticket code has a typo: its check symbol does not match",
+            N_(
+                "This code has a typo: its check symbol does not match. Compare each group"
+                " with the code you received."
+            ),
+        ),
+        (r"wrong vendor, e-mail or password", N_("Wrong vendor, e-mail or password.")),
+        (r"a seat pool needs 'seats'", N_("A seat pool needs a number of seats.")),
+        (r"seats cannot exceed (?P<n>\d+)", N_("A seat pool has at most %(n)s seats.")),
+        (r"'.*' is not a whole number", N_("Write a whole number.")),
+        (r"write a whole number of days", N_("Write a whole number of days.")),
+        (r"limit is a whole number", N_("Write a whole number.")),
+        (r"write a date as YYYY-MM-DD", N_("Write a date as YYYY-MM-DD.")),
+        (r"protected data is a JSON object", N_("Protected data is a JSON object.")),
+        (
+            r"refresh_days cannot exceed lease_days",
+            N_("The refresh interval cannot be longer than the offline lease."),
+        ),
+        (
+            r"max_borrow_days only applies to seat pools",
+            N_("Only seats of a seat pool can be borrowed: leave this empty."),
+        ),
+        (
+            r"churn_limit only applies to device licenses",
+            N_("Only licenses on a single computer have this limit: leave it empty."),
+        ),
+        (r"k cannot exceed n", N_("The factors that must match cannot exceed the factors.")),
+        (r"k and n go together", N_("Give both numbers of factors, or a preset.")),
+        (r"give either a preset or k and n", N_("Give either a preset or both numbers.")),
+        (
+            r"end_date is required for fixed_end validity and only for it",
+            N_("A fixed end date needs the date, and only that validity takes one."),
+        ),
+        (
+            r"days is required for days_from_\* validity and only for it",
+            N_("A validity of days needs the number of days, and only it takes one."),
+        ),
+        (
+            r"days is required for a period of days and only for it",
+            N_("A period of days needs the number of days, and only it takes one."),
+        ),
+        (
+            r"a subscription sets the validity itself: leave it perpetual",
+            N_("A subscription sets the validity itself: leave it unlimited."),
+        ),
+        (r"choose the template's product", N_("Choose the template's product.")),
+        (r"choose a file", N_("Choose the file to upload.")),
+        (r"an order needs at least one line", N_("An order needs at least one line.")),
+        (r"quantity must be 1\.\.(?P<n>\d+)", N_("A quantity is between 1 and %(n)s.")),
+        (r"units must be positive", N_("Write a number of units above zero.")),
+        (
+            r"product '(?P<product>[^']*)' has no feature '(?P<feature>[^']*)'",
+            N_("Product %(product)s has no feature %(feature)s."),
+        ),
+        (r"template (?P<sku>.+) not found", N_("There is no template %(sku)s.")),
+        (r"no template with SKU '(?P<sku>[^']*)'", N_("There is no template with SKU %(sku)s.")),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -126,7 +207,6 @@ class Problem:
 
     code: str
     sentence: str
-    detail: str = ""
     field: str | None = None
 
 
@@ -151,13 +231,39 @@ def problem_of(
     error: LicentiaError, gettext: Callable[[str], str], *, field: str | None = None
 ) -> Problem:
     """The page's view of a domain error; ``field`` overrides the one it names."""
-    translate = gettext
-    sentence = SENTENCES.get(error.code)
     named = field or error.details.get("field")
-    detail = error.message
-    if sentence is None:
-        return Problem(error.code, error.message, "", named)
-    return Problem(error.code, str(translate(sentence)), detail, named)
+    return Problem(error.code, sentence_of(error.code, error.message, gettext), named)
+
+
+def sentence_of(code: str, message: str, gettext: Callable[[str], str]) -> str:
+    """The sentence a page shows for an error: the message's own (DETAILS), else the
+    code's; the English message itself where it says more than a generic sentence and
+    the visitor reads English."""
+    for pattern, sentence in DETAILS:
+        found = pattern.fullmatch(message)
+        if found is not None:
+            return str(gettext(sentence)) % found.groupdict()
+    if code in SENTENCES and code not in _GENERIC:
+        return str(gettext(SENTENCES[code]))
+    if _reads_english(gettext):
+        return _capitalised(message)
+    return str(gettext(SENTENCES[code] if code in SENTENCES else SENTENCES["ERROR"]))
+
+
+# Codes whose sentence says less than the service's message ("Please correct this
+# value."): shown only to a visitor whose language has no sentence of the message.
+_GENERIC = frozenset({"VALIDATION_FAILED"})
+
+
+def _reads_english(gettext: Callable[[str], str]) -> bool:
+    """Whether the catalogue in force is the English one (it translates nothing)."""
+    probe = SENTENCES["VALIDATION_FAILED"]
+    return str(gettext(probe)) == probe
+
+
+def _capitalised(message: str) -> str:
+    text = message[:1].upper() + message[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def unexpected(error: Exception, path: str) -> Problem:

@@ -92,7 +92,7 @@ async def _upload(
             problems.add(problem_of(error, gettext, field=field))
         else:
             sentence = gettext("This file is damaged or was not made by the Licentia software.")
-            problems.add(Problem(error.code, sentence, str(error), field))
+            problems.add(Problem(error.code, sentence, field=field))
         status = status_of(error)
         return await run_in_threadpool(lambda: _page(request, slug, status, problems=problems))
 
