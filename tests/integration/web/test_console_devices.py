@@ -3,6 +3,8 @@ with its flags, and the vendor's actions (clear flags, blacklist, deactivate).""
 
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI
 
 from licentia.domain.actors import operator
@@ -85,3 +87,14 @@ def test_another_vendors_device_is_not_found_and_not_changed(app: FastAPI, vendo
     for action in ("clear-flags", "blacklist", "deactivate"):
         assert browser.submit("/console/devices", f"{detail}/{action}", {}).status_code == 404
     assert theirs.ok("GET", f"/devices/{device_id}")["status"] == "active"
+
+
+def test_every_option_of_a_filter_has_a_label_of_its_own(app: FastAPI, vendors: VendorFactory):
+    vendor = vendors.create()
+    page = staff_browser(app, vendor).get("/console/devices").text
+    for name in ("flag", "status"):
+        select = re.search(rf'<select id="q-{name}".*?</select>', page, re.S)
+        assert select, name
+        labels = re.findall(r"<option[^>]*>([^<]*)</option>", select.group(0))
+        assert len(labels) == len(set(labels)), (name, labels)
+    assert "any flag" in page and "all devices, flagged or not" in page

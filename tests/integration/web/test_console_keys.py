@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from tests.factories import VendorFactory
 from tests.integration.web.console import post_forms, staff_browser, submit_many
+from tests.integration.web.staff import field_problem
 
 SECRET = re.compile(r'id="api-key-secret">(lic_[^<]+)<')
 
@@ -46,7 +47,18 @@ def test_revoke_a_key(app: FastAPI, vendors: VendorFactory):
     browser = staff_browser(app, vendor)
     keys = vendor.ok("GET", "/api-keys")["items"]
     key_id = next(key["id"] for key in keys if key["name"] == "test")
-    answer = browser.submit("/console/api-keys", f"/console/api-keys/{key_id}/revoke", {})
+    listed = browser.get("/console/api-keys").text
+    assert f'href="/console/api-keys/{key_id}/revoke"' in listed  # a step, not a post
+    assert f'action="/console/api-keys/{key_id}/revoke"' not in listed
+    confirm = f"/console/api-keys/{key_id}/revoke"
+    asked = browser.get(confirm)
+    assert asked.status_code == 200 and "Revoke this API key?" in asked.text
+    assert 'name="understood" value="yes" required' in asked.text
+    unticked = browser.submit(confirm, confirm, {})
+    assert unticked.status_code == 422 and 'id="f-understood-problem"' in unticked.text
+    assert "Tick the box" in field_problem(unticked.text, "understood")
+    assert vendor.request("GET", "/products", token=secret).status_code == 200
+    answer = browser.submit(confirm, confirm, {"understood": "yes"})
     assert answer.status_code == 303
     assert vendor.request("GET", "/products", token=secret).status_code == 401
 
@@ -61,9 +73,14 @@ def test_rotate_and_retire_signing_keys_and_the_current_key_is_refused(
     assert browser.submit(page, f"{page}/rotate", {}).status_code == 303
     keys = {key["kid"]: key["status"] for key in vendor.ok("GET", "/signing-keys")["items"]}
     current = next(kid for kid, status in keys.items() if status == "current")
-    refused = browser.submit(page, f"{page}/{current}/retire", {})
+    ticked = {"understood": "yes"}
+    refused = browser.submit(page, f"{page}/{current}/retire", ticked)
     assert refused.status_code == 409 and "KEY_IS_CURRENT" in refused.text
-    assert browser.submit(page, f"{page}/{old['kid']}/retire", {}).status_code == 303
+    confirm = f"{page}/{old['kid']}/retire"
+    assert f'href="{confirm}"' in browser.get(page).text
+    assert "Retire this signing key?" in browser.get(confirm).text
+    assert browser.submit(page, confirm, {}).status_code == 422  # the box not ticked
+    assert browser.submit(page, confirm, ticked).status_code == 303
     retired = {key["kid"]: key["status"] for key in vendor.ok("GET", "/signing-keys")["items"]}
     assert retired[old["kid"]] == "retired"
 
@@ -80,6 +97,7 @@ def test_a_read_only_member_sees_keys_but_cannot_act(app: FastAPI, vendors: Vend
     page = "/console/signing-keys"
     assert browser.submit(page, f"{page}/rotate", {}).status_code == 403
     assert browser.submit(page, f"{page}/{key['kid']}/retire", {}).status_code == 403
+    assert browser.get(f"{page}/{key['kid']}/retire").status_code == 403
     assert len(vendor.ok("GET", "/signing-keys")["items"]) == 1
 
 
@@ -95,10 +113,14 @@ def test_another_vendors_keys_are_not_found_and_not_changed(app: FastAPI, vendor
     key_id = theirs.ok("GET", "/api-keys")["items"][0]["id"]
     [signing] = theirs.ok("GET", "/signing-keys")["items"]
     theirs.ok("POST", "/signing-keys/rotate")
-    revoke = browser.submit("/console/api-keys", f"/console/api-keys/{key_id}/revoke", {})
-    assert revoke.status_code == 404
+    ticked = {"understood": "yes"}
+    for data in ({}, ticked):
+        revoke = browser.submit("/console/api-keys", f"/console/api-keys/{key_id}/revoke", data)
+        assert revoke.status_code == 404
+    assert browser.get(f"/console/api-keys/{key_id}/revoke").status_code == 404
     page = "/console/signing-keys"
-    assert browser.submit(page, f"{page}/{signing['kid']}/retire", {}).status_code == 404
+    assert browser.submit(page, f"{page}/{signing['kid']}/retire", ticked).status_code == 404
+    assert browser.get(f"{page}/{signing['kid']}/retire").status_code == 404
     assert theirs.get("/products").status_code == 200  # their admin key still works
     statuses = {k["kid"]: k["status"] for k in theirs.ok("GET", "/signing-keys")["items"]}
     assert statuses[signing["kid"]] == "previous"

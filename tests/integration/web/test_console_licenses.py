@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from tests.factories import VendorFactory, VendorHandle
 from tests.integration.device_messages import activate_device
 from tests.integration.web.console import post_forms, staff_browser
+from tests.integration.web.staff import field_problem
 
 
 def _state(vendor: VendorHandle, license_id: str) -> str:
@@ -110,9 +111,8 @@ def test_the_state_machines_refusal_is_shown_with_its_code(app: FastAPI, vendors
     assert "not possible while the license is withdrawn" in page.text
     answer = browser.submit(detail, f"{detail}/resume", {})
     assert answer.status_code == 409
-    assert "ILLEGAL_TRANSITION" in answer.text and "cannot resume a license that is withdrawn" in (
-        answer.text
-    )
+    assert "ILLEGAL_TRANSITION" in answer.text
+    assert "The license&#39;s state does not allow this now." in answer.text
 
 
 def test_extend_by_days_and_a_license_without_end_is_refused(app: FastAPI, vendors: VendorFactory):
@@ -141,7 +141,31 @@ def test_replace_shows_the_successor(app: FastAPI, vendors: VendorFactory):
     assert successor != license_["id"] and _state(vendor, license_["id"]) == "replaced"
     detail = f"/console/licenses/{successor}"
     unknown = browser.submit(detail, f"{detail}/replace", {"sku": "NOPE"})
-    assert unknown.status_code == 404 and "NOT_FOUND" in unknown.text
+    assert unknown.status_code == 422
+    problem = field_problem(unknown.text, "sku")
+    assert "UNKNOWN_SKU" in problem and "There is no template with SKU NOPE." in problem
+    assert 'name="sku" type="text" value="NOPE"' in unknown.text  # kept to correct it
+    assert _state(vendor, successor) == "available"
+
+
+def test_withdrawing_is_a_step_of_its_own_that_asks_to_confirm(
+    app: FastAPI, vendors: VendorFactory
+):
+    vendor = vendors.create()
+    license_ = vendor.license()
+    browser = staff_browser(app, vendor)
+    detail = f"/console/licenses/{license_['id']}"
+    page = browser.get(detail).text
+    assert f'href="{detail}/withdraw"' in page and f"{detail}/withdraw" not in post_forms(page)
+    asked = browser.get(f"{detail}/withdraw")
+    assert asked.status_code == 200 and "Withdraw this license?" in asked.text
+    assert license_["id"] in asked.text and "final" in asked.text
+    assert 'class="danger"' in asked.text and f'href="{detail}"' in asked.text  # a way back
+    unticked = browser.submit(f"{detail}/withdraw", f"{detail}/withdraw", {})
+    assert unticked.status_code == 422 and "Tick the box" in unticked.text
+    assert _state(vendor, license_["id"]) == "available"
+    done = browser.submit(f"{detail}/withdraw", f"{detail}/withdraw", {"understood": "yes"})
+    assert done.status_code == 303 and _state(vendor, license_["id"]) == "withdrawn"
 
 
 def test_a_read_only_member_sees_licenses_but_has_no_actions_and_is_refused(
@@ -155,8 +179,9 @@ def test_a_read_only_member_sees_licenses_but_has_no_actions_and_is_refused(
     assert page.status_code == 200 and license_["id"] in page.text
     assert post_forms(page.text) == []
     for action in ("suspend", "withdraw", "extend", "replace"):
-        answer = browser.submit(detail, f"{detail}/{action}", {"days": "1"})
+        answer = browser.submit(detail, f"{detail}/{action}", {"days": "1", "understood": "yes"})
         assert answer.status_code == 403 and "FORBIDDEN" in answer.text, action
+    assert browser.get(f"{detail}/withdraw").status_code == 403
     assert _state(vendor, license_["id"]) == "available"
 
 
@@ -167,8 +192,10 @@ def test_another_vendors_license_is_not_found_and_not_changed(app: FastAPI, vend
     detail = f"/console/licenses/{license_['id']}"
     assert browser.get(detail).status_code == 404
     for action in ("suspend", "withdraw", "extend", "replace"):
-        answer = browser.submit("/console/licenses", f"{detail}/{action}", {"days": "1"})
+        data = {"days": "1", "understood": "yes"}
+        answer = browser.submit("/console/licenses", f"{detail}/{action}", data)
         assert answer.status_code == 404, action
+    assert browser.get(f"{detail}/withdraw").status_code == 404
     listed = browser.get(f"/console/licenses?product={license_['product_code']}")
     assert license_["id"] not in listed.text
     assert _state(theirs, license_["id"]) == "available"

@@ -157,3 +157,29 @@ def test_the_console_reads_well_on_a_phone_and_a_desktop_in_german(
             screenshot(page, name)  # and at desktop width
     finally:
         context.close()
+
+
+def test_withdrawing_asks_to_confirm_first_even_without_javascript(
+    chromium: Browser, live_server: str, vendors: VendorFactory
+):
+    vendor = vendors.create()
+    license_id = vendor.license()["id"]
+    context = chromium.new_context(locale="en-GB", java_script_enabled=False)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        _log_in(page, live_server, vendor, staff_user(vendor))
+        page.goto(f"{live_server}/console/licenses/{license_id}")
+        page.get_by_role("link", name="Withdraw…").click()
+        expect(page.get_by_role("heading", name="Withdraw this license?")).to_be_visible()
+        screenshot(page, "console-license-withdraw")
+        button = page.get_by_role("button", name="Withdraw the license for good")
+        button.click()  # the box is not ticked: the browser does not send the form
+        expect(page).to_have_url(re.compile(f"/licenses/{license_id}/withdraw$"))
+        assert vendor.ok("GET", f"/licenses/{license_id}")["state"] == "available"
+        page.get_by_label("I understand: a withdrawn license cannot be brought back.").check()
+        button.click()
+        expect(page.get_by_role("status")).to_contain_text("withdrawn")
+        assert vendor.ok("GET", f"/licenses/{license_id}")["state"] == "withdrawn"
+    finally:
+        context.close()

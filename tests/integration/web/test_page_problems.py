@@ -110,7 +110,7 @@ def test_a_portal_error_page_keeps_the_vendors_brand_and_navigation(
         assert answer.status_code in (404, 303), path
         if answer.status_code == 303:
             continue  # the ticket page asks a visitor to log in first
-        assert "<title>NOT_FOUND – Acme Photo</title>" in answer.text
+        assert "<title>NOT_FOUND \u2013 Acme Photo</title>" in answer.text
         assert f'href="/portal/{vendor.slug}/login"' in answer.text  # the portal's menu
         assert f'<a href="/portal/{vendor.slug}/">' in answer.text  # its start page
 
@@ -123,7 +123,7 @@ def test_a_console_error_page_keeps_the_console_and_links_to_its_start(
     _brand(browser, "Acme Photo")
     answer = browser.get("/console/licenses/notauuid")
     assert answer.status_code == 404
-    assert "<title>NOT_FOUND – Acme Photo</title>" in answer.text
+    assert "<title>NOT_FOUND \u2013 Acme Photo</title>" in answer.text
     assert 'href="/console/licenses"' in answer.text and "Log out" in answer.text
     assert '<a href="/console/">' in answer.text
 

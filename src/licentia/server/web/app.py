@@ -219,7 +219,7 @@ def _frame_of(request: Request) -> dict[str, Any]:
             actor = staff_of(request)
             brand = LICENTIA_BRAND if actor is None else brand_of(request, actor)
             return {"layout": "console/base.html", "brand": brand, "start": "/console/"}
-    except Exception:  # noqa: BLE001 - an error page without its frame beats none
+    except Exception:  # an error page without its frame beats none
         log.warning("no frame for the error page of %s", path, exc_info=True)
     return {}
 

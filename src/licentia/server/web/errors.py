@@ -186,6 +186,14 @@ DETAILS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             r"a subscription sets the validity itself: leave it perpetual",
             N_("A subscription sets the validity itself: leave it unlimited."),
         ),
+        (
+            r"confirm that this cannot be undone",
+            N_("Tick the box to confirm: this cannot be undone."),
+        ),
+        (
+            r"confirm that the computers registered now must register again",
+            N_("Tick the box to confirm that the computers must register again."),
+        ),
         (r"choose the template's product", N_("Choose the template's product.")),
         (r"choose a file", N_("Choose the file to upload.")),
         (r"an order needs at least one line", N_("An order needs at least one line.")),

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.actors import Actor
-from licentia.domain.errors import LicentiaError, ValidationError
+from licentia.domain.errors import LicentiaError, NotFoundError, ValidationError
 from licentia.domain.licenses import LicenseState, allowed_actions
 from licentia.server.db.base import utcnow
 from licentia.server.db.pagination import paginate
@@ -23,6 +23,11 @@ from licentia.server.licenses import services as licenses
 from licentia.server.licenses.models import License
 from licentia.server.subscriptions import services as subscriptions
 from licentia.server.web import units
+from licentia.server.web.console.confirmations import (
+    Confirmation,
+    check_understood,
+    confirmation_page,
+)
 from licentia.server.web.console.frame import (
     filters_of,
     history_of,
@@ -32,6 +37,7 @@ from licentia.server.web.console.frame import (
     render,
     require_staff,
 )
+from licentia.server.web.console.staff import gettext_of
 from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, status_of
 
@@ -80,7 +86,12 @@ def license_list(request: Request, cursor: str | None = None) -> Response:
 
 
 def _detail(
-    request: Request, license_id: str, *, problems: Problems, status_code: int = 200
+    request: Request,
+    license_id: str,
+    *,
+    problems: Problems,
+    status_code: int = 200,
+    typed: dict[str, str] | None = None,
 ) -> Response:
     actor = require_staff(request, "licenses:read")
 
@@ -101,6 +112,7 @@ def _detail(
         problems=problems,
         done=_outcome(request.query_params.get("done")),
         subscription=licenses.subscription_of(found["item"], now),
+        typed=typed or {},
         **found,
     )
 
@@ -114,15 +126,23 @@ def license_detail(license_id: str, request: Request) -> Response:
     return _detail(request, license_id, problems=Problems())
 
 
-def _act(request: Request, license_id: str, done: str, action: Action) -> Response:
+def _act(
+    request: Request,
+    license_id: str,
+    done: str,
+    action: Action,
+    typed: dict[str, str] | None = None,
+) -> Response:
     """Run ``action``; on success show the license it answers (a successor after a
-    replacement), else this license with the refusal above its actions."""
+    replacement), else this license with the refusal above its actions or next to the
+    field it names (``typed``: what the form held, shown again)."""
     actor = require_staff(request, "licenses:write")
     try:
         changed = units.write(request, lambda s: action(s, actor).id)
     except LicentiaError as error:
         problems = problems_of(request, error)
-        return _detail(request, license_id, problems=problems, status_code=status_of(error))
+        status = status_of(error)
+        return _detail(request, license_id, problems=problems, status_code=status, typed=typed)
     return RedirectResponse(f"/console/licenses/{changed}?done={done}", status_code=303)
 
 
@@ -160,9 +180,16 @@ def extend(
 @router.post("/licenses/{license_id}/replace", response_class=HTMLResponse)
 def replace(license_id: str, request: Request, sku: str = Form("")) -> Response:
     def action(session: units.DbSession, actor: Actor) -> License:
-        return licenses.replace_license(session, actor, license_id, sku=sku.strip() or None)
+        try:
+            return licenses.replace_license(session, actor, license_id, sku=sku.strip() or None)
+        except NotFoundError as error:
+            if error.details.get("kind") != "template":
+                raise
+            # The form's field, as an order line or a shop mapping names an unknown SKU.
+            message = f"no template with SKU {sku.strip()!r}"
+            raise ValidationError(message, field="sku", code="UNKNOWN_SKU") from error
 
-    return _act(request, license_id, "replaced", action)
+    return _act(request, license_id, "replaced", action, typed={"sku": sku})
 
 
 @router.post("/licenses/{license_id}/subscription/cancel", response_class=HTMLResponse)
@@ -173,14 +200,56 @@ def cancel_subscription(license_id: str, request: Request) -> Response:
     return _act(request, license_id, "subscription_cancelled", action)
 
 
+def _withdrawal(request: Request, item: License) -> Confirmation:
+    _ = gettext_of(request)
+    return Confirmation(
+        heading=_("Withdraw this license?"),
+        facts=((_("License"), item.id), (_("Product"), item.product_code)),
+        consequence=_(
+            "Withdrawing is final: the license stops working at its next check, on its"
+            " computer, in its cloud container or seat pool, and it can never be resumed"
+            " or activated again."
+        ),
+        understand=_("I understand: a withdrawn license cannot be brought back."),
+        action=f"/console/licenses/{item.id}/withdraw",
+        button=_("Withdraw the license for good"),
+        back=f"/console/licenses/{item.id}",
+    )
+
+
+@router.get("/licenses/{license_id}/withdraw", response_class=HTMLResponse)
+def confirm_withdrawal(license_id: str, request: Request) -> Response:
+    """The step before a withdrawal: it is final."""
+    actor = require_staff(request, "licenses:write")
+    item = units.read(request, lambda s: licenses.get_license(s, actor, license_id))
+    return confirmation_page(request, actor, _withdrawal(request, item))
+
+
+@router.post("/licenses/{license_id}/withdraw", response_class=HTMLResponse)
+def withdraw(license_id: str, request: Request, understood: str = Form("")) -> Response:
+    """The withdrawal, once the box was ticked (else the confirmation again)."""
+    actor = require_staff(request, "licenses:write")
+    try:
+        check_understood(understood)
+    except ValidationError as error:
+        item = units.read(request, lambda s: licenses.get_license(s, actor, license_id))
+        problems = problems_of(request, error)
+        return confirmation_page(
+            request, actor, _withdrawal(request, item), problems=problems, status_code=422
+        )
+
+    def action(session: units.DbSession, actor: Actor) -> License:
+        return licenses.change_state(session, actor, license_id, "withdraw")
+
+    return _act(request, license_id, "withdrawn", action)
+
+
 @router.post("/licenses/{license_id}/{verb}", response_class=HTMLResponse)
-def change_state(
-    license_id: str, verb: Literal["suspend", "resume", "withdraw"], request: Request
-) -> Response:
-    """Registered last, so that ``extend`` and ``replace`` match their own routes."""
+def change_state(license_id: str, verb: Literal["suspend", "resume"], request: Request) -> Response:
+    """Registered last, so that the other actions match their own routes."""
 
     def action(session: units.DbSession, actor: Actor) -> License:
         return licenses.change_state(session, actor, license_id, verb)
 
-    done = {"suspend": "suspended", "resume": "resumed", "withdraw": "withdrawn"}[verb]
+    done = {"suspend": "suspended", "resume": "resumed"}[verb]
     return _act(request, license_id, done, action)
