@@ -104,8 +104,11 @@ def test_a_ticket_goes_into_a_new_container_whose_downloaded_file_the_sdk_uses(
     page.get_by_label("Cloud container").select_option(label="A new cloud container")
     page.get_by_label("Name of a new container").fill("Studio")
     screenshot(page, "portal-ticket-cloud")
+    page.get_by_role("button", name="Put the licenses into the container").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("new cloud container “Studio”")
+    screenshot(page, "portal-container-made")
     with page.expect_download() as download:
-        page.get_by_role("button", name="Put the licenses into the container").click()
+        page.get_by_role("link", name="Download Studio.licred").click()
     assert download.value.suggested_filename == "Studio.licred"
     licred = tmp_path / "Studio.licred"
     download.value.save_as(licred)
@@ -119,12 +122,13 @@ def test_a_ticket_goes_into_a_new_container_whose_downloaded_file_the_sdk_uses(
         assert client.check(product).license_id
     finally:
         client.close()
-    page.reload()
-    expect(page.get_by_text("in the cloud container Studio")).to_be_visible()
-    page.get_by_role("link", name="Cloud containers").first.click()
-    page.get_by_role("link", name="Studio").click()
+    ticket = page.get_by_role("link", name="Back to the ticket").get_attribute("href")
+    page.get_by_role("link", name="Go to the container “Studio”").click()
     expect(page.get_by_role("heading", name="Studio")).to_be_visible()
     screenshot(page, "portal-container-new")
+    page.goto(f"{live_server}{ticket}")
+    expect(page.get_by_text("in the cloud container Studio")).to_be_visible()
+    expect(page.get_by_role("button", name="Put the licenses into the container")).to_have_count(0)
 
 
 def test_a_reset_credential_is_downloaded_in_the_browser_and_used_by_the_sdk(

@@ -4,7 +4,9 @@ file the real SDK registers with; nobody else's ticket or container can be named
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -63,17 +65,27 @@ def test_a_new_container_comes_as_a_licred_file_the_sdk_registers_with(
     browser = Browser(app)
     log_in_customer(browser, vendor, email)
     here = f"/portal/{vendor.slug}/tickets/{order['ticket_id']}"
+    assert 'name="name" type="text" value=""' in browser.get(here).text  # no name given
     answer = browser.submit(here, f"{here}/cloud", {"container_id": "new", "name": "Design team"})
-    assert answer.status_code == 200, answer.text
-    assert answer.headers["content-disposition"] == 'attachment; filename="Design-team.licred"'
-    document = json.loads(answer.text)
+    assert answer.status_code == 201, answer.text
+    assert "The licenses are in the new cloud container “Design team”" in answer.text
+    link = re.search(
+        r'href="data:application/json;base64,([A-Za-z0-9+/=]+)" download="Design-team.licred"',
+        answer.text,
+    )
+    assert link, answer.text
+    content = base64.b64decode(link.group(1))
+    document = json.loads(content)
     assert document["server_url"] == settings.public_url and document["vendor"] == vendor.slug
     path = tmp_path / "Design-team.licred"
-    path.write_bytes(answer.content)
+    path.write_bytes(content)
 
     credential = CloudCredential.load(path)  # the SDK's own reader
     license_ = _license(vendor, order)
     assert license_["container_id"] == credential.container_id
+    assert f"/containers/{credential.container_id}" in answer.text  # the way to it
+    ticket = browser.get(here).text
+    assert "in the cloud container Design team" in ticket and f"{here}/cloud" not in ticket
     container = vendor.ok("GET", f"/cloud-containers/{credential.container_id}")
     assert container["name"] == "Design team" and container["customer_id"] == customer_id
     assert container["max_devices"] == 2
@@ -113,6 +125,7 @@ def test_a_refusal_is_shown_at_the_container_field(
     assert "ALREADY_REDEEMED" in moved.text
     empty = browser.submit(here, f"{here}/cloud", {"container_id": "new", "name": "  "})
     assert empty.status_code == 422 and 'id="f-name-problem"' in empty.text
+    assert "Give it a name of 1 to 200 characters." in empty.text
     assert _license(vendor, order)["container_id"] == mine.container_id
 
 

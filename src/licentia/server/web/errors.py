@@ -194,6 +194,10 @@ DETAILS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             r"confirm that the computers registered now must register again",
             N_("Tick the box to confirm that the computers must register again."),
         ),
+        (
+            r"a name has 1 to (?P<n>\d+) characters",
+            N_("Give it a name of 1 to %(n)s characters."),
+        ),
         (r"choose the template's product", N_("Choose the template's product.")),
         (r"choose a file", N_("Choose the file to upload.")),
         (r"an order needs at least one line", N_("An order needs at least one line.")),

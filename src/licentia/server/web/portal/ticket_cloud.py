@@ -1,9 +1,14 @@
 """A ticket's cloud and seat-pool licenses put into one of the company's cloud
-containers by its customer admin, or into a new one whose credential file (``.licred``)
-is the answer (``cloud.admin``: the rules of ``cloud.services.put_ticket``, the ones the
-API's redeem calls apply)."""
+containers by its customer admin, or into a new one (``cloud.admin``: the rules of
+``cloud.services.put_ticket``, the ones the API's redeem calls apply). A new container
+answers with a page of its own: where the licenses went, the way to the container, and
+its credential file (``.licred``) to download, this once (only a fingerprint of the
+credential is kept), from the page itself (a ``data:`` link, so a reload re-sends
+nothing and the file needs no second request)."""
 
 from __future__ import annotations
+
+import base64
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -31,7 +36,7 @@ def put_into_container(
     name: str = Form(""),
 ) -> Response:
     """Into an existing container: back to the ticket, which shows where its licenses
-    are now. Into a new one: the new container's ``.licred`` file, as a download."""
+    are now. Into a new one: the page of the new container and its ``.licred`` file."""
     desk = desk_of(request, slug)
     if not isinstance(desk, Desk):
         return desk
@@ -70,6 +75,16 @@ def _into_new(request: Request, desk: Desk, ticket_id: str, name: str) -> Respon
     )
     server_url = units.backend_of(request).settings.public_url
     content = licred_file(issued, server_url, desk.slug)
-    filename = licred_filename(issued.container.name)
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
-    return Response(content, media_type=MEDIA_TYPE, headers=headers)
+    encoded = base64.b64encode(content.encode()).decode("ascii")
+    return pages_of(request).render(
+        request,
+        "portal/container_made.html",
+        status_code=201,
+        brand=desk.front.brand,
+        front=desk.front,
+        customer=desk.front.customer,
+        container=issued.container,
+        ticket_id=ticket_id,
+        licred_href=f"data:{MEDIA_TYPE};base64,{encoded}",
+        licred_name=licred_filename(issued.container.name),
+    )
