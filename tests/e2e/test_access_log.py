@@ -70,7 +70,14 @@ def test_a_followed_reset_link_leaves_its_token_out_of_the_servers_logs(
                 assert asked.status_code == 303
                 path, token = _mailed_link(mail)
                 assert client.get(path).status_code == 200
-                done = _form(client, path, {"password": "a-new-demo-password-1"})
+                done = _form(
+                    client,
+                    path,
+                    {
+                        "password": "a-new-demo-password-1",
+                        "password_again": "a-new-demo-password-1",
+                    },
+                )
                 assert done.status_code == 303
         finally:
             server.stop()

@@ -186,12 +186,22 @@ def _customer_user(day: Journey) -> None:
     day.note(welcome.group(2))
     with httpx.Client(base_url=day.url, timeout=30) as person:
         assert person.get(welcome.group(1)).status_code == 200
-        assert _form(person, welcome.group(1), {"password": first}).status_code == 303
+        assert (
+            _form(
+                person, welcome.group(1), {"password": first, "password_again": first}
+            ).status_code
+            == 303
+        )
         assert _form(person, "/portal/demo/forgot", {"email": colleague}).status_code == 303
         reset = day.mailed(RESET)
         day.note(reset.group(2))
         assert person.get(reset.group(1)).status_code == 200
-        assert _form(person, reset.group(1), {"password": second}).status_code == 303
+        assert (
+            _form(
+                person, reset.group(1), {"password": second, "password_again": second}
+            ).status_code
+            == 303
+        )
 
 
 def _refused_statement(day: Journey, backend: str) -> None:

@@ -53,8 +53,8 @@ def test_the_dashboard_counts_what_happened_today(app: FastAPI, vendors: VendorF
     html = console(app, vendor).get("/console/").text
     assert figure(html, "activations") == 4  # two on devices, two into cloud containers
     assert figure(html, "active devices") == 2
-    assert figure(html, "seats in use now") == 1
-    assert figure(html, "seat denials") == 1
+    assert figure(html, "seat in use now") == 1  # one, so said in the singular
+    assert figure(html, "seat denial") == 1
     assert "5 / 100" in html  # the counter running low
     assert re.search(r"Busy Customer</a></td><td[^>]*>2</td><td[^>]*>2</td>", html)
     assert 'class="value">4</text>' in html  # today's bar says its number

@@ -56,9 +56,13 @@ def test_an_invited_colleague_sets_a_password_from_the_mail_and_logs_in(
     assert link
     colleague = Browser(app)
     assert log_in_staff(colleague, vendor, "new@example.test").status_code == 401  # not yet
-    short = colleague.submit(link.group(1), link.group(1), {"password": "short"})
+    short = colleague.submit(
+        link.group(1), link.group(1), {"password": "short", "password_again": "short"}
+    )
     assert short.status_code == 422 and "VALIDATION_FAILED" in short.text
-    done = colleague.submit(link.group(1), link.group(1), {"password": PASSWORD})
+    done = colleague.submit(
+        link.group(1), link.group(1), {"password": PASSWORD, "password_again": PASSWORD}
+    )
     assert done.status_code == 303
     assert log_in_staff(colleague, vendor, "new@example.test").status_code == 303
     again = Browser(app).get(link.group(1))  # a link works once

@@ -11,6 +11,7 @@ from licentia.server.db.engine import Database
 from tests.factories import PASSWORD, VendorFactory
 from tests.integration.web.inbox import Inbox
 from tests.integration.web.pages import Browser, customer_with_admin, log_in_customer
+from tests.integration.web.staff import field_problem
 
 LINK = re.compile(r"http://\S+/welcome/(\S+)")
 
@@ -29,13 +30,21 @@ def test_a_customer_admin_invites_a_colleague_who_sets_a_password_and_logs_in(
     assert mail["To"] == "colleague@customer.test"
     found = LINK.search(inbox.text_of(mail))
     assert found, inbox.text_of(mail)
+    # It promises what a colleague can do: no containers or users to manage.
+    assert "manage" not in inbox.text_of(mail) and "see the company's tickets" in " ".join(
+        inbox.text_of(mail).split()
+    )
     welcome = f"/portal/{vendor.slug}/welcome/{found.group(1)}"
 
     colleague = Browser(app)
     assert "colleague@customer.test" in colleague.get(welcome).text
-    short = colleague.submit(welcome, welcome, {"password": "short"})
+    typo = {"password": PASSWORD, "password_again": PASSWORD + "x"}
+    differ = colleague.submit(welcome, welcome, typo)
+    assert differ.status_code == 422
+    assert "PASSWORDS_DIFFER" in field_problem(differ.text, "password_again")
+    short = colleague.submit(welcome, welcome, {"password": "short", "password_again": "short"})
     assert short.status_code == 422 and 'id="f-password-problem"' in short.text
-    done = colleague.submit(welcome, welcome, {"password": PASSWORD})
+    done = colleague.submit(welcome, welcome, {"password": PASSWORD, "password_again": PASSWORD})
     assert done.status_code == 303
     assert log_in_customer(colleague, vendor, "colleague@customer.test").status_code == 303
     again = Browser(app).get(welcome)  # the link is spent
@@ -56,7 +65,7 @@ def test_a_colleague_cannot_invite_or_see_the_users(
     assert token
     welcome = f"/portal/{vendor.slug}/welcome/{token.group(1)}"
     member = Browser(app)
-    member.submit(welcome, welcome, {"password": PASSWORD})
+    member.submit(welcome, welcome, {"password": PASSWORD, "password_again": PASSWORD})
     log_in_customer(member, vendor, "member@customer.test")
     assert member.get(users).status_code == 403
     refused = member.client.post(

@@ -61,6 +61,15 @@ def test_a_form_with_the_token_in_the_htmx_header_is_accepted(app: FastAPI, vend
     assert answer.status_code == 422 and "TICKET_CODE_INVALID" in answer.text
 
 
+def test_the_icon_a_browser_asks_for_is_there_and_pages_name_it(app: FastAPI):
+    browser = Browser(app)
+    icon = browser.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+    named = browser.get("/static/web/favicon.svg")
+    assert named.status_code == 200 and named.content == icon.content
+    assert '<link rel="icon" href="/static/web/favicon.svg"' in browser.get("/").text
+
+
 def test_the_root_is_a_page_that_leads_to_the_console(app: FastAPI):
     answer = Browser(app).get("/")
     assert answer.status_code == 200 and 'href="/console/login"' in answer.text
@@ -172,7 +181,7 @@ def test_a_mistyped_symbol_is_named_by_its_position_before_any_lookup(
     vendor = vendors.create()
     code = ticket_code(vendor)
     status, page = lookup(app, vendor.slug, code[:6] + "U" + code[7:])
-    assert status == 422 and "TICKET_CODE_INVALID" in page and "symbol 6 (&#39;U&#39;)" in page
+    assert status == 422 and "TICKET_CODE_INVALID" in page and "Symbol 6 (U)" in page
 
 
 def test_a_swapped_pair_is_caught_by_the_check_symbol(app: FastAPI, vendors: VendorFactory):

@@ -47,6 +47,7 @@ def test_a_customer_user_sets_a_new_password_from_the_mailed_link(
     page.goto(live_server + _link_path(inbox, "portal"))
     expect(page.get_by_text(email)).to_be_visible()
     page.get_by_label("New password").fill(NEW_PASSWORD)
+    page.get_by_label("The same password again").fill(NEW_PASSWORD)
     screenshot(page, "portal-reset")
     page.get_by_role("button", name="Set the password").click()
     expect(page.get_by_role("status")).to_contain_text("Your new password is set")
@@ -72,6 +73,7 @@ def test_a_staff_member_sets_a_new_password_from_the_mailed_link(
 
     page.goto(live_server + _link_path(inbox, "console"))
     page.get_by_label("New password").fill(NEW_PASSWORD)
+    page.get_by_label("The same password again").fill(NEW_PASSWORD)
     screenshot(page, "console-reset")
     page.get_by_role("button", name="Set the password").click()
     expect(page.get_by_role("status")).to_contain_text("Your new password is set")

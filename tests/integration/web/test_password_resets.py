@@ -83,9 +83,13 @@ def test_staff_set_a_new_password_from_the_mailed_link_and_every_session_ends(
 
     visitor = Browser(app)
     assert email in visitor.get(link).text
-    short = visitor.submit(link, link, {"password": "short"})
+    typo = {"password": NEW_PASSWORD, "password_again": "another-password-1"}
+    differ = visitor.submit(link, link, typo)
+    assert differ.status_code == 422 and 'id="f-password_again-problem"' in differ.text
+    assert "PASSWORDS_DIFFER" in differ.text
+    short = visitor.submit(link, link, {"password": "short", "password_again": "short"})
     assert short.status_code == 422 and "VALIDATION_FAILED" in short.text
-    done = visitor.submit(link, link, {"password": NEW_PASSWORD})
+    done = visitor.submit(link, link, {"password": NEW_PASSWORD, "password_again": NEW_PASSWORD})
     assert done.status_code == 303 and "password=reset" in done.headers["location"]
 
     assert logged_in.get("/console/licenses").status_code == 303  # logged out
@@ -146,7 +150,7 @@ def test_a_customer_user_resets_at_the_portal_and_their_other_session_ends(
 
     visitor = Browser(app)
     assert email in visitor.get(link).text
-    done = visitor.submit(link, link, {"password": NEW_PASSWORD})
+    done = visitor.submit(link, link, {"password": NEW_PASSWORD, "password_again": NEW_PASSWORD})
     assert done.status_code == 303
     assert elsewhere.get(f"/portal/{vendor.slug}/users").status_code == 303  # to the login
     login = f"/portal/{vendor.slug}/login"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -77,6 +77,12 @@ landing = APIRouter(include_in_schema=False)
 def home(request: Request) -> HTMLResponse:
     """Where a browser lands: the console's login and how customers find their portal."""
     return pages_of(request).render(request, "home.html")
+
+
+@landing.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """The icon a browser asks for by itself (pages name the same one in their head)."""
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
 
 @landing.get("/language/{code}")

@@ -122,6 +122,7 @@ SENTENCES: dict[str, str] = {
         "The operator requires two-step login of vendor admins: it cannot be turned off."
     ),
     "PASSWORD_WRONG": N_("This is not your password."),
+    "PASSWORDS_DIFFER": N_("The two passwords differ: type the same one in both fields."),
     "ERROR": N_("This cannot be done now: the code names the reason."),
     "INTERNAL_ERROR": N_("Something went wrong on our side. It has been logged; try again later."),
 }

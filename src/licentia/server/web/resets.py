@@ -9,6 +9,7 @@ from datetime import timedelta
 from fastapi import Request
 from starlette.background import BackgroundTask
 
+from licentia.domain.errors import LicentiaError, ValidationError
 from licentia.server.db.base import utcnow
 from licentia.server.notifications.mail_jobs import enqueue_mail
 from licentia.server.orders.mailing import check_address
@@ -84,3 +85,18 @@ def set_new_password(
     )
     units.forget_credentials(request)  # the ended sessions stop working in this process at once
     return email
+
+
+AGAIN = "password_again"
+
+
+def check_typed_twice(password: str, again: str) -> None:
+    """A new password is typed twice, so that a typo does not lock its owner out.
+    Raises ValidationError (``PASSWORDS_DIFFER``, field ``password_again``)."""
+    if password != again:
+        raise ValidationError("the two passwords differ", field=AGAIN, code="PASSWORDS_DIFFER")
+
+
+def password_field(error: LicentiaError) -> str:
+    """The field of a new-password form an error goes next to."""
+    return AGAIN if error.details.get("field") == AGAIN else "password"

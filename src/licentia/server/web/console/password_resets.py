@@ -69,8 +69,15 @@ def reset_form(vendor: str, token: str, request: Request) -> Response:
 
 @router.post("/reset/{vendor}/{token}", response_class=HTMLResponse)
 @limited(Family.PASSWORD_RESET)
-def reset(vendor: str, token: str, request: Request, password: str = Form("")) -> Response:
+def reset(
+    vendor: str,
+    token: str,
+    request: Request,
+    password: str = Form(""),
+    password_again: str = Form(""),
+) -> Response:
     try:
+        resets.check_typed_twice(password, password_again)
         resets.set_new_password(
             request, Realm.STAFF, vendor_slug=vendor, token=token, password=password
         )
@@ -84,7 +91,7 @@ def reset(vendor: str, token: str, request: Request, password: str = Form("")) -
             status_code=status_of(error),
             email=target.email,
             vendor=vendor,
-            problems=_problems(request, error, "password"),
+            problems=_problems(request, error, resets.password_field(error)),
         )
     query = urlencode({"password": "reset", "vendor": vendor})
     return RedirectResponse(f"/console/login?{query}", status_code=303)

@@ -34,6 +34,7 @@ from licentia.server.web.console.frame import (
 from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, status_of
 from licentia.server.web.rendering import pages_of
+from licentia.server.web.resets import check_typed_twice, password_field
 
 router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
 ROLES = tuple(role.value for role in Role)
@@ -190,10 +191,13 @@ def password_form(token: str, request: Request) -> Response:
 
 
 @router.post("/password/{token}", response_class=HTMLResponse)
-def set_password(token: str, request: Request, password: str = Form("")) -> Response:
+def set_password(
+    token: str, request: Request, password: str = Form(""), password_again: str = Form("")
+) -> Response:
     checks = units.backend_of(request).password_checks
     try:
         units.read(request, lambda s: staff.invited_user(s, token))  # before the hashing
+        check_typed_twice(password, password_again)
         hashed = staff.new_password_hash(password, checks)
         units.write(request, lambda s: staff.set_password_with_link(s, token, hashed))
     except LicentiaError as error:
@@ -204,6 +208,6 @@ def set_password(token: str, request: Request, password: str = Form("")) -> Resp
             status_code=status_of(error),
             email=user.email,
             vendor=vendor.slug,
-            problems=problems_of(request, error, field="password"),
+            problems=problems_of(request, error, field=password_field(error)),
         )
     return RedirectResponse("/console/login?password=set", status_code=303)

@@ -78,9 +78,16 @@ def reset_form(slug: str, token: str, request: Request) -> Response:
 
 @router.post("/{slug}/reset/{token}", response_class=HTMLResponse)
 @limited(Family.PASSWORD_RESET)
-def reset(slug: str, token: str, request: Request, password: str = Form("")) -> Response:
+def reset(
+    slug: str,
+    token: str,
+    request: Request,
+    password: str = Form(""),
+    password_again: str = Form(""),
+) -> Response:
     front = storefront(request, slug)
     try:
+        resets.check_typed_twice(password, password_again)
         resets.set_new_password(
             request, Realm.CUSTOMER, vendor_slug=slug, token=token, password=password
         )
@@ -95,6 +102,6 @@ def reset(slug: str, token: str, request: Request, password: str = Form("")) -> 
             status_code=status_of(error),
             email=target.email,
             token=token,
-            problems=_problems(request, error, "password"),
+            problems=_problems(request, error, resets.password_field(error)),
         )
     return RedirectResponse(f"/portal/{slug}/login?reset=1", status_code=303)

@@ -40,6 +40,7 @@ from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, problem_of, status_of
 from licentia.server.web.portal.pages import Storefront, storefront
 from licentia.server.web.rendering import pages_of
+from licentia.server.web.resets import check_typed_twice, password_field
 
 router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
 
@@ -141,9 +142,16 @@ def welcome(slug: str, token: str, request: Request) -> Response:
 
 @router.post("/{slug}/welcome/{token}", response_class=HTMLResponse)
 @limited(Family.PASSWORD_RESET)
-def set_password(slug: str, token: str, request: Request, password: str = Form("")) -> Response:
+def set_password(
+    slug: str,
+    token: str,
+    request: Request,
+    password: str = Form(""),
+    password_again: str = Form(""),
+) -> Response:
     front = storefront(request, slug)
     try:
+        check_typed_twice(password, password_again)
         user = units.write(
             request, lambda s: set_password_by_link(s, front.vendor.id, token, password, utcnow())
         )
@@ -152,7 +160,7 @@ def set_password(slug: str, token: str, request: Request, password: str = Form("
             raise
         problems = Problems()
         gettext = pages_of(request).gettext_for(request).gettext
-        problems.add(problem_of(error, gettext, field="password"))
+        problems.add(problem_of(error, gettext, field=password_field(error)))
         email = units.read(
             request, lambda s: invited_user(s, front.vendor.id, token, utcnow())
         ).email
