@@ -19,7 +19,7 @@ PHONE = WIDTHS["phone"]
 # scrolling box scrolls there, not on the page), and where each of its buttons is.
 LISTS = """() => [...document.querySelectorAll("main table")].map(table => ({
   overflow: table.scrollWidth - table.parentElement.clientWidth,
-  buttons: [...table.querySelectorAll("button")].map(button => {
+  buttons: [...table.querySelectorAll("button, a.button")].map(button => {
     const box = button.getBoundingClientRect();
     return {name: button.textContent.trim(), left: box.left, right: box.right,
             height: box.height};

@@ -46,7 +46,8 @@ def test_a_wrong_password_is_said_next_to_the_form_with_its_code(
         {"vendor": vendor.slug, "email": staff_user(vendor), "password": "not it at all"},
     )
     assert answer.status_code == 401
-    assert "UNAUTHENTICATED" in answer.text and "Wrong e-mail or password." in answer.text
+    assert "UNAUTHENTICATED" in answer.text
+    assert "Wrong vendor, e-mail or password." in answer.text
     assert browser.session_cookie is None
 
 
