@@ -204,3 +204,29 @@ def test_a_product_page_lists_its_templates(app: FastAPI, vendors: VendorFactory
     assert answer.status_code == 200
     assert f'href="/console/templates/{template["id"]}"' in answer.text
     assert template["sku"] in answer.text
+
+
+def test_every_problem_of_the_template_form_is_named_in_one_submit(
+    app: FastAPI, vendors: VendorFactory
+):
+    vendor = vendors.create()
+    product = vendor.product()
+    browser = console(app, vendor)
+    form = template_form(
+        product["id"],
+        vendor.unique("SKU"),
+        delivery="seat_pool",  # without seats
+        validity__kind="fixed_end",
+        validity__days="",
+        validity__end_date="2020-01-31",  # over
+        max_devices="three",
+    )
+    answer = browser.submit("/console/templates/new", "/console/templates/new", form)
+    assert answer.status_code == 422
+    assert "VALIDATION_FAILED" in field_problem(answer.text, "options.max_devices")
+    assert "END_DATE_PASSED" in field_problem(answer.text, "options.validity.end_date")
+    form["options.max_devices"] = "3"
+    again = browser.submit("/console/templates/new", "/console/templates/new", form)
+    assert "VALIDATION_FAILED" in field_problem(again.text, "options.seats")
+    assert "END_DATE_PASSED" in field_problem(again.text, "options.validity.end_date")
+    assert vendor.ok("GET", "/templates")["items"] == []

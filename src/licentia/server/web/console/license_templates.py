@@ -21,6 +21,7 @@ from licentia.server.web.console.template_form import (
     CHOICES,
     form_from_options,
     options_from_form,
+    other_problems,
 )
 from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems
@@ -95,7 +96,7 @@ def _create_template(request: Request, form: dict[str, Any]) -> Response:
             ),
         )
     except LicentiaError as error:
-        problems = problems_of(request, error, _field)
+        problems = _all_problems(request, error, form)
         return _form(request, actor, None, form, problems, status_code=422)
     return RedirectResponse(f"/console/templates/{template.id}?created=1", status_code=303)
 
@@ -145,10 +146,20 @@ def _update_template(request: Request, template_id: str, form: dict[str, Any]) -
         )
     except LicentiaError as error:
         template = units.read(request, lambda s: _template(s, actor, template_id))
-        problems = problems_of(request, error, _field)
+        problems = _all_problems(request, error, form)
         values = {**form, "sku": template["sku"], "product_id": template["product_id"]}
         return _form(request, actor, template, values, problems, status_code=422)
     return RedirectResponse(f"/console/templates/{template_id}?saved=1", status_code=303)
+
+
+def _all_problems(request: Request, error: LicentiaError, form: dict[str, Any]) -> Problems:
+    """The service's refusal and every other problem the form shows on its own (one
+    per field, the service's first)."""
+    problems = problems_of(request, error, _field)
+    for other in other_problems(form):
+        for problem in problems_of(request, other, _field).by_field.values():
+            problems.add(problem)
+    return problems
 
 
 async def _form_values(request: Request) -> dict[str, Any]:

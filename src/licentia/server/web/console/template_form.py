@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from typing import Any
 
 from licentia.domain.errors import ValidationError
@@ -82,6 +83,31 @@ def options_from_form(form: Mapping[str, str]) -> dict[str, Any]:
     if form.get(PREFIX + "fingerprint_tolerance.preset") == CUSTOM:
         options.setdefault("fingerprint_tolerance", {})["preset"] = None
     return options
+
+
+def other_problems(form: Mapping[str, str]) -> list[ValidationError]:
+    """Every problem of the form that can be seen without the model's rules: each field
+    that is no whole number or no JSON object, and a fixed end date already over. The
+    service stops at its first refusal; with these the page names them all at once."""
+    found: list[ValidationError] = []
+    for path in FIELDS:
+        raw = form.get(PREFIX + path, "").strip()
+        if raw and path in (*INTEGERS, "custom_data.protected"):
+            try:
+                _value(path, raw)
+            except ValidationError as error:
+                found.append(error)
+    end = form.get(PREFIX + "validity.end_date", "").strip()
+    if form.get(PREFIX + "validity.kind") == "fixed_end" and end:
+        try:
+            passed = date.fromisoformat(end) < datetime.now(UTC).date()
+        except ValueError:
+            passed = False
+        if passed:
+            message = f"the end date {end} has passed"
+            field = PREFIX + "validity.end_date"
+            found.append(ValidationError(message, field=field, code="END_DATE_PASSED"))
+    return found
 
 
 def _value(path: str, raw: str) -> Any:
