@@ -40,7 +40,10 @@ def test_a_customer_admin_names_a_seat_pools_seats_and_removes_a_name(
     browser = Browser(app)
     log_in_customer(browser, vendor, admin_email)
     here = f"/portal/{vendor.slug}/users"
-    assert "2 seats, 2 free" in browser.get(here).text
+    page = browser.get(here).text
+    assert "2 seats, 2 free" in page
+    template_id = vendor.ok("GET", f"/licenses/{pool}")["template_id"]
+    assert vendor.ok("GET", f"/templates/{template_id}")["name"] + " · " in page
     for email in (ann, bob):
         done = browser.submit(
             here,

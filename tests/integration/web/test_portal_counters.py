@@ -26,6 +26,9 @@ def test_the_customer_admin_reads_the_balance_and_the_ledger(
     listed = browser.get(here)
     assert listed.status_code == 200
     assert mine.license_id in listed.text and re.search(r"<td[^>]*>97</td>", listed.text)
+    template_id = vendor.ok("GET", f"/licenses/{mine.license_id}")["template_id"]
+    name = vendor.ok("GET", f"/templates/{template_id}")["name"]
+    assert f"{name} · {mine.product}" in listed.text  # the template beside the product
     ledger = browser.get(f"{here}/{mine.license_id}")
     assert ledger.status_code == 200
     assert "Units granted" in ledger.text and "+100" in ledger.text

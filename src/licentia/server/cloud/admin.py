@@ -22,6 +22,7 @@ from licentia.server.cloud import services as cloud
 from licentia.server.cloud.models import CloudContainer, CloudDevice
 from licentia.server.counters import services as counters
 from licentia.server.counters.models import LedgerEntry, UnitCounter
+from licentia.server.customer_users.assignments import template_names
 from licentia.server.db.pagination import Page, paginate
 from licentia.server.licenses.models import License
 from licentia.server.orders.customer_tickets import customer_ticket
@@ -201,17 +202,30 @@ class Counter:
     license_id: str
     product: str
     balance: int
+    template_name: str = ""
 
 
 def counters_of(session: Session, admin: CustomerAdmin) -> list[Counter]:
-    """The unit counters of the container's licenses (licenses without one are left out)."""
-    pools = {pool.id: pool.product_code for pool in _pools(session, admin)}
-    found = session.scalars(
-        select(UnitCounter)
-        .where(UnitCounter.license_id.in_(pools))
-        .order_by(UnitCounter.license_id)
+    """The unit counters of the container's licenses (licenses without one are left out),
+    each with its license's product and template name."""
+    pools = {pool.id: pool for pool in _pools(session, admin)}
+    found = list(
+        session.scalars(
+            select(UnitCounter)
+            .where(UnitCounter.license_id.in_(pools))
+            .order_by(UnitCounter.license_id)
+        )
     )
-    return [Counter(item.license_id, pools[item.license_id], item.balance) for item in found]
+    names = template_names(session, {pools[item.license_id].template_id for item in found})
+    return [
+        Counter(
+            item.license_id,
+            pools[item.license_id].product_code,
+            item.balance,
+            names.get(pools[item.license_id].template_id, ""),
+        )
+        for item in found
+    ]
 
 
 @dataclass(frozen=True)

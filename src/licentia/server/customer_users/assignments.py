@@ -21,6 +21,7 @@ from licentia.domain.actors import Actor
 from licentia.domain.errors import ConflictError, NotFoundError
 from licentia.domain.templates import StoredOptions
 from licentia.server.audit.services import record
+from licentia.server.catalog.models import Template
 from licentia.server.customer_users.models import CustomerUser, LicenseAssignment
 from licentia.server.db.base import utcnow
 from licentia.server.licenses.models import License
@@ -47,6 +48,7 @@ class NamedLicense:
     state: str
     places: int
     assignees: list[Assignee]
+    template_name: str = ""
 
     @property
     def free(self) -> int:
@@ -206,7 +208,8 @@ MAX_LISTED = 500
 
 def named_licenses(session: Session, vendor_id: str, customer_id: str) -> list[NamedLicense]:
     """The customer's licenses that can be named (not withdrawn, expired or replaced),
-    oldest first, each with its places and who holds them (two queries)."""
+    oldest first, each with its template's name, its places and who holds them (three
+    queries)."""
     licenses = list(
         session.scalars(
             select(License)
@@ -220,6 +223,7 @@ def named_licenses(session: Session, vendor_id: str, customer_id: str) -> list[N
         )
     )
     assignees = _assignees(session, [item.id for item in licenses])
+    names = template_names(session, {item.template_id for item in licenses})
     return [
         NamedLicense(
             item.id,
@@ -228,6 +232,15 @@ def named_licenses(session: Session, vendor_id: str, customer_id: str) -> list[N
             item.state,
             places_of(item),
             assignees.get(item.id, []),
+            names.get(item.template_id, ""),
         )
         for item in licenses
     ]
+
+
+def template_names(session: Session, template_ids: set[str]) -> dict[str, str]:
+    """The names of these templates, by id (one query for a whole list)."""
+    if not template_ids:
+        return {}
+    rows = session.execute(select(Template.id, Template.name).where(Template.id.in_(template_ids)))
+    return {template_id: name for template_id, name in rows}
