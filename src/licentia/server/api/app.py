@@ -7,8 +7,9 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 
-import swagger_ui_bundle
+import fastapi_offline
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -247,11 +248,14 @@ async def _deliver_forever(db: Database, master: MasterKey, settings: Settings) 
             await asyncio.sleep(every)
 
 
+# Swagger UI 5 as fastapi-offline packages it (its static files, not its app class):
+# the UI reads OpenAPI 3.1, which the 4.x of swagger-ui-bundle could not.
+SWAGGER_UI = Path(fastapi_offline.__file__).parent / "static"
+
+
 def _mount_docs(app: FastAPI) -> None:
-    """Interactive docs from the vendored Swagger UI package: no CDN."""
-    app.mount(
-        "/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger"
-    )
+    """Interactive docs from the packaged Swagger UI: no CDN."""
+    app.mount("/static/swagger", StaticFiles(directory=SWAGGER_UI), name="swagger")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -260,5 +264,5 @@ def _mount_docs(app: FastAPI) -> None:
             title="Licentia API",
             swagger_js_url="/static/swagger/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger/swagger-ui.css",
-            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+            swagger_favicon_url="/static/swagger/favicon.png",
         )
