@@ -43,6 +43,18 @@ def test_a_customer_without_a_name_or_with_a_taken_external_id_is_refused_at_the
     assert "ALREADY_EXISTS" in field_problem(taken.text, "external_id")
 
 
+def test_a_customer_with_what_is_no_e_mail_address_is_refused_at_the_field(
+    app: FastAPI, vendors: VendorFactory
+):
+    vendor = vendors.create()
+    browser = console(app, vendor)
+    bad = browser.submit(
+        "/console/customers", "/console/customers", {"name": "Z", "email": "notanemail"}
+    )
+    assert bad.status_code == 422 and "EMAIL_INVALID" in field_problem(bad.text, "email")
+    assert vendor.ok("GET", "/customers")["items"] == []
+
+
 def test_the_customer_page_shows_their_tickets_and_licenses_and_edits_them(
     app: FastAPI, vendors: VendorFactory
 ):

@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor, ActorKind
+from licentia.domain.emails import check_address
 from licentia.domain.errors import NotFoundError, PermissionDeniedError
 from licentia.server.audit.services import record
 from licentia.server.customer_users.models import (
@@ -27,7 +28,6 @@ from licentia.server.customer_users.services import (
 )
 from licentia.server.db.base import utcnow
 from licentia.server.mail import Mail, MailTemplates
-from licentia.server.orders.mailing import check_address
 from licentia.server.orders.models import Customer
 from licentia.server.tenancy.branding import branding_for
 from licentia.server.tenancy.passwords import check_password_rule, hash_password

@@ -8,32 +8,17 @@ happened (a write). A mail that could not be sent leaves no record that it was.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict
 
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
-from licentia.domain.errors import ValidationError
+from licentia.domain.emails import check_address
 from licentia.server.audit.services import record
 from licentia.server.keys.master import MasterKey
 from licentia.server.mail import Mail, MailTemplates
 from licentia.server.orders.services import get_ticket, ticket_code
 from licentia.server.tenancy.branding import branding_for
-
-# One address, as a person types it: something@domain.tld, no spaces, no list.
-_ADDRESS = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
-
-
-def check_address(address: str, field: str = "to") -> str:
-    """The address without surrounding spaces; ValidationError (``EMAIL_INVALID``)
-    naming ``field`` unless it is one plausible e-mail address."""
-    address = address.strip()
-    if len(address) > 320 or not _ADDRESS.match(address):
-        raise ValidationError(
-            f"{address!r} is not an e-mail address", field=field, code="EMAIL_INVALID"
-        )
-    return address
 
 
 def ticket_mail(

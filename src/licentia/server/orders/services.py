@@ -16,6 +16,7 @@ from sqlalchemy import Select, bindparam, func, select, true
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
+from licentia.domain.emails import check_address
 from licentia.domain.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -69,11 +70,14 @@ def create_customer(
     session: Session, actor: Actor, *, name: str, external_id: str | None, email: str | None
 ) -> Customer:
     """Raises AlreadyExistsError if ``external_id`` is taken for this vendor,
-    IdentifierInvalidError if it holds an invisible or control character."""
+    IdentifierInvalidError if it holds an invisible or control character,
+    ValidationError (``EMAIL_INVALID``) if ``email`` is no e-mail address."""
     vendor_id = _vendor(actor)
     if external_id is not None:
         external_id = clean_identifier(external_id, field="external_id")
     check_name(name)
+    if email is not None:
+        email = check_address(email, field="email")
     if external_id is not None and _customer_by_external_id(session, vendor_id, external_id):
         raise AlreadyExistsError(f"customer {external_id!r} already exists", field="external_id")
     customer = Customer(vendor_id=vendor_id, name=name, external_id=external_id, email=email)
@@ -98,6 +102,8 @@ def update_customer(
         }
     if "name" in changes:
         check_name(changes["name"])
+    if changes.get("email") is not None:
+        changes = {**changes, "email": check_address(changes["email"], field="email")}
     customer = get_customer(session, actor, customer_id)
     before = customer_view(customer)
     new_external = changes.get("external_id")

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
+from licentia.domain.emails import check_address
 from licentia.domain.errors import AlreadyExistsError, ValidationError
 from licentia.domain.identifiers import clean_identifier
 from licentia.server.audit.services import record
@@ -36,15 +37,17 @@ def upsert_customer(
     value; ``email: None`` removes the address.
 
     Raises IdentifierInvalidError (``external_id``), ValidationError (no ``name`` for a
-    new customer, a bad name). Two requests creating one customer race on its unique
-    external id; the loser's IntegrityError makes the unit of work retry and update
-    the winner's row instead.
+    new customer, a bad name, ``EMAIL_INVALID``). Two requests creating one customer
+    race on its unique external id; the loser's IntegrityError makes the unit of work
+    retry and update the winner's row instead.
     """
     external_id = clean_identifier(external_id, field="external_id")
     if "name" in fields:
         if fields["name"] is None:
             raise ValidationError("a customer's name cannot be removed", field="name")
         check_name(fields["name"])
+    if fields.get("email") is not None:
+        fields = {**fields, "email": check_address(fields["email"], field="email")}
     known = _locked(session, actor, external_id)
     if known is None:
         if "name" not in fields:

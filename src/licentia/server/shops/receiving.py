@@ -24,6 +24,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor, ActorKind
+from licentia.domain.emails import check_address
 from licentia.domain.errors import (
     ConflictError,
     IllegalTransitionError,
@@ -302,9 +303,18 @@ def _customer_id(session: Session, actor: Actor, buyer: Buyer | None) -> str | N
         actor,
         name=" ".join(buyer.name.split())[:MAX_NAME] or buyer.external_id,
         external_id=buyer.external_id,
-        email=buyer.email,
+        email=_address_or_none(buyer.email),
     )
     return customer.id
+
+
+def _address_or_none(email: str | None) -> str | None:
+    """The buyer's address, or none if the shop sent something else: a paid order is
+    not refused for the address the shop holds."""
+    try:
+        return None if email is None else check_address(email, field="email")
+    except ValidationError:
+        return None
 
 
 def _link(

@@ -9,10 +9,10 @@ from datetime import timedelta
 from fastapi import Request
 from starlette.background import BackgroundTask
 
+from licentia.domain.emails import check_address
 from licentia.domain.errors import LicentiaError, ValidationError
 from licentia.server.db.base import utcnow
 from licentia.server.notifications.mail_jobs import enqueue_mail
-from licentia.server.orders.mailing import check_address
 from licentia.server.password_resets.services import (
     Realm,
     ResetTarget,
