@@ -26,6 +26,8 @@ install: $(STAMP) ## Create/update the virtual environment with server and dev d
 # The quickstart is a development set-up: it may create ./var/master.key by itself.
 run: export LICENTIA_ENVIRONMENT ?= development
 run: $(STAMP) ## Migrate the SQLite database under ./var, seed the demo, serve on LICENTIA_PORT (8000)
+	@# Before seeding: seeding revokes the demo API key a server on that port answers to.
+	@$(BIN)/licentia serve --check-address
 	@echo "==> Migrating the database"
 	$(BIN)/licentia db upgrade
 	@echo "==> Seeding the demo vendor"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
@@ -38,13 +39,23 @@ def serve(
     access_log: Annotated[
         bool, typer.Option(help="Log every request (a proxy in front often logs them already).")
     ] = True,
+    check_address: Annotated[
+        bool,
+        typer.Option(
+            "--check-address", help="Only check that the address is free to listen on, and exit."
+        ),
+    ] = False,
 ) -> None:
     """Serve the API (refuses an un-migrated database or an unsafe master key)."""
     import uvicorn
 
     runtime = Runtime.load()
-    runtime.check_ready()
     settings = runtime.settings
+    host, port = host or settings.host, port or settings.port
+    _check_address_free(host, port)
+    if check_address:
+        return
+    runtime.check_ready()
     if workers > 1 and settings.is_sqlite:
         fail(
             "several workers need PostgreSQL; SQLite serves one process",
@@ -57,10 +68,30 @@ def serve(
     with _metrics_folder(workers):
         uvicorn.run(
             APP,
-            host=host or settings.host,
-            port=port or settings.port,
+            host=host,
+            port=port,
             workers=workers,
             **uvicorn_options(settings, access_log=access_log),
+        )
+
+
+def _check_address_free(host: str, port: int) -> None:
+    """Fail with a message naming the port and LICENTIA_PORT if nothing could listen on
+    ``host:port``: ``make run`` asks before it seeds the demo, whose seeding revokes
+    the demo API key a server already running there answers to."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as error:
+        taken = getattr(error, "errno", None) == errno.EADDRINUSE
+        why = "is in use already (another licentia serve?)" if taken else f"cannot be used: {error}"
+        fail(
+            f"port {port} on {host} {why}; stop what listens there or choose another port"
+            f" with LICENTIA_PORT (e.g. LICENTIA_PORT={port + 1}); LICENTIA_HOST sets the address",
+            "ADDRESS_IN_USE" if taken else "ADDRESS_UNUSABLE",
+            EXIT_CONFIGURATION,
         )
 
 
