@@ -101,6 +101,23 @@ def test_an_unknown_vendor_is_named_as_such_and_exits_4(live_server, tmp_path):
     assert "mozilla" not in result.output
 
 
+def test_a_server_that_cannot_be_reached_is_named_in_the_error(
+    device_env, dead_server_url, tmp_path
+):
+    vendor, common, code = device_env
+    fetching = runner.invoke(
+        app,
+        ["device", "status", "--vendor", vendor.slug, "--server", dead_server_url],
+        env={"LICENTIA_STORE": str(tmp_path / "other-store")},
+    )
+    activating = runner.invoke(
+        app, ["device", "activate", code, "--server", dead_server_url, *common]
+    )
+    for result in (fetching, activating):
+        assert result.exit_code == 12, result.output
+        assert "NETWORK_ERROR" in result.output and dead_server_url in result.output
+
+
 def test_json_output_has_rfc3339_times_nulls_and_arrays(device_env, live_server):
     _, common, code = device_env
     activated = runner.invoke(app, ["device", "activate", code, "--server", live_server, *common])

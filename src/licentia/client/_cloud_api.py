@@ -136,10 +136,7 @@ class CloudApi:
         try:
             return self._client().request(method, url, **kwargs)
         except httpx.HTTPError as error:
-            raise NetworkError(
-                f"License Central could not be reached ({type(error).__name__}: {error}). "
-                "Check the internet connection and retry."
-            ) from error
+            raise NetworkError.unreachable(url, error) from error
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any] | None:

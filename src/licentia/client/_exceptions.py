@@ -236,6 +236,16 @@ class NetworkError(TransportError):
             or "License Central could not be reached. Check the internet connection and retry.",
         )
 
+    @classmethod
+    def unreachable(cls, url: str, error: Exception) -> NetworkError:
+        """The error for a request to ``url`` that failed with ``error``: the message
+        names the address tried, so a wrong server or port shows in it."""
+        why = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        return cls(
+            f"License Central could not be reached at {url} ({why}). "
+            "Check the server's address and the internet connection, and retry."
+        )
+
 
 class WrongDeviceError(DeviceTrustError):
     code = "WRONG_DEVICE"

@@ -148,10 +148,7 @@ def redeem_cloud_ticket(
         with httpx.Client(transport=transport, timeout=timeout, headers=headers) as http:
             response = http.post(url, json={"ticket": ticket, "name": name})
     except httpx.HTTPError as error:
-        raise NetworkError(
-            f"License Central could not be reached ({type(error).__name__}). "
-            "Check the internet connection and retry."
-        ) from error
+        raise NetworkError.unreachable(url, error) from error
     body = _json_object(response)
     if response.status_code != 201:
         raise error_from_problem(response.status_code, body)

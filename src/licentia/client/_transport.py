@@ -97,10 +97,7 @@ class Transport:
         try:
             response = self._client().post(endpoint, content=token.encode("ascii"), headers=headers)
         except httpx.HTTPError as error:
-            raise NetworkError(
-                f"License Central could not be reached ({type(error).__name__}: {error}). "
-                "Check the internet connection and retry."
-            ) from error
+            raise NetworkError.unreachable(self.url(endpoint), error) from error
         if response.status_code in (200, 304):
             return Answer(response.status_code, response.text.strip())
         raise error_from_problem(response.status_code, _problem(response))
