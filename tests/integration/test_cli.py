@@ -370,6 +370,8 @@ def test_the_demo_prints_its_logins_and_a_line_to_paste_the_api_key(empty):
     assert "demo-password-123" in result.stdout
     (line,) = [x for x in result.stdout.splitlines() if "export LICENTIA_API_KEY=" in x]
     assert line.strip().startswith("export LICENTIA_API_KEY=lic_")
+    key = line.strip().removeprefix("export LICENTIA_API_KEY=")
+    assert f"api_key: {key}" in result.stdout.splitlines()  # whole, not folded by the table
 
 
 # --- the audit log and the master key ---------------------------------------------------------

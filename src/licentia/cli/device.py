@@ -162,7 +162,7 @@ def activate(
     """Activate a ticket on this device online."""
     code = check_ticket(ticket)
     client = open_client(server, vendor, jwks, store)
-    Output(as_json).rows(
+    Output(as_json).blocks(
         license_rows(client.activate(code)), COLUMNS, title="Licenses on this device"
     )
 
@@ -193,8 +193,9 @@ def status(
         return
     if problem is not None:
         summary["problem"] = f"{problem.code}: {problem.message}"
-    out.record(summary, title="This device")
-    out.rows(license_rows(state.licenses), COLUMNS, title="Licenses")
+    out.record(summary, title="This device", own_line=["device_id"])
+    # An id folded over lines cannot be copied: each license's id has a line of its own.
+    out.blocks(license_rows(state.licenses), COLUMNS, title="Licenses")
 
 
 @app.command()

@@ -89,7 +89,11 @@ class Output:
 
         return Console()
 
-    def record(self, data: dict[str, Any], title: str | None = None) -> None:
+    def record(
+        self, data: dict[str, Any], title: str | None = None, own_line: Sequence[str] = ()
+    ) -> None:
+        """``data`` as a table for people; the keys in ``own_line`` (ids and keys to
+        copy) follow it on lines of their own, which a narrow terminal does not fold."""
         if self.as_json:
             typer.echo(to_json(data))
             return
@@ -99,8 +103,37 @@ class Output:
         table.add_column(style="bold")
         table.add_column(overflow="fold")
         for key, value in data.items():
-            table.add_row(key, for_people(value))
+            if key not in own_line:
+                table.add_row(key, for_people(value))
         self.console.print(table)
+        for key in own_line:
+            self.line(f"{key}: {for_people(data[key])}")
+
+    def line(self, text: str) -> None:
+        """``text`` on one line whatever the terminal's width, to copy whole."""
+        from rich.console import Console
+
+        Console(soft_wrap=True).print(text, highlight=False, markup=False)
+
+    def blocks(
+        self,
+        rows: Sequence[dict[str, Any]],
+        columns: Sequence[str],
+        title: str | None = None,
+    ) -> None:
+        """For people, one block per row: its first column (an id to copy) on a line of
+        its own, never folded, and the other ``columns`` in a table below."""
+        if self.as_json:
+            typer.echo(to_json(list(rows)))
+            return
+        key, others = columns[0], columns[1:]
+        if title:
+            self.line(title)
+        if not rows:
+            self.line("(none)")
+        for row in rows:
+            self.line(f"{key} {for_people(row[key])}")
+            self.record({name: row[name] for name in others})
 
     def rows(
         self, rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None

@@ -22,7 +22,7 @@ from licentia.cli.device import (
     open_client,
     require_vendor,
 )
-from licentia.cli.output import EXIT_INVALID, fail, for_people, guarded
+from licentia.cli.output import EXIT_INVALID, Output, fail, guarded
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -67,7 +67,7 @@ def run_wizard(
         client = open_client(server, slug, jwks, store)
         with console.status("Activating…"):
             entitlements = client.activate(code)
-        _show(console, entitlements)
+        _show(entitlements)
         return
     _by_file(console, open_client(None, slug, jwks, store), code, request_file, slug)
 
@@ -89,7 +89,7 @@ def ask_ticket(console: Console, given: str | None) -> str:
         try:
             return normalize_ticket_code(answer)
         except TicketCodeInvalidError as error:
-            console.print(f"[red]{error.message}[/] Please type it again.")
+            console.print(error.message, style="red", markup=False)  # it says to retype
             answer = None
 
 
@@ -112,19 +112,12 @@ def _by_file(console: Console, client: object, code: str, request_file: Path, ve
         receipt = client.import_update(update)
     except OSError as error:
         fail(f"cannot read {update}: {error}", "FILE_UNREADABLE", EXIT_INVALID)
-    _show(console, client.licenses())
+    _show(client.licenses())
     console.print(f"3. Upload the receipt [bold]{receipt}[/] to confirm the activation.")
 
 
-def _show(console: Console, entitlements: list[Entitlement]) -> None:
-    from rich.table import Table
-
-    table = Table(title="Activated: licenses on this device")
-    for column in COLUMNS:
-        table.add_column(column, overflow="fold")
-    for row in license_rows(entitlements):
-        table.add_row(*(for_people(row[c]) for c in COLUMNS))
-    console.print(table)
+def _show(entitlements: list[Entitlement]) -> None:
+    Output().blocks(license_rows(entitlements), COLUMNS, title="Activated: licenses on this device")
 
 
 def run_activate() -> None:

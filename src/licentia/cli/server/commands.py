@@ -253,6 +253,7 @@ def demo(as_json: JsonFlag = False) -> None:
             "api docs": f"{settings.public_url}/docs",
         },
         title="Licentia demo",
+        own_line=["api_key"],
     )
     if not as_json:
         # A table wraps the key in a narrow terminal; this line pastes whole into a shell.
