@@ -14,7 +14,8 @@ help: ## List the targets
 
 $(STAMP): pyproject.toml
 	@echo "==> Installing Licentia with its server and dev dependencies into $(VENV)"
-	@echo "    (a few minutes the first time; pip names each package as it goes)"
+	@echo "    (a few minutes the first time: pip lists the packages it collects, then"
+	@echo "    installs them all at once, silently for a minute or two, until Installed)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --progress-bar off -e '.[server,dev]'

@@ -314,3 +314,28 @@ def test_an_update_is_audited_with_the_before_and_after(vendor: VendorHandle) ->
     )["items"]
     assert event["before"]["options"]["lease_days"] == 30
     assert event["after"]["options"]["lease_days"] == 45
+
+
+def template_updates(vendor: VendorHandle, template_id: str) -> int:
+    params = {"action": "template.updated", "object_id": template_id}
+    return len(vendor.ok("GET", "/audit-events", params=params)["items"])
+
+
+def test_saving_a_template_unchanged_writes_no_audit_event(vendor: VendorHandle) -> None:
+    template = vendor.template({"lease_days": 30})
+    unchanged = {k: template[k] for k in ("name", "features", "options")}
+    saved = vendor.ok("PATCH", f"/templates/{template['id']}", json=unchanged)
+    assert template_updates(vendor, template["id"]) == 0
+    assert saved["updated_at"] == template["updated_at"]
+    vendor.ok("PATCH", f"/templates/{template['id']}", json={"name": "Renamed"})
+    assert template_updates(vendor, template["id"]) == 1
+
+
+def test_saving_the_same_secret_again_is_no_change_and_a_new_one_is(vendor: VendorHandle) -> None:
+    template = secret_template(vendor)
+    options = {**template["options"], "custom_data": {"public": "visible", "secret": SECRET}}
+    vendor.ok("PATCH", f"/templates/{template['id']}", json={"options": options})
+    assert template_updates(vendor, template["id"]) == 0
+    options["custom_data"]["secret"] = "another secret"
+    vendor.ok("PATCH", f"/templates/{template['id']}", json={"options": options})
+    assert template_updates(vendor, template["id"]) == 1

@@ -209,9 +209,10 @@ def update_template(
     features: list[str] | None,
     options: dict[str, Any] | None,
 ) -> Template:
-    """Change a template; licenses already issued keep the options they were issued with."""
+    """Change a template; licenses already issued keep the options they were issued with.
+    Saving it unchanged changes nothing: no new ``updated_at``, no audit event."""
     template = get_template(session, actor, template_id)
-    before = template_view(template)
+    before, secret_before = template_view(template), template.secret_encrypted
     if name is not None:
         check_name(name)
         template.name = name
@@ -220,17 +221,12 @@ def update_template(
         template.features = sorted(set(features))
     if options is not None:
         _store_options(template, parse_options(options), master)
+    after = template_view(template)
+    if after == before and template.secret_encrypted is secret_before:
+        return template
     template.updated_at = utcnow()
     session.flush()
-    record(
-        session,
-        actor,
-        "template.updated",
-        "template",
-        template.id,
-        before=before,
-        after=template_view(template),
-    )
+    record(session, actor, "template.updated", "template", template.id, before=before, after=after)
     return template
 
 
@@ -261,7 +257,8 @@ def _store_options(template: Template, options: TemplateOptions, master: MasterK
     stored = options.model_dump(mode="json")
     if secret is not None:
         stored["custom_data"]["secret"] = None
-        template.secret_encrypted = master.encrypt(secret.encode(), purpose=_SECRET_PURPOSE)
+        if unsealed_secret(template.secret_encrypted, master) != secret:  # sealed anew if new
+            template.secret_encrypted = master.encrypt(secret.encode(), purpose=_SECRET_PURPOSE)
     template.options = stored
 
 
