@@ -134,6 +134,21 @@ def test_broken_rows_are_reported_and_fail_only_their_own_order(
     assert sorted(orders_of(vendor)) == ["SO-1", "SO-7"]
 
 
+def test_a_customer_email_that_is_no_address_fails_its_order(
+    shop: tuple[VendorHandle, str, str], live_server: str, tmp_path: Path
+) -> None:
+    vendor, cad, _ = shop
+    header = HEADER.rstrip("\n") + ",customer_email\n"
+    path = write(
+        tmp_path,
+        header + f"SO-1,10,{cad},1,KD-1,Acme,it@acme.example\n" + f"SO-2,10,{cad},1,KD-2,Z,nope\n",
+    )
+    result = remote(vendor, live_server, path, "--json")
+    assert result.exit_code == 8, result.output
+    assert statuses(report(result)) == [(2, "created", None), (3, "failed", "EMAIL_INVALID")]
+    assert sorted(orders_of(vendor)) == ["SO-1"]
+
+
 def test_an_order_sent_again_with_a_changed_line_fails_and_new_lines_are_added(
     shop: tuple[VendorHandle, str, str], live_server: str, tmp_path: Path
 ) -> None:
