@@ -53,6 +53,20 @@ def test_a_paid_checkout_becomes_an_order_for_the_stripe_customer(vendors: Vendo
     assert len(_licenses(shop.vendor, order["id"])) == 3
 
 
+def test_a_paid_checkout_whose_email_is_no_address_still_becomes_an_order(
+    vendors: VendorFactory,
+):
+    shop = connect(vendors.create())
+    price, _ = shop.mapped_price()
+    session = checkout_session([(price, 1)], customer="cus_NoMail", email="not an address")
+    answer = shop.send(stripe_event("checkout.session.completed", session))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outcome"] == "order_created"
+    order = shop.vendor.ok("GET", f"/orders/{answer.json()['order_id']}")
+    customer = shop.vendor.ok("GET", f"/customers/{order['customer_id']}")
+    assert (customer["external_id"], customer["email"]) == ("cus_NoMail", None)
+
+
 def test_a_second_sale_to_the_same_stripe_customer_finds_the_customer(vendors: VendorFactory):
     shop = connect(vendors.create())
     price, _ = shop.mapped_price()
