@@ -82,23 +82,6 @@ def transfer_allowance(
     return transfer_allowances(session, [(license_.id, license_.options)], now).get(license_.id)
 
 
-def ticket_transfer_allowances(
-    session: Session, vendor_id: str, ticket_id: str, now: datetime
-) -> dict[str, TransferAllowance]:
-    """The allowance of each device license of one of the vendor's tickets that has a
-    transfer limit, by license id."""
-    rows = session.execute(
-        select(License.id, License.options["transfer_limit"]).where(
-            License.vendor_id == vendor_id,
-            License.ticket_id == ticket_id,
-            License.delivery == "device",
-        )
-    )  # of the options, the limit only: a ticket's whole options cost more to decode
-    return transfer_allowances(
-        session, [(license_id, {"transfer_limit": limit}) for license_id, limit in rows], now
-    )
-
-
 def check_transfer_allowed(
     session: Session, license_: License, now: datetime
 ) -> TransferAllowance | None:

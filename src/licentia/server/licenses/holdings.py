@@ -3,8 +3,10 @@ features, state, validity and maintenance, and where it is in use."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,6 +34,7 @@ class Holding:
     device_key_id: str | None  # in use on this device
     container_name: str | None  # or in this cloud container
     subscription: SubscriptionView | None = None  # paid one period at a time
+    transfer_limit: Mapping[str, Any] | None = None  # the options' limit on moves, if any
 
 
 def ticket_holdings(
@@ -40,8 +43,9 @@ def ticket_holdings(
     """The licenses of one of the vendor's tickets, oldest first (one query).
 
     The columns a holding shows, not whole licenses: of the options, only the
-    subscription's terms are read (a ticket of 80 licenses decoded every license's
-    whole options, and built 80 ORM objects, for a page that shows neither)."""
+    subscription's terms and the transfer limit are read (a ticket of 80 licenses
+    decoded every license's whole options, and built 80 ORM objects, for a page that
+    shows neither)."""
     rows = session.execute(
         select(
             License.id,
@@ -56,6 +60,7 @@ def ticket_holdings(
             License.subscription_cancelled_at,
             License.renews_at,
             License.options["subscription"].label("subscription"),
+            License.options["transfer_limit"].label("transfer_limit"),
             Product.name.label("product_name"),
             Template.name.label("template_name"),
             Device.key_id,
@@ -86,6 +91,7 @@ def ticket_holdings(
             device_key_id=row.key_id,
             container_name=row.container_name,
             subscription=subscription_in(row.subscription, row, now),
+            transfer_limit=row.transfer_limit,
         )
         for row in rows
     ]

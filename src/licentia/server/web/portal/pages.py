@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.errors import AuthenticationError, LicentiaError, ServerBusyError
-from licentia.server.activation.transfers import TransferAllowance, ticket_transfer_allowances
+from licentia.server.activation.transfers import TransferAllowance, transfer_allowances
 from licentia.server.cloud import admin
 from licentia.server.cloud.models import CloudContainer
 from licentia.server.customer_users.services import CustomerIdentity
@@ -172,10 +172,16 @@ def _lookup(
     """A found ticket's licenses and, for device licenses with a transfer limit, the
     moves left (before the customer moves one)."""
     now = utcnow()
+    holdings = tuple(ticket_holdings(session, vendor_id, ticket.id, now))
+    limits = [
+        (holding.license_id, {"transfer_limit": holding.transfer_limit})
+        for holding in holdings
+        if holding.delivery == "device"
+    ]  # read with the holdings: a second query over the ticket's licenses cost more
     return TicketLookup(
         ticket_code(ticket, master),
-        holdings=tuple(ticket_holdings(session, vendor_id, ticket.id, now)),
-        transfers=ticket_transfer_allowances(session, vendor_id, ticket.id, now),
+        holdings=holdings,
+        transfers=transfer_allowances(session, limits, now),
     )
 
 
