@@ -9,9 +9,10 @@ to its arrival at a steady 200 events/s.
    ``licentia serve``; on PostgreSQL they claim with SKIP LOCKED) to a receiver on
    loopback that answers 204 at once. Rate: events over the time until the last one
    arrived. Each request is signed per Standard Webhooks, as in production.
-3. **Lag**: events are inserted at ``rate``/s for ``seconds`` while one worker polls as
-   ``licentia serve`` does (a round, then ``LICENTIA_WEBHOOK_POLL_SECONDS``); the lag
-   of an event is its arrival minus its commit, both read from the same clock.
+3. **Lag**: events are inserted at ``rate``/s for ``seconds`` while one worker runs as
+   ``licentia serve`` does (a round as soon as an event commits in this process, else
+   after ``LICENTIA_WEBHOOK_POLL_SECONDS``); the lag of an event is its arrival minus
+   its commit, both read from the same clock.
 
 ``python -m bench.webhooks [--backend postgresql] [--events N]`` prints JSON;
 ``python -m bench`` runs it on each backend.
@@ -47,6 +48,7 @@ from licentia.server.keys.master import MasterKey
 from licentia.server.migrations import models
 from licentia.server.settings import Settings
 from licentia.server.tenancy.services import create_vendor
+from licentia.server.webhooks import outbox
 from licentia.server.webhooks import services as webhooks
 from licentia.server.webhooks.delivery import Deliverer
 from licentia.server.webhooks.egress import delivery_client
@@ -132,6 +134,7 @@ def _insert_one(db: Database, row: dict[str, Any]) -> float:
     """INSERT one event and commit; returns the time of the commit."""
     with db.transaction() as session:
         session.execute(_INSERT, row)
+        outbox.wrote_events(session)  # its commit wakes the delivery loop
     return time.time()
 
 
@@ -179,13 +182,17 @@ def _lag(
 ) -> list[float]:
     stop = threading.Event()
 
-    def serve() -> None:  # as licentia serve's loop: a round, then the poll interval
+    wake = threading.Event()
+
+    def serve() -> None:  # as licentia serve's loop: a round, then a commit or the poll
         with delivery_client(LOOPBACK, timeout=10) as http:
             deliverer = Deliverer(db, master, http)
             while not stop.is_set():
+                wake.clear()
                 deliverer.deliver_due()
-                stop.wait(poll)
+                wake.wait(poll)
 
+    forget = outbox.on_commit(db.write_engine, wake.set)
     worker = threading.Thread(target=serve)
     worker.start()
     committed: dict[str, float] = {}
@@ -196,7 +203,9 @@ def _lag(
         committed[row["id"]] = _insert_one(db, row)
     _until(lambda: all(i in receiver.arrived for i in committed), timeout=60)
     stop.set()
+    wake.set()
     worker.join()
+    forget()
     return sorted(receiver.arrived[i] - at for i, at in committed.items() if i in receiver.arrived)
 
 

@@ -368,6 +368,29 @@ def test_licentia_serve_delivers_in_the_background(settings, database, master, v
     assert receiver.types() == ["license.suspended"]
 
 
+def test_an_event_the_server_commits_is_delivered_without_waiting_for_the_poll(
+    settings, database, master, vendors, receiver
+):
+    # the next poll would come in an hour: the commit itself wakes the delivery loop
+    hourly = settings.model_copy(update={"webhook_poll_seconds": 3600})
+    app = create_app(hourly, database=database, master=master)
+    vendor = vendors.create()
+    register(vendor, receiver, event_types=["license.suspended"])
+    first, second = licenses_of(vendor, 2)
+    suspend(vendor, first)  # before the server starts: its first round delivers it
+
+    def arrived(count: int) -> None:
+        deadline = utcnow() + timedelta(seconds=60)
+        while len(receiver.received) < count and utcnow() < deadline:
+            threading.Event().wait(0.05)
+
+    with TestClient(app):
+        arrived(1)  # the first round has fanned out: a later event needs a new round
+        suspend(vendor, second)
+        arrived(2)
+    assert [r.payload["data"]["id"] for r in receiver.received] == [first, second]
+
+
 def test_two_workers_on_postgresql_claim_different_deliveries(
     backend, vendors, receiver, database, deliverer, settings
 ):

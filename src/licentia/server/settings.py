@@ -45,8 +45,9 @@ class Settings(BaseSettings):
     # An order adding more licenses than this is answered 202 and issued by a job.
     order_synchronous_licenses: int = Field(default=1000, ge=1, le=1000)
     order_issue_batch: int = Field(default=500, ge=1, le=1000)  # licenses per transaction
-    # Webhooks (docs/integrations.md): how often this process looks for due deliveries
-    # (0: it delivers none; another node must), and how long a receiver may take to answer.
+    # Webhooks (docs/integrations.md): how long this process waits between rounds when
+    # it commits no event (0: it delivers none; another node must), and how long a
+    # receiver may take to answer.
     webhook_poll_seconds: float = Field(default=1.0, ge=0)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     # How long a claim of deliveries is this process's own: a dead process's deliveries

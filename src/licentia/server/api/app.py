@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from pathlib import Path
 
@@ -70,6 +70,7 @@ from licentia.server.rate_limits.tarpit import Tarpit
 from licentia.server.settings import Settings
 from licentia.server.tenancy.passwords import PasswordChecks
 from licentia.server.web import install as install_web_fronts
+from licentia.server.webhooks import outbox
 from licentia.server.webhooks.delivery import Deliverer
 from licentia.server.webhooks.egress import delivery_client
 from licentia.server.webhooks.notices import DisabledNotices
@@ -228,11 +229,23 @@ async def _refresh_statistics_forever(db: Database) -> None:
 
 
 async def _deliver_forever(db: Database, master: MasterKey, settings: Settings) -> None:
-    """Deliver the webhook outbox (licentia.server.webhooks.delivery) every
-    ``webhook_poll_seconds``: on several nodes at once, each claims other deliveries."""
+    """Deliver the webhook outbox (licentia.server.webhooks.delivery): a round as soon
+    as this process commits an event (``outbox.on_commit``), and at the latest
+    ``webhook_poll_seconds`` after the last round, which finds the events of other
+    nodes and the retries that came due. On several nodes at once, each claims other
+    deliveries."""
     every = settings.webhook_poll_seconds
     if every <= 0:
         return
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+
+    def waken() -> None:  # on the committing thread
+        if not wake.is_set():  # a round is due already: no need to tell the loop again
+            with suppress(RuntimeError):  # the loop has closed: the server is stopping
+                loop.call_soon_threadsafe(wake.set)
+
+    forget = outbox.on_commit(db.write_engine, waken)
     http = delivery_client(settings.webhook_targets, timeout=settings.webhook_timeout_seconds)
     notices = DisabledNotices(
         db, mailer_for(settings), MailTemplates(settings.mail_templates_dir), settings.public_url
@@ -240,12 +253,17 @@ async def _deliver_forever(db: Database, master: MasterKey, settings: Settings) 
     with http:
         lease = timedelta(seconds=settings.webhook_lease_seconds)
         deliverer = Deliverer(db, master, http, lease=lease, on_disabled=notices)
-        while True:
-            try:
-                await run_in_threadpool(deliverer.deliver_due)
-            except Exception:  # a failed round must not stop the next one
-                log.exception("webhook delivery failed")
-            await asyncio.sleep(every)
+        try:
+            while True:
+                wake.clear()  # an event committed during the round makes another one
+                try:
+                    await run_in_threadpool(deliverer.deliver_due)
+                except Exception:  # a failed round must not stop the next one
+                    log.exception("webhook delivery failed")
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), every)
+        finally:
+            forget()
 
 
 # Swagger UI 5 as fastapi-offline packages it (its static files, not its app class):

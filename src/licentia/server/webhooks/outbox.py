@@ -6,13 +6,21 @@ audit entries of a transaction wait in the session until it commits. As the comm
 begins, before the audit log's own step, those whose action is an event of the
 catalogue become rows of ``webhook_events`` in the same transaction: the event exists
 if and only if the change does, and a use case has nothing more to do to emit one.
+
+After a transaction that wrote events commits, the delivery loops of this process
+registered for its engine (:func:`on_commit`) are woken, so that an event leaves
+without waiting for the next poll; events written by other processes are found by
+the poll (``LICENTIA_WEBHOOK_POLL_SECONDS``).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import Engine, event, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -25,6 +33,51 @@ from licentia.server.db.base import utcnow
 from licentia.server.webhooks.models import WebhookEvent
 
 _INSERT = insert(WebhookEvent)
+_WROTE = "licentia.webhooks.wrote"  # session.info: this transaction wrote events
+
+Waker = Callable[[], None]
+_wakers: WeakKeyDictionary[Engine, list[Waker]] = WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def on_commit(engine: Engine, waker: Waker) -> Callable[[], None]:
+    """Call ``waker`` after every transaction of ``engine`` in this process that wrote
+    events has committed (on the committing thread: it must only signal). Returns the
+    undo."""
+    with _lock:
+        _wakers.setdefault(engine, []).append(waker)
+
+    def remove() -> None:
+        with _lock:
+            wakers = _wakers.get(engine, [])
+            if waker in wakers:
+                wakers.remove(waker)
+
+    return remove
+
+
+def wrote_events(session: Session) -> None:
+    """Note that the session's transaction wrote events: its commit wakes the delivery
+    loops. The outbox's own writes note it; code that inserts events itself (a
+    benchmark) calls this."""
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _wake(session: Session) -> None:
+    if not session.info.pop(_WROTE, False):
+        return
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with _lock:
+        wakers = list(_wakers.get(engine, ()))
+    for waker in wakers:
+        waker()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_WROTE, None)
 
 
 # insert=True: this runs before the audit log's listener, which takes the entries.
@@ -38,6 +91,7 @@ def _write_events(session: Session) -> None:
         return
     session.flush()  # the change first: the events follow it, in record order
     session.connection().execute(_INSERT, rows)
+    wrote_events(session)
 
 
 def _emitted(entry: dict[str, Any]) -> bool:
@@ -106,7 +160,10 @@ def emit_once(
         )
         .returning(WebhookEvent.seq)
     ).first()
-    return written is not None
+    if written is None:
+        return False
+    wrote_events(session)
+    return True
 
 
 def payload(event_id: str, event_type: str, timestamp: str, data: dict[str, Any]) -> dict[str, Any]:
