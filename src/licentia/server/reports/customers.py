@@ -84,23 +84,19 @@ def customer_overview(
 
 
 def _tickets(session: Session, customer: Customer, shown: int) -> list[TicketRow]:
-    tickets = list(
-        session.scalars(
-            select(Ticket)
-            .where(Ticket.vendor_id == customer.vendor_id, Ticket.customer_id == customer.id)
-            .order_by(Ticket.id.desc())
-            .limit(shown)
-        )
+    count = (  # in the tickets' query: one round trip less than a grouped count after it
+        select(func.count())
+        .where(License.ticket_id == Ticket.id)
+        .correlate(Ticket)
+        .scalar_subquery()
     )
-    ids = [ticket.id for ticket in tickets]
-    counts: dict[str, int] = {
-        ticket_id: count
-        for ticket_id, count in session.execute(
-            select(License.ticket_id, func.count())
-            .where(License.ticket_id.in_(ids))
-            .group_by(License.ticket_id)
-        )
-    }
+    rows = session.execute(
+        select(Ticket.id, Ticket.created_at, count)
+        .where(Ticket.vendor_id == customer.vendor_id, Ticket.customer_id == customer.id)
+        .order_by(Ticket.id.desc())
+        .limit(shown)
+    ).all()
+    ids = [ticket_id for ticket_id, _, _ in rows]
     external: dict[str, list[str]] = {}
     for ticket_id, external_id in session.execute(
         select(Order.ticket_id, Order.external_order_id)
@@ -109,7 +105,8 @@ def _tickets(session: Session, customer: Customer, shown: int) -> list[TicketRow
     ):
         external.setdefault(ticket_id, []).append(external_id)
     return [
-        TicketRow(t.id, t.created_at, counts.get(t.id, 0), external.get(t.id, [])) for t in tickets
+        TicketRow(ticket_id, created_at, int(licenses), external.get(ticket_id, []))
+        for ticket_id, created_at, licenses in rows
     ]
 
 
