@@ -337,6 +337,32 @@ def test_a_string_the_document_allows_is_taken_and_one_it_does_not_is_refused(
     assert (answer.status_code == 201) == allowed, (value, answer.text)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a@b.c",
+        " a@b.c\u3000",
+        "a@b",
+        "a b@c.d",
+        "a@b.c\n",
+        "\ufeffa@b.c",
+        "a@b.c,d@e.f",
+        "x@y.z\x1f",
+        "",
+    ],
+)
+def test_an_email_address_the_document_allows_is_taken_and_one_it_does_not_is_refused(
+    vendors, document: dict[str, Any], value: str
+) -> None:
+    """The document's pattern is the address rule of domain/emails.py (EMAIL_INVALID),
+    with the spaces the service strips around an address."""
+    schema = _schema_of(document, "CustomerCreate", "email")
+    answer = vendors.create().post("/customers", json={"name": "Acme", "email": value})
+    assert (answer.status_code == 201) == _valid(schema, value), (value, answer.text)
+    if answer.status_code != 201:
+        assert answer.json()["code"] == "EMAIL_INVALID"
+
+
 def test_the_formats_beyond_json_schema_are_named(client: TestClient, vendors, document) -> None:
     """A cursor is only the server's to make, and a ticket code's check symbol is beyond
     a pattern: the document names their formats (the fuzzer knows how to make them), and

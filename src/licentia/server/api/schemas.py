@@ -9,6 +9,7 @@ from fastapi import Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from licentia.domain import emails
 from licentia.domain.identifiers import identifier_pattern
 from licentia.formats import tickets
 from licentia.server.api.bodies import DEVICE_MESSAGE
@@ -54,6 +55,8 @@ Identifier = Annotated[
 ]
 # An order line's id, the same kind of identifier, shorter:
 LineId = Annotated[str, Field(min_length=1, max_length=CODE, json_schema_extra=_identifier_syntax)]
+# One e-mail address, spaces around it allowed (EMAIL_INVALID):
+Email = Annotated[str, Field(max_length=EMAIL, json_schema_extra={"pattern": emails.PATTERN})]
 # A ticket code as people type it (formats/tickets.py); its check symbol is beyond a
 # pattern, hence the format, which says what the pattern cannot (TICKET_CODE_INVALID).
 TypedTicketCode = Annotated[

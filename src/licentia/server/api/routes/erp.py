@@ -21,7 +21,7 @@ from licentia.server.api.routes.orders import (
     OrderPlaced,
     order_placed,
 )
-from licentia.server.api.schemas import EMAIL, ID, Identifier, LineId, Name
+from licentia.server.api.schemas import ID, Email, Identifier, LineId, Name
 from licentia.server.api.threads import ThreadedRoute
 from licentia.server.orders import bulk, returns, upserts
 from licentia.server.orders.services import MAX_LICENSES_PER_ORDER, LineRequest
@@ -38,9 +38,7 @@ MAX_RETURNED = MAX_LICENSES_PER_ORDER
 
 class CustomerUpsert(BaseModel):
     name: Name
-    email: str | None = Field(
-        default=None, max_length=EMAIL, description="left out or null: the customer has none"
-    )
+    email: Email | None = Field(default=None, description="left out or null: the customer has none")
 
 
 @router.put(
@@ -78,7 +76,7 @@ class BatchCustomer(BaseModel):
         description="given: the customer is created or updated (as PUT "
         "/customers/by-external-id does); left out: it must exist",
     )
-    email: str | None = Field(default=None, max_length=EMAIL)
+    email: Email | None = None
 
 
 class BatchOrder(OrderCreate):

@@ -17,6 +17,7 @@ from licentia.server.api.schemas import (
     IDEMPOTENT,
     NAME,
     Code,
+    Email,
     Identifier,
     LineId,
     Name,
@@ -38,7 +39,7 @@ router = APIRouter(tags=["orders"], route_class=ThreadedRoute)
 class CustomerCreate(BaseModel):
     name: Name
     external_id: Identifier | None = None
-    email: str | None = Field(default=None, max_length=320)
+    email: Email | None = None
 
 
 class CustomerUpdate(BaseModel):
@@ -46,7 +47,7 @@ class CustomerUpdate(BaseModel):
     # refuses null), so the document does not offer null.
     name: Name | SkipJsonSchema[None] = None
     external_id: Identifier | None = Field(default=None, description="null: removed")
-    email: str | None = Field(default=None, max_length=320)
+    email: Email | None = None
 
 
 class CustomerOut(Out):
