@@ -70,6 +70,9 @@ BEYOND_SCHEMA = {
     # licenses in all: a sum over its orders' lines
     "POST /api/v1/orders",
     "POST /api/v1/orders/bulk",
+    # a shop's price mapped to a SKU the vendor has not defined (UNKNOWN_SKU)
+    "POST /api/v1/shop-mappings",
+    "PATCH /api/v1/shop-mappings/{mapping_id}",
     # a top-up adds at least one unit, a reset may set none: the path decides
     "POST /api/v1/licenses/{license_id}/units/{action}",
     # rules between options (docs/api.md, Template options): a seat pool needs seats,
