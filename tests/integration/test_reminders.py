@@ -67,9 +67,15 @@ class Reminders:
         self.worker.run_due()
 
     def mails_to(self, address: str) -> list[Mail]:
+        """The mails queued for ``address``, oldest first (PostgreSQL returns rows in
+        no set order once other tests' workers have updated the table)."""
         payloads = run_read(
             self.database,
-            lambda s: s.scalars(select(JobRow.payload).where(JobRow.kind == MAIL_JOB)).all(),
+            lambda s: s.scalars(
+                select(JobRow.payload)
+                .where(JobRow.kind == MAIL_JOB)
+                .order_by(JobRow.created_at, JobRow.id)
+            ).all(),
         )
         return [mail for mail in self._readable(payloads) if mail.to == address]
 
