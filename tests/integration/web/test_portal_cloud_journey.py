@@ -44,6 +44,9 @@ def test_a_seat_freed_in_the_portal_is_lost_by_the_sdk_client_holding_it(
             screenshot(page, "portal-container")
             page.get_by_role("link", name="Seats", exact=True).click()
             expect(page.get_by_role("cell", name="ann", exact=True)).to_be_visible()
+            # the computer by the name it registered with, not the device id the SDK
+            # sends when the application names no computer for the seat
+            expect(page.get_by_role("cell", name="office-pc", exact=True)).to_be_visible()
             screenshot(page, "portal-seats")
             page.get_by_role("button", name="Free the seat of ann").click()
             expect(page.get_by_text("No seat is in use.")).to_be_visible()

@@ -66,6 +66,8 @@ def test_the_moves_left_are_shown_before_the_return_and_counted_after_it(
         f"/portal/{shop.slug}/", f"/portal/{shop.slug}/tickets", {"codes": code}
     )
     assert _moves(lookup.text) == "2 of 2 left (in any 30 days)"
+    # the license's id, which the return command asks for, filled in
+    assert f"licentia device return {license_id} --server" in lookup.text
 
     proof = computer.create_return_file(license_id, tmp_path / "licentia-return.jws")
     preview = upload(browser, shop.slug, "return", "return_file", proof)

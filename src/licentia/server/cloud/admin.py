@@ -121,22 +121,34 @@ def held_seats(
     )
     page = paginate(session, query, SeatSlot.id, cursor=cursor, limit=limit)
     products = {pool.id: pool.product_code for pool in _pools(session, admin)}
-    held = [_held(slot, products[slot.license_id]) for slot in page.items]
+    devices = cloud.container_devices(session, admin.container.id)
+    names = {device.id: device.name for device in devices}
+    held = [_held(slot, products[slot.license_id], names) for slot in page.items]
     return Page(held, page.next_cursor, page.after)
 
 
-def _held(slot: SeatSlot, product: str) -> HeldSeat:
+def _held(slot: SeatSlot, product: str, names: dict[str, str]) -> HeldSeat:
     return HeldSeat(
         license_id=slot.license_id,
         product=product,
         lease_id=slot.lease_id,
         user=slot.user_name,
-        device=slot.device_name,
+        device=_computer(slot, names),
         process=slot.process_id,
         acquired_at=slot.acquired_at,
         expires_at=slot.expires_at,
         borrowed=slot.borrowed,
     )
+
+
+def _computer(slot: SeatSlot, names: dict[str, str]) -> str | None:
+    """The name the application gave the holding computer; where it gave the id of a
+    registered device of the container (the SDK does when the application names no
+    computer) or nothing, the name that device was registered with."""
+    if slot.device_name:
+        return names.get(slot.device_name, slot.device_name)
+    kind, _, rest = (slot.holder_key or "").partition(":")
+    return names.get(rest.partition(":")[0]) if kind in ("d", "p") else None
 
 
 def _pools(session: Session, admin: CustomerAdmin) -> list[License]:
