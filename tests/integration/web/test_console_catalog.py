@@ -225,6 +225,8 @@ def test_every_problem_of_the_template_form_is_named_in_one_submit(
     assert answer.status_code == 422
     assert "VALIDATION_FAILED" in field_problem(answer.text, "options.max_devices")
     assert "END_DATE_PASSED" in field_problem(answer.text, "options.validity.end_date")
+    # the model's rule, broken by the fields that read, in the same submit
+    assert "VALIDATION_FAILED" in field_problem(answer.text, "options.seats")
     form["options.max_devices"] = "3"
     again = browser.submit("/console/templates/new", "/console/templates/new", form)
     assert "VALIDATION_FAILED" in field_problem(again.text, "options.seats")

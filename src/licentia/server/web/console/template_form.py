@@ -18,6 +18,7 @@ from licentia.domain.templates import (
     SeatCounting,
     ValidityKind,
 )
+from licentia.server.catalog.services import parse_options
 
 PREFIX = "options."
 CUSTOM = "custom"  # the fingerprint preset choice meaning "k of n"
@@ -86,17 +87,19 @@ def options_from_form(form: Mapping[str, str]) -> dict[str, Any]:
 
 
 def other_problems(form: Mapping[str, str]) -> list[ValidationError]:
-    """Every problem of the form that can be seen without the model's rules: each field
-    that is no whole number or no JSON object, and a fixed end date already over. The
-    service stops at its first refusal; with these the page names them all at once."""
-    found: list[ValidationError] = []
-    for path in FIELDS:
-        raw = form.get(PREFIX + path, "").strip()
-        if raw and path in (*INTEGERS, "custom_data.protected"):
-            try:
-                _value(path, raw)
-            except ValidationError as error:
-                found.append(error)
+    """Every problem of the form besides the service's first refusal: each field that
+    is no whole number or no JSON object, then the model's first rule broken by the
+    fields that read (which the service never saw: the form stopped at the first
+    unreadable field), and a fixed end date already over. The service stops at its
+    first refusal; with these the page names them all at once."""
+    found = _unreadable(form)
+    if found:
+        unread = {problem.field for problem in found}
+        readable = {name: value for name, value in form.items() if name not in unread}
+        try:
+            parse_options(options_from_form(readable))
+        except ValidationError as error:
+            found.append(error)
     end = form.get(PREFIX + "validity.end_date", "").strip()
     if form.get(PREFIX + "validity.kind") == "fixed_end" and end:
         try:
@@ -107,6 +110,18 @@ def other_problems(form: Mapping[str, str]) -> list[ValidationError]:
             message = f"the end date {end} has passed"
             field = PREFIX + "validity.end_date"
             found.append(ValidationError(message, field=field, code="END_DATE_PASSED"))
+    return found
+
+
+def _unreadable(form: Mapping[str, str]) -> list[ValidationError]:
+    found: list[ValidationError] = []
+    for path in FIELDS:
+        raw = form.get(PREFIX + path, "").strip()
+        if raw and path in (*INTEGERS, "custom_data.protected"):
+            try:
+                _value(path, raw)
+            except ValidationError as error:
+                found.append(error)
     return found
 
 
