@@ -80,6 +80,21 @@ def test_a_request_file_with_a_mistyped_ticket_is_not_written(device_env, tmp_pa
     assert not request.exists()
 
 
+def test_a_request_without_a_ticket_from_a_computer_that_holds_nothing_warns(
+    device_env, live_server, tmp_path
+):
+    _, common, code = device_env
+    request = tmp_path / "request.jws"
+    bare = runner.invoke(app, ["device", "request", str(request), *common, "--json"])
+    assert bare.exit_code == 0, bare.output
+    assert "--ticket" in json.loads(bare.output)["warning"]
+    assert request.exists()  # written all the same: the computer may be known to the server
+    runner.invoke(app, ["device", "activate", code, "--server", live_server, *common])
+    renewal = runner.invoke(app, ["device", "request", str(request), *common, "--json"])
+    assert renewal.exit_code == 0, renewal.output
+    assert "warning" not in json.loads(renewal.output)  # it holds a license to renew
+
+
 def test_the_wizard_asks_again_for_a_mistyped_ticket(device_env, live_server, tmp_path):
     _, common, code = device_env
     request = tmp_path / "request.jws"

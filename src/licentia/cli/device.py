@@ -221,6 +221,13 @@ def sync(
     )
 
 
+NO_TICKET_WARNING = (
+    "this computer holds no license, and the request names no ticket: it can only renew "
+    "licenses this computer holds, so the portal will ask for a ticket. Write it again "
+    "with --ticket CODE to activate one."
+)
+
+
 @app.command()
 @guarded
 def request(
@@ -233,11 +240,16 @@ def request(
 ) -> None:
     """Write a request file for a machine without internet (take it to the portal)."""
     code = check_ticket(ticket) if ticket is not None else None
-    path = open_client(None, vendor, jwks, store).create_offline_request(out, code)
-    Output(as_json).message(
-        {"request": str(path)},
-        f"Request written to [bold]{path}[/]. Upload it, then import the update you get back.",
-    )
+    client = open_client(None, vendor, jwks, store)
+    path = client.create_offline_request(out, code)
+    data: dict[str, Any] = {"request": str(path)}
+    text = f"Request written to [bold]{path}[/]. Upload it, then import the update you get back."
+    if code is None and not client.licenses():
+        # Without a ticket a request only renews what the computer holds: from a
+        # computer that holds nothing, the portal can only answer "add the ticket".
+        data["warning"] = NO_TICKET_WARNING
+        text += f"\n[bold yellow]warning[/]: {NO_TICKET_WARNING}"
+    Output(as_json).message(data, text)
 
 
 @app.command("import")
