@@ -66,6 +66,7 @@ from licentia.server.observability.requests import RequestCounts
 from licentia.server.push import changes as push_changes
 from licentia.server.push.hub import PushHub
 from licentia.server.rate_limits.limiter import Limiter
+from licentia.server.rate_limits.lines import Lines
 from licentia.server.rate_limits.tarpit import Tarpit
 from licentia.server.settings import Settings
 from licentia.server.tenancy.passwords import PasswordChecks
@@ -185,7 +186,9 @@ def create_app(
     app.request_counts = RequestCounts.of_routes(app.routes) if settings.count_requests else None
     limiter = Limiter.of(settings)
     if limiter is not None:  # every route is in place: the families are read from them
-        app.request_limits = RequestLimits.of_routes(limiter, app.routes, Tarpit.of(settings))
+        app.request_limits = RequestLimits.of_routes(
+            limiter, app.routes, Tarpit.of(settings), Lines.of(settings)
+        )
     return app
 
 

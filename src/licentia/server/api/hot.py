@@ -63,6 +63,7 @@ from licentia.server.api.paths import PathTable, marked_routes
 from licentia.server.api.paths import parameter as path_parameter
 from licentia.server.api.problems import answer_for
 from licentia.server.observability.requests import ROUTE, RequestCounts, request_id_of
+from licentia.server.rate_limits.lines import LINE
 
 if TYPE_CHECKING:
     from licentia.server.api.limiting import RequestLimits
@@ -191,7 +192,8 @@ def _parse_all(steps: list[tuple[str, Parse]]) -> Callable[[HotRequest], Awaitab
 
 class LicentiaApp(FastAPI):
     """FastAPI, with the rate limits (``request_limits``, None when off) counted first,
-    then a body longer than its route takes (``body_limits``) refused, and the hot
+    then a body longer than its route takes (``body_limits``) refused, a request of a
+    lined family served in its line (``RequestLimits.serve_in_line``), and the hot
     calls (``hot_calls``) answered before its routing. Every answer, whichever of these
     gave it, carries the request's id and is counted (``request_counts``)."""
 
@@ -217,15 +219,13 @@ class LicentiaApp(FastAPI):
                     await refused(scope, receive, answer)
                     return
             limit = self.body_limits.refusal(scope)
-            found = (
-                None if limit is not None else self.hot_calls.match(scope["method"], scope["path"])
-            )
             if limit is not None:
                 await self._refuse_body(scope, receive, answer, limit)
-            elif found is not None:
-                await self._answer_hot(scope, receive, answer, *found)
+            elif LINE in scope and self.request_limits is not None:
+                most = self.body_limits.limit_for(scope["method"], scope["path"])
+                await self.request_limits.serve_in_line(scope, receive, answer, self._route, most)
             else:
-                await super().__call__(scope, receive, answer)
+                await self._route(scope, receive, answer)
         except Exception:
             # Starlette's error middleware answers an unexpected error with the
             # problems handler's 500 (which logs it), then raises it again for the
@@ -238,6 +238,14 @@ class LicentiaApp(FastAPI):
                 elapsed = time.perf_counter() - started
                 self.request_counts.count(scope, answer.status or 500, elapsed)
             structlog.contextvars.reset_contextvars(**bound)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The hot call's answer, or FastAPI's."""
+        found = self.hot_calls.match(scope["method"], scope["path"])
+        if found is not None:
+            await self._answer_hot(scope, receive, send, *found)
+        else:
+            await super().__call__(scope, receive, send)
 
     async def _refuse_body(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         """413, by the handler that answers FastAPI's own refusals: problem+json for

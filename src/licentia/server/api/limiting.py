@@ -13,6 +13,12 @@ API's documentation) are not counted.
 
 A client refused again before its ``Retry-After`` has passed gets its refusal late
 (:mod:`licentia.server.rate_limits.tarpit`), so that it cannot ask again at once.
+
+A request of a lined family (:mod:`licentia.server.rate_limits.lines`: logins, ticket
+codes, container credentials, e-mailed links) that was not refused is served only
+once its whole body has arrived and it has a place in its family's line, and is
+refused at once (503 ``FAMILY_BUSY``) without one. It takes its place only after its
+body has arrived, so a client that sends its body slowly holds no place meanwhile.
 """
 
 from __future__ import annotations
@@ -22,41 +28,55 @@ from collections.abc import Sequence
 from starlette.requests import cookie_parser
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from licentia.domain.errors import RateLimitedError, ServerBusyError
 from licentia.server.api.bearer import bearer_credential
 from licentia.server.api.paths import PathTable, marked_routes
 from licentia.server.api.problems import answer_for
 from licentia.server.rate_limits.families import Family, family_of
 from licentia.server.rate_limits.limiter import Limiter
+from licentia.server.rate_limits.lines import LINE, LINED, Lines
 from licentia.server.rate_limits.tarpit import Tarpit
-from licentia.server.web.app import is_page, rate_limited_page
+from licentia.server.web.app import is_page, refusal_page
 from licentia.server.web.sessions import SESSION_COOKIE
 
 
 class RequestLimits:
-    """The limiter, the table of routes that declared a family of their own, and the
-    tarpit that holds repeated refusals back."""
+    """The limiter, the table of routes that declared a family of their own, the
+    tarpit that holds repeated refusals back, and the lines (None: no line)."""
 
-    def __init__(self, limiter: Limiter, families: PathTable[Family], tarpit: Tarpit) -> None:
+    def __init__(
+        self,
+        limiter: Limiter,
+        families: PathTable[Family],
+        tarpit: Tarpit,
+        lines: Lines | None = None,
+    ) -> None:
         self.limiter = limiter
         self.families = families
         self.tarpit = tarpit
+        self.lines = lines
 
     @classmethod
     def of_routes(
-        cls, limiter: Limiter, routes: Sequence[BaseRoute], tarpit: Tarpit
+        cls,
+        limiter: Limiter,
+        routes: Sequence[BaseRoute],
+        tarpit: Tarpit,
+        lines: Lines | None = None,
     ) -> RequestLimits:
         declared = (
             (method, path, family)
             for method, path, endpoint in marked_routes(routes, lambda e: bool(family_of(e)))
             if (family := family_of(endpoint)) is not None
         )
-        return cls(limiter, PathTable(declared), tarpit)
+        return cls(limiter, PathTable(declared), tarpit, lines)
 
     async def refusal(self, scope: Scope) -> Response | None:
         """The answer refusing this request when it is over a limit (held back by the
-        tarpit), else None: it has been counted."""
+        tarpit), else None: it has been counted, and ``scope[LINE]`` names its family
+        when that family has a line (:meth:`serve_in_line`)."""
         path: str = scope["path"]
         if path.startswith("/api/"):
             front = Family.API
@@ -70,11 +90,72 @@ class RequestLimits:
         address = client[0] if client else None
         error = await self.limiter.refusal(families, address, _credential(scope, front))
         if error is None:
+            if found is not None and found[0] in LINED and self.lines is not None:
+                scope[LINE] = found[0]
             return None
         await self.tarpit.hold(address, error.retry_after_seconds)
-        if front is Family.API:
-            return answer_for(error, scope["method"], path)
-        return rate_limited_page(scope, error)
+        return _refusal(scope, error)
+
+    async def serve_in_line(
+        self, scope: Scope, receive: Receive, send: Send, app: ASGIApp, max_body: int
+    ) -> None:
+        """Serve the request with ``app`` once its whole body (at most ``max_body``
+        bytes, its route's limit) has arrived and it has a place in the line of
+        ``scope[LINE]``; answer 503 ``FAMILY_BUSY`` at once when every place is taken.
+        A longer body is handed to ``app`` without a place: its route refuses it
+        (413) before any work."""
+        assert self.lines is not None
+        family: Family = scope[LINE]
+        arrived = await _body_messages(receive, max_body)
+        if arrived is None:
+            return  # the client went away: nobody to answer
+        messages, complete = arrived
+        receive = _replayed(messages, receive)
+        if not complete:
+            await app(scope, receive, send)
+            return
+        busy = self.lines.enter(family)
+        if busy is not None:
+            await _refusal(scope, busy)(scope, receive, send)
+            return
+        try:
+            await app(scope, receive, send)
+        finally:
+            self.lines.leave(family)
+
+
+def _refusal(scope: Scope, error: RateLimitedError | ServerBusyError) -> Response:
+    path: str = scope["path"]
+    if path.startswith("/api/"):
+        return answer_for(error, scope["method"], path)
+    return refusal_page(scope, error)
+
+
+async def _body_messages(receive: Receive, max_body: int) -> tuple[list[Message], bool] | None:
+    """The body's messages until its last (complete: True) or until they carry more
+    than ``max_body`` bytes (False); None if the client disconnected first."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        messages.append(message)
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return messages, True
+        if size > max_body:
+            return messages, False
+
+
+def _replayed(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that gives ``messages`` again, then what ``receive`` gives."""
+    pending = iter(messages)
+
+    async def replay() -> Message:
+        return next(pending, None) or await receive()
+
+    return replay
 
 
 def _credential(scope: Scope, front: Family) -> str | None:

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from licentia.domain.errors import LicentiaError, RateLimitedError
+from licentia.domain.errors import LicentiaError, RateLimitedError, ServerBusyError
 from licentia.server.mail import MailTemplates, mailer_for
 from licentia.server.settings import Settings
 from licentia.server.web.console import (
@@ -182,8 +182,10 @@ def _for_pages(api_handler: Handler) -> Handler:
     return handle
 
 
-def error_page(request: Request, error: Exception) -> Response:
-    """The page for an error no handler turned into a message next to a field."""
+def error_page(request: Request, error: Exception, *, framed: bool = True) -> Response:
+    """The page for an error no handler turned into a message next to a field; without
+    the vendor's frame (``framed``, a read of the database) for a request refused before
+    any routing."""
     pages = pages_of(request)
     gettext = pages.gettext_for(request).gettext
     status = 500
@@ -197,7 +199,7 @@ def error_page(request: Request, error: Exception) -> Response:
     else:
         problem = unexpected(error, request.url.path)
         problem = Problem(problem.code, gettext(problem.sentence))
-    frame = {} if isinstance(error, RateLimitedError) else _frame_of(request)
+    frame = _frame_of(request) if framed else {}
     try:
         return pages.render(request, "error.html", status_code=status, problem=problem, **frame)
     except Exception:  # the error page itself failed: still never a blank page
@@ -230,14 +232,15 @@ def _frame_of(request: Request) -> dict[str, Any]:
     return {}
 
 
-def rate_limited_page(scope: Scope, error: RateLimitedError) -> Response:
-    """The page that refuses a request over a rate limit (429, ``Retry-After``). It is
-    answered before any routing and reads nothing: the visitor counts as anonymous, so
-    a flood of refused requests costs no session lookup."""
+def refusal_page(scope: Scope, error: RateLimitedError | ServerBusyError) -> Response:
+    """The page that refuses a request over a rate limit (429) or beyond its family's
+    line (503), with ``Retry-After``. It is answered before any routing and reads
+    nothing: the visitor counts as anonymous, so a flood of refused requests costs no
+    session lookup."""
     request = Request(scope)
-    request.state.visitor = Visitor("rate-limited")
-    response = error_page(request, error)
-    response.headers["Retry-After"] = str(error.retry_after_seconds)
+    request.state.visitor = Visitor("refused")
+    response = error_page(request, error, framed=False)
+    response.headers["Retry-After"] = str(error.details.get("retry_after_seconds", 1))
     for name, value in PageHeaders._HEADERS:
         response.headers[name.decode()] = value.decode()
     return response

@@ -50,6 +50,9 @@ SENTENCES: dict[str, str] = {
     ),
     "FORBIDDEN": N_("You are not allowed to do this."),
     "LOGINS_BUSY": N_("Many people are logging in right now. Try again in a moment."),
+    "FAMILY_BUSY": N_(
+        "Many requests like this one are being answered right now. Try again in a moment."
+    ),
     "CSRF_FAILED": N_("This form has expired or did not come from this site. Reload the page."),
     "NOT_FOUND": N_("This page or object does not exist, or is not yours to see."),
     "VALIDATION_FAILED": N_("Please correct this value."),
