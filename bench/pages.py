@@ -14,7 +14,11 @@ Goal: p95 at most 25 ms on SQLite and on PostgreSQL. The page weight is each pag
 HTML with the stylesheets and scripts it links (uncompressed, each counted once per
 page); goal: under 150 KB.
 
-``python -m bench.pages`` runs this part alone (``--backend``, ``--json``).
+``python -m bench.pages`` runs this part alone (``--backend``, ``--json``, ``--rounds``).
+With ``--keep DIR`` the seeded databases are kept (SQLite's file in DIR, PostgreSQL's
+named in DIR) and the next run with the same DIR serves them again, migrated to the
+code's newest revision, instead of seeding: comparing two commits then costs no
+seeding, and both are timed on the same rows. ``--keep DIR --drop`` removes them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -40,7 +46,9 @@ from bench.http import HttpPool
 from bench.page_seed import Scale, Seeded, seed_vendor
 from bench.server import (
     BenchSetupError,
+    Environment,
     Server,
+    drop_kept_database,
     new_environment,
     prepare,
     running_server,
@@ -90,46 +98,100 @@ HEALTHZ = Page("/healthz", "/healthz", "console")
 
 
 def measure_backend(
-    backend: str, *, rounds: int = 5, requests_each: int = 20, scale: Scale = Scale()
+    backend: str,
+    *,
+    rounds: int = 5,
+    requests_each: int = 20,
+    scale: Scale = Scale(),
+    keep: Path | None = None,
 ) -> dict[str, Any]:
     """Seed a throwaway database of ``backend``, serve it, and time every main page
-    next to ``/healthz``. Raises BenchSetupError if a server or database fails."""
-    with (
-        tempfile.TemporaryDirectory(prefix="licentia-pages-") as tmp,
-        throwaway_database(backend, Path(tmp)) as url,
-    ):
-        env = new_environment(url, Path(tmp))
-        tenant = prepare(env)
-        password = secrets.token_urlsafe(12)
-        env.cli(
-            "admin", "user", "create", "--vendor", tenant.slug, "--email", STAFF_EMAIL,
-            "--role", "admin", "--password", password,
-        )  # fmt: skip
-        with running_server(env) as server:
-            catalog = asyncio.run(seed_catalog(server.url, tenant.api_key))
-        started = time.perf_counter()
-        seeded = seed_vendor(url, tenant.slug, catalog.sku, scale)
-        seed_seconds = time.perf_counter() - started
-        with running_server(env) as server:  # started on the full database, as after a restart
-            ticket_id = _big_order(server, tenant.api_key, catalog.sku, seeded.customer_id)
-            cookies = {
-                "console": _staff_session(server, tenant.slug, password),
-                "portal": _customer_session(server, tenant.slug, seeded),
-            }
-            pages = main_pages(tenant.slug, seeded, ticket_id)
-            times = asyncio.run(
-                _time_pages(server.url, cookies, [HEALTHZ, *pages], rounds, requests_each)
-            )
-            weights = {page: _weight(server.url, cookies[page.front], page.path) for page in pages}
+    next to ``/healthz``. With ``keep``, the seeded database (and what serving it again
+    needs) is kept in that folder, and a later run with the same folder serves it again
+    (migrated first) instead of seeding. Raises BenchSetupError if a server or database
+    fails."""
+    with tempfile.TemporaryDirectory(prefix="licentia-pages-") as tmp:
+        workdir = keep if keep is not None else Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        with _seeded(backend, workdir, kept=keep is not None, scale=scale) as setup:
+            env = Environment(setup.database_url, setup.master_key, Path(tmp))
+            env.cli("db", "upgrade")
+            with running_server(env) as server:  # on the full database, as after a restart
+                cookies = {
+                    "console": _staff_session(server, setup.slug, setup.password),
+                    "portal": _customer_session(server, setup.slug, setup.seeded),
+                }
+                pages = main_pages(setup.slug, setup.seeded, setup.ticket_id)
+                times = asyncio.run(
+                    _time_pages(server.url, cookies, [HEALTHZ, *pages], rounds, requests_each)
+                )
+                weights = {
+                    page: _weight(server.url, cookies[page.front], page.path) for page in pages
+                }
     healthz = PageTimes(HEALTHZ, times[HEALTHZ], 0, 0)
     return {
         "backend": backend,
-        "seed_seconds": round(seed_seconds, 1),
+        "seed_seconds": setup.seed_seconds,
         "scale": scale.__dict__,
         "healthz_p50_ms": round(healthz.percentile(50), 2),
         "healthz_p95_ms": round(healthz.percentile(95), 2),
         "pages": [_row(PageTimes(page, times[page], *weights[page]), healthz) for page in pages],
     }
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """A seeded database and what a run needs to serve it and log in."""
+
+    database_url: str
+    master_key: str
+    slug: str
+    password: str
+    seeded: Seeded
+    ticket_id: str
+    seed_seconds: float
+
+    def save(self, path: Path) -> None:
+        fields = {**self.__dict__, "seeded": self.seeded.__dict__}
+        path.write_text(json.dumps(fields, indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> _Setup:
+        fields = json.loads(path.read_text())
+        return cls(**{**fields, "seeded": Seeded(**fields["seeded"])})
+
+
+@contextmanager
+def _seeded(backend: str, workdir: Path, *, kept: bool, scale: Scale) -> Iterator[_Setup]:
+    """A seeded database of ``backend``: the one kept in ``workdir`` if there is one,
+    else a new one (kept there if ``kept``, else removed when the block ends)."""
+    state = workdir / f"{backend}.json"
+    if kept and state.exists():
+        yield _Setup.load(state)
+        return
+    with throwaway_database(backend, workdir, keep=kept) as url:
+        setup = _seed_database(url, workdir, scale)
+        if kept:
+            setup.save(state)
+        yield setup
+
+
+def _seed_database(url: str, workdir: Path, scale: Scale) -> _Setup:
+    env = new_environment(url, workdir)
+    tenant = prepare(env)
+    password = secrets.token_urlsafe(12)
+    env.cli(
+        "admin", "user", "create", "--vendor", tenant.slug, "--email", STAFF_EMAIL,
+        "--role", "admin", "--password", password,
+    )  # fmt: skip
+    with running_server(env) as server:
+        catalog = asyncio.run(seed_catalog(server.url, tenant.api_key))
+    started = time.perf_counter()
+    seeded = seed_vendor(url, tenant.slug, catalog.sku, scale)
+    seed_seconds = round(time.perf_counter() - started, 1)
+    with running_server(env) as server:
+        ticket_id = _big_order(server, tenant.api_key, catalog.sku, seeded.customer_id)
+    return _Setup(url, env.master_key, tenant.slug, password, seeded, ticket_id, seed_seconds)
 
 
 def _row(figures: PageTimes, healthz: PageTimes) -> dict[str, Any]:
@@ -266,6 +328,13 @@ def _weight(base_url: str, cookie: str, path: str) -> tuple[int, int]:
     return len(html) + assets, len(html)
 
 
+def _drop_kept(backend: str, keep: Path) -> None:
+    state = keep / f"{backend}.json"
+    if state.exists():
+        drop_kept_database(_Setup.load(state).database_url)
+        state.unlink()
+
+
 def rows(reports: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str, bool]]:
     """Table rows: (benchmark, measured, next to, ratio, goal, met)."""
     table = []
@@ -306,8 +375,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.pages", description=__doc__)
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgresql"])
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="keep the seeded databases in DIR (PostgreSQL's: named there) and serve them "
+        "again on the next run with the same DIR, instead of seeding; remove with --drop",
+    )
+    parser.add_argument(
+        "--drop", action="store_true", help="drop the databases kept in --keep DIR, and stop"
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of 20 requests a page")
     args = parser.parse_args(argv)
-    reports = [measure_backend(backend) for backend in args.backend or ("sqlite", "postgresql")]
+    backends = args.backend or ("sqlite", "postgresql")
+    if args.drop:
+        if args.keep is None:
+            parser.error("--drop needs --keep DIR")
+        for backend in backends:
+            _drop_kept(backend, args.keep)
+        return 0
+    reports = [measure_backend(backend, rounds=args.rounds, keep=args.keep) for backend in backends]
     if args.json:
         print(json.dumps(reports, indent=2))
     else:
