@@ -2,13 +2,14 @@
 
 100,000 licenses, 20,000 devices and 1,000 customers through the API one by one would
 take longer than the benchmark itself, so the rows are inserted in batches with
-SQLAlchemy Core, shaped as the use cases leave them: customers with orders, each order
-with its ticket and one line, the line's licenses (a fifth of them activated on a
-device of their own, a few suspended or withdrawn), and the audit events a vendor of
-that size has (one ``license.issued`` per license, one ``license.activated`` per
-activation, spread over the last 60 days). The audit chain's hashes are stand-ins: the
-benchmark never verifies the chain. The tickets' codes are stand-ins too (never shown
-by the pages measured): the ticket whose pages are measured is ordered through the API.
+SQLAlchemy Core, shaped as the use cases leave them (with the counts they keep):
+customers with orders, each order with its ticket and one line, the line's licenses
+(a fifth of them activated on a device of their own, a few suspended or withdrawn),
+and the audit events a vendor of that size has (one ``license.issued`` per license,
+one ``license.activated`` per activation, spread over the last 60 days). The audit
+chain's hashes are stand-ins: the benchmark never verifies the chain. The tickets'
+codes are stand-ins too (never shown by the pages measured): the ticket whose pages
+are measured is ordered through the API.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from licentia.server.catalog.models import Product, Template
 from licentia.server.customer_users.models import CustomerUser
 from licentia.server.db.base import Base
 from licentia.server.devices.models import Device
-from licentia.server.licenses.models import CustomerLicenseCount, License
+from licentia.server.licenses.models import ActivationDay, CustomerLicenseCount, License
 from licentia.server.orders.models import Customer, Order, OrderLine, Ticket
 from licentia.server.tenancy.models import Vendor
 from licentia.server.tenancy.passwords import hash_password
@@ -96,6 +97,7 @@ def _seed(connection: Connection, slug: str, sku: str, scale: Scale) -> Seeded:
     _activate(licenses, devices, now)
     _insert(connection, License, licenses)
     _insert(connection, CustomerLicenseCount, _counts(vendor_id, licenses))
+    _insert(connection, ActivationDay, _activation_days(vendor_id, licenses, now))
     _audit(connection, vendor_id, licenses, now)
     return _portal_login(connection, vendor_id, licenses, now)
 
@@ -249,6 +251,21 @@ def _counts(vendor_id: str, licenses: Sequence[dict[str, Any]]) -> list[dict[str
     return [
         {"customer_id": customer_id, "vendor_id": vendor_id, "licenses": count}
         for customer_id, count in held.items()
+    ]
+
+
+def _activation_days(
+    vendor_id: str, licenses: Sequence[dict[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    """What ``licenses.services.count_activations`` keeps for the activations audited
+    below (on the day of their event)."""
+    days = Counter(
+        min(license_["activated_at"], now).date()
+        for license_ in licenses
+        if license_["activated_at"] is not None
+    )
+    return [
+        {"vendor_id": vendor_id, "day": day, "activations": count} for day, count in days.items()
     ]
 
 

@@ -38,6 +38,7 @@ from licentia.server.audit.services import record
 from licentia.server.devices import services as devices
 from licentia.server.devices.models import Device
 from licentia.server.keys.master import MasterKey
+from licentia.server.licenses.services import count_activations
 from licentia.server.observability.metrics import ACTIVATIONS
 from licentia.server.observability.tallies import tally
 from licentia.server.orders.services import ticket_lookup_hash
@@ -193,6 +194,7 @@ def _bound(
             license_.id,
             after=after | ({"churn": churn.as_audited()} if churn else {}),
         )
+    count_activations(session, ex.vendor.id, ex.now, len(claimed))
     _binding.start_validity(session.connection(), started)
     return bound
 

@@ -28,7 +28,7 @@ from licentia.server.counters.services import open_counter
 from licentia.server.db.base import utcnow
 from licentia.server.keys.master import MasterKey
 from licentia.server.licenses.models import License
-from licentia.server.licenses.services import state_of
+from licentia.server.licenses.services import count_activations, state_of
 from licentia.server.observability.metrics import ACTIVATIONS
 from licentia.server.observability.tallies import tally
 from licentia.server.orders.models import Ticket
@@ -273,6 +273,7 @@ def _place(
         license_.id,
         after={"state": license_.state, "container_id": container.id},
     )
+    count_activations(session, license_.vendor_id, now)
 
 
 # --- devices ---------------------------------------------------------------------------

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from licentia.server.db.base import Base, created_column, id_column, vendor_column
@@ -77,3 +77,17 @@ class CustomerLicenseCount(Base):
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)
     vendor_id: Mapped[str] = mapped_column(String(36), ForeignKey("vendors.id"))
     licenses: Mapped[int] = mapped_column(Integer)
+
+
+class ActivationDay(Base):
+    """How many times a vendor's licenses were activated (on a device or into a cloud
+    container) on one UTC day, added to in the activation's own transaction wherever
+    ``license.activated`` is audited (``licenses.services.count_activations``). The
+    dashboard's activations per day read 30 of these rows instead of counting the
+    audit log's events of 30 days."""
+
+    __tablename__ = "activation_days"
+
+    vendor_id: Mapped[str] = mapped_column(String(36), ForeignKey("vendors.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    activations: Mapped[int] = mapped_column(Integer)

@@ -6,7 +6,7 @@ import secrets
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Row, Select, bindparam, select
@@ -35,7 +35,7 @@ from licentia.server.catalog.services import TemplateRef, template_by_sku
 from licentia.server.db.base import utcnow
 from licentia.server.keys.master import MasterKey
 from licentia.server.keys.services import current_signer
-from licentia.server.licenses.models import CustomerLicenseCount, License
+from licentia.server.licenses.models import ActivationDay, CustomerLicenseCount, License
 from licentia.server.tenancy.models import Vendor
 
 
@@ -156,6 +156,26 @@ def count_issued(session: Session, rows: list[dict[str, Any]]) -> None:
                 set_={"licenses": CustomerLicenseCount.licenses + added},
             )
         )
+
+
+def count_activations(session: Session, vendor_id: str, now: datetime, added: int = 1) -> None:
+    """Add ``added`` activations to the vendor's ``ActivationDay`` of ``now``'s UTC day,
+    in the caller's transaction: every place that audits ``license.activated`` calls
+    this for the same licenses, so the kept count and the audit log agree (but for an
+    activation whose transaction straddles midnight: counted on the day it began, audited
+    on the day it committed)."""
+    if added <= 0:
+        return
+    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = upsert(ActivationDay).values(
+        vendor_id=vendor_id, day=now.astimezone(UTC).date(), activations=added
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[ActivationDay.vendor_id, ActivationDay.day],
+            set_={"activations": ActivationDay.activations + added},
+        )
+    )
 
 
 def record_issued(

@@ -10,7 +10,7 @@ from licentia.server.devices.models import Device, DeviceFlag, DeviceUpdate, Lic
 from licentia.server.idempotency.models import IdempotencyRecord
 from licentia.server.jobs.models import JobRow
 from licentia.server.keys.models import SigningKey
-from licentia.server.licenses.models import License
+from licentia.server.licenses.models import ActivationDay, License
 from licentia.server.logins.models import LoginFailure, LoginLock
 from licentia.server.notifications.models import LicenseNotice, MailUnsubscribe
 from licentia.server.orders.models import Customer, Order, OrderLine, OrderReturn, Ticket
@@ -35,6 +35,7 @@ from licentia.server.webhooks.models import (
 )
 
 __all__ = [
+    "ActivationDay",
     "ApiKey",
     "AuditEvent",
     "AuditHead",

@@ -9,20 +9,17 @@ grouped query, but for the seats in use per day, replayed from the seat events
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
-from typing import Any
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import Float, Select, bindparam, cast, func, select
+from sqlalchemy import ColumnElement, Float, ScalarSelect, Select, bindparam, cast, func, select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
-from licentia.server.audit.models import AuditEvent
 from licentia.server.cloud.models import CloudDevice
 from licentia.server.counters.models import UnitCounter
 from licentia.server.counters.services import LOW_BALANCE_SHARE
 from licentia.server.devices.models import Device
-from licentia.server.licenses.models import CustomerLicenseCount, License
+from licentia.server.licenses.models import ActivationDay, CustomerLicenseCount, License
 from licentia.server.orders.models import Customer
 from licentia.server.reports.days import DayCount, as_date, day_of, every_day, period
 from licentia.server.reports.seat_peaks import daily_peaks
@@ -76,12 +73,13 @@ def dashboard(session: Session, actor: Actor, now: datetime, *, days: int = DAYS
     assert actor.vendor_id is not None, "a dashboard belongs to a vendor"
     vendor_id = actor.vendor_id
     first, since = period(now, days)
+    in_use = _in_use(session, vendor_id, since, now)
     return Dashboard(
         since=first,
         activations=_activations(session, vendor_id, first, days),
-        active_devices=_active_devices(session, vendor_id, since),
-        active_cloud_devices=_active_cloud_devices(session, vendor_id, since),
-        seats_in_use=_seats_in_use(session, vendor_id, now),
+        active_devices=in_use.devices,
+        active_cloud_devices=in_use.cloud_devices,
+        seats_in_use=in_use.seats,
         peak_seats=every_day(first, days, _peak_seats(session, vendor_id, first, since, days)),
         denials=every_day(first, days, _denials(session, vendor_id, since)),
         low_counters=low_counters(session, vendor_id),
@@ -90,77 +88,66 @@ def dashboard(session: Session, actor: Actor, now: datetime, *, days: int = DAYS
 
 
 def _activations(session: Session, vendor_id: str, first: date, days: int) -> list[DayCount]:
-    """Activations per UTC day, from the audit log: a license activated twice (after a
-    return) counts twice, which the licenses' own ``activated_at`` could not tell."""
-    starts = [
-        datetime.combine(first + timedelta(days=n), datetime.min.time(), tzinfo=UTC)
-        for n in range(days + 1)
-    ]
-    values = {f"start_{n}": start for n, start in enumerate(starts)}
-    row = session.execute(_day_counts(days), {"chain": vendor_id, **values}).one()
-    return [DayCount(start.date(), int(count)) for start, count in zip(starts, row, strict=False)]
-
-
-@lru_cache(maxsize=4)
-def _day_counts(days: int) -> Select[Any]:
-    """One count per day over its range of the (chain, action, at) index: counting
-    index entries, where grouping by a day computed from each event's time read them
-    all through a function and a temporary table.
-
-    Built once with bound values: building the statement of ``days`` subqueries and
-    keying SQLAlchemy's cache on it cost more than running it, on every dashboard."""
-    chain = bindparam("chain", type_=AuditEvent.chain.type)
-    at = AuditEvent.at.type
-    return select(
-        *(
-            select(func.count())
-            .where(
-                AuditEvent.chain == chain,
-                AuditEvent.action == "license.activated",
-                AuditEvent.at >= bindparam(f"start_{n}", type_=at),
-                AuditEvent.at < bindparam(f"start_{n + 1}", type_=at),
-            )
-            .scalar_subquery()
-            for n in range(days)
-        )
+    """Activations per UTC day, as kept with each activation (``ActivationDay``): a
+    license activated twice (after a return) counts twice, as in the audit log, which
+    the licenses' own ``activated_at`` could not tell."""
+    rows = session.execute(
+        _DAYS, {"vendor_id": vendor_id, "first": first, "last": first + timedelta(days=days - 1)}
     )
+    return every_day(first, days, {as_date(day): count for day, count in rows})
 
 
-def _active_devices(session: Session, vendor_id: str, since: datetime) -> int:
-    """Device containers not blacklisted that were registered or called since ``since``.
+_DAYS = (  # built once: the dashboard asks for it on every visit
+    select(ActivationDay.day, ActivationDay.activations).where(
+        ActivationDay.vendor_id == bindparam("vendor_id"),
+        ActivationDay.day >= bindparam("first", type_=ActivationDay.day.type),
+        ActivationDay.day <= bindparam("last", type_=ActivationDay.day.type),
+    )
+)
 
-    A device's calls all come after its registration, so that is: called since, or
+
+@dataclass(frozen=True)
+class _InUse:
+    devices: int
+    cloud_devices: int
+    seats: int
+
+
+def _in_use(session: Session, vendor_id: str, since: datetime, now: datetime) -> _InUse:
+    """Active device containers, active cloud devices and seats in use now: three
+    counts in one statement (one round trip), built once."""
+    row = session.execute(_IN_USE, {"vendor_id": vendor_id, "since": since, "now": now}).one()
+    return _InUse(*(int(count or 0) for count in row))
+
+
+def _count(*where: ColumnElement[bool]) -> ScalarSelect[int]:
+    return select(func.count()).where(*where).scalar_subquery()
+
+
+def _in_use_statement() -> Select[int, int, int]:
+    """Device containers not blacklisted that were registered or called since ``since``
+    (a device's calls all come after its registration, so that is: called since, or
     never called and registered since; two ranges of the (vendor, status, last seen,
-    registered) index, counted without reading the other devices."""
+    registered) index, counted without reading the other devices); cloud devices
+    registered and seen or registered since; seats whose lease has not run out (a seat
+    is taken iff it expires later)."""
+    vendor_id = bindparam("vendor_id", type_=Device.vendor_id.type)
+    since = bindparam("since", type_=Device.created_at.type)
+    now = bindparam("now", type_=SeatSlot.expires_at.type)
     active = (Device.vendor_id == vendor_id, Device.status == "active")
-    called = select(func.count()).where(*active, Device.last_seen_at >= since)
-    registered = select(func.count()).where(
+    devices = _count(*active, Device.last_seen_at >= since) + _count(
         *active, Device.last_seen_at.is_(None), Device.created_at >= since
     )
-    return int(session.scalar(select(called.scalar_subquery() + registered.scalar_subquery())) or 0)
-
-
-def _active_cloud_devices(session: Session, vendor_id: str, since: datetime) -> int:
-    return int(
-        session.scalar(
-            select(func.count()).where(
-                CloudDevice.vendor_id == vendor_id,
-                CloudDevice.deregistered_at.is_(None),
-                (CloudDevice.last_seen_at >= since) | (CloudDevice.created_at >= since),
-            )
-        )
-        or 0
+    cloud_devices = _count(
+        CloudDevice.vendor_id == vendor_id,
+        CloudDevice.deregistered_at.is_(None),
+        (CloudDevice.last_seen_at >= since) | (CloudDevice.created_at >= since),
     )
+    seats = _count(SeatSlot.vendor_id == vendor_id, SeatSlot.expires_at > now)
+    return select(devices, cloud_devices, seats)
 
 
-def _seats_in_use(session: Session, vendor_id: str, now: datetime) -> int:
-    """Seats whose lease has not run out (a seat is taken iff it expires later)."""
-    return int(
-        session.scalar(
-            select(func.count()).where(SeatSlot.vendor_id == vendor_id, SeatSlot.expires_at > now)
-        )
-        or 0
-    )
+_IN_USE = _in_use_statement()
 
 
 def _peak_seats(
@@ -182,13 +169,17 @@ def _denials(session: Session, vendor_id: str, since: datetime) -> dict[date, in
     return {as_date(value): count for value, count in rows}
 
 
-def low_counters(session: Session, vendor_id: str, *, limit: int = TOP) -> list[LowCounter]:
+def low_counters(session: Session, vendor_id: str) -> list[LowCounter]:
     """Unit counters whose balance fell below the low-balance mark (the share of the
     initial units at which consumption records ``counter.low_balance``), lowest
     share first."""
+    return [LowCounter(*row) for row in session.execute(_LOW_COUNTERS, {"vendor_id": vendor_id})]
+
+
+def _low_counters_statement() -> Select[str, str, str | None, str | None, int, int]:
     units = License.options["units"].as_integer()
     share = cast(UnitCounter.balance, Float) / cast(units, Float)
-    rows = session.execute(
+    return (
         select(
             UnitCounter.license_id,
             License.product_code,
@@ -199,37 +190,52 @@ def low_counters(session: Session, vendor_id: str, *, limit: int = TOP) -> list[
         )
         .join(License, License.id == UnitCounter.license_id)
         .outerjoin(Customer, Customer.id == License.customer_id)
-        .where(UnitCounter.vendor_id == vendor_id, units > 0, share < LOW_BALANCE_SHARE)
+        .where(
+            UnitCounter.vendor_id == bindparam("vendor_id", type_=UnitCounter.vendor_id.type),
+            units > 0,
+            share < LOW_BALANCE_SHARE,
+        )
         .order_by(share, UnitCounter.license_id)
-        .limit(limit)
+        .limit(TOP)
     )
-    return [LowCounter(*row) for row in rows]
 
 
-def top_customers(session: Session, vendor_id: str, *, limit: int = TOP) -> list[TopCustomer]:
+def top_customers(session: Session, vendor_id: str) -> list[TopCustomer]:
     """The customers holding the most licenses, with how many of them are activated.
 
     Ranked on the index of the kept counts (``CustomerLicenseCount``), then the
     activated licenses counted for those few customers only, on the licenses'
     (customer, state) index: the vendor's other licenses are never read."""
-    counts = CustomerLicenseCount
-    top = session.execute(
-        select(counts.customer_id, Customer.name, counts.licenses)
-        .join(Customer, Customer.id == counts.customer_id)
-        .where(counts.vendor_id == vendor_id, counts.licenses > 0)
-        .order_by(counts.licenses.desc(), counts.customer_id.desc())
-        .limit(limit)
-    ).all()
+    top = session.execute(_TOP, {"vendor_id": vendor_id}).all()
     ids = [customer_id for customer_id, _, _ in top]
     activated: dict[str | None, int] = {
-        customer_id: count
-        for customer_id, count in session.execute(
-            select(License.customer_id, func.count())
-            .where(License.customer_id.in_(ids), License.state == "activated")
-            .group_by(License.customer_id)
-        )
+        customer_id: count for customer_id, count in session.execute(_ACTIVATED, {"ids": ids})
     }
     return [
         TopCustomer(customer_id, name, int(count), activated.get(customer_id, 0))
         for customer_id, name, count in top
     ]
+
+
+# Built once, with bound values: building a statement and keying SQLAlchemy's cache on
+# it cost about as much as running these, on every visit of the dashboard.
+_LOW_COUNTERS = _low_counters_statement()
+_TOP = (
+    select(CustomerLicenseCount.customer_id, Customer.name, CustomerLicenseCount.licenses)
+    .join(Customer, Customer.id == CustomerLicenseCount.customer_id)
+    .where(
+        CustomerLicenseCount.vendor_id
+        == bindparam("vendor_id", type_=CustomerLicenseCount.vendor_id.type),
+        CustomerLicenseCount.licenses > 0,
+    )
+    .order_by(CustomerLicenseCount.licenses.desc(), CustomerLicenseCount.customer_id.desc())
+    .limit(TOP)
+)
+_ACTIVATED = (
+    select(License.customer_id, func.count())
+    .where(
+        License.customer_id.in_(bindparam("ids", expanding=True)),
+        License.state == "activated",
+    )
+    .group_by(License.customer_id)
+)
