@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
@@ -71,38 +72,23 @@ def customer_overview(
 ) -> CustomerOverview:
     """Raises NotFoundError unless the customer is the actor's vendor's."""
     customer = get_customer(session, actor, customer_id)
+    statements = _statements(shown)
+    ids = {"vendor_id": customer.vendor_id, "customer_id": customer.id}
     return CustomerOverview(
         customer=customer,
-        license_count=int(
-            session.scalar(select(func.count()).where(License.customer_id == customer.id)) or 0
-        ),
-        tickets=_tickets(session, customer, shown),
-        licenses=_licenses(session, customer, now, shown),
-        containers=_containers(session, customer, shown),
-        devices=_devices(session, customer, shown),
+        license_count=int(session.scalar(statements.license_count, ids) or 0),
+        tickets=_tickets(session, statements, ids),
+        licenses=_licenses(session, statements, ids, now),
+        containers=_containers(session, statements, ids),
+        devices=_devices(session, statements, ids),
     )
 
 
-def _tickets(session: Session, customer: Customer, shown: int) -> list[TicketRow]:
-    count = (  # in the tickets' query: one round trip less than a grouped count after it
-        select(func.count())
-        .where(License.ticket_id == Ticket.id)
-        .correlate(Ticket)
-        .scalar_subquery()
-    )
-    rows = session.execute(
-        select(Ticket.id, Ticket.created_at, count)
-        .where(Ticket.vendor_id == customer.vendor_id, Ticket.customer_id == customer.id)
-        .order_by(Ticket.id.desc())
-        .limit(shown)
-    ).all()
-    ids = [ticket_id for ticket_id, _, _ in rows]
+def _tickets(session: Session, statements: _Statements, ids: dict[str, str]) -> list[TicketRow]:
+    rows = session.execute(statements.tickets, ids).all()
     external: dict[str, list[str]] = {}
-    for ticket_id, external_id in session.execute(
-        select(Order.ticket_id, Order.external_order_id)
-        .where(Order.ticket_id.in_(ids))
-        .order_by(Order.id)
-    ):
+    tickets = [ticket_id for ticket_id, _, _ in rows]
+    for ticket_id, external_id in session.execute(statements.orders, {"ids": tickets}):
         external.setdefault(ticket_id, []).append(external_id)
     return [
         TicketRow(ticket_id, created_at, int(licenses), external.get(ticket_id, []))
@@ -110,23 +96,9 @@ def _tickets(session: Session, customer: Customer, shown: int) -> list[TicketRow
     ]
 
 
-def _licenses(session: Session, customer: Customer, now: datetime, shown: int) -> list[LicenseRow]:
-    """The columns the rows show, not whole licenses (their options and features are
-    JSON documents to decode, for nothing)."""
-    rows = session.execute(
-        select(
-            License.id,
-            License.product_code,
-            License.delivery,
-            License.state,
-            License.valid_until,
-            License.device_id,
-            License.container_id,
-        )
-        .where(License.vendor_id == customer.vendor_id, License.customer_id == customer.id)
-        .order_by(License.id.desc())
-        .limit(shown)
-    )
+def _licenses(
+    session: Session, statements: _Statements, ids: dict[str, str], now: datetime
+) -> list[LicenseRow]:
     return [
         LicenseRow(
             row.id,
@@ -137,43 +109,94 @@ def _licenses(session: Session, customer: Customer, now: datetime, shown: int) -
             row.device_id,
             row.container_id,
         )
-        for row in rows
+        for row in session.execute(statements.licenses, ids)
     ]
 
 
-def _containers(session: Session, customer: Customer, shown: int) -> list[ContainerRow]:
+def _containers(
+    session: Session, statements: _Statements, ids: dict[str, str]
+) -> list[ContainerRow]:
+    rows = session.execute(statements.containers, ids)
+    return [ContainerRow(id_, name, int(count), created) for id_, name, count, created in rows]
+
+
+def _devices(session: Session, statements: _Statements, ids: dict[str, str]) -> list[DeviceRow]:
+    rows = session.execute(statements.devices, ids)
+    return [DeviceRow(id_, key, status, int(n), seen) for id_, key, status, n, seen in rows]
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The overview's statements, with the customer (``vendor_id``, ``customer_id``)
+    and the tickets' ``ids`` as bound values."""
+
+    license_count: Select[int]
+    tickets: Select[str, datetime, int]
+    orders: Select[str, str]
+    licenses: Select[str, str, str, str, datetime | None, str | None, str | None]
+    containers: Select[str, str, int, datetime]
+    devices: Select[str, str, str, int, datetime | None]
+
+
+@lru_cache(maxsize=4)
+def _statements(shown: int) -> _Statements:
+    """Built once per page size, with bound values: building them and keying
+    SQLAlchemy's cache on them cost about as much as running them, on every visit."""
+    vendor_id = bindparam("vendor_id", type_=Customer.vendor_id.type)
+    customer_id = bindparam("customer_id", type_=Customer.id.type)
+    ticket_licenses = (  # in the tickets' query: one round trip less than a grouped count
+        select(func.count())
+        .where(License.ticket_id == Ticket.id)
+        .correlate(Ticket)
+        .scalar_subquery()
+    )
     registered = (
         select(func.count())
         .where(CloudDevice.container_id == CloudContainer.id, CloudDevice.deregistered_at.is_(None))
         .scalar_subquery()
     )
-    rows = session.execute(
-        select(CloudContainer.id, CloudContainer.name, registered, CloudContainer.created_at)
-        .where(
-            CloudContainer.vendor_id == customer.vendor_id,
-            CloudContainer.customer_id == customer.id,
-        )
-        .order_by(CloudContainer.id)
-        .limit(shown)
-    )
-    return [ContainerRow(id_, name, int(count), created) for id_, name, count, created in rows]
-
-
-def _devices(session: Session, customer: Customer, shown: int) -> list[DeviceRow]:
-    """The device containers holding at least one of the customer's licenses: the
-    customer's licenses counted per device first (on their customer index), so that
-    only those devices are read."""
+    # A customer's devices: the customer's licenses counted per device first (on their
+    # customer index), so that only those devices are read.
     held = (
         select(License.device_id, func.count().label("licenses"))
-        .where(License.customer_id == customer.id, License.device_id.is_not(None))
+        .where(License.customer_id == customer_id, License.device_id.is_not(None))
         .group_by(License.device_id)
         .subquery()
     )
-    rows = session.execute(
-        select(Device.id, Device.key_id, Device.status, held.c.licenses, Device.last_seen_at)
+    return _Statements(
+        license_count=select(func.count()).where(License.customer_id == customer_id),
+        tickets=select(Ticket.id, Ticket.created_at, ticket_licenses)
+        .where(Ticket.vendor_id == vendor_id, Ticket.customer_id == customer_id)
+        .order_by(Ticket.id.desc())
+        .limit(shown),
+        orders=select(Order.ticket_id, Order.external_order_id)
+        .where(Order.ticket_id.in_(bindparam("ids", expanding=True)))
+        .order_by(Order.id),
+        # the columns the rows show, not whole licenses (their options and features are
+        # JSON documents to decode, for nothing)
+        licenses=select(
+            License.id,
+            License.product_code,
+            License.delivery,
+            License.state,
+            License.valid_until,
+            License.device_id,
+            License.container_id,
+        )
+        .where(License.vendor_id == vendor_id, License.customer_id == customer_id)
+        .order_by(License.id.desc())
+        .limit(shown),
+        containers=select(
+            CloudContainer.id, CloudContainer.name, registered, CloudContainer.created_at
+        )
+        .where(CloudContainer.vendor_id == vendor_id, CloudContainer.customer_id == customer_id)
+        .order_by(CloudContainer.id)
+        .limit(shown),
+        devices=select(
+            Device.id, Device.key_id, Device.status, held.c.licenses, Device.last_seen_at
+        )
         .join(held, held.c.device_id == Device.id)
-        .where(Device.vendor_id == customer.vendor_id)
+        .where(Device.vendor_id == vendor_id)
         .order_by(Device.id)
-        .limit(shown)
+        .limit(shown),
     )
-    return [DeviceRow(id_, key, status, int(n), seen) for id_, key, status, n, seen in rows]

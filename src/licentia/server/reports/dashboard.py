@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Float, ScalarSelect, Select, bindparam, cast, func, select
 from sqlalchemy.orm import Session
@@ -21,8 +22,8 @@ from licentia.server.counters.services import LOW_BALANCE_SHARE
 from licentia.server.devices.models import Device
 from licentia.server.licenses.models import ActivationDay, CustomerLicenseCount, License
 from licentia.server.orders.models import Customer
-from licentia.server.reports.days import DayCount, as_date, day_of, every_day, period
-from licentia.server.reports.seat_peaks import daily_peaks
+from licentia.server.reports.days import DayCount, as_date, day_in, every_day, period
+from licentia.server.reports.seat_peaks import peaks_statement, replayed_peaks
 from licentia.server.seats.models import SeatEvent, SeatSlot
 
 DAYS = 30
@@ -156,17 +157,33 @@ def _peak_seats(
     """Per day, the sum over the vendor's seat pools of each pool's most seats in use
     that day, replayed from the seat events as the portal's charts do (a checkout's
     event does not count the seats in use: their highest ``in_use`` is not the peak)."""
-    return daily_peaks(session, SeatEvent.vendor_id == vendor_id, first, since, days)
+    rows = session.execute(_PEAK_SEATS, {"vendor_id": vendor_id, "since": since})
+    return replayed_peaks(rows, first, days)
 
 
 def _denials(session: Session, vendor_id: str, since: datetime) -> dict[date, int]:
-    day = day_of(session, SeatEvent.at)
-    rows = session.execute(
+    statement = _DENIALS[session.get_bind().dialect.name]
+    rows = session.execute(statement, {"vendor_id": vendor_id, "since": since})
+    return {as_date(value): count for value, count in rows}
+
+
+def _denials_statement(dialect: str) -> Select[Any, int]:
+    day = day_in(dialect, SeatEvent.at)
+    return (
         select(day, func.count())
-        .where(SeatEvent.vendor_id == vendor_id, SeatEvent.kind == "deny", SeatEvent.at >= since)
+        .where(
+            SeatEvent.vendor_id == bindparam("vendor_id", type_=SeatEvent.vendor_id.type),
+            SeatEvent.kind == "deny",
+            SeatEvent.at >= bindparam("since", type_=SeatEvent.at.type),
+        )
         .group_by(day)
     )
-    return {as_date(value): count for value, count in rows}
+
+
+_PEAK_SEATS = peaks_statement(
+    SeatEvent.vendor_id == bindparam("vendor_id", type_=SeatEvent.vendor_id.type)
+)
+_DENIALS = {dialect: _denials_statement(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def low_counters(session: Session, vendor_id: str) -> list[LowCounter]:

@@ -24,7 +24,12 @@ def period(now: datetime, days: int) -> tuple[date, datetime]:
 
 def day_of(session: Session, column: Any) -> ColumnElement[Any]:
     """The UTC calendar day of a stored time (SQLite keeps UTC without a zone)."""
-    if session.get_bind().dialect.name == "postgresql":
+    return day_in(session.get_bind().dialect.name, column)
+
+
+def day_in(dialect: str, column: Any) -> ColumnElement[Any]:
+    """``day_of`` for a statement built once for the database ``dialect``."""
+    if dialect == "postgresql":
         return func.date(func.timezone("UTC", column))
     return func.date(column)
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from licentia.server.seats.models import SeatEvent
@@ -38,18 +38,31 @@ def daily_peaks(
     """Per day of the ``days`` days from ``first`` (starting at ``since``), the most
     seats in use at once in each pool whose events ``pools`` selects, summed over
     those pools. Two statements, however many pools: the anchors, then the events."""
+    return replayed_peaks(session.execute(peaks_statement(pools), {"since": since}), first, days)
+
+
+def peaks_statement(pools: ColumnElement[bool]) -> Select[str, datetime, str, int]:
+    """The events of the pools ``pools`` selects that the replay needs, each pool's in
+    time order: from each pool's last event before the bound value ``since`` that
+    counted the seats in use (its anchor), or all of them. A caller asking often keeps
+    it (built once, with bound values) and replays its rows with ``replayed_peaks``."""
+    since = bindparam("since", type_=SeatEvent.at.type)
     anchors = (
         select(SeatEvent.license_id, func.max(SeatEvent.at).label("at"))
         .where(pools, SeatEvent.at < since, SeatEvent.kind.in_(COUNTED))
         .group_by(SeatEvent.license_id)
         .subquery()
     )
-    rows = session.execute(
+    return (
         select(SeatEvent.license_id, SeatEvent.at, SeatEvent.kind, SeatEvent.in_use)
         .outerjoin(anchors, anchors.c.license_id == SeatEvent.license_id)
         .where(pools, or_(anchors.c.at.is_(None), SeatEvent.at >= anchors.c.at))
         .order_by(SeatEvent.license_id, SeatEvent.at, SeatEvent.id)
     )
+
+
+def replayed_peaks(rows: Iterable[Any], first: date, days: int) -> dict[date, int]:
+    """``daily_peaks`` of the rows of a ``peaks_statement``."""
     peaks: dict[date, int] = defaultdict(int)
     for _, events in itertools.groupby(rows, key=lambda row: row[0]):
         replayed = [(_utc_day(at), kind, in_use) for _, at, kind, in_use in events]
