@@ -7,14 +7,16 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, TypeVarTuple
 
-from sqlalchemy import Select
+from sqlalchemy import Row, Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from licentia.domain.errors import ValidationError
 
 T = TypeVar("T")
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
 MAX_LIMIT = 200
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -49,11 +51,34 @@ def paginate(
     Raises ValidationError (field ``cursor`` or ``limit``) for a malformed cursor or
     a limit outside 1..200.
     """
+    query = _after(query, key, cursor, limit)
+    return _page(list(session.scalars(query)), key, limit)
+
+
+def paginate_rows(
+    session: Session,
+    query: Select[*Ts],
+    key: InstrumentedAttribute[Any],
+    *,
+    cursor: str | None,
+    limit: int,
+) -> Page[Row[*Ts]]:
+    """``paginate`` for a query of columns (``key`` among them): its items are rows."""
+    query = _after(query, key, cursor, limit)
+    return _page(list(session.execute(query)), key, limit)
+
+
+def _after(
+    query: Select[*tuple[Any, ...]], key: InstrumentedAttribute[Any], cursor: str | None, limit: int
+) -> Select[*tuple[Any, ...]]:
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
     if cursor:
         query = query.where(key > _typed(key, _decode(cursor)))
-    rows = list(session.scalars(query.order_by(key).limit(limit + 1)))
+    return query.order_by(key).limit(limit + 1)
+
+
+def _page(rows: list[R], key: InstrumentedAttribute[Any], limit: int) -> Page[R]:
     more = len(rows) > limit
     items = rows[:limit]
     after = [_encode(str(getattr(item, key.key))) for item in items]

@@ -299,6 +299,22 @@ class LicenseFilter:
     device_id: str | None = None
 
 
+def license_list_query(
+    actor: Actor, filters: LicenseFilter
+) -> Select[str, str, str, datetime | None, str | None, str | None]:
+    """``licenses_query`` reading the columns a list of licenses shows (id, product
+    code, state, valid until, customer and device), not whole licenses: their options
+    and features are JSON documents to decode, for nothing."""
+    return licenses_query(actor, filters).with_only_columns(
+        License.id,
+        License.product_code,
+        License.state,
+        License.valid_until,
+        License.customer_id,
+        License.device_id,
+    )
+
+
 def licenses_query(actor: Actor, filters: LicenseFilter) -> Select[License]:
     query = select(License).where(License.vendor_id == _vendor(actor))
     for column, value in (

@@ -40,6 +40,24 @@ def branding_of(session: Session, vendor: Vendor) -> Branding:
     return _chosen(vendor.slug, row)
 
 
+def storefront_of(session: Session, slug: str) -> tuple[Vendor, Branding]:
+    """The vendor with this slug and its branding, in one query (the portal asks on
+    every page). Raises NotFoundError if no vendor has this slug."""
+    row = session.execute(
+        select(Vendor, VendorBranding.vendor_id, *_CHOSEN.selected_columns)
+        .outerjoin(VendorBranding, VendorBranding.vendor_id == Vendor.id)
+        .where(Vendor.slug == slug)
+    ).first()
+    if row is None:
+        raise NotFoundError("vendor", slug)
+    vendor, chosen = row[:2]
+    if chosen is None:
+        return vendor, Branding(
+            vendor.slug, vendor.name, DEFAULT_PRIMARY, DEFAULT_ACCENT, None, None, False
+        )
+    return vendor, _chosen(vendor.slug, row[2:])
+
+
 def branding_for(session: Session, vendor_id: str) -> Branding:
     """The branding of the vendor with this id (a vendor-scoped actor's own).
 

@@ -26,6 +26,7 @@ from licentia.server.customer_users.services import (
     authenticate_customer,
     log_out_customer,
 )
+from licentia.server.tenancy.branding import Branding, branding_for
 from licentia.server.tenancy.services import SESSION_PREFIX as STAFF_PREFIX
 from licentia.server.tenancy.services import Credential, authenticate, log_out
 from licentia.server.totp.services import enrolment_needed
@@ -46,6 +47,9 @@ class Visitor:
     # A vendor admin logged in who must turn TOTP on first (the operator requires it):
     # no page counts them as staff until they have (``/console/totp``).
     enrolling: Actor | None = None
+    # The staff member's vendor's branding, read with their session: every console page
+    # is rendered in it, and one read less per page is one session and connection less.
+    staff_brand: Branding | None = None
 
 
 def visitor_of(request: Request) -> Visitor:
@@ -64,12 +68,12 @@ def _resolve(request: Request) -> Visitor:
     try:
         if token.startswith(STAFF_PREFIX):
             required = units.backend_of(request).settings.totp_required_for_admins
-            credential, must_enrol = units.read(
+            credential, must_enrol, brand = units.read(
                 request, lambda s: _staff_session(s, token, source_ip, required)
             )
             if must_enrol:
                 return Visitor(token, enrolling=credential.actor)
-            return Visitor(token, staff=credential.actor)
+            return Visitor(token, staff=credential.actor, staff_brand=brand)
         if token.startswith(CUSTOMER_PREFIX):
             identity = units.read(request, lambda s: authenticate_customer(s, token))
             return Visitor(token, customer=identity)
@@ -84,11 +88,13 @@ def _resolve(request: Request) -> Visitor:
 
 def _staff_session(
     session: units.DbSession, token: str, source_ip: str | None, totp_required: bool
-) -> tuple[Credential, bool]:
+) -> tuple[Credential, bool, Branding | None]:
     credential = authenticate(session, token, source_ip=source_ip)
-    user_id = credential.actor.id
+    user_id, vendor_id = credential.actor.id, credential.actor.vendor_id
     assert user_id is not None
-    return credential, enrolment_needed(session, user_id, required_for_admins=totp_required)
+    if enrolment_needed(session, user_id, required_for_admins=totp_required):
+        return credential, True, None
+    return credential, False, None if vendor_id is None else branding_for(session, vendor_id)
 
 
 def secure_cookies(request: Request) -> bool:

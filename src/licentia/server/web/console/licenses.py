@@ -18,7 +18,7 @@ from licentia.domain.actors import Actor
 from licentia.domain.errors import LicentiaError, NotFoundError, ValidationError
 from licentia.domain.licenses import LicenseState, allowed_actions
 from licentia.server.db.base import utcnow
-from licentia.server.db.pagination import paginate
+from licentia.server.db.pagination import paginate_rows
 from licentia.server.licenses import services as licenses
 from licentia.server.licenses.models import License
 from licentia.server.subscriptions import services as subscriptions
@@ -63,9 +63,9 @@ def license_list(request: Request, cursor: str | None = None) -> Response:
     )
     problems, items, more = Problems(), [], None
     try:
-        query, limit = licenses.licenses_query(actor, filters), limit_of(request)
+        query, limit = licenses.license_list_query(actor, filters), limit_of(request)
         page = units.read(
-            request, lambda s: paginate(s, query, License.id, cursor=cursor, limit=limit)
+            request, lambda s: paginate_rows(s, query, License.id, cursor=cursor, limit=limit)
         )
         items, more = list(page.items), next_page(request, page.next_cursor)
     except ValidationError as error:

@@ -31,8 +31,13 @@ def to_login(request: Request) -> RedirectResponse:
 
 
 def brand_of(request: Request, actor: Actor) -> Branding:
+    """The actor's vendor's branding: read with the visitor's session when the actor is
+    the visitor (every console page), else now."""
     vendor_id = actor.vendor_id
     assert vendor_id is not None
+    visitor = visitor_of(request)
+    if visitor.staff is actor and visitor.staff_brand is not None:
+        return visitor.staff_brand
     return units.read(request, lambda s: branding_for(s, vendor_id))
 
 

@@ -27,7 +27,7 @@ from licentia.server.orders.customer_tickets import (
 from licentia.server.orders.models import Ticket
 from licentia.server.orders.services import find_ticket, ticket_code
 from licentia.server.rate_limits.families import Family, limited
-from licentia.server.tenancy.branding import Branding, branding_of, logo_of
+from licentia.server.tenancy.branding import Branding, logo_of, storefront_of
 from licentia.server.tenancy.models import Vendor
 from licentia.server.tenancy.services import get_vendor_by_slug
 from licentia.server.web import units
@@ -55,11 +55,7 @@ class Storefront:
 def storefront(request: Request, slug: str) -> Storefront:
     """Raises NotFoundError for an unknown vendor (the error page says so)."""
 
-    def work(session: units.DbSession) -> tuple[Vendor, Branding]:
-        vendor = get_vendor_by_slug(session, slug)
-        return vendor, branding_of(session, vendor)
-
-    vendor, brand = units.read(request, work)
+    vendor, brand = units.read(request, lambda session: storefront_of(session, slug))
     customer = visitor_of(request).customer
     if customer is not None and customer.vendor_id != vendor.id:
         customer = None
