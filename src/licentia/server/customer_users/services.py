@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
@@ -173,14 +173,19 @@ def start_customer_session(
 def authenticate_customer(session: Session, token: str) -> CustomerIdentity:
     """The customer user behind a portal session token; AuthenticationError for an
     unknown or expired session or a disabled user."""
-    row = session.execute(
-        select(CustomerSession, CustomerUser)
-        .join(CustomerUser, CustomerUser.id == CustomerSession.customer_user_id)
-        .where(CustomerSession.token_hash == _sha256(token))
-    ).first()
+    row = session.execute(_SESSION, {"token_hash": _sha256(token)}).first()
     if row is None or row[0].expires_at <= utcnow() or row[1].disabled_at is not None:
         raise AuthenticationError("the session is unknown or has expired; log in again")
     return _identity(row[1])
+
+
+_SESSION = (  # built once: every portal page asks
+    select(CustomerSession, CustomerUser)
+    .join(CustomerUser, CustomerUser.id == CustomerSession.customer_user_id)
+    .where(
+        CustomerSession.token_hash == bindparam("token_hash", type_=CustomerSession.token_hash.type)
+    )
+)
 
 
 def log_out_customer(session: Session, token: str) -> None:

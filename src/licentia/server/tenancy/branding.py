@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import Actor
@@ -43,11 +43,7 @@ def branding_of(session: Session, vendor: Vendor) -> Branding:
 def storefront_of(session: Session, slug: str) -> tuple[Vendor, Branding]:
     """The vendor with this slug and its branding, in one query (the portal asks on
     every page). Raises NotFoundError if no vendor has this slug."""
-    row = session.execute(
-        select(Vendor, VendorBranding.vendor_id, *_CHOSEN.selected_columns)
-        .outerjoin(VendorBranding, VendorBranding.vendor_id == Vendor.id)
-        .where(Vendor.slug == slug)
-    ).first()
+    row = session.execute(_STOREFRONT, {"slug": slug}).first()
     if row is None:
         raise NotFoundError("vendor", slug)
     vendor, chosen = row[:2]
@@ -63,11 +59,7 @@ def branding_for(session: Session, vendor_id: str) -> Branding:
 
     One query, on every console page: the vendor and its choices together, and of
     the logo only whether there is one (its bytes are the logo address's)."""
-    row = session.execute(
-        select(Vendor.slug, Vendor.name, VendorBranding.vendor_id, *_CHOSEN.selected_columns)
-        .outerjoin(VendorBranding, VendorBranding.vendor_id == Vendor.id)
-        .where(Vendor.id == vendor_id)
-    ).first()
+    row = session.execute(_BRANDING, {"vendor_id": vendor_id}).first()
     if row is None:
         raise NotFoundError("vendor", vendor_id)
     slug, name, chosen = row[:3]
@@ -83,6 +75,18 @@ _CHOSEN = select(
     VendorBranding.support_email,
     VendorBranding.support_url,
     VendorBranding.logo.is_not(None),
+)
+
+
+_BRANDING = (  # built once: every console page asks
+    select(Vendor.slug, Vendor.name, VendorBranding.vendor_id, *_CHOSEN.selected_columns)
+    .outerjoin(VendorBranding, VendorBranding.vendor_id == Vendor.id)
+    .where(Vendor.id == bindparam("vendor_id", type_=Vendor.id.type))
+)
+_STOREFRONT = (  # built once: the portal asks on every page
+    select(Vendor, VendorBranding.vendor_id, *_CHOSEN.selected_columns)
+    .outerjoin(VendorBranding, VendorBranding.vendor_id == Vendor.id)
+    .where(Vendor.slug == bindparam("slug", type_=Vendor.slug.type))
 )
 
 

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from licentia.domain.actors import OPERATOR_CHAIN, Actor, ActorKind
@@ -296,16 +296,19 @@ def touch_api_key(session: Session, key_id: str) -> None:
 
 
 def _authenticate_session(session: Session, token: str, source_ip: str | None) -> Credential:
-    row = session.execute(
-        select(UserSession, VendorUser)
-        .join(VendorUser, VendorUser.id == UserSession.user_id)
-        .where(UserSession.token_hash == _sha256(token))
-    ).first()
+    row = session.execute(_SESSION, {"token_hash": _sha256(token)}).first()
     if row is None or row[0].expires_at <= utcnow() or row[1].disabled_at is not None:
         raise AuthenticationError("the session is unknown or has expired; log in again")
     user = row[1]
     actor = Actor(ActorKind.USER, user.id, user.vendor_id, ROLE_SCOPES[Role(user.role)], source_ip)
     return Credential(actor, row[0].expires_at, needs_touch=False)
+
+
+_SESSION = (  # built once: every console page and session-authenticated call asks
+    select(UserSession, VendorUser)
+    .join(VendorUser, VendorUser.id == UserSession.user_id)
+    .where(UserSession.token_hash == bindparam("token_hash", type_=UserSession.token_hash.type))
+)
 
 
 def _for_vendor(actor: Actor, vendor_id: str) -> Actor:
