@@ -7,8 +7,9 @@ to its arrival at a steady 200 events/s.
 2. **Delivered**: those events, undispatched, are fanned out to one endpoint and
    delivered by ``workers`` delivery workers (``Deliverer.deliver_due``, the job of
    ``licentia serve``; on PostgreSQL they claim with SKIP LOCKED) to a receiver on
-   loopback that answers 204 at once. Rate: events over the time until the last one
-   arrived. Each request is signed per Standard Webhooks, as in production.
+   loopback, in a process of its own, that answers 204 at once. Rate: events over
+   the time until the last one arrived. Each request is signed per Standard
+   Webhooks, as in production.
 3. **Lag**: events are inserted at ``rate``/s for ``seconds`` while one worker runs as
    ``licentia serve`` does (a round as soon as an event commits in this process, else
    after ``LICENTIA_WEBHOOK_POLL_SECONDS``); the lag of an event is its arrival minus
@@ -24,6 +25,7 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import multiprocessing
 import secrets
 import statistics
 import sys
@@ -31,6 +33,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -65,27 +68,50 @@ _INSERT = insert(WebhookEvent)
 
 class Receiver:
     """A receiver on loopback that answers 204 at once (no verification: what is
-    measured is the sender) and notes when each ``webhook-id`` arrived."""
+    measured is the sender) and notes when each ``webhook-id`` arrived. It runs in a
+    process of its own, as a vendor's receiver does not share the sender's
+    interpreter; the bench asks it over a pipe."""
 
     def __init__(self) -> None:
-        self.arrived: dict[str, float] = {}
-        self.loop = asyncio.new_event_loop()
         self.port = 0
+        self._lock = threading.Lock()  # one question on the pipe at a time
 
     def start(self) -> Receiver:
-        server = self.loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        context = multiprocessing.get_context("spawn")
+        self._pipe, theirs = context.Pipe()
+        self._process = context.Process(target=_receive, args=(theirs,), daemon=True)
+        self._process.start()
+        self.port = self._pipe.recv()
         return self
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._ask("stop")
+        self._process.join(10)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hooks"
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def count(self) -> int:
+        """How many distinct events have arrived."""
+        return int(self._ask("count"))
+
+    def arrived(self) -> dict[str, float]:
+        """When each event arrived (``time.time()``)."""
+        return dict(self._ask("arrived"))
+
+    def _ask(self, question: str) -> Any:
+        with self._lock:
+            self._pipe.send(question)
+            return self._pipe.recv()
+
+
+def _receive(pipe: Connection) -> None:
+    """The receiver's process: serve until told to stop, answering the bench's
+    questions between requests."""
+    arrived: dict[str, float] = {}
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -97,10 +123,32 @@ class Receiver:
                     elif name.strip().lower() == b"webhook-id":
                         event_id = value.strip().decode()
                 await reader.readexactly(length)
-                self.arrived[event_id] = time.time()
+                arrived[event_id] = time.time()
                 writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        loop = asyncio.get_running_loop()
+        stopped = loop.create_future()
+
+        def answer() -> None:
+            question = pipe.recv()
+            if question == "count":
+                pipe.send(len(arrived))
+            elif question == "arrived":
+                pipe.send(arrived)
+            else:
+                pipe.send(None)
+                stopped.set_result(None)
+
+        loop.add_reader(pipe.fileno(), answer)
+        pipe.send(server.sockets[0].getsockname()[1])
+        await stopped
+        server.close()
+
+    asyncio.run(main())
 
 
 def _setup(db: Database, master: MasterKey, url: str) -> str:
@@ -154,7 +202,7 @@ def _until(done: Callable[[], bool], timeout: float) -> None:
 def _delivered(
     db: Database, master: MasterKey, receiver: Receiver, events: int, workers: int
 ) -> float:
-    expected = len(receiver.arrived) + events
+    expected = receiver.count() + events
     started = time.time()
     threads = []
     for _ in range(workers):
@@ -163,18 +211,20 @@ def _delivered(
         threads.append(thread)
     for thread in threads:
         thread.join()
-    if len(receiver.arrived) < expected:
-        raise RuntimeError(f"{expected - len(receiver.arrived)} events were not delivered")
-    return events / (max(receiver.arrived.values()) - started)
+    arrived = receiver.arrived()
+    if len(arrived) < expected:
+        raise RuntimeError(f"{expected - len(arrived)} events were not delivered")
+    return events / (max(arrived.values()) - started)
 
 
 def _drain(db: Database, master: MasterKey, receiver: Receiver, expected: int) -> None:
     with delivery_client(LOOPBACK, timeout=10) as http:
         deliverer = Deliverer(db, master, http)
         deadline = time.monotonic() + 300
-        while len(receiver.arrived) < expected and time.monotonic() < deadline:
+        while receiver.count() < expected and time.monotonic() < deadline:
             if not deliverer.deliver_due():
                 time.sleep(0.005)  # another worker holds the rest
+        deliverer.close()
 
 
 def _lag(
@@ -191,6 +241,7 @@ def _lag(
                 wake.clear()
                 deliverer.deliver_due()
                 wake.wait(poll)
+            deliverer.close()
 
     forget = outbox.on_commit(db.write_engine, wake.set)
     worker = threading.Thread(target=serve)
@@ -201,12 +252,14 @@ def _lag(
         time.sleep(max(0.0, started + n / LAG_RATE - time.perf_counter()))
         row = _event(vendor_id)
         committed[row["id"]] = _insert_one(db, row)
-    _until(lambda: all(i in receiver.arrived for i in committed), timeout=60)
+    expected = receiver.count() + len(committed)
+    _until(lambda: receiver.count() >= expected, timeout=60)
     stop.set()
     wake.set()
     worker.join()
     forget()
-    return sorted(receiver.arrived[i] - at for i, at in committed.items() if i in receiver.arrived)
+    arrived = receiver.arrived()
+    return sorted(arrived[i] - at for i, at in committed.items() if i in arrived)
 
 
 def measure(backend: str, *, events: int = 3000, workers: int = 0, seconds: float = 10) -> dict:

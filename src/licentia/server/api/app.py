@@ -267,6 +267,7 @@ async def _deliver_forever(db: Database, master: MasterKey, settings: Settings) 
                     await asyncio.wait_for(wake.wait(), every)
         finally:
             forget()
+            deliverer.close()
 
 
 # Swagger UI 5 as fastapi-offline packages it (its static files, not its app class):

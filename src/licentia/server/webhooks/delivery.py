@@ -6,14 +6,20 @@ One round (``deliver_due``) has three steps, each its own transaction:
    vendor whose filter matches. Workers take this step one at a time (a plain
    ``FOR UPDATE`` on the events), so the deliveries of one object are made in the
    order of its events.
-2. **Claim**: due deliveries are leased to this worker (``FOR UPDATE SKIP LOCKED`` on
-   PostgreSQL: workers of several nodes claim different rows and never wait for each
-   other). A delivery waits while an earlier one for the same object and endpoint is
-   still pending, so a receiver sees an object's events in order even after failures.
-3. **Send and record**: each claimed delivery is POSTed, signed per Standard
-   Webhooks; the attempts of the claim go into the log together, and each delivery
-   is done, or due again after ``retry_delay``; when it has failed for good its
-   endpoint is disabled (and the vendor mailed: ``notices``).
+2. **Claim**: up to ``CLAIM_BATCH`` due deliveries are leased to this worker in one
+   statement (``FOR UPDATE SKIP LOCKED`` on PostgreSQL: workers of several nodes claim
+   different rows and never wait for each other). A delivery waits while an earlier
+   one for the same object and endpoint is still pending, so a claim holds at most
+   one delivery of an object per endpoint, and a receiver sees an object's events in
+   order, even after failures.
+3. **Send and record**: the claimed deliveries are POSTed at once, up to ``senders``
+   at a time over kept-alive connections, each signed per Standard Webhooks. Since a
+   claim holds one delivery per object and endpoint, sending them together never
+   puts an object's later event before its earlier one; events of different objects
+   may arrive in any order. The outcomes are recorded together: the delivered ones
+   in a statement per answer status, each failure on its own (it is due again after
+   ``retry_delay``; when it has failed for good its endpoint is disabled and the
+   vendor mailed: ``notices``).
 
 SQLite has no row locks to skip: there the single server process runs the job.
 A worker that dies holding a lease leaves its deliveries pending; they are claimed
@@ -24,11 +30,13 @@ again when the lease ends, and sent again (at least once; receivers deduplicate 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-import httpx
 from sqlalchemy import and_, exists, insert, select, update
 from sqlalchemy.orm import Session, aliased
 from standardwebhooks import Webhook
@@ -40,6 +48,7 @@ from licentia.server.db.engine import Database, run_write
 from licentia.server.keys.master import MasterKey
 from licentia.server.observability.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_FAILED_DELIVERIES
 from licentia.server.observability.tallies import tally
+from licentia.server.webhooks.egress import DeliveryClient, SendError
 from licentia.server.webhooks.models import (
     WebhookAttempt,
     WebhookDelivery,
@@ -49,9 +58,11 @@ from licentia.server.webhooks.models import (
 from licentia.server.webhooks.services import SECRET_PURPOSE
 
 FAN_OUT_BATCH = 500
-CLAIM_BATCH = 20
+CLAIM_BATCH = 100
+SENDERS = 16  # requests in flight at once per worker
 EXCERPT = 500  # characters of a receiver's answer kept in the log
-USER_AGENT = "Licentia-Webhooks/1"
+USER_AGENT = b"Licentia-Webhooks/1"
+_UNSYNCED = {"synchronize_session": False}  # bulk statements: no ORM objects to update
 
 
 @dataclass(frozen=True)
@@ -80,16 +91,19 @@ class Outcome:
 @dataclass
 class Deliverer:
     """Runs rounds of delivery for one process. ``clock`` is injectable so that a test
-    can move past a retry's delay instead of waiting for it."""
+    can move past a retry's delay instead of waiting for it. ``http`` is shared by the
+    ``senders`` threads."""
 
     db: Database
     master: MasterKey
-    http: httpx.Client
+    http: DeliveryClient
     lease: timedelta = timedelta(minutes=5)
     clock: Callable[[], datetime] = utcnow
     # Called with the failed delivery's id, after the commit, when it disabled its
     # endpoint (``notices.DisabledNotices`` mails the vendor).
     on_disabled: Callable[[str], None] | None = None
+    senders: int = SENDERS
+    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def deliver_due(self) -> int:
         """One round; returns how many deliveries were attempted."""
@@ -99,52 +113,76 @@ class Deliverer:
             claimed = self._claim(new_id())
             if not claimed:
                 return attempted
-            self._record([(item, self.send(item)) for item in claimed])
+            self._record(list(zip(claimed, self._send_all(claimed), strict=True)))
             attempted += len(claimed)
+
+    def close(self) -> None:
+        """Stop the sending threads (they are started with the first claim of two)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def _claim(self, token: str) -> list[Claimed]:
         return run_write(self.db, lambda s: claim(s, token, self.clock(), self.lease))
+
+    def _send_all(self, claimed: list[Claimed]) -> list[Outcome]:
+        """Every claimed delivery, ``senders`` at a time; the outcomes in claim order."""
+        signers = self._signers(claimed)
+        if len(claimed) == 1 or self.senders <= 1:
+            return [self.send(item, signers) for item in claimed]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.senders, thread_name_prefix="webhooks")
+        return list(self._pool.map(lambda item: self.send(item, signers), claimed))
+
+    def _signers(self, claimed: list[Claimed]) -> dict[bytes, Webhook]:
+        """A signer per secret of the claim, decrypted once for all its deliveries."""
+        blobs = {secret for item in claimed for secret in item.secrets}
+        return {
+            blob: Webhook(self.master.decrypt(blob, purpose=SECRET_PURPOSE).decode())
+            for blob in blobs
+        }
 
     def _record(self, outcomes: list[tuple[Claimed, Outcome]]) -> None:
         """The outcomes of one claim, in one transaction (a transaction per attempt
         would cost more than the HTTP calls on a fast receiver)."""
         now = self.clock()
-        disabled = run_write(
-            self.db,
-            lambda s: [i.delivery_id for i, o in outcomes if record_outcome(s, i, o, now)],
-        )
+        disabled = run_write(self.db, lambda s: record_outcomes(s, outcomes, now))
         if self.on_disabled is not None:
             for delivery_id in disabled:
                 self.on_disabled(delivery_id)
 
-    def send(self, item: Claimed) -> Outcome:
+    def send(self, item: Claimed, signers: dict[bytes, Webhook] | None = None) -> Outcome:
         """POST the event, signed with every secret that signs now. The timestamp is
         the real time: receivers refuse one far from their own clock."""
         now = utcnow()
+        signers = signers if signers is not None else self._signers([item])
         signature = " ".join(
-            Webhook(self.master.decrypt(secret, purpose=SECRET_PURPOSE).decode()).sign(
-                item.event_id, now, item.body
-            )
-            for secret in item.secrets
+            signers[secret].sign(item.event_id, now, item.body) for secret in item.secrets
         )
-        headers = {
-            "content-type": "application/json",
-            "user-agent": USER_AGENT,
-            "webhook-id": item.event_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": signature,
-        }
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"user-agent", USER_AGENT),
+            (b"webhook-id", item.event_id.encode()),
+            (b"webhook-timestamp", str(int(now.timestamp())).encode()),
+            (b"webhook-signature", signature.encode()),
+        ]
         try:
-            response = self.http.post(item.url, content=item.body.encode(), headers=headers)
-        except httpx.HTTPError as error:
-            return Outcome(None, f"{type(error).__name__}: {error}"[:200], "")
-        return Outcome(response.status_code, None, response.text[:EXCERPT])
+            answer = self.http.post(item.url, item.body.encode(), headers)
+        except SendError as error:
+            return Outcome(None, f"{error.kind}: {error}"[:200], "")
+        return Outcome(answer.status_code, None, answer.text[:EXCERPT])
 
 
 def fan_out(session: Session) -> int:
     """Make the deliveries of undispatched events; returns how many events it took."""
-    events = session.scalars(
-        select(WebhookEvent)
+    events = session.execute(
+        select(
+            WebhookEvent.seq,
+            WebhookEvent.vendor_id,
+            WebhookEvent.type,
+            WebhookEvent.object_id,
+            WebhookEvent.created_at,
+        )
         .where(WebhookEvent.dispatched.is_(False))
         .order_by(WebhookEvent.seq)
         .limit(FAN_OUT_BATCH)
@@ -152,9 +190,10 @@ def fan_out(session: Session) -> int:
     ).all()
     if not events:
         return 0
-    vendors = {e.vendor_id for e in events}
-    endpoints = session.scalars(
-        select(WebhookEndpoint).where(WebhookEndpoint.vendor_id.in_(vendors))
+    endpoints = session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.vendor_id, WebhookEndpoint.event_types).where(
+            WebhookEndpoint.vendor_id.in_({e.vendor_id for e in events})
+        )
     ).all()
     rows = [
         {
@@ -177,7 +216,8 @@ def fan_out(session: Session) -> int:
     session.execute(
         update(WebhookEvent)
         .where(WebhookEvent.seq.in_([e.seq for e in events]))
-        .values(dispatched=True)
+        .values(dispatched=True),
+        execution_options=_UNSYNCED,
     )
     return len(events)
 
@@ -185,17 +225,29 @@ def fan_out(session: Session) -> int:
 _earlier = aliased(WebhookDelivery)
 
 
-def claim(session: Session, token: str, now: datetime, lease: timedelta) -> list[Claimed]:
-    """Lease up to CLAIM_BATCH due deliveries to ``token`` until ``now + lease``."""
+def claim(
+    session: Session, token: str, now: datetime, lease: timedelta, *, limit: int = CLAIM_BATCH
+) -> list[Claimed]:
+    """Lease up to ``limit`` due deliveries to ``token`` until ``now + lease``: the
+    oldest events first, at most one per object and endpoint (the earliest pending)."""
     waiting_for_earlier = exists().where(
         _earlier.endpoint_id == WebhookDelivery.endpoint_id,
         _earlier.object_id == WebhookDelivery.object_id,
         _earlier.status == "pending",
         _earlier.event_seq < WebhookDelivery.event_seq,
     )
-    due = session.scalars(
-        select(WebhookDelivery)
+    due = session.execute(
+        select(
+            WebhookDelivery.id,
+            WebhookEndpoint.url,
+            WebhookEndpoint.secret,
+            WebhookEndpoint.previous_secret,
+            WebhookEndpoint.previous_secret_until,
+            WebhookEvent.id.label("event_id"),
+            WebhookEvent.payload,
+        )
         .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .join(WebhookEvent, WebhookEvent.seq == WebhookDelivery.event_seq)
         .where(
             WebhookDelivery.status == "pending",
             WebhookDelivery.next_attempt_at <= now,
@@ -204,42 +256,88 @@ def claim(session: Session, token: str, now: datetime, lease: timedelta) -> list
             ~waiting_for_earlier,
         )
         .order_by(WebhookDelivery.event_seq, WebhookDelivery.id)
-        .limit(CLAIM_BATCH)
+        .limit(limit)
         .with_for_update(skip_locked=True, of=WebhookDelivery)
     ).all()
     if not due:
         return []
-    for delivery in due:
-        delivery.claimed_by, delivery.claimed_until = token, now + lease
-    return _claimed(session, due, token, now)
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_([row.id for row in due]))
+        .values(claimed_by=token, claimed_until=now + lease),
+        execution_options=_UNSYNCED,
+    )
+    return [_claimed(row, token, now) for row in due]
 
 
-def _claimed(
-    session: Session, due: Sequence[WebhookDelivery], token: str, now: datetime
-) -> list[Claimed]:
-    endpoint_ids = {d.endpoint_id for d in due}
-    endpoints = {
-        e.id: e
-        for e in session.scalars(
-            select(WebhookEndpoint).where(WebhookEndpoint.id.in_(endpoint_ids))
+def _claimed(row: Any, token: str, now: datetime) -> Claimed:
+    secrets = [row.secret]
+    until = row.previous_secret_until
+    if row.previous_secret is not None and until is not None and until > now:
+        secrets.append(row.previous_secret)
+    body = json.dumps(row.payload, separators=(",", ":"), sort_keys=True)
+    return Claimed(row.id, token, row.url, row.event_id, body, secrets)
+
+
+def record_outcomes(
+    session: Session, outcomes: Sequence[tuple[Claimed, Outcome]], now: datetime
+) -> list[str]:
+    """Log the attempts of a claim and settle its deliveries, those whose lease this
+    worker still holds. Returns the deliveries whose failure disabled their endpoint."""
+    delivered: defaultdict[tuple[str, int], list[tuple[Claimed, Outcome]]] = defaultdict(list)
+    disabled = []
+    for item, outcome in outcomes:
+        if outcome.delivered and outcome.status_code is not None:
+            delivered[item.token, outcome.status_code].append((item, outcome))
+        elif record_outcome(session, item, outcome, now):
+            disabled.append(item.delivery_id)
+    for (token, status_code), settled in delivered.items():
+        _record_delivered(session, token, status_code, settled, now)
+    return disabled
+
+
+def _record_delivered(
+    session: Session,
+    token: str,
+    status_code: int,
+    settled: list[tuple[Claimed, Outcome]],
+    now: datetime,
+) -> None:
+    """Deliveries answered with one 2xx status: one UPDATE, one INSERT of attempts."""
+    held = set(
+        session.scalars(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id.in_([item.delivery_id for item, _ in settled]),
+                WebhookDelivery.claimed_by == token,
+            )
+            .values(
+                status="delivered",
+                delivered_at=now,
+                attempts=WebhookDelivery.attempts + 1,
+                last_status_code=status_code,
+                claimed_by=None,
+                claimed_until=None,
+            )
+            .returning(WebhookDelivery.id),
+            execution_options=_UNSYNCED,
         )
-    }
-    events = {
-        e.seq: e
-        for e in session.scalars(
-            select(WebhookEvent).where(WebhookEvent.seq.in_({d.event_seq for d in due}))
-        )
-    }
-    claimed = []
-    for delivery in due:
-        endpoint, event_ = endpoints[delivery.endpoint_id], events[delivery.event_seq]
-        secrets = [endpoint.secret]
-        until = endpoint.previous_secret_until
-        if endpoint.previous_secret is not None and until is not None and until > now:
-            secrets.append(endpoint.previous_secret)
-        body = json.dumps(event_.payload, separators=(",", ":"), sort_keys=True)
-        claimed.append(Claimed(delivery.id, token, endpoint.url, event_.id, body, secrets))
-    return claimed
+    )
+    attempts = [
+        {
+            "id": new_id(),
+            "delivery_id": item.delivery_id,
+            "at": now,
+            "status_code": status_code,
+            "error": None,
+            "response_excerpt": outcome.excerpt,
+        }
+        for item, outcome in settled
+        if item.delivery_id in held
+    ]
+    if attempts:
+        session.execute(insert(WebhookAttempt), attempts)
+        tally(session, WEBHOOK_ATTEMPTS, "delivered", amount=len(attempts))
 
 
 def record_outcome(session: Session, item: Claimed, outcome: Outcome, now: datetime) -> bool:
