@@ -24,8 +24,8 @@ from licentia.server.activation.services import NotModified, UpdateIssued
 from licentia.server.api.context import Services
 from licentia.server.cloud import calls, protocol
 from licentia.server.cloud.checkout import checkout_at_once, checkout_in_line
-from licentia.server.cloud.protocol import Presented, SeatGrant, SeatWanted, UnitsWanted
-from licentia.server.cloud.releases import Release, release_many
+from licentia.server.cloud.protocol import LeaseCall, Presented, SeatGrant, SeatWanted, UnitsWanted
+from licentia.server.cloud.releases import release_many
 from licentia.server.counters.services import UnitsClaim, consume_many
 from licentia.server.db.base import utcnow
 from licentia.server.seats import leases
@@ -205,8 +205,8 @@ def test_seats_released_together_are_recorded_as_released_one_after_the_other(
         assert _run(services.releases.release(who, leases[0].lease_id, leases[0].fence)) is False
         return
     stale = leases[0].fence + 1
-    batch = [Release(who, lease.lease_id, lease.fence) for lease in leases[:3]]
-    batch.append(Release(who, leases[3].lease_id, stale))  # released by none
+    batch = [LeaseCall(who, lease.lease_id, lease.fence) for lease in leases[:3]]
+    batch.append(LeaseCall(who, leases[3].lease_id, stale))  # released by none
     done = _run(runner.autocommit(lambda c: release_many(c, batch)))
     assert done == [True, True, True, False]
     _run(calls.release_alone(runner, who, leases[3].lease_id, leases[3].fence))

@@ -28,17 +28,14 @@ from sqlalchemy import (
     and_,
     bindparam,
     exists,
-    func,
-    null,
     select,
-    update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from licentia.domain.errors import ConflictError
 from licentia.domain.ids import new_id
-from licentia.domain.templates import OPTION_DEFAULTS, StoredOptions
+from licentia.domain.templates import StoredOptions
 from licentia.formats.document_types import SEAT_TYP
 from licentia.server.cloud.access import (
     DeviceAccess,
@@ -52,10 +49,9 @@ from licentia.server.cloud.access import (
 from licentia.server.cloud.models import CloudContainer, CloudDevice
 from licentia.server.cloud.services import choose_usable
 from licentia.server.counters.services import consume_at_once, low_balance_threshold
+from licentia.server.db.arrays import Column, unnested
 from licentia.server.db.core import CoreConnection
 from licentia.server.keys.master import MasterKey
-from licentia.server.keys.models import SigningKey
-from licentia.server.keys.services import CURRENT
 from licentia.server.licenses.models import License
 from licentia.server.seats import leases
 from licentia.server.seats.models import SeatSlot, SeatWaiter
@@ -149,14 +145,14 @@ def authenticate(connection: CoreConnection, who: Presented) -> DeviceAccess:
 # -- heartbeat and release -----------------------------------------------------------------
 
 # What a token about a license needs of it (:func:`claims`, :func:`seat_grant`).
-_GRANT_COLUMNS = (
+GRANT_COLUMNS = (
     License.id.label("id"),
     License.options.label("options"),
     License.product_code.label("product_code"),
     License.features.label("features"),
 )
 _LEASE_QUERY = (
-    access_query(SeatSlot.holder_key.label("holder_key"), *_GRANT_COLUMNS)
+    access_query(SeatSlot.holder_key.label("holder_key"), *GRANT_COLUMNS)
     .outerjoin(
         SeatSlot,
         and_(SeatSlot.vendor_id == CloudDevice.vendor_id, SeatSlot.lease_id == bindparam("lease")),
@@ -184,85 +180,41 @@ def device_access_holds(
 
 
 @dataclass(frozen=True)
-class Renewal:
-    """One heartbeat, as :func:`renew_many` takes it."""
+class LeaseCall:
+    """A device's call about one of its leases (a heartbeat, a release), as the
+    batched statements take it (:mod:`licentia.server.cloud.renewals`,
+    :mod:`licentia.server.cloud.releases`)."""
 
     who: Presented
     lease_id: str
     fence: int
 
 
-def _renew_many() -> Any:
-    """PostgreSQL: the renewals of several heartbeats in one statement, each checking
-    its device's access in the WHERE clause; a row back per renewed lease (with what
-    the answer needs), none for a heartbeat where anything is not as it should be."""
-    wanted = (
-        func.unnest(
-            bindparam("leases", type_=ARRAY(String)),
-            bindparam("fences", type_=ARRAY(Integer)),
-            bindparam("digests", type_=ARRAY(String)),
-            bindparam("slugs", type_=ARRAY(String)),
-            bindparam("prefixes", type_=ARRAY(String)),
-        )
-        .table_valued("lease", "fence", "digest", "slug", "prefix")
-        .render_derived(name="wanted")
-    )
-    seconds = func.coalesce(
-        License.options["seat_lease_seconds"].as_integer(), OPTION_DEFAULTS.seat_lease_seconds
-    )
-    now = bindparam("now", type_=SeatSlot.expires_at.type)
-    return (
-        update(SeatSlot)
-        .where(
-            *device_access_holds(wanted.c.slug, wanted.c.prefix, wanted.c.digest),
-            SigningKey.vendor_id == Vendor.id,
-            SigningKey.status == CURRENT,
-            SeatSlot.vendor_id == CloudDevice.vendor_id,
-            SeatSlot.lease_id == wanted.c.lease,
-            SeatSlot.fence == wanted.c.fence,
-            SeatSlot.borrowed.is_(False),
-            License.id == SeatSlot.license_id,
-            License.container_id == CloudContainer.id,
-        )
-        .values(expires_at=now + func.make_interval(0, 0, 0, 0, 0, 0, seconds), released_at=null())
-        .returning(
-            *access_query().selected_columns,
-            SeatSlot.lease_id.label("lease_id"),
-            *_GRANT_COLUMNS,
-            SeatSlot.expires_at.label("expires_at"),
-        )
+def lease_calls_table(*extra: Column, numbered: bool = False) -> TableValuedAlias:
+    """The lease calls of a batch as rows ``wanted`` (lease, fence, and the access
+    they present: token digest, vendor slug, token prefix), with ``extra`` columns;
+    :func:`lease_call_arrays` gives its parameters."""
+    return unnested(
+        "wanted",
+        ("leases", "lease", String),
+        ("fences", "fence", Integer),
+        ("digests", "digest", String),
+        ("slugs", "slug", String),
+        ("prefixes", "prefix", String),
+        *extra,
+        numbered=numbered,
     )
 
 
-_RENEW_MANY = _renew_many()
-
-
-def renew_many(
-    connection: CoreConnection, renewals: list[Renewal], *, now: datetime
-) -> dict[str, Any]:
-    """PostgreSQL only: renew each heartbeat's lease whose access, container and fence
-    hold, in one statement. Returns the renewed rows by lease id; a heartbeat missing
-    from them renewed nothing, and :func:`renew_seat` then says why. Each lease may
-    appear once in ``renewals``."""
-    parameters = {
-        "leases": [r.lease_id for r in renewals],
-        "fences": [r.fence for r in renewals],
-        "digests": [token_digest(r.who.token) for r in renewals],
-        "slugs": [r.who.slug for r in renewals],
-        "prefixes": [r.who.parameters()["prefix"] for r in renewals],
-        "now": now,
+def lease_call_arrays(calls: list[LeaseCall]) -> dict[str, list[Any]]:
+    """The parameters of :func:`lease_calls_table` for ``calls``, in their order."""
+    return {
+        "leases": [call.lease_id for call in calls],
+        "fences": [call.fence for call in calls],
+        "digests": [token_digest(call.who.token) for call in calls],
+        "slugs": [call.who.slug for call in calls],
+        "prefixes": [call.who.parameters()["prefix"] for call in calls],
     }
-    return {row.lease_id: row for row in connection.execute(_RENEW_MANY, parameters).all()}
-
-
-def renewed_grant(
-    master: MasterKey, renewal: Renewal, row: Any, *, now: datetime
-) -> tuple[SeatGrant, DeviceAccess]:
-    """The answer to a heartbeat that :func:`renew_many` renewed (``row``), and the
-    device's access (to note its visit: :func:`touch_device`)."""
-    access = verify_access(row, renewal.who.token)
-    lease = Lease(renewal.lease_id, row.id, renewal.fence, row.expires_at)
-    return seat_grant(master, access, row, lease, now), access
 
 
 def renew_seat(
@@ -329,7 +281,7 @@ def release_seat(
 # -- checkout and consumption ----------------------------------------------------------------
 
 _LICENSE_COLUMNS = (
-    *_GRANT_COLUMNS,
+    *GRANT_COLUMNS,
     License.state.label("state"),
     License.valid_until.label("valid_until"),
 )

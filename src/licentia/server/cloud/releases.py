@@ -17,16 +17,19 @@ says what is wrong.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, column, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import String, select
 
 from licentia.domain.ids import new_id
-from licentia.server.cloud.access import token_digest
 from licentia.server.cloud.models import CloudContainer, CloudDevice
-from licentia.server.cloud.protocol import Presented, device_access_holds
+from licentia.server.cloud.protocol import (
+    LeaseCall,
+    Presented,
+    device_access_holds,
+    lease_call_arrays,
+    lease_calls_table,
+)
 from licentia.server.db.base import utcnow
 from licentia.server.db.batches import Batches
 from licentia.server.db.core import CoreConnection
@@ -38,36 +41,8 @@ from licentia.server.seats.models import SeatSlot
 log = logging.getLogger("licentia.seats")
 
 
-@dataclass(frozen=True)
-class Release:
-    """One release, as :func:`release_many` takes it."""
-
-    who: Presented
-    lease_id: str
-    fence: int
-
-
 def _release_many() -> Any:
-    wanted = (
-        func.unnest(
-            bindparam("leases", type_=ARRAY(String)),
-            bindparam("fences", type_=ARRAY(Integer)),
-            bindparam("digests", type_=ARRAY(String)),
-            bindparam("slugs", type_=ARRAY(String)),
-            bindparam("prefixes", type_=ARRAY(String)),
-            bindparam("event_ids", type_=ARRAY(String)),
-        )
-        .table_valued(
-            column("lease", String),
-            column("fence", Integer),
-            column("digest", String),
-            column("slug", String),
-            column("prefix", String),
-            column("event_id", String),
-            with_ordinality="n",
-        )
-        .render_derived(name="wanted")
-    )
+    wanted = lease_calls_table(("event_ids", "event_id", String), numbered=True)
     found = (
         select(
             SeatSlot.id,
@@ -96,20 +71,12 @@ def _release_many() -> Any:
 _RELEASE_MANY = _release_many()
 
 
-def release_many(connection: CoreConnection, releases: list[Release]) -> list[bool]:
+def release_many(connection: CoreConnection, releases: list[LeaseCall]) -> list[bool]:
     """PostgreSQL only: free the seat of each release whose access, container, lease
     and fence hold, with its release event, in one statement; whether each was
     released. Each lease may appear once in ``releases``."""
     event_ids = [new_id() for _ in releases]
-    parameters = {
-        "leases": [r.lease_id for r in releases],
-        "fences": [r.fence for r in releases],
-        "digests": [token_digest(r.who.token) for r in releases],
-        "slugs": [r.who.slug for r in releases],
-        "prefixes": [r.who.parameters()["prefix"] for r in releases],
-        "event_ids": event_ids,
-        "now": utcnow(),
-    }
+    parameters = lease_call_arrays(releases) | {"event_ids": event_ids, "now": utcnow()}
     done = {row.id for row in connection.execute(_RELEASE_MANY, parameters).all()}
     return [event_id in done for event_id in event_ids]
 
@@ -120,7 +87,7 @@ class Releases:
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
         # Two releases of one lease at once are done by a statement each.
-        self._batches: Batches[Release, bool] = Batches(
+        self._batches: Batches[LeaseCall, bool] = Batches(
             self._release_all, key=lambda release: release.lease_id, share=False
         )
 
@@ -129,12 +96,12 @@ class Releases:
         if not self._runner.postgresql:
             return False
         try:
-            released = await self._batches.ask(Release(who, lease_id, fence))
+            released = await self._batches.ask(LeaseCall(who, lease_id, fence))
         except Exception:  # the release then runs alone and reports its own error
             log.warning("releasing seats together failed", exc_info=True)
             return False
         return bool(released)
 
-    async def _release_all(self, batch: list[Release]) -> list[bool | None]:
+    async def _release_all(self, batch: list[LeaseCall]) -> list[bool | None]:
         done: list[bool] = await self._runner.autocommit(lambda c: release_many(c, batch))
         return list(done)

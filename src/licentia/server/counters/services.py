@@ -17,7 +17,6 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
-    column,
     exists,
     func,
     insert,
@@ -26,7 +25,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,6 +34,7 @@ from licentia.domain.ids import new_id
 from licentia.domain.templates import StoredOptions
 from licentia.server.audit.services import record
 from licentia.server.counters.models import LedgerEntry, UnitCounter
+from licentia.server.db.arrays import unnested
 from licentia.server.db.core import CoreConnection
 from licentia.server.licenses.models import License
 
@@ -377,27 +376,16 @@ def _consume_many_statement() -> Any:
     zero and not crossing the low-balance mark, which a falling balance crosses at
     most once), and each claim gets its ledger row with the balance after it, in the
     order given."""
-    wanted = (
-        func.unnest(
-            bindparam("entry_ids", type_=ARRAY(String)),
-            bindparam("licenses", type_=ARRAY(String)),
-            bindparam("vendors", type_=ARRAY(String)),
-            bindparam("actors", type_=ARRAY(String)),
-            bindparam("units_each", type_=ARRAY(BigInteger)),
-            bindparam("keys", type_=ARRAY(String)),
-            bindparam("lows", type_=ARRAY(BigInteger)),
-        )
-        .table_valued(
-            column("entry_id", String),
-            column("license", String),
-            column("vendor", String),
-            column("actor", String),
-            column("units", BigInteger),
-            column("key", String),
-            column("low", BigInteger),
-            with_ordinality="n",
-        )
-        .render_derived(name="wanted")
+    wanted = unnested(
+        "wanted",
+        ("entry_ids", "entry_id", String),
+        ("licenses", "license", String),
+        ("vendors", "vendor", String),
+        ("actors", "actor", String),
+        ("units_each", "units", BigInteger),
+        ("keys", "key", String),
+        ("lows", "low", BigInteger),
+        numbered=True,
     )
     upto = func.sum(wanted.c.units).over(partition_by=wanted.c.license, order_by=wanted.c.n)
     ordered = select(*wanted.c, upto.label("upto")).cte("ordered")

@@ -30,7 +30,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    column,
     exists,
     false,
     func,
@@ -42,11 +41,11 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
 from licentia.domain.errors import ConflictError
 from licentia.domain.ids import new_id
+from licentia.server.db.arrays import unnested
 from licentia.server.db.core import CoreConnection
 from licentia.server.seats.models import SeatEvent, SeatSlot
 
@@ -403,31 +402,18 @@ def _take_many_statement() -> Any:
     per claim: its place ``n``, the fence of its new lease (or NULL) and whether its
     holder has a slot of its own."""
     now = bindparam("now", type_=_slots.c.expires_at.type)
-    given = (
-        func.unnest(
-            bindparam("licenses", type_=ARRAY(String)),
-            bindparam("vendors", type_=ARRAY(String)),
-            bindparam("holders", type_=ARRAY(String)),
-            bindparam("users", type_=ARRAY(String)),
-            bindparam("devices", type_=ARRAY(String)),
-            bindparam("processes", type_=ARRAY(String)),
-            bindparam("untils", type_=ARRAY(DateTime(timezone=True))),
-            bindparam("leases", type_=ARRAY(String)),
-            bindparam("event_ids", type_=ARRAY(String)),
-        )
-        .table_valued(
-            column("license", String),
-            column("vendor", String),
-            column("holder", String),
-            column("user", String),
-            column("device", String),
-            column("process", String),
-            column("until", DateTime(timezone=True)),
-            column("lease", String),
-            column("event_id", String),
-            with_ordinality="n",
-        )
-        .render_derived(name="given")
+    given = unnested(
+        "given",
+        ("licenses", "license", String),
+        ("vendors", "vendor", String),
+        ("holders", "holder", String),
+        ("users", "user", String),
+        ("devices", "device", String),
+        ("processes", "process", String),
+        ("untils", "until", DateTime(timezone=True)),
+        ("leases", "lease", String),
+        ("event_ids", "event_id", String),
+        numbered=True,
     )
     wanted = select(*given.c).cte("wanted")
     own = (
