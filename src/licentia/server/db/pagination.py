@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, TypeVarTuple
 
-from sqlalchemy import Row, Select
+from sqlalchemy import BigInteger, Integer, Row, Select, SmallInteger
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from licentia.domain.errors import ValidationError
@@ -74,7 +74,9 @@ def _after(
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
     if cursor:
-        query = query.where(key > _typed(key, _decode(cursor)))
+        value = _typed(key, _decode(cursor))
+        if value is not None:
+            query = query.where(key > value)
     return query.order_by(key).limit(limit + 1)
 
 
@@ -90,18 +92,30 @@ def _encode(value: str) -> str:
 
 
 def _typed(key: InstrumentedAttribute[Any], value: str) -> Any:
-    """The cursor as the key's type: PostgreSQL will not compare a bigint with text."""
+    """The cursor as the key's type (PostgreSQL will not compare a bigint with text);
+    None for a number below every value of the key's column (the first page)."""
     if key.type.python_type is not int:
         return value
     try:
         number = int(value)
     except ValueError as exc:
         raise ValidationError("malformed cursor", field="cursor") from exc
-    # Integer keys are 64-bit columns: SQLite cannot even bind a larger number, where
+    # A cursor is a 64-bit number at most: SQLite cannot even bind a larger one, where
     # PostgreSQL would refuse it. Every cursor this API made fits.
     if not _INT64_MIN <= number <= _INT64_MAX:
         raise ValidationError("malformed cursor", field="cursor")
-    return number
+    # A narrower column (a seat's number) cannot hold every such number, and
+    # PostgreSQL refuses to compare it with one out of its range: beyond its largest
+    # value nothing comes after, below its smallest everything does.
+    low, high = _range(key)
+    return min(number, high) if number >= low else None
+
+
+def _range(key: InstrumentedAttribute[Any]) -> tuple[int, int]:
+    for kind, bits in ((BigInteger, 64), (SmallInteger, 16), (Integer, 32)):
+        if isinstance(key.type, kind):
+            return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return _INT64_MIN, _INT64_MAX
 
 
 def _decode(cursor: str) -> str:
