@@ -10,6 +10,7 @@ The vendor has the same through its own API.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -121,8 +122,7 @@ def held_seats(
     )
     page = paginate(session, query, SeatSlot.id, cursor=cursor, limit=limit)
     products = {pool.id: pool.product_code for pool in _pools(session, admin)}
-    devices = cloud.container_devices(session, admin.container.id)
-    names = {device.id: device.name for device in devices}
+    names = device_names(session, admin)
     held = [_held(slot, products[slot.license_id], names) for slot in page.items]
     return Page(held, page.next_cursor, page.after)
 
@@ -147,8 +147,38 @@ def _computer(slot: SeatSlot, names: dict[str, str]) -> str | None:
     computer) or nothing, the name that device was registered with."""
     if slot.device_name:
         return names.get(slot.device_name, slot.device_name)
-    kind, _, rest = (slot.holder_key or "").partition(":")
-    return names.get(rest.partition(":")[0]) if kind in ("d", "p") else None
+    return holder_of(slot.holder_key, names).computer
+
+
+@dataclass(frozen=True)
+class HolderLabel:
+    """Who a seat's holder key names, for people: the user (seats counted per user),
+    or the computer by its registered name (per device), and its process (per
+    process)."""
+
+    user: str | None = None
+    computer: str | None = None
+    process: str | None = None
+
+
+def holder_of(holder_key: str | None, names: Mapping[str, str]) -> HolderLabel:
+    """``holder_key`` (``u:USER``, ``d:DEVICE``, ``p:DEVICE:PROCESS``) read for people,
+    with the container's registered device ``names`` by device id."""
+    kind, _, rest = (holder_key or "").partition(":")
+    if kind == "u":
+        return HolderLabel(user=rest)
+    device, _, process = rest.partition(":")
+    if kind == "d":
+        return HolderLabel(computer=names.get(device, device))
+    if kind == "p":
+        return HolderLabel(computer=names.get(device, device), process=process)
+    return HolderLabel()
+
+
+def device_names(session: Session, admin: CustomerAdmin) -> dict[str, str]:
+    """The names the container's devices registered with, by device id."""
+    devices = cloud.container_devices(session, admin.container.id)
+    return {device.id: device.name for device in devices}
 
 
 def _pools(session: Session, admin: CustomerAdmin) -> list[License]:

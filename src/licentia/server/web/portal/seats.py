@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.errors import LicentiaError
 from licentia.server.cloud import admin
-from licentia.server.cloud.admin import HeldSeat
+from licentia.server.cloud.admin import HeldSeat, HolderLabel
 from licentia.server.cloud.models import CloudContainer
 from licentia.server.db.base import utcnow
 from licentia.server.db.pagination import Page
@@ -33,6 +33,7 @@ class SeatsView:
     container: CloudContainer
     held: Page[HeldSeat]
     denials: Page[SeatEvent]
+    askers: list[HolderLabel]  # who asked, for each of the denials
     usage: SeatUsage
 
 
@@ -52,8 +53,10 @@ def _seats_page(
             session, opened, utcnow(), cursor=held_cursor or None, limit=PAGE_SIZE
         )
         refusals = admin.denials(session, opened, cursor=denials_cursor or None, limit=PAGE_SIZE)
+        names = admin.device_names(session, opened)
+        askers = [admin.holder_of(event.holder_key, names) for event in refusals.items]
         usage = seat_usage(session, opened.container.id, utcnow())
-        return SeatsView(opened.container, held, refusals, usage)
+        return SeatsView(opened.container, held, refusals, askers, usage)
 
     view = units.read(request, work)
     language = pages_of(request).language(request)
