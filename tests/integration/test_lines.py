@@ -163,6 +163,30 @@ def test_a_ticket_guess_beyond_the_line_is_refused_at_once_while_logins_are_serv
     assert _redeem(client, vendor, address()).json()["code"] == "TICKET_NOT_FOUND"
 
 
+def test_the_login_line_has_no_more_places_than_the_password_checks(
+    vendors: VendorFactory, limited: Callable[..., Any]
+) -> None:
+    """With fewer password checks than places, a login beyond the checks is refused by
+    the line (before any database read), not after reading the user (LOGINS_BUSY)."""
+    parked = Parked()
+    vendor = vendors.create()
+    email = _user(vendor)
+    with limited(guesses_at_once=4, password_checks=1) as client, ThreadPoolExecutor(1) as pool:
+        services: Services = client.app.state.services
+        checks = _ParkedChecks(parked)
+        client.app.state.services = dataclasses.replace(services, password_checks=checks)
+        try:
+            inside = pool.submit(_log_in, client, vendor, "a@example.test", "wrong", address())
+            parked.wait_for(1)
+            assert_busy(_log_in(client, vendor, email, PASSWORD, address()), "login")
+            guess = _redeem(client, vendor, address())  # the ticket line has its 4 places
+            assert guess.json()["code"] == "TICKET_NOT_FOUND"
+        finally:
+            parked.go_on.set()
+        assert inside.result(WAIT).status_code == 401
+        assert _log_in(client, vendor, email, PASSWORD, address()).status_code == 201
+
+
 @pytest.mark.parametrize(
     ("language", "sentence"),
     [

@@ -118,7 +118,8 @@ class Settings(BaseSettings):
     rate_limit_hold_seconds: float = Field(default=2.0, ge=0, le=30)
     # Requests of each guessed family (login, ticket, registration, password-reset)
     # served at once per process; one more is answered 503 FAMILY_BUSY at once
-    # (rate_limits/lines.py). 0: no line. Off with the rate limits.
+    # (rate_limits/lines.py); login no more than password_checks. 0: no line. Off
+    # with the rate limits.
     guesses_at_once: int = Field(default=4, ge=0)
     # Observability (docs/operations.md): logs as JSON lines or for a person to read
     # (default: console in development, JSON in production), at this level; /metrics

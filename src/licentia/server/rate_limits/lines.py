@@ -20,6 +20,7 @@ count, so two requests cannot both take the last place.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
 from licentia.domain.errors import ServerBusyError
 from licentia.server.rate_limits.families import Family
@@ -34,21 +35,27 @@ LINE = "licentia.line"  # in a request's scope: the lined family it is served in
 
 
 class Lines:
-    """The requests of each lined family being served in this process now."""
+    """The requests of each lined family being served in this process now, and how
+    many may be (``places``: ``at_once`` for a family not named)."""
 
-    def __init__(self, at_once: int) -> None:
-        self.at_once = at_once
+    def __init__(self, at_once: int, places: Mapping[Family, int] | None = None) -> None:
+        self.places = {family: at_once for family in LINED} | dict(places or {})
         self.serving: Counter[Family] = Counter()
 
     @classmethod
     def of(cls, settings: Settings) -> Lines | None:
-        """``LICENTIA_GUESSES_AT_ONCE`` places per family; None for 0 (no line)."""
-        return cls(settings.guesses_at_once) if settings.guesses_at_once > 0 else None
+        """``LICENTIA_GUESSES_AT_ONCE`` places per family, and for ``login`` no more
+        than ``LICENTIA_PASSWORD_CHECKS``: a login beyond the checks would read the
+        database only to be refused ``LOGINS_BUSY``. None for 0 (no line)."""
+        at_once = settings.guesses_at_once
+        if at_once <= 0:
+            return None
+        return cls(at_once, {Family.LOGIN: min(at_once, settings.password_checks)})
 
     def enter(self, family: Family) -> ServerBusyError | None:
         """Take a place in ``family``'s line (give it back with :meth:`leave`); the
         error to answer instead when every place is taken."""
-        if self.serving[family] >= self.at_once:
+        if self.serving[family] >= self.places[family]:
             return ServerBusyError(
                 f"many requests of the family '{family.value}' are being answered at this "
                 "moment; try again in a second",
