@@ -9,9 +9,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from licentia.server.db.engine import Database
+from licentia.server.db.engine import Database, conninfo
 from licentia.server.push import changes
-from licentia.server.push.postgres import conninfo
 from tests.factories import VendorHandle
 from tests.integration.device_messages import BareDevice
 

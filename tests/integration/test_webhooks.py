@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from licentia.domain.actors import Actor, ActorKind
 from licentia.domain.scopes import SCOPES
@@ -26,13 +26,14 @@ from licentia.domain.webhooks import EVENT_TYPES, MAX_ATTEMPTS
 from licentia.server.api import create_app
 from licentia.server.audit.models import AuditEvent
 from licentia.server.db.base import utcnow
-from licentia.server.db.engine import Database
+from licentia.server.db.engine import Database, connect
 from licentia.server.keys.master import MasterKey
 from licentia.server.licenses.services import change_state
 from licentia.server.settings import Settings
 from licentia.server.webhooks.delivery import Deliverer, claim, fan_out
 from licentia.server.webhooks.egress import delivery_client
 from licentia.server.webhooks.models import WebhookEvent
+from licentia.server.webhooks.wakeups import CHANNEL
 from tests.factories import VendorHandle
 from tests.integration.device_messages import BareDevice
 from tests.support.webhook_receiver import WebhookReceiver
@@ -93,6 +94,27 @@ def licenses_of(vendor: VendorHandle, quantity: int, options: dict | None = None
 def deliveries(vendor: VendorHandle, endpoint_id: str) -> list[dict[str, Any]]:
     page = vendor.ok("GET", f"/webhook-endpoints/{endpoint_id}/deliveries", params={"limit": 200})
     return list(page["items"])
+
+
+def wait_for(done: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = utcnow() + timedelta(seconds=seconds)
+    while not done() and utcnow() < deadline:
+        threading.Event().wait(0.05)
+
+
+def listeners(database: Database) -> int:
+    """Connections to this database listening for webhook events (their last statement
+    was the LISTEN)."""
+    with database.read() as session:
+        return int(
+            session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND query = :listen"
+                ),
+                {"listen": f"LISTEN {CHANNEL}"},
+            )
+        )
 
 
 def types_by_object(receiver: WebhookReceiver) -> dict[str, list[str]]:
@@ -446,3 +468,29 @@ def test_two_workers_on_postgresql_claim_different_deliveries(
             worker.join()
     ids = [r.webhook_id for r in receiver.received]
     assert len(ids) == len(set(ids)) == 30
+
+
+def test_on_postgresql_an_event_another_node_writes_wakes_the_delivery(
+    backend, settings, database, database_url, master, vendors, receiver
+):
+    if backend != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite serves one process")
+    # the next poll would come in an hour, and the other node's commits wake nothing
+    # in this process (another engine): only the notification can
+    hourly = settings.model_copy(update={"webhook_poll_seconds": 3600})
+    app = create_app(hourly, database=database, master=master)
+    vendor = vendors.create()
+    register(vendor, receiver, event_types=["license.suspended"])
+    (license_id,) = licenses_of(vendor, 1)
+    actor = Actor(ActorKind.API_KEY, "test", vendor.id, frozenset(SCOPES))
+    other_node = connect(database_url, pool_size=1)
+    try:
+        before = listeners(database)
+        with TestClient(app):
+            wait_for(lambda: listeners(database) > before)
+            with other_node.transaction() as session:
+                change_state(session, actor, license_id, "suspend")
+            wait_for(lambda: bool(receiver.received))
+    finally:
+        other_node.dispose()
+    assert receiver.types() == ["license.suspended"]

@@ -233,10 +233,10 @@ async def _refresh_statistics_forever(db: Database) -> None:
 
 async def _deliver_forever(db: Database, master: MasterKey, settings: Settings) -> None:
     """Deliver the webhook outbox (licentia.server.webhooks.delivery): a round as soon
-    as this process commits an event (``outbox.on_commit``), and at the latest
-    ``webhook_poll_seconds`` after the last round, which finds the events of other
-    nodes and the retries that came due. On several nodes at once, each claims other
-    deliveries."""
+    as this process commits an event (``outbox.on_commit``) or, on PostgreSQL, another
+    node does (``wakeups``), and at the latest ``webhook_poll_seconds`` after the last
+    round, which finds the retries that came due. On several nodes at once, each
+    claims other deliveries."""
     every = settings.webhook_poll_seconds
     if every <= 0:
         return
@@ -249,6 +249,11 @@ async def _deliver_forever(db: Database, master: MasterKey, settings: Settings) 
                 loop.call_soon_threadsafe(wake.set)
 
     forget = outbox.on_commit(db.write_engine, waken)
+    listener = None
+    if db.write_engine.dialect.name == "postgresql":  # other nodes' events, by NOTIFY
+        from licentia.server.webhooks.wakeups import listen_forever
+
+        listener = asyncio.create_task(listen_forever(settings.database_url, waken))
     http = delivery_client(settings.webhook_targets, timeout=settings.webhook_timeout_seconds)
     notices = DisabledNotices(
         db, mailer_for(settings), MailTemplates(settings.mail_templates_dir), settings.public_url
@@ -267,6 +272,8 @@ async def _deliver_forever(db: Database, master: MasterKey, settings: Settings) 
                     await asyncio.wait_for(wake.wait(), every)
         finally:
             forget()
+            if listener is not None:
+                listener.cancel()
             deliverer.close()
 
 

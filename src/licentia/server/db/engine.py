@@ -108,6 +108,13 @@ def _retryable(error: DBAPIError, *, committing: bool) -> bool:
     return getattr(error.orig, "sqlstate", None) in {"40001", "40P01"}
 
 
+def conninfo(database_url: str) -> str:
+    """libpq's address for the SQLAlchemy URL ``database_url`` (for a connection of
+    psycopg's own, such as one that LISTENs)."""
+    url = make_url(database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
 def connect(url: str, *, pool_size: int = 10) -> Database:
     """Open the database at ``url`` (SQLite file or PostgreSQL via psycopg 3).
 

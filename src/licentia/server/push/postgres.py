@@ -14,19 +14,13 @@ import logging
 import random
 
 import psycopg
-from sqlalchemy.engine import make_url
 
+from licentia.server.db.engine import conninfo
 from licentia.server.push.changes import CHANNEL, NODE, decode
 from licentia.server.push.hub import PushHub
 
 log = logging.getLogger(__name__)
 _FIRST_PAUSE, _LONGEST_PAUSE = 0.5, 30.0
-
-
-def conninfo(database_url: str) -> str:
-    """libpq's address for the SQLAlchemy URL ``database_url``."""
-    url = make_url(database_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
 
 
 async def listen_forever(database_url: str, hub: PushHub) -> None:
