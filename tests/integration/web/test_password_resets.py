@@ -10,10 +10,12 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from licentia.domain.actors import operator
 from licentia.server.db.engine import Database
+from licentia.server.jobs.models import JobRow
+from licentia.server.notifications.mail_jobs import MAIL_JOB
 from licentia.server.password_resets.models import PasswordReset
 from licentia.server.tenancy.services import list_users
 from licentia.server.tenancy.staff import disable_user
@@ -251,3 +253,17 @@ def test_the_access_log_shows_mailed_links_without_their_token(
     logging.getLogger(ACCESS_LOGGER).handle(record)
     line = record.getMessage()
     assert link.rsplit("/", 1)[1] not in line and f"/console/reset/{vendor.slug}/" in line
+
+
+def test_a_reset_mail_is_queued_as_the_vendors_job(
+    app: FastAPI, vendors: VendorFactory, inbox: Inbox
+):
+    """So that a reset mail failing on every attempt is on the vendor's Failed jobs
+    page, with its Retry, as its other mails are."""
+    vendor = vendors.create()
+    email = staff_user(vendor, "support")
+    assert _ask_staff(Browser(app), vendor.slug, email).status_code == 303
+    assert len(inbox.messages) == 1
+    with vendor.database.read() as session:
+        kinds = session.scalars(select(JobRow.kind).where(JobRow.vendor_id == vendor.id)).all()
+    assert kinds == [MAIL_JOB]

@@ -52,6 +52,7 @@ class ResetLink:
     """A link to mail; ``token`` goes into the mail and nowhere else (not the log)."""
 
     realm: Realm
+    vendor_id: str
     vendor_slug: str
     email: str
     token: str
@@ -102,7 +103,7 @@ def request_reset(
     actor = _actor(realm, user.id, vendor.id, source_ip)
     record(session, actor, f"{kind}.password_reset_requested", kind, user.id)
     minutes = max(1, round(ttl.total_seconds() / 60))
-    return ResetLink(realm, vendor.slug, user.email, token, expires_at, minutes)
+    return ResetLink(realm, vendor.id, vendor.slug, user.email, token, expires_at, minutes)
 
 
 def reset_mail(

@@ -48,7 +48,8 @@ def ask_for_link(request: Request, realm: Realm, *, vendor_slug: str, email: str
         if link is None:
             return None
         mail = reset_mail(session, templates, link, public_url=settings.public_url)
-        return enqueue_mail(session, backend.master, mail, sent_here=True)
+        # the vendor's: a reset mail that fails on every attempt is on its Failed jobs page
+        return enqueue_mail(session, backend.master, mail, sent_here=True, vendor_id=link.vendor_id)
 
     job_id = units.write(request, work)
     return BackgroundTask(units.send_mail_now, request, job_id, retry=True)
