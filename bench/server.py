@@ -10,19 +10,18 @@ one implementation the end-to-end tests use too.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 from tests.support.servers import (
     Environment,
     Server,
+    drop_postgres_database,
     new_environment,
+    new_postgres_database,
     postgres_database,
     running_server,
 )
@@ -62,24 +61,10 @@ def throwaway_database(backend: str, workdir: Path, *, keep: bool = False) -> It
         yield f"sqlite:///{workdir / 'bench.db'}"
         return
     if keep:
-        yield _new_postgres_database(postgres_admin_url(), "licentia_bench_kept")
+        yield new_postgres_database(postgres_admin_url(), "licentia_bench_kept")
         return
     with postgres_database(postgres_admin_url(), "licentia_bench") as url:
         yield url
-
-
-def _new_postgres_database(admin_url: str, prefix: str) -> str:
-    admin_at = make_url(admin_url).set(drivername="postgresql+psycopg")
-    name = f"{prefix}_{secrets.token_hex(4)}"
-    admin = create_engine(admin_at, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as error:
-        raise BenchSetupError(f"PostgreSQL not reachable at {admin_url}: {error.orig}") from error
-    finally:
-        admin.dispose()
-    return admin_at.set(database=name).render_as_string(hide_password=False)
 
 
 def drop_kept_database(url: str) -> None:
@@ -88,15 +73,7 @@ def drop_kept_database(url: str) -> None:
     if at.get_backend_name() == "sqlite":
         Path(at.database or "").unlink(missing_ok=True)
         return
-    admin = create_engine(
-        make_url(postgres_admin_url()).set(drivername="postgresql+psycopg"),
-        isolation_level="AUTOCOMMIT",
-    )
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{at.database}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    drop_postgres_database(postgres_admin_url(), at.database or "")
 
 
 @dataclass(frozen=True)

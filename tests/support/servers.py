@@ -43,6 +43,17 @@ def postgres_database(admin_url: str, prefix: str) -> Iterator[str]:
     """A new, empty database named ``prefix_<random>`` on the PostgreSQL server of
     ``admin_url``, dropped (connections and all) when the block ends. Raises
     SetupError if the server cannot be reached."""
+    url = new_postgres_database(admin_url, prefix)
+    try:
+        yield url
+    finally:
+        drop_postgres_database(admin_url, make_url(url).database or "")
+
+
+def new_postgres_database(admin_url: str, prefix: str) -> str:
+    """The URL of a new, empty database named ``prefix_<random>`` on the PostgreSQL
+    server of ``admin_url``, kept until :func:`drop_postgres_database`. Raises
+    SetupError if the server cannot be reached."""
     admin_at = make_url(admin_url).set(drivername="postgresql+psycopg")
     name = f"{prefix}_{secrets.token_hex(4)}"
     admin = create_engine(admin_at, isolation_level="AUTOCOMMIT")
@@ -50,13 +61,20 @@ def postgres_database(admin_url: str, prefix: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except OperationalError as error:
-        admin.dispose()
         raise SetupError(f"PostgreSQL not reachable at {admin_url}: {error.orig}") from error
-    try:
-        yield admin_at.set(database=name).render_as_string(hide_password=False)
     finally:
+        admin.dispose()
+    return admin_at.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(admin_url: str, name: str) -> None:
+    """Drop the database ``name`` (its connections too) from the server of ``admin_url``."""
+    admin_at = make_url(admin_url).set(drivername="postgresql+psycopg")
+    admin = create_engine(admin_at, isolation_level="AUTOCOMMIT")
+    try:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
         admin.dispose()
 
 
