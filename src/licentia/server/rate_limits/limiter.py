@@ -4,7 +4,8 @@ or in Redis (several processes and nodes share the counts).
 Each family's limits count per client address and, apart, per credential (an API
 key, a session token, a device's token, a container credential): a guesser behind
 one address, and a credential used from many addresses, each meet the limit. A
-credential is counted under a digest, so no storage ever holds it in clear.
+credential is counted under a digest (in one process's memory, under its ``hash()``,
+salted per process), so no storage ever holds it in clear.
 
 In one process's memory, a count is an increment done at once: the library's memory
 storage would also start a task to expire old counts at every count, which cost the
@@ -61,11 +62,11 @@ class CountingMemoryStorage(MemoryStorage):
     _swept_at: float = -math.inf
 
     async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
-        return self.count(key, expiry, amount)
+        return self.count(key, expiry, time.time(), amount)
 
-    def count(self, key: str, expiry: float, amount: int = 1) -> int:
-        """:meth:`incr` without a coroutine: what a fixed window counts per request."""
-        now = time.time()
+    def count(self, key: str, expiry: float, now: float, amount: int = 1) -> int:
+        """:meth:`incr` at ``now`` (``time.time()``) without a coroutine: what a fixed
+        window counts per request."""
         if self.expirations.get(key, 0) <= now:
             self.storage[key] = amount
             self.expirations[key] = now + expiry
@@ -152,11 +153,15 @@ class Limiter:
     ) -> RateLimitedError | None:
         """Count one request of ``families`` from ``address`` with ``credential``; the
         error to answer when one of their limits is reached, else None."""
+        if self._windows is not None:
+            reached = self._counted_in_memory(families, address, credential)
+            if reached is None:
+                return None
+            family, item, key = reached
+            return RateLimitedError(family.value, await self._seconds_to_reset(item, key))
         who = [f"address/{address or 'unknown'}"]
         if credential:
             who.append(f"credential/{_digest(credential)}")
-        if self._windows is not None:
-            return await self._counted_in_memory(families, who)
         try:
             for family in families:
                 for item in self.limits[family]:
@@ -169,19 +174,24 @@ class Limiter:
             self._log_failure(error)
         return None
 
-    async def _counted_in_memory(
-        self, families: tuple[Family, ...], who: list[str]
-    ) -> RateLimitedError | None:
+    def _counted_in_memory(
+        self, families: tuple[Family, ...], address: str | None, credential: str | None
+    ) -> tuple[Family, RateLimitItem, str] | None:
+        """Count in the fixed windows of this process's memory; the family, limit and
+        identifier of the first limit reached, else None. A credential is counted under
+        its salted ``hash()``: it never leaves the process, and is not kept in clear."""
         assert self._windows is not None
-        count = self._memory.count
+        who = [f"address/{address or 'unknown'}"]
+        if credential:
+            who.append(f"credential/{hash(credential):x}")
+        count, now = self._memory.count, time.time()
         for family in families:
             for window in self._windows[family]:
                 for key in who:
-                    if count(f"{window.before}{key}{window.after}", window.expiry) > (
+                    if count(f"{window.before}{key}{window.after}", window.expiry, now) > (
                         window.item.amount
                     ):
-                        wait = await self._seconds_to_reset(window.item, f"{family.value}/{key}")
-                        return RateLimitedError(family.value, wait)
+                        return family, window.item, f"{family.value}/{key}"
         return None
 
     async def _seconds_to_reset(self, item: RateLimitItem, *identifiers: str) -> int:
