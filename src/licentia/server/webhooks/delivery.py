@@ -117,7 +117,7 @@ class Deliverer:
             attempted += len(claimed)
 
     def close(self) -> None:
-        """Stop the sending threads (they are started with the first claim of two)."""
+        """Stop the sending threads (they are started with the first claim)."""
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
@@ -126,9 +126,11 @@ class Deliverer:
         return run_write(self.db, lambda s: claim(s, token, self.clock(), self.lease))
 
     def _send_all(self, claimed: list[Claimed]) -> list[Outcome]:
-        """Every claimed delivery, ``senders`` at a time; the outcomes in claim order."""
+        """Every claimed delivery, ``senders`` at a time; the outcomes in claim order.
+        Always on the sending threads (with more than one): each keeps its connections
+        (``DeliveryClient``), so no other thread opens any."""
         signers = self._signers(claimed)
-        if len(claimed) == 1 or self.senders <= 1:
+        if self.senders <= 1:
             return [self.send(item, signers) for item in claimed]
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.senders, thread_name_prefix="webhooks")

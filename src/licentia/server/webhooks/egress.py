@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -85,12 +86,16 @@ class SendError(Exception):
 class DeliveryClient:
     """POSTs webhooks over kept-alive connections opened by ``_CheckedBackend``.
 
-    It speaks to httpcore's connection pool directly: httpx's request and response
-    models around it cost as much CPU as the HTTP exchange itself when the receiver is
-    fast. The pool is thread-safe; ``max_connections`` bounds the connections to all
-    receivers together (a sender waits for one, at most ``timeout``). Only the first
-    ``read_limit`` bytes of an answer are read (the connection of a longer one is closed
-    instead of kept)."""
+    It speaks to httpcore's connection pools directly: httpx's request and response
+    models around them cost as much CPU as the HTTP exchange itself when the receiver
+    is fast. Each sending thread has a pool of its own, of at most
+    ``connections_per_thread`` connections (to all receivers together; an idle one to
+    another receiver is closed to make room). A pool shared by the senders serialised
+    them on its lock, which it holds while it checks every connection it keeps, and
+    cost more than the sending once there were 16 of them (docs/benchmarks.md). Only
+    the first ``read_limit`` bytes of an answer are read (the connection of a longer
+    one is closed instead of kept); a connection idle for ``keepalive_expiry`` seconds
+    is closed."""
 
     def __init__(
         self,
@@ -98,20 +103,37 @@ class DeliveryClient:
         *,
         timeout: float,
         resolver: Resolver = resolve,
-        max_connections: int = 100,
+        connections_per_thread: int = 8,
+        keepalive_expiry: float = 5.0,
         read_limit: int = 64 * 1024,
     ) -> None:
         self.policy = policy
         self.read_limit = read_limit
         self._timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
         self._urls: dict[str, httpcore.URL] = {}
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=5.0,
-            network_backend=_CheckedBackend(policy, resolver),
-        )
+        self._ssl = httpx.create_ssl_context(trust_env=False)  # one for every pool
+        self._backend = _CheckedBackend(policy, resolver)
+        self._per_thread = connections_per_thread
+        self._keepalive_expiry = keepalive_expiry
+        self._local = threading.local()
+        self._pools: list[httpcore.ConnectionPool] = []  # every thread's, to close them
+        self._pools_lock = threading.Lock()
+
+    def _pool(self) -> httpcore.ConnectionPool:
+        """The calling thread's pool, made at its first request."""
+        pool: httpcore.ConnectionPool | None = getattr(self._local, "pool", None)
+        if pool is None:
+            pool = httpcore.ConnectionPool(
+                ssl_context=self._ssl,
+                max_connections=self._per_thread,
+                max_keepalive_connections=self._per_thread,
+                keepalive_expiry=self._keepalive_expiry,
+                network_backend=self._backend,
+            )
+            with self._pools_lock:
+                self._pools.append(pool)
+            self._local.pool = pool
+        return pool
 
     def post(self, url: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> Answer:
         """Raises SendError if no answer came (refused, unreachable, timed out…)."""
@@ -120,7 +142,7 @@ class DeliveryClient:
             reason = self.policy.scheme_refusal(target.scheme.decode())
             if reason is not None:
                 raise httpcore.ConnectError(f"{target.host.decode()} refused: {reason}")
-            with self._pool.stream(
+            with self._pool().stream(
                 "POST",
                 target,
                 headers=headers,
@@ -153,7 +175,12 @@ class DeliveryClient:
         return b"".join(chunks)[: self.read_limit].decode("utf-8", "replace")
 
     def close(self) -> None:
-        self._pool.close()
+        """Close every thread's connections (a thread that sends again opens new ones)."""
+        with self._pools_lock:
+            pools, self._pools = self._pools, []
+            self._local = threading.local()
+        for pool in pools:
+            pool.close()
 
     def __enter__(self) -> DeliveryClient:
         return self
