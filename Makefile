@@ -7,22 +7,29 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export LICENTIA_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve test test-sqlite lint format bench fuzz clean chromium nginx messages audit crash
+.PHONY: help install lock run serve test test-sqlite lint format bench fuzz clean chromium nginx messages audit crash
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	@echo "==> Installing Licentia with its server and dev dependencies into $(VENV)"
 	@echo "    (a few minutes the first time: pip lists the packages it collects, then"
 	@echo "    installs them all at once, silently for a minute or two, until Installed)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --progress-bar off -e '.[server,dev]'
+	$(BIN)/pip install --quiet --upgrade -c requirements.lock pip
+	$(BIN)/pip install --progress-bar off -c requirements.lock -e '.[server,dev]'
 	touch $(STAMP)
 	@echo "==> Installed"
 
 install: $(STAMP) ## Create/update the virtual environment with server and dev dependencies
+
+lock: ## Write requirements.lock anew: the newest releases pyproject.toml allows, pinned
+	rm -rf $(VENV).lock && $(PYTHON) -m venv $(VENV).lock
+	$(VENV).lock/bin/pip install --quiet --upgrade pip
+	$(VENV).lock/bin/pip install --quiet --progress-bar off -e '.[server,dev]'
+	{ sed -n '1,3p' requirements.lock; $(VENV).lock/bin/pip freeze --all --exclude-editable; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf $(VENV).lock
 
 # The quickstart is a development set-up: it may create ./var/master.key by itself.
 run: export LICENTIA_ENVIRONMENT ?= development
@@ -57,7 +64,7 @@ crash: $(STAMP) ## SIGKILL the server 500 times per backend under a mixed write 
 	  $(BIN)/pytest tests/e2e/test_crash_safety.py tests/e2e/test_job_crash_safety.py \
 	  tests/e2e/test_renewal_crash_safety.py -p no:randomly -s
 
-audit: $(STAMP) ## pip-audit the installed dependencies; fails if any could not be audited
+audit: $(STAMP) ## pip-audit the locked dependencies; fails if any could not be audited
 	$(BIN)/python .ci/audit_dependencies.py
 
 FUZZ_SEED := $(shell date +%s)

@@ -1,4 +1,5 @@
-"""Audit the installed dependencies with pip-audit and say plainly what was audited.
+"""Audit the locked dependencies (requirements.lock, what ``make install`` installs)
+with pip-audit and say plainly what was audited.
 
 pip-audit exits 0 with "No known vulnerabilities found" even when the vulnerability
 service answered for none of the packages (each is then only "skipped"), so its exit
@@ -26,8 +27,21 @@ from pathlib import Path
 
 # What requests says when it cannot reach the service at all.
 NETWORK_ERRORS = ("requests.exceptions.", "Max retries exceeded", "NameResolutionError")
-# The project itself is installed editable and is not on the index.
-COMMAND = ["-m", "pip_audit", "--skip-editable", "--progress-spinner", "off", "-f", "json"]
+LOCK = Path(__file__).resolve().parents[1] / "requirements.lock"
+# Every release in the lock is pinned: pip-audit reads them as they are, without
+# resolving them again (--no-deps) or installing them anywhere (--disable-pip).
+COMMAND = [
+    "-m",
+    "pip_audit",
+    "--requirement",
+    str(LOCK),
+    "--no-deps",
+    "--disable-pip",
+    "--progress-spinner",
+    "off",
+    "-f",
+    "json",
+]
 
 
 def main(argv: list[str]) -> int:
@@ -73,7 +87,7 @@ def judge(dependencies: list[dict], allow_unaudited: bool) -> int:
         names = ", ".join(d["name"] for d in unaudited)
         print(
             f"NOT AUDITED: the vulnerability service gave no answer for {len(unaudited)} of "
-            f"{len(dependencies) - len(skipped) + len(unaudited)} installed packages ({names}); first reason: "
+            f"{len(dependencies) - len(skipped) + len(unaudited)} locked packages ({names}); first reason: "
             f"{unaudited[0]['skip_reason']}"
         )
     print(f"pip-audit: {audited} packages audited, {len(vulnerable)} with known vulnerabilities")

@@ -42,7 +42,7 @@ def test_a_known_vulnerability_fails_and_names_its_fix(audit, capsys) -> None:
 def test_packages_the_service_did_not_answer_for_are_not_called_audited(audit, capsys) -> None:
     assert audit.judge([CLEAN, EDITABLE, UNREACHED], allow_unaudited=False) == 1
     out = capsys.readouterr().out
-    assert "NOT AUDITED" in out and "1 of 2 installed packages (jinja2)" in out
+    assert "NOT AUDITED" in out and "1 of 2 locked packages (jinja2)" in out
     assert "1 packages audited" in out
     # make test goes on, saying the same.
     assert audit.judge([CLEAN, EDITABLE, UNREACHED], allow_unaudited=True) == 0
