@@ -81,6 +81,9 @@ BEYOND_SCHEMA = {
     # a shop's price mapped to a SKU the vendor has not defined (UNKNOWN_SKU)
     "POST /api/v1/shop-mappings",
     "PATCH /api/v1/shop-mappings/{mapping_id}",
+    # a product has at most 256 features in all: those it has and those a change adds
+    # (TOO_MANY_FEATURES); a long run's changes fill the fixture's product up to it
+    "PATCH /api/v1/products/{product_id}",
     # a top-up adds at least one unit, a reset may set none: the path decides
     "POST /api/v1/licenses/{license_id}/units/{action}",
     # rules between options (docs/api.md, Template options): a seat pool needs seats,

@@ -307,6 +307,21 @@ def test_a_release_names_the_lease_and_its_fence(vendors):
     assert (lost.status_code, lost.json()["code"]) == (409, "SEAT_LOST")
 
 
+def test_a_fence_beyond_the_32_bits_of_a_lease_is_refused_and_the_lease_stays_held(vendors):
+    """Found by the long fuzzing run: on PostgreSQL such a fence failed the batch of
+    heartbeats or releases it came in (every other one then ran alone)."""
+    vendor = vendors.create()
+    credential, product, _ = _container(vendor, delivery="seat_pool", seats=1)
+    user = CloudUser(vendor, credential)
+    lease = user.checkout(product, "ann").json()
+    for fence in (2**31, 2**63, -1):
+        beat = user.heartbeat(lease["lease_id"], fence)
+        assert (beat.status_code, beat.json()["field"]) == (422, "fence"), beat.text
+        freed = user.release(lease["lease_id"], fence)
+        assert (freed.status_code, freed.json()["field"]) == (422, "fence"), freed.text
+    assert user.heartbeat(lease["lease_id"], lease["fence"]).status_code == 200
+
+
 def test_a_borrowed_seat_is_held_offline_and_an_early_return_frees_it(vendors):
     vendor = vendors.create()
     credential, product, _ = _container(vendor, delivery="seat_pool", seats=1, max_borrow_days=7)

@@ -174,8 +174,15 @@ class LeaseOut(BaseModel):
     token: str
 
 
+# A lease's fence is a 32-bit counter (seats.models.SeatSlot.fence): one beyond it names
+# no lease, and is refused before PostgreSQL would refuse to compare it.
+FENCE_MAX = 2**31 - 1
+
+
 class HeartbeatIn(BaseModel):
-    fence: int
+    fence: int = Field(
+        ge=0, le=FENCE_MAX, description="the lease's fence, as its checkout answered it"
+    )
 
 
 def _lease_out(grant: SeatGrant, status_code: int = 200) -> Response:
@@ -211,7 +218,9 @@ async def heartbeat(
 @hot
 async def release(
     lease_id: str,
-    fence: int = Query(description="the lease's fence, as its checkout answered it"),
+    fence: int = Query(
+        ge=0, le=FENCE_MAX, description="the lease's fence, as its checkout answered it"
+    ),
     call: DeviceCall = Depends(device_call),
 ) -> Response:
     """Free the seat at once (also ends a borrow early). Releasing twice, or with a
