@@ -317,17 +317,24 @@ INVISIBLE = {
 }
 
 
+def refusal_of(name: str, field: str) -> tuple[str, str]:
+    """The code and field of the refusal of an identifier holding INVISIBLE[name]: a
+    NUL is refused in any text before the body is read further (test_nul_text.py)."""
+    return ("VALIDATION_FAILED", "body") if name == "NUL" else ("IDENTIFIER_INVALID", field)
+
+
 @pytest.mark.parametrize("name", INVISIBLE)
 def test_a_customer_external_id_with_an_invisible_character_is_refused(vendors, name):
     vendor = vendors.create()
     external_id = f"CUST{INVISIBLE[name]}-1"
+    code, field = refusal_of(name, "external_id")
     answer = vendor.post("/customers", json={"name": "Acme", "external_id": external_id})
-    assert assert_problem(answer, 422, "IDENTIFIER_INVALID")["field"] == "external_id"
+    assert assert_problem(answer, 422, code)["field"] == field
     customer = vendor.ok("POST", "/customers", json={"name": "Acme", "external_id": "CUST-1"})
     answer = vendor.request(
         "PATCH", f"/customers/{customer['id']}", json={"external_id": external_id}
     )
-    assert assert_problem(answer, 422, "IDENTIFIER_INVALID")["field"] == "external_id"
+    assert assert_problem(answer, 422, code)["field"] == field
 
 
 def test_a_customer_external_id_is_one_identifier_however_its_accents_are_encoded(vendors):
@@ -349,12 +356,14 @@ def test_order_and_line_ids_with_an_invisible_character_are_refused(vendors, nam
     answer = vendor.post(
         "/orders", json={"external_order_id": bad, "lines": [{"sku": sku, "quantity": 1}]}
     )
-    assert assert_problem(answer, 422, "IDENTIFIER_INVALID")["field"] == "external_order_id"
+    code, field = refusal_of(name, "external_order_id")
+    assert assert_problem(answer, 422, code)["field"] == field
     answer = vendor.post(
         "/orders",
         json={"external_order_id": "SHOP-1", "lines": [{"sku": sku, "line_id": bad}]},
     )
-    assert assert_problem(answer, 422, "IDENTIFIER_INVALID")["field"] == "lines[0].line_id"
+    code, field = refusal_of(name, "lines[0].line_id")
+    assert assert_problem(answer, 422, code)["field"] == field
 
 
 def test_an_order_id_sent_in_another_normal_form_is_the_same_order(vendors):

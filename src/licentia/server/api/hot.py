@@ -59,6 +59,7 @@ from licentia.server.api.hot_requests import (
     body_of,
     parsed_by,
 )
+from licentia.server.api.nul import nul_in_json, nul_in_target
 from licentia.server.api.paths import PathTable, marked_routes
 from licentia.server.api.paths import parameter as path_parameter
 from licentia.server.api.problems import answer_for
@@ -240,12 +241,38 @@ class LicentiaApp(FastAPI):
             structlog.contextvars.reset_contextvars(**bound)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The hot call's answer, or FastAPI's."""
+        """The hot call's answer, or FastAPI's; an API request with a NUL in its text
+        refused first (:mod:`licentia.server.api.nul`)."""
+        api = scope["path"].startswith("/api/")
+        refused = nul_in_target(scope) if api else None
+        if refused is not None:
+            await answer_for(refused, scope["method"], scope["path"])(scope, receive, send)
+            return
         found = self.hot_calls.match(scope["method"], scope["path"])
         if found is not None:
             await self._answer_hot(scope, receive, send, *found)
+        elif api and scope["method"] in _WITH_BODY:
+            await self._answer_with_body(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+    async def _answer_with_body(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI's answer to an API request with a body, once its JSON has been seen
+        to hold no NUL (a body beyond its route's limit is handed on unread: the route
+        refuses it)."""
+        headers = _headers(scope)
+        if not _json_or_none(headers):
+            await super().__call__(scope, receive, send)
+            return
+        most = self.body_limits.limit_for(scope["method"], scope["path"])
+        body = await _read_body(receive, headers, most)
+        if body.disconnected:
+            return  # nobody to answer
+        refused = nul_in_json(body.data) if body.complete else None
+        if refused is not None:
+            await answer_for(refused, scope["method"], scope["path"])(scope, receive, send)
+            return
+        await super().__call__(scope, _replay(body, receive), send)
 
     async def _refuse_body(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         """413, by the handler that answers FastAPI's own refusals: problem+json for
@@ -268,6 +295,10 @@ class LicentiaApp(FastAPI):
             return  # nobody to answer
         if not body.complete or (call.json_body and not _json_or_none(headers)):
             await super().__call__(scope, _replay(body, receive), send)
+            return
+        refused = nul_in_json(body.data) if call.json_body else None
+        if refused is not None:
+            await answer_for(refused, scope["method"], scope["path"])(scope, receive, send)
             return
         client = scope.get("client")
         request = HotRequest(
@@ -296,6 +327,7 @@ class LicentiaApp(FastAPI):
 
 
 HEADERS = (b"authorization", b"content-type", b"content-length", b"if-none-match")
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
@@ -322,11 +354,11 @@ class _Body:
     disconnected: bool = False
 
 
-async def _read_body(receive: Receive, headers: dict[bytes, bytes]) -> _Body:
-    """The whole body, or its first chunks once it is larger than MAX_BODY (FastAPI then
-    answers, given those chunks again and then the rest)."""
+async def _read_body(receive: Receive, headers: dict[bytes, bytes], most: int = MAX_BODY) -> _Body:
+    """The whole body, or its first chunks once it is larger than ``most`` bytes
+    (FastAPI then answers, given those chunks again and then the rest)."""
     declared = headers.get(b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+    if declared is not None and declared.isdigit() and int(declared) > most:
         return _Body(b"", complete=False)
     chunks: list[bytes] = []
     size = 0
@@ -339,7 +371,7 @@ async def _read_body(receive: Receive, headers: dict[bytes, bytes]) -> _Body:
         size += len(chunk)
         if not message.get("more_body", False):
             return _Body(b"".join(chunks), complete=True)
-        if size > MAX_BODY:
+        if size > most:
             return _Body(b"".join(chunks), complete=False)
 
 
