@@ -255,6 +255,22 @@ def test_answers_the_fuzzer_found_undeclared_are_declared(
     assert "404" in declared_statuses(document, "post", "/cloud-containers")
 
 
+def test_a_secret_rotations_overlap_declares_the_most_the_server_takes(
+    vendors, document: dict[str, Any]
+) -> None:
+    """The stateful fuzzing found an overlap of 15 days refused 422 while the document
+    set no maximum: it says 7 days now, what the service takes."""
+    declared = document["components"]["schemas"]["SecretRotation"]["properties"]
+    week = 7 * 86400
+    assert declared["overlap_seconds"]["maximum"] == week
+    vendor = vendors.create()
+    endpoint = vendor.ok("POST", "/webhook-endpoints", json={"url": "https://hooks.example/in"})
+    rotate = f"/webhook-endpoints/{endpoint['id']}/actions/rotate-secret"
+    assert vendor.post(rotate, json={"overlap_seconds": week}).status_code == 200
+    refused = vendor.post(rotate, json={"overlap_seconds": week + 1})
+    assert refused.status_code == 422 and refused.json()["field"] == "overlap_seconds"
+
+
 @pytest.mark.parametrize(
     ("path", "name"), [("/licenses", "state"), ("/devices", "status"), ("/devices", "flag")]
 )

@@ -46,6 +46,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
+from licentia.domain.errors import LicentiaError
 from licentia.server.api.bearer import bearer_credential
 from licentia.server.api.bodies import JSON_BODY, BodyLimits
 from licentia.server.api.headers import SecuredSend, TransportSecurity
@@ -241,12 +242,12 @@ class LicentiaApp(FastAPI):
             structlog.contextvars.reset_contextvars(**bound)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The hot call's answer, or FastAPI's; an API request with a NUL in its text
-        refused first (:mod:`licentia.server.api.nul`)."""
+        """The hot call's answer, or FastAPI's; a request with a NUL in its path or
+        query refused first (:mod:`licentia.server.api.nul`)."""
         api = scope["path"].startswith("/api/")
-        refused = nul_in_target(scope) if api else None
+        refused = nul_in_target(scope)
         if refused is not None:
-            await answer_for(refused, scope["method"], scope["path"])(scope, receive, send)
+            await self._refuse(scope, receive, send, refused)
             return
         found = self.hot_calls.match(scope["method"], scope["path"])
         if found is not None:
@@ -277,10 +278,17 @@ class LicentiaApp(FastAPI):
     async def _refuse_body(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         """413, by the handler that answers FastAPI's own refusals: problem+json for
         the API, an error page for a page."""
-        scope.setdefault("app", self)
         scope[MAX_BODY_SIZE_SCOPE_KEY] = limit
-        handler = self.exception_handlers[HTTPException]
-        response = handler(Request(scope, receive), HTTPException(413))
+        await self._refuse(scope, receive, send, HTTPException(413))
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, error: HTTPException | LicentiaError
+    ) -> None:
+        """Answer ``error`` before any routing, by the handler a route's would have had:
+        problem+json for the API, an error page for a page."""
+        scope.setdefault("app", self)
+        kind = HTTPException if isinstance(error, HTTPException) else LicentiaError
+        response = self.exception_handlers[kind](Request(scope, receive), error)
         if inspect.isawaitable(response):  # the handlers here are all asynchronous
             response = await response
         await response(scope, receive, send)

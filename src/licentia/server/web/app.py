@@ -16,7 +16,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from licentia.domain.errors import LicentiaError, RateLimitedError, ServerBusyError
+from licentia.domain.errors import (
+    LicentiaError,
+    NotFoundError,
+    RateLimitedError,
+    ServerBusyError,
+)
+from licentia.domain.text import NUL
 from licentia.server.mail import MailTemplates, mailer_for
 from licentia.server.settings import Settings
 from licentia.server.web.console import (
@@ -210,8 +216,11 @@ def error_page(request: Request, error: Exception, *, framed: bool = True) -> Re
 
 def _frame_of(request: Request) -> dict[str, Any]:
     """What the error page keeps of the front it happened on: the vendor's brand, the
-    front's navigation and start page (none for an unknown vendor or a failed lookup)."""
+    front's navigation and start page (none for an unknown vendor or a failed lookup).
+    A path with a NUL names no vendor: it is not looked up (PostgreSQL would refuse it)."""
     path = request.url.path
+    if NUL in path:
+        return {}
     try:
         portal = _PORTAL.match(path)
         if portal is not None:
@@ -227,6 +236,8 @@ def _frame_of(request: Request) -> dict[str, Any]:
             actor = staff_of(request)
             brand = LICENTIA_BRAND if actor is None else brand_of(request, actor)
             return {"layout": "console/base.html", "brand": brand, "start": "/console/"}
+    except NotFoundError:  # no such vendor: nothing to frame the page with
+        pass
     except Exception:  # an error page without its frame beats none
         log.warning("no frame for the error page of %s", path, exc_info=True)
     return {}

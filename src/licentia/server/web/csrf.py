@@ -3,9 +3,10 @@
 The token is an HMAC (a key derived from the master key) of the visitor's binding: the
 session token when logged in, else the random visit cookie. It is put in every form
 as ``csrf_token`` (htmx sends it as the ``X-CSRF-Token`` header) and checked on every
-request that is not a GET or HEAD, by a dependency on each web router, so no form can
-be added without it. A new session (login) makes a new token; an attacker's page can
-neither read the token nor, with SameSite=Lax cookies, post with the visitor's cookies.
+request that is not a GET or HEAD, by a dependency on each web router
+(``forms.FORM_CHECKS``), so no form can be added without it. A new session (login)
+makes a new token; an attacker's page can neither read the token nor, with SameSite=Lax
+cookies, post with the visitor's cookies.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ FIELD = "csrf_token"
 HEADER = "X-CSRF-Token"
 _PURPOSE = "web-csrf-token"
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class CsrfRejectedError(PermissionDeniedError):
@@ -42,7 +44,7 @@ async def check_csrf(request: Request) -> None:
     sent = request.headers.get(HEADER)
     if sent is None:
         content_type = request.headers.get("content-type", "")
-        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        if content_type.startswith(FORM_TYPES):
             form = await request.form()
             value = form.get(FIELD)
             sent = value if isinstance(value, str) else None

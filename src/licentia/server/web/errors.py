@@ -213,6 +213,13 @@ DETAILS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ),
         (r"template (?P<sku>.+) not found", N_("There is no template %(sku)s.")),
         (r"no template with SKU '(?P<sku>[^']*)'", N_("There is no template with SKU %(sku)s.")),
+        (
+            r"text in a request may not contain the NUL character \(U\+0000\)",
+            N_(
+                "A field holds the invisible NUL character, which no text may hold. Type the"
+                " text again instead of pasting it, and send the form again."
+            ),
+        ),
     )
 )
 

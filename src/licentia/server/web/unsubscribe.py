@@ -4,7 +4,7 @@ records the choice. The use cases are ``notifications/unsubscribe.py``."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from licentia.domain.errors import LinkInvalidError
@@ -15,10 +15,10 @@ from licentia.server.notifications.unsubscribe import (
 )
 from licentia.server.tenancy.branding import branding_for
 from licentia.server.web import units
-from licentia.server.web.csrf import check_csrf
+from licentia.server.web.forms import FORM_CHECKS
 from licentia.server.web.rendering import pages_of
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(include_in_schema=False, dependencies=FORM_CHECKS)
 
 
 def _subscription(request: Request, token: str) -> Subscription | None:

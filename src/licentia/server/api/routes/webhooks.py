@@ -54,7 +54,10 @@ class EndpointUpdate(BaseModel):
 
 class SecretRotation(BaseModel):
     overlap_seconds: int = Field(
-        default=86400, ge=0, description="how long the current secret keeps signing too"
+        default=86400,
+        ge=0,
+        le=int(webhooks.MAX_OVERLAP.total_seconds()),
+        description="how long the current secret keeps signing too (at most 7 days)",
     )
 
 

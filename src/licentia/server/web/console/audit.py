@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from licentia.domain.errors import LicentiaError, ValidationError
@@ -24,10 +24,10 @@ from licentia.server.web.console.frame import (
     require_staff,
     vendor_id_of,
 )
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems
+from licentia.server.web.forms import FORM_CHECKS
 
-router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=FORM_CHECKS)
 FILTERS = ("action", "object_type", "object_id", "actor_id", "since", "until")
 
 

@@ -3,7 +3,7 @@ on the server (``web/charts.py``), read through ``reports.dashboard``."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from licentia.server.db.base import utcnow
@@ -11,10 +11,10 @@ from licentia.server.reports.dashboard import dashboard
 from licentia.server.web import units
 from licentia.server.web.charts import day_chart
 from licentia.server.web.console.staff import render, staff_of, to_login
-from licentia.server.web.csrf import check_csrf
+from licentia.server.web.forms import FORM_CHECKS
 from licentia.server.web.rendering import pages_of
 
-router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=FORM_CHECKS)
 
 
 @router.get("/")

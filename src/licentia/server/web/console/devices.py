@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.errors import LicentiaError, ValidationError
@@ -25,10 +25,10 @@ from licentia.server.web.console.frame import (
     render,
     require_staff,
 )
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, status_of
+from licentia.server.web.forms import FORM_CHECKS
 
-router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=FORM_CHECKS)
 ACTIONS = {
     "clear-flags": devices.clear_flags,
     "blacklist": devices.blacklist_device,

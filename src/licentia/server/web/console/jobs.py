@@ -4,7 +4,7 @@ a retry sends a mail again or resumes a large order's issuing."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.server.background.failures import failed_jobs, retry_job
@@ -12,9 +12,9 @@ from licentia.server.db.pagination import paginate
 from licentia.server.jobs.models import JobRow
 from licentia.server.web import units
 from licentia.server.web.console.frame import limit_of, next_page, render, require_staff
-from licentia.server.web.csrf import check_csrf
+from licentia.server.web.forms import FORM_CHECKS
 
-router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=FORM_CHECKS)
 SCOPE = "vendor:write"  # admins: a retry acts (sends a mail again, issues licenses)
 
 

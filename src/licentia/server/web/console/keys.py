@@ -6,7 +6,7 @@ when they were last used. Signing keys are rotated and retired. The same use cas
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.actors import Actor
@@ -31,10 +31,10 @@ from licentia.server.web.console.frame import (
     vendor_id_of,
 )
 from licentia.server.web.console.staff import gettext_of
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, status_of
+from licentia.server.web.forms import FORM_CHECKS
 
-router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=FORM_CHECKS)
 
 
 def _api_keys_page(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -19,13 +19,13 @@ from licentia.server.activation.calls import DeviceMessage
 from licentia.server.activation.messages import MAX_MESSAGE_BYTES
 from licentia.server.web import units
 from licentia.server.web.console.frame import brand_of, problems_of, render, require_staff
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, status_of
+from licentia.server.web.forms import FORM_CHECKS
 
 router = APIRouter(
     prefix="/console",
     include_in_schema=False,
-    dependencies=[Depends(check_csrf)],
+    dependencies=FORM_CHECKS,
     max_body_size=units.FORM_WITH_FILE,
 )
 MAX_FILE = MAX_MESSAGE_BYTES  # what the device endpoints take

@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -26,10 +26,10 @@ from licentia.server.orders import services as orders
 from licentia.server.orders.models import Customer, Order
 from licentia.server.web import units
 from licentia.server.web.console.staff import problems_of, query_string, render, staff_of, to_login
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems
+from licentia.server.web.forms import FORM_CHECKS
 
-router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=FORM_CHECKS)
 PAGE_SIZE = 50
 LINE_ROWS = 5
 CHOICES = 200  # customers and SKUs offered in the order form's lists

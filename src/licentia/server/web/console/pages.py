@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -21,13 +21,13 @@ from licentia.server.tenancy.models import Vendor
 from licentia.server.totp.logins import second_factor
 from licentia.server.web import units
 from licentia.server.web.console.totp import ask_for_code
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, problem_of, status_of
+from licentia.server.web.forms import FORM_CHECKS
 from licentia.server.web.logins import close_session, log_in_with, open_session
 from licentia.server.web.rendering import pages_of
 from licentia.server.web.sessions import visitor_of
 
-router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=FORM_CHECKS)
 
 
 def _vendor(session: units.DbSession, actor: Actor) -> Vendor:

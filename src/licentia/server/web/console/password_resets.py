@@ -7,18 +7,18 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.errors import LicentiaError, LinkInvalidError
 from licentia.server.password_resets.services import Realm
 from licentia.server.rate_limits.families import Family, limited
 from licentia.server.web import resets
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, problem_of, status_of
+from licentia.server.web.forms import FORM_CHECKS
 from licentia.server.web.rendering import pages_of
 
-router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=FORM_CHECKS)
 
 
 def _page(request: Request, template: str, status_code: int = 200, **values: Any) -> Response:

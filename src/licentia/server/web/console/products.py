@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from licentia.domain.errors import LicentiaError
@@ -20,10 +20,10 @@ from licentia.server.web.console.staff import (
     staff_of,
     to_login,
 )
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems
+from licentia.server.web.forms import FORM_CHECKS
 
-router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=FORM_CHECKS)
 PAGE_SIZE = 50
 _INDEXED = re.compile(r"^(add_)?features\[\d+\]\.code$")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.actors import Actor
@@ -18,10 +18,10 @@ from licentia.server.shops import services as shops
 from licentia.server.shops.models import ShopMapping
 from licentia.server.web import units
 from licentia.server.web.console.frame import problems_of, render, require_staff
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, status_of
+from licentia.server.web.forms import FORM_CHECKS
 
-router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=FORM_CHECKS)
 SHOWN = 50  # mappings and events on the page; the API pages through all of them
 
 

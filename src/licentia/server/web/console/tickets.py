@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from licentia.domain.actors import Actor
@@ -20,10 +20,10 @@ from licentia.server.orders import services as orders
 from licentia.server.orders.models import Ticket
 from licentia.server.web import units
 from licentia.server.web.console.staff import problems_of, query_string, render, staff_of, to_login
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems
+from licentia.server.web.forms import FORM_CHECKS
 
-router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=FORM_CHECKS)
 PAGE_SIZE = 50
 
 

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 import segno
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.actors import Actor
@@ -29,13 +29,13 @@ from licentia.server.totp import services as totp
 from licentia.server.totp.logins import finish_staff_login
 from licentia.server.web import units
 from licentia.server.web.console.staff import problems_of, render
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, status_of
+from licentia.server.web.forms import FORM_CHECKS
 from licentia.server.web.logins import open_session
 from licentia.server.web.rendering import pages_of
 from licentia.server.web.sessions import secure_cookies, visitor_of
 
-router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=FORM_CHECKS)
 CHALLENGE_COOKIE = "licentia_login_step"
 CHALLENGE_SECONDS = 300
 _PURPOSE = "console-login-challenge"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.actors import Actor
@@ -25,12 +25,12 @@ from licentia.server.web.console.frame import (
     render,
     require_staff,
 )
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, status_of
+from licentia.server.web.forms import FORM_CHECKS
 from licentia.server.webhooks import services as webhooks
 from licentia.server.webhooks.models import WebhookDelivery, WebhookEndpoint
 
-router = APIRouter(prefix="/console", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/console", include_in_schema=False, dependencies=FORM_CHECKS)
 PAYLOAD_EXCERPT = 500  # characters of a request's body the log shows
 
 

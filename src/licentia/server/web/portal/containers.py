@@ -5,7 +5,7 @@ file."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.errors import LicentiaError, ValidationError
@@ -14,12 +14,12 @@ from licentia.server.cloud.licred import MEDIA_TYPE, licred_file, licred_filenam
 from licentia.server.cloud.models import CloudContainer, CloudDevice
 from licentia.server.db.pagination import Page
 from licentia.server.web import units
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, problem_of, status_of
+from licentia.server.web.forms import FORM_CHECKS
 from licentia.server.web.portal.desk import PAGE_SIZE, Desk, desk_of, refused, render
 from licentia.server.web.rendering import pages_of
 
-router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=FORM_CHECKS)
 
 
 @router.get("/{slug}/containers", response_class=HTMLResponse)

@@ -4,7 +4,7 @@ chart (``reports.container_usage``)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from licentia.server.cloud import admin
@@ -15,11 +15,11 @@ from licentia.server.reports.container_usage import unit_consumption
 from licentia.server.reports.days import DayCount
 from licentia.server.web import units
 from licentia.server.web.charts import day_chart
-from licentia.server.web.csrf import check_csrf
+from licentia.server.web.forms import FORM_CHECKS
 from licentia.server.web.portal.desk import PAGE_SIZE, Desk, desk_of, render
 from licentia.server.web.rendering import pages_of
 
-router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=FORM_CHECKS)
 
 
 @router.get("/{slug}/containers/{container_id}/counters", response_class=HTMLResponse)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -18,15 +18,15 @@ from licentia.server.activation.calls import DeviceMessage
 from licentia.server.activation.messages import MAX_MESSAGE_BYTES
 from licentia.server.rate_limits.families import Family, limited
 from licentia.server.web import units
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problem, Problems, problem_of, status_of
+from licentia.server.web.forms import FORM_CHECKS
 from licentia.server.web.portal.pages import storefront
 from licentia.server.web.rendering import pages_of
 
 router = APIRouter(
     prefix="/portal",
     include_in_schema=False,
-    dependencies=[Depends(check_csrf)],
+    dependencies=FORM_CHECKS,
     max_body_size=units.FORM_WITH_FILE,
 )
 MAX_FILE = MAX_MESSAGE_BYTES

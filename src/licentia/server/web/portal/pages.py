@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.errors import AuthenticationError, LicentiaError, ServerBusyError
@@ -31,13 +31,13 @@ from licentia.server.tenancy.branding import Branding, logo_of, storefront_of
 from licentia.server.tenancy.models import Vendor
 from licentia.server.tenancy.services import get_vendor_by_slug
 from licentia.server.web import units
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problem, Problems, problem_of, status_of
+from licentia.server.web.forms import FORM_CHECKS
 from licentia.server.web.logins import close_session, log_in_with, open_session
 from licentia.server.web.rendering import pages_of
 from licentia.server.web.sessions import visitor_of
 
-router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=FORM_CHECKS)
 MAX_CODES = 20
 MAX_CONTAINERS = 200  # offered on a ticket page; a customer has a handful
 

@@ -6,19 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.errors import LicentiaError, LinkInvalidError
 from licentia.server.password_resets.services import Realm
 from licentia.server.rate_limits.families import Family, limited
 from licentia.server.web import resets
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, problem_of, status_of
+from licentia.server.web.forms import FORM_CHECKS
 from licentia.server.web.portal.pages import Storefront, storefront
 from licentia.server.web.rendering import pages_of
 
-router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=FORM_CHECKS)
 
 
 def _page(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.errors import LicentiaError
@@ -20,12 +20,12 @@ from licentia.server.reports.container_usage import SeatUsage, seat_usage
 from licentia.server.seats.models import SeatEvent
 from licentia.server.web import units
 from licentia.server.web.charts import day_chart
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems
+from licentia.server.web.forms import FORM_CHECKS
 from licentia.server.web.portal.desk import PAGE_SIZE, Desk, desk_of, refused, render
 from licentia.server.web.rendering import pages_of
 
-router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=FORM_CHECKS)
 
 
 @dataclass(frozen=True)

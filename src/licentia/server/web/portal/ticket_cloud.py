@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import base64
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from licentia.domain.errors import LicentiaError
 from licentia.server.cloud import admin
 from licentia.server.cloud.licred import MEDIA_TYPE, licred_file, licred_filename
 from licentia.server.web import units
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, problem_of, status_of
+from licentia.server.web.forms import FORM_CHECKS
 from licentia.server.web.portal.desk import Desk, desk_of
 from licentia.server.web.portal.pages import ticket_page
 from licentia.server.web.rendering import pages_of
 
-router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=FORM_CHECKS)
 NEW = "new"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from licentia.domain.errors import LicentiaError, PermissionDeniedError
@@ -36,13 +36,13 @@ from licentia.server.logins.services import CUSTOMER, ThrottlePolicy
 from licentia.server.notifications.mail_jobs import enqueue_mail
 from licentia.server.rate_limits.families import Family, limited
 from licentia.server.web import units
-from licentia.server.web.csrf import check_csrf
 from licentia.server.web.errors import Problems, problem_of, status_of
+from licentia.server.web.forms import FORM_CHECKS
 from licentia.server.web.portal.pages import Storefront, storefront
 from licentia.server.web.rendering import pages_of
 from licentia.server.web.resets import check_typed_twice, password_field
 
-router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=[Depends(check_csrf)])
+router = APIRouter(prefix="/portal", include_in_schema=False, dependencies=FORM_CHECKS)
 
 
 def _render(request: Request, front: Storefront, template: str, **values: Any) -> Response:
