@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@echo "    (a few minutes the first time: pip lists the packages it collects, then"
 	@echo "    installs them all at once, silently for a minute or two, until Installed)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade -c requirements.lock pip
+	$(BIN)/pip install --quiet --upgrade -c requirements.lock pip setuptools
 	$(BIN)/pip install --progress-bar off -c requirements.lock -e '.[server,dev]'
 	touch $(STAMP)
 	@echo "==> Installed"
@@ -26,7 +26,7 @@ install: $(STAMP) ## Create/update the virtual environment with server and dev d
 
 lock: ## Write requirements.lock anew: the newest releases pyproject.toml allows, pinned
 	rm -rf $(VENV).lock && $(PYTHON) -m venv $(VENV).lock
-	$(VENV).lock/bin/pip install --quiet --upgrade pip
+	$(VENV).lock/bin/pip install --quiet --upgrade pip setuptools
 	$(VENV).lock/bin/pip install --quiet --progress-bar off -e '.[server,dev]'
 	{ sed -n '1,3p' requirements.lock; $(VENV).lock/bin/pip freeze --all --exclude-editable; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock && rm -rf $(VENV).lock
