@@ -90,17 +90,28 @@ def audit_newest_releases(
     dependencies: list[dict], locked: dict[str, str], index: str
 ) -> list[dict]:
     """``dependencies`` (pip-audit's report), each one pip-audit could not ask about
-    replaced by its audit from its project's JSON where that describes the locked release."""
+    replaced by its audit from its project's JSON where that describes the locked release.
+    The first is asked alone: an index out of reach costs one timeout, not one each."""
     asked = [d for d in dependencies if _unasked(d) and normalized(d["name"]) in locked]
-    with httpx.Client(timeout=30, follow_redirects=True) as client, ThreadPoolExecutor(8) as pool:
-        answers = list(
-            pool.map(
-                lambda d: newest_release_vulns(
-                    client, index, d["name"], locked[normalized(d["name"])]
-                ),
-                asked,
-            )
-        )
+    with httpx.Client(timeout=15, follow_redirects=True) as client:
+
+        def ask(dependency: dict) -> list[dict] | None:
+            version = locked[normalized(dependency["name"])]
+            return newest_release_vulns(client, index, dependency["name"], version)
+
+        def ask_quietly(dependency: dict) -> list[dict] | None:
+            try:
+                return ask(dependency)
+            except httpx.TransportError:
+                return None
+
+        try:
+            first = [ask(dependency) for dependency in asked[:1]]
+        except httpx.TransportError as error:
+            print(f"the package index could not be reached ({error!r})")
+            return dependencies
+        with ThreadPoolExecutor(8) as pool:
+            answers = first + list(pool.map(ask_quietly, asked[1:]))
     audited = {
         id(dependency): {
             "name": dependency["name"],
@@ -122,8 +133,9 @@ def newest_release_vulns(
     client: httpx.Client, index: str, name: str, version: str
 ) -> list[dict] | None:
     """The advisories PyPI lists for ``name`` ``version``, in pip-audit's form, read from
-    the project's JSON; None when that describes another release or cannot be read.
-    Withdrawn advisories are left out, as pip-audit leaves them out."""
+    the project's JSON; None when that describes another release or is not found or
+    not readable. Withdrawn advisories are left out, as pip-audit leaves them out.
+    Raises httpx.TransportError when the index cannot be reached."""
     try:
         answer = client.get(f"{index}/{normalized(name)}/json")
         answer.raise_for_status()
@@ -139,7 +151,7 @@ def newest_release_vulns(
             for vuln in project.get("vulnerabilities") or []
             if not vuln.get("withdrawn")
         ]
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+    except (httpx.HTTPStatusError, ValueError, KeyError, TypeError):
         return None
 
 

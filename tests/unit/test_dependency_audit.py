@@ -150,3 +150,15 @@ def test_the_lock_is_read_by_normalized_name(audit, tmp_path: Path) -> None:
         "boolean-py": "5.0",
         "ruamel-yaml": "0.18",
     }
+
+
+def test_an_index_out_of_reach_leaves_every_package_not_audited_after_one_try(
+    audit, capsys
+) -> None:
+    closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    url = f"http://127.0.0.1:{closed.server_port}/pypi"
+    closed.server_close()  # nothing listens there any more: connections are refused
+    dependencies = [unasked("jinja2"), unasked("httpx")]
+    locked = {"jinja2": "3.1.3", "httpx": "0.28.1"}
+    assert audit.audit_newest_releases(dependencies, locked, url) == dependencies
+    assert "the package index could not be reached" in capsys.readouterr().out
