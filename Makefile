@@ -72,9 +72,10 @@ FUZZ_SEED := $(shell date +%s)
 # long run, with a new seed each time (pass LICENTIA_FUZZ_SEED=N to repeat one).
 fuzz: export LICENTIA_FUZZ_EXAMPLES ?= 1000
 fuzz: export LICENTIA_FUZZ_STATEFUL_STEPS ?= 20
+fuzz: export LICENTIA_FUZZ_CHAINS ?= 1000
 fuzz: export LICENTIA_FUZZ_SEED ?= $(FUZZ_SEED)
-fuzz: $(STAMP) ## Fuzz every API operation with Schemathesis (1,000 cases each), SQLite and PostgreSQL
-	@echo "==> Fuzzing with seed $$LICENTIA_FUZZ_SEED, $$LICENTIA_FUZZ_EXAMPLES cases per operation"
+fuzz: $(STAMP) ## Fuzz every API operation with Schemathesis (1,000 cases each, 1,000 chains), SQLite and PostgreSQL
+	@echo "==> Fuzzing with seed $$LICENTIA_FUZZ_SEED, $$LICENTIA_FUZZ_EXAMPLES cases per operation, $$LICENTIA_FUZZ_CHAINS chains of $$LICENTIA_FUZZ_STATEFUL_STEPS steps"
 	$(BIN)/pytest tests/e2e/test_api_fuzzing.py
 
 chromium: ## Install Debian's Chromium for the browser tests, if it is missing
