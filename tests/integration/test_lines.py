@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import threading
+import time
 from collections.abc import Callable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -26,11 +29,12 @@ from licentia.server.db.engine import Database
 from licentia.server.keys.master import MasterKey
 from licentia.server.rate_limits.families import Family
 from licentia.server.rate_limits.lines import Lines
+from licentia.server.rate_limits.tarpit import Tarpit
 from licentia.server.settings import Settings
 from licentia.server.tenancy.passwords import PasswordChecks
 from tests.factories import PASSWORD, VendorFactory, VendorHandle
 from tests.integration.test_logins import _user
-from tests.integration.test_rate_limits import Client, address, limited_client
+from tests.integration.test_rate_limits import Client, Gate, address, limited_client
 
 WAIT = 120  # seconds: a bound for a broken test, never reached by a passing one
 AT_ONCE = 2
@@ -66,8 +70,18 @@ class _ParkedChecks(PasswordChecks):
 @pytest.fixture
 def limited(settings: Settings, database: Database, master: MasterKey) -> Callable[..., Any]:
     """``limited(guesses_at_once=1)``: a client of an app with these settings and the
-    rate limits on (far from reached here)."""
-    return lambda **limits: limited_client(settings, database, master, **limits)
+    rate limits on (far from reached here). Its lines make nobody wait for a place
+    (a request beyond the places is refused at once) unless ``patience`` is given."""
+
+    @contextmanager
+    def client(*, patience: float = 0.0, **limits: Any) -> Iterator[Client]:
+        with limited_client(settings, database, master, **limits) as made:
+            assert made.app.request_limits is not None
+            if made.app.request_limits.lines is not None:
+                made.app.request_limits.lines.patience = patience
+            yield made
+
+    return client
 
 
 @pytest.fixture
@@ -75,7 +89,7 @@ def lined(limited: Callable[..., Any]) -> Iterator[tuple[Client, Parked]]:
     """A client of an app with a line of ``AT_ONCE`` places per family and rate limits
     far from reached, whose password checks park until the test lets them go on."""
     parked = Parked()
-    with limited(guesses_at_once=AT_ONCE) as client:
+    with limited(guesses_at_once=AT_ONCE, password_checks=AT_ONCE) as client:
         services: Services = client.app.state.services
         checks = _ParkedChecks(parked)
         client.app.state.services = dataclasses.replace(services, password_checks=checks)
@@ -202,7 +216,7 @@ def test_a_login_form_beyond_the_line_is_refused_with_a_page(
         limits = client.app.request_limits
         assert limits is not None and limits.lines is not None
         # The one place is taken (as a login being checked would take it).
-        assert limits.lines.enter(Family.LOGIN) is None
+        assert limits.lines.take(Family.LOGIN)
         form = {"email": "someone@example.test", "password": "wrong", "csrf": "x"}
         page = client.request(
             "POST",
@@ -287,3 +301,167 @@ async def _slow_login(client: Client, body: bytes, lines: Lines) -> tuple[int, i
     rest.set()
     await answered
     return waiting_places, statuses[0]
+
+
+# --- failed guesses and busy refusals, held back ----------------------------------------
+
+
+def _gated(client: Client) -> tuple[Gate, Lines | None]:
+    """Give ``client``'s app a tarpit of 2 s holds (the whole hold each time) whose
+    held answers wait for the test to open the gate; and its lines."""
+    limits = client.app.request_limits
+    assert limits is not None
+    gate = Gate()
+    whole = lambda low, high: high  # noqa: E731 (in place of random.uniform)
+    limits.tarpit = Tarpit(2.0, max_held=10, sleep=gate.sleep, uniform=whole)
+    return gate, limits.lines
+
+
+def test_a_guess_that_fails_again_is_answered_late_while_a_right_one_is_served_at_once(
+    vendors: VendorFactory, limited: Callable[..., Any]
+) -> None:
+    vendor = vendors.create()
+    email = _user(vendor)
+    guesser = address()
+    with limited(guesses_at_once=AT_ONCE) as client, ThreadPoolExecutor(1) as background:
+        gate, lines = _gated(client)
+        assert _log_in(client, vendor, email, "wrong", guesser).status_code == 401  # at once
+        assert gate.slept == []
+        held = background.submit(_log_in, client, vendor, email, "wrong again", guesser)
+        assert gate.reached.wait(WAIT)
+        assert gate.slept == [2.0]
+        # Its place in the line was given back before its answer began to wait.
+        assert lines is not None and lines.serving[Family.LOGIN] == 0
+        # The right password from the same address is never held; another address's
+        # first failure is answered at once.
+        assert _log_in(client, vendor, email, PASSWORD, guesser).status_code == 201
+        assert _log_in(client, vendor, email, "typo", address()).status_code == 401
+        assert not held.done() and gate.slept == [2.0]
+        gate.opened.set()
+        answer = held.result(WAIT)
+        assert (answer.status_code, answer.json()["code"]) == (401, "UNAUTHENTICATED")
+
+
+def test_a_wrong_ticket_code_typed_again_on_the_portal_is_answered_late(
+    vendors: VendorFactory, limited: Callable[..., Any]
+) -> None:
+    vendor = vendors.create()
+    guesser = address()
+
+    def look_up(source: str) -> Any:
+        form = {"codes": generate_ticket_code(), "csrf_token": token}
+        return client.request("POST", f"/portal/{vendor.slug}/tickets", address=source, data=form)
+
+    with limited(guesses_at_once=AT_ONCE) as client, ThreadPoolExecutor(1) as background:
+        page = client.request("GET", f"/portal/{vendor.slug}/", address=address())
+        found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert found is not None, page.text
+        token = found.group(1)
+        gate, _ = _gated(client)
+        first = look_up(guesser)
+        assert first.status_code == 422 and "TICKET_NOT_FOUND" in first.text
+        held = background.submit(look_up, guesser)
+        assert gate.reached.wait(WAIT) and not held.done()
+        assert look_up(address()).status_code == 422  # another visitor: at once
+        gate.opened.set()
+        again = held.result(WAIT)
+        assert again.status_code == 422 and "TICKET_NOT_FOUND" in again.text
+        assert again.headers["content-type"].startswith("text/html")
+
+
+def test_a_busy_refusal_asked_for_again_at_once_is_answered_late(
+    vendors: VendorFactory, limited: Callable[..., Any]
+) -> None:
+    vendor = vendors.create()
+    guesser = address()
+    with limited(guesses_at_once=1) as client, ThreadPoolExecutor(1) as background:
+        gate, lines = _gated(client)
+        assert lines is not None and lines.take(Family.LOGIN)  # the one place
+        try:
+            assert_busy(_log_in(client, vendor, "a@example.test", "x", guesser), "login")
+            assert gate.slept == []
+            held = background.submit(_log_in, client, vendor, "b@example.test", "x", guesser)
+            assert gate.reached.wait(WAIT)
+            assert gate.slept == [1.0]  # its Retry-After, shorter than the 2 s hold
+            assert_busy(_log_in(client, vendor, "c@example.test", "x", address()), "login")
+            gate.opened.set()
+            assert_busy(held.result(WAIT), "login")
+        finally:
+            lines.leave(Family.LOGIN)
+
+
+def test_a_ticket_guess_is_answered_while_a_write_holds_sqlite_s_lock(
+    vendors: VendorFactory, limited: Callable[..., Any], database: Database
+) -> None:
+    """A code no ticket has is refused after a read: guessing takes no write
+    transaction, so it neither waits for SQLite's one writer nor makes writers wait."""
+    if database.write_engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL has no process-wide write lock")
+    vendor = vendors.create()
+    with limited(guesses_at_once=AT_ONCE) as client, ThreadPoolExecutor(1) as background:
+        with database.write_lock:  # a long write of another request
+            guess = background.submit(_redeem, client, vendor, address())
+            answer = guess.result(WAIT)
+        assert (answer.status_code, answer.json()["code"]) == (404, "TICKET_NOT_FOUND")
+
+
+# --- waiting for a place ------------------------------------------------------------------
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never came true"
+        time.sleep(0.01)
+
+
+def test_logins_while_the_line_is_full_wait_for_a_place_and_one_more_is_refused_at_once(
+    vendors: VendorFactory, limited: Callable[..., Any]
+) -> None:
+    """Two people logging in at the same moment are both served; a flood fills the
+    places and the waiting room, and what comes beyond is refused at once."""
+    parked = Parked()
+    vendor = vendors.create()
+    email = _user(vendor)
+    with (
+        limited(guesses_at_once=AT_ONCE, password_checks=AT_ONCE, patience=WAIT) as client,
+        ThreadPoolExecutor(2 * AT_ONCE) as background,
+    ):
+        services: Services = client.app.state.services
+        checks = _ParkedChecks(parked)
+        client.app.state.services = dataclasses.replace(services, password_checks=checks)
+        assert client.app.request_limits is not None
+        lines = client.app.request_limits.lines
+        assert lines is not None
+        try:
+            inside = [
+                background.submit(_log_in, client, vendor, f"{n}@example.test", "x", address())
+                for n in range(AT_ONCE)
+            ]
+            parked.wait_for(AT_ONCE)  # every place taken
+            waiting = [
+                background.submit(_log_in, client, vendor, email, PASSWORD, address())
+                for _ in range(AT_ONCE)
+            ]
+            _until(lambda: len(lines.waiting[Family.LOGIN]) == AT_ONCE)
+            assert_busy(_log_in(client, vendor, email, PASSWORD, address()), "login")
+            assert not any(login.done() for login in waiting)
+        finally:
+            parked.go_on.set()
+        assert [login.result(WAIT).status_code for login in inside] == [401] * AT_ONCE
+        assert [login.result(WAIT).status_code for login in waiting] == [201] * AT_ONCE
+    assert lines.serving[Family.LOGIN] == 0 and not lines.waiting[Family.LOGIN]
+
+
+def test_a_request_that_waited_in_vain_is_refused_and_leaves_the_line(
+    vendors: VendorFactory, limited: Callable[..., Any]
+) -> None:
+    vendor = vendors.create()
+    with limited(guesses_at_once=1, patience=0.05) as client:
+        assert client.app.request_limits is not None
+        lines = client.app.request_limits.lines
+        assert lines is not None and lines.take(Family.LOGIN)
+        assert_busy(_log_in(client, vendor, "a@example.test", "x", address()), "login")
+        assert not lines.waiting[Family.LOGIN]
+        lines.leave(Family.LOGIN)
+        assert _log_in(client, vendor, "a@example.test", "x", address()).status_code == 401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Literal, Self
 
@@ -60,7 +61,8 @@ class Settings(BaseSettings):
     webhook_allowed_networks: str = ""
     credential_cache_seconds: float = 2.0
     threads: int = 40  # requests that run blocking code at once, per process
-    password_checks: int = Field(default=4, ge=1)  # argon2id checks at once, per process
+    # argon2id checks at once, per process: half the cores it may run on, at least one
+    password_checks: int = Field(default_factory=lambda: half_the_cores(), ge=1)
     # Mail: "file:<folder>" writes each message there and to the log (development);
     # "smtp://[user:password@]host[:port]" sends it (add "?starttls" for STARTTLS).
     mail_url: str = "file:var/mail"
@@ -211,3 +213,15 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def half_the_cores() -> int:
+    """Half the cores this process may run on, at least one: the password checks a
+    process runs at once by default. On two cores, two checks at once (each some
+    160 ms of one core, 64 MiB of memory streamed three times) slowed every other
+    request of the machine, even at a lower priority (docs/benchmarks.md)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // 2)

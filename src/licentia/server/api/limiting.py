@@ -14,11 +14,15 @@ API's documentation) are not counted.
 A client refused again before its ``Retry-After`` has passed gets its refusal late
 (:mod:`licentia.server.rate_limits.tarpit`), so that it cannot ask again at once.
 
-A request of a lined family (:mod:`licentia.server.rate_limits.lines`: logins, ticket
-codes, container credentials, e-mailed links) that was not refused is served only
-once its whole body has arrived and it has a place in its family's line, and is
+A request of a guessing family (:mod:`licentia.server.rate_limits.lines`: logins,
+ticket codes, container credentials, e-mailed links) that was not refused is served
+only once its whole body has arrived and it has a place in its family's line, and is
 refused at once (503 ``FAMILY_BUSY``) without one. It takes its place only after its
-body has arrived, so a client that sends its body slowly holds no place meanwhile.
+body has arrived, so a client that sends its body slowly holds no place meanwhile. A
+guess that fails (answered with a client error) gives its place back, and its answer
+is held back like a refusal when its address was refused or failed a moment before:
+100 guessers starting together used to get their allowed guesses answered as fast as
+the server could, and the event loop answered nothing else for half a second.
 """
 
 from __future__ import annotations
@@ -90,7 +94,7 @@ class RequestLimits:
         address = client[0] if client else None
         error = await self.limiter.refusal(families, address, _credential(scope, front))
         if error is None:
-            if found is not None and found[0] in LINED and self.lines is not None:
+            if found is not None and found[0] in LINED:
                 scope[LINE] = found[0]
             return None
         await self.tarpit.hold(address, error.retry_after_seconds)
@@ -99,12 +103,13 @@ class RequestLimits:
     async def serve_in_line(
         self, scope: Scope, receive: Receive, send: Send, app: ASGIApp, max_body: int
     ) -> None:
-        """Serve the request with ``app`` once its whole body (at most ``max_body``
-        bytes, its route's limit) has arrived and it has a place in the line of
-        ``scope[LINE]``; answer 503 ``FAMILY_BUSY`` at once when every place is taken.
-        A longer body is handed to ``app`` without a place: its route refuses it
-        (413) before any work."""
-        assert self.lines is not None
+        """Serve a request of the guessing family ``scope[LINE]`` with ``app`` once its
+        whole body (at most ``max_body`` bytes, its route's limit) has arrived and it
+        has a place in its family's line; answer 503 ``FAMILY_BUSY`` at once when every
+        place is taken. A longer body is handed to ``app`` without a place: its route
+        refuses it (413) before any work. The tarpit holds back a busy refusal, and a
+        failed guess (any client error: a wrong password, an unknown ticket code), of
+        an address that was refused or failed a moment before."""
         family: Family = scope[LINE]
         arrived = await _body_messages(receive, max_body)
         if arrived is None:
@@ -114,14 +119,49 @@ class RequestLimits:
         if not complete:
             await app(scope, receive, send)
             return
-        busy = self.lines.enter(family)
+        client = scope.get("client")
+        address = client[0] if client else None
+        busy = await self.lines.enter(family) if self.lines is not None else None
         if busy is not None:
+            await self.tarpit.hold(address, busy.details["retry_after_seconds"])
             await _refusal(scope, busy)(scope, receive, send)
             return
+        place = _Place(self.lines, family)
         try:
-            await app(scope, receive, send)
+            await app(scope, receive, _FailuresHeld(send, self.tarpit, address, place))
         finally:
-            self.lines.leave(family)
+            place.give_back()
+
+
+class _Place:
+    """A place taken in a family's line (none without lines), given back once."""
+
+    def __init__(self, lines: Lines | None, family: Family) -> None:
+        self.lines = lines
+        self.family = family
+
+    def give_back(self) -> None:
+        if self.lines is not None:
+            self.lines.leave(self.family)
+            self.lines = None
+
+
+class _FailuresHeld:
+    """``send`` for a guess: the answer of a failed one (a client error) is held back
+    by the tarpit when its address was refused or failed a moment before; its place
+    in the line is given back first, so that a held answer keeps nobody waiting."""
+
+    def __init__(self, send: Send, tarpit: Tarpit, address: str | None, place: _Place) -> None:
+        self.send = send
+        self.tarpit = tarpit
+        self.address = address
+        self.place = place
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start" and 400 <= message["status"] < 500:
+            self.place.give_back()
+            await self.tarpit.hold(self.address, self.tarpit.seconds)
+        await self.send(message)
 
 
 def _refusal(scope: Scope, error: RateLimitedError | ServerBusyError) -> Response:

@@ -50,7 +50,12 @@ from licentia.server.db.runner import Runner
 from licentia.server.keys.master import MasterKey
 from licentia.server.keys.services import Signer
 from licentia.server.observability.metrics import UNITS_CONSUMED
-from licentia.server.orders.services import find_ticket
+from licentia.server.orders.services import (
+    TICKET_AT_VENDOR,
+    find_ticket,
+    ticket_lookup_hash,
+    unknown_ticket,
+)
 from licentia.server.seats import services as seats
 from licentia.server.seats.models import SeatSlot
 from licentia.server.tenancy.services import get_vendor_by_slug
@@ -120,7 +125,15 @@ async def redeem(
     runner: Runner, master: MasterKey, slug: str, ticket_code: str, name: str
 ) -> Redeemed:
     """Redeem a ticket into a new cloud container for its customer. Raises
-    ``ALREADY_REDEEMED`` for a ticket redeemed already, and the ticket's errors."""
+    ``ALREADY_REDEEMED`` for a ticket redeemed already, and the ticket's errors.
+
+    A code no ticket of the vendor has (a guess, mostly) is refused after one read,
+    on the event loop where the database allows: guessing costs no thread and no
+    write transaction (on SQLite, never the process's write lock)."""
+    known = {"slug": slug, "code_hash": ticket_lookup_hash(master, ticket_code)}
+    found = await runner.first(TICKET_AT_VENDOR, known)
+    if found is not None and found.ticket_id is None:
+        raise unknown_ticket()
 
     def work(session: Session) -> Redeemed:
         vendor = get_vendor_by_slug(session, slug)

@@ -67,7 +67,9 @@ class Runner:
         """``work`` in one write transaction on the thread pool (:func:`run_write`)."""
         return await in_thread(run_write, self.db, work)
 
-    async def all(self, statement: Select[Any], parameters: dict[str, Any]) -> Sequence[Any]:
+    async def all(
+        self, statement: Select[*tuple[Any, ...]], parameters: dict[str, Any]
+    ) -> Sequence[Any]:
         """The rows of the read ``statement``."""
         if self.loop.reads_here():
             rows = await self.loop.all(statement, parameters)
@@ -75,7 +77,7 @@ class Runner:
                 return list(rows)
         return await self.read(lambda connection: connection.execute(statement, parameters).all())
 
-    async def first(self, statement: Select[Any], parameters: dict[str, Any]) -> Any:
+    async def first(self, statement: Select[*tuple[Any, ...]], parameters: dict[str, Any]) -> Any:
         """The first row of the read ``statement``, None if there is none."""
         rows = await self.all(statement, parameters)
         return rows[0] if rows else None

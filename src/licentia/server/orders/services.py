@@ -48,6 +48,7 @@ from licentia.server.orders.models import (
     OrderReturn,
     Ticket,
 )
+from licentia.server.tenancy.models import Vendor
 
 _LOOKUP, _SEALED = "ticket-lookup", "ticket-code"
 MAX_QUANTITY = 20_000  # licenses of one order line
@@ -616,8 +617,25 @@ def find_ticket(session: Session, vendor_id: str, master: MasterKey, code: str) 
         select(Ticket).where(Ticket.vendor_id == vendor_id, Ticket.code_hash == digest)
     )
     if ticket is None:
-        raise NotFoundError("ticket", "with this code", code="TICKET_NOT_FOUND")
+        raise unknown_ticket()
     return ticket
+
+
+def unknown_ticket() -> NotFoundError:
+    """What a well-formed code that no ticket of the vendor has is answered."""
+    return NotFoundError("ticket", "with this code", code="TICKET_NOT_FOUND")
+
+
+# The vendor of a slug, with the id of its ticket found by ``code_hash`` (None: none
+# has it); no row for an unknown slug. A read that refuses a guessed code before any
+# write transaction (``licentia.server.cloud.calls.redeem``).
+TICKET_AT_VENDOR = (
+    select(Vendor.id.label("vendor_id"), Ticket.id.label("ticket_id"))
+    .outerjoin(
+        Ticket, (Ticket.vendor_id == Vendor.id) & (Ticket.code_hash == bindparam("code_hash"))
+    )
+    .where(Vendor.slug == bindparam("slug"))
+)
 
 
 def get_ticket(session: Session, actor: Actor, ticket_id: str) -> Ticket:

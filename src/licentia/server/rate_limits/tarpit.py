@@ -8,6 +8,14 @@ refusal of a client address is answered at once, with its ``Retry-After``; a cli
 refused again before that time has passed gets its next refusals only after
 ``seconds`` (never longer than its ``Retry-After``). A client that waits as it is told
 never notices; one that does not is slowed to a request per ``seconds`` per connection.
+The same holds for a guessing family's ``503 FAMILY_BUSY`` and for a failed guess (a
+wrong password, an unknown ticket code: :mod:`licentia.server.api.limiting`), whose
+"Retry-After" is ``seconds``: a guesser gets one failure at once, then one every
+``seconds`` per connection, while a right guess is never held.
+
+Each held refusal waits a random time between half of its hold and all of it, so that
+the refusals of many clients that arrived together (a flood starting, a wave of held
+refusals answered) are not all answered together again, to come back together.
 
 A held refusal holds nothing but its connection and a timer: no thread, no database
 connection, no body read. A client address holds at most
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable
 
@@ -39,12 +48,14 @@ class Tarpit:
         *,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        uniform: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self.seconds = seconds
         self.max_held = max_held
         self.held = 0  # refusals waiting now
         self._sleep = sleep
         self._clock = clock
+        self._uniform = uniform
         self._refused_until: dict[str, float] = {}  # address: the end of its Retry-After
         self._swept_at = -math.inf
 
@@ -57,7 +68,8 @@ class Tarpit:
     def delay(self, address: str, retry_after: float) -> float:
         """Note that ``address`` is refused with ``retry_after`` seconds; how long to
         hold this refusal back: 0 for the first of its refusals (or when ``max_held``
-        are waiting already), else ``seconds`` at most."""
+        are waiting already), else between half of ``seconds`` (or of ``retry_after``
+        when shorter) and all of it."""
         now = self._clock()
         until = self._refused_until.get(address, -math.inf)
         if until <= now:  # a first refusal, or one after a Retry-After it waited out
@@ -66,7 +78,8 @@ class Tarpit:
             return 0.0
         if self.held >= self.max_held:
             return 0.0
-        return min(self.seconds, retry_after)
+        longest = min(self.seconds, retry_after)
+        return self._uniform(longest / 2, longest)
 
     async def hold(self, address: str | None, retry_after: float) -> None:
         """Return once this refusal of ``address`` may be answered (see :meth:`delay`)."""
