@@ -13,9 +13,15 @@ only this part; ``python -m bench`` runs it with the rest.
   credential-stuffing list does) and well-formed random ticket codes as fast as they
   are answered, next to its p99 with nobody else calling, against one server with the
   default limits. Each read's latency counts from the moment it was due, not from when
-  it was sent, so a stall counts once for every read it held up. Goal: ratio ≤ 3.
-  The legitimate client and the attackers run in
-  processes of their own, so neither's event loop delays the other's measurement.
+  it was sent, so a stall counts once for every read it held up. 6 pairs of 6 s
+  phases, one alone and one among the attackers (which comes first alternates); the
+  attackers start 0.2 s before the reads beside them, so each phase holds the flood's
+  first moments, when every address still has its allowed guesses; new addresses each
+  round. The ratio is the median pair's (``bench/pairs.py`` measures the limiter's
+  cost alike), so that one late scheduling on a busy machine moves one pair, not the
+  figure. Goal: ratio ≤ 3. The legitimate client and the attackers run in processes
+  of their own, started before the first round, so neither's event loop delays the
+  other's measurement.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import asyncio
 import json
 import multiprocessing
 import secrets
+import statistics
 import tempfile
 import time
 from collections import Counter
@@ -51,20 +58,27 @@ from licentia.formats.tickets import generate_ticket_code
 LIMITER_GOAL = 0.9  # hot call rate with the limiter on / off
 FLOOD_GOAL = 3.0  # legitimate p99 with the flood / without
 ATTACKERS = 100
+FLOOD_ROUNDS = 6  # pairs of phases, alone and among the attackers
 LEGIT_RATE = 100.0  # requests a second
+FLOOD_LEAD = 0.2  # seconds the attackers start before the reads they are measured beside
+SETTLE = 1.0  # seconds of nobody calling before each phase
 NEVER_REFUSED = "100000000/minute"  # counted, never reached
 
 
 @dataclass(frozen=True)
 class FloodCost:
+    """The legitimate client's reads alone (``quiet``) and among the attackers
+    (``flooded``), every round merged; each round's flooded/quiet p99 ratio; and the
+    attackers' answers by status."""
+
     quiet: LoadResult
     flooded: LoadResult
-    attacks: dict[int, int]  # the attackers' answers by status
+    pair_ratios: tuple[float, ...]
+    attacks: dict[int, int]
 
     @property
     def ratio(self) -> float:
-        quiet = self.quiet.percentile_ms(99)
-        return self.flooded.percentile_ms(99) / quiet if quiet else 0.0
+        return statistics.median(self.pair_ratios) if self.pair_ratios else 0.0
 
 
 def measure_limiter_cost(
@@ -87,10 +101,8 @@ def _run(phase: Any, *args: Any) -> Any:
     return uvloop.run(phase(*args))
 
 
-async def legitimate_reads(
-    url: str, api_key: str, license_id: str, seconds: float, delay: float
-) -> LoadResult:
-    """``LEGIT_RATE`` reads a second for ``seconds``, after ``delay``: each sent at its
+async def legitimate_reads(url: str, api_key: str, license_id: str, seconds: float) -> LoadResult:
+    """``LEGIT_RATE`` reads a second for ``seconds``: each sent at its
     scheduled moment whether or not the earlier ones were answered (on up to 4
     connections), its latency counted from that moment. A client that waited for each
     answer before sending the next would send nothing during a stall and count it once
@@ -107,7 +119,6 @@ async def legitimate_reads(
                 result.errors += 1
                 result.first_error = result.first_error or f"{status} {body[:200]!r}"
 
-        await asyncio.sleep(delay)
         started = time.perf_counter()
         reads = []
         for n in range(int(seconds * LEGIT_RATE)):
@@ -141,21 +152,58 @@ async def _attacker(url: str, slug: str, number: int, until: float) -> Counter[i
     return seen
 
 
-async def attackers(url: str, slug: str, seconds: float) -> dict[int, int]:
+async def attackers(url: str, slug: str, first: int, seconds: float) -> dict[int, int]:
+    """``ATTACKERS`` attackers for ``seconds``, numbered from ``first`` (each number is
+    a loopback address of its own)."""
     until = time.perf_counter() + seconds
-    counts = await asyncio.gather(*(_attacker(url, slug, n, until) for n in range(ATTACKERS)))
+    counts = await asyncio.gather(
+        *(_attacker(url, slug, first + n, until) for n in range(ATTACKERS))
+    )
     return dict(sum(counts, Counter()))
 
 
-def measure_flood(url: str, slug: str, api_key: str, license_id: str, seconds: float) -> FloodCost:
+def _ready(pause: float) -> None:
+    """Run in a pool's process before any round: its imports done, and held for
+    ``pause`` so that a second call at once starts the pool's other process."""
+    time.sleep(pause)
+
+
+def measure_flood(
+    url: str, slug: str, api_key: str, license_id: str, *, rounds: int, seconds: float
+) -> FloodCost:
+    """``rounds`` pairs of ``seconds`` of legitimate reads: one alone, one while 100
+    attackers (new addresses each round) flood the server from its first moment on;
+    which comes first alternates from round to round."""
     context = multiprocessing.get_context("spawn")
+    quiet, flooded, ratios, attacks = LoadResult(), LoadResult(), [], Counter[int]()
     with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
-        quiet = pool.submit(_run, legitimate_reads, url, api_key, license_id, seconds, 0.0)
-        quiet_result = quiet.result()
-        # The flood starts first and outlasts the measurement on both ends.
-        flood = pool.submit(_run, attackers, url, slug, seconds + 4.0)
-        flooded = pool.submit(_run, legitimate_reads, url, api_key, license_id, seconds, 2.0)
-        return FloodCost(quiet_result, flooded.result(), flood.result())
+        for started in [pool.submit(_ready, 1.0) for _ in range(2)]:
+            started.result()
+        for round_ in range(rounds):
+            alone: LoadResult | None = None
+            among: LoadResult | None = None
+            for with_flood in (False, True) if round_ % 2 == 0 else (True, False):
+                time.sleep(SETTLE)
+                if not with_flood:
+                    read = pool.submit(_run, legitimate_reads, url, api_key, license_id, seconds)
+                    alone = read.result()
+                    continue
+                flood = pool.submit(
+                    _run, attackers, url, slug, round_ * ATTACKERS, seconds + FLOOD_LEAD + 0.5
+                )
+                time.sleep(FLOOD_LEAD)
+                read = pool.submit(_run, legitimate_reads, url, api_key, license_id, seconds)
+                among = read.result()
+                attacks.update(flood.result())
+            assert alone is not None and among is not None
+            quiet, flooded = quiet.merge(alone), flooded.merge(among)
+            ratios.append(_p99_ratio(among, alone))
+    return FloodCost(quiet, flooded, tuple(ratios), dict(attacks))
+
+
+def _p99_ratio(flooded: LoadResult, quiet: LoadResult) -> float:
+    alone = quiet.percentile_ms(99)
+    return flooded.percentile_ms(99) / alone if alone else 0.0
 
 
 # -- the figures --------------------------------------------------------------------------
@@ -181,7 +229,12 @@ def measure(
             )
         with running_server(variant(env, rate_limits="true")) as server:
             flood = measure_flood(
-                server.url, tenant.slug, tenant.api_key, catalog.license_id, 4 * seconds
+                server.url,
+                tenant.slug,
+                tenant.api_key,
+                catalog.license_id,
+                rounds=FLOOD_ROUNDS,
+                seconds=2 * seconds,
             )
     return report(backend, cost, flood)
 
@@ -209,6 +262,7 @@ def report(backend: str, cost: PairedRates | None, flood: FloodCost) -> dict[str
             "quiet_max_ms": round(max(flood.quiet.latencies, default=0.0) * 1e3, 2),
             "flooded_max_ms": round(max(flood.flooded.latencies, default=0.0) * 1e3, 2),
             "ratio": round(flood.ratio, 2),
+            "round_ratios": [round(r, 2) for r in flood.pair_ratios],
             "legit_errors": flood.quiet.errors + flood.flooded.errors,
             "legit_first_error": flood.quiet.first_error or flood.flooded.first_error,
             "attacks": {str(status): n for status, n in sorted(flood.attacks.items())},

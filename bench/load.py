@@ -30,6 +30,15 @@ class LoadResult:
     def rate(self) -> float:
         return self.ok / self.seconds if self.seconds else 0.0
 
+    def merge(self, other: LoadResult) -> LoadResult:
+        """Both phases' answers, as one phase of both durations."""
+        return LoadResult(
+            self.seconds + other.seconds,
+            self.latencies + other.latencies,
+            self.errors + other.errors,
+            self.first_error or other.first_error,
+        )
+
     def percentile_ms(self, q: float) -> float:
         if len(self.latencies) < 2:
             return self.latencies[0] * 1e3 if self.latencies else 0.0

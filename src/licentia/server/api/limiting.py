@@ -16,13 +16,14 @@ A client refused again before its ``Retry-After`` has passed gets its refusal la
 
 A request of a guessing family (:mod:`licentia.server.rate_limits.lines`: logins,
 ticket codes, container credentials, e-mailed links) that was not refused is served
-only once its whole body has arrived and it has a place in its family's line, and is
-refused at once (503 ``FAMILY_BUSY``) without one. It takes its place only after its
-body has arrived, so a client that sends its body slowly holds no place meanwhile. A
-guess that fails (answered with a client error) gives its place back, and its answer
-is held back like a refusal when its address was refused or failed a moment before:
-100 guessers starting together used to get their allowed guesses answered as fast as
-the server could, and the event loop answered nothing else for half a second.
+only once its whole body has arrived and it has a place in its family's line (after
+a moment's wait for one, perhaps), and is refused (503 ``FAMILY_BUSY``) without one.
+It takes its place only after its body has arrived, so a client that sends its body
+slowly holds no place meanwhile. A guess that fails (answered with a client error)
+gives its place back, and its answer is held back like a refusal when its address
+was refused or failed a moment before: 100 guessers starting together used to get
+their allowed guesses answered as fast as the server could, and the event loop
+answered nothing else for half a second.
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ class RequestLimits:
     ) -> None:
         """Serve a request of the guessing family ``scope[LINE]`` with ``app`` once its
         whole body (at most ``max_body`` bytes, its route's limit) has arrived and it
-        has a place in its family's line; answer 503 ``FAMILY_BUSY`` at once when every
-        place is taken. A longer body is handed to ``app`` without a place: its route
+        has a place in its family's line; answer 503 ``FAMILY_BUSY`` when no place comes
+        (:meth:`Lines.enter`). A longer body is handed to ``app`` without a place: its route
         refuses it (413) before any work. The tarpit holds back a busy refusal, and a
         failed guess (any client error: a wrong password, an unknown ticket code), of
         an address that was refused or failed a moment before."""
