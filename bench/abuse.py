@@ -180,25 +180,35 @@ def measure_flood(
         for started in [pool.submit(_ready, 1.0) for _ in range(2)]:
             started.result()
         for round_ in range(rounds):
-            alone: LoadResult | None = None
-            among: LoadResult | None = None
+            phases: dict[bool, LoadResult] = {}
             for with_flood in (False, True) if round_ % 2 == 0 else (True, False):
                 time.sleep(SETTLE)
-                if not with_flood:
-                    read = pool.submit(_run, legitimate_reads, url, api_key, license_id, seconds)
-                    alone = read.result()
-                    continue
-                flood = pool.submit(
-                    _run, attackers, url, slug, round_ * ATTACKERS, seconds + FLOOD_LEAD + 0.5
-                )
-                time.sleep(FLOOD_LEAD)
-                read = pool.submit(_run, legitimate_reads, url, api_key, license_id, seconds)
-                among = read.result()
-                attacks.update(flood.result())
-            assert alone is not None and among is not None
+                flood = (slug, round_ * ATTACKERS) if with_flood else None
+                phases[with_flood], answers = _phase(pool, url, api_key, license_id, seconds, flood)
+                attacks.update(answers)
+            alone, among = phases[False], phases[True]
             quiet, flooded = quiet.merge(alone), flooded.merge(among)
             ratios.append(_p99_ratio(among, alone))
     return FloodCost(quiet, flooded, tuple(ratios), dict(attacks))
+
+
+def _phase(
+    pool: ProcessPoolExecutor,
+    url: str,
+    api_key: str,
+    license_id: str,
+    seconds: float,
+    flood: tuple[str, int] | None,
+) -> tuple[LoadResult, dict[int, int]]:
+    """``seconds`` of legitimate reads, alone or among the attackers of ``flood`` (the
+    vendor's slug, the first attacker's number), who start ``FLOOD_LEAD`` before the
+    reads and outlast them by half a second; the reads, and the attackers' answers."""
+    attack = None
+    if flood is not None:
+        attack = pool.submit(_run, attackers, url, *flood, FLOOD_LEAD + seconds + 0.5)
+        time.sleep(FLOOD_LEAD)
+    reads = pool.submit(_run, legitimate_reads, url, api_key, license_id, seconds)
+    return reads.result(), attack.result() if attack is not None else {}
 
 
 def _p99_ratio(flooded: LoadResult, quiet: LoadResult) -> float:
