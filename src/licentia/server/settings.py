@@ -16,6 +16,18 @@ from licentia.domain.webhook_targets import TargetPolicy
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "placeholder", "secret", "dev"})
 
 
+def half_the_cores() -> int:
+    """Half the cores this process may run on, at least one: the password checks a
+    process runs at once by default. On two cores, two checks at once (each some
+    160 ms of one core, 64 MiB of memory streamed three times) slowed every other
+    request of the machine, even at a lower priority (docs/benchmarks.md)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // 2)
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. Unsafe values are refused outside development."""
 
@@ -62,7 +74,7 @@ class Settings(BaseSettings):
     credential_cache_seconds: float = 2.0
     threads: int = 40  # requests that run blocking code at once, per process
     # argon2id checks at once, per process: half the cores it may run on, at least one
-    password_checks: int = Field(default_factory=lambda: half_the_cores(), ge=1)
+    password_checks: int = Field(default_factory=half_the_cores, ge=1)
     # Mail: "file:<folder>" writes each message there and to the log (development);
     # "smtp://[user:password@]host[:port]" sends it (add "?starttls" for STARTTLS).
     mail_url: str = "file:var/mail"
@@ -213,15 +225,3 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
-
-
-def half_the_cores() -> int:
-    """Half the cores this process may run on, at least one: the password checks a
-    process runs at once by default. On two cores, two checks at once (each some
-    160 ms of one core, 64 MiB of memory streamed three times) slowed every other
-    request of the machine, even at a lower priority (docs/benchmarks.md)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // 2)

@@ -91,8 +91,7 @@ class RequestLimits:
             return None
         found = self.families.match(scope["method"], path)
         families = (found[0], front) if found is not None else (front,)
-        client = scope.get("client")
-        address = client[0] if client else None
+        address = _address(scope)
         error = await self.limiter.refusal(families, address, _credential(scope, front))
         if error is None:
             if found is not None and found[0] in LINED:
@@ -106,9 +105,9 @@ class RequestLimits:
     ) -> None:
         """Serve a request of the guessing family ``scope[LINE]`` with ``app`` once its
         whole body (at most ``max_body`` bytes, its route's limit) has arrived and it
-        has a place in its family's line; answer 503 ``FAMILY_BUSY`` when no place comes
-        (:meth:`Lines.enter`). A longer body is handed to ``app`` without a place: its route
-        refuses it (413) before any work. The tarpit holds back a busy refusal, and a
+        has a place in its family's line; answer 503 ``FAMILY_BUSY`` when no place
+        comes (:meth:`Lines.enter`). A longer body is handed to ``app`` without a place:
+        its route refuses it (413) before any work. The tarpit holds back a busy refusal, and a
         failed guess (any client error: a wrong password, an unknown ticket code), of
         an address that was refused or failed a moment before."""
         family: Family = scope[LINE]
@@ -120,8 +119,7 @@ class RequestLimits:
         if not complete:
             await app(scope, receive, send)
             return
-        client = scope.get("client")
-        address = client[0] if client else None
+        address = _address(scope)
         busy = await self.lines.enter(family) if self.lines is not None else None
         if busy is not None:
             await self.tarpit.hold(address, busy.details["retry_after_seconds"])
@@ -197,6 +195,12 @@ def _replayed(messages: list[Message], receive: Receive) -> Receive:
         return next(pending, None) or await receive()
 
     return replay
+
+
+def _address(scope: Scope) -> str | None:
+    """The client address requests are counted and held back by."""
+    client = scope.get("client")
+    return client[0] if client else None
 
 
 def _credential(scope: Scope, front: Family) -> str | None:

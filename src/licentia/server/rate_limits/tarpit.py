@@ -11,7 +11,7 @@ never notices; one that does not is slowed to a request per ``seconds`` per conn
 The same holds for a guessing family's ``503 FAMILY_BUSY`` and for a failed guess (a
 wrong password, an unknown ticket code: :mod:`licentia.server.api.limiting`), whose
 "Retry-After" is ``seconds``: a guesser gets one failure at once, then one every
-``seconds`` per connection, while a right guess is never held.
+half ``seconds`` to ``seconds`` per connection, while a right guess is never held.
 
 Each held refusal waits a random time between half of its hold and all of it, so that
 the refusals of many clients that arrived together (a flood starting, a wave of held
